@@ -1,0 +1,155 @@
+"""Return-conditioned rollouts.
+
+`DTPolicy` keeps, for each of N episodes, the states, actions and
+returns-to-go seen so far, builds the model's window with
+`data.gather_windows` (the trainer's own function) and decrements the
+return-to-go by every reward. `run_episodes` plays any mix of targets and
+seeds in lock-step, one model forward per step for all live episodes.
+
+A rollout never renders (DESIGN.md, decision 1): `render.py` replays a
+`Trace`'s actions from the same seed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .data import Normaliser, encode_actions, gather_windows
+from .envs import EnvSpec, make_env
+from .model import DecisionTransformer
+
+
+@dataclass
+class Trace:
+    """What one episode did. ``rtg[t]`` is the return-to-go the model was given at step t."""
+
+    env_id: str
+    seed: int
+    target: float
+    actions: np.ndarray  # (T,) ints or (T, A)
+    rewards: np.ndarray  # (T,)
+    rtg: np.ndarray  # (T,)
+    terminated: bool = False
+    wall_time: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def ret(self) -> float:
+        return float(np.sum(self.rewards))
+
+    def to_dict(self) -> dict:
+        """The JSON record the CLI prints."""
+        return {"target": float(self.target), "seed": int(self.seed), "return": self.ret,
+                "length": self.length}
+
+
+class DTPolicy:
+    """A checkpointed model acting in N episodes at once."""
+
+    def __init__(self, model: DecisionTransformer, norm: Normaliser, spec: EnvSpec,
+                 sample: bool = False):
+        self.model = model.eval()
+        self.norm, self.spec, self.sample = norm, spec, sample
+        self.cfg = model.cfg
+
+    def reset(self, targets, seeds, max_steps: int | None = None) -> None:
+        n = len(targets)
+        T = max_steps or self.spec.max_ep_len
+        S, A = self.cfg.state_dim, self.cfg.act_dim
+        self.states = np.zeros((n, T, S), np.float32)
+        self.actions = np.zeros((n, T, A), np.float32)
+        self.rtg = np.zeros((n, T), np.float32)
+        self.rtg_raw = np.zeros((n, T), np.float64)
+        self.next_rtg = np.asarray(targets, dtype=np.float64).copy()
+        self.rngs = [np.random.default_rng(s) for s in seeds]
+
+    def window(self, rows: np.ndarray, t: int) -> dict:
+        """The model input for episodes ``rows`` at step ``t`` (exactly as in training)."""
+        return gather_windows(self.states, self.actions, self.rtg, rows,
+                              np.full(len(rows), t), self.cfg.context_len, self.spec.max_ep_len)
+
+    @torch.inference_mode()
+    def predict(self, win: dict) -> np.ndarray:
+        """Model output at the last window position: (B, A) actions or logits."""
+        x = {k: torch.from_numpy(v) for k, v in win.items()}
+        out = self.model(x["rtg"], x["states"], x["actions"], x["timesteps"], x["mask"])
+        return out[:, -1].float().numpy()
+
+    def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
+        """Record observations of episodes ``rows`` at step ``t`` and choose their actions."""
+        self.states[rows, t] = self.norm.states(obs)
+        self.rtg_raw[rows, t] = self.next_rtg[rows]
+        self.rtg[rows, t] = self.norm.returns(self.next_rtg[rows])
+        out = self.predict(self.window(rows, t))
+        if not self.spec.discrete:
+            acts = [o.astype(np.float32) for o in out]
+        elif not self.sample:
+            acts = [int(o.argmax()) for o in out]
+        else:
+            p = np.exp(out - out.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            acts = [int(min(np.searchsorted(np.cumsum(pi), self.rngs[r].random()), len(pi) - 1))
+                    for pi, r in zip(p, rows)]
+        self.actions[rows, t] = encode_actions(np.array(acts), self.cfg.act_dim, self.spec.discrete)
+        return acts
+
+    def observe(self, rows: np.ndarray, rewards: np.ndarray) -> None:
+        """Return-to-go decreases by each reward received."""
+        self.next_rtg[rows] -= rewards
+
+
+def run_episodes(policy: DTPolicy, targets, seeds, max_steps: int | None = None,
+                 progress=None) -> list[Trace]:
+    """Play ``len(targets)`` episodes (target i from reset seed i) in lock-step.
+
+    Episode i's trace depends only on (model, target i, seed i): batching
+    does not change results beyond float rounding.
+    """
+    targets = [float(x) for x in targets]
+    seeds = [int(s) for s in seeds]
+    if len(targets) != len(seeds):
+        raise ValueError("targets and seeds must have the same length")
+    spec = policy.spec
+    T = min(max_steps or spec.max_ep_len, spec.max_ep_len)
+    n = len(targets)
+    envs = [make_env(spec) for _ in range(n)]
+    obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
+    policy.reset(targets, seeds, T)
+    actions = [[] for _ in range(n)]
+    rewards = [[] for _ in range(n)]
+    done = np.zeros(n, bool)
+    terminated = np.zeros(n, bool)
+    start = time.perf_counter()
+    for t in range(T):
+        rows = np.flatnonzero(~done)
+        if len(rows) == 0:
+            break
+        acts = policy.act(rows, t, np.stack([obs[r] for r in rows]))
+        r_step = np.zeros(len(rows))
+        for j, (r, a) in enumerate(zip(rows, acts)):
+            obs[r], rew, term, trunc, _ = envs[r].step(a)
+            actions[r].append(a)
+            rewards[r].append(rew)
+            r_step[j] = rew
+            if term or trunc or t == T - 1:
+                done[r], terminated[r] = True, term
+        policy.observe(rows, r_step)
+        if progress:
+            progress(t + 1, T)
+    wall = time.perf_counter() - start
+    for env in envs:
+        env.close()
+    return [
+        Trace(spec.env_id, seeds[i], targets[i], np.asarray(actions[i]),
+              np.asarray(rewards[i], dtype=np.float64),
+              policy.rtg_raw[i, : len(rewards[i])].copy(), bool(terminated[i]), wall)
+        for i in range(n)
+    ]
