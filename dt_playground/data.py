@@ -140,7 +140,8 @@ def write_minari(episodes: list[Episode], dataset_id: str, env_id: str,
             try:
                 minari.create_dataset_from_buffers(
                     dataset_id, buffers, env=make_env(spec),
-                    algorithm_name="dt_playground experts (mixed quality)",
+                    eval_env=make_env(spec), algorithm_name="dt_playground experts (mixed quality)",
+                    author="DT Playground", author_email="n/a", code_permalink="dt_playground",
                     description=description or f"Mixed-quality behaviour data for {env_id}.",
                     ref_min_score=spec.random_return, ref_max_score=spec.expert_return,
                     data_format="hdf5",

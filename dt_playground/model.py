@@ -72,7 +72,8 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.hidden)
         self.mlp = nn.Sequential(
-            nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.GELU(approximate="tanh"),
+            # ReLU, as the official gym experiments configure GPT-2 (and cheaper than GELU).
+            nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.ReLU(),
             nn.Linear(4 * cfg.hidden, cfg.hidden), nn.Dropout(cfg.dropout),
         )
 
@@ -119,6 +120,17 @@ class DecisionTransformer(nn.Module):
         mask: torch.Tensor | None = None,  # (B, K), 1 = real step, 0 = padding
     ) -> torch.Tensor:
         """Action predictions (B, K, A): tanh-squashed, or logits when discrete."""
+        if mask is not None and not self.training:
+            # Padding is on the left; a column padded in every row influences
+            # nothing (it is masked and has no position embedding), so drop it.
+            # Lock-step rollouts then never need an explicit mask.
+            pad = int((mask.sum(0) == 0).long().cumprod(0).sum())
+            if pad:
+                keep = slice(pad, None)
+                returns_to_go, states, actions = returns_to_go[:, keep], states[:, keep], actions[:, keep]
+                timesteps, mask = timesteps[:, keep], mask[:, keep]
+                out = self(returns_to_go, states, actions, timesteps, mask)
+                return torch.cat([out.new_zeros(out.shape[0], pad, out.shape[2]), out], dim=1)
         B, K, _ = states.shape
         n = self.n_tokens
         t = self.embed_timestep(timesteps)  # (B, K, h)

@@ -1,0 +1,174 @@
+"""Benchmarks: training step and action latency at the DT paper's config, against
+Hugging Face's `DecisionTransformerModel` when `transformers` is installed.
+
+Figures are medians over repeats, measured in one run so ratios are fair.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from .data import Normaliser, gather_windows
+from .envs import EnvSpec
+from .model import DecisionTransformer, DTConfig
+from .rollout import DTPolicy
+
+PAPER = dict(batch=64, K=20, hidden=128, n_layers=3, n_heads=1, state_dim=11, act_dim=3)
+
+
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def _batch(B: int, K: int, S: int, A: int, rng) -> dict:
+    """A random training batch (float32 numpy), the shapes the trainer makes."""
+    return {
+        "states": rng.normal(size=(B, K, S)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(B, K, A)).astype(np.float32),
+        "rtg": rng.normal(size=(B, K, 1)).astype(np.float32),
+        "timesteps": np.tile(np.arange(K), (B, 1)) + rng.integers(0, 900, size=(B, 1)),
+        "mask": np.ones((B, K), np.float32),
+    }
+
+
+def ours_train_ms(repeats: int = 20, bf16: bool = True) -> float:
+    p = PAPER
+    model = DecisionTransformer(DTConfig(p["state_dim"], p["act_dim"], hidden=p["hidden"],
+                                         n_layers=p["n_layers"], n_heads=p["n_heads"],
+                                         context_len=p["K"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    rng = np.random.default_rng(0)
+    batch = {k: torch.from_numpy(v) for k, v in _batch(p["batch"], p["K"], p["state_dim"],
+                                                        p["act_dim"], rng).items()}
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        opt.step()
+
+    for _ in range(3):
+        step()
+    return _median_ms(step, repeats)
+
+
+def ours_action_ms(n_episodes: int, steps: int = 1000) -> float:
+    """Per-step latency of `DTPolicy.act` for ``n_episodes`` in lock-step (no env)."""
+    p = PAPER
+    model = DecisionTransformer(DTConfig(p["state_dim"], p["act_dim"], hidden=p["hidden"],
+                                         n_layers=p["n_layers"], n_heads=p["n_heads"],
+                                         context_len=p["K"]))
+    spec = EnvSpec("bench", discrete=False, max_ep_len=1000, return_scale=1000.0,
+                   target_presets=(), random_return=0.0, expert_return=1.0)
+    norm = Normaliser(np.zeros(p["state_dim"]), np.ones(p["state_dim"]), 1000.0)
+    policy = DTPolicy(model, norm, spec)
+    policy.reset([3000.0] * n_episodes, list(range(n_episodes)), steps)
+    rows = np.arange(n_episodes)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(steps, n_episodes, p["state_dim"])).astype(np.float32)
+    times = []
+    for t in range(steps):
+        t0 = time.perf_counter()
+        policy.act(rows, t, obs[t])
+        policy.observe(rows, np.ones(n_episodes))
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def _hf_model():
+    from transformers import DecisionTransformerConfig, DecisionTransformerModel
+
+    p = PAPER
+    cfg = DecisionTransformerConfig(state_dim=p["state_dim"], act_dim=p["act_dim"],
+                                    hidden_size=p["hidden"], n_layer=p["n_layers"],
+                                    n_head=p["n_heads"], max_ep_len=1000, n_positions=1024)
+    return DecisionTransformerModel(cfg)
+
+
+def hf_train_ms(repeats: int = 20) -> float:
+    p = PAPER
+    model = _hf_model().train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    b = {k: torch.from_numpy(v) for k, v in _batch(p["batch"], p["K"], p["state_dim"],
+                                                    p["act_dim"], np.random.default_rng(0)).items()}
+
+    def step():
+        out = model(states=b["states"], actions=b["actions"], returns_to_go=b["rtg"],
+                    timesteps=b["timesteps"], attention_mask=b["mask"].long())
+        loss = ((out.action_preds - b["actions"]) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        opt.step()
+
+    for _ in range(3):
+        step()
+    return _median_ms(step, repeats)
+
+
+@torch.inference_mode()
+def hf_action_ms(n_episodes: int, steps: int = 1000) -> float:
+    """HF model on the same windows (built with our gather), one forward per step."""
+    p = PAPER
+    model = _hf_model().eval()
+    S, A, K = p["state_dim"], p["act_dim"], p["K"]
+    states = np.zeros((n_episodes, steps, S), np.float32)
+    actions = np.zeros((n_episodes, steps, A), np.float32)
+    rtg = np.zeros((n_episodes, steps), np.float32)
+    rows = np.arange(n_episodes)
+    rng = np.random.default_rng(0)
+    times = []
+    for t in range(steps):
+        t0 = time.perf_counter()
+        states[:, t] = rng.normal(size=(n_episodes, S))
+        rtg[:, t] = 3.0
+        w = {k: torch.from_numpy(v) for k, v in
+             gather_windows(states, actions, rtg, rows, np.full(n_episodes, t), K, 1000).items()}
+        out = model(states=w["states"], actions=w["actions"], returns_to_go=w["rtg"],
+                    timesteps=w["timesteps"], attention_mask=w["mask"].long())
+        actions[:, t] = out.action_preds[:, -1].numpy()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True, echo=print) -> dict:
+    """Print and return the model benchmark figures (ms; lower is better)."""
+    p = PAPER
+    echo(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper config: "
+         f"B={p['batch']} K={p['K']} hidden={p['hidden']} layers={p['n_layers']} "
+         f"heads={p['n_heads']} state={p['state_dim']} action={p['act_dim']}")
+    res = {"ours": {"train_ms": ours_train_ms(repeats),
+                    "act_b1_ms": ours_action_ms(1, steps),
+                    "act_b32_ms": ours_action_ms(32, steps)}}
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        with_hf = False
+        echo("transformers not installed: skipping the Hugging Face comparison")
+    if with_hf:
+        res["hf"] = {"train_ms": hf_train_ms(repeats), "act_b1_ms": hf_action_ms(1, steps),
+                     "act_b32_ms": hf_action_ms(32, steps)}
+    targets = {"train_ms": 0.5, "act_b1_ms": 0.5, "act_b32_ms": 0.3}
+    labels = {"train_ms": "training step (B=64)", "act_b1_ms": "action, batch 1",
+              "act_b32_ms": "step, batch 32"}
+    echo(f"{'median ms':<24}{'ours':>10}" + (f"{'HF':>10}{'ratio':>8}{'target':>8}" if with_hf else ""))
+    for k, label in labels.items():
+        line = f"{label:<24}{res['ours'][k]:>10.3f}"
+        if with_hf:
+            ratio = res["ours"][k] / res["hf"][k]
+            res.setdefault("ratio", {})[k] = ratio
+            ok = "ok" if ratio <= targets[k] else "MISS"
+            line += f"{res['hf'][k]:>10.3f}{ratio:>8.2f}{'<=' + str(targets[k]):>8} {ok}"
+        echo(line)
+    return res

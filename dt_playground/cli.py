@@ -1,0 +1,174 @@
+"""Command line: ``python -m dt_playground collect | train | evaluate | sweep | bench | ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import MISSING, fields
+
+from .envs import env_ids
+
+
+def _progress_bar(desc: str, total: int):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, file=sys.stderr)
+
+    def update(done: int, _total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def cmd_collect(args) -> int:
+    from .data import collect_episodes, dataset_summary, default_dataset_id, write_minari
+
+    t0 = time.perf_counter()
+    bar, update = _progress_bar(f"collect {args.env}", args.episodes)
+    episodes = collect_episodes(args.env, args.episodes, seed=args.seed, progress=update)
+    bar.close()
+    dataset_id = args.dataset_id or default_dataset_id(args.env)
+    kwargs = {"root": args.root} if args.root else {}
+    path = write_minari(episodes, dataset_id, args.env, **kwargs)
+    s = dataset_summary(episodes)
+    print(f"wrote {path}: {s['episodes']} episodes, {s['steps']} steps, return "
+          f"min {s['return_min']:.1f} / median {s['return_median']:.1f} / max "
+          f"{s['return_max']:.1f} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    print("return deciles: " + ", ".join(f"{d:.0f}" for d in s["return_deciles"]), file=sys.stderr)
+    return 0
+
+
+def _add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
+    """One ``--flag`` per dataclass field; the field's help text becomes --help."""
+    helps = {k: v.replace("%", "%%") for k, v in cls.field_help().items()}
+    for f in fields(cls):
+        default = f.default if f.default is not MISSING else None
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f.name, default=default,
+                                action=argparse.BooleanOptionalAction, help=helps[f.name])
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(default), default=default,
+                                help=f"{helps[f.name]} (default: {default})")
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if not cfg.env_id and not cfg.dataset:
+        print("train: give --env-id or --dataset", file=sys.stderr)
+        return 2
+    res = train(cfg, progress=True)
+    print(f"wrote {res.checkpoint} in {res.seconds:.1f} s; final loss {res.final_loss:.4f}",
+          file=sys.stderr)
+    for e in res.evals[-6:]:
+        print(f"  step {e['step']}: target {e['target']:.1f} -> return {e['return']:.1f}",
+              file=sys.stderr)
+    return 0
+
+
+def _print_episodes(traces, as_json: bool) -> None:
+    from .evaluate import summarise
+
+    if as_json:
+        print(json.dumps({"episodes": [t.to_dict() for t in traces]}))
+        return
+    s = summarise(traces)
+    print(f"{'target':>10}{'mean':>10}{'std':>9}{'n':>4}")
+    for r in s["per_target"]:
+        print(f"{r['target']:>10.1f}{r['mean']:>10.1f}{r['std']:>9.1f}{r['n']:>4}")
+    if len(s["per_target"]) > 1:
+        print(f"Spearman rho(target, mean achieved) = {s['spearman']:.3f}")
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import sweep
+
+    traces = sweep(args.checkpoint, [args.target], args.episodes, seed=args.seed,
+                   sample=args.sample, max_steps=args.max_steps)
+    _print_episodes(traces, args.json)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .evaluate import sweep
+
+    try:
+        targets = [float(x) for x in args.targets.split(",") if x.strip()]
+    except ValueError:
+        print(f"sweep: --targets must be comma-separated numbers, got {args.targets!r}",
+              file=sys.stderr)
+        return 2
+    traces = sweep(args.checkpoint, targets, args.seeds, seed=args.seed, sample=args.sample,
+                   max_steps=args.max_steps)
+    _print_episodes(traces, args.json)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_model_bench
+
+    run_model_bench(steps=args.steps, repeats=args.repeats, with_hf=not args.no_hf)
+    if not args.models_only:
+        from .bench import run_episode_bench
+
+        run_episode_bench(args.envs.split(",") if args.envs else None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import TrainConfig
+
+    p = argparse.ArgumentParser(prog="python -m dt_playground",
+                                description="Decision Transformers you can watch.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("collect", help="collect a mixed-quality Minari dataset")
+    c.add_argument("--env", required=True, choices=env_ids(), help="environment id")
+    c.add_argument("--episodes", type=int, default=600, help="number of episodes (default 600)")
+    c.add_argument("--seed", type=int, default=0, help="episode i resets with seed+i (default 0)")
+    c.add_argument("--dataset-id", default="", help="Minari id (default dtp/<env>/mixed-v0)")
+    c.add_argument("--root", default="", help="datasets root (default data/datasets)")
+    c.set_defaults(fn=cmd_collect)
+
+    t = sub.add_parser("train", help="train a DT / BC / %%BC checkpoint")
+    _add_dataclass_args(t, TrainConfig)
+    t.set_defaults(fn=cmd_train)
+
+    for name, help_ in (("evaluate", "play one target for N seeds"),
+                        ("sweep", "achieved vs requested return over targets x seeds")):
+        e = sub.add_parser(name, help=help_)
+        e.add_argument("--checkpoint", required=True, help="checkpoint folder")
+        if name == "evaluate":
+            e.add_argument("--target", type=float, required=True, help="target return")
+            e.add_argument("--episodes", type=int, default=5, help="episodes (seeds S..S+N-1)")
+        else:
+            e.add_argument("--targets", required=True, help="comma-separated target returns")
+            e.add_argument("--seeds", type=int, default=5, help="seeds per target (S..S+N-1)")
+        e.add_argument("--seed", type=int, default=1_000_000, help="first seed S")
+        e.add_argument("--sample", action="store_true", help="sample discrete actions")
+        e.add_argument("--max-steps", type=int, default=None, help="cap episode length")
+        e.add_argument("--json", action="store_true", help="print JSON episodes on stdout")
+        e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
+
+    b = sub.add_parser("bench", help="speed benchmarks (model vs HF; episode timings)")
+    b.add_argument("--steps", type=int, default=1000, help="episode length for action latency")
+    b.add_argument("--repeats", type=int, default=20, help="training steps timed")
+    b.add_argument("--no-hf", action="store_true", help="skip the transformers comparison")
+    b.add_argument("--models-only", action="store_true", help="skip the episode/video timings")
+    b.add_argument("--envs", default="", help="comma-separated envs for episode timings")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, OSError) as exc:  # our errors are ValueErrors with clear messages
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

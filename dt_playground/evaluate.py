@@ -1,0 +1,79 @@
+"""Evaluation of checkpoints: single targets, sweeps over targets x seeds, cards."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .checkpoints import Checkpoint, load_checkpoint
+from .rollout import DTPolicy, Trace, run_episodes
+
+# Card evaluations use seeds from here on; collection uses small seeds (0..N)
+# and model selection during training uses train.TRAIN_EVAL_SEED.
+EVAL_SEED_BASE = 1_000_000
+MAX_ABS_TARGET = 1e6
+
+
+def check_target(target, spec=None) -> float:
+    """A target return as a finite float, or a ValueError saying what is wrong."""
+    try:
+        value = float(target)
+    except (TypeError, ValueError):
+        raise ValueError(f"Target return must be a number, got {target!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"Target return must be finite, got {target!r}")
+    limit = MAX_ABS_TARGET
+    if spec is not None:
+        limit = min(limit, 100 * max(abs(spec.expert_return), abs(spec.random_return), 1.0))
+    if abs(value) > limit:
+        raise ValueError(f"Target return {value:g} is out of range (|target| <= {limit:g})")
+    return value
+
+
+def as_checkpoint(ckpt: Checkpoint | str) -> Checkpoint:
+    return ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
+
+
+def sweep(ckpt: Checkpoint | str, targets, n_seeds: int, seed: int = EVAL_SEED_BASE,
+          sample: bool = False, max_steps: int | None = None, progress=None) -> list[Trace]:
+    """Every target x seeds ``seed .. seed + n_seeds - 1``, batched in one lock-step run.
+
+    BC checkpoints ignore the target (they have no return input), but are run
+    at the same seeds so their numbers line up with the DT's.
+    """
+    ckpt = as_checkpoint(ckpt)
+    targets = [check_target(t, ckpt.spec) for t in targets]
+    ts = [t for t in targets for _ in range(n_seeds)]
+    seeds = [seed + i for _ in targets for i in range(n_seeds)]
+    policy = DTPolicy(ckpt.model, ckpt.norm, ckpt.spec, sample=sample)
+    return run_episodes(policy, ts, seeds, max_steps=max_steps, progress=progress)
+
+
+def summarise(traces: list[Trace]) -> dict:
+    """Per-target mean/std of achieved return and Spearman rho of target vs mean."""
+    targets = sorted({t.target for t in traces})
+    rows = []
+    for t in targets:
+        rets = np.array([tr.ret for tr in traces if tr.target == t])
+        rows.append({"target": t, "mean": float(rets.mean()), "std": float(rets.std()),
+                     "n": int(len(rets))})
+    return {"per_target": rows,
+            "spearman": spearman([r["target"] for r in rows], [r["mean"] for r in rows])}
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (average ranks for ties); nan when undefined."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+
+    def ranks(a):
+        order = np.argsort(a, kind="stable")
+        r = np.empty(len(a))
+        r[order] = np.arange(len(a))
+        for v in np.unique(a):  # average ranks of ties
+            r[a == v] = r[a == v].mean()
+        return r
+
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])

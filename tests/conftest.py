@@ -1,0 +1,43 @@
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dt_playground.data import collect_episodes, write_minari  # noqa: E402
+from dt_playground.envs import get_spec  # noqa: E402
+from dt_playground.model import DecisionTransformer, DTConfig  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cartpole_dataset(tmp_path_factory):
+    """A small mixed-quality CartPole dataset on disk (Minari layout)."""
+    root = tmp_path_factory.mktemp("datasets")
+    episodes = collect_episodes("CartPole-v1", 24, seed=0)
+    path = write_minari(episodes, "dtp/cartpole/test-v0", "CartPole-v1", root=root)
+    return path, episodes
+
+
+def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0):
+    """An untrained small model for an env (random weights are enough for plumbing tests)."""
+    from dt_playground.envs import make_env, space_dims
+
+    spec = get_spec(env_id)
+    env = make_env(spec)
+    s, a = space_dims(env)
+    env.close()
+    torch.manual_seed(seed)
+    return DecisionTransformer(DTConfig(s, a, spec.discrete, hidden=32, n_layers=2, n_heads=2,
+                                        context_len=K, max_ep_len=spec.max_ep_len, dropout=0.0,
+                                        use_returns=use_returns)).eval()
+
+
+def tiny_norm(model, scale=100.0):
+    from dt_playground.data import Normaliser
+
+    return Normaliser(np.zeros(model.cfg.state_dim, np.float32),
+                      np.ones(model.cfg.state_dim, np.float32), scale)

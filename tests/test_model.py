@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+from dt_playground.model import DecisionTransformer, DTConfig
+
+
+def _inputs(B, K, S, A, discrete, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if discrete:
+        actions = torch.nn.functional.one_hot(torch.randint(A, (B, K), generator=g), A).float()
+    else:
+        actions = torch.rand(B, K, A, generator=g) * 2 - 1
+    return (torch.randn(B, K, 1, generator=g), torch.randn(B, K, S, generator=g), actions,
+            torch.arange(K).repeat(B, 1) + 7, torch.ones(B, K))
+
+
+@pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "discrete"])
+def test_shapes_and_output_range(discrete):
+    torch.manual_seed(0)
+    cfg = DTConfig(state_dim=11, act_dim=3, discrete=discrete, hidden=64, n_layers=2,
+                   n_heads=2, context_len=6, max_ep_len=100)
+    model = DecisionTransformer(cfg).eval()
+    out = model(*_inputs(4, 6, 11, 3, discrete))
+    assert out.shape == (4, 6, 3)
+    if not discrete:
+        assert out.abs().max() <= 1.0  # tanh head
+    else:
+        assert out.abs().max() > 0  # logits, not probabilities
+        assert not torch.allclose(out.softmax(-1).sum(-1), out.sum(-1))
+
+
+@pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "discrete"])
+@pytest.mark.parametrize("what", ["rtg", "state", "action"])
+def test_causality(discrete, what):
+    """Changing step j's tokens leaves every prediction before j unchanged."""
+    torch.manual_seed(0)
+    cfg = DTConfig(5, 3, discrete, hidden=32, n_layers=3, n_heads=2, context_len=8,
+                   max_ep_len=50, dropout=0.0)
+    model = DecisionTransformer(cfg).eval()
+    rtg, s, a, t, m = _inputs(2, 8, 5, 3, discrete)
+    base = model(rtg, s, a, t, m)
+    j = 5
+    rtg2, s2, a2 = rtg.clone(), s.clone(), a.clone()
+    {"rtg": rtg2, "state": s2, "action": a2}[what][:, j:] += 3.0
+    out = model(rtg2, s2, a2, t, m)
+    torch.testing.assert_close(out[:, :j], base[:, :j])
+    if what == "action":  # a_j comes after s_j: prediction j unchanged too
+        torch.testing.assert_close(out[:, j], base[:, j])
+    else:
+        assert not torch.allclose(out[:, j], base[:, j])
+
+
+def test_padding_is_ignored():
+    """A left-padded window gives the same predictions as the unpadded one."""
+    torch.manual_seed(0)
+    cfg = DTConfig(4, 2, hidden=32, n_layers=2, context_len=6, max_ep_len=50, dropout=0.0)
+    model = DecisionTransformer(cfg).eval()
+    rtg, s, a, t, m = _inputs(2, 6, 4, 2, False)
+    m[0, :3] = 0  # row 0 has 3 real steps, row 1 is full
+    rtg[0, :3], s[0, :3], a[0, :3] = 5.0, -7.0, 0.3  # junk in the padding
+    out = model(rtg, s, a, t, m)
+    alone = model(rtg[:1, 3:], s[:1, 3:], a[:1, 3:], t[:1, 3:], m[:1, 3:])
+    torch.testing.assert_close(out[0, 3:], alone[0])
+    rtg[0, :3] = -99.0  # different padding junk: same result
+    torch.testing.assert_close(model(rtg, s, a, t, m), out)
+
+
+def test_bc_ignores_returns():
+    torch.manual_seed(0)
+    cfg = DTConfig(4, 2, hidden=32, n_layers=2, context_len=5, max_ep_len=50, use_returns=False)
+    model = DecisionTransformer(cfg).eval()
+    rtg, s, a, t, m = _inputs(2, 5, 4, 2, False)
+    torch.testing.assert_close(model(rtg, s, a, t, m), model(rtg * 10 + 3, s, a, t, m))
+
+
+def test_dt_depends_on_returns():
+    torch.manual_seed(0)
+    model = DecisionTransformer(DTConfig(4, 2, hidden=32, n_layers=2, context_len=5,
+                                         max_ep_len=50)).eval()
+    rtg, s, a, t, m = _inputs(2, 5, 4, 2, False)
+    assert not torch.allclose(model(rtg, s, a, t, m), model(rtg + 1.0, s, a, t, m))
+
+
+def test_loss_is_masked():
+    torch.manual_seed(0)
+    model = DecisionTransformer(DTConfig(4, 3, True, hidden=32, n_layers=1, context_len=4,
+                                         max_ep_len=50, dropout=0.0)).eval()
+    rtg, s, a, t, m = _inputs(3, 4, 4, 3, True)
+    m[:, :2] = 0
+    batch = {"rtg": rtg, "states": s, "actions": a, "timesteps": t, "mask": m}
+    loss = model.loss(batch)
+    a2 = a.clone()
+    a2[:, :2] = torch.nn.functional.one_hot(torch.zeros(3, 2, dtype=torch.long), 3).float()
+    # Targets at padded positions don't count (inputs there are masked too).
+    assert np.isclose(float(model.loss({**batch, "actions": a2})), float(loss))

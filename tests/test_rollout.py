@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model, tiny_norm
+from dt_playground.envs import get_spec
+from dt_playground.rollout import DTPolicy, run_episodes
+
+
+def _policy(env_id, sample=False, use_returns=True):
+    model = tiny_model(env_id, use_returns=use_returns)
+    return DTPolicy(model, tiny_norm(model), get_spec(env_id), sample=sample)
+
+
+class Recorder(DTPolicy):
+    """Records every window the policy fed the model and the actions it chose."""
+
+    def predict(self, win):
+        self.log.append([{k: v.copy() for k, v in win.items()}, None])
+        return super().predict(win)
+
+    def act(self, rows, t, obs):
+        acts = super().act(rows, t, obs)
+        self.log[-1][1] = acts
+        return acts
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_rollout_action_is_model_prediction_on_window(env_id):
+    model = tiny_model(env_id)
+    pol = Recorder(model, tiny_norm(model), get_spec(env_id))
+    pol.log = []
+    run_episodes(pol, [50.0, -20.0], [1, 2], max_steps=30)
+    assert len(pol.log) >= 10
+    for win, acts in pol.log[::7]:
+        x = {k: torch.from_numpy(v) for k, v in win.items()}
+        with torch.no_grad():
+            out = model(x["rtg"], x["states"], x["actions"], x["timesteps"], x["mask"])[:, -1]
+        if get_spec(env_id).discrete:
+            assert acts == out.argmax(-1).tolist()
+        else:
+            np.testing.assert_allclose(np.stack(acts), out.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_window_matches_training_layout():
+    """At step t the window holds normalised states, scaled rtg, past actions, abs timesteps."""
+    pol = _policy("CartPole-v1")
+    pol.log = []
+    pol.__class__ = Recorder
+    traces = run_episodes(pol, [80.0], [5], max_steps=12)
+    win, _ = pol.log[9]  # step 9, K = 5
+    np.testing.assert_array_equal(win["timesteps"][0], [5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(win["mask"][0], np.ones(5))
+    expected_rtg = (80.0 - np.concatenate([[0], np.cumsum(traces[0].rewards)]))[5:10] / 100.0
+    np.testing.assert_allclose(win["rtg"][0, :, 0], expected_rtg, rtol=1e-6)
+    np.testing.assert_array_equal(win["actions"][0, -1], [0, 0])  # current action unknown
+    np.testing.assert_array_equal(win["actions"][0, :-1].argmax(-1), traces[0].actions[5:9])
+    early, _ = pol.log[1]
+    np.testing.assert_array_equal(early["mask"][0], [0, 0, 0, 1, 1])
+
+
+def test_rtg_decrements_by_reward():
+    traces = run_episodes(_policy("Pendulum-v1"), [-300.0], [0], max_steps=50)
+    tr = traces[0]
+    np.testing.assert_allclose(tr.rtg, -300.0 - np.concatenate([[0], np.cumsum(tr.rewards)[:-1]]))
+
+
+@pytest.mark.parametrize("env_id,sample", [("CartPole-v1", True), ("Pendulum-v1", False)])
+def test_same_seed_same_trace(env_id, sample):
+    a = run_episodes(_policy(env_id, sample), [100.0, 100.0], [3, 4], max_steps=60)
+    b = run_episodes(_policy(env_id, sample), [100.0, 100.0], [3, 4], max_steps=60)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.actions, y.actions)
+        np.testing.assert_array_equal(x.rewards, y.rewards)
+    assert not np.array_equal(a[0].rewards, a[1].rewards)  # different seeds differ
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "LunarLander-v3"])
+def test_batched_equals_single_runs(env_id):
+    targets, seeds = [10.0, 200.0, -100.0], [11, 12, 13]
+    batched = run_episodes(_policy(env_id), targets, seeds, max_steps=80)
+    for t, s, b in zip(targets, seeds, batched):
+        single = run_episodes(_policy(env_id), [t], [s], max_steps=80)[0]
+        assert single.length == b.length
+        np.testing.assert_allclose(single.ret, b.ret, rtol=1e-6)
+
+
+def test_trace_json_record():
+    tr = run_episodes(_policy("CartPole-v1"), [42.0], [9], max_steps=20)[0]
+    d = tr.to_dict()
+    assert d == {"target": 42.0, "seed": 9, "return": tr.ret, "length": tr.length}
+    assert tr.length == len(tr.actions) == len(tr.rtg) <= 20
