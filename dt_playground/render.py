@@ -82,7 +82,7 @@ class VideoInfo:
 # ---------------------------------------------------------------- GL backend
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe_backend(backend: str, pyopengl_platform: str | None) -> str | None:
     """Create a tiny `mujoco.Renderer` under ``MUJOCO_GL=backend`` in a fresh
     process (a backend can't be switched once loaded). None if it works, else
@@ -92,8 +92,8 @@ def _probe_backend(backend: str, pyopengl_platform: str | None) -> str | None:
     if pyopengl_platform is not None:
         env["PYOPENGL_PLATFORM"] = pyopengl_platform
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run([sys.executable, "-c", _PROBE], check=False, env=env,
+                              capture_output=True, text=True, timeout=120)
     except subprocess.TimeoutExpired:
         return "timed out creating a GL context"
     if proc.returncode == 0:
@@ -153,7 +153,7 @@ def _gl_context(backend: str, width: int, height: int):
         from mujoco.glfw import GLContext
     try:
         return GLContext(width, height)
-    except Exception as err:  # noqa: BLE001 - any GL failure means "no video"
+    except Exception as err:
         raise RenderError(f"could not create a MUJOCO_GL={backend} context: {err}") from err
 
 
@@ -243,7 +243,8 @@ class _Encoder:
         import imageio_ffmpeg
 
         self.path, self.width, self.height = path, width, height
-        self.log = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can't block on it
+        # A file, not a pipe: ffmpeg can't block on it. Closed by abort().
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
                "-r", str(fps), "-i", "-", "-an",

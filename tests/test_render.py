@@ -12,8 +12,7 @@ import pytest
 
 from dt_playground import render
 from dt_playground.envs import get_spec
-from dt_playground.render import (RenderError, ReplayDivergenceError, random_trace,
-                                  render_trace)
+from dt_playground.render import RenderError, ReplayDivergenceError, random_trace, render_trace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,8 +137,8 @@ def _ensure_in_subprocess(**env_overrides) -> subprocess.CompletedProcess:
     code = ("from dt_playground.render import ensure_gl_backend, RenderError\n"
             "try:\n    print('OK', ensure_gl_backend())\n"
             "except RenderError as e:\n    print('ERR', e)\n")
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_missing_gl_backend_names_the_package():
@@ -176,7 +175,7 @@ def test_mujoco_imported_before_backend_chosen(tmp_path, gl_backend):
             f"info = render_trace(trace, {str(tmp_path / 'late.mp4')!r})\n"
             "print('frames', info.n_frames)\n")
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "frames" in proc.stdout

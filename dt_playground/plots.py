@@ -1,0 +1,303 @@
+"""Plotly figures for the playground: pure functions from results to `go.Figure`.
+
+Nothing here touches Gradio or the file system. Every line a test or a reader
+might look for is a named trace (``fig.data``), not a layout shape, so a figure
+can be checked by its data: ``{t.name: t for t in fig.data}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .data import returns_to_go
+
+if TYPE_CHECKING:  # rollout imports torch; plots only need the Trace's arrays
+    from .rollout import Trace
+
+TEMPLATE = "plotly_white"
+HEIGHT = 350
+COLORS = {"model": "#1f77b4", "ideal": "#7f7f7f", "target": "#d62728", "data": "#2ca02c",
+          "top": "#ff7f0e", "ref": "#9467bd"}
+_REF_DASHES = ("dash", "dot", "dashdot", "longdash")
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.02, "xanchor": "left"}, template=TEMPLATE, height=height,
+        margin={"l": 60, "r": 20, "t": 50, "b": 45}, xaxis_title=x, yaxis_title=y,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        hovermode="closest",
+    )
+    return fig
+
+
+def _empty(title: str, message: str) -> go.Figure:
+    fig = _layout(go.Figure(), title, "", "")
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+# ---------------------------------------------------------------- one episode
+
+
+def rtg_figure(trace: Trace) -> go.Figure:
+    """The return-to-go the model was conditioned on vs the return actually still to come.
+
+    The two meet at zero on the last step when the model delivered its target;
+    a gap that opens early means the model stopped believing the request.
+    """
+    steps = np.arange(trace.length)
+    fig = go.Figure([
+        go.Scatter(x=steps, y=np.asarray(trace.rtg, dtype=float), name="conditioned RTG",
+                   mode="lines", line={"color": COLORS["model"]}),
+        go.Scatter(x=steps, y=returns_to_go(trace.rewards), name="actual return to go",
+                   mode="lines", line={"color": COLORS["data"], "dash": "dash"}),
+    ])
+    return _layout(fig, f"Return-to-go (target {trace.target:g}, seed {trace.seed})",
+                   "step", "return to go")
+
+
+def reward_figure(trace: Trace) -> go.Figure:
+    """Cumulative reward over the episode, with the requested return as a line."""
+    steps = np.arange(1, trace.length + 1)
+    cum = np.cumsum(np.asarray(trace.rewards, dtype=np.float64))
+    x_end = max(trace.length, 1)
+    fig = go.Figure([
+        go.Scatter(x=steps, y=cum, name="cumulative reward", mode="lines",
+                   line={"color": COLORS["model"]}),
+        go.Scatter(x=[0, x_end], y=[trace.target, trace.target], name="target", mode="lines",
+                   line={"color": COLORS["target"], "dash": "dash"}),
+    ])
+    return _layout(fig, f"Return {trace.ret:.1f} of {trace.target:g} requested "
+                   f"({trace.length} steps)", "step", "cumulative reward")
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (as scipy's rankdata)."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    ranks = np.empty(len(x), dtype=np.float64)
+    start = 0
+    for end in range(1, len(x) + 1):
+        if end == len(x) or xs[end] != xs[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2.0
+            start = end
+    return ranks
+
+
+def _spearman_numpy(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / math.sqrt((ra * ra).sum() * (rb * rb).sum()))
+
+
+def spearman(targets, achieved) -> float:
+    """Spearman rank correlation of requested vs achieved returns.
+
+    NaN when either side is constant (or fewer than 2 points): no ordering to agree with.
+    """
+    a = np.asarray(targets, dtype=np.float64).ravel()
+    b = np.asarray(achieved, dtype=np.float64).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} targets but {len(b)} achieved returns")
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    try:
+        from scipy.stats import spearmanr
+    except ImportError:
+        return _spearman_numpy(a, b)
+    return float(spearmanr(a, b).statistic)
+
+
+def _band(x0: float, x1: float, y0: float, y1: float, name: str, color: str) -> go.Scatter:
+    return go.Scatter(x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], name=name, fill="toself",
+                      mode="lines", line={"width": 0}, fillcolor=color, opacity=0.15,
+                      hoverinfo="name")
+
+
+def sweep_figure(rows: list[dict], dataset: dict | None = None,
+                 references: dict[str, float] | None = None) -> go.Figure:
+    """Achieved vs requested return over a sweep of targets x seeds.
+
+    Args:
+        rows: one dict per episode: ``{"target", "seed", "return", "length"}``.
+        dataset: `data.dataset_summary` of the training data; shades its return
+            range and its top 10% (``return_p90`` to ``return_max``).
+        references: flat lines for baselines, e.g. ``{"BC": 1100.0, "10%BC": 2300.0}``.
+
+    A perfect return-conditioned model sits on the y = x line.
+    """
+    title = "Achieved vs requested return"
+    if not rows:
+        return _empty(title, "No episodes yet: run a sweep.")
+    targets = np.array([r["target"] for r in rows], dtype=np.float64)
+    achieved = np.array([r["return"] for r in rows], dtype=np.float64)
+    by_target = defaultdict(list)
+    for t, ret in zip(targets, achieved):
+        by_target[float(t)].append(ret)
+    xs = sorted(by_target)
+    means = [float(np.mean(by_target[x])) for x in xs]
+    stds = [float(np.std(by_target[x])) for x in xs]
+
+    values = [*targets, *achieved, *(references or {}).values()]
+    if dataset:
+        values += [dataset["return_min"], dataset["return_max"]]
+    lo, hi = float(np.min(values)), float(np.max(values))
+    pad = 0.03 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+
+    fig = go.Figure()
+    if dataset:
+        fig.add_trace(_band(lo, hi, dataset["return_min"], dataset["return_max"],
+                            "dataset return range", COLORS["data"]))
+        fig.add_trace(_band(lo, hi, dataset["return_p90"], dataset["return_max"],
+                            "dataset top 10%", COLORS["top"]))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], name="y = x", mode="lines",
+                             line={"color": COLORS["ideal"], "dash": "dash"}))
+    for i, (name, value) in enumerate((references or {}).items()):
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[value, value], name=f"{name} ({value:.0f})",
+                                 mode="lines", line={"color": COLORS["ref"],
+                                                         "dash": _REF_DASHES[i % 4]}))
+    seeds = [r.get("seed", "") for r in rows]
+    lengths = [r.get("length", "") for r in rows]
+    fig.add_trace(go.Scatter(
+        x=targets, y=achieved, name="episodes", mode="markers",
+        marker={"color": COLORS["model"], "size": 6, "opacity": 0.35},
+        customdata=np.stack([seeds, lengths], axis=-1),
+        hovertemplate="target %{x}<br>return %{y:.1f}<br>seed %{customdata[0]}"
+                      "<br>length %{customdata[1]}<extra></extra>",
+    ))
+    fig.add_trace(go.Scatter(x=xs, y=means, name="mean ± std", mode="lines+markers",
+                             error_y={"type": "data", "array": stds, "visible": True},
+                             line={"color": COLORS["model"]}, marker={"size": 9}))
+    rho = spearman(targets, achieved)
+    if not math.isnan(rho):
+        title += f" (Spearman ρ = {rho:.2f})"
+    fig = _layout(fig, title, "requested return", "achieved return")
+    fig.update_xaxes(range=[lo, hi])
+    fig.update_yaxes(range=[lo, hi])
+    return fig
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def dataset_figure(summary: dict) -> go.Figure:
+    """Histogram of episode returns in the dataset, with its median and 90th percentile."""
+    counts = np.asarray(summary["histogram"]["counts"])
+    edges = np.asarray(summary["histogram"]["edges"], dtype=np.float64)
+    centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    bar_style = {"color": COLORS["data"], "line": {"width": 0.5, "color": "white"}}
+    fig = go.Figure(go.Bar(x=centers, y=counts, width=widths, name="episodes", marker=bar_style,
+                           customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
+                           hovertemplate="%{customdata[0]:.0f} to %{customdata[1]:.0f}: "
+                                         "%{y} episodes<extra></extra>"))
+    ymax = float(counts.max()) if len(counts) else 1.0
+    for key, label, color in (("return_median", "median", COLORS["ideal"]),
+                              ("return_p90", "90th percentile", COLORS["top"])):
+        if key in summary:
+            v = summary[key]
+            fig.add_trace(go.Scatter(x=[v, v], y=[0, ymax], name=f"{label} ({v:.0f})",
+                                     mode="lines", line={"color": color, "dash": "dash"}))
+    n = summary.get("episodes", int(counts.sum()))
+    return _layout(fig, f"Dataset returns ({n} episodes)", "episode return", "episodes")
+
+
+def lengths_figure(summary: dict) -> go.Figure:
+    """Histogram of episode lengths in the dataset."""
+    lengths = np.asarray(summary["lengths"])
+    fig = go.Figure(go.Histogram(x=lengths, nbinsx=30, name="episodes",
+                                 marker={"color": COLORS["model"]}))
+    return _layout(fig, f"Episode lengths (mean {lengths.mean():.0f})" if len(lengths)
+                   else "Episode lengths", "length (steps)", "episodes")
+
+
+def quality_figure(summary: dict) -> go.Figure:
+    """Mean return per behaviour noise level: how the dataset's quality was graded."""
+    levels = summary.get("noise_levels") or {}
+    title = "Mean return by behaviour noise level"
+    if not levels:
+        return _empty(title, "No noise levels recorded for this dataset.")
+    names = sorted(levels, key=float)
+    fig = go.Figure(go.Bar(
+        x=names, y=[levels[k]["return_mean"] for k in names], name="mean return",
+        text=[f"{levels[k]['episodes']} eps" for k in names], textposition="outside",
+        marker={"color": COLORS["data"]},
+    ))
+    fig = _layout(fig, title, "noise level (ε)", "mean return")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+# ---------------------------------------------------------------- training
+
+
+def loss_figure(curve: list[dict], evals: list[dict] | None = None) -> go.Figure:
+    """Training loss (and learning rate, right axis) over steps.
+
+    Eval points ``{"step", "target", "return"}`` may come in ``evals`` or mixed
+    into ``curve``; they add a second panel with one line per target.
+    """
+    from plotly.subplots import make_subplots
+
+    points = list(curve) + list(evals or [])
+    losses = [p for p in points if "loss" in p]
+    ev = [p for p in points if "return" in p]
+    if not losses and not ev:
+        return _empty("Training", "No training steps logged yet.")
+    rows = 2 if ev else 1
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        specs=[[{"secondary_y": True}]] + [[{}]] * (rows - 1))
+    steps = [p["step"] for p in losses]
+    fig.add_trace(go.Scatter(x=steps, y=[p["loss"] for p in losses], name="train/loss",
+                             mode="lines", line={"color": COLORS["model"]}), row=1, col=1)
+    if any("lr" in p for p in losses):
+        lr = [p for p in losses if "lr" in p]
+        fig.add_trace(go.Scatter(x=[p["step"] for p in lr], y=[p["lr"] for p in lr],
+                                 name="train/lr", mode="lines",
+                                 line={"color": COLORS["ideal"], "dash": "dot", "width": 1}),
+                      row=1, col=1, secondary_y=True)
+        fig.update_yaxes(title_text="learning rate", secondary_y=True, row=1, col=1,
+                         showgrid=False, exponentformat="e")
+    by_target = defaultdict(list)
+    for p in ev:
+        by_target[float(p["target"])].append((p["step"], p["return"]))
+    for target in sorted(by_target):
+        pts = sorted(by_target[target])
+        fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[r for _, r in pts], mode="lines+markers",
+                                 name=f"eval/return (target {target:g})"), row=2, col=1)
+    fig = _layout(fig, "Training", "", "", height=HEIGHT + 150 * (rows - 1))
+    fig.update_yaxes(title_text="loss", secondary_y=False, row=1, col=1)
+    fig.update_xaxes(title_text="step", row=rows, col=1)
+    if ev:
+        fig.update_yaxes(title_text="eval return", row=2, col=1)
+    return fig
+
+
+def compare_figure(results: dict[str, list[float]]) -> go.Figure:
+    """Mean ± std return per named model (e.g. DT at several targets, BC, %BC)."""
+    title = "Return by model"
+    if not results:
+        return _empty(title, "Nothing to compare yet.")
+    names = list(results)
+    rets = [np.asarray(results[n], dtype=np.float64) for n in names]
+    means = [float(r.mean()) if len(r) else float("nan") for r in rets]
+    stds = [float(r.std()) if len(r) else 0.0 for r in rets]
+    fig = go.Figure([
+        go.Bar(x=names, y=means, name="mean ± std", marker={"color": COLORS["model"]},
+               error_y={"type": "data", "array": stds, "visible": True}, opacity=0.8),
+        go.Scatter(x=[n for n, r in zip(names, rets) for _ in r],
+                   y=np.concatenate(rets) if rets else [], name="episodes", mode="markers",
+                   marker={"color": "black", "size": 5, "opacity": 0.5}),
+    ])
+    return _layout(fig, title, "model", "return")
