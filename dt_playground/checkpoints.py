@@ -35,6 +35,11 @@ from .envs import EnvSpec, UnknownEnvError, get_spec
 from .model import DecisionTransformer, DTConfig
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+def pretrained_dir() -> Path:
+    """Where shipped checkpoints live (``$DTP_PRETRAINED_DIR`` overrides, e.g. in tests)."""
+    return Path(os.environ.get("DTP_PRETRAINED_DIR", PRETRAINED_DIR))
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 ALGOS = ("dt", "bc", "pbc")
 
@@ -260,9 +265,10 @@ def extract_upload(archive: Path | str, dest: Path | str) -> Path:
     return dest
 
 
-def list_checkpoints(root: Path | str = PRETRAINED_DIR, env_id: str | None = None) -> list[Path]:
-    """Checkpoint folders (with a config.json) under ``root``, optionally for one env."""
-    root = Path(root)
+def list_checkpoints(root: Path | str | None = None, env_id: str | None = None) -> list[Path]:
+    """Checkpoint folders (with a config.json) under ``root`` (default: the pretrained
+    folder), optionally for one env."""
+    root = Path(root) if root is not None else pretrained_dir()
     if not root.is_dir():
         return []
     out = []

@@ -120,6 +120,37 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    from pathlib import Path
+
+    from .pretrain import RECIPES, pretrain_env, update_readme
+
+    envs = list(RECIPES) if args.all else [args.env] if args.env else []
+    if not envs:
+        print("pretrain: give --env ID or --all", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else None
+    kwargs = {"out_root": out} if out else {}
+    for env in envs:
+        t0 = time.perf_counter()
+        pretrain_env(env, steps=args.steps, episodes=args.episodes, n_seeds=args.card_seeds,
+                     recollect=args.recollect, ablation=not args.no_ablation,
+                     log=lambda m: print(m, file=sys.stderr), **kwargs)
+        print(f"{env}: {time.perf_counter() - t0:.0f} s wall", file=sys.stderr)
+    if not args.no_readme:
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        if out is None and readme.exists():
+            update_readme(readme)
+    return 0
+
+
+def cmd_train_expert(args) -> int:
+    from .ars import train_expert
+
+    train_expert(args.env, seed=args.seed)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -154,6 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--max-steps", type=int, default=None, help="cap episode length")
         e.add_argument("--json", action="store_true", help="print JSON episodes on stdout")
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
+
+    pt = sub.add_parser("pretrain", help="rebuild the pretrained zoo: collect, train, cards")
+    pt.add_argument("--env", choices=env_ids(), help="one environment")
+    pt.add_argument("--all", action="store_true", help="every environment in the recipes")
+    pt.add_argument("--steps", type=int, default=None, help="override training steps (tests)")
+    pt.add_argument("--episodes", type=int, default=None, help="override dataset size (tests)")
+    pt.add_argument("--card-seeds", type=int, default=10, help="held-out seeds per target")
+    pt.add_argument("--out", default="", help="checkpoints root (default pretrained/)")
+    pt.add_argument("--recollect", action="store_true", help="rebuild the dataset")
+    pt.add_argument("--no-ablation", action="store_true", help="skip the K ablation")
+    pt.add_argument("--no-readme", action="store_true", help="don't update README's table")
+    pt.set_defaults(fn=cmd_pretrain)
+
+    te = sub.add_parser("train-expert", help="re-run ARS to rebuild a MuJoCo env's snapshots")
+    te.add_argument("--env", required=True, help="Hopper-v5, HalfCheetah-v5 or Walker2d-v5")
+    te.add_argument("--seed", type=int, default=0, help="ARS seed")
+    te.set_defaults(fn=cmd_train_expert)
 
     b = sub.add_parser("bench", help="speed benchmarks (model vs HF; episode timings)")
     b.add_argument("--steps", type=int, default=1000, help="episode length for action latency")

@@ -41,3 +41,16 @@ def tiny_norm(model, scale=100.0):
 
     return Normaliser(np.zeros(model.cfg.state_dim, np.float32),
                       np.ones(model.cfg.state_dim, np.float32), scale)
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory, cartpole_dataset):
+    """A pretrained-style folder with a briefly trained CartPole DT and BC."""
+    from dt_playground.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("zoo")
+    for algo in ("dt", "bc"):
+        train(TrainConfig(dataset=str(cartpole_dataset[0]), out=str(root / f"cartpole-{algo}"),
+                          algo=algo, steps=30, batch_size=16, context_len=5, hidden=32,
+                          n_layers=1, eval_episodes=0, save_every=0, seed=0))
+    return root

@@ -1,0 +1,96 @@
+"""The app through a real Gradio client: launched in-process, called over HTTP."""
+
+import imageio
+import pytest
+
+from dt_playground import playground as pg
+from dt_playground.rollout import DTPolicy, run_episodes
+
+
+@pytest.fixture(scope="module")
+def server(tiny_zoo):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
+    import app
+
+    demo = app.build_demo()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    yield client, tiny_zoo
+    client.close()
+    demo.close()
+    mp.undo()
+
+
+def test_build_demo_without_launch(tiny_zoo, monkeypatch):
+    monkeypatch.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
+    import app
+
+    demo = app.build_demo()
+    names = {d.api_name for d in demo.fns.values() if d.api_name}
+    assert {"play", "sweep", "compare", "train", "dataset", "upload", "checkpoints"} <= names
+
+
+def _frames(path) -> int:
+    """Decode the MP4 (as a browser would have to) and count its frames."""
+    reader = imageio.get_reader(path, format="FFMPEG")
+    try:
+        return sum(1 for _ in reader)
+    finally:
+        reader.close()
+
+
+def test_play_endpoint_matches_library(server):
+    client, zoo = server
+    ck_path = str(zoo / "cartpole-dt")
+    video, rtg_plot, reward_plot, md, summary = client.predict(
+        "CartPole-v1", ck_path, 250, 7, False, api_name="/play")
+    ck = pg.get_checkpoint(ck_path)
+    ref = run_episodes(DTPolicy(ck.model, ck.norm, ck.spec), [250.0], [7])[0]
+    assert summary["achieved"] == pytest.approx(ref.ret)
+    assert summary["length"] == ref.length
+    path = video["video"] if isinstance(video, dict) else video
+    expected = 1 + ref.length // ck.spec.render_every  # reset frame + every k-th step
+    assert _frames(path) == expected == summary["video_frames"]
+    assert "Requested" in md
+
+
+def test_bad_inputs_then_normal_request(server):
+    client, zoo = server
+    from gradio_client.exceptions import AppError
+
+    ck_path = str(zoo / "cartpole-dt")
+    with pytest.raises(AppError, match="trained on CartPole-v1, not LunarLander-v3"):
+        client.predict("LunarLander-v3", ck_path, 100, 0, False, api_name="/play")
+    with pytest.raises(AppError, match="Seed must be|less than minimum value 0"):
+        client.predict("CartPole-v1", ck_path, 100, -3, False, api_name="/play")
+    with pytest.raises(AppError):
+        client.predict("CartPole-v1", ck_path, "lots", 0, False, api_name="/play")
+    out = client.predict("CartPole-v1", ck_path, 100, 0, False, api_name="/play")
+    assert out[4]["requested"] == 100
+
+
+def test_sweep_compare_dataset_endpoints(server):
+    client, zoo = server
+    ck_path = str(zoo / "cartpole-dt")
+    fig, text, res = client.predict("CartPole-v1", ck_path, 3, 2, 100, api_name="/sweep")
+    assert len(res["rows"]) == 6 and "Spearman" in text
+    assert "BC" in res["references"]
+    fig, table = client.predict("CartPole-v1", 2, 50, api_name="/compare")
+    assert len(table) == 2
+    *_, info = client.predict("CartPole-v1", ck_path, api_name="/dataset")
+    ck = pg.get_checkpoint(ck_path)
+    assert info["episodes"] == ck.config["dataset"]["episodes"]
+
+
+def test_upload_refuses_non_checkpoint(server, tmp_path):
+    client, _ = server
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    bad = tmp_path / "evil.zip"
+    bad.write_bytes(b"\x80\x04 not a zip at all")
+    with pytest.raises(AppError, match="not a zip"):
+        client.predict(handle_file(str(bad)), "CartPole-v1", api_name="/upload")
