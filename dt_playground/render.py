@@ -363,7 +363,7 @@ def render_trace(trace: Trace, out_path: str | Path, max_frames: int | None = No
     os.close(fd)
     tmp = Path(tmp_name)
     env = frames = encoder = None
-    n_frames, draw_s = 0, 0.0
+    n_frames = 0
     lock = _GL_LOCK if mujoco else threading.Lock()
     start = time.perf_counter()
     try:
@@ -374,10 +374,8 @@ def render_trace(trace: Trace, out_path: str | Path, max_frames: int | None = No
             cap = float("inf") if max_frames is None else max_frames
 
             def draw() -> None:
-                nonlocal encoder, n_frames, draw_s
-                t = time.perf_counter()
+                nonlocal encoder, n_frames
                 frame = _pad_even(frames())
-                draw_s += time.perf_counter() - t
                 if encoder is None:
                     h, w = frame.shape[:2]
                     encoder = _Encoder(tmp, w, h, spec.video_fps)
@@ -410,6 +408,7 @@ def render_trace(trace: Trace, out_path: str | Path, max_frames: int | None = No
         render_s = time.perf_counter() - start - encoder.wait_s
         encoder.finish()
         _check_mp4(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the video from a separate web server
         os.replace(tmp, out_path)
     except BaseException:
         if encoder is not None:
