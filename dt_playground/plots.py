@@ -180,9 +180,9 @@ def sweep_figure(rows: list[dict], dataset: dict | None = None,
     fig.add_trace(go.Scatter(x=xs, y=means, name="mean ± std", mode="lines+markers",
                              error_y={"type": "data", "array": stds, "visible": True},
                              line={"color": COLORS["model"]}, marker={"size": 9}))
-    rho = spearman(targets, achieved)
+    rho = spearman(xs, means)  # per-target means, as the app's sweep summary reports
     if not math.isnan(rho):
-        title += f" (Spearman ρ = {rho:.2f})"
+        title += f" (Spearman ρ of means = {rho:.2f})"
     fig = _layout(fig, title, "requested return", "achieved return")
     fig.update_xaxes(range=[lo, hi])
     fig.update_yaxes(range=[lo, hi])
