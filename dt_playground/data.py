@@ -42,7 +42,7 @@ class Episode:
     terminated: bool
     truncated: bool
     seed: int | None = None
-    noise: float = float("nan")  # behaviour noise level (eps) when known
+    behaviour: float = float("nan")  # which behaviour policy made it (grid index), if known
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -60,7 +60,8 @@ def returns_to_go(rewards: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- collection
 
 
-def run_episode(env, policy, seed: int, rng: np.random.Generator, noise: float = float("nan")):
+def run_episode(env, policy, seed: int, rng: np.random.Generator,
+                behaviour: float = float("nan")) -> Episode:
     """Play one episode of ``policy`` from ``env.reset(seed=seed)`` and record it."""
     obs, _ = env.reset(seed=seed)
     observations, actions, rewards = [obs], [], []
@@ -75,32 +76,44 @@ def run_episode(env, policy, seed: int, rng: np.random.Generator, noise: float =
         np.asarray(observations, dtype=np.float32),
         np.asarray(actions),
         np.asarray(rewards, dtype=np.float32),
-        bool(terminated), bool(truncated), seed, noise,
+        bool(terminated), bool(truncated), seed, behaviour,
     )
 
 
 def collect_episodes(env_id: str, n_episodes: int, seed: int = 0, progress=None) -> list[Episode]:
-    """Mixed-quality behaviour data: episode ``i`` uses the env's noise grid entry
-    ``i % len(grid)`` with reset seed ``seed + i``. Same arguments, same data."""
-    from .experts import NOISE_GRIDS, behaviour_policy
+    """Mixed-quality behaviour data: episode ``i`` is played by behaviour
+    ``i % len(grid)`` of the env's grid (`experts.BEHAVIOURS`) from reset seed
+    ``seed + i``. Same arguments, same data."""
+    from .experts import BEHAVIOURS
 
     spec = get_spec(env_id)
-    if spec.env_id not in NOISE_GRIDS:
+    if spec.env_id not in BEHAVIOURS:
         from .ars import mujoco_behaviours
 
         return mujoco_behaviours(spec, n_episodes, seed, progress)
-    grid = NOISE_GRIDS[spec.env_id]
+    grid = BEHAVIOURS[spec.env_id]
     env = make_env(spec)
     episodes = []
     for i in range(n_episodes):
-        eps, hold = grid[i % len(grid)]
-        policy = behaviour_policy(env, eps, hold)
+        b = i % len(grid)
         rng = np.random.default_rng([seed, i])
-        episodes.append(run_episode(env, policy, seed + i, rng, noise=eps))
+        episodes.append(run_episode(env, grid[b].make(env), seed + i, rng, behaviour=b))
         if progress:
             progress(i + 1, n_episodes)
     env.close()
     return episodes
+
+
+def behaviour_labels(env_id: str) -> dict[int, str]:
+    """Readable names of an env's behaviour policies, by grid index."""
+    from .experts import BEHAVIOURS
+
+    grid = BEHAVIOURS.get(get_spec(env_id).env_id)
+    if grid is None:
+        from .ars import behaviour_labels as mujoco_labels
+
+        return mujoco_labels(env_id)
+    return {i: b.label() for i, b in enumerate(grid)}
 
 
 # ---------------------------------------------------------------- Minari I/O
@@ -129,7 +142,7 @@ def write_minari(episodes: list[Episode], dataset_id: str, env_id: str,
             id=i, seed=ep.seed, observations=ep.observations, actions=ep.actions,
             rewards=list(ep.rewards), terminations=[False] * (len(ep) - 1) + [ep.terminated],
             truncations=[False] * (len(ep) - 1) + [ep.truncated],
-            infos={"noise": np.full(steps, ep.noise, dtype=np.float32)},
+            infos={"behaviour": np.full(steps, ep.behaviour, dtype=np.float32)},
         ))
     final = root / dataset_id
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
@@ -225,11 +238,11 @@ def load_episodes(name: str | Path, root: Path | str = DEFAULT_DATA_ROOT):
                 f"Episode {ep.id} of {path} is truncated or inconsistent: {len(obs)} "
                 f"observations, {len(actions)} actions, {n} rewards (need T+1, T, T)."
             )
-        noise = ep.infos.get("noise") if isinstance(ep.infos, dict) else None
+        tag = ep.infos.get("behaviour") if isinstance(ep.infos, dict) else None
         episodes.append(Episode(
             obs.reshape(n + 1, -1), actions, rewards, bool(ep.terminations[-1]),
             bool(ep.truncations[-1]), None,
-            float(noise[0]) if noise is not None and len(noise) else float("nan"),
+            float(tag[0]) if tag is not None and len(tag) else float("nan"),
         ))
     if not episodes:
         raise DatasetError(f"Dataset {path} has no non-empty episodes.")
@@ -241,18 +254,23 @@ def load_episodes(name: str | Path, root: Path | str = DEFAULT_DATA_ROOT):
 # ---------------------------------------------------------------- statistics
 
 
-def dataset_summary(episodes: list[Episode], bins: int = 20) -> dict:
-    """Return distribution of a dataset; travels inside every checkpoint."""
+def dataset_summary(episodes: list[Episode], env_id: str | None = None, bins: int = 20) -> dict:
+    """Return distribution of a dataset; travels inside every checkpoint.
+    With ``env_id``, behaviour policies are named (`experts.BEHAVIOURS`)."""
     rets = np.array([e.ret for e in episodes])
     lens = np.array([len(e) for e in episodes])
     counts, edges = np.histogram(rets, bins=bins)
     top = np.sort(rets)[-max(1, len(rets) // 10):]
     q = np.quantile(rets, [0.1, 0.25, 0.5, 0.75, 0.9])
-    noise = np.array([e.noise for e in episodes])
-    levels = {}
-    for level in sorted(set(noise[~np.isnan(noise)].tolist())):
-        sel = rets[noise == level]
-        levels[f"{level:g}"] = {"episodes": int(len(sel)), "return_mean": float(sel.mean())}
+    tags = np.array([e.behaviour for e in episodes])
+    behaviours = {}
+    for tag in sorted(set(tags[~np.isnan(tags)].tolist())):
+        sel = rets[tags == tag]
+        behaviours[f"{tag:g}"] = {"episodes": int(len(sel)), "return_mean": float(sel.mean())}
+    if env_id is not None and behaviours:
+        labels = behaviour_labels(env_id)
+        for tag, b in behaviours.items():
+            b["label"] = labels.get(int(float(tag)), tag)
     return {
         "episodes": int(len(rets)), "steps": int(lens.sum()),
         "return_min": float(rets.min()), "return_max": float(rets.max()),
@@ -264,8 +282,37 @@ def dataset_summary(episodes: list[Episode], bins: int = 20) -> dict:
         "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
         "length_min": int(lens.min()), "length_mean": float(lens.mean()),
         "length_max": int(lens.max()), "lengths": lens.tolist(),
-        "returns": rets.round(3).tolist(), "noise_levels": levels,
+        "returns": rets.round(3).tolist(), "behaviours": behaviours,
     }
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    ranks = np.empty(len(x), dtype=np.float64)
+    start = 0
+    for end in range(1, len(x) + 1):
+        if end == len(x) or xs[end] != xs[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2.0
+            start = end
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (ties get average ranks).
+
+    NaN when either side is constant or has fewer than 2 points: no ordering to agree with.
+    """
+    a = np.asarray(x, dtype=np.float64).ravel()
+    b = np.asarray(y, dtype=np.float64).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} values against {len(b)}")
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / np.sqrt((ra * ra).sum() * (rb * rb).sum()))
 
 
 @dataclass
@@ -345,7 +392,7 @@ class OfflineDataset:
         self._ends = np.concatenate([np.arange(n) for n in self.lengths])
 
     def summary(self) -> dict:
-        return dataset_summary(self.episodes)
+        return dataset_summary(self.episodes, self.spec.env_id)
 
     def sample(self, batch_size: int, K: int, rng: np.random.Generator) -> dict:
         """A training batch of windows; ``targets`` are the actions to predict."""
@@ -353,7 +400,7 @@ class OfflineDataset:
         return gather_windows(self.states, self.actions, self.rtg, self._rows[pick],
                               self._ends[pick], K, self.spec.max_ep_len)
 
-    def top_fraction(self, fraction: float) -> "OfflineDataset":
+    def top_fraction(self, fraction: float) -> OfflineDataset:
         """The best ``fraction`` of episodes by return (the data %BC trains on)."""
         order = np.argsort([-e.ret for e in self.episodes], kind="stable")
         keep = max(1, int(round(len(order) * fraction)))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .checkpoints import Checkpoint, load_checkpoint
+from .data import spearman
 from .rollout import DTPolicy, Trace, run_episodes
 
 # Card evaluations use seeds from here on; collection uses small seeds (0..N)
@@ -60,20 +61,3 @@ def summarise(traces: list[Trace]) -> dict:
                      "n": int(len(rets))})
     return {"per_target": rows,
             "spearman": spearman([r["target"] for r in rows], [r["mean"] for r in rows])}
-
-
-def spearman(x, y) -> float:
-    """Spearman rank correlation (average ranks for ties); nan when undefined."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-
-    def ranks(a):
-        order = np.argsort(a, kind="stable")
-        r = np.empty(len(a))
-        r[order] = np.arange(len(a))
-        for v in np.unique(a):  # average ranks of ties
-            r[a == v] = r[a == v].mean()
-        return r
-
-    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])

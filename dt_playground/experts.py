@@ -13,7 +13,9 @@ A policy is a callable ``policy(obs, rng) -> action``.
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,15 +24,22 @@ from .envs import EnvSpec, get_spec
 Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray | int]
 
 
-def cartpole_expert(obs: np.ndarray, rng: np.random.Generator) -> int:
-    """PD controller on pole angle and angular velocity (plus a weak cart term)."""
+def cartpole_expert(obs: np.ndarray, rng=None, bias: float = 0.0) -> int:
+    """PD controller on pole angle and angular velocity (plus a weak cart term).
+
+    ``bias`` > 0 makes a coherent but worse controller: the cart drifts and
+    eventually leaves the track (bias 0.3 -> ~280, 0.8 -> ~145).
+    """
     x, x_dot, theta, theta_dot = obs
-    u = 0.05 * x + 0.2 * x_dot + 10.0 * theta + 1.5 * theta_dot
-    return int(u > 0)
+    return int(0.05 * x + 0.2 * x_dot + 10.0 * theta + 1.5 * theta_dot + bias > 0)
 
 
-def pendulum_expert(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Energy-based swing-up, then PD balance near the top (theta = 0 is upright)."""
+def pendulum_expert(obs: np.ndarray, rng=None, max_torque: float = 2.0) -> np.ndarray:
+    """Energy-based swing-up, then PD balance near the top (theta = 0 is upright).
+
+    A lower ``max_torque`` is a coherent but weaker controller (1.0 -> ~-220,
+    0.5 -> ~-460, 0 -> ~-1160).
+    """
     cos_t, sin_t, theta_dot = obs
     if cos_t > 0.8:  # close to upright: PD on the angle
         u = -10.0 * np.arctan2(sin_t, cos_t) - 2.0 * theta_dot
@@ -39,21 +48,30 @@ def pendulum_expert(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # Pump along the motion while short of energy, brake gently when over.
         energy = 0.5 * theta_dot**2 + 15.0 * (cos_t - 1.0)
         u = 2.0 * np.sign(theta_dot) if energy < 0 else -0.5 * np.sign(theta_dot)
-    return np.clip(np.array([u], dtype=np.float32), -2.0, 2.0)
+    return np.clip(np.array([u], dtype=np.float32), -max_torque, max_torque)
 
 
-class _DiscreteLander:
-    """The two attributes gymnasium's LunarLander `heuristic` reads from `env`."""
-
-    class unwrapped:  # noqa: N801 - mimics env.unwrapped
-        continuous = False
-
-
-def lunarlander_expert(obs: np.ndarray, rng: np.random.Generator) -> int:
-    """Gymnasium's own LunarLander heuristic."""
-    from gymnasium.envs.box2d.lunar_lander import heuristic
-
-    return int(heuristic(_DiscreteLander, obs))
+def lunarlander_expert(obs: np.ndarray, rng=None, hover_bias: float = 0.0,
+                       angle_gain: float = 1.0) -> int:
+    """Gymnasium's LunarLander `heuristic` (same gains and thresholds), with two knobs
+    for coherent but worse pilots: ``hover_bias`` < 0 under-uses the main engine
+    (hard landings), > 0 over-uses it (hovers, burns fuel); ``angle_gain`` < 1 is
+    sluggish attitude control. Defaults reproduce the heuristic exactly."""
+    s = obs
+    angle_targ = np.clip(s[0] * 0.5 + s[2] * 1.0, -0.4, 0.4)
+    hover_targ = 0.55 * np.abs(s[0])
+    angle_todo = ((angle_targ - s[4]) * 0.5 - s[5] * 1.0) * angle_gain
+    hover_todo = (hover_targ - s[1]) * 0.5 - s[3] * 0.5 + hover_bias
+    if s[6] or s[7]:  # legs have contact
+        angle_todo = 0
+        hover_todo = -s[3] * 0.5 + hover_bias
+    if hover_todo > np.abs(angle_todo) and hover_todo > 0.05:
+        return 2
+    if angle_todo < -0.05:
+        return 3
+    if angle_todo > +0.05:
+        return 1
+    return 0
 
 
 class LinearPolicy:
@@ -74,18 +92,20 @@ class LinearPolicy:
         return np.clip(self.weights @ z, self.low, self.high).astype(np.float32)
 
 
-EXPERTS: dict[str, Policy] = {
+EXPERTS: dict[str, Callable] = {
     "CartPole-v1": cartpole_expert,
     "Pendulum-v1": pendulum_expert,
     "LunarLander-v3": lunarlander_expert,
 }
 
 
-def expert_policy(env_id: str | EnvSpec) -> Policy:
-    """The expert for an env (MuJoCo experts are the best shipped ARS snapshot)."""
+def expert_policy(env_id: str | EnvSpec, **knobs) -> Policy:
+    """The expert for an env, optionally degraded by its knobs (see each expert).
+    MuJoCo experts are the best shipped ARS snapshot."""
     spec = get_spec(env_id)
     if spec.env_id in EXPERTS:
-        return EXPERTS[spec.env_id]
+        fn = EXPERTS[spec.env_id]
+        return functools.partial(fn, **knobs) if knobs else fn
     from .ars import load_best_snapshot
 
     return load_best_snapshot(spec.env_id)
@@ -127,17 +147,48 @@ class GaussianNoise:
         return np.clip(a + noise, self.low, self.high).astype(np.float32)
 
 
-# Per-env noise grids for the mixed-quality datasets: (eps, hold) pairs chosen
-# (by trial on seeds 0-9) so that episode returns spread from near-random to
-# expert instead of piling up at the ends. Episodes cycle through the grid.
-NOISE_GRIDS: dict[str, list[tuple[float, int]]] = {
-    "CartPole-v1": [(e, 1) for e in (0.0, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0)],
-    "Pendulum-v1": [(e, 8) for e in (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)],
-    "LunarLander-v3": [(e, 8) for e in (0.0, 0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8)],
+@dataclass(frozen=True)
+class Behaviour:
+    """One behaviour policy of a dataset: the expert with ``knobs``, plus sticky
+    epsilon-random actions (probability ``eps``, held 1..``hold`` steps)."""
+
+    eps: float = 0.0
+    hold: int = 1
+    knobs: tuple = ()  # (name, value) pairs passed to the expert
+
+    def label(self) -> str:
+        parts = [f"{k}={v:g}" for k, v in self.knobs] + ([f"eps={self.eps:g}"] if self.eps else [])
+        return ", ".join(parts) or "expert"
+
+    def make(self, env) -> Policy:
+        base = expert_policy(env.spec.id, **dict(self.knobs))
+        return StickyRandom(base, env.action_space, eps=self.eps, hold=self.hold)
+
+
+def _knob(name: str, values, **kw) -> list[Behaviour]:
+    return [Behaviour(knobs=((name, v),), **kw) for v in values]
+
+
+def _eps(values, hold: int) -> list[Behaviour]:
+    return [Behaviour(eps=e, hold=hold) for e in values]
+
+
+# Behaviour grids for the mixed-quality datasets, chosen by trial on seeds 0-9
+# so returns spread from near-random to expert. Most low-return episodes come
+# from *coherent* worse controllers (a drifting cart, a weak motor, a timid or
+# over-eager pilot) rather than random actions: a DT can imitate a coherent
+# policy when asked for its return, whereas random actions are not
+# reproducible by a greedy policy (and barely hurt BC, which learns the mode).
+# Episodes cycle through the grid.
+BEHAVIOURS: dict[str, list[Behaviour]] = {
+    "CartPole-v1": [Behaviour(), *_knob("bias", (0.2, 0.25, 0.3, 0.4, 0.5, 0.8, 1.2, 2.0)),
+                    *_eps((0.4, 0.6, 0.8, 1.0), hold=1)],
+    "Pendulum-v1": [Behaviour(), *_knob("max_torque", (1.5, 1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3,
+                                                       0.2, 0.1, 0.0)),
+                    *_eps((0.05, 0.2), hold=8)],
+    "LunarLander-v3": [Behaviour(), Behaviour(),
+                       *_knob("hover_bias", (-0.05, -0.1, -0.15, -0.2, -0.3, 0.05, 0.1)),
+                       Behaviour(knobs=(("angle_gain", 0.3),)),
+                       Behaviour(knobs=(("hover_bias", 0.1), ("angle_gain", 0.3))),
+                       *_eps((0.02, 0.05, 0.1, 0.3, 0.8), hold=8)],
 }
-
-
-def behaviour_policy(env, eps: float, hold: int = 1, base: Policy | None = None) -> Policy:
-    """The env's expert (or ``base``) degraded by sticky epsilon-random actions."""
-    base = base or expert_policy(env.spec.id)
-    return StickyRandom(base, env.action_space, eps=eps, hold=hold)

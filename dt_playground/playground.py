@@ -19,8 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoints import (Checkpoint, CheckpointError, extract_upload,
-                          list_checkpoints, load_checkpoint)
+from .checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    extract_upload,
+    list_checkpoints,
+    load_checkpoint,
+)
+from .data import spearman
 from .envs import UnknownEnvError, get_spec
 from .evaluate import check_target, summarise
 from .rollout import DTPolicy, Trace, run_episodes
@@ -82,7 +88,11 @@ def checkpoint_label(path: Path) -> str:
 def checkpoint_choices(env_id: str, extra_dirs: list[str | Path] = (),
                        root: Path | None = None) -> list[tuple[str, str]]:
     """(label, path) for the env's pretrained checkpoints, then the session's own."""
-    paths = list_checkpoints(root, env_id)
+    def order(p: Path):  # DT first (K=20 before its ablations), then BC, %BC
+        name = p.name
+        return ("-dt" not in name, "-k" in name, name)
+
+    paths = sorted(list_checkpoints(root, env_id), key=order)
     for d in extra_dirs:
         paths += list_checkpoints(d, env_id)
     return [(checkpoint_label(p), str(p)) for p in paths]
@@ -192,7 +202,7 @@ def episode_summary(trace: Trace, ck: Checkpoint) -> dict:
 def summary_markdown(s: dict) -> str:
     where = s["target_percentile_in_dataset"]
     if not math.isnan(where):
-        where = (f"above every episode in the data: expect saturation" if where >= 100
+        where = ("above every episode in the data: expect saturation" if where >= 100
                  else f"above {where:.0f}% of the dataset's episodes")
     note = " (BC ignores the target)" if s["algo"] != "dt" else ""
     return (f"**Requested** {s['requested']:.1f} → **achieved** {s['achieved']:.1f}{note} in "
@@ -245,8 +255,6 @@ def run_sweep(ck: Checkpoint, targets: list[float], n_seeds: int, seed: int = 0,
     d = ck.config.get("dataset") or {}
     lo, hi = d.get("return_p90"), d.get("return_max")
     in_band = [r for r in s["per_target"] if lo is None or r["target"] <= hi]
-    from .evaluate import spearman
-
     return {
         "rows": [t.to_dict() for t in traces], "per_target": s["per_target"],
         "spearman": s["spearman"],
@@ -302,7 +310,7 @@ class TrainJob:
     result: object = None
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def start(self) -> "TrainJob":
+    def start(self) -> TrainJob:
         from .train import train
 
         def run():
@@ -362,8 +370,13 @@ _DATASET_LOCK = threading.Lock()
 
 def ensure_dataset(env_id: str, episodes: int = 600, seed: int = 0):
     """Build the env's default dataset from the shipped experts if it isn't on disk."""
-    from .data import (DatasetError, collect_episodes, default_dataset_id, resolve_dataset,
-                       write_minari)
+    from .data import (
+        DatasetError,
+        collect_episodes,
+        default_dataset_id,
+        resolve_dataset,
+        write_minari,
+    )
 
     with _DATASET_LOCK:
         try:

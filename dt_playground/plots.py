@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
-from .data import returns_to_go
+from .data import returns_to_go, spearman  # noqa: F401  (re-exported for the app)
 
 if TYPE_CHECKING:  # rollout imports torch; plots only need the Trace's arrays
     from .rollout import Trace
@@ -80,43 +80,6 @@ def reward_figure(trace: Trace) -> go.Figure:
 
 
 # ---------------------------------------------------------------- sweeps
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank (as scipy's rankdata)."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(len(x), dtype=np.float64)
-    start = 0
-    for end in range(1, len(x) + 1):
-        if end == len(x) or xs[end] != xs[start]:
-            ranks[order[start:end]] = (start + end + 1) / 2.0
-            start = end
-    return ranks
-
-
-def _spearman_numpy(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    return float((ra * rb).sum() / math.sqrt((ra * ra).sum() * (rb * rb).sum()))
-
-
-def spearman(targets, achieved) -> float:
-    """Spearman rank correlation of requested vs achieved returns.
-
-    NaN when either side is constant (or fewer than 2 points): no ordering to agree with.
-    """
-    a = np.asarray(targets, dtype=np.float64).ravel()
-    b = np.asarray(achieved, dtype=np.float64).ravel()
-    if len(a) != len(b):
-        raise ValueError(f"{len(a)} targets but {len(b)} achieved returns")
-    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
-        return float("nan")
-    try:
-        from scipy.stats import spearmanr
-    except ImportError:
-        return _spearman_numpy(a, b)
-    return float(spearmanr(a, b).statistic)
 
 
 def _band(x0: float, x1: float, y0: float, y1: float, name: str, color: str) -> go.Scatter:
@@ -223,18 +186,19 @@ def lengths_figure(summary: dict) -> go.Figure:
 
 
 def quality_figure(summary: dict) -> go.Figure:
-    """Mean return per behaviour noise level: how the dataset's quality was graded."""
-    levels = summary.get("noise_levels") or {}
-    title = "Mean return by behaviour noise level"
-    if not levels:
-        return _empty(title, "No noise levels recorded for this dataset.")
-    names = sorted(levels, key=float)
+    """Mean return per behaviour policy: how the dataset's quality was graded."""
+    behaviours = summary.get("behaviours") or {}
+    title = "Mean return by behaviour policy"
+    if not behaviours:
+        return _empty(title, "No behaviour policies recorded for this dataset.")
+    keys = sorted(behaviours, key=lambda k: -behaviours[k]["return_mean"])
     fig = go.Figure(go.Bar(
-        x=names, y=[levels[k]["return_mean"] for k in names], name="mean return",
-        text=[f"{levels[k]['episodes']} eps" for k in names], textposition="outside",
+        x=[behaviours[k].get("label", k) for k in keys],
+        y=[behaviours[k]["return_mean"] for k in keys], name="mean return",
+        text=[f"{behaviours[k]['episodes']} eps" for k in keys], textposition="outside",
         marker={"color": COLORS["data"]},
     ))
-    fig = _layout(fig, title, "noise level (ε)", "mean return")
+    fig = _layout(fig, title, "behaviour policy", "mean return")
     fig.update_xaxes(type="category")
     return fig
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoints import PRETRAINED_DIR, load_checkpoint, write_json_atomic
-from .data import collect_episodes, default_dataset_id, resolve_dataset, write_minari
-from .data import DatasetError
+from .data import DatasetError, collect_episodes, default_dataset_id, resolve_dataset, write_minari
 from .envs import get_spec
 from .evaluate import EVAL_SEED_BASE, summarise
 from .rollout import DTPolicy, run_episodes

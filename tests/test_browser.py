@@ -5,7 +5,6 @@ Screenshots land in test-output/ (git-ignored).
 """
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest

@@ -1,14 +1,18 @@
 import json
 import zipfile
 
-import numpy as np
 import pytest
 import torch
+from conftest import tiny_model, tiny_norm
 from safetensors.torch import load_file, save_file
 
-from conftest import tiny_model, tiny_norm
-from dt_playground.checkpoints import (CheckpointError, extract_upload, list_checkpoints,
-                                       load_checkpoint, save_checkpoint)
+from dt_playground.checkpoints import (
+    CheckpointError,
+    extract_upload,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def _config(model, env_id="CartPole-v1"):

@@ -4,9 +4,17 @@ import h5py
 import numpy as np
 import pytest
 
-from dt_playground.data import (DatasetError, Episode, OfflineDataset, collect_episodes,
-                                dataset_summary, gather_windows, load_episodes, returns_to_go,
-                                write_minari)
+from dt_playground.data import (
+    DatasetError,
+    Episode,
+    OfflineDataset,
+    collect_episodes,
+    dataset_summary,
+    gather_windows,
+    load_episodes,
+    returns_to_go,
+    write_minari,
+)
 from dt_playground.envs import get_spec
 
 
@@ -76,7 +84,7 @@ def test_minari_round_trip(cartpole_dataset):
         assert len(b.observations) == len(b.actions) + 1  # Minari's T+1 observations
         np.testing.assert_array_equal(a.actions, b.actions)
         np.testing.assert_allclose(a.rewards, b.rewards)
-        assert a.noise == pytest.approx(b.noise)
+        assert a.behaviour == b.behaviour
 
 
 def test_missing_dataset_is_clear_error(tmp_path):

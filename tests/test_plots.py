@@ -32,7 +32,7 @@ def summary():
         noise = (0.0, 0.3, 1.0)[i % 3]
         rewards = rng.normal(1.0 - noise, 0.1, n).astype(np.float32)
         episodes.append(Episode(np.zeros((n + 1, 2), np.float32), np.zeros(n, np.int64),
-                                rewards, True, False, seed=i, noise=noise))
+                                rewards, True, False, seed=i, behaviour=i % 3))
     return dataset_summary(episodes)
 
 
@@ -64,14 +64,13 @@ def test_spearman_known_orders():
         plots.spearman([1, 2], [1, 2, 3])
 
 
-def test_numpy_spearman_matches_scipy_with_ties():
-    stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(1)
-    a = rng.integers(0, 5, 30).astype(float)  # many ties
-    b = a + rng.normal(0, 2, 30)
-    b[:5] = b[0]
-    assert plots._spearman_numpy(a, b) == pytest.approx(stats.spearmanr(a, b).statistic)
-    assert plots._spearman_numpy(a, -b) == pytest.approx(stats.spearmanr(a, -b).statistic)
+def test_spearman_with_ties_hand_computed():
+    # x ranks: 1, 2.5, 2.5, 4; y ranks: 1, 2, 3, 4 -> Pearson of the ranks.
+    rx, ry = np.array([1, 2.5, 2.5, 4]), np.array([1, 2, 3, 4])
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    expected = (rx * ry).sum() / np.sqrt((rx**2).sum() * (ry**2).sum())
+    assert plots.spearman([1, 2, 2, 3], [10, 20, 30, 40]) == pytest.approx(expected)
+    assert plots.spearman([1, 2, 2, 3], [40, 30, 20, 10]) == pytest.approx(-expected)
 
 
 def sweep_rows():
@@ -126,11 +125,11 @@ def test_dataset_histogram_matches_summary(summary):
 def test_lengths_and_quality(summary):
     assert list(by_name(plots.lengths_figure(summary))["episodes"].x) == summary["lengths"]
     bars = by_name(plots.quality_figure(summary))["mean return"]
-    assert list(bars.x) == ["0", "0.3", "1"]
-    levels = summary["noise_levels"]
-    assert list(bars.y) == [levels[k]["return_mean"] for k in ("0", "0.3", "1")]
-    assert bars.y[0] > bars.y[-1]  # less noise, better episodes
-    assert len(plots.quality_figure({"noise_levels": {}}).data) == 0
+    assert list(bars.x) == ["0", "1", "2"]  # sorted best first; behaviour 0 is least noisy
+    levels = summary["behaviours"]
+    assert list(bars.y) == [levels[k]["return_mean"] for k in ("0", "1", "2")]
+    assert bars.y[0] > bars.y[-1]
+    assert len(plots.quality_figure({"behaviours": {}}).data) == 0
 
 
 def test_loss_figure_with_lr_and_evals():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_model, tiny_norm
+
 from dt_playground.envs import get_spec
 from dt_playground.rollout import DTPolicy, run_episodes
 
