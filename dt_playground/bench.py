@@ -172,3 +172,61 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True, 
             line += f"{res['hf'][k]:>10.3f}{ratio:>8.2f}{'<=' + str(targets[k]):>8} {ok}"
         echo(line)
     return res
+
+
+def _bench_checkpoint(env_id: str):
+    """The env's shipped DT (K=20), or None."""
+    from .checkpoints import list_checkpoints, load_checkpoint
+
+    for path in list_checkpoints(env_id=env_id):
+        ck = load_checkpoint(path)
+        if ck.algo == "dt" and ck.config["context_len"] == 20:
+            return ck
+    return None
+
+
+def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=print) -> dict:
+    """Per env: seconds until the plots are ready (rollout + figures), until the
+    MP4 is ready (plus rendering), the video's length; and a 10-target x 5-seed
+    sweep. Uses the shipped DT checkpoints; envs without one are skipped."""
+    import tempfile
+    from pathlib import Path
+
+    from . import plots
+    from .envs import env_ids
+    from .playground import episode_summary, play_episode, run_sweep, sweep_targets
+    from .render import render_trace
+
+    results = {}
+    echo(f"{'env':<16}{'steps':>6}{'plots s':>9}{'video s':>9}{'video len s':>12}"
+         f"{'sweep 10x5 s':>14}{'sweep steps':>12}")
+    for env_id in envs or env_ids():
+        ck = _bench_checkpoint(env_id)
+        if ck is None:
+            echo(f"{env_id:<16}  (no shipped DT checkpoint: skipped)")
+            continue
+        target = ck.config["dataset"]["return_max"]
+        plot_s, video_s = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(repeats):
+                t0 = time.perf_counter()
+                trace = play_episode(ck, target, 1_000_000 + i)
+                plots.rtg_figure(trace), plots.reward_figure(trace), episode_summary(trace, ck)
+                t1 = time.perf_counter()
+                info = render_trace(trace, Path(tmp) / f"{i}.mp4")
+                t2 = time.perf_counter()
+                plot_s.append(t1 - t0)
+                video_s.append(t2 - t0)
+            t0 = time.perf_counter()
+            sw = run_sweep(ck, sweep_targets(ck, 10), 5, seed=1_000_000)
+            sweep_s = time.perf_counter() - t0
+        steps = sum(r["length"] for r in sw["rows"])
+        results[env_id] = {"steps": trace.length, "plots_s": statistics.median(plot_s),
+                           "video_s": statistics.median(video_s), "video_len_s": info.duration_s,
+                           "sweep_s": sweep_s, "sweep_steps": steps}
+        r = results[env_id]
+        echo(f"{env_id:<16}{r['steps']:>6}{r['plots_s']:>9.2f}{r['video_s']:>9.2f}"
+             f"{r['video_len_s']:>12.1f}{r['sweep_s']:>14.2f}{steps:>12}")
+    echo("targets: 1000-step episode -> plots <= 1.5 s, video <= 3 s; 10x5 sweep of 1000-step "
+         "episodes <= 20 s")
+    return results

@@ -187,8 +187,9 @@ BEHAVIOURS: dict[str, list[Behaviour]] = {
                                                        0.2, 0.1, 0.0)),
                     *_eps((0.05, 0.2), hold=8)],
     "LunarLander-v3": [Behaviour(), Behaviour(),
-                       *_knob("hover_bias", (-0.05, -0.1, -0.15, -0.2, -0.3, 0.05, 0.1)),
-                       Behaviour(knobs=(("angle_gain", 0.3),)),
+                       *_knob("hover_bias", (-0.05, -0.07, -0.09, -0.1, -0.15, -0.2, -0.3, 0.05,
+                                             0.1)),
+                       *_knob("angle_gain", (0.3, 0.5)),
                        Behaviour(knobs=(("hover_bias", 0.1), ("angle_gain", 0.3))),
                        *_eps((0.02, 0.05, 0.1, 0.3, 0.8), hold=8)],
 }

@@ -41,6 +41,31 @@ class DTConfig:
         return asdict(self)
 
 
+class Dropout(nn.Module):
+    """Inverted dropout from a uniform mask: same maths as `nn.Dropout`, but ~3x faster
+    on CPU, where `bernoulli_` dominates a small model's training step."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               attn_mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v with a causal (or given boolean) mask: what SDPA computes."""
+    T = q.shape[-2]
+    if attn_mask is None:
+        attn_mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    att = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)  # (B, nh, T, T)
+    return att.masked_fill(~attn_mask, float("-inf")).softmax(-1) @ v
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: DTConfig):
         super().__init__()
@@ -48,17 +73,21 @@ class CausalSelfAttention(nn.Module):
         self.n_heads = cfg.n_heads
         self.qkv = nn.Linear(cfg.hidden, 3 * cfg.hidden)
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
-        self.dropout = cfg.dropout
-        self.resid_drop = nn.Dropout(cfg.dropout)
+        self.resid_drop = Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)
         # (B, nh, T, hs) each. attn_mask is (B, 1, T, T) bool, or None for plain causal.
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None,
-            dropout_p=self.dropout if self.training else 0.0,
-        )
+        # No dropout on attention probabilities (GPT-2 has 0.1): on CPU it forces
+        # the slow explicit path. When a backward pass will follow, the same maths
+        # written out is ~3x faster than SDPA's fused CPU kernel under bf16 (its
+        # backward is slow for short sequences); inference uses SDPA.
+        if x.requires_grad:
+            y = _attention(q, k, v, attn_mask)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                               is_causal=attn_mask is None)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.resid_drop(self.proj(y))
 
@@ -74,7 +103,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(
             # ReLU, as the official gym experiments configure GPT-2 (and cheaper than GELU).
             nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.ReLU(),
-            nn.Linear(4 * cfg.hidden, cfg.hidden), nn.Dropout(cfg.dropout),
+            nn.Linear(4 * cfg.hidden, cfg.hidden), Dropout(cfg.dropout),
         )
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
@@ -92,7 +121,7 @@ class DecisionTransformer(nn.Module):
         self.embed_state = nn.Linear(cfg.state_dim, h)
         self.embed_action = nn.Linear(cfg.act_dim, h)
         self.embed_ln = nn.LayerNorm(h)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(h)
         self.predict_action = nn.Linear(h, cfg.act_dim)

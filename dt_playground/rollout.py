@@ -12,6 +12,7 @@ A rollout never renders (DESIGN.md, decision 1): `render.py` replays a
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -55,10 +56,20 @@ class DTPolicy:
     """A checkpointed model acting in N episodes at once."""
 
     def __init__(self, model: DecisionTransformer, norm: Normaliser, spec: EnvSpec,
-                 sample: bool = False):
+                 sample: bool = False, precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         self.model = model.eval()
         self.norm, self.spec, self.sample = norm, spec, sample
         self.cfg = model.cfg
+        self.dtype = torch.float32
+        if precision == "bf16":
+            # A bfloat16 copy of the weights (cached on the model): ~2x faster
+            # matmuls on AVX-512 BF16 CPUs; per-row results don't depend on the batch.
+            if getattr(model, "_bf16_copy", None) is None:  # not a registered submodule:
+                object.__setattr__(model, "_bf16_copy",  # keeps state_dict unchanged
+                                   copy.deepcopy(model).to(torch.bfloat16).eval())
+            self.model, self.dtype = model._bf16_copy, torch.bfloat16
 
     def reset(self, targets, seeds, max_steps: int | None = None) -> None:
         n = len(targets)
@@ -80,7 +91,9 @@ class DTPolicy:
     def predict(self, win: dict) -> np.ndarray:
         """Model output at the last window position: (B, A) actions or logits."""
         x = {k: torch.from_numpy(v) for k, v in win.items()}
-        out = self.model(x["rtg"], x["states"], x["actions"], x["timesteps"], x["mask"])
+        dt = self.dtype
+        out = self.model(x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt),
+                         x["timesteps"], x["mask"])
         return out[:, -1].float().numpy()
 
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:

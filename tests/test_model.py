@@ -94,3 +94,19 @@ def test_loss_is_masked():
     a2[:, :2] = torch.nn.functional.one_hot(torch.zeros(3, 2, dtype=torch.long), 3).float()
     # Targets at padded positions don't count (inputs there are masked too).
     assert np.isclose(float(model.loss({**batch, "actions": a2})), float(loss))
+
+
+def test_training_attention_path_matches_sdpa():
+    """With gradients on, attention is written out (faster backward on CPU); it must
+    compute exactly what the SDPA inference path computes, padding included."""
+    torch.manual_seed(0)
+    model = DecisionTransformer(DTConfig(4, 2, hidden=32, n_layers=2, n_heads=2, context_len=6,
+                                         max_ep_len=50, dropout=0.0))
+    model.train()  # dropout 0: train mode differs only in the attention path
+    rtg, s, a, t, m = _inputs(3, 6, 4, 2, False)
+    m[0, :2] = 0
+    with torch.no_grad():
+        ref = model(rtg, s, a, t, m)
+    s.requires_grad_(True)
+    out = model(rtg, s, a, t, m)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)

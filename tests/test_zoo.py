@@ -1,0 +1,57 @@
+"""The shipped zoo: every checkpoint loads, fits its env and plays; the README
+table is the cards' table; `pretrain` runs end to end on a tiny budget."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dt_playground.checkpoints import PRETRAINED_DIR, list_checkpoints, load_checkpoint
+from dt_playground.pretrain import README_END, README_START, pretrain_env, zoo_table
+from dt_playground.rollout import DTPolicy, run_episodes
+
+SHIPPED = list_checkpoints(PRETRAINED_DIR)
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_checkpoint_loads_and_plays(path):
+    ck = load_checkpoint(path, expect_env=json.loads((path / "config.json").read_text())["env_id"])
+    cfg = ck.config
+    assert cfg["algo"] in ("dt", "bc", "pbc") and cfg["context_len"] == ck.model.cfg.context_len
+    for key in ("return_min", "return_p10", "return_median", "return_max", "return_top10_mean",
+                "histogram"):
+        assert key in cfg["dataset"], key
+    assert ck.card is not None and (path / "README.md").is_file()
+    tr = run_episodes(DTPolicy(ck.model, ck.norm, ck.spec), [cfg["dataset"]["return_max"]],
+                      [0], max_steps=20)[0]
+    assert 1 <= tr.length <= 20
+
+
+def test_zoo_size_budget():
+    total = sum(f.stat().st_size for f in PRETRAINED_DIR.rglob("*") if f.is_file())
+    assert total < 60 * 1024 * 1024
+
+
+def test_readme_table_matches_cards():
+    text = README.read_text()
+    table = text.split(README_START, 1)[1].split(README_END, 1)[0].strip()
+    assert table == zoo_table(PRETRAINED_DIR)
+
+
+def test_pretrain_tiny_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("DTP_DATA_ROOT", str(tmp_path / "data"))
+    logs = []
+    cards = pretrain_env("CartPole-v1", out_root=tmp_path / "zoo", steps=10, episodes=12,
+                         n_seeds=2, data_root=tmp_path / "data", log=logs.append)
+    assert set(cards) == {"cartpole-dt", "cartpole-bc", "cartpole-pbc"}
+    dt = cards["cartpole-dt"]
+    assert len(dt["per_target"]) == 8 and dt["seeds"] == [1_000_000, 1_000_001]
+    assert set(dt["references"]) == {"bc", "pbc"} and "bars" in dt
+    for name in cards:
+        ck = load_checkpoint(tmp_path / "zoo" / name)
+        assert ck.card == json.loads((tmp_path / "zoo" / name / "card.json").read_text())
+    assert "cartpole-dt" in zoo_table(tmp_path / "zoo")
+    assert any("done in" in m for m in logs)
+    shutil.rmtree(tmp_path / "zoo")
