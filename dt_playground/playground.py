@@ -193,10 +193,20 @@ def episode_summary(trace: Trace, ck: Checkpoint) -> dict:
         "env_id": ck.spec.env_id, "checkpoint": ck.name, "algo": ck.algo,
         "seed": trace.seed, "requested": trace.target, "achieved": round(trace.ret, 3),
         "length": trace.length, "terminated": trace.terminated,
-        "normalised_score": round(ck.spec.normalised_score(trace.ret), 1),
+        "normalised_score": round(normalised_score(trace.ret, ck), 1),
         "target_percentile_in_dataset": round(pct, 1),
         "dataset_max": d.get("return_max"), "sim_seconds": round(trace.wall_time, 3),
     }
+
+
+def normalised_score(ret: float, ck: Checkpoint) -> float:
+    """0 = random, 100 = expert: the dataset's own ``ref_min_score``/``ref_max_score``
+    when it has them (Minari's datasets do), else the env's reference returns."""
+    d = ck.config.get("dataset") or {}
+    lo, hi = d.get("ref_min_score"), d.get("ref_max_score")
+    if lo is None or hi is None or hi == lo:
+        return ck.spec.normalised_score(ret)
+    return 100.0 * (ret - lo) / (hi - lo)
 
 
 def summary_markdown(s: dict) -> str:

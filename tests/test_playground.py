@@ -147,3 +147,15 @@ def test_training_job_runs_and_cancels(zoo, cartpole_dataset, tmp_path):
 def test_training_config_validation(args, msg, tmp_path):
     with pytest.raises(pg.PlaygroundError, match=msg):
         pg.training_config(*args, tmp_path)
+
+
+def test_normalised_score_prefers_dataset_refs(zoo):
+    import copy
+
+    ck = copy.copy(pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1"))
+    ck.config = {**ck.config, "dataset": {**ck.config["dataset"], "ref_min_score": 0.0,
+                                          "ref_max_score": 200.0}}
+    assert pg.normalised_score(100.0, ck) == pytest.approx(50.0)
+    ck.config["dataset"] = {k: v for k, v in ck.config["dataset"].items()
+                            if not k.startswith("ref_")}
+    assert pg.normalised_score(100.0, ck) == pytest.approx(ck.spec.normalised_score(100.0))
