@@ -344,11 +344,12 @@ class TrainJob:
 
 
 TRAINABLE_ENVS = ("CartPole-v1", "Pendulum-v1", "LunarLander-v3")
+_DATASET_LOCK = threading.Lock()
 
 
 def training_config(env_id: str, algo: str, steps, context_len, lr, session_dir: str | Path):
     """Validated `TrainConfig` for a browser training job on a small env."""
-    from .data import DatasetError, default_dataset_id, resolve_dataset
+    from .pretrain import RECIPES, ensure_dataset
     from .train import TrainConfig
 
     if env_id not in TRAINABLE_ENVS:
@@ -365,32 +366,10 @@ def training_config(env_id: str, algo: str, steps, context_len, lr, session_dir:
         raise PlaygroundError("Context length must be between 1 and 50")
     if not (math.isfinite(lr) and 1e-6 <= lr <= 1e-1):
         raise PlaygroundError("Learning rate must be between 1e-6 and 0.1")
-    try:
-        resolve_dataset(default_dataset_id(env_id))
-    except DatasetError:
-        ensure_dataset(env_id)
-    out = Path(session_dir) / "trained" / f"{get_spec(env_id).short_name}-{algo}-k{context_len}-{uuid.uuid4().hex[:6]}"
-    return TrainConfig(env_id=env_id, algo=algo, steps=steps, context_len=context_len, lr=lr,
+    with _DATASET_LOCK:  # first use builds the dataset from the shipped experts (seconds)
+        dataset = ensure_dataset(env_id, RECIPES[env_id], log=lambda m: None)
+    name = f"{get_spec(env_id).short_name}-{algo}-k{context_len}-{uuid.uuid4().hex[:6]}"
+    out = Path(session_dir) / "trained" / name
+    return TrainConfig(dataset=dataset, env_id=env_id, algo=algo, steps=steps, context_len=context_len, lr=lr,
                        hidden=64, out=str(out), eval_episodes=0, save_every=0,
                        warmup_steps=min(200, steps // 5), threads=1, resume=False)
-
-
-_DATASET_LOCK = threading.Lock()
-
-
-def ensure_dataset(env_id: str, episodes: int = 600, seed: int = 0):
-    """Build the env's default dataset from the shipped experts if it isn't on disk."""
-    from .data import (
-        DatasetError,
-        collect_episodes,
-        default_dataset_id,
-        resolve_dataset,
-        write_minari,
-    )
-
-    with _DATASET_LOCK:
-        try:
-            return resolve_dataset(default_dataset_id(env_id))
-        except DatasetError:
-            eps = collect_episodes(env_id, episodes, seed)
-            return write_minari(eps, default_dataset_id(env_id), env_id)
