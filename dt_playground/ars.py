@@ -35,9 +35,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -80,8 +80,12 @@ class ARSConfig:
 DEFAULT_CONFIGS: dict[str, ARSConfig] = {
     "Hopper-v5": ARSConfig(8, 4, 0.01, 0.025, max_steps=1_500_000, shift=1.0),
     "HalfCheetah-v5": ARSConfig(32, 4, 0.02, 0.03, max_steps=8_000_000),
-    "Walker2d-v5": ARSConfig(16, 8, 0.02, 0.025, max_steps=10_000_000, shift=1.0),
+    "Walker2d-v5": ARSConfig(16, 8, 0.02, 0.025, max_steps=10_000_000, shift=1.0,
+                             shift_off_steps=4_000_000),
 }
+# Training seeds of the shipped snapshots (Hopper seeds 0-2 peaked at 2976, 300
+# (stuck hopping in place), 2917; seed 3 reached 3329).
+DEFAULT_SEEDS: dict[str, int] = {"Hopper-v5": 3, "HalfCheetah-v5": 0, "Walker2d-v5": 0}
 
 
 def default_config(env_id: str | EnvSpec) -> ARSConfig:
@@ -145,7 +149,7 @@ class History:
             {k: np.ascontiguousarray(v) for k, v in asdict(self).items()}, str(p)))
 
     @classmethod
-    def load(cls, path: Path | str) -> "History":
+    def load(cls, path: Path | str) -> History:
         from safetensors.numpy import load_file
 
         return cls(**load_file(str(path)))
@@ -397,7 +401,7 @@ def save_snapshots(env_id: str | EnvSpec, history: History, config: ARSConfig, s
     return entries
 
 
-def train_expert(env_id: str, seed: int = 0, max_steps: int | None = None,
+def train_expert(env_id: str, seed: int | None = None, max_steps: int | None = None,
                  out_dir: Path | str | None = None, config: ARSConfig | None = None,
                  n_snapshots: int = 12, eval_episodes: int = 10,
                  progress: Progress | None = None,
@@ -406,7 +410,8 @@ def train_expert(env_id: str, seed: int = 0, max_steps: int | None = None,
 
     Args:
         env_id: a MuJoCo env of the registry (Hopper-v5, HalfCheetah-v5, Walker2d-v5).
-        seed: training seed (the shipped snapshots list theirs in ``snapshots.json``).
+        seed: training seed; ``None`` = the shipped snapshots' (`DEFAULT_SEEDS`,
+            also recorded in ``snapshots.json``).
         max_steps: env-step budget; ``None`` uses the shipped config's.
         out_dir: where to write; ``None`` = ``pretrained/experts/<EnvId>/``.
         config: ARS hyperparameters; ``None`` = `default_config(env_id)`.
@@ -422,6 +427,8 @@ def train_expert(env_id: str, seed: int = 0, max_steps: int | None = None,
         across CPUs).
     """
     cfg = config or default_config(env_id)
+    if seed is None:
+        seed = DEFAULT_SEEDS.get(get_spec(env_id).env_id, 0)
     if max_steps is not None:
         cfg = replace(cfg, max_steps=int(max_steps))
     hist = train_ars(env_id, seed, cfg, progress=progress, log=log)
@@ -465,27 +472,35 @@ def load_best_snapshot(env_id: str | EnvSpec, root: Path | str | None = None) ->
 
 
 def behaviours(env_id: str | EnvSpec, root: Path | str | None = None) -> list[dict]:
-    """The behaviours a mixed dataset cycles through, worst to best expected return.
+    """The behaviours a mixed dataset cycles through, sorted worst to best
+    expected return; an episode's ``Episode.behaviour`` is its index here.
 
-    Each is ``{"file", "sigma", "expected_return", "noise"}``: a shipped snapshot
-    (``sigma`` 0) or the best snapshot plus Gaussian action noise ``sigma``.
-    ``noise`` is the quality shortfall ``1 - (expected - worst) / (best - worst)``
-    of the recorded evaluation returns: 0 = the best snapshot, 1 = the worst one
-    (close to the initial zero policy); it is what `Episode.noise` records.
+    Each is ``{"file", "iteration", "sigma", "expected_return", "shortfall", "label"}``:
+    a shipped snapshot (``sigma`` 0) or the best snapshot plus Gaussian action
+    noise ``sigma`` (`experts.GaussianNoise`). ``expected_return`` is the recorded
+    evaluation mean; ``shortfall = 1 - (expected - worst) / (best - worst)`` is
+    its quality on a 0 (best snapshot) .. 1 (worst behaviour) scale.
     """
     meta = read_snapshots_json(env_id, root)
     snaps = meta["snapshots"]
     best = max(snaps, key=lambda e: e["eval_return_mean"])
-    items = [{"file": e["file"], "sigma": 0.0, "expected_return": e["eval_return_mean"]}
-             for e in snaps]
-    items += [{"file": best["file"], "sigma": n["sigma"], "expected_return": n["eval_return_mean"]}
-              for n in meta.get("noisy", [])]
+    items = [{"file": e["file"], "iteration": e["iteration"], "sigma": 0.0,
+              "expected_return": e["eval_return_mean"]} for e in snaps]
+    items += [{"file": best["file"], "iteration": best["iteration"], "sigma": n["sigma"],
+               "expected_return": n["eval_return_mean"]} for n in meta.get("noisy", [])]
     lo = min(i["expected_return"] for i in items)
     hi = best["eval_return_mean"]
     for i in items:
-        i["noise"] = round(float(np.clip(1.0 - (i["expected_return"] - lo) / max(hi - lo, 1e-9),
-                                         0.0, 1.0)), 4)
+        i["shortfall"] = round(float(np.clip(
+            1.0 - (i["expected_return"] - lo) / max(hi - lo, 1e-9), 0.0, 1.0)), 4)
+        noise = f" + noise {i['sigma']:g}" if i["sigma"] else ""
+        i["label"] = f"ARS iter {i['iteration']}{noise} (eval {i['expected_return']:.0f})"
     return sorted(items, key=lambda i: (i["expected_return"], i["file"], i["sigma"]))
+
+
+def behaviour_labels(env_id: str | EnvSpec, root: Path | str | None = None) -> dict[int, str]:
+    """Readable names of an env's behaviours, by index (see `behaviours`)."""
+    return {i: b["label"] for i, b in enumerate(behaviours(env_id, root))}
 
 
 def mujoco_behaviours(spec: str | EnvSpec, n_episodes: int, seed: int = 0,
@@ -493,11 +508,12 @@ def mujoco_behaviours(spec: str | EnvSpec, n_episodes: int, seed: int = 0,
                       root: Path | str | None = None) -> list:
     """Mixed-quality episodes from the shipped ARS snapshots.
 
-    Episode ``i`` plays behaviour ``i % len(behaviours)`` (see `behaviours`: every
-    kept snapshot plus Gaussian-noise versions of the best) from
-    ``env.reset(seed=seed + i)`` with ``rng = default_rng([seed, i])``, so the
-    returns spread from near-random to the best policy. ``Episode.noise`` is the
-    behaviour's quality shortfall in [0, 1] (0 = best). Same arguments, same data.
+    Episode ``i`` plays behaviour ``b = i % len(behaviours)`` (see `behaviours`:
+    every kept snapshot plus Gaussian-noise versions of the best, sorted worst
+    to best) from ``env.reset(seed=seed + i)`` with ``rng = default_rng([seed, i])``
+    and records ``Episode.behaviour = b``, so a higher index is a better
+    behaviour and the returns spread from near-random to the best policy.
+    Same arguments, same data.
     """
     from .data import run_episode
 
@@ -506,14 +522,15 @@ def mujoco_behaviours(spec: str | EnvSpec, n_episodes: int, seed: int = 0,
     pols = []
     cache: dict[str, LinearPolicy] = {}
     for b in behaviours(spec, root):
-        base = cache.setdefault(b["file"], load_snapshot(spec, b["file"], root))
-        pol = base if b["sigma"] == 0 else GaussianNoise(base, env.action_space, b["sigma"])
-        pols.append((pol, b["noise"]))
+        if b["file"] not in cache:
+            cache[b["file"]] = load_snapshot(spec, b["file"], root)
+        base = cache[b["file"]]
+        pols.append(base if b["sigma"] == 0 else GaussianNoise(base, env.action_space, b["sigma"]))
     episodes = []
     for i in range(n_episodes):
-        pol, noise = pols[i % len(pols)]
-        episodes.append(run_episode(env, pol, seed + i, np.random.default_rng([seed, i]),
-                                    noise=noise))
+        b = i % len(pols)
+        episodes.append(run_episode(env, pols[b], seed + i, np.random.default_rng([seed, i]),
+                                    behaviour=b))
         if progress:
             progress(i + 1, n_episodes)
     env.close()
