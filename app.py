@@ -72,20 +72,30 @@ def on_checkpoint_change(env_id: str, checkpoint: str):
     except pg.PlaygroundError as exc:
         return gr.Slider(), f"⚠️ {exc}"
     r = pg.target_range(ck)
-    return (gr.Slider(minimum=r.minimum, maximum=r.maximum, value=r.value),
-            f"Dataset returns: {r.describe()}")
+    return (
+        gr.Slider(minimum=r.minimum, maximum=r.maximum, value=r.value),
+        f"Dataset returns: {r.describe()}",
+    )
 
 
-def play(env_id: str, checkpoint: str, target: float, seed: float, sampled: bool,
-         session_dir: str | None, progress=gr.Progress()):
+def play(
+    env_id: str,
+    checkpoint: str,
+    target: float,
+    seed: float,
+    sampled: bool,
+    session_dir: str | None,
+    progress=gr.Progress(),
+):
     """Play one episode: plots as soon as it is simulated, then the video."""
     from dt_playground.render import RenderError, render_trace
 
     try:
         ck = pg.get_checkpoint(checkpoint, env_id)
         progress(0, desc="simulating")
-        trace = pg.play_episode(ck, target, seed, sampled,
-                                progress=lambda d, n: progress(d / n, desc="simulating"))
+        trace = pg.play_episode(
+            ck, target, seed, sampled, progress=lambda d, n: progress(d / n, desc="simulating")
+        )
     except pg.PlaygroundError as exc:
         raise _err(exc) from None
     summary = pg.episode_summary(trace, ck)
@@ -96,32 +106,50 @@ def play(env_id: str, checkpoint: str, target: float, seed: float, sampled: bool
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        info = render_trace(trace, out, max_frames=pg.MAX_VIDEO_FRAMES,
-                            progress=lambda d, n: progress(d / n, desc="rendering video"))
+        info = render_trace(
+            trace,
+            out,
+            max_frames=pg.MAX_VIDEO_FRAMES,
+            progress=lambda d, n: progress(d / n, desc="rendering video"),
+        )
     except RenderError as exc:
-        raise gr.Error(f"The episode ran (see plots) but its video could not be made: {exc}")
-    summary = {**summary, "video_frames": info.n_frames, "video_seconds": info.duration_s,
-               "render_seconds": round(time.perf_counter() - t0, 3)}
+        msg = f"The episode ran (see plots) but its video could not be made: {exc}"
+        raise gr.Error(msg) from None
+    summary = {
+        **summary,
+        "video_frames": info.n_frames,
+        "video_seconds": info.duration_s,
+        "render_seconds": round(time.perf_counter() - t0, 3),
+    }
     yield str(info.path), *figs, pg.summary_markdown(summary), summary
 
 
-def sweep(env_id: str, checkpoint: str, n_targets: float, n_seeds: float, seed: float,
-          progress=gr.Progress()):
+def sweep(
+    env_id: str,
+    checkpoint: str,
+    n_targets: float,
+    n_seeds: float,
+    seed: float,
+    progress=gr.Progress(),
+):
     """Achieved vs requested return over targets x seeds, batched."""
     try:
         ck = pg.get_checkpoint(checkpoint, env_id)
         targets = pg.sweep_targets(ck, n_targets)
-        res = pg.run_sweep(ck, targets, n_seeds, seed,
-                           progress=lambda d, n: progress(d / n, desc="sweeping"))
+        res = pg.run_sweep(
+            ck, targets, n_seeds, seed, progress=lambda d, n: progress(d / n, desc="sweeping")
+        )
         progress(1.0, desc="baselines")
         seeds = [pg.parse_seed(seed) + i for i in range(int(n_seeds))]
         refs = pg.references(env_id, seeds, pg.MAX_EPISODE_STEPS)
     except pg.PlaygroundError as exc:
         raise _err(exc) from None
     fig = plots.sweep_figure(res["rows"], ck.config.get("dataset"), refs)
-    text = (f"Spearman ρ(target, mean achieved) = **{res['spearman']:.2f}** over all targets, "
-            f"**{res['spearman_in_data_range']:.2f}** within the dataset's range "
-            f"({len(res['rows'])} episodes in {res['seconds']:.1f} s).")
+    text = (
+        f"Spearman ρ(target, mean achieved) = **{res['spearman']:.2f}** over all targets, "
+        f"**{res['spearman_in_data_range']:.2f}** within the dataset's range "
+        f"({len(res['rows'])} episodes in {res['seconds']:.1f} s)."
+    )
     return fig, text, {**res, "references": refs}
 
 
@@ -136,8 +164,15 @@ def compare(env_id: str, n_seeds: float, seed: float, progress=gr.Progress()):
     return plots.compare_figure(results), table
 
 
-def train_model(env_id: str, algo: str, steps: float, context_len: float, lr: float,
-                session_dir: str | None, progress=gr.Progress()):
+def train_model(
+    env_id: str,
+    algo: str,
+    steps: float,
+    context_len: float,
+    lr: float,
+    session_dir: str | None,
+    progress=gr.Progress(),
+):
     """Train in the background and stream the loss curve; one job at a time."""
     try:
         session_dir = session_dir or str(pg.new_session_dir())
@@ -157,9 +192,12 @@ def train_model(env_id: str, algo: str, steps: float, context_len: float, lr: fl
     if job.error:
         raise gr.Error(f"Training failed: {job.error}")
     status = "Cancelled" if len(job.steps) < cfg.steps else "Done"
-    yield (plots.loss_figure(job.curve()),
-           f"{status} after {len(job.steps)} steps: checkpoint `{Path(cfg.out).name}` is now in "
-           "the Play tab's list for this environment.", session_dir)
+    yield (
+        plots.loss_figure(job.curve()),
+        f"{status} after {len(job.steps)} steps: checkpoint `{Path(cfg.out).name}` is now in "
+        "the Play tab's list for this environment.",
+        session_dir,
+    )
 
 
 def cancel_training(session_dir: str | None) -> str:
@@ -177,9 +215,20 @@ def dataset_view(env_id: str, checkpoint: str):
     except pg.PlaygroundError as exc:
         raise _err(exc) from None
     d = ck.config.get("dataset") or {}
-    info = {k: d.get(k) for k in ("dataset_id", "episodes", "steps", "return_min", "return_p10",
-                                  "return_median", "return_p90", "return_max",
-                                  "return_top10_mean")}
+    info = {
+        k: d.get(k)
+        for k in (
+            "dataset_id",
+            "episodes",
+            "steps",
+            "return_min",
+            "return_p10",
+            "return_median",
+            "return_p90",
+            "return_max",
+            "return_top10_mean",
+        )
+    }
     return (plots.dataset_figure(d), plots.lengths_figure(d), plots.quality_figure(d), info)
 
 
@@ -192,8 +241,12 @@ def upload(file: str | None, env_id: str, session_dir: str | None):
         raise _err(exc) from None
     env = ck.spec.env_id
     choices = pg.checkpoint_choices(env, _session_roots(session_dir))
-    return (gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=str(ck.path)),
-            f"Loaded {ck.name} for {env}.", session_dir)
+    return (
+        gr.Dropdown(value=env),
+        gr.Dropdown(choices=choices, value=str(ck.path)),
+        f"Loaded {ck.name} for {env}.",
+        session_dir,
+    )
 
 
 _JOBS: dict[str, pg.TrainJob] = {}
@@ -226,17 +279,23 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="DT Playground", delete_cache=(1800, 3600)) as demo:
         # Per-session folder (videos, uploads, trained models); removed when the session ends.
         session = gr.State(None, delete_callback=end_session, time_to_live=6 * 3600)
-        gr.Markdown("# DT Playground\nPick an environment, a checkpoint and a target return; "
-                    "watch the Decision Transformer try to collect exactly that much reward.")
+        gr.Markdown(
+            "# DT Playground\nPick an environment, a checkpoint and a target return; "
+            "watch the Decision Transformer try to collect exactly that much reward."
+        )
         with gr.Row():
             env = gr.Dropdown(env_ids(), value=default_env, label="Environment", scale=1)
-            ckpt = gr.Dropdown(first, value=first[0][1] if first else None, label="Checkpoint",
-                               scale=2, allow_custom_value=False)
+            ckpt = gr.Dropdown(
+                first,
+                value=first[0][1] if first else None,
+                label="Checkpoint",
+                scale=2,
+                allow_custom_value=False,
+            )
         with gr.Tabs():
             with gr.Tab("Play"):
                 with gr.Row():
-                    target = gr.Slider(-300, 400, value=200, step=1, label="Target return",
-                                       scale=3)
+                    target = gr.Slider(-300, 400, value=200, step=1, label="Target return", scale=3)
                     seed = gr.Number(0, precision=0, label="Seed", minimum=0, scale=1)
                     sampled = gr.Checkbox(False, label="Sample actions (discrete)", scale=1)
                 marks = gr.Markdown()
@@ -248,8 +307,9 @@ def build_demo() -> gr.Blocks:
                         rtg_plot = gr.Plot(label="Return-to-go")
                         reward_plot = gr.Plot(label="Cumulative reward")
                 summary_json = gr.JSON(label="Summary")
-                with gr.Accordion("Upload a checkpoint (zip of config.json + model.safetensors)",
-                                  open=False):
+                with gr.Accordion(
+                    "Upload a checkpoint (zip of config.json + model.safetensors)", open=False
+                ):
                     up_file = gr.File(file_types=[".zip"], label="Checkpoint zip")
                     up_msg = gr.Markdown()
             with gr.Tab("Sweep"):
@@ -262,9 +322,11 @@ def build_demo() -> gr.Blocks:
                 sweep_plot = gr.Plot(label="Achieved vs requested")
                 sweep_json = gr.JSON(label="Per target", visible=False)
             with gr.Tab("Compare"):
-                gr.Markdown("Every pretrained checkpoint of this environment on the same seeds: "
-                            "DT at its dataset's best return, BC and %BC, and DTs with other "
-                            "context lengths K where they exist.")
+                gr.Markdown(
+                    "Every pretrained checkpoint of this environment on the same seeds: "
+                    "DT at its dataset's best return, BC and %BC, and DTs with other "
+                    "context lengths K where they exist."
+                )
                 with gr.Row():
                     cmp_seeds = gr.Slider(1, 20, value=5, step=1, label="Seeds")
                     cmp_seed = gr.Number(2_000_000, precision=0, label="First seed")
@@ -272,12 +334,17 @@ def build_demo() -> gr.Blocks:
                 cmp_plot = gr.Plot(label="Return by model")
                 cmp_json = gr.JSON(label="Means")
             with gr.Tab("Train"):
-                gr.Markdown("Train a small model on this environment's dataset (CartPole, "
-                            "Pendulum, LunarLander). One job runs at a time; others wait in "
-                            "the queue with their position shown.")
+                gr.Markdown(
+                    "Train a small model on this environment's dataset (CartPole, "
+                    "Pendulum, LunarLander). One job runs at a time; others wait in "
+                    "the queue with their position shown."
+                )
                 with gr.Row():
-                    algo = gr.Radio([("Decision Transformer", "dt"), ("BC", "bc"),
-                                     ("%BC (top 10%)", "pbc")], value="dt", label="Model")
+                    algo = gr.Radio(
+                        [("Decision Transformer", "dt"), ("BC", "bc"), ("%BC (top 10%)", "pbc")],
+                        value="dt",
+                        label="Model",
+                    )
                     steps = gr.Slider(50, 5000, value=500, step=50, label="Steps")
                     klen = gr.Slider(1, 50, value=20, step=1, label="Context length K")
                     lr = gr.Number(1e-3, label="Learning rate")
@@ -300,23 +367,47 @@ def build_demo() -> gr.Blocks:
         env.change(on_env_change, [env, session], ckpt, api_name="checkpoints")
         ckpt.change(on_checkpoint_change, [env, ckpt], [target, marks], api_name="target_range")
         demo.load(on_checkpoint_change, [env, ckpt], [target, marks], api_visibility="private")
-        play_btn.click(play, [env, ckpt, target, seed, sampled, session],
-                       [video, rtg_plot, reward_plot, summary_md, summary_json],
-                       api_name="play", concurrency_limit=2, concurrency_id="rollouts")
-        sweep_btn.click(sweep, [env, ckpt, n_targets, n_seeds, sweep_seed],
-                        [sweep_plot, sweep_md, sweep_json], api_name="sweep",
-                        concurrency_limit=1, concurrency_id="heavy")
-        cmp_btn.click(compare, [env, cmp_seeds, cmp_seed], [cmp_plot, cmp_json],
-                      api_name="compare", concurrency_limit=1, concurrency_id="heavy")
-        train_btn.click(train_model, [env, algo, steps, klen, lr, session],
-                        [loss_plot, train_md, session], api_name="train", concurrency_limit=1,
-                        concurrency_id="train").then(on_env_change, [env, session], ckpt)
-        cancel_btn.click(cancel_training, session, train_md, api_name="cancel_training",
-                         queue=False)
-        ds_btn.click(dataset_view, [env, ckpt], [hist_plot, len_plot, qual_plot, ds_json],
-                     api_name="dataset")
-        up_file.upload(upload, [up_file, env, session], [env, ckpt, up_msg, session],
-                       api_name="upload")
+        play_btn.click(
+            play,
+            [env, ckpt, target, seed, sampled, session],
+            [video, rtg_plot, reward_plot, summary_md, summary_json],
+            api_name="play",
+            concurrency_limit=2,
+            concurrency_id="rollouts",
+        )
+        sweep_btn.click(
+            sweep,
+            [env, ckpt, n_targets, n_seeds, sweep_seed],
+            [sweep_plot, sweep_md, sweep_json],
+            api_name="sweep",
+            concurrency_limit=1,
+            concurrency_id="heavy",
+        )
+        cmp_btn.click(
+            compare,
+            [env, cmp_seeds, cmp_seed],
+            [cmp_plot, cmp_json],
+            api_name="compare",
+            concurrency_limit=1,
+            concurrency_id="heavy",
+        )
+        train_btn.click(
+            train_model,
+            [env, algo, steps, klen, lr, session],
+            [loss_plot, train_md, session],
+            api_name="train",
+            concurrency_limit=1,
+            concurrency_id="train",
+        ).then(on_env_change, [env, session], ckpt)
+        cancel_btn.click(
+            cancel_training, session, train_md, api_name="cancel_training", queue=False
+        )
+        ds_btn.click(
+            dataset_view, [env, ckpt], [hist_plot, len_plot, qual_plot, ds_json], api_name="dataset"
+        )
+        up_file.upload(
+            upload, [up_file, env, session], [env, ckpt, up_msg, session], api_name="upload"
+        )
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 

@@ -42,13 +42,22 @@ def _batch(B: int, K: int, S: int, A: int, rng) -> dict:
 
 def ours_train_ms(repeats: int = 20, bf16: bool = True) -> float:
     p = PAPER
-    model = DecisionTransformer(DTConfig(p["state_dim"], p["act_dim"], hidden=p["hidden"],
-                                         n_layers=p["n_layers"], n_heads=p["n_heads"],
-                                         context_len=p["K"]))
+    model = DecisionTransformer(
+        DTConfig(
+            p["state_dim"],
+            p["act_dim"],
+            hidden=p["hidden"],
+            n_layers=p["n_layers"],
+            n_heads=p["n_heads"],
+            context_len=p["K"],
+        )
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     rng = np.random.default_rng(0)
-    batch = {k: torch.from_numpy(v) for k, v in _batch(p["batch"], p["K"], p["state_dim"],
-                                                        p["act_dim"], rng).items()}
+    batch = {
+        k: torch.from_numpy(v)
+        for k, v in _batch(p["batch"], p["K"], p["state_dim"], p["act_dim"], rng).items()
+    }
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -66,11 +75,25 @@ def ours_train_ms(repeats: int = 20, bf16: bool = True) -> float:
 def ours_action_ms(n_episodes: int, steps: int = 1000) -> float:
     """Per-step latency of `DTPolicy.act` for ``n_episodes`` in lock-step (no env)."""
     p = PAPER
-    model = DecisionTransformer(DTConfig(p["state_dim"], p["act_dim"], hidden=p["hidden"],
-                                         n_layers=p["n_layers"], n_heads=p["n_heads"],
-                                         context_len=p["K"]))
-    spec = EnvSpec("bench", discrete=False, max_ep_len=1000, return_scale=1000.0,
-                   target_presets=(), random_return=0.0, expert_return=1.0)
+    model = DecisionTransformer(
+        DTConfig(
+            p["state_dim"],
+            p["act_dim"],
+            hidden=p["hidden"],
+            n_layers=p["n_layers"],
+            n_heads=p["n_heads"],
+            context_len=p["K"],
+        )
+    )
+    spec = EnvSpec(
+        "bench",
+        discrete=False,
+        max_ep_len=1000,
+        return_scale=1000.0,
+        target_presets=(),
+        random_return=0.0,
+        expert_return=1.0,
+    )
     norm = Normaliser(np.zeros(p["state_dim"]), np.ones(p["state_dim"]), 1000.0)
     policy = DTPolicy(model, norm, spec)
     policy.reset([3000.0] * n_episodes, list(range(n_episodes)), steps)
@@ -90,9 +113,15 @@ def _hf_model():
     from transformers import DecisionTransformerConfig, DecisionTransformerModel
 
     p = PAPER
-    cfg = DecisionTransformerConfig(state_dim=p["state_dim"], act_dim=p["act_dim"],
-                                    hidden_size=p["hidden"], n_layer=p["n_layers"],
-                                    n_head=p["n_heads"], max_ep_len=1000, n_positions=1024)
+    cfg = DecisionTransformerConfig(
+        state_dim=p["state_dim"],
+        act_dim=p["act_dim"],
+        hidden_size=p["hidden"],
+        n_layer=p["n_layers"],
+        n_head=p["n_heads"],
+        max_ep_len=1000,
+        n_positions=1024,
+    )
     return DecisionTransformerModel(cfg)
 
 
@@ -100,12 +129,21 @@ def hf_train_ms(repeats: int = 20) -> float:
     p = PAPER
     model = _hf_model().train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    b = {k: torch.from_numpy(v) for k, v in _batch(p["batch"], p["K"], p["state_dim"],
-                                                    p["act_dim"], np.random.default_rng(0)).items()}
+    b = {
+        k: torch.from_numpy(v)
+        for k, v in _batch(
+            p["batch"], p["K"], p["state_dim"], p["act_dim"], np.random.default_rng(0)
+        ).items()
+    }
 
     def step():
-        out = model(states=b["states"], actions=b["actions"], returns_to_go=b["rtg"],
-                    timesteps=b["timesteps"], attention_mask=b["mask"].long())
+        out = model(
+            states=b["states"],
+            actions=b["actions"],
+            returns_to_go=b["rtg"],
+            timesteps=b["timesteps"],
+            attention_mask=b["mask"].long(),
+        )
         loss = ((out.action_preds - b["actions"]) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -133,10 +171,19 @@ def hf_action_ms(n_episodes: int, steps: int = 1000) -> float:
         t0 = time.perf_counter()
         states[:, t] = rng.normal(size=(n_episodes, S))
         rtg[:, t] = 3.0
-        w = {k: torch.from_numpy(v) for k, v in
-             gather_windows(states, actions, rtg, rows, np.full(n_episodes, t), K, 1000).items()}
-        out = model(states=w["states"], actions=w["actions"], returns_to_go=w["rtg"],
-                    timesteps=w["timesteps"], attention_mask=w["mask"].long())
+        w = {
+            k: torch.from_numpy(v)
+            for k, v in gather_windows(
+                states, actions, rtg, rows, np.full(n_episodes, t), K, 1000
+            ).items()
+        }
+        out = model(
+            states=w["states"],
+            actions=w["actions"],
+            returns_to_go=w["rtg"],
+            timesteps=w["timesteps"],
+            attention_mask=w["mask"].long(),
+        )
         actions[:, t] = out.action_preds[:, -1].numpy()
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
@@ -145,24 +192,39 @@ def hf_action_ms(n_episodes: int, steps: int = 1000) -> float:
 def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True, echo=print) -> dict:
     """Print and return the model benchmark figures (ms; lower is better)."""
     p = PAPER
-    echo(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper config: "
-         f"B={p['batch']} K={p['K']} hidden={p['hidden']} layers={p['n_layers']} "
-         f"heads={p['n_heads']} state={p['state_dim']} action={p['act_dim']}")
-    res = {"ours": {"train_ms": ours_train_ms(repeats),
-                    "act_b1_ms": ours_action_ms(1, steps),
-                    "act_b32_ms": ours_action_ms(32, steps)}}
+    echo(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper config: "
+        f"B={p['batch']} K={p['K']} hidden={p['hidden']} layers={p['n_layers']} "
+        f"heads={p['n_heads']} state={p['state_dim']} action={p['act_dim']}"
+    )
+    res = {
+        "ours": {
+            "train_ms": ours_train_ms(repeats),
+            "act_b1_ms": ours_action_ms(1, steps),
+            "act_b32_ms": ours_action_ms(32, steps),
+        }
+    }
     try:
         import transformers  # noqa: F401
     except ImportError:
         with_hf = False
         echo("transformers not installed: skipping the Hugging Face comparison")
     if with_hf:
-        res["hf"] = {"train_ms": hf_train_ms(repeats), "act_b1_ms": hf_action_ms(1, steps),
-                     "act_b32_ms": hf_action_ms(32, steps)}
+        res["hf"] = {
+            "train_ms": hf_train_ms(repeats),
+            "act_b1_ms": hf_action_ms(1, steps),
+            "act_b32_ms": hf_action_ms(32, steps),
+        }
     targets = {"train_ms": 0.5, "act_b1_ms": 0.5, "act_b32_ms": 0.3}
-    labels = {"train_ms": "training step (B=64)", "act_b1_ms": "action, batch 1",
-              "act_b32_ms": "step, batch 32"}
-    echo(f"{'median ms':<24}{'ours':>10}" + (f"{'HF':>10}{'ratio':>8}{'target':>8}" if with_hf else ""))
+    labels = {
+        "train_ms": "training step (B=64)",
+        "act_b1_ms": "action, batch 1",
+        "act_b32_ms": "step, batch 32",
+    }
+    echo(
+        f"{'median ms':<24}{'ours':>10}"
+        + (f"{'HF':>10}{'ratio':>8}{'target':>8}" if with_hf else "")
+    )
     for k, label in labels.items():
         line = f"{label:<24}{res['ours'][k]:>10.3f}"
         if with_hf:
@@ -198,8 +260,10 @@ def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=prin
     from .render import render_trace
 
     results = {}
-    echo(f"{'env':<16}{'steps':>6}{'plots s':>9}{'video s':>9}{'video len s':>12}"
-         f"{'sweep 10x5 s':>14}{'sweep steps':>12}")
+    echo(
+        f"{'env':<16}{'steps':>6}{'plots s':>9}{'video s':>9}{'video len s':>12}"
+        f"{'sweep 10x5 s':>14}{'sweep steps':>12}"
+    )
     for env_id in envs or env_ids():
         ck = _bench_checkpoint(env_id)
         if ck is None:
@@ -221,12 +285,21 @@ def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=prin
             sw = run_sweep(ck, sweep_targets(ck, 10), 5, seed=1_000_000)
             sweep_s = time.perf_counter() - t0
         steps = sum(r["length"] for r in sw["rows"])
-        results[env_id] = {"steps": trace.length, "plots_s": statistics.median(plot_s),
-                           "video_s": statistics.median(video_s), "video_len_s": info.duration_s,
-                           "sweep_s": sweep_s, "sweep_steps": steps}
+        results[env_id] = {
+            "steps": trace.length,
+            "plots_s": statistics.median(plot_s),
+            "video_s": statistics.median(video_s),
+            "video_len_s": info.duration_s,
+            "sweep_s": sweep_s,
+            "sweep_steps": steps,
+        }
         r = results[env_id]
-        echo(f"{env_id:<16}{r['steps']:>6}{r['plots_s']:>9.2f}{r['video_s']:>9.2f}"
-             f"{r['video_len_s']:>12.1f}{r['sweep_s']:>14.2f}{steps:>12}")
-    echo("targets: 1000-step episode -> plots <= 1.5 s, video <= 3 s; 10x5 sweep of 1000-step "
-         "episodes <= 20 s")
+        echo(
+            f"{env_id:<16}{r['steps']:>6}{r['plots_s']:>9.2f}{r['video_s']:>9.2f}"
+            f"{r['video_len_s']:>12.1f}{r['sweep_s']:>14.2f}{steps:>12}"
+        )
+    echo(
+        "targets: 1000-step episode -> plots <= 1.5 s, video <= 3 s; 10x5 sweep of 1000-step "
+        "episodes <= 20 s"
+    )
     return results

@@ -40,6 +40,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 def pretrained_dir() -> Path:
     """Where shipped checkpoints live (``$DTP_PRETRAINED_DIR`` overrides, e.g. in tests)."""
     return Path(os.environ.get("DTP_PRETRAINED_DIR", PRETRAINED_DIR))
+
+
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 ALGOS = ("dt", "bc", "pbc")
 
@@ -65,9 +67,11 @@ class Checkpoint:
 
     @property
     def norm(self) -> Normaliser:
-        return Normaliser(np.asarray(self.config["state_mean"], np.float32),
-                          np.asarray(self.config["state_std"], np.float32),
-                          float(self.config["return_scale"]))
+        return Normaliser(
+            np.asarray(self.config["state_mean"], np.float32),
+            np.asarray(self.config["state_std"], np.float32),
+            float(self.config["return_scale"]),
+        )
 
     @property
     def name(self) -> str:
@@ -87,8 +91,13 @@ def write_json_atomic(path: Path, obj) -> None:
         raise
 
 
-def save_checkpoint(path: Path | str, model: DecisionTransformer, config: dict,
-                    card: dict | None = None, extra_files: dict | None = None) -> Path:
+def save_checkpoint(
+    path: Path | str,
+    model: DecisionTransformer,
+    config: dict,
+    card: dict | None = None,
+    extra_files: dict | None = None,
+) -> Path:
     """Write a checkpoint folder atomically: built beside ``path``, then renamed over it.
 
     ``extra_files`` maps file names to tensors dicts (safetensors) or JSON-able
@@ -127,7 +136,9 @@ def _read_json(path: Path, what: str) -> dict:
     try:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"{what} is missing: {path.name} not found in {path.parent}") from None
+        raise CheckpointError(
+            f"{what} is missing: {path.name} not found in {path.parent}"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path.name} in {path.parent} is not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
@@ -147,11 +158,20 @@ def _model_config(config: dict) -> DTConfig:
         cfg = DTConfig(**raw)
     except TypeError as exc:
         raise CheckpointError(f"config.json 'model' is incomplete: {exc}") from None
-    for name in ("state_dim", "act_dim", "hidden", "n_layers", "n_heads", "context_len",
-                 "max_ep_len"):
+    for name in (
+        "state_dim",
+        "act_dim",
+        "hidden",
+        "n_layers",
+        "n_heads",
+        "context_len",
+        "max_ep_len",
+    ):
         v = getattr(cfg, name)
         if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= 100_000:
-            raise CheckpointError(f"config.json 'model.{name}' must be a positive integer, got {v!r}")
+            raise CheckpointError(
+                f"config.json 'model.{name}' must be a positive integer, got {v!r}"
+            )
     if cfg.hidden % cfg.n_heads:
         raise CheckpointError("config.json: 'model.hidden' must be divisible by 'model.n_heads'")
     return cfg
@@ -171,8 +191,7 @@ def load_checkpoint(path: Path | str, expect_env: str | None = None) -> Checkpoi
     except UnknownEnvError as exc:
         raise CheckpointError(f"config.json names an unknown environment: {exc}") from None
     if expect_env is not None and spec.env_id != expect_env:
-        raise CheckpointError(
-            f"This checkpoint was trained on {spec.env_id}, not {expect_env}")
+        raise CheckpointError(f"This checkpoint was trained on {spec.env_id}, not {expect_env}")
     if config["algo"] not in ALGOS:
         raise CheckpointError(f"config.json 'algo' must be one of {ALGOS}, got {config['algo']!r}")
     cfg = _model_config(config)
@@ -180,7 +199,8 @@ def load_checkpoint(path: Path | str, expect_env: str | None = None) -> Checkpoi
     if mean.shape != (cfg.state_dim,) or std.shape != (cfg.state_dim,):
         raise CheckpointError(
             f"state_mean/state_std have shape {mean.shape}/{std.shape}; the model's state_dim "
-            f"is {cfg.state_dim}")
+            f"is {cfg.state_dim}"
+        )
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
         raise CheckpointError("state_mean/state_std contain NaN, infinite or non-positive values")
     scale = config["return_scale"]
@@ -194,7 +214,9 @@ def load_checkpoint(path: Path | str, expect_env: str | None = None) -> Checkpoi
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"model.safetensors is corrupt or not a safetensors file ({exc})") from None
+        raise CheckpointError(
+            f"model.safetensors is corrupt or not a safetensors file ({exc})"
+        ) from None
     model = DecisionTransformer(cfg)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -202,11 +224,14 @@ def load_checkpoint(path: Path | str, expect_env: str | None = None) -> Checkpoi
     if missing or unexpected:
         raise CheckpointError(
             f"model.safetensors does not match config.json: missing tensors {missing[:5]}, "
-            f"unexpected tensors {unexpected[:5]}")
+            f"unexpected tensors {unexpected[:5]}"
+        )
     for k, v in expected.items():
         if state[k].shape != v.shape:
             raise CheckpointError(
-                f"Tensor '{k}' has shape {tuple(state[k].shape)}, config.json implies {tuple(v.shape)}")
+                f"Tensor '{k}' has shape {tuple(state[k].shape)}, "
+                f"config.json implies {tuple(v.shape)}"
+            )
         if not torch.isfinite(state[k]).all():
             raise CheckpointError(f"Tensor '{k}' contains NaN or infinite weights")
     model.load_state_dict(state)
@@ -226,11 +251,13 @@ def _check_env_dims(spec: EnvSpec, cfg: DTConfig) -> None:
         raise CheckpointError(
             f"The model (state_dim={cfg.state_dim}, act_dim={cfg.act_dim}, "
             f"discrete={cfg.discrete}) does not fit {spec.env_id} (state_dim={s}, act_dim={a}, "
-            f"discrete={spec.discrete})")
+            f"discrete={spec.discrete})"
+        )
     if cfg.max_ep_len < spec.max_ep_len:
         raise CheckpointError(
             f"model.max_ep_len={cfg.max_ep_len} is shorter than {spec.env_id}'s episodes "
-            f"({spec.max_ep_len} steps)")
+            f"({spec.max_ep_len} steps)"
+        )
 
 
 ALLOWED_UPLOAD_FILES = {"config.json", "model.safetensors", "card.json", "README.md"}
@@ -261,7 +288,8 @@ def extract_upload(archive: Path | str, dest: Path | str) -> Path:
             taken += 1
     if not taken:
         raise CheckpointError(
-            f"{archive.name} holds no checkpoint files (expected {sorted(ALLOWED_UPLOAD_FILES)})")
+            f"{archive.name} holds no checkpoint files (expected {sorted(ALLOWED_UPLOAD_FILES)})"
+        )
     return dest
 
 

@@ -34,9 +34,12 @@ def cmd_collect(args) -> int:
     kwargs = {"root": args.root} if args.root else {}
     path = write_minari(episodes, dataset_id, args.env, **kwargs)
     s = dataset_summary(episodes)
-    print(f"wrote {path}: {s['episodes']} episodes, {s['steps']} steps, return "
-          f"min {s['return_min']:.1f} / median {s['return_median']:.1f} / max "
-          f"{s['return_max']:.1f} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    print(
+        f"wrote {path}: {s['episodes']} episodes, {s['steps']} steps, return "
+        f"min {s['return_min']:.1f} / median {s['return_median']:.1f} / max "
+        f"{s['return_max']:.1f} ({time.perf_counter() - t0:.1f} s)",
+        file=sys.stderr,
+    )
     print("return deciles: " + ", ".join(f"{d:.0f}" for d in s["return_deciles"]), file=sys.stderr)
     return 0
 
@@ -48,11 +51,21 @@ def _add_dataclass_args(parser: argparse.ArgumentParser, cls) -> None:
         default = f.default if f.default is not MISSING else None
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, default=default,
-                                action=argparse.BooleanOptionalAction, help=helps[f.name])
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                default=default,
+                action=argparse.BooleanOptionalAction,
+                help=helps[f.name],
+            )
         else:
-            parser.add_argument(flag, dest=f.name, type=type(default), default=default,
-                                help=f"{helps[f.name]} (default: {default})")
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=type(default),
+                default=default,
+                help=f"{helps[f.name]} (default: {default})",
+            )
 
 
 def cmd_train(args) -> int:
@@ -63,11 +76,15 @@ def cmd_train(args) -> int:
         print("train: give --env-id or --dataset", file=sys.stderr)
         return 2
     res = train(cfg, progress=True)
-    print(f"wrote {res.checkpoint} in {res.seconds:.1f} s; final loss {res.final_loss:.4f}",
-          file=sys.stderr)
+    print(
+        f"wrote {res.checkpoint} in {res.seconds:.1f} s; final loss {res.final_loss:.4f}",
+        file=sys.stderr,
+    )
     for e in res.evals[-6:]:
-        print(f"  step {e['step']}: target {e['target']:.1f} -> return {e['return']:.1f}",
-              file=sys.stderr)
+        print(
+            f"  step {e['step']}: target {e['target']:.1f} -> return {e['return']:.1f}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -88,8 +105,14 @@ def _print_episodes(traces, as_json: bool) -> None:
 def cmd_evaluate(args) -> int:
     from .evaluate import sweep
 
-    traces = sweep(args.checkpoint, [args.target], args.episodes, seed=args.seed,
-                   sample=args.sample, max_steps=args.max_steps)
+    traces = sweep(
+        args.checkpoint,
+        [args.target],
+        args.episodes,
+        seed=args.seed,
+        sample=args.sample,
+        max_steps=args.max_steps,
+    )
     _print_episodes(traces, args.json)
     return 0
 
@@ -100,11 +123,19 @@ def cmd_sweep(args) -> int:
     try:
         targets = [float(x) for x in args.targets.split(",") if x.strip()]
     except ValueError:
-        print(f"sweep: --targets must be comma-separated numbers, got {args.targets!r}",
-              file=sys.stderr)
+        print(
+            f"sweep: --targets must be comma-separated numbers, got {args.targets!r}",
+            file=sys.stderr,
+        )
         return 2
-    traces = sweep(args.checkpoint, targets, args.seeds, seed=args.seed, sample=args.sample,
-                   max_steps=args.max_steps)
+    traces = sweep(
+        args.checkpoint,
+        targets,
+        args.seeds,
+        seed=args.seed,
+        sample=args.sample,
+        max_steps=args.max_steps,
+    )
     _print_episodes(traces, args.json)
     return 0
 
@@ -133,9 +164,16 @@ def cmd_pretrain(args) -> int:
     kwargs = {"out_root": out} if out else {}
     for env in envs:
         t0 = time.perf_counter()
-        pretrain_env(env, steps=args.steps, episodes=args.episodes, n_seeds=args.card_seeds,
-                     recollect=args.recollect, ablation=not args.no_ablation,
-                     log=lambda m: print(m, file=sys.stderr), **kwargs)
+        pretrain_env(
+            env,
+            steps=args.steps,
+            episodes=args.episodes,
+            n_seeds=args.card_seeds,
+            recollect=args.recollect,
+            ablation=not args.no_ablation,
+            log=lambda m: print(m, file=sys.stderr),
+            **kwargs,
+        )
         print(f"{env}: {time.perf_counter() - t0:.0f} s wall", file=sys.stderr)
     if not args.no_readme:
         readme = Path(__file__).resolve().parent.parent / "README.md"
@@ -154,8 +192,9 @@ def cmd_train_expert(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
-    p = argparse.ArgumentParser(prog="python -m dt_playground",
-                                description="Decision Transformers you can watch.")
+    p = argparse.ArgumentParser(
+        prog="python -m dt_playground", description="Decision Transformers you can watch."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("collect", help="collect a mixed-quality Minari dataset")
@@ -170,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataclass_args(t, TrainConfig)
     t.set_defaults(fn=cmd_train)
 
-    for name, help_ in (("evaluate", "play one target for N seeds"),
-                        ("sweep", "achieved vs requested return over targets x seeds")):
+    for name, help_ in (
+        ("evaluate", "play one target for N seeds"),
+        ("sweep", "achieved vs requested return over targets x seeds"),
+    ):
         e = sub.add_parser(name, help=help_)
         e.add_argument("--checkpoint", required=True, help="checkpoint folder")
         if name == "evaluate":

@@ -60,8 +60,9 @@ def returns_to_go(rewards: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- collection
 
 
-def run_episode(env, policy, seed: int, rng: np.random.Generator,
-                behaviour: float = float("nan")) -> Episode:
+def run_episode(
+    env, policy, seed: int, rng: np.random.Generator, behaviour: float = float("nan")
+) -> Episode:
     """Play one episode of ``policy`` from ``env.reset(seed=seed)`` and record it."""
     obs, _ = env.reset(seed=seed)
     observations, actions, rewards = [obs], [], []
@@ -76,7 +77,10 @@ def run_episode(env, policy, seed: int, rng: np.random.Generator,
         np.asarray(observations, dtype=np.float32),
         np.asarray(actions),
         np.asarray(rewards, dtype=np.float32),
-        bool(terminated), bool(truncated), seed, behaviour,
+        bool(terminated),
+        bool(truncated),
+        seed,
+        behaviour,
     )
 
 
@@ -125,8 +129,13 @@ def default_dataset_id(env_id: str) -> str:
     return f"dtp/{get_spec(env_id).short_name}/mixed-v0"
 
 
-def write_minari(episodes: list[Episode], dataset_id: str, env_id: str,
-                 root: Path | str = DEFAULT_DATA_ROOT, description: str = "") -> Path:
+def write_minari(
+    episodes: list[Episode],
+    dataset_id: str,
+    env_id: str,
+    root: Path | str = DEFAULT_DATA_ROOT,
+    description: str = "",
+) -> Path:
     """Write episodes as a Minari dataset under ``root/dataset_id``, atomically:
     it is built in a staging folder beside it and renamed into place."""
     import minari
@@ -138,12 +147,18 @@ def write_minari(episodes: list[Episode], dataset_id: str, env_id: str,
     buffers = []
     for i, ep in enumerate(episodes):
         steps = len(ep) + 1
-        buffers.append(EpisodeBuffer(
-            id=i, seed=ep.seed, observations=ep.observations, actions=ep.actions,
-            rewards=list(ep.rewards), terminations=[False] * (len(ep) - 1) + [ep.terminated],
-            truncations=[False] * (len(ep) - 1) + [ep.truncated],
-            infos={"behaviour": np.full(steps, ep.behaviour, dtype=np.float32)},
-        ))
+        buffers.append(
+            EpisodeBuffer(
+                id=i,
+                seed=ep.seed,
+                observations=ep.observations,
+                actions=ep.actions,
+                rewards=list(ep.rewards),
+                terminations=[False] * (len(ep) - 1) + [ep.terminated],
+                truncations=[False] * (len(ep) - 1) + [ep.truncated],
+                infos={"behaviour": np.full(steps, ep.behaviour, dtype=np.float32)},
+            )
+        )
     final = root / dataset_id
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
@@ -152,11 +167,17 @@ def write_minari(episodes: list[Episode], dataset_id: str, env_id: str,
             os.environ["MINARI_DATASETS_PATH"] = str(staging)
             try:
                 minari.create_dataset_from_buffers(
-                    dataset_id, buffers, env=make_env(spec),
-                    eval_env=make_env(spec), algorithm_name="dt_playground experts (mixed quality)",
-                    author="DT Playground", author_email="n/a", code_permalink="dt_playground",
+                    dataset_id,
+                    buffers,
+                    env=make_env(spec),
+                    eval_env=make_env(spec),
+                    algorithm_name="dt_playground experts (mixed quality)",
+                    author="DT Playground",
+                    author_email="n/a",
+                    code_permalink="dt_playground",
                     description=description or f"Mixed-quality behaviour data for {env_id}.",
-                    ref_min_score=spec.random_return, ref_max_score=spec.expert_return,
+                    ref_min_score=spec.random_return,
+                    ref_max_score=spec.expert_return,
                     data_format="hdf5",
                 )
             finally:
@@ -239,11 +260,17 @@ def load_episodes(name: str | Path, root: Path | str = DEFAULT_DATA_ROOT):
                 f"observations, {len(actions)} actions, {n} rewards (need T+1, T, T)."
             )
         tag = ep.infos.get("behaviour") if isinstance(ep.infos, dict) else None
-        episodes.append(Episode(
-            obs.reshape(n + 1, -1), actions, rewards, bool(ep.terminations[-1]),
-            bool(ep.truncations[-1]), None,
-            float(tag[0]) if tag is not None and len(tag) else float("nan"),
-        ))
+        episodes.append(
+            Episode(
+                obs.reshape(n + 1, -1),
+                actions,
+                rewards,
+                bool(ep.terminations[-1]),
+                bool(ep.truncations[-1]),
+                None,
+                float(tag[0]) if tag is not None and len(tag) else float("nan"),
+            )
+        )
     if not episodes:
         raise DatasetError(f"Dataset {path} has no non-empty episodes.")
     meta["skipped_empty"] = skipped
@@ -260,7 +287,7 @@ def dataset_summary(episodes: list[Episode], env_id: str | None = None, bins: in
     rets = np.array([e.ret for e in episodes])
     lens = np.array([len(e) for e in episodes])
     counts, edges = np.histogram(rets, bins=bins)
-    top = np.sort(rets)[-max(1, len(rets) // 10):]
+    top = np.sort(rets)[-max(1, len(rets) // 10) :]
     q = np.quantile(rets, [0.1, 0.25, 0.5, 0.75, 0.9])
     tags = np.array([e.behaviour for e in episodes])
     behaviours = {}
@@ -272,17 +299,26 @@ def dataset_summary(episodes: list[Episode], env_id: str | None = None, bins: in
         for tag, b in behaviours.items():
             b["label"] = labels.get(int(float(tag)), tag)
     return {
-        "episodes": int(len(rets)), "steps": int(lens.sum()),
-        "return_min": float(rets.min()), "return_max": float(rets.max()),
-        "return_mean": float(rets.mean()), "return_std": float(rets.std()),
-        "return_p10": float(q[0]), "return_p25": float(q[1]), "return_median": float(q[2]),
-        "return_p75": float(q[3]), "return_p90": float(q[4]),
+        "episodes": int(len(rets)),
+        "steps": int(lens.sum()),
+        "return_min": float(rets.min()),
+        "return_max": float(rets.max()),
+        "return_mean": float(rets.mean()),
+        "return_std": float(rets.std()),
+        "return_p10": float(q[0]),
+        "return_p25": float(q[1]),
+        "return_median": float(q[2]),
+        "return_p75": float(q[3]),
+        "return_p90": float(q[4]),
         "return_deciles": np.quantile(rets, np.linspace(0, 1, 11)).tolist(),
         "return_top10_mean": float(top.mean()),
         "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
-        "length_min": int(lens.min()), "length_mean": float(lens.mean()),
-        "length_max": int(lens.max()), "lengths": lens.tolist(),
-        "returns": rets.round(3).tolist(), "behaviours": behaviours,
+        "length_min": int(lens.min()),
+        "length_mean": float(lens.mean()),
+        "length_max": int(lens.max()),
+        "lengths": lens.tolist(),
+        "returns": rets.round(3).tolist(),
+        "behaviours": behaviours,
     }
 
 
@@ -337,8 +373,15 @@ def encode_actions(actions: np.ndarray, act_dim: int, discrete: bool) -> np.ndar
     return np.asarray(actions, dtype=np.float32).reshape(len(actions), act_dim)
 
 
-def gather_windows(states: np.ndarray, actions: np.ndarray, rtg: np.ndarray,
-                   rows: np.ndarray, ends: np.ndarray, K: int, max_ep_len: int) -> dict:
+def gather_windows(
+    states: np.ndarray,
+    actions: np.ndarray,
+    rtg: np.ndarray,
+    rows: np.ndarray,
+    ends: np.ndarray,
+    K: int,
+    max_ep_len: int,
+) -> dict:
     """The last ``K`` steps ending at ``ends`` (inclusive) of episodes ``rows``.
 
     Buffers are (E, T, ...) with step ``t`` of episode ``e`` at ``[e, t]``.
@@ -397,8 +440,15 @@ class OfflineDataset:
     def sample(self, batch_size: int, K: int, rng: np.random.Generator) -> dict:
         """A training batch of windows; ``targets`` are the actions to predict."""
         pick = rng.integers(len(self._rows), size=batch_size)
-        return gather_windows(self.states, self.actions, self.rtg, self._rows[pick],
-                              self._ends[pick], K, self.spec.max_ep_len)
+        return gather_windows(
+            self.states,
+            self.actions,
+            self.rtg,
+            self._rows[pick],
+            self._ends[pick],
+            K,
+            self.spec.max_ep_len,
+        )
 
     def top_fraction(self, fraction: float) -> OfflineDataset:
         """The best ``fraction`` of episodes by return (the data %BC trains on)."""

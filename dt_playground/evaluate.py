@@ -36,8 +36,15 @@ def as_checkpoint(ckpt: Checkpoint | str) -> Checkpoint:
     return ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
 
 
-def sweep(ckpt: Checkpoint | str, targets, n_seeds: int, seed: int = EVAL_SEED_BASE,
-          sample: bool = False, max_steps: int | None = None, progress=None) -> list[Trace]:
+def sweep(
+    ckpt: Checkpoint | str,
+    targets,
+    n_seeds: int,
+    seed: int = EVAL_SEED_BASE,
+    sample: bool = False,
+    max_steps: int | None = None,
+    progress=None,
+) -> list[Trace]:
     """Every target x seeds ``seed .. seed + n_seeds - 1``, batched in one lock-step run.
 
     BC checkpoints ignore the target (they have no return input), but are run
@@ -57,7 +64,10 @@ def summarise(traces: list[Trace]) -> dict:
     rows = []
     for t in targets:
         rets = np.array([tr.ret for tr in traces if tr.target == t])
-        rows.append({"target": t, "mean": float(rets.mean()), "std": float(rets.std()),
-                     "n": int(len(rets))})
-    return {"per_target": rows,
-            "spearman": spearman([r["target"] for r in rows], [r["mean"] for r in rows])}
+        rows.append(
+            {"target": t, "mean": float(rets.mean()), "std": float(rets.std()), "n": int(len(rets))}
+        )
+    return {
+        "per_target": rows,
+        "spearman": spearman([r["target"] for r in rows], [r["mean"] for r in rows]),
+    }

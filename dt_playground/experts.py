@@ -51,8 +51,9 @@ def pendulum_expert(obs: np.ndarray, rng=None, max_torque: float = 2.0) -> np.nd
     return np.clip(np.array([u], dtype=np.float32), -max_torque, max_torque)
 
 
-def lunarlander_expert(obs: np.ndarray, rng=None, hover_bias: float = 0.0,
-                       angle_gain: float = 1.0) -> int:
+def lunarlander_expert(
+    obs: np.ndarray, rng=None, hover_bias: float = 0.0, angle_gain: float = 1.0
+) -> int:
     """Gymnasium's LunarLander `heuristic` (same gains and thresholds), with two knobs
     for coherent but worse pilots: ``hover_bias`` < 0 under-uses the main engine
     (hard landings), > 0 over-uses it (hovers, burns fuel); ``angle_gain`` < 1 is
@@ -80,8 +81,14 @@ class LinearPolicy:
     This is what ARS trains for the MuJoCo tasks (see `ars.py`).
     """
 
-    def __init__(self, weights: np.ndarray, obs_mean: np.ndarray, obs_std: np.ndarray,
-                 low: float = -1.0, high: float = 1.0):
+    def __init__(
+        self,
+        weights: np.ndarray,
+        obs_mean: np.ndarray,
+        obs_std: np.ndarray,
+        low: float = -1.0,
+        high: float = 1.0,
+    ):
         self.weights = np.asarray(weights, dtype=np.float64)
         self.obs_mean = np.asarray(obs_mean, dtype=np.float64)
         self.obs_std = np.asarray(obs_std, dtype=np.float64)
@@ -175,21 +182,27 @@ def _eps(values, hold: int) -> list[Behaviour]:
 
 # Behaviour grids for the mixed-quality datasets, chosen by trial on seeds 0-9
 # so returns spread from near-random to expert. Most low-return episodes come
-# from *coherent* worse controllers (a drifting cart, a weak motor, a timid or
-# over-eager pilot) rather than random actions: a DT can imitate a coherent
+# from *coherent* worse controllers (a drifting cart, a weak motor, a pilot who
+# lands too hard) rather than random actions: a DT can imitate a coherent
 # policy when asked for its return, whereas random actions are not
 # reproducible by a greedy policy (and barely hurt BC, which learns the mode).
 # Episodes cycle through the grid.
 BEHAVIOURS: dict[str, list[Behaviour]] = {
-    "CartPole-v1": [Behaviour(), *_knob("bias", (0.2, 0.25, 0.3, 0.4, 0.5, 0.8, 1.2, 2.0)),
-                    *_eps((0.4, 0.6, 0.8, 1.0), hold=1)],
-    "Pendulum-v1": [Behaviour(), *_knob("max_torque", (1.5, 1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3,
-                                                       0.2, 0.1, 0.0)),
-                    *_eps((0.05, 0.2), hold=8)],
-    "LunarLander-v3": [Behaviour(), Behaviour(),
-                       *_knob("hover_bias", (-0.05, -0.07, -0.09, -0.1, -0.15, -0.2, -0.3, 0.05,
-                                             0.1)),
-                       *_knob("angle_gain", (0.3, 0.5)),
-                       Behaviour(knobs=(("hover_bias", 0.1), ("angle_gain", 0.3))),
-                       *_eps((0.02, 0.05, 0.1, 0.3, 0.8), hold=8)],
+    "CartPole-v1": [
+        Behaviour(),
+        *_knob("bias", (0.2, 0.25, 0.3, 0.4, 0.5, 0.8, 1.2, 2.0, 2.3, 2.6, 3.0)),
+        *_eps((0.5, 1.0), hold=1),
+    ],
+    "Pendulum-v1": [
+        Behaviour(),
+        *_knob("max_torque", (1.5, 1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)),
+        *_eps((0.05, 0.2), hold=8),
+    ],
+    "LunarLander-v3": [
+        Behaviour(),
+        Behaviour(),
+        *_knob("hover_bias", (-0.05, -0.07, -0.09, -0.1, -0.15, -0.2, -0.3)),
+        *_knob("angle_gain", (0.3, 0.5)),
+        *_eps((0.02, 0.05, 0.1, 0.3, 0.8), hold=8),
+    ],
 }

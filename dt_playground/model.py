@@ -56,8 +56,9 @@ class Dropout(nn.Module):
         return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
-def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               attn_mask: torch.Tensor | None) -> torch.Tensor:
+def _attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None
+) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v with a causal (or given boolean) mask: what SDPA computes."""
     T = q.shape[-2]
     if attn_mask is None:
@@ -86,8 +87,9 @@ class CausalSelfAttention(nn.Module):
         if x.requires_grad:
             y = _attention(q, k, v, attn_mask)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                               is_causal=attn_mask is None)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None
+            )
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.resid_drop(self.proj(y))
 
@@ -102,8 +104,10 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.hidden)
         self.mlp = nn.Sequential(
             # ReLU, as the official gym experiments configure GPT-2 (and cheaper than GELU).
-            nn.Linear(cfg.hidden, 4 * cfg.hidden), nn.ReLU(),
-            nn.Linear(4 * cfg.hidden, cfg.hidden), Dropout(cfg.dropout),
+            nn.Linear(cfg.hidden, 4 * cfg.hidden),
+            nn.ReLU(),
+            nn.Linear(4 * cfg.hidden, cfg.hidden),
+            Dropout(cfg.dropout),
         )
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
@@ -156,7 +160,11 @@ class DecisionTransformer(nn.Module):
             pad = int((mask.sum(0) == 0).long().cumprod(0).sum())
             if pad:
                 keep = slice(pad, None)
-                returns_to_go, states, actions = returns_to_go[:, keep], states[:, keep], actions[:, keep]
+                returns_to_go, states, actions = (
+                    returns_to_go[:, keep],
+                    states[:, keep],
+                    actions[:, keep],
+                )
                 timesteps, mask = timesteps[:, keep], mask[:, keep]
                 out = self(returns_to_go, states, actions, timesteps, mask)
                 return torch.cat([out.new_zeros(out.shape[0], pad, out.shape[2]), out], dim=1)
@@ -185,11 +193,13 @@ class DecisionTransformer(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Masked cross-entropy (discrete) or MSE (continuous) over real steps."""
-        pred = self(batch["rtg"], batch["states"], batch["actions"], batch["timesteps"],
-                    batch["mask"])
+        pred = self(
+            batch["rtg"], batch["states"], batch["actions"], batch["timesteps"], batch["mask"]
+        )
         m = batch["mask"].reshape(-1) > 0
         A = self.cfg.act_dim
         if self.cfg.discrete:
-            return F.cross_entropy(pred.reshape(-1, A)[m].float(),
-                                   batch["actions"].reshape(-1, A)[m].argmax(-1))
+            return F.cross_entropy(
+                pred.reshape(-1, A)[m].float(), batch["actions"].reshape(-1, A)[m].argmax(-1)
+            )
         return F.mse_loss(pred.reshape(-1, A)[m].float(), batch["actions"].reshape(-1, A)[m])

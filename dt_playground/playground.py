@@ -32,7 +32,7 @@ from .evaluate import check_target, summarise
 from .rollout import DTPolicy, Trace, run_episodes
 
 MAX_EPISODE_STEPS = 1000  # every registered env ends by then
-MAX_VIDEO_FRAMES = 600
+MAX_VIDEO_FRAMES = 1001  # a full 1000-step episode at render_every=1 (HalfCheetah)
 MAX_SWEEP_EPISODES = 100
 ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC"}
 
@@ -73,7 +73,8 @@ def get_checkpoint(path: str | Path, env_id: str | None = None) -> Checkpoint:
     if env_id is not None and ck.spec.env_id != env_id:
         raise PlaygroundError(
             f"Checkpoint {ck.name} was trained on {ck.spec.env_id}, not {env_id}. "
-            "Pick one of this environment's checkpoints.")
+            "Pick one of this environment's checkpoints."
+        )
     return ck
 
 
@@ -85,9 +86,11 @@ def checkpoint_label(path: Path) -> str:
     return f"{Path(path).name} ({algo}, K={cfg.get('context_len')})"
 
 
-def checkpoint_choices(env_id: str, extra_dirs: list[str | Path] = (),
-                       root: Path | None = None) -> list[tuple[str, str]]:
+def checkpoint_choices(
+    env_id: str, extra_dirs: list[str | Path] = (), root: Path | None = None
+) -> list[tuple[str, str]]:
     """(label, path) for the env's pretrained checkpoints, then the session's own."""
+
     def order(p: Path):  # DT first (K=20 before its ablations), then BC, %BC
         name = p.name
         return ("-dt" not in name, "-k" in name, name)
@@ -148,8 +151,12 @@ def target_range(ck: Checkpoint) -> TargetRange:
     marks = {"min": lo, "median": float(d.get("return_median", (lo + hi) / 2)), "max": hi}
     if "return_top10_mean" in d:
         marks["top-10% mean"] = float(d["return_top10_mean"])
-    return TargetRange(math.floor(lo - 0.1 * span), math.ceil(hi + 0.5 * span),
-                       round(float(d.get("return_p90", hi)), 1), marks)
+    return TargetRange(
+        math.floor(lo - 0.1 * span),
+        math.ceil(hi + 0.5 * span),
+        round(float(d.get("return_p90", hi)), 1),
+        marks,
+    )
 
 
 # ---------------------------------------------------------------- play
@@ -174,8 +181,14 @@ def parse_seed(value) -> int:
     return seed
 
 
-def play_episode(ck: Checkpoint, target, seed, sample: bool = False,
-                 max_steps: int = MAX_EPISODE_STEPS, progress=None) -> Trace:
+def play_episode(
+    ck: Checkpoint,
+    target,
+    seed,
+    sample: bool = False,
+    max_steps: int = MAX_EPISODE_STEPS,
+    progress=None,
+) -> Trace:
     """One return-conditioned episode (no rendering)."""
     target = parse_target(target, ck)
     seed = parse_seed(seed)
@@ -190,12 +203,18 @@ def episode_summary(trace: Trace, ck: Checkpoint) -> dict:
     rets = np.asarray(d.get("returns", []), dtype=float)
     pct = float((rets < trace.target).mean() * 100) if len(rets) else float("nan")
     return {
-        "env_id": ck.spec.env_id, "checkpoint": ck.name, "algo": ck.algo,
-        "seed": trace.seed, "requested": trace.target, "achieved": round(trace.ret, 3),
-        "length": trace.length, "terminated": trace.terminated,
+        "env_id": ck.spec.env_id,
+        "checkpoint": ck.name,
+        "algo": ck.algo,
+        "seed": trace.seed,
+        "requested": trace.target,
+        "achieved": round(trace.ret, 3),
+        "length": trace.length,
+        "terminated": trace.terminated,
         "normalised_score": round(normalised_score(trace.ret, ck), 1),
         "target_percentile_in_dataset": round(pct, 1),
-        "dataset_max": d.get("return_max"), "sim_seconds": round(trace.wall_time, 3),
+        "dataset_max": d.get("return_max"),
+        "sim_seconds": round(trace.wall_time, 3),
     }
 
 
@@ -212,12 +231,17 @@ def normalised_score(ret: float, ck: Checkpoint) -> float:
 def summary_markdown(s: dict) -> str:
     where = s["target_percentile_in_dataset"]
     if not math.isnan(where):
-        where = ("above every episode in the data: expect saturation" if where >= 100
-                 else f"above {where:.0f}% of the dataset's episodes")
+        where = (
+            "above every episode in the data: expect saturation"
+            if where >= 100
+            else f"above {where:.0f}% of the dataset's episodes"
+        )
     note = " (BC ignores the target)" if s["algo"] != "dt" else ""
-    return (f"**Requested** {s['requested']:.1f} → **achieved** {s['achieved']:.1f}{note} in "
-            f"{s['length']} steps · normalised score **{s['normalised_score']:.0f}** "
-            f"(0 = random, 100 = expert) · the request is {where}.")
+    return (
+        f"**Requested** {s['requested']:.1f} → **achieved** {s['achieved']:.1f}{note} in "
+        f"{s['length']} steps · normalised score **{s['normalised_score']:.0f}** "
+        f"(0 = random, 100 = expert) · the request is {where}."
+    )
 
 
 # ---------------------------------------------------------------- sweep / compare
@@ -233,8 +257,9 @@ def sweep_targets(ck: Checkpoint, n_targets: int, lo=None, hi=None) -> list[floa
     return np.linspace(lo, hi, n).round(1).tolist()
 
 
-def references(env_id: str, seeds: list[int], max_steps: int, root: Path | None = None,
-               progress=None) -> dict[str, float]:
+def references(
+    env_id: str, seeds: list[int], max_steps: int, root: Path | None = None, progress=None
+) -> dict[str, float]:
     """Mean return of the env's pretrained BC and %BC checkpoints at the same seeds."""
     out = {}
     for path in list_checkpoints(root, env_id):
@@ -246,14 +271,21 @@ def references(env_id: str, seeds: list[int], max_steps: int, root: Path | None 
     return out
 
 
-def run_sweep(ck: Checkpoint, targets: list[float], n_seeds: int, seed: int = 0,
-              max_steps: int = MAX_EPISODE_STEPS, progress=None) -> dict:
+def run_sweep(
+    ck: Checkpoint,
+    targets: list[float],
+    n_seeds: int,
+    seed: int = 0,
+    max_steps: int = MAX_EPISODE_STEPS,
+    progress=None,
+) -> dict:
     """Targets x seeds in one batched run; the DT paper's return-conditioning figure."""
     n_seeds = int(n_seeds)
     if n_seeds < 1 or n_seeds * len(targets) > MAX_SWEEP_EPISODES:
         raise PlaygroundError(
             f"A sweep is at most {MAX_SWEEP_EPISODES} episodes (targets x seeds); "
-            f"got {len(targets)} x {n_seeds}")
+            f"got {len(targets)} x {n_seeds}"
+        )
     targets = [parse_target(t, ck) for t in targets]
     seed = parse_seed(seed)
     ts = [t for t in targets for _ in range(n_seeds)]
@@ -266,16 +298,24 @@ def run_sweep(ck: Checkpoint, targets: list[float], n_seeds: int, seed: int = 0,
     lo, hi = d.get("return_p90"), d.get("return_max")
     in_band = [r for r in s["per_target"] if lo is None or r["target"] <= hi]
     return {
-        "rows": [t.to_dict() for t in traces], "per_target": s["per_target"],
+        "rows": [t.to_dict() for t in traces],
+        "per_target": s["per_target"],
         "spearman": s["spearman"],
-        "spearman_in_data_range": spearman([r["target"] for r in in_band],
-                                           [r["mean"] for r in in_band]),
+        "spearman_in_data_range": spearman(
+            [r["target"] for r in in_band], [r["mean"] for r in in_band]
+        ),
         "seconds": round(time.perf_counter() - t0, 2),
     }
 
 
-def compare_models(env_id: str, n_seeds: int, seed: int = 0, target=None,
-                   root: Path | None = None, max_steps: int = MAX_EPISODE_STEPS) -> dict:
+def compare_models(
+    env_id: str,
+    n_seeds: int,
+    seed: int = 0,
+    target=None,
+    root: Path | None = None,
+    max_steps: int = MAX_EPISODE_STEPS,
+) -> dict:
     """Every pretrained checkpoint of an env on the same seeds (DT at ``target``,
     default its dataset's max). Returns name -> list of returns."""
     seeds = [parse_seed(seed) + i for i in range(int(n_seeds))]
@@ -325,8 +365,9 @@ class TrainJob:
 
         def run():
             try:
-                self.result = train(self.config, on_step=self._on_step,
-                                    should_stop=self.stop.is_set)
+                self.result = train(
+                    self.config, on_step=self._on_step, should_stop=self.stop.is_set
+                )
             except Exception as exc:  # reported to the user, the server keeps going
                 self.error = str(exc)
             finally:
@@ -370,6 +411,18 @@ def training_config(env_id: str, algo: str, steps, context_len, lr, session_dir:
         dataset = ensure_dataset(env_id, RECIPES[env_id], log=lambda m: None)
     name = f"{get_spec(env_id).short_name}-{algo}-k{context_len}-{uuid.uuid4().hex[:6]}"
     out = Path(session_dir) / "trained" / name
-    return TrainConfig(dataset=dataset, env_id=env_id, algo=algo, steps=steps, context_len=context_len, lr=lr,
-                       hidden=64, out=str(out), eval_episodes=0, save_every=0,
-                       warmup_steps=min(200, steps // 5), threads=1, resume=False)
+    return TrainConfig(
+        dataset=dataset,
+        env_id=env_id,
+        algo=algo,
+        steps=steps,
+        context_len=context_len,
+        lr=lr,
+        hidden=64,
+        out=str(out),
+        eval_episodes=0,
+        save_every=0,
+        warmup_steps=min(200, steps // 5),
+        threads=1,
+        resume=False,
+    )

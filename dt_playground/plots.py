@@ -21,15 +21,25 @@ if TYPE_CHECKING:  # rollout imports torch; plots only need the Trace's arrays
 
 TEMPLATE = "plotly_white"
 HEIGHT = 350
-COLORS = {"model": "#1f77b4", "ideal": "#7f7f7f", "target": "#d62728", "data": "#2ca02c",
-          "top": "#ff7f0e", "ref": "#9467bd"}
+COLORS = {
+    "model": "#1f77b4",
+    "ideal": "#7f7f7f",
+    "target": "#d62728",
+    "data": "#2ca02c",
+    "top": "#ff7f0e",
+    "ref": "#9467bd",
+}
 _REF_DASHES = ("dash", "dot", "dashdot", "longdash")
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0.02, "xanchor": "left"}, template=TEMPLATE, height=height,
-        margin={"l": 60, "r": 20, "t": 50, "b": 45}, xaxis_title=x, yaxis_title=y,
+        title={"text": title, "x": 0.02, "xanchor": "left"},
+        template=TEMPLATE,
+        height=height,
+        margin={"l": 60, "r": 20, "t": 50, "b": 45},
+        xaxis_title=x,
+        yaxis_title=y,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
         hovermode="closest",
     )
@@ -54,14 +64,27 @@ def rtg_figure(trace: Trace) -> go.Figure:
     a gap that opens early means the model stopped believing the request.
     """
     steps = np.arange(trace.length)
-    fig = go.Figure([
-        go.Scatter(x=steps, y=np.asarray(trace.rtg, dtype=float), name="conditioned RTG",
-                   mode="lines", line={"color": COLORS["model"]}),
-        go.Scatter(x=steps, y=returns_to_go(trace.rewards), name="actual return to go",
-                   mode="lines", line={"color": COLORS["data"], "dash": "dash"}),
-    ])
-    return _layout(fig, f"Return-to-go (target {trace.target:g}, seed {trace.seed})",
-                   "step", "return to go")
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=steps,
+                y=np.asarray(trace.rtg, dtype=float),
+                name="conditioned RTG",
+                mode="lines",
+                line={"color": COLORS["model"]},
+            ),
+            go.Scatter(
+                x=steps,
+                y=returns_to_go(trace.rewards),
+                name="actual return to go",
+                mode="lines",
+                line={"color": COLORS["data"], "dash": "dash"},
+            ),
+        ]
+    )
+    return _layout(
+        fig, f"Return-to-go (target {trace.target:g}, seed {trace.seed})", "step", "return to go"
+    )
 
 
 def reward_figure(trace: Trace) -> go.Figure:
@@ -69,27 +92,52 @@ def reward_figure(trace: Trace) -> go.Figure:
     steps = np.arange(1, trace.length + 1)
     cum = np.cumsum(np.asarray(trace.rewards, dtype=np.float64))
     x_end = max(trace.length, 1)
-    fig = go.Figure([
-        go.Scatter(x=steps, y=cum, name="cumulative reward", mode="lines",
-                   line={"color": COLORS["model"]}),
-        go.Scatter(x=[0, x_end], y=[trace.target, trace.target], name="target", mode="lines",
-                   line={"color": COLORS["target"], "dash": "dash"}),
-    ])
-    return _layout(fig, f"Return {trace.ret:.1f} of {trace.target:g} requested "
-                   f"({trace.length} steps)", "step", "cumulative reward")
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=steps,
+                y=cum,
+                name="cumulative reward",
+                mode="lines",
+                line={"color": COLORS["model"]},
+            ),
+            go.Scatter(
+                x=[0, x_end],
+                y=[trace.target, trace.target],
+                name="target",
+                mode="lines",
+                line={"color": COLORS["target"], "dash": "dash"},
+            ),
+        ]
+    )
+    return _layout(
+        fig,
+        f"Return {trace.ret:.1f} of {trace.target:g} requested ({trace.length} steps)",
+        "step",
+        "cumulative reward",
+    )
 
 
 # ---------------------------------------------------------------- sweeps
 
 
 def _band(x0: float, x1: float, y0: float, y1: float, name: str, color: str) -> go.Scatter:
-    return go.Scatter(x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], name=name, fill="toself",
-                      mode="lines", line={"width": 0}, fillcolor=color, opacity=0.15,
-                      hoverinfo="name")
+    return go.Scatter(
+        x=[x0, x1, x1, x0, x0],
+        y=[y0, y0, y1, y1, y0],
+        name=name,
+        fill="toself",
+        mode="lines",
+        line={"width": 0},
+        fillcolor=color,
+        opacity=0.15,
+        hoverinfo="name",
+    )
 
 
-def sweep_figure(rows: list[dict], dataset: dict | None = None,
-                 references: dict[str, float] | None = None) -> go.Figure:
+def sweep_figure(
+    rows: list[dict], dataset: dict | None = None, references: dict[str, float] | None = None
+) -> go.Figure:
     """Achieved vs requested return over a sweep of targets x seeds.
 
     Args:
@@ -121,28 +169,70 @@ def sweep_figure(rows: list[dict], dataset: dict | None = None,
 
     fig = go.Figure()
     if dataset:
-        fig.add_trace(_band(lo, hi, dataset["return_min"], dataset["return_max"],
-                            "dataset return range", COLORS["data"]))
-        fig.add_trace(_band(lo, hi, dataset["return_p90"], dataset["return_max"],
-                            "dataset top 10%", COLORS["top"]))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], name="y = x", mode="lines",
-                             line={"color": COLORS["ideal"], "dash": "dash"}))
+        fig.add_trace(
+            _band(
+                lo,
+                hi,
+                dataset["return_min"],
+                dataset["return_max"],
+                "dataset return range",
+                COLORS["data"],
+            )
+        )
+        fig.add_trace(
+            _band(
+                lo,
+                hi,
+                dataset["return_p90"],
+                dataset["return_max"],
+                "dataset top 10%",
+                COLORS["top"],
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[lo, hi],
+            y=[lo, hi],
+            name="y = x",
+            mode="lines",
+            line={"color": COLORS["ideal"], "dash": "dash"},
+        )
+    )
     for i, (name, value) in enumerate((references or {}).items()):
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[value, value], name=f"{name} ({value:.0f})",
-                                 mode="lines", line={"color": COLORS["ref"],
-                                                         "dash": _REF_DASHES[i % 4]}))
+        fig.add_trace(
+            go.Scatter(
+                x=[lo, hi],
+                y=[value, value],
+                name=f"{name} ({value:.0f})",
+                mode="lines",
+                line={"color": COLORS["ref"], "dash": _REF_DASHES[i % 4]},
+            )
+        )
     seeds = [r.get("seed", "") for r in rows]
     lengths = [r.get("length", "") for r in rows]
-    fig.add_trace(go.Scatter(
-        x=targets, y=achieved, name="episodes", mode="markers",
-        marker={"color": COLORS["model"], "size": 6, "opacity": 0.35},
-        customdata=np.stack([seeds, lengths], axis=-1),
-        hovertemplate="target %{x}<br>return %{y:.1f}<br>seed %{customdata[0]}"
-                      "<br>length %{customdata[1]}<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(x=xs, y=means, name="mean ± std", mode="lines+markers",
-                             error_y={"type": "data", "array": stds, "visible": True},
-                             line={"color": COLORS["model"]}, marker={"size": 9}))
+    fig.add_trace(
+        go.Scatter(
+            x=targets,
+            y=achieved,
+            name="episodes",
+            mode="markers",
+            marker={"color": COLORS["model"], "size": 6, "opacity": 0.35},
+            customdata=np.stack([seeds, lengths], axis=-1),
+            hovertemplate="target %{x}<br>return %{y:.1f}<br>seed %{customdata[0]}"
+            "<br>length %{customdata[1]}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=means,
+            name="mean ± std",
+            mode="lines+markers",
+            error_y={"type": "data", "array": stds, "visible": True},
+            line={"color": COLORS["model"]},
+            marker={"size": 9},
+        )
+    )
     rho = spearman(xs, means)  # per-target means, as the app's sweep summary reports
     if not math.isnan(rho):
         title += f" (Spearman ρ of means = {rho:.2f})"
@@ -161,17 +251,34 @@ def dataset_figure(summary: dict) -> go.Figure:
     edges = np.asarray(summary["histogram"]["edges"], dtype=np.float64)
     centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     bar_style = {"color": COLORS["data"], "line": {"width": 0.5, "color": "white"}}
-    fig = go.Figure(go.Bar(x=centers, y=counts, width=widths, name="episodes", marker=bar_style,
-                           customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
-                           hovertemplate="%{customdata[0]:.0f} to %{customdata[1]:.0f}: "
-                                         "%{y} episodes<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=centers,
+            y=counts,
+            width=widths,
+            name="episodes",
+            marker=bar_style,
+            customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
+            hovertemplate="%{customdata[0]:.0f} to %{customdata[1]:.0f}: "
+            "%{y} episodes<extra></extra>",
+        )
+    )
     ymax = float(counts.max()) if len(counts) else 1.0
-    for key, label, color in (("return_median", "median", COLORS["ideal"]),
-                              ("return_p90", "90th percentile", COLORS["top"])):
+    for key, label, color in (
+        ("return_median", "median", COLORS["ideal"]),
+        ("return_p90", "90th percentile", COLORS["top"]),
+    ):
         if key in summary:
             v = summary[key]
-            fig.add_trace(go.Scatter(x=[v, v], y=[0, ymax], name=f"{label} ({v:.0f})",
-                                     mode="lines", line={"color": color, "dash": "dash"}))
+            fig.add_trace(
+                go.Scatter(
+                    x=[v, v],
+                    y=[0, ymax],
+                    name=f"{label} ({v:.0f})",
+                    mode="lines",
+                    line={"color": color, "dash": "dash"},
+                )
+            )
     n = summary.get("episodes", int(counts.sum()))
     return _layout(fig, f"Dataset returns ({n} episodes)", "episode return", "episodes")
 
@@ -179,10 +286,15 @@ def dataset_figure(summary: dict) -> go.Figure:
 def lengths_figure(summary: dict) -> go.Figure:
     """Histogram of episode lengths in the dataset."""
     lengths = np.asarray(summary["lengths"])
-    fig = go.Figure(go.Histogram(x=lengths, nbinsx=30, name="episodes",
-                                 marker={"color": COLORS["model"]}))
-    return _layout(fig, f"Episode lengths (mean {lengths.mean():.0f})" if len(lengths)
-                   else "Episode lengths", "length (steps)", "episodes")
+    fig = go.Figure(
+        go.Histogram(x=lengths, nbinsx=30, name="episodes", marker={"color": COLORS["model"]})
+    )
+    return _layout(
+        fig,
+        f"Episode lengths (mean {lengths.mean():.0f})" if len(lengths) else "Episode lengths",
+        "length (steps)",
+        "episodes",
+    )
 
 
 def quality_figure(summary: dict) -> go.Figure:
@@ -192,12 +304,16 @@ def quality_figure(summary: dict) -> go.Figure:
     if not behaviours:
         return _empty(title, "No behaviour policies recorded for this dataset.")
     keys = sorted(behaviours, key=lambda k: -behaviours[k]["return_mean"])
-    fig = go.Figure(go.Bar(
-        x=[behaviours[k].get("label", k) for k in keys],
-        y=[behaviours[k]["return_mean"] for k in keys], name="mean return",
-        text=[f"{behaviours[k]['episodes']} eps" for k in keys], textposition="outside",
-        marker={"color": COLORS["data"]},
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=[behaviours[k].get("label", k) for k in keys],
+            y=[behaviours[k]["return_mean"] for k in keys],
+            name="mean return",
+            text=[f"{behaviours[k]['episodes']} eps" for k in keys],
+            textposition="outside",
+            marker={"color": COLORS["data"]},
+        )
+    )
     fig = _layout(fig, title, "behaviour policy", "mean return")
     fig.update_xaxes(type="category")
     return fig
@@ -220,26 +336,62 @@ def loss_figure(curve: list[dict], evals: list[dict] | None = None) -> go.Figure
     if not losses and not ev:
         return _empty("Training", "No training steps logged yet.")
     rows = 2 if ev else 1
-    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        specs=[[{"secondary_y": True}]] + [[{}]] * (rows - 1))
+    fig = make_subplots(
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08,
+        specs=[[{"secondary_y": True}]] + [[{}]] * (rows - 1),
+    )
     steps = [p["step"] for p in losses]
-    fig.add_trace(go.Scatter(x=steps, y=[p["loss"] for p in losses], name="train/loss",
-                             mode="lines", line={"color": COLORS["model"]}), row=1, col=1)
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=[p["loss"] for p in losses],
+            name="train/loss",
+            mode="lines",
+            line={"color": COLORS["model"]},
+        ),
+        row=1,
+        col=1,
+    )
     if any("lr" in p for p in losses):
         lr = [p for p in losses if "lr" in p]
-        fig.add_trace(go.Scatter(x=[p["step"] for p in lr], y=[p["lr"] for p in lr],
-                                 name="train/lr", mode="lines",
-                                 line={"color": COLORS["ideal"], "dash": "dot", "width": 1}),
-                      row=1, col=1, secondary_y=True)
-        fig.update_yaxes(title_text="learning rate", secondary_y=True, row=1, col=1,
-                         showgrid=False, exponentformat="e")
+        fig.add_trace(
+            go.Scatter(
+                x=[p["step"] for p in lr],
+                y=[p["lr"] for p in lr],
+                name="train/lr",
+                mode="lines",
+                line={"color": COLORS["ideal"], "dash": "dot", "width": 1},
+            ),
+            row=1,
+            col=1,
+            secondary_y=True,
+        )
+        fig.update_yaxes(
+            title_text="learning rate",
+            secondary_y=True,
+            row=1,
+            col=1,
+            showgrid=False,
+            exponentformat="e",
+        )
     by_target = defaultdict(list)
     for p in ev:
         by_target[float(p["target"])].append((p["step"], p["return"]))
     for target in sorted(by_target):
         pts = sorted(by_target[target])
-        fig.add_trace(go.Scatter(x=[s for s, _ in pts], y=[r for _, r in pts], mode="lines+markers",
-                                 name=f"eval/return (target {target:g})"), row=2, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=[s for s, _ in pts],
+                y=[r for _, r in pts],
+                mode="lines+markers",
+                name=f"eval/return (target {target:g})",
+            ),
+            row=2,
+            col=1,
+        )
     fig = _layout(fig, "Training", "", "", height=HEIGHT + 150 * (rows - 1))
     fig.update_yaxes(title_text="loss", secondary_y=False, row=1, col=1)
     fig.update_xaxes(title_text="step", row=rows, col=1)
@@ -257,11 +409,23 @@ def compare_figure(results: dict[str, list[float]]) -> go.Figure:
     rets = [np.asarray(results[n], dtype=np.float64) for n in names]
     means = [float(r.mean()) if len(r) else float("nan") for r in rets]
     stds = [float(r.std()) if len(r) else 0.0 for r in rets]
-    fig = go.Figure([
-        go.Bar(x=names, y=means, name="mean ± std", marker={"color": COLORS["model"]},
-               error_y={"type": "data", "array": stds, "visible": True}, opacity=0.8),
-        go.Scatter(x=[n for n, r in zip(names, rets) for _ in r],
-                   y=np.concatenate(rets) if rets else [], name="episodes", mode="markers",
-                   marker={"color": "black", "size": 5, "opacity": 0.5}),
-    ])
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=names,
+                y=means,
+                name="mean ± std",
+                marker={"color": COLORS["model"]},
+                error_y={"type": "data", "array": stds, "visible": True},
+                opacity=0.8,
+            ),
+            go.Scatter(
+                x=[n for n, r in zip(names, rets) for _ in r],
+                y=np.concatenate(rets) if rets else [],
+                name="episodes",
+                mode="markers",
+                marker={"color": "black", "size": 5, "opacity": 0.5},
+            ),
+        ]
+    )
     return _layout(fig, title, "model", "return")

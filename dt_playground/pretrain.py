@@ -56,8 +56,9 @@ def checkpoint_name(env_id: str, algo: str, k: int = 20) -> str:
     return name if k == 20 or algo != "dt" else f"{name}-k{k}"
 
 
-def ensure_dataset(env_id: str, recipe: Recipe, recollect: bool = False,
-                   root: Path | None = None, log=print) -> str:
+def ensure_dataset(
+    env_id: str, recipe: Recipe, recollect: bool = False, root: Path | None = None, log=print
+) -> str:
     """The env's dataset id, collecting it first if it is missing."""
     dataset_id = default_dataset_id(env_id)
     kwargs = {"root": root} if root else {}
@@ -73,8 +74,13 @@ def ensure_dataset(env_id: str, recipe: Recipe, recollect: bool = False,
         return str(path)
 
 
-def card_evaluation(ckpt_dir: Path, refs: dict | None = None, n_seeds: int = CARD_SEEDS,
-                    n_targets: int = CARD_TARGETS, max_steps: int | None = None) -> dict:
+def card_evaluation(
+    ckpt_dir: Path,
+    refs: dict | None = None,
+    n_seeds: int = CARD_SEEDS,
+    n_targets: int = CARD_TARGETS,
+    max_steps: int | None = None,
+) -> dict:
     """The card: 8 targets from the dataset's p10 to its max, 10 held-out seeds each."""
     ck = load_checkpoint(ckpt_dir)
     d = ck.config["dataset"]
@@ -91,11 +97,17 @@ def card_evaluation(ckpt_dir: Path, refs: dict | None = None, n_seeds: int = CAR
     s = summarise(traces)
     top = s["per_target"][-1]
     card = {
-        "env_id": ck.spec.env_id, "algo": ck.algo, "context_len": ck.config["context_len"],
-        "seeds": seeds, "per_target": s["per_target"],
+        "env_id": ck.spec.env_id,
+        "algo": ck.algo,
+        "context_len": ck.config["context_len"],
+        "seeds": seeds,
+        "per_target": s["per_target"],
         "spearman": s["spearman"] if ck.algo == "dt" else None,
-        "top_target": top["target"], "top_target_mean": top["mean"], "top_target_std": top["std"],
-        "dataset_top10_mean": d["return_top10_mean"], "dataset_max": d["return_max"],
+        "top_target": top["target"],
+        "top_target_mean": top["mean"],
+        "top_target_std": top["std"],
+        "dataset_top10_mean": d["return_top10_mean"],
+        "dataset_max": d["return_max"],
         "normalised_top": ck.spec.normalised_score(top["mean"]),
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -114,45 +126,83 @@ def card_evaluation(ckpt_dir: Path, refs: dict | None = None, n_seeds: int = CAR
 def model_card(ck_dir: Path, card: dict, config: dict) -> str:
     """A short README.md for a checkpoint folder."""
     algo = {"dt": "Decision Transformer", "bc": "Behaviour cloning", "pbc": "%BC (top 10%)"}
-    lines = [f"# {ck_dir.name}", "",
-             f"{algo[card['algo']]} on **{card['env_id']}** (context K={card['context_len']}), "
-             f"trained by `python -m dt_playground pretrain --env {card['env_id']}` on "
-             f"`{config['dataset'].get('dataset_id')}` ({config['dataset']['episodes']} episodes, "
-             f"returns {config['dataset']['return_min']:.0f} to "
-             f"{config['dataset']['return_max']:.0f}).", "",
-             f"Evaluated on seeds {card['seeds'][0]}..{card['seeds'][-1]} (never used for "
-             "training or selection).", "", "| target | mean | std |", "|---:|---:|---:|"]
+    lines = [
+        f"# {ck_dir.name}",
+        "",
+        f"{algo[card['algo']]} on **{card['env_id']}** (context K={card['context_len']}), "
+        f"trained by `python -m dt_playground pretrain --env {card['env_id']}` on "
+        f"`{config['dataset'].get('dataset_id')}` ({config['dataset']['episodes']} episodes, "
+        f"returns {config['dataset']['return_min']:.0f} to "
+        f"{config['dataset']['return_max']:.0f}).",
+        "",
+        f"Evaluated on seeds {card['seeds'][0]}..{card['seeds'][-1]} (never used for "
+        "training or selection).",
+        "",
+        "| target | mean | std |",
+        "|---:|---:|---:|",
+    ]
     for r in card["per_target"]:
         lines.append(f"| {r['target']:.1f} | {r['mean']:.1f} | {r['std']:.1f} |")
     if card.get("spearman") is not None:
         lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
-    lines += ["", f"Top-target mean {card['top_target_mean']:.1f} vs dataset top-10% mean "
-              f"{card['dataset_top10_mean']:.1f} and max {card['dataset_max']:.1f}."]
+    lines += [
+        "",
+        f"Top-target mean {card['top_target_mean']:.1f} vs dataset top-10% mean "
+        f"{card['dataset_top10_mean']:.1f} and max {card['dataset_max']:.1f}.",
+    ]
     for k, v in (card.get("bars") or {}).items():
         lines.append(f"- bar `{k}`: {'met' if v else ('n/a' if v is None else 'MISSED')}")
     return "\n".join(lines) + "\n"
 
 
-def _train_one(env_id: str, algo: str, k: int, recipe: Recipe, dataset: str, out_root: Path,
-               steps: int | None, log) -> Path:
+def _train_one(
+    env_id: str,
+    algo: str,
+    k: int,
+    recipe: Recipe,
+    dataset: str,
+    out_root: Path,
+    steps: int | None,
+    log,
+) -> Path:
     name = checkpoint_name(env_id, algo, k)
     cfg = TrainConfig(
-        dataset=dataset, env_id=env_id, out=str(out_root / name), algo=algo,
-        steps=steps or recipe.steps, batch_size=recipe.batch_size, context_len=k,
-        hidden=recipe.hidden, n_layers=recipe.n_layers, lr=recipe.lr,
-        warmup_steps=min(recipe.warmup, (steps or recipe.steps) // 5), eval_episodes=0,
-        save_every=500, seed=recipe.seed, resume=True)
+        dataset=dataset,
+        env_id=env_id,
+        out=str(out_root / name),
+        algo=algo,
+        steps=steps or recipe.steps,
+        batch_size=recipe.batch_size,
+        context_len=k,
+        hidden=recipe.hidden,
+        n_layers=recipe.n_layers,
+        lr=recipe.lr,
+        warmup_steps=min(recipe.warmup, (steps or recipe.steps) // 5),
+        eval_episodes=0,
+        save_every=500,
+        seed=recipe.seed,
+        resume=True,
+    )
     t0 = time.perf_counter()
     res = train(cfg, progress=True)
-    log(f"  trained {name}: {cfg.steps} steps in {time.perf_counter() - t0:.0f} s, "
-        f"final loss {res.final_loss:.4f}")
+    log(
+        f"  trained {name}: {cfg.steps} steps in {time.perf_counter() - t0:.0f} s, "
+        f"final loss {res.final_loss:.4f}"
+    )
     return res.checkpoint
 
 
-def pretrain_env(env_id: str, out_root: Path = PRETRAINED_DIR, steps: int | None = None,
-                 episodes: int | None = None, n_seeds: int = CARD_SEEDS,
-                 recollect: bool = False, ablation: bool = True, data_root: Path | None = None,
-                 log=print) -> dict:
+def pretrain_env(
+    env_id: str,
+    out_root: Path = PRETRAINED_DIR,
+    steps: int | None = None,
+    episodes: int | None = None,
+    n_seeds: int = CARD_SEEDS,
+    recollect: bool = False,
+    ablation: bool = True,
+    data_root: Path | None = None,
+    log=print,
+) -> dict:
     """Build one env's zoo; returns {checkpoint name: card}. ``steps``/``episodes``
     override the recipe (tiny budgets for tests)."""
     spec = get_spec(env_id)
@@ -167,10 +217,11 @@ def pretrain_env(env_id: str, out_root: Path = PRETRAINED_DIR, steps: int | None
         runs += [("dt", k) for k in recipe.ablation_ks]
     dirs = {}
     for algo, k in runs:
-        dirs[(algo, k)] = _train_one(spec.env_id, algo, k, recipe, dataset, Path(out_root),
-                                     steps, log)
+        dirs[(algo, k)] = _train_one(
+            spec.env_id, algo, k, recipe, dataset, Path(out_root), steps, log
+        )
     cards, refs = {}, {}
-    for (algo, k), d in dirs.items():
+    for (algo, _k), d in dirs.items():
         card = card_evaluation(d, refs if algo == "dt" else None, n_seeds)
         if algo != "dt":
             refs[algo] = card["top_target_mean"]
@@ -179,8 +230,10 @@ def pretrain_env(env_id: str, out_root: Path = PRETRAINED_DIR, steps: int | None
         (d / "README.md").write_text(model_card(d, card, ck.config))
         cards[d.name] = card
         rho = "" if card["spearman"] is None else f" rho={card['spearman']:.3f}"
-        log(f"  {d.name}:{rho} top-target mean {card['top_target_mean']:.1f} "
-            f"(dataset top-10% {card['dataset_top10_mean']:.1f})")
+        log(
+            f"  {d.name}:{rho} top-target mean {card['top_target_mean']:.1f} "
+            f"(dataset top-10% {card['dataset_top10_mean']:.1f})"
+        )
     log(f"[{spec.env_id}] done in {time.perf_counter() - t0:.0f} s")
     return cards
 
@@ -195,21 +248,27 @@ def zoo_table(root: Path = PRETRAINED_DIR) -> str:
     cards = {}
     for card_path in sorted(Path(root).glob("*/card.json")):
         cards[card_path.parent.name] = json.loads(card_path.read_text())
-    lines = ["| checkpoint | env | K | Spearman rho | top target | DT at top | data top-10% | "
-             "BC | %BC | bars (rho, top, >=BC) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| checkpoint | env | K | Spearman rho | top target | DT at top | data top-10% | "
+        "BC | %BC | bars (rho, top, >=BC) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name, c in cards.items():
         if c["algo"] != "dt":
             continue
         refs = c.get("references") or {}
         bars = c.get("bars") or {}
-        marks = " ".join({True: "yes", False: "no", None: "-"}[bars.get(k)] for k in
-                         ("spearman_ge_0.9", "top_ge_dataset_top10", "dt_ge_bc"))
+        marks = " ".join(
+            {True: "yes", False: "no", None: "-"}[bars.get(k)]
+            for k in ("spearman_ge_0.9", "top_ge_dataset_top10", "dt_ge_bc")
+        )
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         lines.append(
             f"| {name} | {c['env_id']} | {c['context_len']} | {c['spearman']:.3f} | "
             f"{c['top_target']:.1f} | {c['top_target_mean']:.1f} ± {c['top_target_std']:.1f} | "
             f"{c['dataset_top10_mean']:.1f} | {fmt(refs.get('bc'))} | {fmt(refs.get('pbc'))} | "
-            f"{marks} |")
+            f"{marks} |"
+        )
     return "\n".join(lines)
 
 

@@ -95,8 +95,14 @@ def _probe_backend(backend: str, pyopengl_platform: str | None) -> str | None:
     if pyopengl_platform is not None:
         env["PYOPENGL_PLATFORM"] = pyopengl_platform
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE], check=False, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     except subprocess.TimeoutExpired:
         return "timed out creating a GL context"
     if proc.returncode == 0:
@@ -128,18 +134,25 @@ def ensure_gl_backend() -> str:
     tried = "; ".join(f"MUJOCO_GL={b}: {e}" for b, e in errors.items())
     if user and user.lower() in GL_PACKAGES:
         pkg = GL_PACKAGES[user.lower()]
-        fix = (f"install {pkg} (`apt-get install {pkg}`), or unset MUJOCO_GL to let the "
-               "playground try egl, then osmesa")
+        fix = (
+            f"install {pkg} (`apt-get install {pkg}`), or unset MUJOCO_GL to let the "
+            "playground try egl, then osmesa"
+        )
     elif user:
-        fix = ("set MUJOCO_GL to egl (apt package libegl1) or osmesa (apt package libosmesa6), "
-               "or unset it")
+        fix = (
+            "set MUJOCO_GL to egl (apt package libegl1) or osmesa (apt package libosmesa6), "
+            "or unset it"
+        )
     else:
-        fix = ("install libegl1 for MUJOCO_GL=egl or libosmesa6 for MUJOCO_GL=osmesa "
-               "(`apt-get install libegl1 libosmesa6`)")
+        fix = (
+            "install libegl1 for MUJOCO_GL=egl or libosmesa6 for MUJOCO_GL=osmesa "
+            "(`apt-get install libegl1 libosmesa6`)"
+        )
     if platform:
         fix += f"; PYOPENGL_PLATFORM={platform!r} is set and must match the backend"
-    raise RenderError(f"No working headless OpenGL backend for MuJoCo ({tried}). To render "
-                      f"MuJoCo videos, {fix}.")
+    raise RenderError(
+        f"No working headless OpenGL backend for MuJoCo ({tried}). To render MuJoCo videos, {fix}."
+    )
 
 
 # ---------------------------------------------------------------- frames
@@ -180,8 +193,7 @@ class _MujocoFrames:
         vis.global_.offheight = max(vis.global_.offheight, self.height)
         vis.quality.offsamples = MSAA_SAMPLES  # read when the MjrContext is made
         planes = self.model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE
-        self.model.geom_size[planes, 2] = np.maximum(self.model.geom_size[planes, 2],
-                                                     PLANE_GRID_M)
+        self.model.geom_size[planes, 2] = np.maximum(self.model.geom_size[planes, 2], PLANE_GRID_M)
         self.gl = _gl_context(backend, self.width, self.height)
         self.gl.make_current()
         self.con = mujoco.MjrContext(self.model, mujoco.mjtFontScale.mjFONTSCALE_100)
@@ -210,8 +222,9 @@ class _MujocoFrames:
         if self.height_z is None:
             self.height_z = float(com[2])
         self.cam.lookat[:] = (com[0], com[1], self.height_z)
-        mj.mjv_updateScene(self.model, self.data, self.opt, self.pert, self.cam,
-                           mj.mjtCatBit.mjCAT_ALL, self.scn)
+        mj.mjv_updateScene(
+            self.model, self.data, self.opt, self.pert, self.cam, mj.mjtCatBit.mjCAT_ALL, self.scn
+        )
         mj.mjr_render(self.rect, self.scn, self.con)
         mj.mjr_readPixels(self.rgb, None, self.rect, self.con)
         return self.rgb[::-1]  # OpenGL's rows run bottom-up
@@ -252,13 +265,39 @@ class _Encoder:
         self.path, self.width, self.height = path, width, height
         # A file, not a pipe: ffmpeg can't block on it. Closed by abort().
         self.log = tempfile.TemporaryFile()  # noqa: SIM115
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-               "-r", str(fps), "-i", "-", "-an",
-               "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF),
-               "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(path)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=self.log)
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(fps),
+            "-i",
+            "-",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            X264_PRESET,
+            "-crf",
+            str(X264_CRF),
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(path),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log
+        )
         self.wait_s = 0.0
 
     def write(self, frame: np.ndarray) -> None:
@@ -332,8 +371,13 @@ def _as_action(action, discrete: bool):
     return int(action) if discrete else np.asarray(action, dtype=np.float32)
 
 
-def render_trace(trace: Trace, out_path: str | Path, max_frames: int | None = None,
-                 progress=None, spec: EnvSpec | None = None) -> VideoInfo:
+def render_trace(
+    trace: Trace,
+    out_path: str | Path,
+    max_frames: int | None = None,
+    progress=None,
+    spec: EnvSpec | None = None,
+) -> VideoInfo:
     """Replay ``trace`` and write it to ``out_path`` as an H.264 MP4.
 
     Args:
@@ -358,8 +402,9 @@ def render_trace(trace: Trace, out_path: str | Path, max_frames: int | None = No
     total = len(trace.actions)
     if len(trace.rewards) != total:
         raise ValueError(f"trace has {total} actions but {len(trace.rewards)} rewards")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".mp4.part",
-                                    dir=out_path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{out_path.stem}.", suffix=".mp4.part", dir=out_path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     env = frames = encoder = None
@@ -389,16 +434,19 @@ def render_trace(trace: Trace, out_path: str | Path, max_frames: int | None = No
                 if not np.isclose(reward, trace.rewards[t], rtol=1e-5, atol=1e-5):
                     raise ReplayDivergenceError(
                         f"{trace.env_id} seed {trace.seed}: replayed reward {reward!r} at step "
-                        f"{t} differs from the recorded {float(trace.rewards[t])!r}")
+                        f"{t} differs from the recorded {float(trace.rewards[t])!r}"
+                    )
                 last = t == total - 1
                 if (term or trunc) and not last:
                     raise ReplayDivergenceError(
                         f"{trace.env_id} seed {trace.seed}: replay ended at step {t} but the "
-                        f"trace has {total} steps")
+                        f"trace has {total} steps"
+                    )
                 if last and trace.terminated and not term:
                     raise ReplayDivergenceError(
                         f"{trace.env_id} seed {trace.seed}: the trace terminated at step {t} "
-                        "but the replay did not")
+                        "but the replay did not"
+                    )
                 if (t + 1) % spec.render_every == 0 and n_frames < cap:
                     draw()
                 if progress:
@@ -422,8 +470,16 @@ def render_trace(trace: Trace, out_path: str | Path, max_frames: int | None = No
             env.close()
     encoder.abort()  # closes the log file; ffmpeg has already exited
     h, w = encoder.height, encoder.width
-    return VideoInfo(out_path, n_frames, spec.video_fps, n_frames / spec.video_fps, w, h,
-                     render_s, encoder.wait_s)
+    return VideoInfo(
+        out_path,
+        n_frames,
+        spec.video_fps,
+        n_frames / spec.video_fps,
+        w,
+        h,
+        render_s,
+        encoder.wait_s,
+    )
 
 
 # ---------------------------------------------------------------- benchmark
@@ -446,12 +502,14 @@ def random_trace(env_id: str, steps: int, seed: int = 0, spec: EnvSpec | None = 
     env.close()
     rewards = np.asarray(rewards, dtype=np.float64)
     rtg = np.cumsum(rewards[::-1])[::-1].copy()
-    return Trace(spec.env_id, seed, float(rewards.sum()), np.asarray(actions), rewards, rtg,
-                 bool(terminated))
+    return Trace(
+        spec.env_id, seed, float(rewards.sum()), np.asarray(actions), rewards, rtg, bool(terminated)
+    )
 
 
-def bench_render(env_id: str, steps: int = 1000, seed: int = 0,
-                 out_dir: str | Path | None = None) -> dict:
+def bench_render(
+    env_id: str, steps: int = 1000, seed: int = 0, out_dir: str | Path | None = None
+) -> dict:
     """Time one random-action episode of up to ``steps`` steps, replayed to MP4.
 
     MuJoCo envs with a "healthy" termination run with it disabled, so a random
@@ -459,8 +517,9 @@ def bench_render(env_id: str, steps: int = 1000, seed: int = 0,
     """
     spec = get_spec(env_id)
     if spec.family == "mujoco" and spec.env_id.split("-")[0] in ("Hopper", "Walker2d", "Ant"):
-        spec = dataclasses.replace(spec, make_kwargs={**spec.make_kwargs,
-                                                      "terminate_when_unhealthy": False})
+        spec = dataclasses.replace(
+            spec, make_kwargs={**spec.make_kwargs, "terminate_when_unhealthy": False}
+        )
     if spec.family == "mujoco":
         ensure_gl_backend()  # cached; not part of the per-video time
     t0 = time.perf_counter()
@@ -474,11 +533,17 @@ def bench_render(env_id: str, steps: int = 1000, seed: int = 0,
         cpu_s = _cpu_seconds() - cpu0
         size = info.path.stat().st_size
     return {
-        "env_id": spec.env_id, "steps": trace.length, "frames": info.n_frames,
-        "size": f"{info.width}x{info.height}", "rollout_s": round(rollout_s, 3),
-        "render_s": round(info.render_s, 3), "encode_wait_s": round(info.encode_s, 3),
-        "total_s": round(total_s, 3), "ms_per_frame": round(1000 * total_s / info.n_frames, 2),
-        "cpu_s": round(cpu_s, 3), "video_s": round(info.duration_s, 2),
+        "env_id": spec.env_id,
+        "steps": trace.length,
+        "frames": info.n_frames,
+        "size": f"{info.width}x{info.height}",
+        "rollout_s": round(rollout_s, 3),
+        "render_s": round(info.render_s, 3),
+        "encode_wait_s": round(info.encode_s, 3),
+        "total_s": round(total_s, 3),
+        "ms_per_frame": round(1000 * total_s / info.n_frames, 2),
+        "cpu_s": round(cpu_s, 3),
+        "video_s": round(info.duration_s, 2),
         "mp4_kb": round(size / 1024, 1),
     }
 

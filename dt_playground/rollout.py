@@ -48,15 +48,25 @@ class Trace:
 
     def to_dict(self) -> dict:
         """The JSON record the CLI prints."""
-        return {"target": float(self.target), "seed": int(self.seed), "return": self.ret,
-                "length": self.length}
+        return {
+            "target": float(self.target),
+            "seed": int(self.seed),
+            "return": self.ret,
+            "length": self.length,
+        }
 
 
 class DTPolicy:
     """A checkpointed model acting in N episodes at once."""
 
-    def __init__(self, model: DecisionTransformer, norm: Normaliser, spec: EnvSpec,
-                 sample: bool = False, precision: str = "fp32"):
+    def __init__(
+        self,
+        model: DecisionTransformer,
+        norm: Normaliser,
+        spec: EnvSpec,
+        sample: bool = False,
+        precision: str = "fp32",
+    ):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         self.model = model.eval()
@@ -67,8 +77,11 @@ class DTPolicy:
             # A bfloat16 copy of the weights (cached on the model): ~2x faster
             # matmuls on AVX-512 BF16 CPUs; per-row results don't depend on the batch.
             if getattr(model, "_bf16_copy", None) is None:  # not a registered submodule:
-                object.__setattr__(model, "_bf16_copy",  # keeps state_dict unchanged
-                                   copy.deepcopy(model).to(torch.bfloat16).eval())
+                object.__setattr__(
+                    model,
+                    "_bf16_copy",  # keeps state_dict unchanged
+                    copy.deepcopy(model).to(torch.bfloat16).eval(),
+                )
             self.model, self.dtype = model._bf16_copy, torch.bfloat16
 
     def reset(self, targets, seeds, max_steps: int | None = None) -> None:
@@ -84,16 +97,24 @@ class DTPolicy:
 
     def window(self, rows: np.ndarray, t: int) -> dict:
         """The model input for episodes ``rows`` at step ``t`` (exactly as in training)."""
-        return gather_windows(self.states, self.actions, self.rtg, rows,
-                              np.full(len(rows), t), self.cfg.context_len, self.spec.max_ep_len)
+        return gather_windows(
+            self.states,
+            self.actions,
+            self.rtg,
+            rows,
+            np.full(len(rows), t),
+            self.cfg.context_len,
+            self.spec.max_ep_len,
+        )
 
     @torch.inference_mode()
     def predict(self, win: dict) -> np.ndarray:
         """Model output at the last window position: (B, A) actions or logits."""
         x = {k: torch.from_numpy(v) for k, v in win.items()}
         dt = self.dtype
-        out = self.model(x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt),
-                         x["timesteps"], x["mask"])
+        out = self.model(
+            x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt), x["timesteps"], x["mask"]
+        )
         return out[:, -1].float().numpy()
 
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
@@ -109,8 +130,10 @@ class DTPolicy:
         else:
             p = np.exp(out - out.max(-1, keepdims=True))
             p /= p.sum(-1, keepdims=True)
-            acts = [int(min(np.searchsorted(np.cumsum(pi), self.rngs[r].random()), len(pi) - 1))
-                    for pi, r in zip(p, rows)]
+            acts = [
+                int(min(np.searchsorted(np.cumsum(pi), self.rngs[r].random()), len(pi) - 1))
+                for pi, r in zip(p, rows)
+            ]
         self.actions[rows, t] = encode_actions(np.array(acts), self.cfg.act_dim, self.spec.discrete)
         return acts
 
@@ -119,8 +142,9 @@ class DTPolicy:
         self.next_rtg[rows] -= rewards
 
 
-def run_episodes(policy: DTPolicy, targets, seeds, max_steps: int | None = None,
-                 progress=None) -> list[Trace]:
+def run_episodes(
+    policy: DTPolicy, targets, seeds, max_steps: int | None = None, progress=None
+) -> list[Trace]:
     """Play ``len(targets)`` episodes (target i from reset seed i) in lock-step.
 
     Episode i's trace depends only on (model, target i, seed i): batching
@@ -161,8 +185,15 @@ def run_episodes(policy: DTPolicy, targets, seeds, max_steps: int | None = None,
     for env in envs:
         env.close()
     return [
-        Trace(spec.env_id, seeds[i], targets[i], np.asarray(actions[i]),
-              np.asarray(rewards[i], dtype=np.float64),
-              policy.rtg_raw[i, : len(rewards[i])].copy(), bool(terminated[i]), wall)
+        Trace(
+            spec.env_id,
+            seeds[i],
+            targets[i],
+            np.asarray(actions[i]),
+            np.asarray(rewards[i], dtype=np.float64),
+            policy.rtg_raw[i, : len(rewards[i])].copy(),
+            bool(terminated[i]),
+            wall,
+        )
         for i in range(n)
     ]

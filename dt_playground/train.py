@@ -56,8 +56,9 @@ class TrainConfig:
     bf16: bool = _f(True, "bfloat16 autocast for the forward pass (fast on AVX-512 BF16 CPUs)")
     eval_every: int = _f(0, "evaluate every N steps (0: only at the end)")
     eval_episodes: int = _f(2, "episodes per target in periodic evaluation")
-    eval_targets: str = _f("", "comma-separated targets for periodic evaluation (default: "
-                               "dataset p10, median, max)")
+    eval_targets: str = _f(
+        "", "comma-separated targets for periodic evaluation (default: dataset p10, median, max)"
+    )
     save_every: int = _f(500, "write a resumable checkpoint every N steps")
     resume: bool = _f(True, "resume from the checkpoint folder's saved state if present")
     keep_train_state: bool = _f(False, "keep optimizer state in the final checkpoint")
@@ -87,8 +88,9 @@ def _lr_factor(cfg: TrainConfig, step: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def evaluate_targets(model, norm, spec, targets, episodes: int, seed: int,
-                     max_steps: int | None = None) -> list[dict]:
+def evaluate_targets(
+    model, norm, spec, targets, episodes: int, seed: int, max_steps: int | None = None
+) -> list[dict]:
     """Mean achieved return per target over ``episodes`` seeds (for model selection)."""
     policy = DTPolicy(model, norm, spec)
     ts = [t for t in targets for _ in range(episodes)]
@@ -119,8 +121,13 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) ->
     state = {}
     for i in range(n):
         st = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(i)}
-        st.update({k.split(".", 1)[1]: torch.tensor(v) for k, v in meta.items()
-                   if k.split(".", 1)[0] == str(i)})
+        st.update(
+            {
+                k.split(".", 1)[1]: torch.tensor(v)
+                for k, v in meta.items()
+                if k.split(".", 1)[0] == str(i)
+            }
+        )
         if st:
             state[i] = st
     sd["state"] = state
@@ -148,8 +155,9 @@ def build_dataset(cfg: TrainConfig) -> tuple[OfflineDataset, dict, str]:
     return ds, summary, spec.env_id
 
 
-def train(cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None,
-          should_stop=None) -> TrainResult:
+def train(
+    cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None, should_stop=None
+) -> TrainResult:
     """Train a model as configured and write its checkpoint folder to ``cfg.out``.
 
     ``on_step(step, loss, lr)`` is called after every step (the app's live
@@ -164,9 +172,18 @@ def train(cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None,
     ds, summary, env_id = dataset or build_dataset(cfg)
     spec = get_spec(env_id)
     torch.manual_seed(cfg.seed)
-    mcfg = DTConfig(ds.state_dim, ds.act_dim, spec.discrete, cfg.hidden, cfg.n_layers,
-                    cfg.n_heads, cfg.context_len, spec.max_ep_len, cfg.dropout,
-                    use_returns=cfg.algo == "dt")
+    mcfg = DTConfig(
+        ds.state_dim,
+        ds.act_dim,
+        spec.discrete,
+        cfg.hidden,
+        cfg.n_layers,
+        cfg.n_heads,
+        cfg.context_len,
+        spec.max_ep_len,
+        cfg.dropout,
+        use_returns=cfg.algo == "dt",
+    )
     model = DecisionTransformer(mcfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
@@ -176,12 +193,21 @@ def train(cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None,
     state_json = out / "train_state.json"
     if cfg.resume and state_json.is_file():
         st = json.loads(state_json.read_text())
-        loose = {"resume", "steps", "eval_every", "eval_episodes", "save_every",
-                 "keep_train_state", "threads"}
+        loose = {
+            "resume",
+            "steps",
+            "eval_every",
+            "eval_episodes",
+            "save_every",
+            "keep_train_state",
+            "threads",
+        }
         saved = {k: v for k, v in st.get("config", {}).items() if k not in loose}
         if saved != {k: v for k, v in asdict(cfg).items() if k not in loose}:
-            raise ValueError(f"{out} holds a run with a different configuration; choose "
-                             "another output folder or pass --no-resume")
+            raise ValueError(
+                f"{out} holds a run with a different configuration; choose "
+                "another output folder or pass --no-resume"
+            )
         model.load_state_dict(load_file(str(out / "model.safetensors")))
         tensors = load_file(str(out / "train_state.safetensors"))
         torch.set_rng_state(tensors.pop("__torch_rng"))
@@ -189,15 +215,26 @@ def train(cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None,
         rng.bit_generator.state = st["numpy_rng"]
         step, curve, evals, elapsed = st["step"], st["curve"], st["evals"], st["seconds"]
 
-    targets = ([float(x) for x in cfg.eval_targets.split(",") if x.strip()] if cfg.eval_targets
-               else [summary["return_p10"], summary["return_median"], summary["return_max"]])
+    targets = (
+        [float(x) for x in cfg.eval_targets.split(",") if x.strip()]
+        if cfg.eval_targets
+        else [summary["return_p10"], summary["return_median"], summary["return_max"]]
+    )
 
     def config_json(final: bool) -> dict:
         return {
-            "env_id": spec.env_id, "algo": cfg.algo, "context_len": cfg.context_len,
-            "state_mean": ds.norm.state_mean.tolist(), "state_std": ds.norm.state_std.tolist(),
-            "return_scale": spec.return_scale, "dataset": summary, "train": asdict(cfg),
-            "curve": curve, "evals": evals, "steps_done": step, "complete": final,
+            "env_id": spec.env_id,
+            "algo": cfg.algo,
+            "context_len": cfg.context_len,
+            "state_mean": ds.norm.state_mean.tolist(),
+            "state_std": ds.norm.state_std.tolist(),
+            "return_scale": spec.return_scale,
+            "dataset": summary,
+            "train": asdict(cfg),
+            "curve": curve,
+            "evals": evals,
+            "steps_done": step,
+            "complete": final,
             "train_seconds": round(elapsed, 2),
         }
 
@@ -208,24 +245,33 @@ def train(cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None,
             tensors["__torch_rng"] = torch.get_rng_state()
             extra["train_state.safetensors"] = tensors
             extra["train_state.json"] = {
-                "config": asdict(cfg), "optimizer": meta, "numpy_rng": rng.bit_generator.state,
-                "step": step, "curve": curve, "evals": evals, "seconds": elapsed}
+                "config": asdict(cfg),
+                "optimizer": meta,
+                "numpy_rng": rng.bit_generator.state,
+                "step": step,
+                "curve": curve,
+                "evals": evals,
+                "seconds": elapsed,
+            }
         save_checkpoint(out, model, config_json(final), extra_files=extra)
 
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.algo} {spec.env_id}",
-                   unit="step")
+        bar = tqdm(
+            total=cfg.steps, initial=step, desc=f"train {cfg.algo} {spec.env_id}", unit="step"
+        )
     model.train()
     t0 = time.perf_counter() - elapsed
     loss_val = float("nan")
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             break
-        batch = {k: torch.from_numpy(v) for k, v in ds.sample(cfg.batch_size, cfg.context_len,
-                                                               rng).items()}
+        batch = {
+            k: torch.from_numpy(v)
+            for k, v in ds.sample(cfg.batch_size, cfg.context_len, rng).items()
+        }
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = model.loss(batch)
         lr = cfg.lr * _lr_factor(cfg, step)
@@ -246,8 +292,9 @@ def train(cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None,
             bar.set_postfix(loss=f"{loss_val:.4f}")
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
             model.eval()
-            for e in evaluate_targets(model, ds.norm, spec, targets, cfg.eval_episodes,
-                                      TRAIN_EVAL_SEED):
+            for e in evaluate_targets(
+                model, ds.norm, spec, targets, cfg.eval_episodes, TRAIN_EVAL_SEED
+            ):
                 evals.append({"step": step, **e})
             model.train()
         elapsed = time.perf_counter() - t0
@@ -257,8 +304,9 @@ def train(cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None,
         bar.close()
     model.eval()
     if cfg.eval_episodes > 0 and step > 0:
-        for e in evaluate_targets(model, ds.norm, spec, targets, cfg.eval_episodes,
-                                  TRAIN_EVAL_SEED):
+        for e in evaluate_targets(
+            model, ds.norm, spec, targets, cfg.eval_episodes, TRAIN_EVAL_SEED
+        ):
             evals.append({"step": step, **e})
     elapsed = time.perf_counter() - t0
     save(final=step >= cfg.steps)

@@ -31,16 +31,28 @@ def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0)
     s, a = space_dims(env)
     env.close()
     torch.manual_seed(seed)
-    return DecisionTransformer(DTConfig(s, a, spec.discrete, hidden=32, n_layers=2, n_heads=2,
-                                        context_len=K, max_ep_len=spec.max_ep_len, dropout=0.0,
-                                        use_returns=use_returns)).eval()
+    return DecisionTransformer(
+        DTConfig(
+            s,
+            a,
+            spec.discrete,
+            hidden=32,
+            n_layers=2,
+            n_heads=2,
+            context_len=K,
+            max_ep_len=spec.max_ep_len,
+            dropout=0.0,
+            use_returns=use_returns,
+        )
+    ).eval()
 
 
 def tiny_norm(model, scale=100.0):
     from dt_playground.data import Normaliser
 
-    return Normaliser(np.zeros(model.cfg.state_dim, np.float32),
-                      np.ones(model.cfg.state_dim, np.float32), scale)
+    return Normaliser(
+        np.zeros(model.cfg.state_dim, np.float32), np.ones(model.cfg.state_dim, np.float32), scale
+    )
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +62,19 @@ def tiny_zoo(tmp_path_factory, cartpole_dataset):
 
     root = tmp_path_factory.mktemp("zoo")
     for algo in ("dt", "bc"):
-        train(TrainConfig(dataset=str(cartpole_dataset[0]), out=str(root / f"cartpole-{algo}"),
-                          algo=algo, steps=30, batch_size=16, context_len=5, hidden=32,
-                          n_layers=1, eval_episodes=0, save_every=0, seed=0))
+        train(
+            TrainConfig(
+                dataset=str(cartpole_dataset[0]),
+                out=str(root / f"cartpole-{algo}"),
+                algo=algo,
+                steps=30,
+                batch_size=16,
+                context_len=5,
+                hidden=32,
+                n_layers=1,
+                eval_episodes=0,
+                save_every=0,
+                seed=0,
+            )
+        )
     return root

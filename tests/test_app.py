@@ -46,7 +46,8 @@ def test_play_endpoint_matches_library(server):
     client, zoo = server
     ck_path = str(zoo / "cartpole-dt")
     video, rtg_plot, reward_plot, md, summary = client.predict(
-        "CartPole-v1", ck_path, 250, 7, False, api_name="/play")
+        "CartPole-v1", ck_path, 250, 7, False, api_name="/play"
+    )
     ck = pg.get_checkpoint(ck_path)
     ref = run_episodes(DTPolicy(ck.model, ck.norm, ck.spec), [250.0], [7])[0]
     assert summary["achieved"] == pytest.approx(ref.ret)

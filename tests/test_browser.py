@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 OUT = Path(__file__).resolve().parent.parent / "test-output"
 
 
@@ -76,21 +84,27 @@ def test_play_in_chromium(page):
     page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
     page.wait_for_function(
         "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
-        timeout=90_000)
+        timeout=90_000,
+    )
     assert page.locator(".js-plotly-plot").count() >= 2
     text = page.locator("p", has_text="achieved").first.inner_text()
     assert "300" in text
-    size = page.evaluate("() => { const v = document.querySelector('video');"
-                         " return [v.videoWidth, v.videoHeight, v.duration]; }")
+    size = page.evaluate(
+        "() => { const v = document.querySelector('video');"
+        " return [v.videoWidth, v.videoHeight, v.duration]; }"
+    )
     assert size[0] > 0 and size[1] > 0 and size[2] > 0
     assert _shot(page, "play.png").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("tab,button,selector", [
-    ("Sweep", "Run sweep", "text=Spearman"),
-    ("Compare", "Compare", ".js-plotly-plot"),
-    ("Dataset", "Show the dataset behind this checkpoint", ".js-plotly-plot"),
-])
+@pytest.mark.parametrize(
+    "tab,button,selector",
+    [
+        ("Sweep", "Run sweep", "text=Spearman"),
+        ("Compare", "Compare", ".js-plotly-plot"),
+        ("Dataset", "Show the dataset behind this checkpoint", ".js-plotly-plot"),
+    ],
+)
 def test_other_tabs(page, tab, button, selector):
     page.get_by_role("tab", name=tab).click()
     page.get_by_role("button", name=button, exact=True).click()

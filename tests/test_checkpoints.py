@@ -17,9 +17,14 @@ from dt_playground.checkpoints import (
 
 def _config(model, env_id="CartPole-v1"):
     norm = tiny_norm(model)
-    return {"env_id": env_id, "algo": "dt", "state_mean": norm.state_mean.tolist(),
-            "state_std": norm.state_std.tolist(), "return_scale": 100.0,
-            "dataset": {"return_min": 10.0, "return_max": 500.0}}
+    return {
+        "env_id": env_id,
+        "algo": "dt",
+        "state_mean": norm.state_mean.tolist(),
+        "state_std": norm.state_std.tolist(),
+        "return_scale": 100.0,
+        "dataset": {"return_min": 10.0, "return_max": 500.0},
+    }
 
 
 @pytest.fixture
@@ -32,9 +37,13 @@ def ckpt(tmp_path):
 def test_round_trip_identical_predictions(ckpt):
     path, model = ckpt
     loaded = load_checkpoint(path)
-    x = (torch.randn(3, 5, 1), torch.randn(3, 5, 4),
-         torch.nn.functional.one_hot(torch.randint(2, (3, 5)), 2).float(),
-         torch.arange(5).repeat(3, 1), torch.ones(3, 5))
+    x = (
+        torch.randn(3, 5, 1),
+        torch.randn(3, 5, 4),
+        torch.nn.functional.one_hot(torch.randint(2, (3, 5)), 2).float(),
+        torch.arange(5).repeat(3, 1),
+        torch.ones(3, 5),
+    )
     torch.testing.assert_close(loaded.model(*x), model(*x), rtol=0, atol=0)
     assert loaded.config["context_len"] == 5 and loaded.config["env_id"] == "CartPole-v1"
     assert loaded.spec.env_id == "CartPole-v1"

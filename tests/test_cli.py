@@ -10,8 +10,14 @@ import pytest
 
 def _run(*args, cwd=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "dt_playground", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dt_playground", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("cmd", ["collect", "train", "evaluate", "sweep", "bench"])
@@ -23,34 +29,86 @@ def test_help(cmd):
 
 def test_collect_train_evaluate_sweep(tmp_path):
     root = tmp_path / "datasets"
-    r = _run("collect", "--env", "CartPole-v1", "--episodes", "12", "--seed", "0",
-             "--root", str(root))
+    r = _run(
+        "collect", "--env", "CartPole-v1", "--episodes", "12", "--seed", "0", "--root", str(root)
+    )
     assert r.returncode == 0, r.stderr
     ds = root / "dtp" / "cartpole" / "mixed-v0"
     assert (ds / "data" / "main_data.hdf5").is_file()
     ck = tmp_path / "ck"
-    r = _run("train", "--dataset", str(ds), "--out", str(ck), "--steps", "20", "--hidden", "32",
-             "--n-layers", "1", "--context-len", "4", "--batch-size", "16", "--eval-episodes", "1")
+    r = _run(
+        "train",
+        "--dataset",
+        str(ds),
+        "--out",
+        str(ck),
+        "--steps",
+        "20",
+        "--hidden",
+        "32",
+        "--n-layers",
+        "1",
+        "--context-len",
+        "4",
+        "--batch-size",
+        "16",
+        "--eval-episodes",
+        "1",
+    )
     assert r.returncode == 0, r.stderr
     assert (ck / "config.json").is_file() and (ck / "model.safetensors").is_file()
 
-    r = _run("evaluate", "--checkpoint", str(ck), "--target", "200", "--episodes", "2",
-             "--seed", "7", "--json")
+    r = _run(
+        "evaluate",
+        "--checkpoint",
+        str(ck),
+        "--target",
+        "200",
+        "--episodes",
+        "2",
+        "--seed",
+        "7",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     eps = json.loads(r.stdout)["episodes"]
     assert [(e["target"], e["seed"]) for e in eps] == [(200.0, 7), (200.0, 8)]
     assert all(e["length"] >= 1 and e["return"] == e["length"] for e in eps)  # CartPole: +1/step
 
-    r = _run("sweep", "--checkpoint", str(ck), "--targets", "50,500", "--seeds", "2",
-             "--seed", "3", "--json")
+    r = _run(
+        "sweep",
+        "--checkpoint",
+        str(ck),
+        "--targets",
+        "50,500",
+        "--seeds",
+        "2",
+        "--seed",
+        "3",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     eps = json.loads(r.stdout)["episodes"]
     assert sorted((e["target"], e["seed"]) for e in eps) == [
-        (50.0, 3), (50.0, 4), (500.0, 3), (500.0, 4)]
+        (50.0, 3),
+        (50.0, 4),
+        (500.0, 3),
+        (500.0, 4),
+    ]
 
     # Same seed, same episode: evaluate and sweep agree.
-    r2 = _run("evaluate", "--checkpoint", str(ck), "--target", "50", "--episodes", "1",
-              "--seed", "3", "--json")
+    r2 = _run(
+        "evaluate",
+        "--checkpoint",
+        str(ck),
+        "--target",
+        "50",
+        "--episodes",
+        "1",
+        "--seed",
+        "3",
+        "--json",
+    )
     one = json.loads(r2.stdout)["episodes"][0]
     assert one == next(e for e in eps if e["target"] == 50.0 and e["seed"] == 3)
 

@@ -52,7 +52,9 @@ def test_offline_dataset_buffers_rtg_and_stats():
     np.testing.assert_array_equal(ds.actions[0, :3], np.eye(2)[[0, 1, 0]])  # one-hot
     batch = ds.sample(256, 4, np.random.default_rng(0))
     # Length-weighted: the 5-step episode is picked ~5/8 of the time (its states are > 30).
-    frac_long = (batch["states"][:, -1, 0] * ds.norm.state_std[0] + ds.norm.state_mean[0] > 50).mean()
+    frac_long = (
+        batch["states"][:, -1, 0] * ds.norm.state_std[0] + ds.norm.state_mean[0] > 50
+    ).mean()
     assert 0.5 < frac_long < 0.75
 
 
@@ -151,24 +153,42 @@ def test_minari_layout_under_home_dir_by_id(tmp_path, monkeypatch, cartpole_data
 def test_minari_mujoco_dataset_by_id_trains(tmp_path, monkeypatch):
     """A dataset laid out like Minari's mujoco/hopper/medium-v0 under ~/.minari
     loads by id, names its env in metadata, and trains a few steps."""
+    from dt_playground.data import run_episode
     from dt_playground.envs import make_env
     from dt_playground.train import TrainConfig, train
-    from dt_playground.data import run_episode
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)
     env = make_env("Hopper-v5")
     space = env.action_space
-    eps = [run_episode(env, lambda o, r: r.uniform(space.low, space.high).astype(np.float32),
-                       i, np.random.default_rng(i)) for i in range(4)]
-    write_minari(eps, "mujoco/hopper/medium-v0", "Hopper-v5",
-                 root=tmp_path / ".minari" / "datasets")
+    eps = [
+        run_episode(
+            env,
+            lambda o, r: r.uniform(space.low, space.high).astype(np.float32),
+            i,
+            np.random.default_rng(i),
+        )
+        for i in range(4)
+    ]
+    write_minari(
+        eps, "mujoco/hopper/medium-v0", "Hopper-v5", root=tmp_path / ".minari" / "datasets"
+    )
     loaded, env_id, meta = load_episodes("mujoco/hopper/medium-v0", root=tmp_path / "nothing")
     assert env_id == "Hopper-v5" and len(loaded) == 4
     assert meta["ref_max_score"] == get_spec("Hopper-v5").expert_return
-    res = train(TrainConfig(dataset="mujoco/hopper/medium-v0", out=str(tmp_path / "ck"), steps=3,
-                            batch_size=4, context_len=3, hidden=16, n_layers=1, eval_episodes=0,
-                            save_every=0))
+    res = train(
+        TrainConfig(
+            dataset="mujoco/hopper/medium-v0",
+            out=str(tmp_path / "ck"),
+            steps=3,
+            batch_size=4,
+            context_len=3,
+            hidden=16,
+            n_layers=1,
+            eval_episodes=0,
+            save_every=0,
+        )
+    )
     from dt_playground.checkpoints import load_checkpoint
 
     ck = load_checkpoint(res.checkpoint)

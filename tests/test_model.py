@@ -11,15 +11,28 @@ def _inputs(B, K, S, A, discrete, seed=0):
         actions = torch.nn.functional.one_hot(torch.randint(A, (B, K), generator=g), A).float()
     else:
         actions = torch.rand(B, K, A, generator=g) * 2 - 1
-    return (torch.randn(B, K, 1, generator=g), torch.randn(B, K, S, generator=g), actions,
-            torch.arange(K).repeat(B, 1) + 7, torch.ones(B, K))
+    return (
+        torch.randn(B, K, 1, generator=g),
+        torch.randn(B, K, S, generator=g),
+        actions,
+        torch.arange(K).repeat(B, 1) + 7,
+        torch.ones(B, K),
+    )
 
 
 @pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "discrete"])
 def test_shapes_and_output_range(discrete):
     torch.manual_seed(0)
-    cfg = DTConfig(state_dim=11, act_dim=3, discrete=discrete, hidden=64, n_layers=2,
-                   n_heads=2, context_len=6, max_ep_len=100)
+    cfg = DTConfig(
+        state_dim=11,
+        act_dim=3,
+        discrete=discrete,
+        hidden=64,
+        n_layers=2,
+        n_heads=2,
+        context_len=6,
+        max_ep_len=100,
+    )
     model = DecisionTransformer(cfg).eval()
     out = model(*_inputs(4, 6, 11, 3, discrete))
     assert out.shape == (4, 6, 3)
@@ -35,8 +48,9 @@ def test_shapes_and_output_range(discrete):
 def test_causality(discrete, what):
     """Changing step j's tokens leaves every prediction before j unchanged."""
     torch.manual_seed(0)
-    cfg = DTConfig(5, 3, discrete, hidden=32, n_layers=3, n_heads=2, context_len=8,
-                   max_ep_len=50, dropout=0.0)
+    cfg = DTConfig(
+        5, 3, discrete, hidden=32, n_layers=3, n_heads=2, context_len=8, max_ep_len=50, dropout=0.0
+    )
     model = DecisionTransformer(cfg).eval()
     rtg, s, a, t, m = _inputs(2, 8, 5, 3, discrete)
     base = model(rtg, s, a, t, m)
@@ -76,16 +90,18 @@ def test_bc_ignores_returns():
 
 def test_dt_depends_on_returns():
     torch.manual_seed(0)
-    model = DecisionTransformer(DTConfig(4, 2, hidden=32, n_layers=2, context_len=5,
-                                         max_ep_len=50)).eval()
+    model = DecisionTransformer(
+        DTConfig(4, 2, hidden=32, n_layers=2, context_len=5, max_ep_len=50)
+    ).eval()
     rtg, s, a, t, m = _inputs(2, 5, 4, 2, False)
     assert not torch.allclose(model(rtg, s, a, t, m), model(rtg + 1.0, s, a, t, m))
 
 
 def test_loss_is_masked():
     torch.manual_seed(0)
-    model = DecisionTransformer(DTConfig(4, 3, True, hidden=32, n_layers=1, context_len=4,
-                                         max_ep_len=50, dropout=0.0)).eval()
+    model = DecisionTransformer(
+        DTConfig(4, 3, True, hidden=32, n_layers=1, context_len=4, max_ep_len=50, dropout=0.0)
+    ).eval()
     rtg, s, a, t, m = _inputs(3, 4, 4, 3, True)
     m[:, :2] = 0
     batch = {"rtg": rtg, "states": s, "actions": a, "timesteps": t, "mask": m}
@@ -100,8 +116,9 @@ def test_training_attention_path_matches_sdpa():
     """With gradients on, attention is written out (faster backward on CPU); it must
     compute exactly what the SDPA inference path computes, padding included."""
     torch.manual_seed(0)
-    model = DecisionTransformer(DTConfig(4, 2, hidden=32, n_layers=2, n_heads=2, context_len=6,
-                                         max_ep_len=50, dropout=0.0))
+    model = DecisionTransformer(
+        DTConfig(4, 2, hidden=32, n_layers=2, n_heads=2, context_len=6, max_ep_len=50, dropout=0.0)
+    )
     model.train()  # dropout 0: train mode differs only in the attention path
     rtg, s, a, t, m = _inputs(3, 6, 4, 2, False)
     m[0, :2] = 0

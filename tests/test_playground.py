@@ -40,9 +40,16 @@ def test_play_matches_library_rollout(zoo):
     assert "Requested" in pg.summary_markdown(s)
 
 
-@pytest.mark.parametrize("bad,msg", [
-    (float("nan"), "finite"), (float("inf"), "finite"), ("abc", "must be a number"),
-    (None, "must be a number"), (1e12, "out of range")])
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        (float("nan"), "finite"),
+        (float("inf"), "finite"),
+        ("abc", "must be a number"),
+        (None, "must be a number"),
+        (1e12, "out of range"),
+    ],
+)
 def test_bad_targets(zoo, bad, msg):
     ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
     with pytest.raises(pg.PlaygroundError, match=msg):
@@ -78,8 +85,9 @@ def test_sweep_and_references(zoo):
     assert targets[0] == pytest.approx(ck.config["dataset"]["return_p10"], abs=0.1)
     res = pg.run_sweep(ck, targets, 2, seed=10, max_steps=50)
     assert len(res["rows"]) == 6
-    assert {(r["target"], r["seed"]) for r in res["rows"]} == {(t, s) for t in targets
-                                                                for s in (10, 11)}
+    assert {(r["target"], r["seed"]) for r in res["rows"]} == {
+        (t, s) for t in targets for s in (10, 11)
+    }
     assert -1 <= res["spearman"] <= 1 or math.isnan(res["spearman"])
     refs = pg.references("CartPole-v1", [10, 11], 50)
     assert set(refs) == {"BC"}
@@ -103,8 +111,10 @@ def test_upload_round_trip_and_refusals(zoo, tmp_path):
     try:
         ck = pg.import_upload(z, session)
         assert ck.spec.env_id == "CartPole-v1"
-        assert any(p == str(ck.path) for _, p in
-                   pg.checkpoint_choices("CartPole-v1", [session / "uploads"]))
+        assert any(
+            p == str(ck.path)
+            for _, p in pg.checkpoint_choices("CartPole-v1", [session / "uploads"])
+        )
         fake = tmp_path / "fake.zip"
         fake.write_bytes(b"\x80\x04\x95 pickle, not a zip")
         with pytest.raises(pg.PlaygroundError, match="not a zip"):
@@ -123,9 +133,17 @@ def test_upload_round_trip_and_refusals(zoo, tmp_path):
 def test_training_job_runs_and_cancels(zoo, cartpole_dataset, tmp_path):
     from dt_playground.train import TrainConfig
 
-    cfg = TrainConfig(dataset=str(cartpole_dataset[0]), out=str(tmp_path / "job"), steps=2000,
-                      batch_size=8, context_len=3, hidden=16, n_layers=1, eval_episodes=0,
-                      save_every=0)
+    cfg = TrainConfig(
+        dataset=str(cartpole_dataset[0]),
+        out=str(tmp_path / "job"),
+        steps=2000,
+        batch_size=8,
+        context_len=3,
+        hidden=16,
+        n_layers=1,
+        eval_episodes=0,
+        save_every=0,
+    )
     job = pg.TrainJob(cfg).start()
     import time
 
@@ -138,12 +156,16 @@ def test_training_job_runs_and_cancels(zoo, cartpole_dataset, tmp_path):
     assert (tmp_path / "job" / "model.safetensors").exists()  # what was done is kept
 
 
-@pytest.mark.parametrize("args,msg", [
-    (("Hopper-v5", "dt", 100, 20, 1e-3), "offered for"),
-    (("CartPole-v1", "dt", 5, 20, 1e-3), "Steps"),
-    (("CartPole-v1", "dt", 100, 0, 1e-3), "Context length"),
-    (("CartPole-v1", "dt", 100, 20, float("nan")), "Learning rate"),
-    (("CartPole-v1", "xx", 100, 20, 1e-3), "Unknown algorithm")])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (("Hopper-v5", "dt", 100, 20, 1e-3), "offered for"),
+        (("CartPole-v1", "dt", 5, 20, 1e-3), "Steps"),
+        (("CartPole-v1", "dt", 100, 0, 1e-3), "Context length"),
+        (("CartPole-v1", "dt", 100, 20, float("nan")), "Learning rate"),
+        (("CartPole-v1", "xx", 100, 20, 1e-3), "Unknown algorithm"),
+    ],
+)
 def test_training_config_validation(args, msg, tmp_path):
     with pytest.raises(pg.PlaygroundError, match=msg):
         pg.training_config(*args, tmp_path)
@@ -153,9 +175,12 @@ def test_normalised_score_prefers_dataset_refs(zoo):
     import copy
 
     ck = copy.copy(pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1"))
-    ck.config = {**ck.config, "dataset": {**ck.config["dataset"], "ref_min_score": 0.0,
-                                          "ref_max_score": 200.0}}
+    ck.config = {
+        **ck.config,
+        "dataset": {**ck.config["dataset"], "ref_min_score": 0.0, "ref_max_score": 200.0},
+    }
     assert pg.normalised_score(100.0, ck) == pytest.approx(50.0)
-    ck.config["dataset"] = {k: v for k, v in ck.config["dataset"].items()
-                            if not k.startswith("ref_")}
+    ck.config["dataset"] = {
+        k: v for k, v in ck.config["dataset"].items() if not k.startswith("ref_")
+    }
     assert pg.normalised_score(100.0, ck) == pytest.approx(ck.spec.normalised_score(100.0))

@@ -19,8 +19,9 @@ def by_name(fig: go.Figure) -> dict:
 def trace():
     rewards = np.array([1.0, -2.0, 3.5, 0.25, 4.0, -1.0])
     rtg = 10.0 - np.concatenate([[0.0], np.cumsum(rewards)[:-1]])  # what DTPolicy feeds
-    return Trace("Hopper-v5", seed=7, target=10.0, actions=np.zeros((6, 3)), rewards=rewards,
-                 rtg=rtg)
+    return Trace(
+        "Hopper-v5", seed=7, target=10.0, actions=np.zeros((6, 3)), rewards=rewards, rtg=rtg
+    )
 
 
 @pytest.fixture
@@ -31,8 +32,17 @@ def summary():
         n = int(rng.integers(5, 50))
         noise = (0.0, 0.3, 1.0)[i % 3]
         rewards = rng.normal(1.0 - noise, 0.1, n).astype(np.float32)
-        episodes.append(Episode(np.zeros((n + 1, 2), np.float32), np.zeros(n, np.int64),
-                                rewards, True, False, seed=i, behaviour=i % 3))
+        episodes.append(
+            Episode(
+                np.zeros((n + 1, 2), np.float32),
+                np.zeros(n, np.int64),
+                rewards,
+                True,
+                False,
+                seed=i,
+                behaviour=i % 3,
+            )
+        )
     return dataset_summary(episodes)
 
 
@@ -77,8 +87,14 @@ def sweep_rows():
     rows = []
     for target in (100.0, 200.0, 300.0):
         for seed, delta in enumerate((-10.0, 0.0, 25.0)):
-            rows.append({"target": target, "seed": seed, "return": target * 0.9 + delta,
-                         "length": 100 + seed})
+            rows.append(
+                {
+                    "target": target,
+                    "seed": seed,
+                    "return": target * 0.9 + delta,
+                    "length": 100 + seed,
+                }
+            )
     return rows
 
 

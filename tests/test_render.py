@@ -134,11 +134,20 @@ def test_truncated_mp4_is_detected(tmp_path):
 def _ensure_in_subprocess(**env_overrides) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
     env.update(env_overrides)
-    code = ("from dt_playground.render import ensure_gl_backend, RenderError\n"
-            "try:\n    print('OK', ensure_gl_backend())\n"
-            "except RenderError as e:\n    print('ERR', e)\n")
-    return subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    code = (
+        "from dt_playground.render import ensure_gl_backend, RenderError\n"
+        "try:\n    print('OK', ensure_gl_backend())\n"
+        "except RenderError as e:\n    print('ERR', e)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_missing_gl_backend_names_the_package():
@@ -169,13 +178,22 @@ def test_fallback_picks_a_working_backend(gl_backend):
 def test_mujoco_imported_before_backend_chosen(tmp_path, gl_backend):
     # The app may run a Hopper rollout (importing mujoco with MUJOCO_GL unset) before
     # the first video: rendering must still pick a headless backend.
-    code = ("import mujoco, sys\n"
-            "from dt_playground.render import random_trace, render_trace\n"
-            "trace = random_trace('Hopper-v5', 8, seed=0)\n"
-            f"info = render_trace(trace, {str(tmp_path / 'late.mp4')!r})\n"
-            "print('frames', info.n_frames)\n")
+    code = (
+        "import mujoco, sys\n"
+        "from dt_playground.render import random_trace, render_trace\n"
+        "trace = random_trace('Hopper-v5', 8, seed=0)\n"
+        f"info = render_trace(trace, {str(tmp_path / 'late.mp4')!r})\n"
+        "print('frames', info.n_frames)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
-    proc = subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "frames" in proc.stdout

@@ -97,8 +97,12 @@ def test_bf16_policy_keeps_model_state_and_is_deterministic():
     keys = set(model.state_dict())
     pol = DTPolicy(model, tiny_norm(model), get_spec("Pendulum-v1"), precision="bf16")
     a = run_episodes(pol, [-200.0, -900.0], [1, 2], max_steps=40)
-    b = run_episodes(DTPolicy(model, tiny_norm(model), get_spec("Pendulum-v1"),
-                              precision="bf16"), [-200.0], [1], max_steps=40)
+    b = run_episodes(
+        DTPolicy(model, tiny_norm(model), get_spec("Pendulum-v1"), precision="bf16"),
+        [-200.0],
+        [1],
+        max_steps=40,
+    )
     assert set(model.state_dict()) == keys  # the bf16 copy is not a submodule
     np.testing.assert_array_equal(a[0].actions, b[0].actions)  # batch doesn't change rows
     fp32 = run_episodes(_policy("Pendulum-v1"), [-200.0], [1], max_steps=40)[0]

@@ -10,9 +10,22 @@ from dt_playground.train import TrainConfig, train
 
 
 def _cfg(path, out, **kw):
-    base = dict(dataset=str(path), out=str(out), steps=60, batch_size=32, context_len=5,
-                hidden=32, n_layers=2, n_heads=1, lr=3e-3, warmup_steps=10, eval_episodes=0,
-                save_every=0, dropout=0.0, seed=0)
+    base = dict(
+        dataset=str(path),
+        out=str(out),
+        steps=60,
+        batch_size=32,
+        context_len=5,
+        hidden=32,
+        n_layers=2,
+        n_heads=1,
+        lr=3e-3,
+        warmup_steps=10,
+        eval_episodes=0,
+        save_every=0,
+        dropout=0.0,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -35,8 +48,11 @@ def test_resume_matches_uninterrupted(cartpole_dataset, tmp_path):
     full = train(_cfg(path, tmp_path / "a", steps=40))
     # Interrupted at step 20 (cancelled), then resumed to 40.
     calls = []
-    train(_cfg(path, tmp_path / "b", steps=40), should_stop=lambda: len(calls) >= 20,
-          on_step=lambda *a: calls.append(a))
+    train(
+        _cfg(path, tmp_path / "b", steps=40),
+        should_stop=lambda: len(calls) >= 20,
+        on_step=lambda *a: calls.append(a),
+    )
     half = json.loads((tmp_path / "b" / "config.json").read_text())
     assert half["steps_done"] == 20 and half["complete"] is False
     assert (tmp_path / "b" / "train_state.safetensors").exists()

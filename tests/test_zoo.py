@@ -20,12 +20,19 @@ def test_shipped_checkpoint_loads_and_plays(path):
     ck = load_checkpoint(path, expect_env=json.loads((path / "config.json").read_text())["env_id"])
     cfg = ck.config
     assert cfg["algo"] in ("dt", "bc", "pbc") and cfg["context_len"] == ck.model.cfg.context_len
-    for key in ("return_min", "return_p10", "return_median", "return_max", "return_top10_mean",
-                "histogram"):
+    for key in (
+        "return_min",
+        "return_p10",
+        "return_median",
+        "return_max",
+        "return_top10_mean",
+        "histogram",
+    ):
         assert key in cfg["dataset"], key
     assert ck.card is not None and (path / "README.md").is_file()
-    tr = run_episodes(DTPolicy(ck.model, ck.norm, ck.spec), [cfg["dataset"]["return_max"]],
-                      [0], max_steps=20)[0]
+    tr = run_episodes(
+        DTPolicy(ck.model, ck.norm, ck.spec), [cfg["dataset"]["return_max"]], [0], max_steps=20
+    )[0]
     assert 1 <= tr.length <= 20
 
 
@@ -43,8 +50,15 @@ def test_readme_table_matches_cards():
 def test_pretrain_tiny_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("DTP_DATA_ROOT", str(tmp_path / "data"))
     logs = []
-    cards = pretrain_env("CartPole-v1", out_root=tmp_path / "zoo", steps=10, episodes=12,
-                         n_seeds=2, data_root=tmp_path / "data", log=logs.append)
+    cards = pretrain_env(
+        "CartPole-v1",
+        out_root=tmp_path / "zoo",
+        steps=10,
+        episodes=12,
+        n_seeds=2,
+        data_root=tmp_path / "data",
+        log=logs.append,
+    )
     assert set(cards) == {"cartpole-dt", "cartpole-bc", "cartpole-pbc"}
     dt = cards["cartpole-dt"]
     assert len(dt["per_target"]) == 8 and dt["seeds"] == [1_000_000, 1_000_001]
