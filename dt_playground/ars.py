@@ -47,7 +47,8 @@ from .experts import GaussianNoise, LinearPolicy
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERTS_ROOT = REPO_ROOT / "pretrained" / "experts"
 EVAL_SEED = 1_000_000  # reset seeds for grading snapshots (datasets use small seeds)
-NOISE_SIGMAS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)  # Gaussian-noise versions of the best snapshot
+# Gaussian-noise versions of the best snapshot (kept where they fill a gap)
+NOISE_SIGMAS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 Progress = Callable[[int, int], None]
 
@@ -196,14 +197,16 @@ def train_ars(env_id: str | EnvSpec, seed: int = 0, config: ARSConfig | None = N
     t0 = time.perf_counter()
     it = 0
     while steps_used < cfg.max_steps:
-        shift = cfg.shift if (cfg.shift_off_steps is None or steps_used < cfg.shift_off_steps) else 0.0
+        shift_on = cfg.shift_off_steps is None or steps_used < cfg.shift_off_steps
+        shift = cfg.shift if shift_on else 0.0
         mu, sd = stats.mean.copy(), stats.std.copy()
         deltas = rng.standard_normal((cfg.n_directions, act_dim, obs_dim))
         seeds = rng.integers(0, 2**31 - 1, size=cfg.n_directions)
         r_pos, r_neg, true_rets, states = [], [], [], []
         for d, s in zip(deltas, seeds):
             for sign, out in ((1.0, r_pos), (-1.0, r_neg)):
-                shifted, total, n = _rollout(env, W + sign * cfg.noise * d, mu, sd, s, shift, states)
+                shifted, total, n = _rollout(env, W + sign * cfg.noise * d, mu, sd, s, shift,
+                                             states)
                 out.append(shifted)
                 true_rets.append(total)
                 steps_used += n
@@ -289,19 +292,22 @@ def _float_list(x) -> list[float]:
 def save_snapshots(env_id: str | EnvSpec, history: History, config: ARSConfig, seed: int,
                    out_dir: Path | str | None = None, n_snapshots: int = 12,
                    eval_episodes: int = 10, eval_seed: int = EVAL_SEED,
-                   n_best_candidates: int = 30, quick_episodes: int = 3, log: Callable[[str], None] | None = None) -> list[dict]:
+                   n_best_candidates: int = 30, quick_episodes: int = 3, pool_size: int = 80,
+                   log: Callable[[str], None] | None = None) -> list[dict]:
     """Grade a run's iterates and write ~``n_snapshots`` of them plus ``snapshots.json``.
 
     1. The ``n_best_candidates`` iterates with the highest smoothed proxy are
        evaluated on ``eval_episodes`` episodes; the best mean is the best snapshot.
     2. For return levels spaced evenly between the initial policy and the best,
-       a pool of earlier iterates (40 evenly spaced + the three whose proxy is
+       a pool of earlier iterates (``pool_size`` evenly spaced + the three whose proxy is
        nearest each level) is quick-evaluated on ``quick_episodes`` episodes and
        the one closest to each level is kept (none if no iterate is within half
        a level spacing: ARS often jumps; the noisy versions fill such gaps).
     3. Each is evaluated on ``eval_episodes`` episodes; Gaussian-noise versions of
-       the best (``NOISE_SIGMAS``) too. Files are written atomically; stale
-       ``snap_*.safetensors`` in ``out_dir`` are removed.
+       the best (``NOISE_SIGMAS``) too, and those whose mean return is at least half
+       a level spacing from every kept behaviour are kept (they fill the gaps).
+       Files are written atomically; stale ``snap_*.safetensors`` in ``out_dir``
+       are removed.
     """
     from safetensors.numpy import save_file
 
@@ -340,8 +346,8 @@ def save_snapshots(env_id: str | EnvSpec, history: History, config: ARSConfig, s
     levels = np.linspace(lo, best_ret, n_snapshots)[1:-1]
     spacing = (best_ret - lo) / max(n_snapshots - 1, 1)
     before = [k for k in range(1, best) if played[k]]
-    pool = set(before[i] for i in np.unique(np.linspace(0, len(before) - 1, 40).astype(int))) \
-        if before else set()
+    pool = set(before[i] for i in np.unique(np.linspace(0, len(before) - 1, pool_size)
+                                            .astype(int))) if before else set()
     for level in levels:
         pool |= set(sorted(before, key=lambda k: (abs(proxy[k] - level), k))[:3])
     for level in levels:
@@ -375,13 +381,18 @@ def save_snapshots(env_id: str | EnvSpec, history: History, config: ARSConfig, s
             log(f"{spec.env_id} snapshot {k}: {rets.mean():.1f} +- {rets.std():.1f}")
     best_policy = _policy(history.weights[best], history.obs_mean[best], history.obs_std[best])
     noisy = []
+    kept_rets = [ev(k).mean() for k in chosen]
     for sigma in NOISE_SIGMAS:
         rets = evaluate(spec, GaussianNoise(best_policy, env.action_space, sigma),
                         eval_episodes, eval_seed, env)
-        noisy.append({"sigma": sigma, "eval_return_mean": round(float(rets.mean()), 4),
-                      "eval_return_std": round(float(rets.std()), 4)})
+        keep = min(abs(rets.mean() - r) for r in kept_rets) >= 0.5 * spacing
+        if keep:
+            kept_rets.append(rets.mean())
+            noisy.append({"sigma": sigma, "eval_return_mean": round(float(rets.mean()), 4),
+                          "eval_return_std": round(float(rets.std()), 4)})
         if log:
-            log(f"{spec.env_id} best + noise {sigma}: {rets.mean():.1f} +- {rets.std():.1f}")
+            log(f"{spec.env_id} best + noise {sigma}: {rets.mean():.1f} +- {rets.std():.1f}"
+                f"{'' if keep else ' (not kept)'}")
     env.close()
     meta = {
         "env_id": spec.env_id, "algorithm": "ARS V2-t (Mania et al. 2018), linear policy",
