@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .data import Normaliser, gather_windows
-from .envs import EnvSpec
+from .envs import get_spec
 from .model import DecisionTransformer, DTConfig
 from .rollout import DTPolicy
 
@@ -85,15 +85,7 @@ def ours_action_ms(n_episodes: int, steps: int = 1000) -> float:
             context_len=p["K"],
         )
     )
-    spec = EnvSpec(
-        "bench",
-        discrete=False,
-        max_ep_len=1000,
-        return_scale=1000.0,
-        target_presets=(),
-        random_return=0.0,
-        expert_return=1.0,
-    )
+    spec = get_spec("Hopper-v5")  # the paper's sizes: state 11, action 3, 1000 steps
     norm = Normaliser(np.zeros(p["state_dim"]), np.ones(p["state_dim"]), 1000.0)
     policy = DTPolicy(model, norm, spec)
     policy.reset([3000.0] * n_episodes, list(range(n_episodes)), steps)

@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     te = sub.add_parser("train-expert", help="re-run ARS to rebuild a MuJoCo env's snapshots")
     te.add_argument("--env", required=True, help="Hopper-v5, HalfCheetah-v5 or Walker2d-v5")
-    te.add_argument("--seed", type=int, default=0, help="ARS seed")
+    te.add_argument("--seed", type=int, default=None,
+                    help="ARS seed (default: the seed the shipped snapshots came from)")
     te.set_defaults(fn=cmd_train_expert)
 
     b = sub.add_parser("bench", help="speed benchmarks (model vs HF; episode timings)")

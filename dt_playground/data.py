@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .envs import EnvSpec, get_spec, make_env
+from .envs import EnvSpec, action_scale, get_spec, make_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_ROOT = Path(os.environ.get("DTP_DATA_ROOT", REPO_ROOT / "data" / "datasets"))
@@ -366,11 +366,14 @@ class Normaliser:
         return (np.asarray(r, dtype=np.float64) / self.return_scale).astype(np.float32)
 
 
-def encode_actions(actions: np.ndarray, act_dim: int, discrete: bool) -> np.ndarray:
-    """Actions as model inputs: one-hot (T, A) for discrete, (T, A) floats otherwise."""
+def encode_actions(actions: np.ndarray, act_dim: int, discrete: bool,
+                   scale: np.ndarray | None = None) -> np.ndarray:
+    """Actions as model inputs/targets: one-hot (T, A) for discrete, (T, A) floats
+    divided by the action half-range ``scale`` (so they lie in [-1, 1]) otherwise."""
     if discrete:
         return np.eye(act_dim, dtype=np.float32)[np.asarray(actions, dtype=np.int64).reshape(-1)]
-    return np.asarray(actions, dtype=np.float32).reshape(len(actions), act_dim)
+    a = np.asarray(actions, dtype=np.float32).reshape(len(actions), act_dim)
+    return a / scale if scale is not None else a
 
 
 def gather_windows(
@@ -422,13 +425,14 @@ class OfflineDataset:
         self.state_dim = all_obs.shape[1]
         self.norm = Normaliser(all_obs.mean(0), all_obs.std(0) + 1e-6, self.spec.return_scale)
         E, T = len(eps), int(self.lengths.max())
+        scale = action_scale(self.spec.env_id)
         self.states = np.zeros((E, T, self.state_dim), np.float32)
         self.actions = np.zeros((E, T, self.act_dim), np.float32)
         self.rtg = np.zeros((E, T), np.float32)
         for i, e in enumerate(eps):
             n = len(e)
             self.states[i, :n] = self.norm.states(e.observations[:-1])
-            self.actions[i, :n] = encode_actions(e.actions, self.act_dim, self.spec.discrete)
+            self.actions[i, :n] = encode_actions(e.actions, self.act_dim, self.spec.discrete, scale)
             self.rtg[i, :n] = self.norm.returns(returns_to_go(e.rewards))
         # Sampling an end step uniformly over all steps = episodes weighted by length.
         self._rows = np.repeat(np.arange(E), self.lengths)

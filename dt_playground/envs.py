@@ -7,6 +7,7 @@ reads what it needs from the spec.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -175,6 +176,20 @@ def make_env(env: str | EnvSpec, render: bool = False) -> gym.Env:
         if spec.family == "mujoco":
             kwargs["width"], kwargs["height"] = spec.render_size
     return gym.make(spec.env_id, max_episode_steps=spec.max_ep_len, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def action_scale(env_id: str) -> np.ndarray | None:
+    """Half-range of a continuous action space (actions enter and leave the model
+    divided by it, so its tanh head spans the whole range); None when discrete.
+    Every registered continuous env is symmetric about 0."""
+    spec = get_spec(env_id)
+    if spec.discrete:
+        return None
+    env = make_env(spec)
+    high = np.asarray(env.action_space.high, dtype=np.float32).copy()
+    env.close()
+    return high
 
 
 def space_dims(env: gym.Env) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .data import Normaliser, encode_actions, gather_windows
-from .envs import EnvSpec, make_env
+from .envs import EnvSpec, action_scale, make_env
 from .model import DecisionTransformer
 
 
@@ -72,6 +72,7 @@ class DTPolicy:
         self.model = model.eval()
         self.norm, self.spec, self.sample = norm, spec, sample
         self.cfg = model.cfg
+        self.scale = action_scale(spec.env_id)
         self.dtype = torch.float32
         if precision == "bf16":
             # A bfloat16 copy of the weights (cached on the model): ~2x faster
@@ -124,8 +125,9 @@ class DTPolicy:
         self.rtg[rows, t] = self.norm.returns(self.next_rtg[rows])
         out = self.predict(self.window(rows, t))
         if not self.spec.discrete:
-            acts = [o.astype(np.float32) for o in out]
-        elif not self.sample:
+            self.actions[rows, t] = out  # the model's own scale, as in training
+            return [(o * self.scale).astype(np.float32) for o in out]
+        if not self.sample:
             acts = [int(o.argmax()) for o in out]
         else:
             p = np.exp(out - out.max(-1, keepdims=True))
@@ -134,7 +136,7 @@ class DTPolicy:
                 int(min(np.searchsorted(np.cumsum(pi), self.rngs[r].random()), len(pi) - 1))
                 for pi, r in zip(p, rows)
             ]
-        self.actions[rows, t] = encode_actions(np.array(acts), self.cfg.act_dim, self.spec.discrete)
+        self.actions[rows, t] = encode_actions(np.array(acts), self.cfg.act_dim, True)
         return acts
 
     def observe(self, rows: np.ndarray, rewards: np.ndarray) -> None:

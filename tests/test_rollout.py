@@ -3,7 +3,7 @@ import pytest
 import torch
 from conftest import tiny_model, tiny_norm
 
-from dt_playground.envs import get_spec
+from dt_playground.envs import action_scale, get_spec
 from dt_playground.rollout import DTPolicy, run_episodes
 
 
@@ -39,7 +39,8 @@ def test_rollout_action_is_model_prediction_on_window(env_id):
         if get_spec(env_id).discrete:
             assert acts == out.argmax(-1).tolist()
         else:
-            np.testing.assert_allclose(np.stack(acts), out.numpy(), rtol=1e-5, atol=1e-6)
+            scale = action_scale(env_id)  # the env's torque range; the model works in [-1, 1]
+            np.testing.assert_allclose(np.stack(acts), out.numpy() * scale, rtol=1e-5, atol=1e-6)
 
 
 def test_window_matches_training_layout():
@@ -107,3 +108,20 @@ def test_bf16_policy_keeps_model_state_and_is_deterministic():
     np.testing.assert_array_equal(a[0].actions, b[0].actions)  # batch doesn't change rows
     fp32 = run_episodes(_policy("Pendulum-v1"), [-200.0], [1], max_steps=40)[0]
     np.testing.assert_allclose(a[0].actions, fp32.actions, atol=0.05)  # close to fp32
+
+
+def test_continuous_actions_span_the_env_range():
+    """Pendulum's torque is in [-2, 2]: the model works in [-1, 1] and the policy
+    scales back, so a saturated head gives full torque; training data is scaled down."""
+    from dt_playground.data import Episode, OfflineDataset
+
+    model = tiny_model("Pendulum-v1")
+    with torch.no_grad():
+        model.predict_action.bias.fill_(50.0)  # tanh saturates at +1
+    tr = run_episodes(DTPolicy(model, tiny_norm(model), get_spec("Pendulum-v1")), [0.0], [0],
+                      max_steps=3)[0]
+    np.testing.assert_allclose(tr.actions, 2.0, rtol=1e-5)
+    ep = Episode(np.zeros((3, 3), np.float32), np.array([[2.0], [-1.0]], np.float32),
+                 np.zeros(2, np.float32), True, False)
+    ds = OfflineDataset([ep], get_spec("Pendulum-v1"), act_dim=1)
+    np.testing.assert_allclose(ds.actions[0, :2, 0], [1.0, -0.5])
