@@ -40,111 +40,69 @@ def _batch(B: int, K: int, S: int, A: int, rng) -> dict:
     }
 
 
-def ours_train_ms(repeats: int = 20, bf16: bool = True) -> float:
+def _ours() -> DecisionTransformer:
     p = PAPER
-    model = DecisionTransformer(
-        DTConfig(
-            p["state_dim"],
-            p["act_dim"],
-            hidden=p["hidden"],
-            n_layers=p["n_layers"],
-            n_heads=p["n_heads"],
-            context_len=p["K"],
-        )
-    )
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    rng = np.random.default_rng(0)
-    batch = {
-        k: torch.from_numpy(v)
-        for k, v in _batch(p["batch"], p["K"], p["state_dim"], p["act_dim"], rng).items()
-    }
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model.loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-        opt.step()
-
-    for _ in range(3):
-        step()
-    return _median_ms(step, repeats)
-
-
-def ours_action_ms(n_episodes: int, steps: int = 1000) -> float:
-    """Per-step latency of `DTPolicy.act` for ``n_episodes`` in lock-step (no env)."""
-    p = PAPER
-    model = DecisionTransformer(
-        DTConfig(
-            p["state_dim"],
-            p["act_dim"],
-            hidden=p["hidden"],
-            n_layers=p["n_layers"],
-            n_heads=p["n_heads"],
-            context_len=p["K"],
-        )
-    )
-    spec = get_spec("Hopper-v5")  # the paper's sizes: state 11, action 3, 1000 steps
-    norm = Normaliser(np.zeros(p["state_dim"]), np.ones(p["state_dim"]), 1000.0)
-    policy = DTPolicy(model, norm, spec)
-    policy.reset([3000.0] * n_episodes, list(range(n_episodes)), steps)
-    rows = np.arange(n_episodes)
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=(steps, n_episodes, p["state_dim"])).astype(np.float32)
-    times = []
-    for t in range(steps):
-        t0 = time.perf_counter()
-        policy.act(rows, t, obs[t])
-        policy.observe(rows, np.ones(n_episodes))
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    return DecisionTransformer(DTConfig(p["state_dim"], p["act_dim"], hidden=p["hidden"],
+                                        n_layers=p["n_layers"], n_heads=p["n_heads"],
+                                        context_len=p["K"]))
 
 
 def _hf_model():
     from transformers import DecisionTransformerConfig, DecisionTransformerModel
 
     p = PAPER
-    cfg = DecisionTransformerConfig(
-        state_dim=p["state_dim"],
-        act_dim=p["act_dim"],
-        hidden_size=p["hidden"],
-        n_layer=p["n_layers"],
-        n_head=p["n_heads"],
-        max_ep_len=1000,
-        n_positions=1024,
-    )
+    cfg = DecisionTransformerConfig(state_dim=p["state_dim"], act_dim=p["act_dim"],
+                                    hidden_size=p["hidden"], n_layer=p["n_layers"],
+                                    n_head=p["n_heads"], max_ep_len=1000, n_positions=1024)
     return DecisionTransformerModel(cfg)
 
 
-def hf_train_ms(repeats: int = 20) -> float:
+def train_step_ms(which: str, repeats: int = 20) -> float:
+    """Median ms of one AdamW step (forward, backward, clip, update) at the paper's
+    config: ours as the trainer runs it (bf16 autocast), HF's as shipped (fp32)."""
     p = PAPER
-    model = _hf_model().train()
+    model = (_ours() if which == "ours" else _hf_model()).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    b = {
-        k: torch.from_numpy(v)
-        for k, v in _batch(
-            p["batch"], p["K"], p["state_dim"], p["act_dim"], np.random.default_rng(0)
-        ).items()
-    }
+    raw = _batch(p["batch"], p["K"], p["state_dim"], p["act_dim"], np.random.default_rng(0))
+    b = {k: torch.from_numpy(v) for k, v in raw.items()}
+
+    def loss() -> torch.Tensor:
+        if which == "ours":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model.loss(b)
+        out = model(states=b["states"], actions=b["actions"], returns_to_go=b["rtg"],
+                    timesteps=b["timesteps"], attention_mask=b["mask"].long())
+        return ((out.action_preds - b["actions"]) ** 2).mean()
 
     def step():
-        out = model(
-            states=b["states"],
-            actions=b["actions"],
-            returns_to_go=b["rtg"],
-            timesteps=b["timesteps"],
-            attention_mask=b["mask"].long(),
-        )
-        loss = ((out.action_preds - b["actions"]) ** 2).mean()
+        value = loss()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
         opt.step()
 
     for _ in range(3):
         step()
     return _median_ms(step, repeats)
+
+
+def ours_action_ms(n_episodes: int, steps: int = 1000, precision: str = "fp32") -> float:
+    """Median per-step latency of `DTPolicy.act` for ``n_episodes`` in lock-step over a
+    ``steps``-long episode (window full after step K; no env)."""
+    p = PAPER
+    spec = get_spec("Hopper-v5")  # the paper's sizes: state 11, action 3, 1000 steps
+    norm = Normaliser(np.zeros(p["state_dim"]), np.ones(p["state_dim"]), 1000.0)
+    policy = DTPolicy(_ours(), norm, spec, precision=precision)
+    policy.reset([3000.0] * n_episodes, list(range(n_episodes)), steps)
+    rows = np.arange(n_episodes)
+    obs = np.random.default_rng(0).normal(size=(steps, n_episodes, p["state_dim"]))
+    times = []
+    for t in range(steps):
+        t0 = time.perf_counter()
+        policy.act(rows, t, obs[t].astype(np.float32))
+        policy.observe(rows, np.ones(n_episodes))
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
 
 
 @torch.inference_mode()
@@ -163,67 +121,58 @@ def hf_action_ms(n_episodes: int, steps: int = 1000) -> float:
         t0 = time.perf_counter()
         states[:, t] = rng.normal(size=(n_episodes, S))
         rtg[:, t] = 3.0
-        w = {
-            k: torch.from_numpy(v)
-            for k, v in gather_windows(
-                states, actions, rtg, rows, np.full(n_episodes, t), K, 1000
-            ).items()
-        }
-        out = model(
-            states=w["states"],
-            actions=w["actions"],
-            returns_to_go=w["rtg"],
-            timesteps=w["timesteps"],
-            attention_mask=w["mask"].long(),
-        )
+        ends = np.full(n_episodes, t)
+        w = {k: torch.from_numpy(v)
+             for k, v in gather_windows(states, actions, rtg, rows, ends, K, 1000).items()}
+        out = model(states=w["states"], actions=w["actions"], returns_to_go=w["rtg"],
+                    timesteps=w["timesteps"], attention_mask=w["mask"].long())
         actions[:, t] = out.action_preds[:, -1].numpy()
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
 
 
-def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True, echo=print) -> dict:
-    """Print and return the model benchmark figures (ms; lower is better)."""
+# (key, label, ours, HF reference key, target ratio)
+ROWS = (
+    ("train_ms", "training step, B=64", lambda steps, reps: train_step_ms("ours", reps),
+     "train_ms", 0.5),
+    ("act_b1_ms", "action, batch 1", lambda steps, reps: ours_action_ms(1, steps), "act_b1_ms",
+     0.5),
+    ("act_b32_ms", "step, batch 32", lambda steps, reps: ours_action_ms(32, steps), "act_b32_ms",
+     0.3),
+    ("act_b1_bf16_ms", "action, batch 1, bf16",
+     lambda steps, reps: ours_action_ms(1, steps, "bf16"), "act_b1_ms", 0.5),
+    ("act_b32_bf16_ms", "step, batch 32, bf16",
+     lambda steps, reps: ours_action_ms(32, steps, "bf16"), "act_b32_ms", 0.3),
+)
+
+
+def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
+                    echo=print) -> dict:
+    """Print and return the model benchmark figures (medians in ms; lower is better)."""
     p = PAPER
-    echo(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper config: "
-        f"B={p['batch']} K={p['K']} hidden={p['hidden']} layers={p['n_layers']} "
-        f"heads={p['n_heads']} state={p['state_dim']} action={p['act_dim']}"
-    )
-    res = {
-        "ours": {
-            "train_ms": ours_train_ms(repeats),
-            "act_b1_ms": ours_action_ms(1, steps),
-            "act_b32_ms": ours_action_ms(32, steps),
-        }
-    }
+    echo(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper config: "
+         f"B={p['batch']} K={p['K']} hidden={p['hidden']} layers={p['n_layers']} "
+         f"heads={p['n_heads']} state={p['state_dim']} action={p['act_dim']}; "
+         f"actions over a {steps}-step episode")
     try:
         import transformers  # noqa: F401
     except ImportError:
         with_hf = False
-        echo("transformers not installed: skipping the Hugging Face comparison")
+        echo("transformers not installed: skipping the Hugging Face comparison "
+             "(pip install transformers)")
+    res = {"ours": {key: fn(steps, repeats) for key, _, fn, _, _ in ROWS}}
     if with_hf:
-        res["hf"] = {
-            "train_ms": hf_train_ms(repeats),
-            "act_b1_ms": hf_action_ms(1, steps),
-            "act_b32_ms": hf_action_ms(32, steps),
-        }
-    targets = {"train_ms": 0.5, "act_b1_ms": 0.5, "act_b32_ms": 0.3}
-    labels = {
-        "train_ms": "training step (B=64)",
-        "act_b1_ms": "action, batch 1",
-        "act_b32_ms": "step, batch 32",
-    }
-    echo(
-        f"{'median ms':<24}{'ours':>10}"
-        + (f"{'HF':>10}{'ratio':>8}{'target':>8}" if with_hf else "")
-    )
-    for k, label in labels.items():
-        line = f"{label:<24}{res['ours'][k]:>10.3f}"
+        res["hf"] = {"train_ms": train_step_ms("hf", repeats),
+                     "act_b1_ms": hf_action_ms(1, steps), "act_b32_ms": hf_action_ms(32, steps)}
+    head = f"{'median ms':<26}{'ours':>9}"
+    echo(head + (f"{'HF':>9}{'ratio':>8}{'target':>8}" if with_hf else ""))
+    for key, label, _, ref, target in ROWS:
+        line = f"{label:<26}{res['ours'][key]:>9.3f}"
         if with_hf:
-            ratio = res["ours"][k] / res["hf"][k]
-            res.setdefault("ratio", {})[k] = ratio
-            ok = "ok" if ratio <= targets[k] else "MISS"
-            line += f"{res['hf'][k]:>10.3f}{ratio:>8.2f}{'<=' + str(targets[k]):>8} {ok}"
+            ratio = res["ours"][key] / res["hf"][ref]
+            res.setdefault("ratio", {})[key] = ratio
+            verdict = "ok" if ratio <= target else "MISS"
+            line += f"{res['hf'][ref]:>9.3f}{ratio:>8.2f}{'<=' + str(target):>8} {verdict}"
         echo(line)
     return res
 

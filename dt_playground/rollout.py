@@ -113,10 +113,10 @@ class DTPolicy:
         """Model output at the last window position: (B, A) actions or logits."""
         x = {k: torch.from_numpy(v) for k, v in win.items()}
         dt = self.dtype
-        out = self.model(
+        out = self.model.predict_last(
             x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt), x["timesteps"], x["mask"]
         )
-        return out[:, -1].float().numpy()
+        return out.float().numpy()
 
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
         """Record observations of episodes ``rows`` at step ``t`` and choose their actions."""
