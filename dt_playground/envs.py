@@ -178,7 +178,7 @@ def make_env(env: str | EnvSpec, render: bool = False) -> gym.Env:
     return gym.make(spec.env_id, max_episode_steps=spec.max_ep_len, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def action_scale(env_id: str) -> np.ndarray | None:
     """Half-range of a continuous action space (actions enter and leave the model
     divided by it, so its tanh head spans the whole range); None when discrete.
