@@ -95,3 +95,34 @@ def test_upload_refuses_non_checkpoint(server, tmp_path):
     bad.write_bytes(b"\x80\x04 not a zip at all")
     with pytest.raises(AppError, match="not a zip"):
         client.predict(handle_file(str(bad)), "CartPole-v1", api_name="/upload")
+
+
+def test_absurd_target_then_normal_request(server):
+    client, zoo = server
+    from gradio_client.exceptions import AppError
+
+    ck_path = str(zoo / "cartpole-dt")
+    with pytest.raises(AppError, match="out of range|greater than maximum"):
+        client.predict("CartPole-v1", ck_path, 1e12, 0, False, api_name="/play")
+    assert client.predict("CartPole-v1", ck_path, 50, 0, False, api_name="/play")[4]["seed"] == 0
+
+
+def test_failed_video_keeps_results_and_server(server, monkeypatch):
+    """A video that can't be written is a clear error; the next play still works."""
+    client, zoo = server
+    from gradio_client.exceptions import AppError
+
+    import dt_playground.render as render
+
+    real = render.render_trace
+
+    def broken(*args, **kwargs):
+        raise render.RenderError("ffmpeg exited with status 1")
+
+    monkeypatch.setattr(render, "render_trace", broken)
+    ck_path = str(zoo / "cartpole-dt")
+    with pytest.raises(AppError, match="video could not be made: ffmpeg exited"):
+        client.predict("CartPole-v1", ck_path, 100, 1, False, api_name="/play")
+    monkeypatch.setattr(render, "render_trace", real)
+    out = client.predict("CartPole-v1", ck_path, 100, 1, False, api_name="/play")
+    assert out[4]["video_frames"] > 0
