@@ -8,7 +8,7 @@ import numpy as np
 
 from .checkpoints import Checkpoint, load_checkpoint
 from .data import spearman
-from .rollout import DTPolicy, Trace, run_episodes
+from .rollout import DTPolicy, Trace, run_grid
 
 # Card evaluations use seeds from here on; collection uses small seeds (0..N)
 # and model selection during training uses train.TRAIN_EVAL_SEED.
@@ -52,10 +52,9 @@ def sweep(
     """
     ckpt = as_checkpoint(ckpt)
     targets = [check_target(t, ckpt.spec) for t in targets]
-    ts = [t for t in targets for _ in range(n_seeds)]
-    seeds = [seed + i for _ in targets for i in range(n_seeds)]
     policy = DTPolicy(ckpt.model, ckpt.norm, ckpt.spec, sample=sample)
-    return run_episodes(policy, ts, seeds, max_steps=max_steps, progress=progress)
+    seeds = range(seed, seed + n_seeds)
+    return run_grid(policy, targets, seeds, max_steps=max_steps, progress=progress)
 
 
 def summarise(traces: list[Trace]) -> dict:

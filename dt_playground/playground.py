@@ -28,8 +28,8 @@ from .checkpoints import (
 )
 from .data import spearman
 from .envs import UnknownEnvError, get_spec
-from .evaluate import check_target, summarise
-from .rollout import DTPolicy, Trace, run_episodes
+from .evaluate import check_target, summarise, sweep
+from .rollout import Trace
 
 MAX_EPISODE_STEPS = 1000  # every registered env ends by then
 MAX_VIDEO_FRAMES = 1001  # a full 1000-step episode at render_every=1 (HalfCheetah)
@@ -193,8 +193,8 @@ def play_episode(
     target = parse_target(target, ck)
     seed = parse_seed(seed)
     steps = int(min(max(1, max_steps), MAX_EPISODE_STEPS))
-    policy = DTPolicy(ck.model, ck.norm, ck.spec, sample=bool(sample) and ck.spec.discrete)
-    return run_episodes(policy, [target], [seed], max_steps=steps, progress=progress)[0]
+    sample = bool(sample) and ck.spec.discrete
+    return sweep(ck, [target], 1, seed, sample=sample, max_steps=steps, progress=progress)[0]
 
 
 def episode_summary(trace: Trace, ck: Checkpoint) -> dict:
@@ -265,8 +265,7 @@ def references(
     for path in list_checkpoints(root, env_id):
         ck = get_checkpoint(path)
         if ck.algo in ("bc", "pbc") and ALGO_LABELS[ck.algo] not in out:
-            pol = DTPolicy(ck.model, ck.norm, ck.spec)
-            tr = run_episodes(pol, [0.0] * len(seeds), seeds, max_steps=max_steps)
+            tr = sweep(ck, [0.0], len(seeds), seeds[0], max_steps=max_steps)  # target unused
             out[ALGO_LABELS[ck.algo]] = float(np.mean([t.ret for t in tr]))
     return out
 
@@ -288,15 +287,12 @@ def run_sweep(
         )
     targets = [parse_target(t, ck) for t in targets]
     seed = parse_seed(seed)
-    ts = [t for t in targets for _ in range(n_seeds)]
-    seeds = [seed + i for _ in targets for i in range(n_seeds)]
-    pol = DTPolicy(ck.model, ck.norm, ck.spec)
     t0 = time.perf_counter()
-    traces = run_episodes(pol, ts, seeds, max_steps=max_steps, progress=progress)
+    traces = sweep(ck, targets, n_seeds, seed, max_steps=max_steps, progress=progress)
     s = summarise(traces)
     d = ck.config.get("dataset") or {}
-    lo, hi = d.get("return_p90"), d.get("return_max")
-    in_band = [r for r in s["per_target"] if lo is None or r["target"] <= hi]
+    lo, hi = d.get("return_min", -math.inf), d.get("return_max", math.inf)
+    in_band = [r for r in s["per_target"] if lo <= r["target"] <= hi]  # the data's range
     return {
         "rows": [t.to_dict() for t in traces],
         "per_target": s["per_target"],
@@ -325,9 +321,7 @@ def compare_models(
     for path in list_checkpoints(root, env_id):
         ck = get_checkpoint(path, env_id)
         t = (ck.config.get("dataset") or {}).get("return_max", 0.0) if target is None else target
-        t = parse_target(t, ck)
-        pol = DTPolicy(ck.model, ck.norm, ck.spec)
-        traces = run_episodes(pol, [t] * len(seeds), seeds, max_steps=max_steps)
+        traces = sweep(ck, [parse_target(t, ck)], len(seeds), seeds[0], max_steps=max_steps)
         results[checkpoint_label(path)] = [tr.ret for tr in traces]
     if not results:
         raise PlaygroundError(f"No pretrained checkpoints for {env_id} yet.")

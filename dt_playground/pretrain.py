@@ -18,8 +18,7 @@ import numpy as np
 from .checkpoints import PRETRAINED_DIR, load_checkpoint, write_json_atomic
 from .data import DatasetError, collect_episodes, default_dataset_id, resolve_dataset, write_minari
 from .envs import get_spec
-from .evaluate import EVAL_SEED_BASE, summarise
-from .rollout import DTPolicy, run_episodes
+from .evaluate import EVAL_SEED_BASE, summarise, sweep
 from .train import TrainConfig, train
 
 
@@ -84,16 +83,13 @@ def card_evaluation(
     """The card: 8 targets from the dataset's p10 to its max, 10 held-out seeds each."""
     ck = load_checkpoint(ckpt_dir)
     d = ck.config["dataset"]
-    seeds = [EVAL_SEED_BASE + i for i in range(n_seeds)]
-    policy = DTPolicy(ck.model, ck.norm, ck.spec)
+    seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + n_seeds))
     if ck.algo == "dt":
         targets = np.linspace(d["return_p10"], d["return_max"], n_targets).round(2).tolist()
     else:
         targets = [d["return_max"]]  # BC ignores the target
-    ts = [t for t in targets for _ in seeds]
-    ss = [s for _ in targets for s in seeds]
     t0 = time.perf_counter()
-    traces = run_episodes(policy, ts, ss, max_steps=max_steps)
+    traces = sweep(ck, targets, n_seeds, seed=EVAL_SEED_BASE, max_steps=max_steps)
     s = summarise(traces)
     top = s["per_target"][-1]
     card = {

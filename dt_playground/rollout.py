@@ -199,3 +199,12 @@ def run_episodes(
         )
         for i in range(n)
     ]
+
+
+def run_grid(
+    policy: DTPolicy, targets, seeds, max_steps: int | None = None, progress=None
+) -> list[Trace]:
+    """Every target with every seed (target-major order) in one lock-step run."""
+    ts = [float(t) for t in targets for _ in seeds]
+    ss = [int(s) for _ in targets for s in seeds]
+    return run_episodes(policy, ts, ss, max_steps=max_steps, progress=progress)

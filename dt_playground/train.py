@@ -23,7 +23,7 @@ from .checkpoints import save_checkpoint
 from .data import OfflineDataset, load_episodes
 from .envs import get_spec, make_env, space_dims
 from .model import DecisionTransformer, DTConfig
-from .rollout import DTPolicy, run_episodes
+from .rollout import DTPolicy, run_grid
 
 # Seeds for evaluation during training (model selection); card evaluations use
 # `EVAL_SEED_BASE` in evaluate.py, which neither training nor selection touches.
@@ -93,9 +93,7 @@ def evaluate_targets(
 ) -> list[dict]:
     """Mean achieved return per target over ``episodes`` seeds (for model selection)."""
     policy = DTPolicy(model, norm, spec)
-    ts = [t for t in targets for _ in range(episodes)]
-    seeds = [seed + i for _ in targets for i in range(episodes)]
-    traces = run_episodes(policy, ts, seeds, max_steps=max_steps)
+    traces = run_grid(policy, targets, range(seed, seed + episodes), max_steps=max_steps)
     out = []
     for t in targets:
         rets = [tr.ret for tr in traces if tr.target == t]
