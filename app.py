@@ -215,20 +215,7 @@ def dataset_view(env_id: str, checkpoint: str):
     except pg.PlaygroundError as exc:
         raise _err(exc) from None
     d = ck.config.get("dataset") or {}
-    info = {
-        k: d.get(k)
-        for k in (
-            "dataset_id",
-            "episodes",
-            "steps",
-            "return_min",
-            "return_p10",
-            "return_median",
-            "return_p90",
-            "return_max",
-            "return_top10_mean",
-        )
-    }
+    info = pg.dataset_overview(ck)
     return (plots.dataset_figure(d), plots.lengths_figure(d), plots.quality_figure(d), info)
 
 

@@ -244,6 +244,23 @@ def summary_markdown(s: dict) -> str:
     )
 
 
+def dataset_overview(ck: Checkpoint) -> dict:
+    """The headline numbers of the dataset behind a checkpoint (rounded for reading)."""
+    d = ck.config.get("dataset") or {}
+    keys = (
+        "dataset_id",
+        "episodes",
+        "steps",
+        "return_min",
+        "return_p10",
+        "return_median",
+        "return_p90",
+        "return_max",
+        "return_top10_mean",
+    )
+    return {k: round(d[k], 1) if isinstance(d.get(k), float) else d.get(k) for k in keys}
+
+
 # ---------------------------------------------------------------- sweep / compare
 
 
