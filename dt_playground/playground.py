@@ -25,6 +25,7 @@ from .checkpoints import (
     extract_upload,
     list_checkpoints,
     load_checkpoint,
+    pretrained_dir,
 )
 from .data import spearman
 from .envs import UnknownEnvError, get_spec
@@ -56,7 +57,10 @@ def get_checkpoint(path: str | Path, env_id: str | None = None) -> Checkpoint:
             get_spec(env_id)
         except UnknownEnvError as exc:
             raise PlaygroundError(str(exc)) from None
-    key = str(Path(path).resolve())
+    path = Path(path)
+    if not path.is_absolute():  # a pretrained checkpoint's name
+        path = pretrained_dir() / path
+    key = str(path.resolve())
     with _CACHE_LOCK:
         ck = _CACHE.get(key)
         if ck is not None:
@@ -89,16 +93,19 @@ def checkpoint_label(path: Path) -> str:
 def checkpoint_choices(
     env_id: str, extra_dirs: list[str | Path] = (), root: Path | None = None
 ) -> list[tuple[str, str]]:
-    """(label, path) for the env's pretrained checkpoints, then the session's own."""
+    """(label, value) for the env's pretrained checkpoints (value: the folder name, e.g.
+    ``lunarlander-dt``), then the session's own (value: the folder's path)."""
 
     def order(p: Path):  # DT first (K=20 before its ablations), then BC, %BC
         name = p.name
         return ("-dt" not in name, "-k" in name, name)
 
-    paths = sorted(list_checkpoints(root, env_id), key=order)
+    choices = [
+        (checkpoint_label(p), p.name) for p in sorted(list_checkpoints(root, env_id), key=order)
+    ]
     for d in extra_dirs:
-        paths += list_checkpoints(d, env_id)
-    return [(checkpoint_label(p), str(p)) for p in paths]
+        choices += [(checkpoint_label(p), str(p)) for p in list_checkpoints(d, env_id)]
+    return choices
 
 
 def envs_with_checkpoints(root: Path | None = None) -> list[str]:

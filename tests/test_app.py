@@ -44,7 +44,7 @@ def _frames(path) -> int:
 
 def test_play_endpoint_matches_library(server):
     client, zoo = server
-    ck_path = str(zoo / "cartpole-dt")
+    ck_path = "cartpole-dt"  # as the dropdown offers it
     video, rtg_plot, reward_plot, md, summary = client.predict(
         "CartPole-v1", ck_path, 250, 7, False, api_name="/play"
     )
@@ -62,7 +62,7 @@ def test_bad_inputs_then_normal_request(server):
     client, zoo = server
     from gradio_client.exceptions import AppError
 
-    ck_path = str(zoo / "cartpole-dt")
+    ck_path = "cartpole-dt"  # as the dropdown offers it
     with pytest.raises(AppError, match="trained on CartPole-v1, not LunarLander-v3"):
         client.predict("LunarLander-v3", ck_path, 100, 0, False, api_name="/play")
     with pytest.raises(AppError, match="Seed must be|less than minimum value 0"):
@@ -75,7 +75,7 @@ def test_bad_inputs_then_normal_request(server):
 
 def test_sweep_compare_dataset_endpoints(server):
     client, zoo = server
-    ck_path = str(zoo / "cartpole-dt")
+    ck_path = "cartpole-dt"  # as the dropdown offers it
     fig, text, res = client.predict("CartPole-v1", ck_path, 3, 2, 100, api_name="/sweep")
     assert len(res["rows"]) == 6 and "Spearman" in text
     assert "BC" in res["references"]
@@ -101,7 +101,7 @@ def test_absurd_target_then_normal_request(server):
     client, zoo = server
     from gradio_client.exceptions import AppError
 
-    ck_path = str(zoo / "cartpole-dt")
+    ck_path = "cartpole-dt"  # as the dropdown offers it
     with pytest.raises(AppError, match="out of range|greater than maximum"):
         client.predict("CartPole-v1", ck_path, 1e12, 0, False, api_name="/play")
     assert client.predict("CartPole-v1", ck_path, 50, 0, False, api_name="/play")[4]["seed"] == 0
@@ -120,7 +120,7 @@ def test_failed_video_keeps_results_and_server(server, monkeypatch):
         raise render.RenderError("ffmpeg exited with status 1")
 
     monkeypatch.setattr(render, "render_trace", broken)
-    ck_path = str(zoo / "cartpole-dt")
+    ck_path = "cartpole-dt"  # as the dropdown offers it
     with pytest.raises(AppError, match="video could not be made: ffmpeg exited"):
         client.predict("CartPole-v1", ck_path, 100, 1, False, api_name="/play")
     monkeypatch.setattr(render, "render_trace", real)
