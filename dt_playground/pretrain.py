@@ -34,6 +34,7 @@ class Recipe:
     warmup: int = 200
     batch_size: int = 64
     ablation_ks: tuple[int, ...] = ()
+    dt_steps: int | None = None  # DTs' steps when they differ from BC's
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -151,6 +152,26 @@ def model_card(ck_dir: Path, card: dict, config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _already_trained(cfg: TrainConfig) -> bool:
+    """A complete checkpoint from the same recipe is there (paths may differ)."""
+    import json
+    from dataclasses import asdict
+
+    path = Path(cfg.out) / "config.json"
+    if not path.is_file():
+        return False
+    done = json.loads(path.read_text())
+    ignore = {"dataset", "out", "resume", "save_every", "threads"}
+    same = {k: v for k, v in done.get("train", {}).items() if k not in ignore} == {
+        k: v for k, v in asdict(cfg).items() if k not in ignore
+    }
+    return (
+        bool(done.get("complete"))
+        and same
+        and done.get("return_scale") == get_spec(cfg.env_id).return_scale
+    )
+
+
 def _train_one(
     env_id: str,
     algo: str,
@@ -162,23 +183,27 @@ def _train_one(
     log,
 ) -> Path:
     name = checkpoint_name(env_id, algo, k)
+    n_steps = steps or (recipe.dt_steps if algo == "dt" else None) or recipe.steps
     cfg = TrainConfig(
         dataset=dataset,
         env_id=env_id,
         out=str(out_root / name),
         algo=algo,
-        steps=steps or recipe.steps,
+        steps=n_steps,
         batch_size=recipe.batch_size,
         context_len=k,
         hidden=recipe.hidden,
         n_layers=recipe.n_layers,
         lr=recipe.lr,
-        warmup_steps=min(recipe.warmup, (steps or recipe.steps) // 5),
+        warmup_steps=min(recipe.warmup, n_steps // 5),
         eval_episodes=0,
         save_every=500,
         seed=recipe.seed,
         resume=True,
     )
+    if _already_trained(cfg):
+        log(f"  kept {name}: already trained with this recipe")
+        return Path(cfg.out)
     t0 = time.perf_counter()
     res = train(cfg, progress=True)
     log(

@@ -68,4 +68,9 @@ def test_pretrain_tiny_budget(tmp_path, monkeypatch):
         assert ck.card == json.loads((tmp_path / "zoo" / name / "card.json").read_text())
     assert "cartpole-dt" in zoo_table(tmp_path / "zoo")
     assert any("done in" in m for m in logs)
+    # Re-running the same recipe keeps finished checkpoints (and re-evaluates their cards).
+    again = []
+    pretrain_env("CartPole-v1", out_root=tmp_path / "zoo", steps=10, episodes=12, n_seeds=2,
+                 data_root=tmp_path / "data", log=again.append)
+    assert sum("kept cartpole-" in m for m in again) == 3
     shutil.rmtree(tmp_path / "zoo")
