@@ -82,7 +82,7 @@ _SPECS = [
         "Pendulum-v1",
         discrete=False,
         max_ep_len=200,
-        return_scale=100.0,
+        return_scale=1000.0,  # returns reach -1900; at 100 the DT conditioned worse
         target_presets=(-1200.0, -800.0, -400.0, -150.0),
         random_return=-1230.0,
         expert_return=-145.0,
