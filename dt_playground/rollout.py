@@ -111,10 +111,18 @@ class DTPolicy:
     @torch.inference_mode()
     def predict(self, win: dict) -> np.ndarray:
         """Model output at the last window position: (B, A) actions or logits."""
-        x = {k: torch.from_numpy(v) for k, v in win.items()}
+        mask = win["mask"]
+        real = mask.any(0)
+        if real.all() or (mask == real).all():
+            # Every row has the same left padding (lock-step episodes): drop the padded
+            # columns here and skip the mask; the model would do the same, slower.
+            keep = slice(int(np.argmax(real)), None)
+            win = {k: v[:, keep] for k, v in win.items() if k != "mask"} | {"mask": None}
         dt = self.dtype
+        x = {k: torch.from_numpy(v) for k, v in win.items() if v is not None}
+        m = None if win["mask"] is None else torch.from_numpy(win["mask"])
         out = self.model.predict_last(
-            x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt), x["timesteps"], x["mask"]
+            x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt), x["timesteps"], m
         )
         return out.float().numpy()
 
