@@ -101,7 +101,7 @@ def play(
     summary = pg.episode_summary(trace, ck)
     figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
     yield None, *figs, pg.summary_markdown(summary), summary
-    session = Path(session_dir or pg.new_session_dir())
+    session = Path(session_dir) if session_dir else pg.shared_dir()
     out = session / "videos" / f"{ck.spec.short_name}-{trace.seed}-{uuid.uuid4().hex[:6]}.mp4"
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -361,6 +361,18 @@ def new_session_dir() -> Path:
     return d
 
 
+def shared_dir(max_age_s: float = 3600.0) -> Path:
+    """A folder for requests without a browser session (API calls); files older than
+    ``max_age_s`` are removed on each use, so it can't grow without bound."""
+    d = Path(tempfile.gettempdir()) / "dt_playground_sessions" / "shared"
+    d.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for f in d.rglob("*"):
+        if f.is_file() and now - f.stat().st_mtime > max_age_s:
+            f.unlink(missing_ok=True)
+    return d
+
+
 def cleanup_session_dir(path: str | Path | None) -> None:
     if path and Path(path).parent.name == "dt_playground_sessions":
         shutil.rmtree(path, ignore_errors=True)

@@ -185,3 +185,17 @@ def test_normalised_score_prefers_dataset_refs(zoo):
         k: v for k, v in ck.config["dataset"].items() if not k.startswith("ref_")
     }
     assert pg.normalised_score(100.0, ck) == pytest.approx(ck.spec.normalised_score(100.0))
+
+
+def test_shared_dir_prunes_old_files():
+    import os
+    import time
+
+    d = pg.shared_dir()
+    old, new = d / "old.mp4", d / "new.mp4"
+    old.write_bytes(b"x")
+    new.write_bytes(b"y")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert pg.shared_dir() == d
+    assert not old.exists() and new.exists()
+    new.unlink()
