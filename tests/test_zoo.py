@@ -47,8 +47,7 @@ def test_readme_table_matches_cards():
     assert table == zoo_table(PRETRAINED_DIR)
 
 
-def test_pretrain_tiny_budget(tmp_path, monkeypatch):
-    monkeypatch.setenv("DTP_DATA_ROOT", str(tmp_path / "data"))
+def test_pretrain_tiny_budget(tmp_path):
     logs = []
     cards = pretrain_env(
         "CartPole-v1",
