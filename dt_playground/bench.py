@@ -12,6 +12,7 @@ import time
 import numpy as np
 import torch
 
+from . import cpu
 from .data import Normaliser, gather_windows
 from .envs import get_spec
 from .model import DecisionTransformer, DTConfig
@@ -150,10 +151,13 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
                     echo=print) -> dict:
     """Print and return the model benchmark figures (medians in ms; lower is better)."""
     p = PAPER
+    # Ours turns this on anyway (DTPolicy, train); set it first so that HF's model
+    # runs under the same allocator.
+    retained = cpu.retain_freed_memory()
     echo(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper config: "
          f"B={p['batch']} K={p['K']} hidden={p['hidden']} layers={p['n_layers']} "
          f"heads={p['n_heads']} state={p['state_dim']} action={p['act_dim']}; "
-         f"actions over a {steps}-step episode")
+         f"actions over a {steps}-step episode; freed memory retained: {retained}")
     try:
         import transformers  # noqa: F401
     except ImportError:

@@ -144,27 +144,35 @@ class DecisionTransformer(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
-    def _tokens(self, returns_to_go, states, actions, timesteps, mask):
-        """Embedded, interleaved tokens (B, n*K, h) and the attention mask (or None
-        when plain causal attention is right)."""
-        B, K, _ = states.shape
-        n = self.n_tokens
+    def _embed(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
+        """Each step's tokens (B, K, n, h): (R, s, a), or (s, a) for BC; embedded,
+        timestep added, LayerNormed. Every token depends on its own inputs alone."""
         t = self.embed_timestep(timesteps)  # (B, K, h)
         tokens = [self.embed_state(states) + t, self.embed_action(actions) + t]
         if self.cfg.use_returns:
             tokens.insert(0, self.embed_return(returns_to_go) + t)
+        return self.embed_ln(torch.stack(tokens, dim=2))
+
+    def _attn_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """The (B, 1, nK, nK) boolean attention mask for step mask (B, K), or None
+        when plain causal attention is right."""
+        if mask is None or bool(mask.all()):
+            return None
+        n, K = self.n_tokens, mask.shape[1]
+        # Causal and key-padding mask; every token may see itself so that
+        # padded rows are never fully masked (their outputs are ignored).
+        keys = mask.bool().repeat_interleave(n, dim=1)  # (B, nK)
+        causal = torch.ones(n * K, n * K, dtype=torch.bool, device=mask.device).tril()
+        eye = torch.eye(n * K, dtype=torch.bool, device=mask.device)
+        return ((causal & keys[:, None, :]) | eye)[:, None]
+
+    def _tokens(self, returns_to_go, states, actions, timesteps, mask):
+        """Embedded, interleaved tokens (B, n*K, h) and the attention mask (or None)."""
+        B, K, _ = states.shape
         # (B, K, n, h) -> (B, n*K, h): R_1, s_1, a_1, R_2, s_2, a_2, ...
-        x = torch.stack(tokens, dim=2).reshape(B, n * K, self.cfg.hidden)
-        x = self.drop(self.embed_ln(x))
-        attn_mask = None
-        if mask is not None and not bool(mask.all()):
-            # Causal and key-padding mask; every token may see itself so that
-            # padded rows are never fully masked (their outputs are ignored).
-            keys = mask.bool().repeat_interleave(n, dim=1)  # (B, nK)
-            causal = torch.ones(n * K, n * K, dtype=torch.bool, device=x.device).tril()
-            eye = torch.eye(n * K, dtype=torch.bool, device=x.device)
-            attn_mask = ((causal & keys[:, None, :]) | eye)[:, None]  # (B, 1, nK, nK)
-        return x, attn_mask
+        x = self._embed(returns_to_go, states, actions, timesteps)
+        x = self.drop(x.reshape(B, self.n_tokens * K, self.cfg.hidden))
+        return x, self._attn_mask(mask)
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         out = self.predict_action(self.ln_f(x))
@@ -201,39 +209,6 @@ class DecisionTransformer(nn.Module):
             x = block(x, attn_mask)
         x = x.reshape(B, K, n, self.cfg.hidden)
         return self._head(x[:, :, n - 2])  # from the state token
-
-    @torch.inference_mode()
-    def predict_last(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
-        """``forward(...)[:, -1]`` (B, A) for acting, computing only what it needs.
-
-        The final action token is a placeholder nothing earlier attends to, so it
-        is dropped; the last block runs its query, projection and MLP for the final
-        state token alone (keys and values still come from every token). About a
-        third less work than a full forward.
-        """
-        pad = self._common_padding(mask)
-        if pad:
-            keep = slice(pad, None)
-            returns_to_go, states, actions = (returns_to_go[:, keep], states[:, keep],
-                                              actions[:, keep])
-            timesteps, mask = timesteps[:, keep], mask[:, keep]
-        x, attn_mask = self._tokens(returns_to_go, states, actions, timesteps, mask)
-        x = x[:, :-1]  # drop the placeholder action token
-        if attn_mask is not None:
-            attn_mask = attn_mask[..., :-1, :-1]
-        for block in self.blocks[:-1]:
-            x = block(x, attn_mask)
-        last = self.blocks[-1]
-        B, T, C = x.shape
-        nh = last.attn.n_heads
-        qkv = last.attn.qkv(last.ln1(x)).view(B, T, 3, nh, C // nh).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0][:, :, -1:], qkv[1], qkv[2]  # one query: the final state token
-        # A single query may attend to every earlier token: no causal mask needed.
-        key_mask = attn_mask[..., -1:, :] if attn_mask is not None else None
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
-        h = x[:, -1:] + last.attn.proj(y.transpose(1, 2).reshape(B, 1, C))
-        h = h + last.mlp(last.ln2(h))
-        return self._head(h[:, 0])
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Masked cross-entropy (discrete) or MSE (continuous) over real steps."""

@@ -12,13 +12,14 @@ A rollout never renders (DESIGN.md, decision 1): `render.py` replays a
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from . import cpu
+from .acting import Acting
 from .data import Normaliser, encode_actions, gather_windows
 from .envs import EnvSpec, action_scale, make_env
 from .model import DecisionTransformer
@@ -69,34 +70,32 @@ class DTPolicy:
     ):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-        self.model = model.eval()
+        cpu.retain_freed_memory()  # activations are reused step to step, not re-faulted
+        self.model = model
         self.norm, self.spec, self.sample = norm, spec, sample
         self.cfg = model.cfg
         self.scale = action_scale(spec.env_id)
-        self.dtype = torch.float32
-        if precision == "bf16":
-            # A bfloat16 copy of the weights (cached on the model): ~2x faster
-            # matmuls on AVX-512 BF16 CPUs; per-row results don't depend on the batch.
-            if getattr(model, "_bf16_copy", None) is None:  # not a registered submodule:
-                object.__setattr__(
-                    model,
-                    "_bf16_copy",  # keeps state_dict unchanged
-                    copy.deepcopy(model).to(torch.bfloat16).eval(),
-                )
-            self.model, self.dtype = model._bf16_copy, torch.bfloat16
+        # bf16: ~2x faster matmuls on AVX-512 BF16 CPUs; per-row results don't
+        # depend on the batch.
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self.engine = Acting(model, self.dtype)
 
     def reset(self, targets, seeds, max_steps: int | None = None) -> None:
         n = len(targets)
         T = max_steps or self.spec.max_ep_len
-        S, A = self.cfg.state_dim, self.cfg.act_dim
+        S, A, K = self.cfg.state_dim, self.cfg.act_dim, self.cfg.context_len
         self.states = np.zeros((n, T, S), np.float32)
         self.actions = np.zeros((n, T, A), np.float32)
         self.rtg = np.zeros((n, T), np.float32)
         self.rtg_raw = np.zeros((n, T), np.float64)
         self.next_rtg = np.asarray(targets, dtype=np.float64).copy()
         self.rngs = [np.random.default_rng(s) for s in seeds]
+        # `Acting.token_features` of the last K steps, each step written at slot
+        # t % K and again at t % K + K, so any K consecutive steps are one slice.
+        n_tok = self.engine.n_tokens
+        self.feats = torch.zeros(n, 2 * K, n_tok, 4 * self.cfg.hidden, dtype=self.dtype)
 
-    def window(self, rows: np.ndarray, t: int) -> dict:
+    def window(self, rows: np.ndarray, t: int, K: int | None = None) -> dict:
         """The model input for episodes ``rows`` at step ``t`` (exactly as in training)."""
         return gather_windows(
             self.states,
@@ -104,39 +103,67 @@ class DTPolicy:
             self.rtg,
             rows,
             np.full(len(rows), t),
-            self.cfg.context_len,
+            K or self.cfg.context_len,
             self.spec.max_ep_len,
         )
 
     @torch.inference_mode()
     def predict(self, win: dict) -> np.ndarray:
-        """Model output at the last window position: (B, A) actions or logits."""
-        mask = win["mask"]
-        real = mask.any(0)
-        if real.all() or (mask == real).all():
-            # Every row has the same left padding (lock-step episodes): drop the padded
-            # columns here and skip the mask; the model would do the same, slower.
-            keep = slice(int(np.argmax(real)), None)
-            win = {k: v[:, keep] for k, v in win.items() if k != "mask"} | {"mask": None}
+        """Model output at the last window position: (B, A) actions or logits.
+
+        The reference for `act`, which gets the same result from cached per-step
+        features (a test checks they agree).
+        """
         dt = self.dtype
-        x = {k: torch.from_numpy(v) for k, v in win.items() if v is not None}
-        m = None if win["mask"] is None else torch.from_numpy(win["mask"])
-        out = self.model.predict_last(
-            x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt), x["timesteps"], m
+        x = {k: torch.from_numpy(v) for k, v in win.items()}
+        out = self.engine.predict_last(
+            x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt), x["timesteps"], x["mask"]
         )
         return out.float().numpy()
 
+    @torch.inference_mode()
+    def _predict_cached(self, rows: np.ndarray, t: int) -> np.ndarray:
+        """`predict(window(rows, t))`, embedding only the new tokens.
+
+        Step t's return and state tokens are new; step t-1's action token became
+        known when that action was chosen. Their features come from the last two
+        steps of the same training-layout window; earlier steps' are reused.
+        """
+        K = self.cfg.context_len
+        new = self.window(rows, t, K=2)
+        dt = self.dtype
+        feats = self.engine.token_features(
+            torch.from_numpy(new["rtg"]).to(dt),
+            torch.from_numpy(new["states"]).to(dt),
+            torch.from_numpy(new["actions"]).to(dt),
+            torch.from_numpy(new["timesteps"]),
+        )
+        steps = [t - 1, t] if t > 0 else [t]
+        everyone = len(rows) == len(self.feats)
+        r = slice(None) if everyone else torch.from_numpy(rows)
+        for j, f in zip(steps, feats[:, -len(steps):].unbind(1)):
+            self.feats[r, j % K] = f
+            self.feats[r, j % K + K] = f
+        first = max(0, t - K + 1)  # the window's first step
+        span = slice(first % K, first % K + t - first + 1)
+        window = self.feats[r, span]
+        return self.engine.predict_from_features(window).float().numpy()
+
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
-        """Record observations of episodes ``rows`` at step ``t`` and choose their actions."""
+        """Record observations of episodes ``rows`` at step ``t`` and choose their actions.
+
+        Every row acts at every step from 0 until it leaves ``rows`` for good
+        (its episode ended), as `run_episodes` drives it.
+        """
         self.states[rows, t] = self.norm.states(obs)
         self.rtg_raw[rows, t] = self.next_rtg[rows]
         self.rtg[rows, t] = self.norm.returns(self.next_rtg[rows])
-        out = self.predict(self.window(rows, t))
+        out = self._predict_cached(rows, t)
         if not self.spec.discrete:
             self.actions[rows, t] = out  # the model's own scale, as in training
-            return [(o * self.scale).astype(np.float32) for o in out]
+            return list((out * self.scale).astype(np.float32))
         if not self.sample:
-            acts = [int(o.argmax()) for o in out]
+            acts = out.argmax(-1).tolist()
         else:
             p = np.exp(out - out.max(-1, keepdims=True))
             p /= p.sum(-1, keepdims=True)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from . import cpu
 from .checkpoints import save_checkpoint
 from .data import OfflineDataset, load_episodes
 from .envs import get_spec, make_env, space_dims
@@ -167,6 +168,7 @@ def train(
         raise ValueError(f"algo must be dt, bc or pbc, got {cfg.algo!r}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    cpu.retain_freed_memory()
     ds, summary, env_id = dataset or build_dataset(cfg)
     spec = get_spec(env_id)
     torch.manual_seed(cfg.seed)

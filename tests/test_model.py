@@ -127,21 +127,3 @@ def test_training_attention_path_matches_sdpa():
     s.requires_grad_(True)
     out = model(rtg, s, a, t, m)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("use_returns", [True, False], ids=["dt", "bc"])
-@pytest.mark.parametrize("pad", [0, 2, "mixed"])
-def test_predict_last_equals_forward_last(use_returns, pad):
-    """The pruned acting path computes exactly forward(...)[:, -1]."""
-    torch.manual_seed(0)
-    cfg = DTConfig(5, 3, False, hidden=32, n_layers=3, n_heads=2, context_len=6,
-                   max_ep_len=50, dropout=0.0, use_returns=use_returns)
-    model = DecisionTransformer(cfg).eval()
-    rtg, s, a, t, m = _inputs(3, 6, 5, 3, False)
-    if pad == "mixed":
-        m[0, :3] = 0
-    elif pad:
-        m[:, :pad] = 0
-    with torch.no_grad():
-        full = model(rtg, s, a, t, m)[:, -1]
-    torch.testing.assert_close(model.predict_last(rtg, s, a, t, m), full, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,154 @@
+"""The inference engine a rollout calls once per step.
+
+`Acting` is a frozen copy of a `DecisionTransformer`'s weights laid out for
+choosing actions fast on a CPU: matmul weights prepacked for oneDNN
+(`cpu.linear`), optionally in bfloat16, and the computation cut to what the
+next action needs:
+
+* the final action token of a window is a placeholder nothing earlier attends
+  to, so it is dropped;
+* the last block runs its query, projection and MLP for the final state token
+  alone (keys and values still come from every token);
+* `token_features` (the embedding and the first block's query/key/value) depend
+  on a token's own step alone, so `rollout.DTPolicy` computes them once per step
+  and keeps the last K steps; each action then embeds three tokens, not 3K.
+
+The maths is the model's ``forward(...)[:, -1]``; tests check they agree.
+Dropout is off, as in ``eval()``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from . import cpu
+from .model import DecisionTransformer
+
+
+class _Linear:
+    """``F.linear`` with this weight, through a prepacked oneDNN copy when it pays."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, pack: bool):
+        self.weight, self.bias = weight.contiguous(), bias.contiguous()
+        self.packed = cpu.pack_weight(self.weight) if pack else None
+
+    def __call__(self, x, relu: bool = False, residual=None) -> torch.Tensor:
+        return cpu.linear(x, self.weight, self.bias, relu, residual, packed=self.packed)
+
+
+class _LayerNorm:
+    def __init__(self, ln: torch.nn.LayerNorm):
+        self.shape, self.weight, self.bias, self.eps = (
+            ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.shape, self.weight, self.bias, self.eps)
+
+
+class _Block:
+    """One pre-LN block (`model.Block`) for inference."""
+
+    def __init__(self, block, pack: bool):
+        attn = block.attn
+        C = attn.qkv.in_features
+        W, b = attn.qkv.weight, attn.qkv.bias
+        self.n_heads = attn.n_heads
+        self.ln1, self.ln2 = _LayerNorm(block.ln1), _LayerNorm(block.ln2)
+        self.qkv = _Linear(W, b, pack)
+        self.q = _Linear(W[:C], b[:C], pack=False)  # one row: ATen's path is faster
+        self.kv = _Linear(W[C:], b[C:], pack)
+        self.proj = _Linear(attn.proj.weight, attn.proj.bias, pack)
+        self.fc1 = _Linear(block.mlp[0].weight, block.mlp[0].bias, pack)
+        self.fc2 = _Linear(block.mlp[2].weight, block.mlp[2].bias, pack)
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        last_only: bool,
+        qkv: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The block's output (B, T, C), or with ``last_only`` the final token's
+        alone (B, 1, C). ``qkv`` (B, T, 3C) may come precomputed."""
+        B, T, C = x.shape
+        nh = self.n_heads
+        hs = C // nh
+        if qkv is None and last_only:  # keys and values for every token, one query
+            h = self.ln1(x)
+            q = self.q(h[:, -1:]).view(B, 1, nh, hs).transpose(1, 2)
+            k, v = self.kv(h).view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4)
+        else:
+            if qkv is None:
+                qkv = self.qkv(self.ln1(x))
+            q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
+        if last_only:
+            # One query: the last token may attend to every earlier one, so no causal mask.
+            q = q[:, :, -1:]
+            attn_mask = attn_mask[..., -1:, :] if attn_mask is not None else None
+            x = x[:, -1:]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and not last_only
+        )
+        x = self.proj(y.transpose(1, 2).reshape(B, x.shape[1], C), residual=x)
+        return self.fc2(self.fc1(self.ln2(x), relu=True), residual=x)
+
+
+class Acting:
+    """A frozen copy of ``model`` for choosing actions (see the module docstring).
+
+    The weights are those of ``model`` when this is made: make a new one after
+    training further. ``dtype=torch.bfloat16`` halves the matmul work on CPUs with
+    native bf16 (per-row results don't depend on the batch).
+    """
+
+    def __init__(self, model: DecisionTransformer, dtype: torch.dtype = torch.float32,
+                 pack: bool = True):
+        self.model = copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
+        self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
+        self.blocks = [_Block(b, pack) for b in self.model.blocks]
+        self.ln_f = _LayerNorm(self.model.ln_f)
+        head = self.model.predict_action
+        self.head = _Linear(head.weight, head.bias, pack=False)
+
+    @torch.inference_mode()
+    def token_features(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
+        """What each token contributes on its own (B, K, n, 4h): the embedded token
+        (h) and the first block's query, key and value (3h)."""
+        x = self.model._embed(returns_to_go, states, actions, timesteps)
+        first = self.blocks[0]
+        return torch.cat([x, first.qkv(first.ln1(x))], dim=-1)
+
+    @torch.inference_mode()
+    def predict_from_features(
+        self, feats: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The last step's action (B, A) from the `token_features` of a window
+        (B, K, n, 4h); ``mask`` (B, K) marks real steps when rows are padded."""
+        B, K, n, _ = feats.shape
+        h = self.cfg.hidden
+        # Interleave, and drop the placeholder action token of the last step.
+        f = feats.reshape(B, n * K, 4 * h)[:, :-1]
+        attn_mask = self.model._attn_mask(mask)
+        if attn_mask is not None:
+            attn_mask = attn_mask[..., :-1, :-1]
+        x = f[..., :h]
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, attn_mask, last_only=i == last, qkv=f[..., h:] if i == 0 else None)
+        out = self.head(self.ln_f(x[:, -1]))
+        return out if self.cfg.discrete else torch.tanh(out)
+
+    @torch.inference_mode()
+    def predict_last(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
+        """``model(...)[:, -1]`` (B, A): the action for the last step of each window."""
+        pad = DecisionTransformer._common_padding(mask)
+        if pad:
+            keep = slice(pad, None)
+            returns_to_go, states, actions = (returns_to_go[:, keep], states[:, keep],
+                                              actions[:, keep])
+            timesteps, mask = timesteps[:, keep], mask[:, keep]
+        feats = self.token_features(returns_to_go, states, actions, timesteps)
+        return self.predict_from_features(feats, mask)

@@ -1,0 +1,110 @@
+"""CPU runtime details that decide a small model's speed on a 2-core machine.
+
+Two things, both measured on this project's machine (AMD EPYC, AVX-512 BF16):
+
+* **glibc gives freed memory back too eagerly.** A lock-step step at batch 32
+  allocates ~14 MB of activations; with glibc's defaults those pages are
+  returned to the OS after each step and faulted back in on the next (~3500
+  page faults, ~4 ms of an ~10 ms step). `retain_freed_memory` raises the
+  mmap and trim thresholds so freed activations are reused in place.
+* **MKL's fp32 GEMM runs at about half speed on AMD CPUs**, and handing its
+  threads back to ATen's OpenMP pool stalls the next op by 10-20 us. oneDNN
+  (the `mkldnn` ops) has its own AVX-512 kernels on the same OpenMP pool; the
+  acting path in `model.py` sends its larger matmuls there (`linear`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+import torch
+import torch.nn.functional as F
+
+# mallopt(3) parameters.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 << 20  # allocations above this still get their own mapping
+TRIM_THRESHOLD = 64 << 20  # free memory kept at the top of the heap
+
+_retained: bool | None = None
+
+
+def retain_freed_memory() -> bool:
+    """Keep freed activation memory in the heap (glibc only; a no-op elsewhere).
+
+    Process-wide and idempotent. Costs at most ``TRIM_THRESHOLD`` of resident
+    memory that would otherwise be returned; large arrays (datasets, frames)
+    are unaffected because they stay above ``MMAP_THRESHOLD``. Returns whether
+    the setting is in effect.
+    """
+    global _retained
+    if _retained is None:
+        _retained = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                _retained = bool(
+                    libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                    and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+                )
+            except (OSError, AttributeError):  # not glibc (musl, ...)
+                _retained = False
+    return _retained
+
+
+def _onednn_linear():
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_ONEDNN_LINEAR = _onednn_linear()
+# Below this many multiply-adds oneDNN's fixed cost (~12 us a call) outweighs
+# its faster kernel, and ATen's own path wins.
+ONEDNN_MIN_MACS = 1_500_000
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor | None:
+    """``weight`` reordered once into oneDNN's blocked layout (else oneDNN reorders
+    it on every call), or None where oneDNN can't take it."""
+    if _ONEDNN_LINEAR is None or weight.dtype not in (torch.float32, torch.bfloat16):
+        return None
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
+
+
+def linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    relu: bool = False,
+    residual: torch.Tensor | None = None,
+    packed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, then ReLU or ``+ residual`` (not both), for
+    inference: the same maths, through oneDNN with the ReLU or add fused when
+    the matmul is large enough to gain from it. ``packed``: `pack_weight(weight)`."""
+    assert not (relu and residual is not None)
+    n_out, n_in = weight.shape
+    rows = x.numel() // n_in
+    if (
+        _ONEDNN_LINEAR is None
+        or x.device.type != "cpu"
+        or x.dtype not in (torch.float32, torch.bfloat16)
+        or rows * n_in * n_out < ONEDNN_MIN_MACS
+    ):
+        y = F.linear(x, weight, bias)
+        if relu:
+            return torch.relu(y)
+        return y if residual is None else residual + y
+    w = weight if packed is None else packed
+    x2 = x.reshape(rows, n_in)
+    if residual is None:
+        y = _ONEDNN_LINEAR(x2, w, bias, "relu" if relu else "none", [], "")
+    else:
+        y = _ONEDNN_LINEAR.binary(x2, residual.reshape(rows, n_out), w, bias, "add")
+    return y.view(*x.shape[:-1], n_out)
