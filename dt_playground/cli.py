@@ -112,6 +112,7 @@ def cmd_evaluate(args) -> int:
         seed=args.seed,
         sample=args.sample,
         max_steps=args.max_steps,
+        precision=args.precision,
     )
     _print_episodes(traces, args.json)
     return 0
@@ -135,6 +136,7 @@ def cmd_sweep(args) -> int:
         seed=args.seed,
         sample=args.sample,
         max_steps=args.max_steps,
+        precision=args.precision,
     )
     _print_episodes(traces, args.json)
     return 0
@@ -224,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--seed", type=int, default=1_000_000, help="first seed S")
         e.add_argument("--sample", action="store_true", help="sample discrete actions")
         e.add_argument("--max-steps", type=int, default=None, help="cap episode length")
+        e.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                       help="acting precision: bf16 is ~1.4x faster for many episodes at "
+                       "once on CPUs with native bf16 (cards are fp32)")
         e.add_argument("--json", action="store_true", help="print JSON episodes on stdout")
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
 

@@ -112,6 +112,15 @@ def test_collect_train_evaluate_sweep(tmp_path):
     one = json.loads(r2.stdout)["episodes"][0]
     assert one == next(e for e in eps if e["target"] == 50.0 and e["seed"] == 3)
 
+    r = _run("sweep", "--checkpoint", str(ck), "--targets", "50,500", "--seeds", "2",
+             "--seed", "3", "--precision", "bf16", "--json")
+    assert r.returncode == 0, r.stderr
+    bf = json.loads(r.stdout)["episodes"]
+    assert [(e["target"], e["seed"]) for e in bf] == [(e["target"], e["seed"]) for e in eps]
+    assert all(e["length"] >= 1 and e["return"] == e["length"] for e in bf)
+    r = _run("sweep", "--checkpoint", str(ck), "--targets", "50", "--precision", "fp16")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
 
 def test_bad_inputs_are_clear_errors(tmp_path):
     r = _run("evaluate", "--checkpoint", str(tmp_path / "nope"), "--target", "1")
