@@ -124,6 +124,18 @@ def play(
     yield str(info.path), *figs, pg.summary_markdown(summary), summary
 
 
+def attention(
+    env_id: str, checkpoint: str, target: float, seed: float, sampled: bool, step: float
+):
+    """What the action at one step of the episode attended to (the episode is replayed)."""
+    try:
+        ck = pg.get_checkpoint(checkpoint, env_id)
+        att = pg.attention_at(ck, target, seed, step, sampled)
+    except pg.PlaygroundError as exc:
+        raise _err(exc) from None
+    return plots.attention_figure(att), att
+
+
 def sweep(
     env_id: str,
     checkpoint: str,
@@ -294,6 +306,12 @@ def build_demo() -> gr.Blocks:
                         rtg_plot = gr.Plot(label="Return-to-go")
                         reward_plot = gr.Plot(label="Cumulative reward")
                 summary_json = gr.JSON(label="Summary")
+                with gr.Accordion("Attention: what the action at a step looked at", open=False):
+                    with gr.Row():
+                        att_step = gr.Number(100, precision=0, label="Step", minimum=0)
+                        att_btn = gr.Button("Show attention")
+                    att_plot = gr.Plot(label="Attention")
+                    att_json = gr.JSON(label="Weights", visible=False)
                 with gr.Accordion(
                     "Upload a checkpoint (zip of config.json + model.safetensors)", open=False
                 ):
@@ -359,6 +377,14 @@ def build_demo() -> gr.Blocks:
             [env, ckpt, target, seed, sampled, session],
             [video, rtg_plot, reward_plot, summary_md, summary_json],
             api_name="play",
+            concurrency_limit=2,
+            concurrency_id="rollouts",
+        )
+        att_btn.click(
+            attention,
+            [env, ckpt, target, seed, sampled, att_step],
+            [att_plot, att_json],
+            api_name="attention",
             concurrency_limit=2,
             concurrency_id="rollouts",
         )

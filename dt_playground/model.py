@@ -56,15 +56,22 @@ class Dropout(nn.Module):
         return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
+def _attention_probs(
+    q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) (B, nh, T, T) under a causal (or given boolean) mask."""
+    T = q.shape[-2]
+    if attn_mask is None:
+        attn_mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+    att = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+    return att.masked_fill(~attn_mask, float("-inf")).softmax(-1)
+
+
 def _attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None
 ) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v with a causal (or given boolean) mask: what SDPA computes."""
-    T = q.shape[-2]
-    if attn_mask is None:
-        attn_mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    att = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)  # (B, nh, T, T)
-    return att.masked_fill(~attn_mask, float("-inf")).softmax(-1) @ v
+    return _attention_probs(q, k, attn_mask) @ v
 
 
 class CausalSelfAttention(nn.Module):
@@ -76,9 +83,19 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
         self.resid_drop = Dropout(cfg.dropout)
 
+    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """Queries, keys and values (3, B, nh, T, hs)."""
+        B, T, C = x.shape
+        return self.qkv(x).view(B, T, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)
+
+    def probs(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        """The attention probabilities (B, nh, T, T) this layer applies to ``x``."""
+        q, k, _ = self._qkv(x)
+        return _attention_probs(q, k, attn_mask)
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = self._qkv(x)
         # (B, nh, T, hs) each. attn_mask is (B, 1, T, T) bool, or None for plain causal.
         # No dropout on attention probabilities (GPT-2 has 0.1): on CPU it forces
         # the slow explicit path. When a backward pass will follow, the same maths
@@ -209,6 +226,19 @@ class DecisionTransformer(nn.Module):
             x = block(x, attn_mask)
         x = x.reshape(B, K, n, self.cfg.hidden)
         return self._head(x[:, :, n - 2])  # from the state token
+
+    @torch.no_grad()
+    def attention_maps(
+        self, returns_to_go, states, actions, timesteps, mask=None
+    ) -> list[torch.Tensor]:
+        """Per block, the attention probabilities (B, n_heads, nK, nK) over the
+        interleaved tokens (R_1, s_1, a_1, ...), as ``forward`` applies them."""
+        x, attn_mask = self._tokens(returns_to_go, states, actions, timesteps, mask)
+        maps = []
+        for block in self.blocks:
+            maps.append(block.attn.probs(block.ln1(x), attn_mask))
+            x = block(x, attn_mask)
+        return maps
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Masked cross-entropy (discrete) or MSE (continuous) over real steps."""

@@ -204,6 +204,48 @@ def play_episode(
     return sweep(ck, [target], 1, seed, sample=sample, max_steps=steps, progress=progress)[0]
 
 
+def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> dict:
+    """What the action at ``step`` of this episode attended to.
+
+    Replays the (deterministic) episode up to ``step`` (or its end, if sooner)
+    and returns, per block and head, the attention of the state token that chose
+    that action over the tokens of its window, oldest first, with labels such as
+    ``"R t-3"``, ``"s t"``, ``"a t-1"``.
+    """
+    import torch
+
+    from .rollout import DTPolicy, run_episodes
+
+    target = parse_target(target, ck)
+    seed = parse_seed(seed)
+    try:
+        step = int(step)
+    except (TypeError, ValueError, OverflowError):
+        raise PlaygroundError(f"Step must be a whole number, got {step!r}") from None
+    if not 0 <= step < MAX_EPISODE_STEPS:
+        raise PlaygroundError(f"Step must be between 0 and {MAX_EPISODE_STEPS - 1}, got {step}")
+    policy = DTPolicy(ck.model, ck.norm, ck.spec, sample=bool(sample) and ck.spec.discrete)
+    trace = run_episodes(policy, [target], [seed], max_steps=step + 1)[0]
+    t = trace.length - 1
+    win = policy.window(np.array([0]), t)
+    real = int(win["mask"][0].sum())  # steps in the window (fewer than K early on)
+    x = {k: torch.from_numpy(v[:, -real:]) for k, v in win.items()}
+    maps = ck.model.attention_maps(x["rtg"], x["states"], x["actions"], x["timesteps"])
+    n = ck.model.n_tokens
+    kinds = ["R", "s", "a"][3 - n:]
+    labels = [f"{kind} t-{real - 1 - i}" if i < real - 1 else f"{kind} t"
+              for i in range(real) for kind in kinds]
+    query = n * (real - 1) + n - 2  # the last state token
+    weights = [[m[0, h, query, : query + 1].tolist() for h in range(m.shape[1])] for m in maps]
+    return {
+        "step": t,
+        "requested_step": step,
+        "return_to_go": float(trace.rtg[t]),
+        "tokens": labels[: query + 1],
+        "weights": weights,  # [block][head][token]
+    }
+
+
 def episode_summary(trace: Trace, ck: Checkpoint) -> dict:
     """Requested vs achieved, normalised score, where the request sits in the data."""
     d = ck.config.get("dataset") or {}

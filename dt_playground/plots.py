@@ -429,3 +429,34 @@ def compare_figure(results: dict[str, list[float]]) -> go.Figure:
         ]
     )
     return _layout(fig, title, "model", "return")
+
+
+def attention_figure(att: dict) -> go.Figure:
+    """Heatmap of `playground.attention_at`: one row per block and head, one column
+    per token of the window, the weight the acting state token gives it."""
+    title = f"Attention of the action at step {att['step']}"
+    if not att.get("weights"):
+        return _empty(title, "No attention to show.")
+    rows, z = [], []
+    for b, heads in enumerate(att["weights"]):
+        for h, w in enumerate(heads):
+            rows.append(f"block {b + 1}" + (f" head {h + 1}" if len(heads) > 1 else ""))
+            z.append(w)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(range(len(att["tokens"]))),
+            y=rows,
+            customdata=[att["tokens"]] * len(rows),
+            hovertemplate="%{y}, %{customdata}: %{z:.3f}<extra></extra>",
+            colorscale="Blues",
+            zmin=0.0,
+            zmax=max(max(row) for row in z),
+            name="attention",
+        )
+    )
+    fig = _layout(fig, title, "token (oldest first)", "", height=max(220, 60 + 40 * len(rows)))
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(att["tokens"]))),
+                     ticktext=att["tokens"], tickangle=-60)
+    return fig
+

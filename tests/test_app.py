@@ -126,3 +126,18 @@ def test_failed_video_keeps_results_and_server(server, monkeypatch):
     monkeypatch.setattr(render, "render_trace", real)
     out = client.predict("CartPole-v1", ck_path, 100, 1, False, api_name="/play")
     assert out[4]["video_frames"] > 0
+
+
+def test_attention_endpoint(server):
+    client, _ = server
+    fig, att = client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, 12,
+                              api_name="/attention")
+    ck = pg.get_checkpoint("cartpole-dt")
+    assert att == pg.attention_at(ck, 150, 2, 12)
+    assert att["tokens"][-1] == "s t"
+    with pytest.raises(Exception, match="Step must be between"):
+        client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, 5000, api_name="/attention")
+    with pytest.raises(Exception, match="less than minimum"):  # gr.Number's own bound
+        client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, -4, api_name="/attention")
+    assert client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, 0,
+                          api_name="/attention")[1]["tokens"] == ["R t", "s t"]

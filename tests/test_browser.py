@@ -96,6 +96,16 @@ def test_play_in_chromium(page):
     assert size[0] > 0 and size[1] > 0 and size[2] > 0
     assert _shot(page, "play.png").stat().st_size > 10_000
 
+    # The attention heatmap for one step of the same episode.
+    plots_before = page.locator(".js-plotly-plot").count()
+    page.get_by_text("Attention: what the action at a step looked at").click()
+    step = page.get_by_label("Step")
+    step.fill("5")
+    page.get_by_role("button", name="Show attention").click()
+    page.wait_for_selector(".js-plotly-plot .hm, .js-plotly-plot .heatmaplayer", timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() == plots_before + 1
+    _shot(page, "attention.png")
+
 
 @pytest.mark.parametrize(
     "tab,button,selector",

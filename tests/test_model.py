@@ -127,3 +127,27 @@ def test_training_attention_path_matches_sdpa():
     s.requires_grad_(True)
     out = model(rtg, s, a, t, m)
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_returns", [True, False], ids=["dt", "bc"])
+def test_attention_maps_are_what_forward_applies(use_returns):
+    torch.manual_seed(0)
+    cfg = DTConfig(5, 3, hidden=32, n_layers=2, n_heads=2, context_len=6, max_ep_len=50,
+                   dropout=0.0, use_returns=use_returns)
+    model = DecisionTransformer(cfg).eval()
+    rtg, s, a, t, m = _inputs(2, 6, 5, 3, False)
+    m[1, :2] = 0  # row 1 is padded at the start
+    maps = model.attention_maps(rtg, s, a, t, m)
+    n = model.n_tokens
+    assert len(maps) == 2 and maps[0].shape == (2, 2, 6 * n, 6 * n)
+    for p in maps:
+        torch.testing.assert_close(p.sum(-1), torch.ones(p.shape[:-1]))
+        assert torch.all(p.triu(1) == 0)  # causal
+        assert torch.all(p[1, :, 2 * n:, : 2 * n] == 0)  # real tokens ignore the padding
+    # The first block's probabilities, applied to its values, give its attention output.
+    x, attn_mask = model._tokens(rtg, s, a, t, m)
+    block = model.blocks[0]
+    q, k, v = block.attn._qkv(block.ln1(x))
+    with torch.no_grad():
+        sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    torch.testing.assert_close(maps[0] @ v.detach(), sdpa, rtol=1e-5, atol=1e-6)

@@ -199,3 +199,25 @@ def test_shared_dir_prunes_old_files():
     assert pg.shared_dir() == d
     assert not old.exists() and new.exists()
     new.unlink()
+
+
+def test_attention_at_a_step(zoo):
+    ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
+    K = ck.config["context_len"]
+    att = pg.attention_at(ck, 200, 3, 30)
+    trace = pg.play_episode(ck, 200, 3)
+    assert att["step"] == min(30, trace.length - 1)
+    assert att["return_to_go"] == pytest.approx(trace.rtg[att["step"]])
+    # The acting state token sees K steps of (R, s, a) minus its own unknown action.
+    assert att["tokens"][0] == f"R t-{K - 1}" and att["tokens"][-2:] == ["R t", "s t"]
+    assert len(att["tokens"]) == 3 * K - 1
+    for heads in att["weights"]:
+        for w in heads:
+            assert len(w) == len(att["tokens"]) and sum(w) == pytest.approx(1.0, abs=1e-5)
+    early = pg.attention_at(ck, 200, 3, 0)  # one step: R_0 and s_0 only
+    assert early["tokens"] == ["R t", "s t"]
+    bc = pg.attention_at(pg.get_checkpoint(zoo / "cartpole-bc"), 200, 3, 2)
+    assert bc["tokens"] == ["s t-2", "a t-2", "s t-1", "a t-1", "s t"]  # no return tokens
+    for bad in (-1, 5000, "x"):
+        with pytest.raises(pg.PlaygroundError, match="Step"):
+            pg.attention_at(ck, 200, 3, bad)

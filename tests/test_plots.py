@@ -170,3 +170,15 @@ def test_compare_figure_mean_and_std():
     np.testing.assert_allclose(bars.y, [2.0, 5.0, 2.0])
     np.testing.assert_allclose(bars.error_y.array, [np.std([1, 2, 3]), 0.0, 2.0])
     assert len(lines["episodes"].y) == 7
+
+
+def test_attention_figure_rows_and_tokens():
+    att = {"step": 4, "tokens": ["R t", "s t"],
+           "weights": [[[0.25, 0.75]], [[0.5, 0.5]]]}
+    fig = plots.attention_figure(att)
+    (hm,) = fig.data
+    assert list(hm.y) == ["block 1", "block 2"]
+    assert [list(r) for r in hm.z] == [[0.25, 0.75], [0.5, 0.5]]
+    assert list(fig.layout.xaxis.ticktext) == ["R t", "s t"]
+    assert "step 4" in fig.layout.title.text
+    assert plots.attention_figure({"step": 0, "tokens": [], "weights": []}).data == ()
