@@ -156,7 +156,7 @@ def cmd_bench(args) -> int:
 def cmd_pretrain(args) -> int:
     from pathlib import Path
 
-    from .pretrain import RECIPES, pretrain_env, update_readme
+    from .pretrain import CARD_SEEDS, RECIPES, pretrain_env, update_readme
 
     envs = list(RECIPES) if args.all else [args.env] if args.env else []
     if not envs:
@@ -170,7 +170,7 @@ def cmd_pretrain(args) -> int:
             env,
             steps=args.steps,
             episodes=args.episodes,
-            n_seeds=args.card_seeds,
+            n_seeds=args.card_seeds or CARD_SEEDS,
             recollect=args.recollect,
             ablation=not args.no_ablation,
             log=lambda m: print(m, file=sys.stderr),
@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--all", action="store_true", help="every environment in the recipes")
     pt.add_argument("--steps", type=int, default=None, help="override training steps (tests)")
     pt.add_argument("--episodes", type=int, default=None, help="override dataset size (tests)")
-    pt.add_argument("--card-seeds", type=int, default=10, help="held-out seeds per target")
+    pt.add_argument("--card-seeds", type=int, default=None,
+                    help="held-out seeds per target (default: pretrain.CARD_SEEDS, 30)")
     pt.add_argument("--out", default="", help="checkpoints root (default pretrained/)")
     pt.add_argument("--recollect", action="store_true", help="rebuild the dataset")
     pt.add_argument("--no-ablation", action="store_true", help="skip the K ablation")

@@ -48,7 +48,7 @@ RECIPES: dict[str, Recipe] = {
     "Walker2d-v5": Recipe(episodes=300, steps=3000, dt_steps=8000),
 }
 CARD_TARGETS = 8
-CARD_SEEDS = 10
+CARD_SEEDS = 30
 
 
 def checkpoint_name(env_id: str, algo: str, k: int = 20) -> str:
@@ -81,7 +81,7 @@ def card_evaluation(
     n_targets: int = CARD_TARGETS,
     max_steps: int | None = None,
 ) -> dict:
-    """The card: 8 targets from the dataset's p10 to its max, 10 held-out seeds each."""
+    """The card: 8 targets from the dataset's p10 to its max, CARD_SEEDS held-out seeds each."""
     ck = load_checkpoint(ckpt_dir)
     d = ck.config["dataset"]
     seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + n_seeds))
