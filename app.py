@@ -68,7 +68,7 @@ def on_checkpoint_change(env_id: str, checkpoint: str):
     if not checkpoint:
         return gr.Slider(), "No checkpoint for this environment yet: train one in the Train tab."
     try:
-        ck = pg.get_checkpoint(checkpoint, env_id)
+        ck = pg.user_checkpoint(checkpoint, env_id)
     except pg.PlaygroundError as exc:
         return gr.Slider(), f"⚠️ {exc}"
     r = pg.target_range(ck)
@@ -91,7 +91,7 @@ def play(
     from dt_playground.render import RenderError, render_trace
 
     try:
-        ck = pg.get_checkpoint(checkpoint, env_id)
+        ck = pg.user_checkpoint(checkpoint, env_id)
         progress(0, desc="simulating")
         trace = pg.play_episode(
             ck, target, seed, sampled, progress=lambda d, n: progress(d / n, desc="simulating")
@@ -129,7 +129,7 @@ def attention(
 ):
     """What the action at one step of the episode attended to (the episode is replayed)."""
     try:
-        ck = pg.get_checkpoint(checkpoint, env_id)
+        ck = pg.user_checkpoint(checkpoint, env_id)
         att = pg.attention_at(ck, target, seed, step, sampled)
     except pg.PlaygroundError as exc:
         raise _err(exc) from None
@@ -146,7 +146,7 @@ def sweep(
 ):
     """Achieved vs requested return over targets x seeds, batched."""
     try:
-        ck = pg.get_checkpoint(checkpoint, env_id)
+        ck = pg.user_checkpoint(checkpoint, env_id)
         targets = pg.sweep_targets(ck, n_targets)
         res = pg.run_sweep(
             ck, targets, n_seeds, seed, progress=lambda d, n: progress(d / n, desc="sweeping")
@@ -223,7 +223,7 @@ def cancel_training(session_dir: str | None) -> str:
 def dataset_view(env_id: str, checkpoint: str):
     """The return histogram, lengths and quality levels behind a checkpoint."""
     try:
-        ck = pg.get_checkpoint(checkpoint, env_id)
+        ck = pg.user_checkpoint(checkpoint, env_id)
     except pg.PlaygroundError as exc:
         raise _err(exc) from None
     d = ck.config.get("dataset") or {}
@@ -271,6 +271,11 @@ def end_session(session_dir: str | None) -> None:
 # ---------------------------------------------------------------- layout
 
 
+def _any_number(payload):
+    """Preprocessing for the target slider (see `build_demo`)."""
+    return payload
+
+
 def build_demo() -> gr.Blocks:
     envs = pg.envs_with_checkpoints()
     default_env = "LunarLander-v3" if "LunarLander-v3" in envs else envs[0]
@@ -289,12 +294,19 @@ def build_demo() -> gr.Blocks:
                 value=first[0][1] if first else None,
                 label="Checkpoint",
                 scale=2,
-                allow_custom_value=False,
+                # API calls name any env's checkpoint; `pg.user_checkpoint` checks it.
+                allow_custom_value=True,
             )
         with gr.Tabs():
             with gr.Tab("Play"):
                 with gr.Row():
                     target = gr.Slider(-300, 400, value=200, step=1, label="Target return", scale=3)
+                    # Its range follows the checkpoint in a browser, but an API call never
+                    # sees that update, and Gradio's range check would hold every env to the
+                    # default one's range. The library checks targets instead
+                    # (`pg.parse_target`: finite, within 100x the env's expert return).
+                    # (A Slider subclass would make Gradio write an app.pyi stub.)
+                    target.preprocess = _any_number
                     seed = gr.Number(0, precision=0, label="Seed", minimum=0, scale=1)
                     sampled = gr.Checkbox(False, label="Sample actions (discrete)", scale=1)
                 marks = gr.Markdown()

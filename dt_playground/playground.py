@@ -82,6 +82,34 @@ def get_checkpoint(path: str | Path, env_id: str | None = None) -> Checkpoint:
     return ck
 
 
+def sessions_root() -> Path:
+    """Where per-session (and API) folders live; `user_checkpoint` allows paths only here."""
+    return Path(tempfile.gettempdir()) / "dt_playground_sessions"
+
+
+def user_checkpoint(value, env_id: str) -> Checkpoint:
+    """The checkpoint a user named, from the dropdown or an API call: a pretrained
+    checkpoint's name (``lunarlander-dt``) or a folder under a session's directory
+    (one trained or uploaded in the app). Nothing else on the server is reachable."""
+    if not value:
+        raise PlaygroundError("Pick a checkpoint first.")
+    text = str(value)
+    path = Path(text)
+    if path.is_absolute():
+        if not path.resolve().is_relative_to(sessions_root().resolve()):
+            raise PlaygroundError(f"Unknown checkpoint {text!r}: pick one from the list.")
+    elif len(path.parts) != 1 or text in (".", "..") or not (pretrained_dir() / text).is_dir():
+        try:
+            names = [v for _, v in checkpoint_choices(env_id)]
+        except UnknownEnvError as exc:
+            raise PlaygroundError(str(exc)) from None
+        raise PlaygroundError(
+            f"Unknown checkpoint {text!r}. {env_id}'s pretrained checkpoints: "
+            + (", ".join(names) or "none")
+        )
+    return get_checkpoint(path, env_id)
+
+
 def checkpoint_label(path: Path) -> str:
     import json
 
@@ -398,7 +426,7 @@ def compare_models(
 
 
 def new_session_dir() -> Path:
-    d = Path(tempfile.gettempdir()) / "dt_playground_sessions" / uuid.uuid4().hex
+    d = sessions_root() / uuid.uuid4().hex
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -406,7 +434,7 @@ def new_session_dir() -> Path:
 def shared_dir(max_age_s: float = 3600.0) -> Path:
     """A folder for requests without a browser session (API calls); files older than
     ``max_age_s`` are removed on each use, so it can't grow without bound."""
-    d = Path(tempfile.gettempdir()) / "dt_playground_sessions" / "shared"
+    d = sessions_root() / "shared"
     d.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for f in d.rglob("*"):

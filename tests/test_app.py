@@ -141,3 +141,21 @@ def test_attention_endpoint(server):
         client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, -4, api_name="/attention")
     assert client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, 0,
                           api_name="/attention")[1]["tokens"] == ["R t", "s t"]
+
+
+def test_api_reaches_any_checkpoint_by_name_and_nothing_else(server, tmp_path):
+    """The dropdown's and slider's browser-side state never reaches API callers: any
+    env's checkpoint by name and any sane target work; other paths are refused."""
+    client, zoo = server
+    ck = pg.get_checkpoint("cartpole-dt")
+    beyond = pg.target_range(ck).maximum + 200  # past the slider's initial range
+    summary = client.predict("CartPole-v1", "cartpole-bc", beyond, 1, False, api_name="/play")[4]
+    assert summary["requested"] == beyond and summary["checkpoint"] == "cartpole-bc"
+    with pytest.raises(Exception, match="Unknown checkpoint 'nope'.*cartpole-dt"):
+        client.predict("CartPole-v1", "nope", 100, 0, False, api_name="/play")
+    with pytest.raises(Exception, match="Unknown checkpoint"):  # a real checkpoint elsewhere
+        client.predict("CartPole-v1", str(zoo / "cartpole-dt"), 100, 0, False, api_name="/play")
+    with pytest.raises(Exception, match="Unknown checkpoint"):
+        client.predict("CartPole-v1", "../zoo", 100, 0, False, api_name="/play")
+    with pytest.raises(Exception, match="out of range"):
+        client.predict("CartPole-v1", "cartpole-dt", 1e9, 0, False, api_name="/play")

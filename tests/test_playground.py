@@ -221,3 +221,23 @@ def test_attention_at_a_step(zoo):
     for bad in (-1, 5000, "x"):
         with pytest.raises(pg.PlaygroundError, match="Step"):
             pg.attention_at(ck, 200, 3, bad)
+
+
+def test_user_checkpoint_names_and_session_paths_only(zoo, tmp_path):
+    import shutil
+
+    assert pg.user_checkpoint("cartpole-dt", "CartPole-v1").name == "cartpole-dt"
+    session = pg.new_session_dir()
+    try:
+        mine = session / "checkpoints" / "mine"
+        shutil.copytree(zoo / "cartpole-bc", mine)
+        assert pg.user_checkpoint(str(mine), "CartPole-v1").path == mine
+        for bad in (str(zoo / "cartpole-dt"), "../cartpole-dt", "a/b", ".", "missing"):
+            with pytest.raises(pg.PlaygroundError, match="Unknown checkpoint"):
+                pg.user_checkpoint(bad, "CartPole-v1")
+        with pytest.raises(pg.PlaygroundError, match="Pick a checkpoint"):
+            pg.user_checkpoint("", "CartPole-v1")
+        with pytest.raises(pg.PlaygroundError, match="trained on CartPole-v1"):
+            pg.user_checkpoint("cartpole-dt", "Pendulum-v1")
+    finally:
+        pg.cleanup_session_dir(session)
