@@ -20,12 +20,18 @@ Dropout is off, as in ``eval()``.
 from __future__ import annotations
 
 import copy
+import threading
+import weakref
 
 import torch
 import torch.nn.functional as F
 
 from . import cpu
 from .model import DecisionTransformer
+
+# Engines by model (weakly: a model that is gone takes its engines with it).
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ENGINES_LOCK = threading.Lock()
 
 
 class _Linear:
@@ -112,6 +118,22 @@ class Acting:
         self.ln_f = _LayerNorm(self.model.ln_f)
         head = self.model.predict_action
         self.head = _Linear(head.weight, head.bias, pack=False)
+
+    @classmethod
+    def for_model(cls, model: DecisionTransformer, dtype: torch.dtype = torch.float32) -> Acting:
+        """An engine for ``model``'s current weights, reused while they are unchanged
+        (building one copies and packs the weights: tens of milliseconds). Any in-place
+        update (an optimiser step, ``load_state_dict``) bumps a parameter's version and
+        so makes a new one."""
+        versions = tuple(p._version for p in model.parameters())
+        with _ENGINES_LOCK:
+            hit = _ENGINES.get(model, {}).get(dtype)
+        if hit is not None and hit[0] == versions:
+            return hit[1]
+        engine = cls(model, dtype)
+        with _ENGINES_LOCK:
+            _ENGINES.setdefault(model, {})[dtype] = (versions, engine)
+        return engine
 
     @torch.inference_mode()
     def token_features(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:

@@ -78,7 +78,7 @@ class DTPolicy:
         # bf16: ~2x faster matmuls on AVX-512 BF16 CPUs; per-row results don't
         # depend on the batch.
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.engine = Acting(model, self.dtype)
+        self.engine = Acting.for_model(model, self.dtype)
 
     def reset(self, targets, seeds, max_steps: int | None = None) -> None:
         n = len(targets)

@@ -1,5 +1,7 @@
 """The acting engine computes the model's forward(...)[:, -1], on every path."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -83,3 +85,24 @@ def test_onednn_linear_matches_aten(dtype, packed):
 def test_retain_freed_memory_is_idempotent():
     first = cpu.retain_freed_memory()
     assert cpu.retain_freed_memory() == first
+
+
+def test_engine_reused_until_weights_change():
+    model = _model(32)
+    a = Acting.for_model(model)
+    assert Acting.for_model(model) is a
+    assert Acting.for_model(model, torch.bfloat16) is not a
+    rtg, s, act, t, m = _inputs(2, 6, 5, 3, False)
+    before = a.predict_last(rtg, s, act, t, m)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train()
+    model.loss({"rtg": rtg, "states": s, "actions": act, "timesteps": t, "mask": m}).backward()
+    opt.step()
+    model.eval()
+    b = Acting.for_model(model)
+    assert b is not a
+    torch.testing.assert_close(a.predict_last(rtg, s, act, t, m), before)  # a kept its weights
+    with torch.no_grad():
+        now = model(rtg, s, act, t, m)[:, -1]
+    torch.testing.assert_close(b.predict_last(rtg, s, act, t, m), now, rtol=1e-5, atol=1e-5)
+    copy.deepcopy(model)  # the model holds nothing that can't be copied
