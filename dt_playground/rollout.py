@@ -1,10 +1,12 @@
 """Return-conditioned rollouts.
 
 `DTPolicy` keeps, for each of N episodes, the states, actions and
-returns-to-go seen so far, builds the model's window with
+returns-to-go seen so far, builds the model's input with
 `data.gather_windows` (the trainer's own function) and decrements the
-return-to-go by every reward. `run_episodes` plays any mix of targets and
-seeds in lock-step, one model forward per step for all live episodes.
+return-to-go by every reward. Each step it embeds only the new tokens and
+keeps the last K steps' per-token features (`acting.Acting`).
+`run_episodes` plays any mix of targets and seeds in lock-step, one model
+forward per step for all live episodes.
 
 A rollout never renders (DESIGN.md, decision 1): `render.py` replays a
 `Trace`'s actions from the same seed.
@@ -108,22 +110,9 @@ class DTPolicy:
         )
 
     @torch.inference_mode()
-    def predict(self, win: dict) -> np.ndarray:
-        """Model output at the last window position: (B, A) actions or logits.
-
-        The reference for `act`, which gets the same result from cached per-step
-        features (a test checks they agree).
-        """
-        dt = self.dtype
-        x = {k: torch.from_numpy(v) for k, v in win.items()}
-        out = self.engine.predict_last(
-            x["rtg"].to(dt), x["states"].to(dt), x["actions"].to(dt), x["timesteps"], x["mask"]
-        )
-        return out.float().numpy()
-
-    @torch.inference_mode()
     def _predict_cached(self, rows: np.ndarray, t: int) -> np.ndarray:
-        """`predict(window(rows, t))`, embedding only the new tokens.
+        """The model's output for the last step of `window(rows, t)`: actions or logits
+        (B, A), from cached per-token features, embedding only the new tokens.
 
         Step t's return and state tokens are new; step t-1's action token became
         known when that action was chosen. Their features come from the last two
