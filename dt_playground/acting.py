@@ -37,7 +37,7 @@ _ENGINES_LOCK = threading.Lock()
 class _Linear:
     """``F.linear`` with this weight, through a prepacked oneDNN copy when it pays."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, pack: bool):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, pack: bool = True):
         self.weight, self.bias = weight.contiguous(), bias.contiguous()
         self.packed = cpu.pack_weight(self.weight) if pack else None
 
@@ -57,18 +57,18 @@ class _LayerNorm:
 class _Block:
     """One pre-LN block (`model.Block`) for inference."""
 
-    def __init__(self, block, pack: bool):
+    def __init__(self, block):
         attn = block.attn
         C = attn.qkv.in_features
         W, b = attn.qkv.weight, attn.qkv.bias
         self.n_heads = attn.n_heads
         self.ln1, self.ln2 = _LayerNorm(block.ln1), _LayerNorm(block.ln2)
-        self.qkv = _Linear(W, b, pack)
+        self.qkv = _Linear(W, b)
         self.q = _Linear(W[:C], b[:C], pack=False)  # one row: ATen's path is faster
-        self.kv = _Linear(W[C:], b[C:], pack)
-        self.proj = _Linear(attn.proj.weight, attn.proj.bias, pack)
-        self.fc1 = _Linear(block.mlp[0].weight, block.mlp[0].bias, pack)
-        self.fc2 = _Linear(block.mlp[2].weight, block.mlp[2].bias, pack)
+        self.kv = _Linear(W[C:], b[C:])
+        self.proj = _Linear(attn.proj.weight, attn.proj.bias)
+        self.fc1 = _Linear(block.mlp[0].weight, block.mlp[0].bias)
+        self.fc2 = _Linear(block.mlp[2].weight, block.mlp[2].bias)
 
     def __call__(
         self,
@@ -110,11 +110,10 @@ class Acting:
     native bf16 (per-row results don't depend on the batch).
     """
 
-    def __init__(self, model: DecisionTransformer, dtype: torch.dtype = torch.float32,
-                 pack: bool = True):
+    def __init__(self, model: DecisionTransformer, dtype: torch.dtype = torch.float32):
         self.model = copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
         self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
-        self.blocks = [_Block(b, pack) for b in self.model.blocks]
+        self.blocks = [_Block(b) for b in self.model.blocks]
         self.ln_f = _LayerNorm(self.model.ln_f)
         head = self.model.predict_action
         self.head = _Linear(head.weight, head.bias, pack=False)
