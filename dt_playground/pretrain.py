@@ -44,7 +44,7 @@ RECIPES: dict[str, Recipe] = {
     "Pendulum-v1": Recipe(episodes=600, steps=3000, hidden=64, dt_steps=8000),
     "LunarLander-v3": Recipe(episodes=600, steps=3000, ablation_ks=(1, 5, 10)),
     "Hopper-v5": Recipe(episodes=300, steps=3000, ablation_ks=(1, 5, 10)),
-    "HalfCheetah-v5": Recipe(episodes=300, steps=3000, dt_steps=8000),
+    "HalfCheetah-v5": Recipe(episodes=300, steps=3000, dt_steps=20000),
     "Walker2d-v5": Recipe(episodes=300, steps=3000, dt_steps=8000),
 }
 CARD_TARGETS = 8
