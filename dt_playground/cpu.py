@@ -10,7 +10,7 @@ Two things, both measured on this project's machine (AMD EPYC, AVX-512 BF16):
 * **MKL's fp32 GEMM runs at about half speed on AMD CPUs**, and handing its
   threads back to ATen's OpenMP pool stalls the next op by 10-20 us. oneDNN
   (the `mkldnn` ops) has its own AVX-512 kernels on the same OpenMP pool; the
-  acting path in `model.py` sends its larger matmuls there (`linear`).
+  acting engine (`acting.py`) sends its larger matmuls there (`linear`).
 """
 
 from __future__ import annotations
