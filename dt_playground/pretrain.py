@@ -42,7 +42,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "CartPole-v1": Recipe(episodes=300, steps=1500, hidden=64),
     "Pendulum-v1": Recipe(episodes=600, steps=3000, hidden=64, dt_steps=8000),
-    "LunarLander-v3": Recipe(episodes=600, steps=3000, ablation_ks=(1, 5, 10)),
+    "LunarLander-v3": Recipe(episodes=600, steps=3000, ablation_ks=(1, 5, 10), dt_steps=8000),
     "Hopper-v5": Recipe(episodes=300, steps=3000, ablation_ks=(1, 5, 10)),
     "HalfCheetah-v5": Recipe(episodes=300, steps=3000, dt_steps=20000),
     "Walker2d-v5": Recipe(episodes=300, steps=3000, dt_steps=8000),
