@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--sample", action="store_true", help="sample discrete actions")
         e.add_argument("--max-steps", type=int, default=None, help="cap episode length")
         e.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                       help="acting precision: bf16 is ~1.4x faster for many episodes at "
+                       help="acting precision: bf16 is 1.2-1.4x faster for many episodes at "
                        "once on CPUs with native bf16 (cards are fp32)")
         e.add_argument("--json", action="store_true", help="print JSON episodes on stdout")
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
