@@ -55,17 +55,20 @@ class _LayerNorm:
 
 
 class _Block:
-    """One pre-LN block (`model.Block`) for inference."""
+    """One pre-LN block (`model.Block`) for inference. The first block's full q/k/v
+    feeds `Acting.token_features`; the last block needs one query and every key and
+    value; blocks in between need the full q/k/v. Only what is used is packed."""
 
-    def __init__(self, block):
+    def __init__(self, block, first: bool, last: bool):
         attn = block.attn
         C = attn.qkv.in_features
         W, b = attn.qkv.weight, attn.qkv.bias
         self.n_heads = attn.n_heads
         self.ln1, self.ln2 = _LayerNorm(block.ln1), _LayerNorm(block.ln2)
-        self.qkv = _Linear(W, b)
-        self.q = _Linear(W[:C], b[:C], pack=False)  # one row: ATen's path is faster
-        self.kv = _Linear(W[C:], b[C:])
+        self.qkv = _Linear(W, b) if first or not last else None
+        if last:
+            self.q = _Linear(W[:C], b[:C], pack=False)  # one row: ATen's path is faster
+            self.kv = _Linear(W[C:], b[C:])
         self.proj = _Linear(attn.proj.weight, attn.proj.bias)
         self.fc1 = _Linear(block.mlp[0].weight, block.mlp[0].bias)
         self.fc2 = _Linear(block.mlp[2].weight, block.mlp[2].bias)
@@ -113,7 +116,9 @@ class Acting:
     def __init__(self, model: DecisionTransformer, dtype: torch.dtype = torch.float32):
         self.model = copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
         self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
-        self.blocks = [_Block(b) for b in self.model.blocks]
+        n = len(self.model.blocks)
+        self.blocks = [_Block(b, first=i == 0, last=i == n - 1)
+                       for i, b in enumerate(self.model.blocks)]
         self.ln_f = _LayerNorm(self.model.ln_f)
         head = self.model.predict_action
         self.head = _Linear(head.weight, head.bias, pack=False)
