@@ -159,3 +159,5 @@ def test_api_reaches_any_checkpoint_by_name_and_nothing_else(server, tmp_path):
         client.predict("CartPole-v1", "../zoo", 100, 0, False, api_name="/play")
     with pytest.raises(Exception, match="out of range"):
         client.predict("CartPole-v1", "cartpole-dt", 1e9, 0, False, api_name="/play")
+    after = client.predict("CartPole-v1", "cartpole-dt", 100, 0, False, api_name="/play")[4]
+    assert after["checkpoint"] == "cartpole-dt"  # the server keeps serving
