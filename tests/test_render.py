@@ -10,7 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from dt_playground import render
+from dt_playground import gl, render, video
 from dt_playground.envs import get_spec
 from dt_playground.render import RenderError, ReplayDivergenceError, random_trace, render_trace
 
@@ -33,7 +33,7 @@ def leftovers(directory: Path, keep: str | None = None) -> list[str]:
 @pytest.fixture(scope="module")
 def gl_backend():
     try:
-        return render.ensure_gl_backend()
+        return gl.ensure_gl_backend()
     except RenderError as err:
         pytest.skip(str(err))
 
@@ -113,7 +113,7 @@ def test_episode_end_mismatch_diverges(tmp_path):
 
 def test_ffmpeg_failure_raises_render_error_and_cleans_up(tmp_path, monkeypatch):
     (tmp_path / "old.mp4").write_bytes(b"previous video")
-    monkeypatch.setattr(render, "X264_PRESET", "no-such-preset")
+    monkeypatch.setattr(video, "X264_PRESET", "no-such-preset")
     trace = random_trace("CartPole-v1", 40, seed=0)
     with pytest.raises(RenderError, match="ffmpeg"):
         render_trace(trace, tmp_path / "old.mp4")
@@ -123,19 +123,19 @@ def test_ffmpeg_failure_raises_render_error_and_cleans_up(tmp_path, monkeypatch)
 
 def test_truncated_mp4_is_detected(tmp_path):
     info = render_trace(random_trace("CartPole-v1", 40, seed=0), tmp_path / "ok.mp4")
-    render._check_mp4(info.path)
+    video.check_mp4(info.path)
     data = info.path.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) - 100])
     with pytest.raises(RenderError, match="corrupt"):
-        render._check_mp4(cut)
+        video.check_mp4(cut)
 
 
 def _ensure_in_subprocess(**env_overrides) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
     env.update(env_overrides)
     code = (
-        "from dt_playground.render import ensure_gl_backend, RenderError\n"
+        "from dt_playground.gl import ensure_gl_backend, RenderError\n"
         "try:\n    print('OK', ensure_gl_backend())\n"
         "except RenderError as e:\n    print('ERR', e)\n"
     )
@@ -197,3 +197,20 @@ def test_mujoco_imported_before_backend_chosen(tmp_path, gl_backend):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "frames" in proc.stdout
+
+
+def test_render_video_names_a_fresh_file_under_videos(tmp_path):
+    trace = random_trace("CartPole-v1", 20, seed=2)
+    a = render.render_video(trace, tmp_path)
+    b = render.render_video(trace, tmp_path)
+    assert a.path.parent == b.path.parent == tmp_path / "videos"
+    assert a.path != b.path and a.path.name.startswith("cartpole-2-")
+    assert a.seconds == pytest.approx(a.render_s + a.encode_s) and a.seconds > 0
+    assert leftovers(tmp_path / "videos") == sorted([a.path.name, b.path.name])
+
+
+def test_replay_frames_at_another_size_match_the_video_frame_count(tmp_path):
+    trace = random_trace("Pendulum-v1", 30, seed=4)
+    frames = [f.copy() for f in render.replay_frames(trace, size=(64, 48))]
+    assert len(frames) == 31 and frames[0].shape == (48, 64, 3)
+    assert not np.array_equal(frames[0], frames[-1])  # the pendulum moved
