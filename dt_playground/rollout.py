@@ -39,6 +39,8 @@ class Trace:
     rtg: np.ndarray  # (T,)
     terminated: bool = False
     wall_time: float = 0.0
+    # Re-prompts: step -> the return-to-go the model was given anew at that step.
+    switches: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -167,14 +169,26 @@ class DTPolicy:
         """Return-to-go decreases by each reward received."""
         self.next_rtg[rows] -= rewards
 
+    def reprompt(self, row: int, target: float) -> None:
+        """Prompt episode ``row`` anew: its next return-to-go is ``target``, whatever
+        it has collected so far (earlier steps keep the values they were given)."""
+        self.next_rtg[row] = float(target)
+
 
 def run_episodes(
-    policy: DTPolicy, targets, seeds, max_steps: int | None = None, progress=None
+    policy: DTPolicy,
+    targets,
+    seeds,
+    max_steps: int | None = None,
+    progress=None,
+    schedules: list[dict[int, float]] | None = None,
 ) -> list[Trace]:
     """Play ``len(targets)`` episodes (target i from reset seed i) in lock-step.
 
     Episode i's trace depends only on (model, target i, seed i): batching
-    does not change results beyond float rounding.
+    does not change results beyond float rounding. ``schedules[i]`` (step ->
+    target) re-prompts episode i: at those steps its return-to-go is reset to
+    the new target (`DTPolicy.reprompt`); the trace's ``switches`` records them.
     """
     targets = [float(x) for x in targets]
     seeds = [int(s) for s in seeds]
@@ -186,6 +200,10 @@ def run_episodes(
     envs = [make_env(spec) for _ in range(n)]
     obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
     policy.reset(targets, seeds, T)
+    schedules = [dict(s or {}) for s in schedules] if schedules is not None else [{}] * n
+    if len(schedules) != n:
+        raise ValueError("schedules and targets must have the same length")
+    switches = [{} for _ in range(n)]
     actions = [[] for _ in range(n)]
     rewards = [[] for _ in range(n)]
     done = np.zeros(n, bool)
@@ -195,6 +213,10 @@ def run_episodes(
         rows = np.flatnonzero(~done)
         if len(rows) == 0:
             break
+        for r in rows:
+            if t in schedules[r]:
+                policy.reprompt(r, schedules[r][t])
+                switches[r][t] = schedules[r][t]
         acts = policy.act(rows, t, np.stack([obs[r] for r in rows]))
         r_step = np.zeros(len(rows))
         for j, (r, a) in enumerate(zip(rows, acts)):
@@ -220,6 +242,7 @@ def run_episodes(
             policy.rtg_raw[i, : len(rewards[i])].copy(),
             bool(terminated[i]),
             wall,
+            switches[i],
         )
         for i in range(n)
     ]
