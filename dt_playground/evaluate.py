@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .checkpoints import Checkpoint, load_checkpoint
-from .data import spearman
+from .metrics import spearman
 from .rollout import DTPolicy, Trace, run_grid
 
 # Card evaluations use seeds from here on; collection uses small seeds (0..N)

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .data import returns_to_go, spearman  # noqa: F401  (re-exported for the app)
-
-if TYPE_CHECKING:  # rollout imports torch; plots only need the Trace's arrays
-    from .rollout import Trace
+from .episodes import Trace, returns_to_go
+from .metrics import spearman  # noqa: F401  (re-exported for the app)
 
 TEMPLATE = "plotly_white"
 HEIGHT = 350

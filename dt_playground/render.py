@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .envs import EnvSpec, get_spec, make_env
+from .episodes import Trace
 from .gl import GL_LOCK, ensure_gl_backend, gl_context
-from .rollout import Trace
 from .video import RenderError, encode_mp4
 
 # MuJoCo's default is 4x multisampling; on llvmpipe any multisampling doubles the

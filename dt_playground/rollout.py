@@ -15,50 +15,16 @@ A rollout never renders (DESIGN.md, decision 1): `render.py` replays a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from . import cpu
-from .acting import Acting
+from .acting import engine_for
+from .cpu import resolve_device
 from .data import Normaliser, encode_actions, gather_windows
 from .envs import EnvSpec, action_scale, make_env
+from .episodes import Trace  # noqa: F401  (defined in the torch-free leaf; re-exported)
 from .model import DecisionTransformer
-
-
-@dataclass
-class Trace:
-    """What one episode did. ``rtg[t]`` is the return-to-go the model was given at step t."""
-
-    env_id: str
-    seed: int
-    target: float
-    actions: np.ndarray  # (T,) ints or (T, A)
-    rewards: np.ndarray  # (T,)
-    rtg: np.ndarray  # (T,)
-    terminated: bool = False
-    wall_time: float = 0.0
-    # Re-prompts: step -> the return-to-go the model was given anew at that step.
-    switches: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def length(self) -> int:
-        return len(self.rewards)
-
-    @property
-    def ret(self) -> float:
-        return float(np.sum(self.rewards))
-
-    def to_dict(self) -> dict:
-        """The JSON record the CLI prints."""
-        return {
-            "target": float(self.target),
-            "seed": int(self.seed),
-            "return": self.ret,
-            "length": self.length,
-        }
 
 
 class DTPolicy:
@@ -71,10 +37,14 @@ class DTPolicy:
         spec: EnvSpec,
         sample: bool = False,
         precision: str = "fp32",
+        engine: str = "fast",
+        device: str | torch.device = "cpu",
     ):
+        """``engine``: "fast" (cached token features; oneDNN on the CPU) or "reference"
+        (the model's forward on the whole window each step). ``device``: "cpu",
+        "cuda" (pays for hundreds of episodes in lock-step) or "auto"."""
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-        cpu.retain_freed_memory()  # activations are reused step to step, not re-faulted
         self.model = model
         self.norm, self.spec, self.sample = norm, spec, sample
         self.cfg = model.cfg
@@ -82,7 +52,8 @@ class DTPolicy:
         # bf16: ~2x faster matmuls on AVX-512 BF16 CPUs; per-row results don't
         # depend on the batch.
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.engine = Acting.for_model(model, self.dtype)
+        self.device = resolve_device(device)
+        self.engine = engine_for(model, engine, self.dtype, self.device)
 
     def reset(self, targets, seeds, max_steps: int | None = None) -> None:
         n = len(targets)
@@ -97,7 +68,9 @@ class DTPolicy:
         # `Acting.token_features` of the last K steps, each step written at slot
         # t % K and again at t % K + K, so any K consecutive steps are one slice.
         n_tok = self.engine.n_tokens
-        self.feats = torch.zeros(n, 2 * K, n_tok, 4 * self.cfg.hidden, dtype=self.dtype)
+        if self.engine.name == "fast":
+            self.feats = torch.zeros(n, 2 * K, n_tok, 4 * self.cfg.hidden, dtype=self.dtype,
+                                     device=self.device)
 
     def window(self, rows: np.ndarray, t: int, K: int | None = None) -> dict:
         """The model input for episodes ``rows`` at step ``t`` (exactly as in training)."""
@@ -111,6 +84,23 @@ class DTPolicy:
             self.spec.max_ep_len,
         )
 
+    def _tensor(self, x: np.ndarray, float_: bool = True) -> torch.Tensor:
+        out = torch.from_numpy(x)
+        return out.to(self.device, self.dtype if float_ else None, non_blocking=True)
+
+    @torch.inference_mode()
+    def _predict(self, rows: np.ndarray, t: int) -> np.ndarray:
+        """The model's output for the last step of `window(rows, t)`: actions or logits
+        (B, A), by the chosen engine."""
+        if self.engine.name == "fast":
+            return self._predict_cached(rows, t)
+        w = self.window(rows, t)
+        out = self.engine.predict_last(
+            self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
+            self._tensor(w["timesteps"], False), self._tensor(w["mask"], False),
+        )
+        return out.float().cpu().numpy()
+
     @torch.inference_mode()
     def _predict_cached(self, rows: np.ndarray, t: int) -> np.ndarray:
         """The model's output for the last step of `window(rows, t)`: actions or logits
@@ -122,23 +112,22 @@ class DTPolicy:
         """
         K = self.cfg.context_len
         new = self.window(rows, t, K=2)
-        dt = self.dtype
         feats = self.engine.token_features(
-            torch.from_numpy(new["rtg"]).to(dt),
-            torch.from_numpy(new["states"]).to(dt),
-            torch.from_numpy(new["actions"]).to(dt),
-            torch.from_numpy(new["timesteps"]),
+            self._tensor(new["rtg"]),
+            self._tensor(new["states"]),
+            self._tensor(new["actions"]),
+            self._tensor(new["timesteps"], False),
         )
         steps = [t - 1, t] if t > 0 else [t]
         everyone = len(rows) == len(self.feats)
-        r = slice(None) if everyone else torch.from_numpy(rows)
+        r = slice(None) if everyone else torch.from_numpy(rows).to(self.device)
         for j, f in zip(steps, feats[:, -len(steps):].unbind(1)):
             self.feats[r, j % K] = f
             self.feats[r, j % K + K] = f
         first = max(0, t - K + 1)  # the window's first step
         span = slice(first % K, first % K + t - first + 1)
         window = self.feats[r, span]
-        return self.engine.predict_from_features(window).float().numpy()
+        return self.engine.predict_from_features(window).float().cpu().numpy()
 
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
         """Record observations of episodes ``rows`` at step ``t`` and choose their actions.
@@ -149,7 +138,7 @@ class DTPolicy:
         self.states[rows, t] = self.norm.states(obs)
         self.rtg_raw[rows, t] = self.next_rtg[rows]
         self.rtg[rows, t] = self.norm.returns(self.next_rtg[rows])
-        out = self._predict_cached(rows, t)
+        out = self._predict(rows, t)
         if not self.spec.discrete:
             self.actions[rows, t] = out  # the model's own scale, as in training
             return list((out * self.scale).astype(np.float32))

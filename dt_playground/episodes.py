@@ -1,0 +1,117 @@
+"""What an episode is, and how one is played: the leaf every other stage builds on.
+
+`Episode` is a recorded episode in Minari's layout (one more observation than
+actions: ``observations[T]`` is the state after the last action). `Trace` is
+what a model's rollout keeps: actions, rewards and the returns-to-go it was
+given, enough to replay it (gymnasium envs are deterministic from a seed).
+`run_episode` plays a behaviour policy and records an `Episode`; datasets, ARS
+grading and tests all call it, so "same seed, same policy" means the same
+episode everywhere.
+
+This module imports numpy only (no torch, no gymnasium), so rendering and plots
+can use `Trace` without loading a model stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# A behaviour policy: ``policy(obs, rng) -> action``. Any randomness comes from ``rng``.
+Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray | int]
+
+
+@dataclass
+class Episode:
+    """One episode. ``observations`` has ``len(actions) + 1`` rows (Minari layout)."""
+
+    observations: np.ndarray  # (T+1, S)
+    actions: np.ndarray  # (T,) int for discrete, (T, A) float otherwise
+    rewards: np.ndarray  # (T,)
+    terminated: bool
+    truncated: bool
+    seed: int | None = None
+    behaviour: float = float("nan")  # which behaviour policy made it (grid index), if known
+    label: str = ""  # that behaviour's readable name, if known
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def ret(self) -> float:
+        return float(np.sum(self.rewards))
+
+
+@dataclass
+class Trace:
+    """What one episode did. ``rtg[t]`` is the return-to-go the model was given at step t."""
+
+    env_id: str
+    seed: int
+    target: float | str  # a return, or "best" (returns.py)
+    actions: np.ndarray  # (T,) ints or (T, A)
+    rewards: np.ndarray  # (T,)
+    rtg: np.ndarray  # (T,)
+    terminated: bool = False
+    wall_time: float = 0.0
+    # Re-prompts: step -> the return-to-go the model was given anew at that step.
+    switches: dict = field(default_factory=dict)
+    # Per step, the p10/p50/p90 of the model's predicted return-to-go P(R_t | history)
+    # (T, 3), raw units, NaN where not computed; None without a return head (returns.py).
+    return_band: np.ndarray | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def ret(self) -> float:
+        return float(np.sum(self.rewards))
+
+    def to_dict(self) -> dict:
+        """The JSON record the CLI prints."""
+        out = {
+            "target": self.target if isinstance(self.target, str) else float(self.target),
+            "seed": int(self.seed),
+            "return": self.ret,
+            "length": self.length,
+        }
+        if isinstance(self.target, str):  # "best": the returns-to-go it sampled, step by step
+            out["rtg"] = [round(float(x), 4) for x in self.rtg]
+        return out
+
+
+def returns_to_go(rewards: np.ndarray) -> np.ndarray:
+    """Undiscounted returns-to-go: ``rtg[t] = sum(rewards[t:])``."""
+    return np.cumsum(np.asarray(rewards, dtype=np.float64)[::-1])[::-1].copy()
+
+
+def run_episode(
+    env, policy: Policy, seed: int, rng: np.random.Generator, behaviour: float = float("nan")
+) -> Episode:
+    """Play one episode of ``policy`` from ``env.reset(seed=seed)`` and record it.
+
+    Observations are stored as float32 and rewards as float32 (what Minari
+    files hold), so an episode recorded here and one read back from disk are
+    byte-identical (`data.dataset_sha256` relies on it).
+    """
+    obs, _ = env.reset(seed=int(seed))
+    observations, actions, rewards = [obs], [], []
+    terminated = truncated = False
+    while not (terminated or truncated):
+        action = policy(obs, rng)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(reward)
+    return Episode(
+        np.asarray(observations, dtype=np.float32),
+        np.asarray(actions),
+        np.asarray(rewards, dtype=np.float32),
+        bool(terminated),
+        bool(truncated),
+        int(seed),
+        behaviour,
+    )
