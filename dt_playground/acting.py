@@ -15,6 +15,12 @@ next action needs:
 
 The maths is the model's ``forward(...)[:, -1]``; tests check they agree.
 Dropout is off, as in ``eval()``.
+
+`Reference` is the plain twin (as nanoGPT keeps manual attention beside
+``flash``): ``model(...)[:, -1]`` on the training window, nothing cached or
+fused. Both take a ``device``; on CUDA the fast engine's matmuls are plain
+``F.linear`` (oneDNN is the CPU fast path). `engine_for` gives one engine per
+loaded set of weights.
 """
 
 from __future__ import annotations
@@ -28,8 +34,12 @@ import torch.nn.functional as F
 
 from . import cpu
 from .model import DecisionTransformer
+from .returns import require_head
 
-# Engines by model (weakly: a model that is gone takes its engines with it).
+ENGINES = ("fast", "reference")
+
+# Engines by model (weakly: a model that is gone takes its engines with it), each
+# with the `DecisionTransformer.weights_version` it was made from.
 _ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ENGINES_LOCK = threading.Lock()
 
@@ -113,9 +123,17 @@ class Acting:
     native bf16 (per-row results don't depend on the batch).
     """
 
-    def __init__(self, model: DecisionTransformer, dtype: torch.dtype = torch.float32):
-        self.model = copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
+    name = "fast"
+
+    def __init__(
+        self,
+        model: DecisionTransformer,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ):
+        self.model = _frozen_copy(model, dtype, device)
         self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
+        self.device = torch.device(device)
         n = len(self.model.blocks)
         self.blocks = [_Block(b, first=i == 0, last=i == n - 1)
                        for i, b in enumerate(self.model.blocks)]
@@ -125,25 +143,14 @@ class Acting:
 
     @classmethod
     def for_model(cls, model: DecisionTransformer, dtype: torch.dtype = torch.float32) -> Acting:
-        """An engine for ``model``'s current weights, reused while they are unchanged
-        (building one copies and packs the weights: tens of milliseconds). Any in-place
-        update (an optimiser step, ``load_state_dict``) bumps a parameter's version and
-        so makes a new one."""
-        versions = tuple(p._version for p in model.parameters())
-        with _ENGINES_LOCK:
-            hit = _ENGINES.get(model, {}).get(dtype)
-        if hit is not None and hit[0] == versions:
-            return hit[1]
-        engine = cls(model, dtype)
-        with _ENGINES_LOCK:
-            _ENGINES.setdefault(model, {})[dtype] = (versions, engine)
-        return engine
+        """`engine_for(model, "fast", dtype)`: kept for callers of the old name."""
+        return engine_for(model, "fast", dtype)
 
     @torch.inference_mode()
     def token_features(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
         """What each token contributes on its own (B, K, n, 4h): the embedded token
         (h) and the first block's query, key and value (3h)."""
-        x = self.model._embed(returns_to_go, states, actions, timesteps)
+        x = self.model.embed_tokens(returns_to_go, states, actions, timesteps)
         first = self.blocks[0]
         return torch.cat([x, first.qkv(first.ln1(x))], dim=-1)
 
@@ -153,28 +160,104 @@ class Acting:
     ) -> torch.Tensor:
         """The last step's action (B, A) from the `token_features` of a window
         (B, K, n, 4h); ``mask`` (B, K) marks real steps when rows are padded."""
+        # Drop the placeholder action token of the last step.
+        out = self.head(self.ln_f(self._last_output(feats, mask, drop=1)))
+        return out if self.cfg.discrete else torch.tanh(out)
+
+    @torch.inference_mode()
+    def return_logits_from_features(
+        self, feats: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The last step's return-bin logits (B, bins), P(R_t | history up to s_t), from
+        the `token_features` of a (s, R, a) window: R_t's token (a placeholder here) and
+        a_t's are dropped and the s_t token is read (returns.py)."""
+        require_head(self.cfg)
+        return self.model.predict_return(self.ln_f(self._last_output(feats, mask, drop=2)))
+
+    def _last_output(self, feats: torch.Tensor, mask: torch.Tensor | None, drop: int):
+        """The last block's output (B, C) for the final token once the window's last
+        ``drop`` tokens are dropped."""
         B, K, n, _ = feats.shape
         h = self.cfg.hidden
-        # Interleave, and drop the placeholder action token of the last step.
-        f = feats.reshape(B, n * K, 4 * h)[:, :-1]
-        attn_mask = self.model._attn_mask(mask)
+        f = feats.reshape(B, n * K, 4 * h)[:, :-drop]  # interleaved tokens
+        attn_mask = self.model.attention_mask(mask)
         if attn_mask is not None:
-            attn_mask = attn_mask[..., :-1, :-1]
+            attn_mask = attn_mask[..., :-drop, :-drop]
         x = f[..., :h]
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask, last_only=i == last, qkv=f[..., h:] if i == 0 else None)
-        out = self.head(self.ln_f(x[:, -1]))
-        return out if self.cfg.discrete else torch.tanh(out)
+        return x[:, -1]
 
     @torch.inference_mode()
     def predict_last(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
         """``model(...)[:, -1]`` (B, A): the action for the last step of each window."""
-        pad = DecisionTransformer._common_padding(mask)
-        if pad:
-            keep = slice(pad, None)
-            returns_to_go, states, actions = (returns_to_go[:, keep], states[:, keep],
-                                              actions[:, keep])
-            timesteps, mask = timesteps[:, keep], mask[:, keep]
+        returns_to_go, states, actions, timesteps, mask = DecisionTransformer.strip_common_padding(
+            returns_to_go, states, actions, timesteps, mask
+        )
         feats = self.token_features(returns_to_go, states, actions, timesteps)
         return self.predict_from_features(feats, mask)
+
+
+class Reference:
+    """The plain engine: ``model(...)[:, -1]`` on the whole training window, through
+    the model's own forward (a frozen copy, like `Acting`). Slower, and the yardstick
+    the fast engine is tested against."""
+
+    name = "reference"
+
+    def __init__(
+        self,
+        model: DecisionTransformer,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ):
+        self.model = _frozen_copy(model, dtype, device)
+        self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
+        self.device = torch.device(device)
+
+    @torch.inference_mode()
+    def predict_last(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
+        """``model(...)[:, -1]`` (B, A)."""
+        inputs = DecisionTransformer.strip_common_padding(
+            returns_to_go, states, actions, timesteps, mask
+        )
+        return self.model(*inputs)[:, -1]
+
+    @torch.inference_mode()
+    def return_logits_last(self, returns_to_go, states, actions, timesteps, mask=None):
+        """``model.return_logits(...)[:, -1]`` (B, bins): P(R_t | history up to s_t)."""
+        inputs = DecisionTransformer.strip_common_padding(
+            returns_to_go, states, actions, timesteps, mask
+        )
+        return self.model.return_logits(*inputs)[:, -1]
+
+
+def _frozen_copy(model: DecisionTransformer, dtype, device) -> DecisionTransformer:
+    return copy.deepcopy(model).to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def engine_for(
+    model: DecisionTransformer,
+    engine: str = "fast",
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> Acting | Reference:
+    """The ``engine`` ("fast" or "reference") for ``model``'s current weights, reused
+    while they are unchanged (building one copies and packs the weights: tens of
+    milliseconds). The key is the model's explicit `weights_version`, which
+    ``load_state_dict`` and the trainer bump; code that changes weights in place
+    otherwise must call ``model.weights_changed()``."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    device = torch.device(device)
+    key = (engine, dtype, str(device))
+    version = model.weights_version
+    with _ENGINES_LOCK:
+        hit = _ENGINES.get(model, {}).get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    made = (Acting if engine == "fast" else Reference)(model, dtype, device)
+    with _ENGINES_LOCK:
+        _ENGINES.setdefault(model, {})[key] = (version, made)
+    return made

@@ -1,4 +1,9 @@
-"""CPU runtime details that decide a small model's speed on a 2-core machine.
+"""Runtime details that decide a small model's speed: devices, threads, the CPU.
+
+Process-wide settings live here as functions the entry points call (the CLI,
+`bench`, the app's main): `setup_process`. Library calls (`train`, `DTPolicy`)
+never make them as a side effect; `torch_threads` changes the thread count only
+for the duration of a block.
 
 Two things, both measured on this project's machine (AMD EPYC, AVX-512 BF16):
 
@@ -18,6 +23,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +62,46 @@ def retain_freed_memory() -> bool:
     return _retained
 
 
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; ``"cpu"``/``"cuda"``/``"cuda:1"``
+    as given, with a clear error when CUDA is asked for and absent."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU")
+    return device
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch threads (0: leave as is), then restore the count.
+    The count is process-wide while the block runs."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n > 0:
+            torch.set_num_threads(before)
+
+
+def setup_process(threads: int = 0) -> None:
+    """The process-wide settings for a command-line or server process: the torch
+    thread count (0: torch's default) and `retain_freed_memory`."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    retain_freed_memory()
+
+
 def _onednn_linear():
     if not torch.backends.mkldnn.is_available():
         return None
@@ -72,9 +120,26 @@ ONEDNN_MIN_MACS = 1_500_000
 def pack_weight(weight: torch.Tensor) -> torch.Tensor | None:
     """``weight`` reordered once into oneDNN's blocked layout (else oneDNN reorders
     it on every call), or None where oneDNN can't take it."""
-    if _ONEDNN_LINEAR is None or weight.dtype not in (torch.float32, torch.bfloat16):
+    if (
+        _ONEDNN_LINEAR is None
+        or weight.device.type != "cpu"
+        or weight.dtype not in (torch.float32, torch.bfloat16)
+    ):
         return None
-    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
+    try:
+        return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
+    except (RuntimeError, AttributeError, NotImplementedError) as exc:
+        _disable_onednn(exc)
+        return None
+
+
+def _disable_onednn(exc: Exception) -> None:
+    """A private oneDNN op raised (a torch build or CPU it doesn't support): fall back
+    to ATen's matmuls for the rest of the process, which compute the same maths."""
+    global _ONEDNN_LINEAR
+    if _ONEDNN_LINEAR is not None:
+        warnings.warn(f"oneDNN linear failed ({exc}); using plain matmuls", stacklevel=3)
+    _ONEDNN_LINEAR = None
 
 
 def linear(
@@ -103,8 +168,12 @@ def linear(
         return y if residual is None else residual + y
     w = weight if packed is None else packed
     x2 = x.reshape(rows, n_in)
-    if residual is None:
-        y = _ONEDNN_LINEAR(x2, w, bias, "relu" if relu else "none", [], "")
-    else:
-        y = _ONEDNN_LINEAR.binary(x2, residual.reshape(rows, n_out), w, bias, "add")
+    try:
+        if residual is None:
+            y = _ONEDNN_LINEAR(x2, w, bias, "relu" if relu else "none", [], "")
+        else:
+            y = _ONEDNN_LINEAR.binary(x2, residual.reshape(rows, n_out), w, bias, "add")
+    except (RuntimeError, AttributeError, NotImplementedError) as exc:
+        _disable_onednn(exc)
+        return linear(x, weight, bias, relu, residual)
     return y.view(*x.shape[:-1], n_out)

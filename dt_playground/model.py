@@ -23,9 +23,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .returns import check_head_config, require_head, return_loss
 
-@dataclass
+
+@dataclass(kw_only=True)
 class DTConfig:
+    """The constructor arguments of a `DecisionTransformer`, saved as config.json's
+    ``model`` (its keys are a public format). Keyword-only: nine positional numbers
+    are too easy to swap."""
+
     state_dim: int
     act_dim: int  # number of actions when discrete
     discrete: bool = False
@@ -36,6 +42,15 @@ class DTConfig:
     max_ep_len: int = 1000  # size of the timestep embedding
     dropout: float = 0.1
     use_returns: bool = True  # False: BC on the same trunk (tokens s, a only)
+    # Return-distribution head (Multi-Game DT §3.3; see returns.py). 0 bins: none.
+    # The bin range is in the model's return units (return / return_scale).
+    return_bins: int = 0
+    return_low: float = 0.0
+    return_high: float = 0.0
+    token_order: str = "rsa"  # per step: (R, s, a) as Chen et al.; "sra": (s, R, a) as MGDT
+
+    def __post_init__(self):
+        check_head_config(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,7 +161,11 @@ class DecisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(h)
         self.predict_action = nn.Linear(h, cfg.act_dim)
+        # Logits of R_t's bin, read from the s_t token (absent without a head, so
+        # checkpoints made before it have exactly the same tensors).
+        self.predict_return = nn.Linear(h, cfg.return_bins) if cfg.return_bins else None
         self.n_tokens = 3 if cfg.use_returns else 2
+        self.weights_version = 0  # bumped by `weights_changed` (acting engines key on it)
         self.apply(self._init_weights)
         # GPT-2's scaled init of residual projections.
         for name, p in self.named_parameters():
@@ -161,19 +180,31 @@ class DecisionTransformer(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
-    def _embed(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
+    def load_state_dict(self, *args, **kwargs):
+        out = super().load_state_dict(*args, **kwargs)
+        self.weights_changed()
+        return out
+
+    def weights_changed(self) -> None:
+        """Say that the weights were changed in place (an optimiser step, a load): acting
+        engines made from the old weights (`acting.engine_for`) are then rebuilt."""
+        self.weights_version = getattr(self, "weights_version", 0) + 1
+
+    def embed_tokens(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
         """Each step's tokens (B, K, n, h): (R, s, a), or (s, a) for BC; embedded,
         timestep added, LayerNormed. Every token depends on its own inputs alone."""
         t = self.embed_timestep(timesteps)  # (B, K, h)
         tokens = [self.embed_state(states) + t, self.embed_action(actions) + t]
-        if self.cfg.use_returns:
-            tokens.insert(0, self.embed_return(returns_to_go) + t)
+        if self.cfg.use_returns:  # (R, s, a), or (s, R, a) for a model with a return head
+            tokens.insert(int(self.cfg.token_order == "sra"), self.embed_return(returns_to_go) + t)
         return self.embed_ln(torch.stack(tokens, dim=2))
 
-    def _attn_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
-        """The (B, 1, nK, nK) boolean attention mask for step mask (B, K), or None
-        when plain causal attention is right."""
-        if mask is None or bool(mask.all()):
+    def attention_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """The (B, 1, nK, nK) boolean attention mask for step mask (B, K) (1 = real
+        step), or None (plain causal attention) when there is no mask. Built by
+        arithmetic, never by looking at the values: no host sync, so a CUDA graph
+        can capture it."""
+        if mask is None:
             return None
         n, K = self.n_tokens, mask.shape[1]
         # Causal and key-padding mask; every token may see itself so that
@@ -183,26 +214,35 @@ class DecisionTransformer(nn.Module):
         eye = torch.eye(n * K, dtype=torch.bool, device=mask.device)
         return ((causal & keys[:, None, :]) | eye)[:, None]
 
+    @staticmethod
+    def strip_common_padding(returns_to_go, states, actions, timesteps, mask):
+        """The five inputs without the leading steps padded in every row, and the mask
+        replaced by None when no padding is left (plain causal attention, the fast
+        kernel). For inference only: it reads the mask on the host. Dropped steps
+        influence nothing (masked, and there is no position embedding), so
+        ``model(*stripped)`` equals the last ``K - pad`` steps of ``model(*inputs)``."""
+        if mask is None:
+            return returns_to_go, states, actions, timesteps, None
+        real = mask > 0
+        pad = int((~real.any(0)).long().cumprod(0).sum())
+        if pad:
+            keep = slice(pad, None)
+            returns_to_go, states = returns_to_go[:, keep], states[:, keep]
+            actions, timesteps = actions[:, keep], timesteps[:, keep]
+            mask, real = mask[:, keep], real[:, keep]
+        return returns_to_go, states, actions, timesteps, None if bool(real.all()) else mask
+
     def _tokens(self, returns_to_go, states, actions, timesteps, mask):
         """Embedded, interleaved tokens (B, n*K, h) and the attention mask (or None)."""
         B, K, _ = states.shape
         # (B, K, n, h) -> (B, n*K, h): R_1, s_1, a_1, R_2, s_2, a_2, ...
-        x = self._embed(returns_to_go, states, actions, timesteps)
+        x = self.embed_tokens(returns_to_go, states, actions, timesteps)
         x = self.drop(x.reshape(B, self.n_tokens * K, self.cfg.hidden))
-        return x, self._attn_mask(mask)
+        return x, self.attention_mask(mask)
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         out = self.predict_action(self.ln_f(x))
         return out if self.cfg.discrete else torch.tanh(out)
-
-    @staticmethod
-    def _common_padding(mask: torch.Tensor | None) -> int:
-        """Leading columns padded in every row. They influence nothing (masked, and
-        there is no position embedding), so inference drops them; lock-step rollouts
-        then never need an explicit mask."""
-        if mask is None:
-            return 0
-        return int((mask.sum(0) == 0).long().cumprod(0).sum())
 
     def forward(
         self,
@@ -212,20 +252,37 @@ class DecisionTransformer(nn.Module):
         timesteps: torch.Tensor,  # (B, K) int64
         mask: torch.Tensor | None = None,  # (B, K), 1 = real step, 0 = padding
     ) -> torch.Tensor:
-        """Action predictions (B, K, A): tanh-squashed, or logits when discrete."""
-        pad = 0 if self.training else self._common_padding(mask)
-        if pad:
-            keep = slice(pad, None)
-            out = self(returns_to_go[:, keep], states[:, keep], actions[:, keep],
-                       timesteps[:, keep], mask[:, keep])
-            return torch.cat([out.new_zeros(out.shape[0], pad, out.shape[2]), out], dim=1)
+        """Action predictions (B, K, A): tanh-squashed, or logits when discrete.
+        Outputs at padded steps are meaningless. No host syncs (see `attention_mask`);
+        inference may call `strip_common_padding` first."""
+        x = self.trunk(returns_to_go, states, actions, timesteps, mask)
+        return self._head(x[:, :, self.n_tokens - 2])  # the token before a_t: s_t, or R_t (sra)
+
+    def trunk(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
+        """The last block's output per token (B, K, n, h), before the final LayerNorm."""
         B, K, _ = states.shape
-        n = self.n_tokens
         x, attn_mask = self._tokens(returns_to_go, states, actions, timesteps, mask)
         for block in self.blocks:
             x = block(x, attn_mask)
-        x = x.reshape(B, K, n, self.cfg.hidden)
-        return self._head(x[:, :, n - 2])  # from the state token
+        return x.reshape(B, K, self.n_tokens, self.cfg.hidden)
+
+    def return_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Return-bin logits (..., bins) from trunk outputs (..., n, h): the s_t token,
+        which in (s, R, a) order has seen s_t but not R_t (returns.py)."""
+        if self.predict_return is None:
+            require_head(self.cfg)
+        return self.predict_return(self.ln_f(x[..., 0, :]))
+
+    def return_logits(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
+        """Logits (B, K, bins) of each step's return-to-go bin, P(R_t | history up to s_t)."""
+        return self.return_head(self.trunk(returns_to_go, states, actions, timesteps, mask))
+
+    @property
+    def token_kinds(self) -> list[str]:
+        """Each step's token kinds in sequence order, e.g. ["R", "s", "a"]."""
+        if not self.cfg.use_returns:
+            return ["s", "a"]
+        return ["s", "R", "a"] if self.cfg.token_order == "sra" else ["R", "s", "a"]
 
     @torch.no_grad()
     def attention_maps(
@@ -241,14 +298,24 @@ class DecisionTransformer(nn.Module):
         return maps
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Masked cross-entropy (discrete) or MSE (continuous) over real steps."""
-        pred = self(
+        """Cross-entropy (discrete) or MSE (continuous) averaged over real steps.
+
+        Padded steps are weighted out by the mask, not indexed away: no data-dependent
+        shapes, so the whole training step can be captured in a CUDA graph."""
+        x = self.trunk(
             batch["rtg"], batch["states"], batch["actions"], batch["timesteps"], batch["mask"]
         )
-        m = batch["mask"].reshape(-1) > 0
+        pred = self._head(x[:, :, self.n_tokens - 2])
+        w = batch["mask"].reshape(-1).float()  # (B*K,)
         A = self.cfg.act_dim
+        target = batch["actions"].reshape(-1, A)
         if self.cfg.discrete:
-            return F.cross_entropy(
-                pred.reshape(-1, A)[m].float(), batch["actions"].reshape(-1, A)[m].argmax(-1)
+            per_step = F.cross_entropy(
+                pred.reshape(-1, A).float(), target.argmax(-1), reduction="none"
             )
-        return F.mse_loss(pred.reshape(-1, A)[m].float(), batch["actions"].reshape(-1, A)[m])
+        else:
+            per_step = (pred.reshape(-1, A).float() - target.float()).square().mean(-1)
+        loss = (per_step * w).sum() / w.sum().clamp_min(1.0)
+        if self.predict_return is not None:  # MGDT: return and action losses, summed
+            loss = loss + return_loss(self.return_head(x), batch["rtg"], batch["mask"], self.cfg)
+        return loss

@@ -33,9 +33,9 @@ def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0)
     torch.manual_seed(seed)
     return DecisionTransformer(
         DTConfig(
-            s,
-            a,
-            spec.discrete,
+            state_dim=s,
+            act_dim=a,
+            discrete=spec.discrete,
             hidden=32,
             n_layers=2,
             n_heads=2,

@@ -2,13 +2,14 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from test_model import _inputs
 
 from dt_playground import cpu
-from dt_playground.acting import Acting
+from dt_playground.acting import Acting, Reference, engine_for
 from dt_playground.model import DecisionTransformer, DTConfig
 
 onednn = pytest.mark.skipif(cpu._ONEDNN_LINEAR is None, reason="torch built without oneDNN")
@@ -16,8 +17,18 @@ onednn = pytest.mark.skipif(cpu._ONEDNN_LINEAR is None, reason="torch built with
 
 def _model(hidden, use_returns=True, discrete=False, K=6):
     torch.manual_seed(0)
-    cfg = DTConfig(5, 3, discrete, hidden=hidden, n_layers=3, n_heads=2, context_len=K,
-                   max_ep_len=50, dropout=0.0, use_returns=use_returns)
+    cfg = DTConfig(
+        state_dim=5,
+        act_dim=3,
+        discrete=discrete,
+        hidden=hidden,
+        n_layers=3,
+        n_heads=2,
+        context_len=K,
+        max_ep_len=50,
+        dropout=0.0,
+        use_returns=use_returns,
+    )
     return DecisionTransformer(cfg).eval()
 
 
@@ -35,8 +46,9 @@ def test_predict_last_equals_forward_last(hidden, K, use_returns, pad):
         m[:, :pad] = 0
     with torch.no_grad():
         full = model(rtg, s, a, t, m)[:, -1]
-    torch.testing.assert_close(Acting(model).predict_last(rtg, s, a, t, m), full,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        Acting(model).predict_last(rtg, s, a, t, m), full, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_discrete_logits_and_frozen_weights():
@@ -45,8 +57,7 @@ def test_discrete_logits_and_frozen_weights():
     engine = Acting(model)
     with torch.no_grad():
         full = model(rtg, s, a, t, m)[:, -1]
-        torch.testing.assert_close(engine.predict_last(rtg, s, a, t, m), full,
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(engine.predict_last(rtg, s, a, t, m), full, rtol=1e-5, atol=1e-5)
         model.predict_action.bias.add_(1.0)  # the engine keeps the weights it was made with
     torch.testing.assert_close(engine.predict_last(rtg, s, a, t, m), full, rtol=1e-5, atol=1e-5)
 
@@ -76,33 +87,140 @@ def test_onednn_linear_matches_aten(dtype, packed):
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=0.02, atol=0.05)
     ref = F.linear(x.float(), w.float(), b.float())
     torch.testing.assert_close(cpu.linear(x, w, b, packed=p).float(), ref, **tol)
-    torch.testing.assert_close(cpu.linear(x, w, b, relu=True, packed=p).float(), ref.relu(),
-                               **tol)
-    torch.testing.assert_close(cpu.linear(x, w, b, residual=res, packed=p).float(),
-                               ref + res.float(), **tol)
-
-
-def test_retain_freed_memory_is_idempotent():
-    first = cpu.retain_freed_memory()
-    assert cpu.retain_freed_memory() == first
+    torch.testing.assert_close(cpu.linear(x, w, b, relu=True, packed=p).float(), ref.relu(), **tol)
+    torch.testing.assert_close(
+        cpu.linear(x, w, b, residual=res, packed=p).float(), ref + res.float(), **tol
+    )
 
 
 def test_engine_reused_until_weights_change():
     model = _model(32)
-    a = Acting.for_model(model)
-    assert Acting.for_model(model) is a
-    assert Acting.for_model(model, torch.bfloat16) is not a
+    a = engine_for(model)
+    assert engine_for(model) is a and Acting.for_model(model) is a
+    assert engine_for(model, dtype=torch.bfloat16) is not a
+    assert isinstance(engine_for(model, "reference"), Reference)
     rtg, s, act, t, m = _inputs(2, 6, 5, 3, False)
     before = a.predict_last(rtg, s, act, t, m)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     model.train()
     model.loss({"rtg": rtg, "states": s, "actions": act, "timesteps": t, "mask": m}).backward()
     opt.step()
+    model.weights_changed()  # what the trainer does after its steps
     model.eval()
-    b = Acting.for_model(model)
+    b = engine_for(model)
     assert b is not a
     torch.testing.assert_close(a.predict_last(rtg, s, act, t, m), before)  # a kept its weights
     with torch.no_grad():
         now = model(rtg, s, act, t, m)[:, -1]
     torch.testing.assert_close(b.predict_last(rtg, s, act, t, m), now, rtol=1e-5, atol=1e-5)
-    copy.deepcopy(model)  # the model holds nothing that can't be copied
+    model.load_state_dict(copy.deepcopy(model.state_dict()))  # a load is a new engine too
+    assert engine_for(model) is not b
+    with pytest.raises(ValueError, match="engine"):
+        engine_for(model, "turbo")
+
+
+@pytest.mark.parametrize("pad", [0, 2, "mixed"])
+def test_reference_engine_is_forward_last(pad):
+    model = _model(32)
+    rtg, s, a, t, m = _inputs(3, 6, 5, 3, False)
+    if pad == "mixed":
+        m[0, :3] = 0
+    elif pad:
+        m[:, :pad] = 0
+    with torch.no_grad():
+        full = model(rtg, s, a, t, m)[:, -1]
+    torch.testing.assert_close(Reference(model).predict_last(rtg, s, a, t, m), full)
+
+
+@onednn
+def test_onednn_failure_falls_back_to_plain_matmuls(monkeypatch):
+    """If a private oneDNN op raises (a torch build without it), the engine warns once
+    and computes the same actions with ATen's matmuls."""
+    model = _model(128, K=20)
+    rtg, s, a, t, m = _inputs(3, 20, 5, 3, False)
+    with torch.no_grad():
+        full = model(rtg, s, a, t, m)[:, -1]
+    engine = Acting(model)  # packed weights, made while oneDNN works
+
+    class Broken:
+        def __call__(self, *args):
+            raise RuntimeError("mkldnn op not supported")
+
+        binary = __call__
+
+    monkeypatch.setattr(cpu, "_ONEDNN_LINEAR", Broken())
+    with pytest.warns(UserWarning, match="oneDNN"):
+        out = engine.predict_last(rtg, s, a, t, m)
+    assert cpu._ONEDNN_LINEAR is None  # off for the rest of the process (monkeypatch restores)
+    torch.testing.assert_close(out, full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(Acting(model).predict_last(rtg, s, a, t, m), full,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_engine_on_explicit_device_and_bad_device():
+    model = _model(32)
+    rtg, s, a, t, m = _inputs(2, 6, 5, 3, False)
+    engine = engine_for(model, device="cpu")
+    assert engine.device.type == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        cpu.resolve_device("tpu")
+    assert cpu.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            cpu.resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["fast", "reference"])
+def test_cuda_engines_match_cpu(kind):
+    model = _model(128, K=20)
+    rtg, s, a, t, m = _inputs(4, 20, 5, 3, False)
+    m[0, :5] = 0
+    ref = Reference(model).predict_last(rtg, s, a, t, m)
+    gpu = engine_for(model, kind, device="cuda")
+    out = gpu.predict_last(*(x.cuda() for x in (rtg, s, a, t, m)))
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_threads_block_restores_the_count():
+    before = torch.get_num_threads()
+    with cpu.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "discrete"])
+def test_fast_and_reference_policies_agree_at_every_step(discrete):
+    """Lock-step rollouts through both engines: at every step, for every live row
+    (rows leave as their episodes end), the fast engine's output is the reference's."""
+    from conftest import tiny_norm
+
+    from dt_playground.envs import get_spec
+    from dt_playground.rollout import DTPolicy
+
+    spec = get_spec("CartPole-v1" if discrete else "Hopper-v5")
+    S, A = (4, 2) if discrete else (11, 3)
+    model = _model(32, discrete=discrete, K=6)
+    model = DecisionTransformer(DTConfig(**{**model.cfg.to_dict(), "state_dim": S, "act_dim": A,
+                                            "max_ep_len": spec.max_ep_len})).eval()
+    norm = tiny_norm(model)
+    fast = DTPolicy(model, norm, spec, engine="fast")
+    ref = DTPolicy(model, norm, spec, engine="reference")
+    n, T = 5, 14
+    for p in (fast, ref):
+        p.reset([1.0, 50.0, 100.0, 150.0, 200.0], range(n), T)
+    rng = np.random.default_rng(0)
+    rows = np.arange(n)
+    for t in range(T):
+        if t in (4, 9):  # an episode ends: its row leaves
+            rows = rows[1:]
+        obs = rng.normal(size=(len(rows), S)).astype(np.float32)
+        for p in (fast, ref):  # the same inputs for both
+            p.states[rows, t] = norm.states(obs)
+            p.rtg[rows, t] = norm.returns(p.next_rtg[rows])
+        out_f, out_r = fast._predict(rows, t), ref._predict(rows, t)
+        np.testing.assert_allclose(out_f, out_r, rtol=1e-4, atol=1e-5, err_msg=f"step {t}")
+        acts = rng.uniform(-1, 1, size=(len(rows), A)).astype(np.float32)
+        for p in (fast, ref):
+            p.actions[rows, t] = acts
+            p.observe(rows, rng.normal(size=len(rows)))
