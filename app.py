@@ -13,8 +13,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import functools  # noqa: E402
+import inspect  # noqa: E402
+import logging  # noqa: E402
 import time  # noqa: E402
-import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -22,6 +24,11 @@ import gradio as gr  # noqa: E402
 from dt_playground import playground as pg  # noqa: E402
 from dt_playground import plots  # noqa: E402
 from dt_playground.envs import env_ids  # noqa: E402
+from dt_playground.errors import PlaygroundError, scrub_paths  # noqa: E402
+from dt_playground.jobs import TrainJob, TrainRequest  # noqa: E402
+from dt_playground.paths import DATA_DIR  # noqa: E402
+from dt_playground.render import RenderError, render_trace  # noqa: E402
+from dt_playground.sessions import SessionStore, clean_dataset_staging  # noqa: E402
 
 ABOUT = """
 ### What you are looking at
@@ -49,27 +56,65 @@ policies and seeds; nothing is downloaded.
 """
 
 
-def _err(exc: Exception) -> gr.Error:
-    return gr.Error(str(exc))
+_LOG = logging.getLogger("dt_playground.app")
+STORE = SessionStore()  # replaced by `build_demo`; handlers look it up at call time
+
+
+def _user_error(exc: BaseException) -> gr.Error:
+    """What the user sees: our own messages as they are; anything else as a short,
+    path-free line (the traceback goes to the server log)."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, PlaygroundError):
+        return gr.Error(scrub_paths(str(exc)))
+    _LOG.exception("unexpected error in a handler")
+    return gr.Error(
+        f"Something went wrong on the server ({type(exc).__name__}); the request was not "
+        "completed. Other requests are unaffected."
+    )
+
+
+def boundary(fn):
+    """Every handler's exceptions become clear `gr.Error`s (generators included)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                raise _user_error(exc) from None
+
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise _user_error(exc) from None
+
+    return call
 
 
 # ---------------------------------------------------------------- handlers
 
 
-def on_env_change(env_id: str, session_dir: str | None):
+@boundary
+def on_env_change(env_id: str, sid: str | None):
     """Checkpoint list for the env (pretrained + this session's)."""
-    choices = pg.checkpoint_choices(env_id, _session_roots(session_dir))
-    value = choices[0][1] if choices else None
-    return gr.Dropdown(choices=choices, value=value)
+    choices = pg.checkpoint_choices(env_id, STORE.owned(sid))
+    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
 
-def on_checkpoint_change(env_id: str, checkpoint: str):
+@boundary
+def on_checkpoint_change(env_id: str, checkpoint: str, sid: str | None = None):
     """Target slider range and marks from the checkpoint's dataset."""
     if not checkpoint:
         return gr.Slider(), "No checkpoint for this environment yet: train one in the Train tab."
     try:
-        ck = pg.user_checkpoint(checkpoint, env_id)
-    except pg.PlaygroundError as exc:
+        ck = STORE.resolve(sid, checkpoint, env_id)
+    except PlaygroundError as exc:
         return gr.Slider(), f"⚠️ {exc}"
     r = pg.target_range(ck)
     return (
@@ -78,210 +123,184 @@ def on_checkpoint_change(env_id: str, checkpoint: str):
     )
 
 
+@boundary
 def play(
     env_id: str,
     checkpoint: str,
     target: float,
     seed: float,
     sampled: bool,
-    session_dir: str | None,
+    sid: str | None,
     progress=gr.Progress(),
 ):
     """Play one episode: plots as soon as it is simulated, then the video."""
-    from dt_playground.render import RenderError, render_trace
-
-    try:
-        ck = pg.user_checkpoint(checkpoint, env_id)
-        progress(0, desc="simulating")
-        trace = pg.play_episode(
-            ck, target, seed, sampled, progress=lambda d, n: progress(d / n, desc="simulating")
-        )
-    except pg.PlaygroundError as exc:
-        raise _err(exc) from None
+    ck = STORE.resolve(sid, checkpoint, env_id)
+    progress(0, desc="simulating")
+    trace = pg.play_episode(
+        ck, target, seed, sampled, progress=lambda d, n: progress(d / n, desc="simulating")
+    )
     summary = pg.episode_summary(trace, ck)
     figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
     yield None, *figs, pg.summary_markdown(summary), summary
-    session = Path(session_dir) if session_dir else pg.shared_dir()
-    out = session / "videos" / f"{ck.spec.short_name}-{trace.seed}-{uuid.uuid4().hex[:6]}.mp4"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     try:
         info = render_trace(
             trace,
-            out,
+            STORE.video_path(sid, f"{ck.spec.short_name}-{trace.seed}"),
             max_frames=pg.MAX_VIDEO_FRAMES,
             progress=lambda d, n: progress(d / n, desc="rendering video"),
         )
     except RenderError as exc:
         msg = f"The episode ran (see plots) but its video could not be made: {exc}"
-        raise gr.Error(msg) from None
+        raise gr.Error(scrub_paths(msg)) from None
     summary = {
         **summary,
         "video_frames": info.n_frames,
         "video_seconds": info.duration_s,
-        "render_seconds": round(time.perf_counter() - t0, 3),
+        "render_seconds": round(info.seconds, 3),
     }
     yield str(info.path), *figs, pg.summary_markdown(summary), summary
 
 
+@boundary
 def attention(
-    env_id: str, checkpoint: str, target: float, seed: float, sampled: bool, step: float
+    env_id: str,
+    checkpoint: str,
+    target: float,
+    seed: float,
+    sampled: bool,
+    step: float,
+    sid: str | None = None,
 ):
     """What the action at one step of the episode attended to (the episode is replayed)."""
-    try:
-        ck = pg.user_checkpoint(checkpoint, env_id)
-        att = pg.attention_at(ck, target, seed, step, sampled)
-    except pg.PlaygroundError as exc:
-        raise _err(exc) from None
+    ck = STORE.resolve(sid, checkpoint, env_id)
+    att = pg.attention_at(ck, target, seed, step, sampled)
     return plots.attention_figure(att), att
 
 
+@boundary
 def sweep(
     env_id: str,
     checkpoint: str,
     n_targets: float,
     n_seeds: float,
     seed: float,
+    sid: str | None = None,
     progress=gr.Progress(),
 ):
     """Achieved vs requested return over targets x seeds, batched."""
-    try:
-        ck = pg.user_checkpoint(checkpoint, env_id)
-        targets = pg.sweep_targets(ck, n_targets)
-        res = pg.run_sweep(
-            ck, targets, n_seeds, seed, progress=lambda d, n: progress(d / n, desc="sweeping")
-        )
-        progress(1.0, desc="baselines")
-        seeds = [pg.parse_seed(seed) + i for i in range(int(n_seeds))]
-        refs = pg.references(env_id, seeds, pg.MAX_EPISODE_STEPS)
-    except pg.PlaygroundError as exc:
-        raise _err(exc) from None
-    fig = plots.sweep_figure(res["rows"], ck.config.get("dataset"), refs)
-    text = (
-        f"Spearman ρ(target, mean achieved) = **{res['spearman']:.2f}** over all targets, "
-        f"**{res['spearman_in_data_range']:.2f}** within the dataset's range "
-        f"({len(res['rows'])} episodes in {res['seconds']:.1f} s)."
+    ck = STORE.resolve(sid, checkpoint, env_id)
+    targets = pg.sweep_targets(ck, n_targets)
+    res = pg.run_sweep(
+        ck, targets, n_seeds, seed, progress=lambda d, n: progress(d / n, desc="sweeping")
     )
-    return fig, text, {**res, "references": refs}
+    progress(1.0, desc="baselines")
+    refs = pg.references(ck.spec.env_id, pg.sweep_seeds(seed, n_seeds), pg.MAX_EPISODE_STEPS)
+    fig = plots.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
+    return fig, pg.sweep_markdown(res), {**res, "references": refs}
 
 
+@boundary
 def compare(env_id: str, n_seeds: float, seed: float, progress=gr.Progress()):
     """DT vs BC vs %BC (and DTs of other context lengths) on the same seeds."""
-    try:
-        progress(0, desc="playing every checkpoint")
-        results = pg.compare_models(env_id, n_seeds, seed)
-    except pg.PlaygroundError as exc:
-        raise _err(exc) from None
-    table = {k: {"mean": float(sum(v) / len(v)), "episodes": len(v)} for k, v in results.items()}
-    return plots.compare_figure(results), table
+    progress(0, desc="playing every checkpoint")
+    notes: list[str] = []
+    results = pg.compare_models(env_id, n_seeds, seed, notes=notes)
+    return plots.compare_figure(results), pg.compare_table(results, notes)
 
 
+@boundary
 def train_model(
     env_id: str,
     algo: str,
     steps: float,
     context_len: float,
     lr: float,
-    session_dir: str | None,
+    sid: str | None,
     progress=gr.Progress(),
 ):
-    """Train in the background and stream the loss curve; one job at a time."""
+    """Collect (first use) and train in the background, streaming the loss curve."""
+    request = TrainRequest.parse(env_id, algo, steps, context_len, lr)
+    session = STORE.get_or_new(sid)
+    if session.job is not None and not session.job.done:
+        raise PlaygroundError("This session is already training: cancel it first.")
+    cid, out = STORE.reserve(session, "trained")
+    job = session.job = TrainJob(request, out).start()
+    deadline = time.monotonic() + 3600  # the job's own step budget ends it well before
     try:
-        session_dir = session_dir or str(pg.new_session_dir())
-        cfg = pg.training_config(env_id, algo, steps, context_len, lr, session_dir)
-    except pg.PlaygroundError as exc:
-        raise _err(exc) from None
-    job = pg.TrainJob(cfg).start()
-    _JOBS[session_dir] = job
-    try:
-        while not job.done:
+        while not job.done and time.monotonic() < deadline:
             time.sleep(0.5)
             n = len(job.steps)
-            progress(n / cfg.steps, desc=f"step {n}/{cfg.steps}")
-            yield plots.loss_figure(job.curve()), f"Training… step {n}/{cfg.steps}", session_dir
+            progress(n / request.steps, desc=job.stage)
+            yield plots.loss_figure(job.curve()), job.status(), session.id
     finally:
         job.stop.set()  # the user left or cancelled: stop the thread too
     if job.error:
-        raise gr.Error(f"Training failed: {job.error}")
-    status = "Cancelled" if len(job.steps) < cfg.steps else "Done"
-    yield (
-        plots.loss_figure(job.curve()),
-        f"{status} after {len(job.steps)} steps: checkpoint `{Path(cfg.out).name}` is now in "
-        "the Play tab's list for this environment.",
-        session_dir,
-    )
+        STORE.tidy(session)
+        raise gr.Error(job.status())
+    if out.is_dir():
+        STORE.adopt(session, cid, out)
+    yield plots.loss_figure(job.curve()), job.status().replace(out.name, cid), session.id
 
 
-def cancel_training(session_dir: str | None) -> str:
-    job = _JOBS.get(session_dir or "")
-    if job is None or job.done:
+@boundary
+def cancel_training(sid: str | None) -> str:
+    """Stop this session's training job (the checkpoint so far is kept)."""
+    session = STORE.get(sid)
+    if session is None or session.job is None or session.job.done:
         return "No training running."
-    job.stop.set()
+    session.job.stop.set()
     return "Cancelling…"
 
 
-def dataset_view(env_id: str, checkpoint: str):
+@boundary
+def dataset_view(env_id: str, checkpoint: str, sid: str | None = None):
     """The return histogram, lengths and quality levels behind a checkpoint."""
-    try:
-        ck = pg.user_checkpoint(checkpoint, env_id)
-    except pg.PlaygroundError as exc:
-        raise _err(exc) from None
-    d = ck.config.get("dataset") or {}
+    ck = STORE.resolve(sid, checkpoint, env_id)
+    d = ck.dataset.as_dict()
     info = pg.dataset_overview(ck)
-    return (plots.dataset_figure(d), plots.lengths_figure(d), plots.quality_figure(d), info)
+    return plots.dataset_figure(d), plots.lengths_figure(d), plots.quality_figure(d), info
 
 
-def upload(file: str | None, env_id: str, session_dir: str | None):
-    """Accept a zipped checkpoint folder (safetensors + JSON only; never unpickled)."""
-    session_dir = session_dir or str(pg.new_session_dir())
-    try:
-        ck = pg.import_upload(file, session_dir)
-    except pg.PlaygroundError as exc:
-        raise _err(exc) from None
+@boundary
+def upload(file: str | None, env_id: str, sid: str | None):
+    """Accept a zipped checkpoint folder (ours, or a `transformers` DT folder with its
+    stats): safetensors + JSON only, never unpickled. Refers to it by an opaque id."""
+    sid, cid, ck = STORE.import_upload(sid, file)
     env = ck.spec.env_id
-    choices = pg.checkpoint_choices(env, _session_roots(session_dir))
-    return (
-        gr.Dropdown(value=env),
-        gr.Dropdown(choices=choices, value=str(ck.path)),
-        f"Loaded {ck.name} for {env}.",
-        session_dir,
-    )
-
-
-_JOBS: dict[str, pg.TrainJob] = {}
-
-
-def _session_roots(session_dir: str | None) -> list[Path]:
-    if not session_dir:
-        return []
-    return [Path(session_dir) / "trained", Path(session_dir) / "uploads"]
+    choices = pg.checkpoint_choices(env, STORE.owned(sid))
+    return gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid), \
+        f"Loaded `{cid}` for {env}.", sid
 
 
 def start_session() -> str:
-    return str(pg.new_session_dir())
+    return STORE.new()
 
 
-def end_session(session_dir: str | None) -> None:
-    job = _JOBS.pop(session_dir or "", None)
-    if job is not None:
-        job.stop.set()
-    pg.cleanup_session_dir(session_dir)
+def end_session(sid: str | None) -> None:
+    STORE.end(sid)
 
 
 # ---------------------------------------------------------------- layout
 
 
 def _any_number(payload):
-    """Preprocessing for the target slider (see `build_demo`)."""
+    """Preprocessing for numeric inputs: the library validates them (see `build_demo`)."""
     return payload
 
 
-def build_demo() -> gr.Blocks:
-    envs = pg.envs_with_checkpoints()
+def build_demo(store: SessionStore | None = None) -> gr.Blocks:
+    """The app's layout and wiring. ``store`` holds the sessions (default: a fresh one
+    under the temp folder, emptied now: sessions of an earlier run can't be reached)."""
+    global STORE
+    STORE = store or SessionStore(videos_root=Path(gr.utils.get_upload_folder()) / "dtp-videos")
+    STORE.clean_start()
+    clean_dataset_staging(DATA_DIR / "datasets")
+    envs = pg.catalogue.envs_with_checkpoints()
     default_env = "LunarLander-v3" if "LunarLander-v3" in envs else envs[0]
     first = pg.checkpoint_choices(default_env)
     with gr.Blocks(title="DT Playground", delete_cache=(1800, 3600)) as demo:
-        # Per-session folder (videos, uploads, trained models); removed when the session ends.
+        # An opaque session id (server-side state): what the session made is reachable
+        # through it only, and deleted when the session ends.
         session = gr.State(None, delete_callback=end_session, time_to_live=6 * 3600)
         gr.Markdown(
             "# DT Playground\nPick an environment, a checkpoint and a target return; "
@@ -380,10 +399,19 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("About"):
                 gr.Markdown(ABOUT)
 
+        # Gradio's own number checks answer a non-number with an empty error; the library
+        # checks every number itself and says what is wrong (`pg.parse_count`, ...).
+        for number in (seed, att_step, n_targets, n_seeds, sweep_seed, cmp_seeds, cmp_seed,
+                       steps, klen, lr):
+            number.preprocess = _any_number
         demo.load(start_session, None, session, api_visibility="private")
         env.change(on_env_change, [env, session], ckpt, api_name="checkpoints")
-        ckpt.change(on_checkpoint_change, [env, ckpt], [target, marks], api_name="target_range")
-        demo.load(on_checkpoint_change, [env, ckpt], [target, marks], api_visibility="private")
+        ckpt.change(
+            on_checkpoint_change, [env, ckpt, session], [target, marks], api_name="target_range"
+        )
+        demo.load(
+            on_checkpoint_change, [env, ckpt, session], [target, marks], api_visibility="private"
+        )
         play_btn.click(
             play,
             [env, ckpt, target, seed, sampled, session],
@@ -394,7 +422,7 @@ def build_demo() -> gr.Blocks:
         )
         att_btn.click(
             attention,
-            [env, ckpt, target, seed, sampled, att_step],
+            [env, ckpt, target, seed, sampled, att_step, session],
             [att_plot, att_json],
             api_name="attention",
             concurrency_limit=2,
@@ -402,7 +430,7 @@ def build_demo() -> gr.Blocks:
         )
         sweep_btn.click(
             sweep,
-            [env, ckpt, n_targets, n_seeds, sweep_seed],
+            [env, ckpt, n_targets, n_seeds, sweep_seed, session],
             [sweep_plot, sweep_md, sweep_json],
             api_name="sweep",
             concurrency_limit=1,
@@ -423,12 +451,15 @@ def build_demo() -> gr.Blocks:
             api_name="train",
             concurrency_limit=1,
             concurrency_id="train",
-        ).then(on_env_change, [env, session], ckpt)
+        ).then(on_env_change, [env, session], ckpt, api_visibility="private")
         cancel_btn.click(
             cancel_training, session, train_md, api_name="cancel_training", queue=False
         )
         ds_btn.click(
-            dataset_view, [env, ckpt], [hist_plot, len_plot, qual_plot, ds_json], api_name="dataset"
+            dataset_view,
+            [env, ckpt, session],
+            [hist_plot, len_plot, qual_plot, ds_json],
+            api_name="dataset",
         )
         up_file.upload(
             upload, [up_file, env, session], [env, ckpt, up_msg, session], api_name="upload"

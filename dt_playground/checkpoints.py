@@ -11,18 +11,14 @@ A checkpoint folder holds:
 
 Loading needs nothing else and never unpickles, so an uploaded checkpoint
 cannot run code. Every way a checkpoint can be wrong is refused with a
-`CheckpointError` that names the problem.
+`CheckpointError` that names the problem (checks: `validate.py`; unpacking an
+upload: `uploads.py`).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import shutil
-import tempfile
-import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,23 +27,25 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .data import Normaliser
-from .envs import EnvSpec, UnknownEnvError, get_spec
+from .envs import EnvSpec, UnknownEnvError, get_spec, make_env, space_dims
+from .io import atomic_dir, write_json_atomic
 from .model import DecisionTransformer, DTConfig
+from .paths import PRETRAINED_DIR, pretrained_dir
+from .uploads import ALLOWED_UPLOAD_FILES, MAX_UPLOAD_BYTES, extract_upload
+from .validate import (
+    CheckpointError,
+    DatasetSummary,
+    check_safetensors,
+    expected_tensors,
+    model_config,
+    read_json,
+)
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-
-
-def pretrained_dir() -> Path:
-    """Where shipped checkpoints live (``$DTP_PRETRAINED_DIR`` overrides, e.g. in tests)."""
-    return Path(os.environ.get("DTP_PRETRAINED_DIR", PRETRAINED_DIR))
-
-
-MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 ALGOS = ("dt", "bc", "pbc")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that can't be used, with the reason."""
+__all__ = [  # re-exported: callers imported these from here before the split
+    "ALLOWED_UPLOAD_FILES", "MAX_UPLOAD_BYTES", "PRETRAINED_DIR", "CheckpointError",
+    "extract_upload", "pretrained_dir", "write_json_atomic",
+]
 
 
 @dataclass
@@ -74,21 +72,13 @@ class Checkpoint:
         )
 
     @property
+    def dataset(self) -> DatasetSummary:
+        """The training data's summary, typed (every field optional)."""
+        return DatasetSummary.from_dict(self.config.get("dataset"))
+
+    @property
     def name(self) -> str:
         return self.path.name
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to ``path`` via a temp file + rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
@@ -104,10 +94,8 @@ def save_checkpoint(
     objects, e.g. the trainer's resume state.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = {**config, "model": model.cfg.to_dict(), "context_len": model.cfg.context_len}
-    stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as stage:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(stage / "model.safetensors"))
         (stage / "config.json").write_text(json.dumps(config, indent=1))
@@ -118,74 +106,24 @@ def save_checkpoint(
                 save_file(obj, str(stage / name))
             else:
                 (stage / name).write_text(json.dumps(obj, indent=1))
-        trash = None
-        if path.exists():
-            trash = path.with_name(f".{path.name}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(path, trash)
-        os.replace(stage, path)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return path
 
 
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(
-            f"{what} is missing: {path.name} not found in {path.parent}"
-        ) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path.name} in {path.parent} is not valid JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path.name} in {path.parent} must hold a JSON object")
-    return obj
-
-
-def _model_config(config: dict) -> DTConfig:
-    raw = config.get("model")
-    if not isinstance(raw, dict):
-        raise CheckpointError("config.json has no 'model' section")
-    names = {f.name for f in fields(DTConfig)}
-    unknown = set(raw) - names
-    if unknown:
-        raise CheckpointError(f"config.json 'model' has unknown fields: {sorted(unknown)}")
-    try:
-        cfg = DTConfig(**raw)
-    except TypeError as exc:
-        raise CheckpointError(f"config.json 'model' is incomplete: {exc}") from None
-    for name in (
-        "state_dim",
-        "act_dim",
-        "hidden",
-        "n_layers",
-        "n_heads",
-        "context_len",
-        "max_ep_len",
-    ):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= 100_000:
-            raise CheckpointError(
-                f"config.json 'model.{name}' must be a positive integer, got {v!r}"
-            )
-    if cfg.hidden % cfg.n_heads:
-        raise CheckpointError("config.json: 'model.hidden' must be divisible by 'model.n_heads'")
-    return cfg
-
-
 def load_checkpoint(path: Path | str, expect_env: str | None = None) -> Checkpoint:
-    """Load and validate a checkpoint folder (see the module docstring)."""
+    """Load and validate a checkpoint folder (see the module docstring).
+
+    Everything is checked before memory is spent: the config's types, ranges and
+    implied size, then the weights' header against the config, then the tensors.
+    """
     path = Path(path)
     if not path.is_dir():
-        raise CheckpointError(f"Checkpoint folder {path} does not exist")
-    config = _read_json(path / "config.json", "The checkpoint's config")
+        raise CheckpointError(f"Checkpoint folder {path.name} does not exist")
+    config = read_json(path / "config.json", "The checkpoint's config")
     for key in ("env_id", "algo", "state_mean", "state_std", "return_scale"):
         if key not in config:
             raise CheckpointError(f"config.json is missing '{key}'")
+    if not isinstance(config["env_id"], str):
+        raise CheckpointError("config.json 'env_id' must be a string")
     try:
         spec = get_spec(config["env_id"])
     except UnknownEnvError as exc:
@@ -193,9 +131,37 @@ def load_checkpoint(path: Path | str, expect_env: str | None = None) -> Checkpoi
     if expect_env is not None and spec.env_id != expect_env:
         raise CheckpointError(f"This checkpoint was trained on {spec.env_id}, not {expect_env}")
     if config["algo"] not in ALGOS:
-        raise CheckpointError(f"config.json 'algo' must be one of {ALGOS}, got {config['algo']!r}")
-    cfg = _model_config(config)
-    mean, std = (np.asarray(config[k], dtype=np.float64) for k in ("state_mean", "state_std"))
+        algo = config["algo"]
+        raise CheckpointError(f"config.json 'algo' must be one of {ALGOS}, got {algo!r:.40}")
+    cfg = model_config(config.get("model"))
+    _check_stats(config, cfg)
+    DatasetSummary.from_dict(config.get("dataset"))  # refuse ill-typed summaries now
+    _check_env_dims(spec, cfg)
+
+    weights_path = path / "model.safetensors"
+    check_safetensors(weights_path, expected_tensors(cfg))
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"model.safetensors is corrupt or not a safetensors file ({type(exc).__name__})"
+        ) from None
+    for k, v in state.items():
+        if not torch.isfinite(v).all():
+            raise CheckpointError(f"Tensor '{k}' contains NaN or infinite weights")
+    model = DecisionTransformer(cfg)
+    model.load_state_dict(state)  # fp16/bf16 weights are cast to the model's fp32
+    model.eval()
+    card = read_json(path / "card.json", "card") if (path / "card.json").exists() else None
+    return Checkpoint(path, model, config, card)
+
+
+def _check_stats(config: dict, cfg: DTConfig) -> None:
+    """state_mean/std: finite numbers of the model's state size; return_scale: positive."""
+    try:
+        mean, std = (np.asarray(config[k], dtype=np.float64) for k in ("state_mean", "state_std"))
+    except (ValueError, TypeError):
+        raise CheckpointError("state_mean/state_std must be lists of numbers") from None
     if mean.shape != (cfg.state_dim,) or std.shape != (cfg.state_dim,):
         raise CheckpointError(
             f"state_mean/state_std have shape {mean.shape}/{std.shape}; the model's state_dim "
@@ -204,46 +170,13 @@ def load_checkpoint(path: Path | str, expect_env: str | None = None) -> Checkpoi
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
         raise CheckpointError("state_mean/state_std contain NaN, infinite or non-positive values")
     scale = config["return_scale"]
-    if not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
-        raise CheckpointError(f"return_scale must be a positive number, got {scale!r}")
-    _check_env_dims(spec, cfg)
-
-    weights_path = path / "model.safetensors"
-    if not weights_path.is_file():
-        raise CheckpointError(f"The weights are missing: model.safetensors not found in {path}")
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"model.safetensors is corrupt or not a safetensors file ({exc})"
-        ) from None
-    model = DecisionTransformer(cfg)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"model.safetensors does not match config.json: missing tensors {missing[:5]}, "
-            f"unexpected tensors {unexpected[:5]}"
-        )
-    for k, v in expected.items():
-        if state[k].shape != v.shape:
-            raise CheckpointError(
-                f"Tensor '{k}' has shape {tuple(state[k].shape)}, "
-                f"config.json implies {tuple(v.shape)}"
-            )
-        if not torch.isfinite(state[k]).all():
-            raise CheckpointError(f"Tensor '{k}' contains NaN or infinite weights")
-    model.load_state_dict(state)
-    model.eval()
-    card = _read_json(path / "card.json", "card") if (path / "card.json").exists() else None
-    return Checkpoint(path, model, config, card)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not \
+            np.isfinite(scale) or scale <= 0:
+        raise CheckpointError(f"return_scale must be a positive number, got {scale!r:.40}")
 
 
 def _check_env_dims(spec: EnvSpec, cfg: DTConfig) -> None:
     """The model's input/output sizes must fit the env's spaces."""
-    from .envs import make_env, space_dims
-
     env = make_env(spec)
     s, a = space_dims(env)
     env.close()
@@ -260,51 +193,42 @@ def _check_env_dims(spec: EnvSpec, cfg: DTConfig) -> None:
         )
 
 
-ALLOWED_UPLOAD_FILES = {"config.json", "model.safetensors", "card.json", "README.md"}
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint folder says about itself, read without loading it (for lists)."""
+
+    path: Path
+    env_id: str
+    algo: str
+    context_len: int | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
 
 
-def extract_upload(archive: Path | str, dest: Path | str) -> Path:
-    """Unpack an uploaded checkpoint zip into ``dest`` safely and return the folder.
-
-    Only the known checkpoint files are taken (from the archive root or one
-    folder deep); anything else, path tricks or oversize content are refused.
-    """
-    archive, dest = Path(archive), Path(dest)
-    if not zipfile.is_zipfile(archive):
-        raise CheckpointError(f"{archive.name} is not a zip archive of a checkpoint folder")
-    dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        if sum(i.file_size for i in infos) > MAX_UPLOAD_BYTES:
-            raise CheckpointError("The uploaded checkpoint is larger than 64 MB")
-        taken = 0
-        for info in infos:
-            name = Path(info.filename).name
-            parts = Path(info.filename).parts
-            if name not in ALLOWED_UPLOAD_FILES or len(parts) > 2 or ".." in parts:
-                continue
-            with zf.open(info) as src, open(dest / name, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            taken += 1
-    if not taken:
-        raise CheckpointError(
-            f"{archive.name} holds no checkpoint files (expected {sorted(ALLOWED_UPLOAD_FILES)})"
-        )
-    return dest
+def peek_checkpoint(path: Path | str) -> CheckpointInfo | None:
+    """The folder's env, algo and K from its config.json, or None if it is unreadable."""
+    path = Path(path)
+    try:
+        config = read_json(path / "config.json", "config")
+    except CheckpointError:
+        return None
+    env, algo, k = config.get("env_id"), config.get("algo"), config.get("context_len")
+    if not isinstance(env, str) or algo not in ALGOS:
+        return None
+    return CheckpointInfo(path, env, algo, k if isinstance(k, int) else None)
 
 
 def list_checkpoints(root: Path | str | None = None, env_id: str | None = None) -> list[Path]:
-    """Checkpoint folders (with a config.json) under ``root`` (default: the pretrained
-    folder), optionally for one env."""
+    """Checkpoint folders under ``root`` (default: the pretrained folder) whose config.json
+    is readable, optionally for one env. Unreadable ones are skipped, never fatal."""
     root = Path(root) if root is not None else pretrained_dir()
     if not root.is_dir():
         return []
     out = []
     for cfg_path in sorted(root.glob("*/config.json")):
-        try:
-            env = json.loads(cfg_path.read_text()).get("env_id")
-        except ValueError:
-            continue
-        if env_id is None or env == env_id:
+        info = peek_checkpoint(cfg_path.parent)
+        if info is not None and (env_id is None or info.env_id == env_id):
             out.append(cfg_path.parent)
     return out
