@@ -191,6 +191,31 @@ def cmd_train_expert(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .hf import export_transformers
+
+    out = export_transformers(args.checkpoint, args.out)
+    print(f"wrote {out}: load it with DecisionTransformerModel.from_pretrained; input "
+          "normalisation is in dt_playground.json", file=sys.stderr)
+    return 0
+
+
+def cmd_import_hf(args) -> int:
+    from .hf import import_transformers_folder
+
+    out = import_transformers_folder(args.model, args.out, args.env or None,
+                                     args.state_stats or None)
+    print(f"wrote {out}: play it with `evaluate --checkpoint {out}`", file=sys.stderr)
+    return 0
+
+
+def cmd_card(args) -> int:
+    from .hub_card import write
+
+    print(f"wrote {write(args.checkpoint)}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .train import TrainConfig
 
@@ -258,6 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--models-only", action="store_true", help="skip the episode/video timings")
     b.add_argument("--envs", default="", help="comma-separated envs for episode timings")
     b.set_defaults(fn=cmd_bench)
+
+    x = sub.add_parser("export", help="write a checkpoint as a transformers DT folder")
+    x.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    x.add_argument("--format", choices=("transformers",), default="transformers",
+                   help="output format (default transformers)")
+    x.add_argument("--out", required=True, help="folder to write (replaced atomically)")
+    x.set_defaults(fn=cmd_export)
+
+    ih = sub.add_parser("import-hf", help="make a transformers DT folder a playable checkpoint")
+    ih.add_argument("--model", required=True, help="folder with config.json + model.safetensors")
+    ih.add_argument("--env", default="", help="environment id (default: the sidecar's)")
+    ih.add_argument("--state-stats", default="",
+                    help="JSON with state_mean, state_std, scale[, max_len] (default: the "
+                    "folder's dt_playground.json)")
+    ih.add_argument("--out", required=True, help="checkpoint folder to write")
+    ih.set_defaults(fn=cmd_import_hf)
+
+    cd = sub.add_parser("card", help="regenerate a checkpoint's Hub model card (README.md)")
+    cd.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    cd.set_defaults(fn=cmd_card)
     return p
 
 
