@@ -8,6 +8,7 @@ import numpy as np
 
 from .checkpoints import Checkpoint, load_checkpoint
 from .metrics import spearman
+from .returns import BEST, DEFAULT_KAPPA, is_best, require_head
 from .rollout import DTPolicy, Trace, run_grid
 
 # Card evaluations use seeds from here on; collection uses small seeds (0..N)
@@ -45,30 +46,40 @@ def sweep(
     max_steps: int | None = None,
     progress=None,
     precision: str = "fp32",
+    kappa: float = DEFAULT_KAPPA,
+    track_returns: bool = False,
 ) -> list[Trace]:
     """Every target x seeds ``seed .. seed + n_seeds - 1``, batched in one lock-step run.
+    A target may be "best" (checkpoints with a return head; ``kappa``, ``track_returns``:
+    see `rollout.DTPolicy` and returns.py).
 
     BC checkpoints ignore the target (they have no return input), but are run
     at the same seeds so their numbers line up with the DT's. ``precision="bf16"``
     is faster for large batches; the cards are fp32.
     """
     ckpt = as_checkpoint(ckpt)
-    targets = [check_target(t, ckpt.spec) for t in targets]
-    policy = DTPolicy(ckpt.model, ckpt.norm, ckpt.spec, sample=sample, precision=precision)
+    targets = [BEST if is_best(t) else check_target(t, ckpt.spec) for t in targets]
+    if BEST in targets:
+        require_head(ckpt.model.cfg)
+    policy = DTPolicy(ckpt.model, ckpt.norm, ckpt.spec, sample=sample, precision=precision,
+                      kappa=kappa, track_returns=track_returns)
     seeds = range(seed, seed + n_seeds)
     return run_grid(policy, targets, seeds, max_steps=max_steps, progress=progress)
 
 
 def summarise(traces: list[Trace]) -> dict:
-    """Per-target mean/std of achieved return and Spearman rho of target vs mean."""
-    targets = sorted({t.target for t in traces})
+    """Per-target mean/std of achieved return and Spearman rho of target vs mean
+    (numeric targets; a "best" row comes last)."""
+    found = {t.target for t in traces}
+    targets = sorted(t for t in found if not is_best(t)) + [t for t in found if is_best(t)]
     rows = []
     for t in targets:
         rets = np.array([tr.ret for tr in traces if tr.target == t])
         rows.append(
             {"target": t, "mean": float(rets.mean()), "std": float(rets.std()), "n": int(len(rets))}
         )
+    num = [r for r in rows if not is_best(r["target"])]
     return {
         "per_target": rows,
-        "spearman": spearman([r["target"] for r in rows], [r["mean"] for r in rows]),
+        "spearman": spearman([r["target"] for r in num], [r["mean"] for r in num]),
     }

@@ -58,15 +58,20 @@ def rtg_figure(trace: Trace) -> go.Figure:
     """The return-to-go the model was conditioned on vs the return actually still to come.
 
     The two meet at zero on the last step when the model delivered its target;
-    a gap that opens early means the model stopped believing the request.
+    a gap that opens early means the model stopped believing the request. When the
+    trace carries the model's own predicted return-to-go (``return_band``: p10, p50,
+    p90 of P(R_t | history), returns.py), it is drawn as a band: is the ask realistic
+    from here? For target "best" the conditioned RTG is what the model sampled.
     """
     steps = np.arange(trace.length)
+    best = isinstance(trace.target, str)
     fig = go.Figure(
-        [
+        _return_band(steps, getattr(trace, "return_band", None))
+        + [
             go.Scatter(
                 x=steps,
                 y=np.asarray(trace.rtg, dtype=float),
-                name="conditioned RTG",
+                name="sampled RTG (best)" if best else "conditioned RTG",
                 mode="lines",
                 line={"color": COLORS["model"]},
             ),
@@ -80,8 +85,30 @@ def rtg_figure(trace: Trace) -> go.Figure:
         ]
     )
     return _layout(
-        fig, f"Return-to-go (target {trace.target:g}, seed {trace.seed})", "step", "return to go"
+        fig, f"Return-to-go (target {_target_text(trace.target)}, seed {trace.seed})",
+        "step", "return to go",
     )
+
+
+def _target_text(target) -> str:
+    return target if isinstance(target, str) else f"{target:g}"
+
+
+def _return_band(steps: np.ndarray, band) -> list[go.Scatter]:
+    """The model's predicted return-to-go: a p10-p90 band and its median (none if absent)."""
+    if band is None or not np.isfinite(np.asarray(band, dtype=float)).any():
+        return []
+    band = np.asarray(band, dtype=float)
+    color = COLORS["top"]
+    edge = {"color": color, "width": 0}
+    return [
+        go.Scatter(x=steps, y=band[:, 0], name="predicted p10", mode="lines", line=edge,
+                   showlegend=False, hoverinfo="skip"),
+        go.Scatter(x=steps, y=band[:, 2], name="predicted return p10-p90", mode="lines",
+                   line=edge, fill="tonexty", fillcolor="rgba(255,127,14,0.18)"),
+        go.Scatter(x=steps, y=band[:, 1], name="predicted return (median)", mode="lines",
+                   line={"color": color, "dash": "dot"}),
+    ]
 
 
 def reward_figure(trace: Trace) -> go.Figure:
@@ -100,7 +127,7 @@ def reward_figure(trace: Trace) -> go.Figure:
             ),
             go.Scatter(
                 x=[0, x_end],
-                y=[trace.target, trace.target],
+                y=[np.nan, np.nan] if isinstance(trace.target, str) else [trace.target] * 2,
                 name="target",
                 mode="lines",
                 line={"color": COLORS["target"], "dash": "dash"},
@@ -109,7 +136,8 @@ def reward_figure(trace: Trace) -> go.Figure:
     )
     return _layout(
         fig,
-        f"Return {trace.ret:.1f} of {trace.target:g} requested ({trace.length} steps)",
+        f"Return {trace.ret:.1f} of {_target_text(trace.target)} requested "
+        f"({trace.length} steps)",
         "step",
         "cumulative reward",
     )

@@ -25,6 +25,20 @@ from .data import Normaliser, encode_actions, gather_windows
 from .envs import EnvSpec, action_scale, make_env
 from .episodes import Trace  # noqa: F401  (defined in the torch-free leaf; re-exported)
 from .model import DecisionTransformer
+from .returns import (
+    BAND_QUANTILES,
+    DEFAULT_KAPPA,
+    as_target,
+    best_probs,
+    bin_centres,
+    episode_rngs,
+    has_head,
+    is_best,
+    quantiles,
+    require_head,
+    sample_bins,
+    softmax,
+)
 
 
 class DTPolicy:
@@ -39,6 +53,8 @@ class DTPolicy:
         precision: str = "fp32",
         engine: str = "fast",
         device: str | torch.device = "cpu",
+        kappa: float = DEFAULT_KAPPA,
+        track_returns: bool = False,
     ):
         """``engine``: "fast" (cached token features; oneDNN on the CPU) or "reference"
         (the model's forward on the whole window each step). ``device``: "cpu",
@@ -47,6 +63,10 @@ class DTPolicy:
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         self.model = model
         self.norm, self.spec, self.sample = norm, spec, sample
+        # kappa: how hard target "best" leans to high returns (returns.py). track_returns:
+        # record P(R_t | history) for numeric targets too (one more pass per step), for
+        # the band on the RTG plot; "best" episodes always record it.
+        self.kappa, self.track_returns = float(kappa), bool(track_returns) and has_head(model.cfg)
         self.cfg = model.cfg
         self.scale = action_scale(spec.env_id)
         # bf16: ~2x faster matmuls on AVX-512 BF16 CPUs; per-row results don't
@@ -63,7 +83,12 @@ class DTPolicy:
         self.actions = np.zeros((n, T, A), np.float32)
         self.rtg = np.zeros((n, T), np.float32)
         self.rtg_raw = np.zeros((n, T), np.float64)
-        self.next_rtg = np.asarray(targets, dtype=np.float64).copy()
+        self.best = np.array([is_best(x) for x in targets], bool)
+        if self.best.any():
+            require_head(self.cfg)
+        self.next_rtg = np.array([np.nan if b else float(x) for x, b in zip(targets, self.best)])
+        self.return_rngs = episode_rngs(seeds)
+        self.band = np.full((n, T, len(BAND_QUANTILES)), np.nan)
         self.rngs = [np.random.default_rng(s) for s in seeds]
         # `Acting.token_features` of the last K steps, each step written at slot
         # t % K and again at t % K + K, so any K consecutive steps are one slice.
@@ -89,20 +114,21 @@ class DTPolicy:
         return out.to(self.device, self.dtype if float_ else None, non_blocking=True)
 
     @torch.inference_mode()
-    def _predict(self, rows: np.ndarray, t: int) -> np.ndarray:
+    def _predict(self, rows: np.ndarray, t: int, returns: bool = False) -> np.ndarray:
         """The model's output for the last step of `window(rows, t)`: actions or logits
         (B, A), by the chosen engine."""
         if self.engine.name == "fast":
-            return self._predict_cached(rows, t)
+            return self._predict_cached(rows, t, returns)
         w = self.window(rows, t)
-        out = self.engine.predict_last(
+        last = self.engine.return_logits_last if returns else self.engine.predict_last
+        out = last(
             self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
             self._tensor(w["timesteps"], False), self._tensor(w["mask"], False),
         )
         return out.float().cpu().numpy()
 
     @torch.inference_mode()
-    def _predict_cached(self, rows: np.ndarray, t: int) -> np.ndarray:
+    def _predict_cached(self, rows: np.ndarray, t: int, returns: bool = False) -> np.ndarray:
         """The model's output for the last step of `window(rows, t)`: actions or logits
         (B, A), from cached per-token features, embedding only the new tokens.
 
@@ -127,7 +153,25 @@ class DTPolicy:
         first = max(0, t - K + 1)  # the window's first step
         span = slice(first % K, first % K + t - first + 1)
         window = self.feats[r, span]
+        if returns:  # return-bin logits from s_t: step t's R token is not read
+            return self.engine.return_logits_from_features(window).float().cpu().numpy()
         return self.engine.predict_from_features(window).float().cpu().numpy()
+
+    def _choose_returns(self, rows: np.ndarray, t: int) -> None:
+        """The first of best mode's two passes (returns.py): P(R_t | history) from the
+        s_t token, recorded as percentiles; "best" rows sample their R_t from it."""
+        sub = rows[self.best[rows] | self.track_returns]
+        if len(sub) == 0:
+            return
+        self.rtg[sub, t] = 0.0  # a placeholder: s_t's prediction never sees it
+        probs = softmax(self._predict(sub, t, returns=True))
+        scale = self.norm.return_scale
+        self.band[sub, t] = quantiles(probs, self.cfg) * scale
+        b = self.best[sub]
+        if b.any():
+            p = best_probs(probs[b], self.cfg, self.kappa)
+            idx = sample_bins(p, [self.return_rngs[r] for r in sub[b]])
+            self.next_rtg[sub[b]] = bin_centres(self.cfg)[idx] * scale
 
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
         """Record observations of episodes ``rows`` at step ``t`` and choose their actions.
@@ -136,6 +180,7 @@ class DTPolicy:
         (its episode ended), as `run_episodes` drives it.
         """
         self.states[rows, t] = self.norm.states(obs)
+        self._choose_returns(rows, t)
         self.rtg_raw[rows, t] = self.next_rtg[rows]
         self.rtg[rows, t] = self.norm.returns(self.next_rtg[rows])
         out = self._predict(rows, t)
@@ -158,10 +203,14 @@ class DTPolicy:
         """Return-to-go decreases by each reward received."""
         self.next_rtg[rows] -= rewards
 
-    def reprompt(self, row: int, target: float) -> None:
+    def reprompt(self, row: int, target: float | str) -> None:
         """Prompt episode ``row`` anew: its next return-to-go is ``target``, whatever
-        it has collected so far (earlier steps keep the values they were given)."""
-        self.next_rtg[row] = float(target)
+        it has collected so far (earlier steps keep the values they were given);
+        "best" switches it to sampling its own (returns.py)."""
+        if is_best(target):
+            require_head(self.cfg)
+        self.best[row] = is_best(target)
+        self.next_rtg[row] = np.nan if self.best[row] else float(target)
 
 
 def run_episodes(
@@ -179,7 +228,7 @@ def run_episodes(
     target) re-prompts episode i: at those steps its return-to-go is reset to
     the new target (`DTPolicy.reprompt`); the trace's ``switches`` records them.
     """
-    targets = [float(x) for x in targets]
+    targets = [as_target(x) for x in targets]
     seeds = [int(s) for s in seeds]
     if len(targets) != len(seeds):
         raise ValueError("targets and seeds must have the same length")
@@ -232,6 +281,7 @@ def run_episodes(
             bool(terminated[i]),
             wall,
             switches[i],
+            policy.band[i, : len(rewards[i])].copy() if has_head(policy.cfg) else None,
         )
         for i in range(n)
     ]
@@ -241,6 +291,6 @@ def run_grid(
     policy: DTPolicy, targets, seeds, max_steps: int | None = None, progress=None
 ) -> list[Trace]:
     """Every target with every seed (target-major order) in one lock-step run."""
-    ts = [float(t) for t in targets for _ in seeds]
+    ts = [as_target(t) for t in targets for _ in seeds]
     ss = [int(s) for _ in targets for s in seeds]
     return run_episodes(policy, ts, ss, max_steps=max_steps, progress=progress)

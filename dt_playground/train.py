@@ -24,6 +24,7 @@ from .checkpoints import save_checkpoint
 from .data import OfflineDataset, load_episodes
 from .envs import get_spec, make_env, space_dims
 from .model import DecisionTransformer, DTConfig
+from .returns import DEFAULT_BINS, dataset_head_config
 from .rollout import DTPolicy, run_grid
 
 # Seeds for evaluation during training (model selection); card evaluations use
@@ -65,6 +66,9 @@ class TrainConfig:
     keep_train_state: bool = _f(False, "keep optimizer state in the final checkpoint")
     seed: int = _f(0, "seed for initialisation and batch sampling")
     threads: int = _f(0, "torch threads (0: torch's default)")
+    return_bins: int = _f(
+        DEFAULT_BINS, "dt only: bins of the return-distribution head (target 'best'); 0: none"
+    )
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
@@ -183,6 +187,7 @@ def train(
         spec.max_ep_len,
         cfg.dropout,
         use_returns=cfg.algo == "dt",
+        **dataset_head_config(ds, cfg.return_bins if cfg.algo == "dt" else 0),
     )
     model = DecisionTransformer(mcfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
