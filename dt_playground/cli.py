@@ -97,8 +97,9 @@ def _print_episodes(traces, as_json: bool) -> None:
     s = summarise(traces)
     print(f"{'target':>10}{'mean':>10}{'std':>9}{'n':>4}")
     for r in s["per_target"]:
-        print(f"{r['target']:>10.1f}{r['mean']:>10.1f}{r['std']:>9.1f}{r['n']:>4}")
-    if len(s["per_target"]) > 1:
+        t = r["target"] if isinstance(r["target"], str) else f"{r['target']:.1f}"
+        print(f"{t:>10}{r['mean']:>10.1f}{r['std']:>9.1f}{r['n']:>4}")
+    if sum(not isinstance(r["target"], str) for r in s["per_target"]) > 1:
         print(f"Spearman rho(target, mean achieved) = {s['spearman']:.3f}")
 
 
@@ -113,19 +114,30 @@ def cmd_evaluate(args) -> int:
         sample=args.sample,
         max_steps=args.max_steps,
         precision=args.precision,
+        kappa=args.kappa,
     )
     _print_episodes(traces, args.json)
     return 0
+
+
+def _target_arg(text: str) -> float | str:
+    """A target return or "best" (argparse type)."""
+    from .returns import as_target
+
+    try:
+        return as_target(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or 'best': {text!r}") from None
 
 
 def cmd_sweep(args) -> int:
     from .evaluate import sweep
 
     try:
-        targets = [float(x) for x in args.targets.split(",") if x.strip()]
-    except ValueError:
+        targets = [_target_arg(x) for x in args.targets.split(",") if x.strip()]
+    except argparse.ArgumentTypeError:
         print(
-            f"sweep: --targets must be comma-separated numbers, got {args.targets!r}",
+            f"sweep: --targets must be comma-separated numbers or 'best', got {args.targets!r}",
             file=sys.stderr,
         )
         return 2
@@ -137,6 +149,7 @@ def cmd_sweep(args) -> int:
         sample=args.sample,
         max_steps=args.max_steps,
         precision=args.precision,
+        kappa=args.kappa,
     )
     _print_episodes(traces, args.json)
     return 0
@@ -243,10 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
         e = sub.add_parser(name, help=help_)
         e.add_argument("--checkpoint", required=True, help="checkpoint folder")
         if name == "evaluate":
-            e.add_argument("--target", type=float, required=True, help="target return")
+            e.add_argument("--target", type=_target_arg, required=True,
+                           help="target return, or 'best' (DTs with a return head)")
             e.add_argument("--episodes", type=int, default=5, help="episodes (seeds S..S+N-1)")
         else:
-            e.add_argument("--targets", required=True, help="comma-separated target returns")
+            e.add_argument("--targets", required=True,
+                           help="comma-separated target returns; 'best' may be one of them")
             e.add_argument("--seeds", type=int, default=5, help="seeds per target (S..S+N-1)")
         e.add_argument("--seed", type=int, default=1_000_000, help="first seed S")
         e.add_argument("--sample", action="store_true", help="sample discrete actions")
@@ -255,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="acting precision: bf16 is 1.2-1.4x faster for many episodes at "
                        "once on CPUs with native bf16 (cards are fp32)")
         e.add_argument("--json", action="store_true", help="print JSON episodes on stdout")
+        e.add_argument("--kappa", type=float, default=10.0,
+                       help="target 'best': how hard it leans to high returns (default 10)")
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
 
     pt = sub.add_parser("pretrain", help="rebuild the pretrained zoo: collect, train, cards")
