@@ -168,7 +168,7 @@ def import_transformers_folder(
     from safetensors import SafetensorError, safe_open
 
     from .checkpoints import load_checkpoint, save_checkpoint
-    from .envs import action_scale, get_spec
+    from .envs import action_scale, get_spec, make_env, space_dims
 
     src = Path(src)
     weights = src / "model.safetensors"
@@ -189,6 +189,13 @@ def import_transformers_folder(
     if spec.discrete:
         raise CheckpointError(f"{spec.env_id} has discrete actions; transformers' DT "
                               "predicts continuous ones")
+    env = make_env(spec)
+    dims = space_dims(env)
+    env.close()
+    if dims != (c["state_dim"], c["act_dim"]):
+        raise CheckpointError(f"The model (state_dim={c['state_dim']}, act_dim={c['act_dim']})"
+                              f" does not fit {spec.env_id} (state_dim={dims[0]}, "
+                              f"act_dim={dims[1]})")
     env_scale = action_scale(spec.env_id)
     given = env_scale if st["action_scale"] is None and np.all(env_scale == 1) else \
         st["action_scale"]

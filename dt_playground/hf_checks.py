@@ -154,7 +154,8 @@ def read_stats(stats: dict | str | Path | None, src: Path, state_dim: int) -> di
         stats = _read_small_json(Path(stats), "The state stats file")
     elif stats is None:
         stats = _read_small_json(src / SIDECAR, "") if (src / SIDECAR).is_file() else {}
-    out = {"env_id": stats.get("env_id"), "max_len": stats.get("max_len", 20),
+    out = {"env_id": stats.get("env_id"),
+           "max_len": stats.get("max_len", stats.get("context_len", 20)),
            "scale": stats.get("scale", stats.get("return_scale")),
            "action_scale": stats.get("action_scale"), "dataset": stats.get("dataset")}
     missing = [k for k in ("state_mean", "state_std") if k not in stats]

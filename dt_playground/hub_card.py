@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .envs import get_spec
 from .io import write_text_atomic
 from .validate import DatasetSummary, read_json
 
@@ -115,9 +116,14 @@ def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY
             "back into a playable checkpoint.",
         ]
     else:
+        top = max((r["target"] for r in (card or {}).get("per_target") or []), default=None)
+        if top is None:
+            top = d.return_max if d.return_max is not None else max(
+                get_spec(env).target_presets)
+        target = f"{top:.0f}"
         lines += [
             "```bash", f"python -m dt_playground evaluate --checkpoint pretrained/{name} "
-            "--target 1000 --episodes 5",
+            f"--target {target} --episodes 5",
             f"python -m dt_playground export --checkpoint pretrained/{name} "
             f"--format transformers --out {name}-transformers", "```",
         ]
