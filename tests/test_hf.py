@@ -25,6 +25,15 @@ from dt_playground.rollout import DTPolicy
 HOPPER_STATE, HOPPER_ACT = 11, 3
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matmuls: a second thread only adds contention (these tests run beside others)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def transformers():
     return pytest.importorskip("transformers")
@@ -165,6 +174,22 @@ def test_export_loads_cleanly_and_matches_to_1e4(transformers, tmp_path, capfd):
     for k, v in ck.model.state_dict().items():
         assert torch.allclose(v, ck2.model.state_dict()[k], atol=1e-6), k
     assert hf.is_transformers_folder(out) and not hf.is_transformers_folder(ck_dir)
+
+
+def test_round_trip_needs_no_transformers(tmp_path, monkeypatch):
+    """The Space doesn't install transformers: export and import must not import it."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` fails
+    out = hf.export_transformers(PRETRAINED_DIR / "hopper-dt", tmp_path / "hf")
+    back = hf.import_transformers_folder(out, tmp_path / "ck")
+    w = _windows(seed=1)
+    inputs = [torch.from_numpy(w[k]) for k in ("rtg", "states", "actions", "timesteps", "mask")]
+    with torch.no_grad():
+        a = load_checkpoint(PRETRAINED_DIR / "hopper-dt").model(*inputs)
+        b = load_checkpoint(back).model(*inputs)
+    real = inputs[-1].bool()
+    assert (a - b)[real].abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("name,why", [("cartpole-dt", "discrete actions"),
