@@ -31,6 +31,7 @@ class TrainRequest:
     steps: int
     context_len: int
     lr: float
+    hidden: int = 64
 
     @classmethod
     def parse(cls, env_id, algo, steps, context_len, lr) -> TrainRequest:
@@ -61,6 +62,7 @@ class TrainJob:
 
     request: TrainRequest
     out: Path
+    dataset: str | None = None  # a Minari dataset path or id; None: the env's own (collected)
     stage: str = "queued"  # queued -> collecting -> training -> done
     steps: list = field(default_factory=list)
     losses: list = field(default_factory=list)
@@ -81,9 +83,11 @@ class TrainJob:
         try:
             self.stage = "collecting"
             t0 = time.perf_counter()
-            with _DATASET_LOCK:
-                dataset = ensure_dataset(self.request.env_id, RECIPES[self.request.env_id],
-                                         log=lambda m: None)
+            dataset = self.dataset
+            if dataset is None:
+                with _DATASET_LOCK:
+                    dataset = ensure_dataset(self.request.env_id, RECIPES[self.request.env_id],
+                                             log=lambda m: None)
             self.collect_seconds = time.perf_counter() - t0
             if self.stop.is_set():
                 return
@@ -91,7 +95,7 @@ class TrainJob:
             r = self.request
             cfg = TrainConfig(
                 dataset=dataset, env_id=r.env_id, algo=r.algo, steps=r.steps,
-                context_len=r.context_len, lr=r.lr, hidden=64, out=str(self.out),
+                context_len=r.context_len, lr=r.lr, hidden=r.hidden, out=str(self.out),
                 eval_episodes=0, save_every=0, warmup_steps=min(200, r.steps // 5),
                 threads=1, resume=False,
             )

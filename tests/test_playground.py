@@ -1,12 +1,12 @@
 """The app's handlers' library side, without Gradio."""
 
-import math
 import zipfile
 
 import numpy as np
 import pytest
 
 from dt_playground import playground as pg
+from dt_playground.metrics import spearman
 from dt_playground.rollout import DTPolicy, run_episodes
 
 
@@ -89,87 +89,140 @@ def test_sweep_and_references(zoo):
     assert {(r["target"], r["seed"]) for r in res["rows"]} == {
         (t, s) for t in targets for s in (10, 11)
     }
-    assert -1 <= res["spearman"] <= 1 or math.isnan(res["spearman"])
+    means = [np.mean([r["return"] for r in res["rows"] if r["target"] == t]) for t in targets]
+    assert res["spearman"] == pytest.approx(spearman(targets, means), nan_ok=True)
     refs = pg.references("CartPole-v1", [10, 11], 50)
     assert set(refs) == {"BC"}
     with pytest.raises(pg.PlaygroundError, match="at most"):
+        pg.run_sweep(ck, targets, 50)  # 3 x 50 episodes
+    with pytest.raises(pg.PlaygroundError, match="between 1 and 100"):
         pg.run_sweep(ck, targets, 1000)
 
 
 def test_compare_models(zoo):
     res = pg.compare_models("CartPole-v1", 2, seed=5, max_steps=30)
     assert len(res) == 2 and all(len(v) == 2 for v in res.values())
-    with pytest.raises(pg.PlaygroundError, match="No pretrained"):
+    with pytest.raises(pg.PlaygroundError, match="No usable pretrained"):
         pg.compare_models("Pendulum-v1", 2)
 
 
-def test_upload_round_trip_and_refusals(zoo, tmp_path):
+@pytest.fixture
+def store(tmp_path):
+    from dt_playground.sessions import SessionStore
+
+    st = SessionStore(tmp_path / "sessions", tmp_path / "videos")
+    st.clean_start()
+    return st
+
+
+def test_upload_round_trip_and_refusals(zoo, tmp_path, store):
     z = tmp_path / "ck.zip"
     with zipfile.ZipFile(z, "w") as zf:
         for f in (zoo / "cartpole-dt").iterdir():
             zf.write(f, f"cartpole-dt/{f.name}")
-    session = pg.new_session_dir()
-    try:
-        ck = pg.import_upload(z, session)
-        assert ck.spec.env_id == "CartPole-v1"
-        assert any(
-            p == str(ck.path)
-            for _, p in pg.checkpoint_choices("CartPole-v1", [session / "uploads"])
-        )
-        fake = tmp_path / "fake.zip"
-        fake.write_bytes(b"\x80\x04\x95 pickle, not a zip")
-        with pytest.raises(pg.PlaygroundError, match="not a zip"):
-            pg.import_upload(fake, session)
-        bad = tmp_path / "bad.zip"
-        with zipfile.ZipFile(bad, "w") as zf:
-            zf.writestr("config.json", "{}")
-            zf.writestr("model.safetensors", b"garbage")
-        with pytest.raises(pg.PlaygroundError, match="missing 'env_id'"):
-            pg.import_upload(bad, session)
-    finally:
-        pg.cleanup_session_dir(session)
-    assert not session.exists()
+    sid, cid, ck = store.import_upload(None, z)  # an API client starts without a session
+    assert ck.spec.env_id == "CartPole-v1"
+    assert str(tmp_path) not in cid and "/" not in cid  # an opaque id, not a path
+    assert cid in [v for _, v in pg.checkpoint_choices("CartPole-v1", store.owned(sid))]
+    assert store.resolve(sid, cid, "CartPole-v1").path == ck.path
+    fake = tmp_path / "fake.zip"
+    fake.write_bytes(b"\x80\x04\x95 pickle, not a zip")
+    with pytest.raises(pg.PlaygroundError, match="not a zip"):
+        store.import_upload(sid, fake)
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("config.json", "{}")
+        zf.writestr("model.safetensors", b"garbage")
+    with pytest.raises(pg.PlaygroundError, match="missing 'env_id'"):
+        store.import_upload(sid, bad)
+    session_dir = store.get(sid).dir
+    assert sorted(p.name for p in (session_dir / "upload").iterdir()) == [cid]  # no leftovers
+    store.end(sid)
+    assert not session_dir.exists()
+    with pytest.raises(pg.PlaygroundError, match="Unknown checkpoint"):
+        store.resolve(sid, cid, "CartPole-v1")
+
+
+def test_sessions_own_their_checkpoints(zoo, tmp_path, store):
+    """An id is valid in its own session only; paths and names outside pretrained/ are
+    refused; a refused upload leaves no session folder."""
+    z = tmp_path / "ck.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for f in (zoo / "cartpole-bc").iterdir():
+            zf.write(f, f.name)
+    alice, bob = store.new(), store.new()
+    _, cid, ck = store.import_upload(alice, z)
+    assert store.resolve(alice, cid, "CartPole-v1").path == ck.path
+    assert store.resolve(bob, "cartpole-dt", "CartPole-v1").name == "cartpole-dt"
+    for who, value in [(bob, cid), (None, cid), (bob, str(ck.path)), (alice, str(ck.path)),
+                       (alice, str(zoo / "cartpole-dt")), (alice, "../cartpole-dt"),
+                       (alice, "a/b"), (alice, "."), (alice, "missing")]:
+        with pytest.raises(pg.PlaygroundError, match="Unknown checkpoint") as err:
+            store.resolve(who, value, "CartPole-v1")
+        assert str(tmp_path) not in str(err.value)
+    with pytest.raises(pg.PlaygroundError, match="Pick a checkpoint"):
+        store.resolve(alice, "", "CartPole-v1")
+    with pytest.raises(pg.PlaygroundError, match="trained on CartPole-v1"):
+        store.resolve(alice, "cartpole-dt", "Pendulum-v1")
+    for env in (None, "", 3, "Nope-v0"):
+        with pytest.raises(pg.PlaygroundError, match="environment|Environment"):
+            store.resolve(alice, "cartpole-dt", env)
+    carol = store.new()
+    with pytest.raises(pg.PlaygroundError):
+        store.import_upload(carol, tmp_path / "missing.zip")
+    assert not store.get(carol).dir.exists()
+
+
+def test_videos_are_bounded_per_session(store):
+    from dt_playground import sessions
+
+    sid = store.new()
+    made = []
+    for _ in range(sessions.VIDEOS_PER_SESSION + 2):
+        p = store.video_path(sid, "x")
+        p.write_bytes(b"v")
+        made.append(p)
+    assert [p.exists() for p in made] == [False] * 2 + [True] * sessions.VIDEOS_PER_SESSION
+    assert len({p.name for p in made}) == len(made)
+    store.end(sid)
+    assert not any(p.exists() for p in made)
 
 
 def test_training_job_runs_and_cancels(zoo, cartpole_dataset, tmp_path):
-    from dt_playground.train import TrainConfig
-
-    cfg = TrainConfig(
-        dataset=str(cartpole_dataset[0]),
-        out=str(tmp_path / "job"),
-        steps=2000,
-        batch_size=8,
-        context_len=3,
-        hidden=16,
-        n_layers=1,
-        eval_episodes=0,
-        save_every=0,
-    )
-    job = pg.TrainJob(cfg).start()
     import time
 
-    while len(job.steps) < 5:
+    from dt_playground.jobs import TrainJob, TrainRequest
+
+    req = TrainRequest("CartPole-v1", "dt", 2000, 3, 1e-3, hidden=16)
+    job = TrainJob(req, tmp_path / "job", dataset=str(cartpole_dataset[0])).start()
+    deadline = time.monotonic() + 120
+    while len(job.steps) < 5 and not job.done and time.monotonic() < deadline:
         time.sleep(0.05)
     job.stop.set()
-    while not job.done:
+    while not job.done and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert job.error is None and 5 <= len(job.steps) < 2000
+    assert job.done and job.error is None and 5 <= len(job.steps) < 2000
     assert (tmp_path / "job" / "model.safetensors").exists()  # what was done is kept
+    assert job.status().startswith("Cancelled after")
 
 
 @pytest.mark.parametrize(
     "args,msg",
     [
-        (("Hopper-v5", "dt", 100, 20, 1e-3), "offered for"),
+        (("Walker2d-v5", "dt", 100, 20, 1e-3), "offered for"),
+        ((None, "dt", 100, 20, 1e-3), "offered for"),
         (("CartPole-v1", "dt", 5, 20, 1e-3), "Steps"),
+        (("CartPole-v1", "dt", "many", 20, 1e-3), "must be numbers"),
         (("CartPole-v1", "dt", 100, 0, 1e-3), "Context length"),
         (("CartPole-v1", "dt", 100, 20, float("nan")), "Learning rate"),
         (("CartPole-v1", "xx", 100, 20, 1e-3), "Unknown algorithm"),
     ],
 )
-def test_training_config_validation(args, msg, tmp_path):
+def test_training_request_validation(args, msg):
+    from dt_playground.jobs import TrainRequest
+
     with pytest.raises(pg.PlaygroundError, match=msg):
-        pg.training_config(*args, tmp_path)
+        TrainRequest.parse(*args)
 
 
 def test_normalised_score_prefers_dataset_refs(zoo):
@@ -185,20 +238,6 @@ def test_normalised_score_prefers_dataset_refs(zoo):
         k: v for k, v in ck.config["dataset"].items() if not k.startswith("ref_")
     }
     assert pg.normalised_score(100.0, ck) == pytest.approx(ck.spec.normalised_score(100.0))
-
-
-def test_shared_dir_prunes_old_files():
-    import os
-    import time
-
-    d = pg.shared_dir()
-    old, new = d / "old.mp4", d / "new.mp4"
-    old.write_bytes(b"x")
-    new.write_bytes(b"y")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
-    assert pg.shared_dir() == d
-    assert not old.exists() and new.exists()
-    new.unlink()
 
 
 def test_attention_at_a_step(zoo):
@@ -221,23 +260,3 @@ def test_attention_at_a_step(zoo):
     for bad in (-1, 5000, "x"):
         with pytest.raises(pg.PlaygroundError, match="Step"):
             pg.attention_at(ck, 200, 3, bad)
-
-
-def test_user_checkpoint_names_and_session_paths_only(zoo, tmp_path):
-    import shutil
-
-    assert pg.user_checkpoint("cartpole-dt", "CartPole-v1").name == "cartpole-dt"
-    session = pg.new_session_dir()
-    try:
-        mine = session / "checkpoints" / "mine"
-        shutil.copytree(zoo / "cartpole-bc", mine)
-        assert pg.user_checkpoint(str(mine), "CartPole-v1").path == mine
-        for bad in (str(zoo / "cartpole-dt"), "../cartpole-dt", "a/b", ".", "missing"):
-            with pytest.raises(pg.PlaygroundError, match="Unknown checkpoint"):
-                pg.user_checkpoint(bad, "CartPole-v1")
-        with pytest.raises(pg.PlaygroundError, match="Pick a checkpoint"):
-            pg.user_checkpoint("", "CartPole-v1")
-        with pytest.raises(pg.PlaygroundError, match="trained on CartPole-v1"):
-            pg.user_checkpoint("cartpole-dt", "Pendulum-v1")
-    finally:
-        pg.cleanup_session_dir(session)
