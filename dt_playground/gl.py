@@ -9,6 +9,7 @@ the error names the Debian/Ubuntu package to install.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -21,10 +22,16 @@ from .video import RenderError
 GL_PACKAGES = {"egl": "libegl1", "osmesa": "libosmesa6"}
 GL_CANDIDATES = ("egl", "osmesa")
 
-# One thread renders MuJoCo at a time in this process (re-entrant: the grid
-# draws several replays in turn from one thread): OSMesa is not
-# thread-safe and, on 2 cores, parallel software renders gain nothing.
+# OSMesa is not thread-safe: with it, one thread renders MuJoCo at a time in
+# this process (re-entrant: the grid draws several replays in turn from one
+# thread). EGL gives each thread its own current context, so replays on
+# different threads (concurrent plays in the app) draw in parallel.
 GL_LOCK = threading.RLock()
+
+
+def render_lock(backend: str | None):
+    """The lock a replay on ``backend`` must hold (none for EGL, see `GL_LOCK`)."""
+    return contextlib.nullcontext() if backend in (None, "egl") else GL_LOCK
 
 _PROBE = """
 import mujoco

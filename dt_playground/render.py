@@ -13,7 +13,6 @@ a few ms. Classic and Box2D envs use their own pygame ``rgb_array`` frames.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import numpy as np
 
 from .envs import EnvSpec, get_spec, make_env
 from .episodes import Trace
-from .gl import GL_LOCK, ensure_gl_backend, gl_context
+from .gl import ensure_gl_backend, gl_context, render_lock
 from .video import RenderError, encode_mp4
 
 # MuJoCo's default is 4x multisampling; on llvmpipe any multisampling doubles the
@@ -65,39 +64,72 @@ class VideoInfo:
 # ---------------------------------------------------------------- frame sources
 
 
+def _fast_model(model, size: tuple[int, int]) -> None:
+    """Cheaper drawing settings on a replay env's own model (never physics)."""
+    import mujoco
+
+    vis = model.vis
+    vis.global_.offwidth = max(vis.global_.offwidth, size[0])
+    vis.global_.offheight = max(vis.global_.offheight, size[1])
+    vis.quality.offsamples = MSAA_SAMPLES  # read when the MjrContext is made
+    planes = model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE
+    model.geom_size[planes, 2] = np.maximum(model.geom_size[planes, 2], PLANE_GRID_M)
+
+
+class MujocoSurface:
+    """An offscreen GL context and MuJoCo render context of one size.
+
+    Replays of the same env can share one (the grid's tiles): a render context
+    holds the model's meshes and textures, identical for every copy of an env,
+    and making one costs ~0.2 s on llvmpipe.
+    """
+
+    def __init__(self, model, size: tuple[int, int], backend: str):
+        import mujoco
+
+        self.mj = mujoco
+        self.width, self.height = size
+        _fast_model(model, size)
+        self.gl = gl_context(backend, self.width, self.height)
+        self.gl.make_current()
+        self.con = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self.con)
+        self.rect = mujoco.MjrRect(0, 0, self.width, self.height)
+        self.rgb = np.empty((self.height, self.width, 3), dtype=np.uint8)
+
+    def draw(self, scn) -> np.ndarray:
+        self.gl.make_current()
+        self.mj.mjr_render(self.rect, scn, self.con)
+        self.mj.mjr_readPixels(self.rgb, None, self.rect, self.con)
+        return self.rgb[::-1]  # OpenGL's rows run bottom-up
+
+    def close(self) -> None:
+        self.gl.make_current()
+        self.con.free()
+        self.gl.free()
+
+
 class MujocoFrames:
     """Fast offscreen MuJoCo frames with a camera that follows the torso.
 
     The same calls as gymnasium's `OffScreenViewer`, minus the depth read-back,
     with shadows, reflections, skybox and multisampling off and a coarser floor
-    mesh. These edit the replay env's own model, never physics. Each source has
-    its own GL context, made current before each frame, so several can draw in
-    turn from one thread (the target grid's tiles).
+    mesh. Draws on ``surface`` when given (and leaves it open), else on its own.
     """
 
-    def __init__(self, env, size: tuple[int, int], backend: str):
+    def __init__(self, env, size: tuple[int, int], backend: str, surface=None):
         import mujoco
 
         self.mj = mujoco
         u = env.unwrapped
         self.model, self.data = u.model, u.data
-        self.width, self.height = size
-        vis = self.model.vis
-        vis.global_.offwidth = max(vis.global_.offwidth, self.width)
-        vis.global_.offheight = max(vis.global_.offheight, self.height)
-        vis.quality.offsamples = MSAA_SAMPLES  # read when the MjrContext is made
-        planes = self.model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE
-        self.model.geom_size[planes, 2] = np.maximum(self.model.geom_size[planes, 2], PLANE_GRID_M)
-        self.gl = gl_context(backend, self.width, self.height)
-        self.gl.make_current()
-        self.con = mujoco.MjrContext(self.model, mujoco.mjtFontScale.mjFONTSCALE_100)
-        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self.con)
+        _fast_model(self.model, size)
+        self.own = surface is None
+        self.surface = MujocoSurface(self.model, size, backend) if self.own else surface
         self.scn = mujoco.MjvScene(self.model, maxgeom=1000)
         for flag in ("mjRND_SHADOW", "mjRND_REFLECTION", "mjRND_SKYBOX"):
             self.scn.flags[getattr(mujoco.mjtRndFlag, flag)] = 0
         self.opt, self.pert = mujoco.MjvOption(), mujoco.MjvPerturb()
-        self.rect = mujoco.MjrRect(0, 0, self.width, self.height)
-        self.rgb = np.empty((self.height, self.width, 3), dtype=np.uint8)
 
         body = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, "torso")
         self.body = body if body >= 0 else 1
@@ -116,24 +148,20 @@ class MujocoFrames:
         if self.height_z is None:
             self.height_z = float(com[2])
         self.cam.lookat[:] = (com[0], com[1], self.height_z)
-        self.gl.make_current()
         mj.mjv_updateScene(
             self.model, self.data, self.opt, self.pert, self.cam, mj.mjtCatBit.mjCAT_ALL, self.scn
         )
-        mj.mjr_render(self.rect, self.scn, self.con)
-        mj.mjr_readPixels(self.rgb, None, self.rect, self.con)
-        return self.rgb[::-1]  # OpenGL's rows run bottom-up
+        return self.surface.draw(self.scn)
 
     def close(self) -> None:
-        self.gl.make_current()
-        self.con.free()
-        self.gl.free()
+        if self.own:
+            self.surface.close()
 
 
 class GymFrames:
     """The env's own rgb_array frames (pygame for classic control and Box2D)."""
 
-    def __init__(self, env, size: tuple[int, int], backend: str | None = None):
+    def __init__(self, env, size: tuple[int, int], backend: str | None = None, surface=None):
         self.env, self.size = env, size
 
     def __call__(self) -> np.ndarray:
@@ -162,6 +190,7 @@ def replay_frames(
     size: tuple[int, int] | None = None,
     max_frames: int | None = None,
     progress: Progress | None = None,
+    surface: MujocoSurface | None = None,
 ) -> Iterator[np.ndarray]:
     """Replay ``trace`` and yield its frames: the reset state, then the state after
     every ``spec.render_every``-th step, at most ``max_frames`` of them (the replay
@@ -170,7 +199,8 @@ def replay_frames(
     ``size`` (width, height) overrides ``spec.render_size``. A yielded frame is
     only valid until the next one. Raises `ReplayDivergenceError` when a replayed
     reward or episode end differs from the trace. Close the generator (or run it
-    out) to free its env and GL context.
+    out) to free its env and GL context. A MuJoCo replay draws on ``surface``
+    when given (one of this env at this size; the caller closes it).
     """
     spec = spec or get_spec(trace.env_id)
     total = len(trace.actions)
@@ -181,13 +211,12 @@ def replay_frames(
     cap = float("inf") if max_frames is None else max_frames
     env = frames = None
     n = 0
-    # Re-entrant: the grid draws several replays in turn from one thread.
-    with GL_LOCK if mujoco else contextlib.nullcontext():
+    with render_lock(backend):
         try:
             env = make_env(spec, render=True)
             env.reset(seed=int(trace.seed))
             frames = (MujocoFrames if mujoco else GymFrames)(
-                env, size or spec.render_size, backend
+                env, size or spec.render_size, backend, surface
             )
             if n < cap:
                 n += 1
