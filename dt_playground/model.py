@@ -12,6 +12,10 @@ Deviations: attention is ``F.scaled_dot_product_attention`` (one fused kernel
 instead of GPT-2's explicit softmax); discrete envs use one-hot action inputs and
 logits out (as d3rlpy's DiscreteDecisionTransformer); ``use_returns=False``
 drops the return tokens, giving behaviour cloning on the same trunk.
+``return_bins > 0`` adds Multi-Game DT's return-distribution head (Lee et al.
+2022, §3.3): tokens then go (s_t, R_t, a_t) so that the s_t token can predict
+R_t without having seen it, and the action is read from the R_t token
+(returns.py explains the design; models without the head keep (R, s, a)).
 """
 
 from __future__ import annotations
