@@ -1,71 +1,28 @@
 """Linear behaviour policies for the MuJoCo tasks, trained with Augmented Random Search.
 
-ARS V2-t (Mania, Guy & Recht 2018, "Simple random search provides a competitive
-approach to reinforcement learning"): a linear policy ``a = clip(W (s - mu) / sigma, -1, 1)``
+ARS V2-t (Mania, Guy & Recht 2018): a linear policy ``a = clip(W (s - mu) / sigma, -1, 1)``
 on online-normalised states. Each iteration draws ``N`` Gaussian directions
-``delta``, plays ``W + nu delta`` and ``W - nu delta`` (both from the same reset
-seed), keeps the ``b`` directions with the best ``max(r+, r-)`` and steps
-``W += alpha / (b sigma_R) sum (r+ - r-) delta`` (``sigma_R``: std of the 2b
-returns used). ``mu``/``sigma`` are running statistics of every state seen in
-the rollouts, frozen within an iteration. During training the env spec's
-``alive_bonus`` is subtracted from every reward (the paper's trick against the
-"stand still and collect the bonus" optimum); ``shift_off_steps`` optionally
-adds it back after that many env steps. Everything is driven by one
-``numpy.random.Generator`` seeded with the training seed, so a run is
-reproducible on the same machine/MuJoCo build.
+``delta``, plays ``W +- nu delta`` (both from the same reset seed, which lowers
+the variance of ``r+ - r-``), keeps the ``b`` directions with the best
+``max(r+, r-)`` and steps ``W += alpha / (b sigma_R) sum (r+ - r-) delta``.
+While training, the env's alive bonus is subtracted from every reward (the
+paper's trick against "stand still and collect the bonus"), optionally only
+for the first ``shift_off_steps`` env steps. One seeded generator drives a run.
 
-Every iterate is kept in memory (a few hundred floats each). After training a
-*grading* pass picks ~12 of them whose returns spread evenly from the initial
-(zero) policy to the best one, evaluates each on ``eval_episodes`` episodes
-(reset seeds ``eval_seed + k``, the same `data.run_episode` the datasets use)
-and writes them under ``pretrained/experts/<EnvId>/`` as
-``snap_<iter:04d>.safetensors`` (tensors ``weights``, ``obs_mean``, ``obs_std``,
-float32) plus ``snapshots.json``. Gaussian-noise versions of the best snapshot
-are evaluated too (``"noisy"`` in the JSON); `mujoco_behaviours` cycles through
-all of them to build datasets whose returns spread from near-random to expert.
+Every iterate is kept (a few hundred floats each); `save_snapshots` then grades
+them and writes ~12 whose returns spread from the initial (zero) policy to the
+best, plus noisy versions of the best, as `experts.write_snapshots` files. The
+datasets are played from those files (`collect.py`), never from a training run.
 
-Training log (one CPU core of this 2-core machine, ~10k env steps/s)
----------------------------------------------------------------------
-All runs: numpy ARS V2-t as below, seeded, one core. Returns are means +- std
-over 10 evaluation episodes (reset seeds 1_000_000..1_000_009).
-
-Hopper-v5: N=8, b=4, alpha=0.01, nu=0.025, alive bonus 1.0 subtracted, 1.5M steps
-  (~2 CPU-minutes + ~1 minute of grading). Strong seed dependence:
-  seed 0: best 2976 +- 36 (it 152; ~3000 at 0.8M steps, then a plateau);
-  seed 1: stuck at ~300 (hopping in place) up to 1.2M steps, stopped;
-  seed 2: best 2917 +- 4;
-  seed 3: best 3329 +- 19 (it 192, 1.46M steps)  <- shipped.
-HalfCheetah-v5: N=32, b=4, alpha=0.02, nu=0.03, no shift, 8M steps (~5.5 CPU-min),
-  seed 0: 2505 after 5 iterations (0.3M steps), best 5126 +- 30 (it 63, 4.0M
-  steps); later iterates are bimodal (some episodes flip over), e.g. it 48
-  1814 +- 2248.
-Walker2d-v5 (target 2500), seed 0 both times:
-  W1: N=16, b=8, alpha=0.02, nu=0.025, alive bonus subtracted for the first 4M
-      steps, then added back, 10M steps (~17 CPU-min). Lunge-and-fall (~600)
-      until ~0.45M steps, 2087 at 0.68M, 3771 +- 80 at 1.6M, 4144 +- 54 at 3.8M
-      (end of the shifted phase), 4232 at 4.4M, 4677 at 6.8M, best 5779 +- 109
-      (it 412, 8.5M steps)  <- shipped. With only one run per setting we can't
-      say how much the late alive bonus helped versus just training longer.
-  W2: same but alive bonus never subtracted (shift 0), 4M steps (~7 CPU-min):
-      the stand-still optimum, best 1006 +- 1 (it 239), proxy never above 900.
-  (A trial reported before this file was written, ~16 min of ARS with
-  N=40/b=30 or N=16/b=8, stayed at 450-840; W1 passed that level at ~0.5M
-  steps. Both + and - of a direction start from the same reset seed here,
-  which lowers the variance of r+ - r-; that may be the difference.)
-Mixed datasets (`mujoco_behaviours`, 300 episodes, seed 0, one core):
-  Hopper 169k steps in 12.7 s, return deciles
-    104 404 621 1067 1159 1564 1752 2720 3054 3154 3353
-  HalfCheetah 300k steps in 10.2 s, deciles
-    -118 0 747 1370 2560 3286 3766 4178 4559 4946 5186
-  Walker2d 207k steps in 18.0 s, deciles
-    78 593 812 1141 1869 3475 3770 4224 4903 5681 6115
+Shipped runs (one core of a 2-core CPU; returns: mean +- std over 10 episodes):
+Hopper seed 3, 1.5M steps, ~3 min: best 3329 +- 19 (seeds 0-2 reached 2976,
+~300 (hopping in place), 2917). HalfCheetah seed 0, 8M steps, ~6 min: best
+5126 +- 30. Walker2d seed 0, 10M steps, bonus dropped after 4M, ~17 min: best
+5779 +- 109 (with the bonus never subtracted: stands still, ~1006).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -74,11 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from .envs import EnvSpec, get_spec, make_env
-from .experts import GaussianNoise, LinearPolicy
+from .episodes import run_episode
+from .experts import GaussianNoise, LinearPolicy, experts_dir, linear_action, write_snapshots
+from .seeds import ARS_GRADING_SEED
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXPERTS_ROOT = REPO_ROOT / "pretrained" / "experts"
-EVAL_SEED = 1_000_000  # reset seeds for grading snapshots (datasets use small seeds)
 # Gaussian-noise versions of the best snapshot (kept where they fill a gap)
 NOISE_SIGMAS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
@@ -175,18 +131,6 @@ class History:
     env_steps: np.ndarray  # (K,) env steps used before policy k existed
     proxy: np.ndarray  # (K,)
 
-    def save(self, path: Path | str) -> None:
-        from safetensors.numpy import save_file
-
-        _atomic(Path(path), lambda p: save_file(
-            {k: np.ascontiguousarray(v) for k, v in asdict(self).items()}, str(p)))
-
-    @classmethod
-    def load(cls, path: Path | str) -> History:
-        from safetensors.numpy import load_file
-
-        return cls(**load_file(str(path)))
-
 
 def _rollout(env, W, mu, sd, seed: int, shift: float, states: list) -> tuple[float, float, int]:
     """One episode of the linear policy: (shifted return, true return, steps)."""
@@ -196,7 +140,7 @@ def _rollout(env, W, mu, sd, seed: int, shift: float, states: list) -> tuple[flo
     done = False
     while not done:
         states.append(obs)
-        a = np.clip(W @ ((obs - mu) / sd), -1.0, 1.0)
+        a = linear_action(W, mu, sd, obs)
         obs, r, term, trunc, _ = env.step(a)
         total += r
         shifted += r - shift
@@ -206,14 +150,12 @@ def _rollout(env, W, mu, sd, seed: int, shift: float, states: list) -> tuple[flo
 
 
 def train_ars(env_id: str | EnvSpec, seed: int = 0, config: ARSConfig | None = None,
-              progress: Progress | None = None, log: Callable[[str], None] | None = None,
-              history_path: Path | str | None = None, init: History | None = None) -> History:
+              progress: Progress | None = None,
+              log: Callable[[str], None] | None = None) -> History:
     """Run ARS V2-t and return every iterate (see `History`).
 
     ``progress(env_steps, max_steps)`` is called after each iteration; ``log``
-    gets a one-line summary every 10 iterations. With ``history_path`` the
-    history is also saved there every 10 iterations (so a killed run can still
-    be graded with `save_snapshots`).
+    gets a one-line summary every 10 iterations.
     """
     spec = get_spec(env_id)
     cfg = config or default_config(spec)
@@ -247,7 +189,10 @@ def train_ars(env_id: str | EnvSpec, seed: int = 0, config: ARSConfig | None = N
         sigma_r = np.concatenate([r_pos[top], r_neg[top]]).std()
         if sigma_r < 1e-8:
             sigma_r = 1.0
-        step = np.tensordot(r_pos[top] - r_neg[top], deltas[top], axes=1)
+        # A plain loop, not tensordot: BLAS's summation order depends on the CPU.
+        step = np.zeros_like(W)
+        for diff, d in zip(r_pos[top] - r_neg[top], deltas[top]):
+            step += diff * d
         W = W + cfg.step_size / (cfg.top_b * sigma_r) * step
         stats.update(np.asarray(states))
         hist_proxy.append(float(np.mean(true_rets)))
@@ -258,17 +203,11 @@ def train_ars(env_id: str | EnvSpec, seed: int = 0, config: ARSConfig | None = N
         it += 1
         if progress:
             progress(min(steps_used, cfg.max_steps), cfg.max_steps)
-        if it % 10 == 0:
-            if log:
-                log(f"{spec.env_id} it {it} steps {steps_used} proxy {hist_proxy[-1]:.1f} "
-                    f"best {max(hist_proxy):.1f} t {time.perf_counter() - t0:.0f}s")
-            if history_path:
-                _history(hist_w, hist_mu, hist_sd, hist_steps, hist_proxy).save(history_path)
+        if it % 10 == 0 and log:
+            log(f"{spec.env_id} it {it} steps {steps_used} proxy {hist_proxy[-1]:.1f} "
+                f"best {max(hist_proxy):.1f} t {time.perf_counter() - t0:.0f}s")
     env.close()
-    hist = _history(hist_w, hist_mu, hist_sd, hist_steps, hist_proxy)
-    if history_path:
-        hist.save(history_path)
-    return hist
+    return _history(hist_w, hist_mu, hist_sd, hist_steps, hist_proxy)
 
 
 def _history(w, mu, sd, steps, proxy) -> History:
@@ -280,34 +219,17 @@ def _history(w, mu, sd, steps, proxy) -> History:
 # ---------------------------------------------------------------- snapshots
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temp file in the same folder, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _policy(weights, obs_mean, obs_std) -> LinearPolicy:
     """The policy exactly as a snapshot file stores it (float32 tensors)."""
     f32 = lambda x: np.asarray(x, dtype=np.float32)  # noqa: E731
     return LinearPolicy(f32(weights), f32(obs_mean), f32(obs_std))
 
 
-def evaluate(env_id: str | EnvSpec, policy, episodes: int = 10, seed: int = EVAL_SEED,
+def evaluate(env_id: str | EnvSpec, policy, episodes: int = 10, seed: int = ARS_GRADING_SEED,
              env=None) -> np.ndarray:
     """Returns of ``episodes`` episodes with reset seeds ``seed + k`` (and
     ``rng = default_rng([seed, k])`` for stochastic policies), played with
-    `data.run_episode`, exactly as the datasets are recorded."""
-    from .data import run_episode
-
+    `episodes.run_episode`, exactly as the datasets are recorded."""
     own = env is None
     env = env or make_env(env_id)
     rets = np.array([run_episode(env, policy, seed + k, np.random.default_rng([seed, k])).ret
@@ -323,7 +245,7 @@ def _float_list(x) -> list[float]:
 
 def save_snapshots(env_id: str | EnvSpec, history: History, config: ARSConfig, seed: int,
                    out_dir: Path | str | None = None, n_snapshots: int = 12,
-                   eval_episodes: int = 10, eval_seed: int = EVAL_SEED,
+                   eval_episodes: int = 10, eval_seed: int = ARS_GRADING_SEED,
                    n_best_candidates: int = 30, quick_episodes: int = 3, pool_size: int = 80,
                    log: Callable[[str], None] | None = None) -> list[dict]:
     """Grade a run's iterates and write ~``n_snapshots`` of them plus ``snapshots.json``.
@@ -341,12 +263,8 @@ def save_snapshots(env_id: str | EnvSpec, history: History, config: ARSConfig, s
        Files are written atomically; stale ``snap_*.safetensors`` in ``out_dir``
        are removed.
     """
-    from safetensors.numpy import save_file
-
-    from .data import run_episode
-
     spec = get_spec(env_id)
-    out = Path(out_dir) if out_dir is not None else EXPERTS_ROOT / spec.env_id
+    out = experts_dir(spec, out_dir)
     env = make_env(spec)
     K = len(history.weights)
     played = np.isfinite(history.proxy)
@@ -392,16 +310,11 @@ def save_snapshots(env_id: str | EnvSpec, history: History, config: ARSConfig, s
             chosen.add(k)
     # a level pick can beat the candidates on the full evaluation: best = best evaluated
     best = max(chosen, key=lambda k: (ev(k).mean(), -k))
-    entries = []
+    entries, policies = [], {}
     for k in sorted(chosen):
         rets = ev(k)
         name = f"snap_{k:04d}.safetensors"
-        tensors = {
-            "weights": np.asarray(history.weights[k], dtype=np.float32),
-            "obs_mean": np.asarray(history.obs_mean[k], dtype=np.float32),
-            "obs_std": np.asarray(history.obs_std[k], dtype=np.float32),
-        }
-        _atomic(out / name, lambda p, t=tensors: save_file(t, str(p)))
+        policies[name] = _policy(history.weights[k], history.obs_mean[k], history.obs_std[k])
         entries.append({
             "file": name, "iteration": int(k), "env_steps": int(history.env_steps[k]),
             "eval_return_mean": round(float(rets.mean()), 4),
@@ -435,19 +348,14 @@ def save_snapshots(env_id: str | EnvSpec, history: History, config: ARSConfig, s
         "best": f"snap_{best:04d}.safetensors",
         "snapshots": entries, "noisy": noisy,
     }
-    text = json.dumps(meta, indent=1)
-    _atomic(out / "snapshots.json", lambda p: p.write_text(text))
-    keep = {e["file"] for e in entries}
-    for f in out.glob("snap_*.safetensors"):
-        if f.name not in keep:
-            f.unlink()
+    write_snapshots(out, policies, meta)
     return entries
 
 
 def train_expert(env_id: str, seed: int | None = None, max_steps: int | None = None,
                  out_dir: Path | str | None = None, config: ARSConfig | None = None,
                  n_snapshots: int = 12, eval_episodes: int = 10,
-                 progress: Progress | None = None,
+                 eval_seed: int = ARS_GRADING_SEED, progress: Progress | None = None,
                  log: Callable[[str], None] | None = None) -> list[dict]:
     """Train a linear ARS expert and write its graded snapshots.
 
@@ -460,14 +368,14 @@ def train_expert(env_id: str, seed: int | None = None, max_steps: int | None = N
         config: ARS hyperparameters; ``None`` = `default_config(env_id)`.
         n_snapshots: how many iterates to keep, spread over the learning curve.
         eval_episodes: episodes per snapshot evaluation.
+        eval_seed: first reset seed of the grading episodes.
         progress: ``progress(env_steps_done, max_steps)`` after each iteration.
         log: optional line logger.
 
     Returns:
-        The snapshot entries written to ``snapshots.json``. With the shipped
-        config and seed this reproduces the shipped snapshots (same machine
-        type / MuJoCo build: physics is deterministic but not bit-identical
-        across CPUs).
+        The snapshot entries written to ``snapshots.json``. The shipped
+        snapshots were graded on seeds 1_000_000.. (their ``eval_seed``); pass
+        ``eval_seed=1_000_000`` to grade as they were.
     """
     cfg = config or default_config(env_id)
     if seed is None:
@@ -475,106 +383,5 @@ def train_expert(env_id: str, seed: int | None = None, max_steps: int | None = N
     if max_steps is not None:
         cfg = replace(cfg, max_steps=int(max_steps))
     hist = train_ars(env_id, seed, cfg, progress=progress, log=log)
-    return save_snapshots(env_id, hist, cfg, seed, out_dir, n_snapshots, eval_episodes, log=log)
-
-
-def _env_dir(env_id: str | EnvSpec, root: Path | str | None) -> Path:
-    return Path(root) if root is not None else EXPERTS_ROOT / get_spec(env_id).env_id
-
-
-def read_snapshots_json(env_id: str | EnvSpec, root: Path | str | None = None) -> dict:
-    """The whole ``snapshots.json`` of an env (hyperparameters, snapshots, noisy)."""
-    path = _env_dir(env_id, root) / "snapshots.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No expert snapshots for {get_spec(env_id).env_id} at {path}. "
-            "Train them with `python -m dt_playground train-expert`.")
-    return json.loads(path.read_text())
-
-
-def list_snapshots(env_id: str | EnvSpec, root: Path | str | None = None) -> list[dict]:
-    """The kept snapshots of an env, in training order (entries of ``snapshots.json``)."""
-    return read_snapshots_json(env_id, root)["snapshots"]
-
-
-def load_snapshot(env_id: str | EnvSpec, file: str, root: Path | str | None = None) -> LinearPolicy:
-    """A snapshot file as a `LinearPolicy` (safetensors only; nothing is unpickled)."""
-    from safetensors.numpy import load_file
-
-    t = load_file(str(_env_dir(env_id, root) / file))
-    return LinearPolicy(t["weights"], t["obs_mean"], t["obs_std"])
-
-
-def load_best_snapshot(env_id: str | EnvSpec, root: Path | str | None = None) -> LinearPolicy:
-    """The snapshot with the highest recorded evaluation return."""
-    best = max(list_snapshots(env_id, root), key=lambda e: e["eval_return_mean"])
-    return load_snapshot(env_id, best["file"], root)
-
-
-# ---------------------------------------------------------------- datasets
-
-
-def behaviours(env_id: str | EnvSpec, root: Path | str | None = None) -> list[dict]:
-    """The behaviours a mixed dataset cycles through, sorted worst to best
-    expected return; an episode's ``Episode.behaviour`` is its index here.
-
-    Each is ``{"file", "iteration", "sigma", "expected_return", "shortfall", "label"}``:
-    a shipped snapshot (``sigma`` 0) or the best snapshot plus Gaussian action
-    noise ``sigma`` (`experts.GaussianNoise`). ``expected_return`` is the recorded
-    evaluation mean; ``shortfall = 1 - (expected - worst) / (best - worst)`` is
-    its quality on a 0 (best snapshot) .. 1 (worst behaviour) scale.
-    """
-    meta = read_snapshots_json(env_id, root)
-    snaps = meta["snapshots"]
-    best = max(snaps, key=lambda e: e["eval_return_mean"])
-    items = [{"file": e["file"], "iteration": e["iteration"], "sigma": 0.0,
-              "expected_return": e["eval_return_mean"]} for e in snaps]
-    items += [{"file": best["file"], "iteration": best["iteration"], "sigma": n["sigma"],
-               "expected_return": n["eval_return_mean"]} for n in meta.get("noisy", [])]
-    lo = min(i["expected_return"] for i in items)
-    hi = best["eval_return_mean"]
-    for i in items:
-        i["shortfall"] = round(float(np.clip(
-            1.0 - (i["expected_return"] - lo) / max(hi - lo, 1e-9), 0.0, 1.0)), 4)
-        noise = f" + noise {i['sigma']:g}" if i["sigma"] else ""
-        i["label"] = f"ARS iter {i['iteration']}{noise} (eval {i['expected_return']:.0f})"
-    return sorted(items, key=lambda i: (i["expected_return"], i["file"], i["sigma"]))
-
-
-def behaviour_labels(env_id: str | EnvSpec, root: Path | str | None = None) -> dict[int, str]:
-    """Readable names of an env's behaviours, by index (see `behaviours`)."""
-    return {i: b["label"] for i, b in enumerate(behaviours(env_id, root))}
-
-
-def mujoco_behaviours(spec: str | EnvSpec, n_episodes: int, seed: int = 0,
-                      progress: Progress | None = None,
-                      root: Path | str | None = None) -> list:
-    """Mixed-quality episodes from the shipped ARS snapshots.
-
-    Episode ``i`` plays behaviour ``b = i % len(behaviours)`` (see `behaviours`:
-    every kept snapshot plus Gaussian-noise versions of the best, sorted worst
-    to best) from ``env.reset(seed=seed + i)`` with ``rng = default_rng([seed, i])``
-    and records ``Episode.behaviour = b``, so a higher index is a better
-    behaviour and the returns spread from near-random to the best policy.
-    Same arguments, same data.
-    """
-    from .data import run_episode
-
-    spec = get_spec(spec)
-    env = make_env(spec)
-    pols = []
-    cache: dict[str, LinearPolicy] = {}
-    for b in behaviours(spec, root):
-        if b["file"] not in cache:
-            cache[b["file"]] = load_snapshot(spec, b["file"], root)
-        base = cache[b["file"]]
-        pols.append(base if b["sigma"] == 0 else GaussianNoise(base, env.action_space, b["sigma"]))
-    episodes = []
-    for i in range(n_episodes):
-        b = i % len(pols)
-        episodes.append(run_episode(env, pols[b], seed + i, np.random.default_rng([seed, i]),
-                                    behaviour=b))
-        if progress:
-            progress(i + 1, n_episodes)
-    env.close()
-    return episodes
+    return save_snapshots(env_id, hist, cfg, seed, out_dir, n_snapshots, eval_episodes,
+                          eval_seed, log=log)

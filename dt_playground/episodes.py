@@ -14,6 +14,7 @@ can use `Trace` without loading a model stack.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -115,3 +116,27 @@ def run_episode(
         int(seed),
         behaviour,
     )
+
+
+def dataset_sha256(episodes: list[Episode]) -> str:
+    """The dataset's content hash: what a model learns from, in a fixed byte form.
+
+    SHA-256 over, for each episode in order: its step count ``T`` as a
+    little-endian uint64, then its observations ``(T+1, S)``, actions ``(T, A)``
+    (discrete actions as ``(T, 1)``) and rewards ``(T,)``, each as little-endian
+    float32 in C order. Seeds, flags, labels and the file layout do not enter,
+    so an episode collected in memory and the same one read back from Minari
+    hash alike.
+    """
+    h = hashlib.sha256()
+    for ep in episodes:
+        T = len(ep)
+        h.update(np.array([T], dtype="<u8").tobytes())
+        for arr in (ep.observations, np.asarray(ep.actions).reshape(T, -1), ep.rewards):
+            h.update(np.ascontiguousarray(arr, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def behaviour_names(episodes: list[Episode]) -> dict[str, str]:
+    """Behaviour index (as ``f"{index:g}"``) -> name, from the episodes that carry both."""
+    return {f"{e.behaviour:g}": e.label for e in episodes if e.label and not np.isnan(e.behaviour)}

@@ -1,27 +1,36 @@
-"""Behaviour policies of graded quality.
+"""Behaviour policies and the ARS snapshots they are built from.
 
-Each environment has an expert (a hand-written controller, or a linear ARS
-policy for MuJoCo) and a way to degrade it by a *level* in [0, 1]:
-1 is the expert, 0 is near-random. Discrete envs mix in "sticky" random
-actions (a random action held for a few steps, which is a more coherent
-mistake than a single flipped action); continuous envs add Gaussian action
-noise. A dataset is many episodes at many levels, so its returns spread from
-near-random to expert.
+Each environment has an expert: a hand-written controller (CartPole, Pendulum,
+LunarLander) or a linear policy trained with ARS (`ars.py`) for the MuJoCo
+tasks. Knobs on the controllers, action noise (`GaussianNoise`) and sticky
+random actions (`StickyRandom`) make coherent but worse versions of them;
+`collect.py` arranges these into the graded behaviour grids datasets are
+played with.
 
-A policy is a callable ``policy(obs, rng) -> action``.
+A policy is a callable ``policy(obs, rng) -> action`` (`episodes.Policy`).
+
+ARS snapshots live in ``pretrained/experts/<EnvId>/`` as
+``snap_<iter:04d>.safetensors`` (float32 tensors ``weights``, ``obs_mean``,
+``obs_std``) plus ``snapshots.json`` (hyperparameters, seed, and each
+snapshot's evaluation). This module reads and writes them; nothing is unpickled.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from .envs import EnvSpec, get_spec
+from .episodes import Policy
+from .io import atomic_path, write_json_atomic
+from .paths import PRETRAINED_DIR
 
-Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray | int]
+EXPERTS_ROOT = PRETRAINED_DIR / "experts"
 
 
 def cartpole_expert(obs: np.ndarray, rng=None, bias: float = 0.0) -> int:
@@ -78,7 +87,10 @@ def lunarlander_expert(
 class LinearPolicy:
     """A linear policy on normalised observations: ``a = clip(W (obs - mu) / sigma)``.
 
-    This is what ARS trains for the MuJoCo tasks (see `ars.py`).
+    This is what ARS trains for the MuJoCo tasks (see `ars.py`). The product is
+    computed by `linear_action`, not a BLAS matvec, whose summation order
+    depends on the CPU's kernel: the same snapshot gives the same actions, and
+    so the same dataset, on any machine.
     """
 
     def __init__(
@@ -95,8 +107,16 @@ class LinearPolicy:
         self.low, self.high = low, high
 
     def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        z = (np.asarray(obs, dtype=np.float64) - self.obs_mean) / self.obs_std
-        return np.clip(self.weights @ z, self.low, self.high).astype(np.float32)
+        return linear_action(self.weights, self.obs_mean, self.obs_std, obs, self.low, self.high)
+
+
+def linear_action(weights, obs_mean, obs_std, obs, low: float = -1.0,
+                  high: float = 1.0) -> np.ndarray:
+    """``clip(W (obs - mu) / sigma, low, high)`` as float32, the same on every CPU:
+    elementwise IEEE products, then numpy's row sums, whose (pairwise) order is
+    fixed in its source rather than chosen by a BLAS kernel for the CPU at hand."""
+    z = (np.asarray(obs, dtype=np.float64) - obs_mean) / obs_std
+    return np.clip(np.add.reduce(weights * z, axis=1), low, high).astype(np.float32)
 
 
 EXPERTS: dict[str, Callable] = {
@@ -113,8 +133,6 @@ def expert_policy(env_id: str | EnvSpec, **knobs) -> Policy:
     if spec.env_id in EXPERTS:
         fn = EXPERTS[spec.env_id]
         return functools.partial(fn, **knobs) if knobs else fn
-    from .ars import load_best_snapshot
-
     return load_best_snapshot(spec.env_id)
 
 
@@ -154,55 +172,51 @@ class GaussianNoise:
         return np.clip(a + noise, self.low, self.high).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class Behaviour:
-    """One behaviour policy of a dataset: the expert with ``knobs``, plus sticky
-    epsilon-random actions (probability ``eps``, held 1..``hold`` steps)."""
-
-    eps: float = 0.0
-    hold: int = 1
-    knobs: tuple = ()  # (name, value) pairs passed to the expert
-
-    def label(self) -> str:
-        parts = [f"{k}={v:g}" for k, v in self.knobs] + ([f"eps={self.eps:g}"] if self.eps else [])
-        return ", ".join(parts) or "expert"
-
-    def make(self, env) -> Policy:
-        base = expert_policy(env.spec.id, **dict(self.knobs))
-        return StickyRandom(base, env.action_space, eps=self.eps, hold=self.hold)
+# ---------------------------------------------------------------- ARS snapshots
 
 
-def _knob(name: str, values, **kw) -> list[Behaviour]:
-    return [Behaviour(knobs=((name, v),), **kw) for v in values]
+def experts_dir(env_id: str | EnvSpec, root: Path | str | None = None) -> Path:
+    """An env's snapshot folder: ``root`` if given, else ``pretrained/experts/<EnvId>``."""
+    return Path(root) if root is not None else EXPERTS_ROOT / get_spec(env_id).env_id
 
 
-def _eps(values, hold: int) -> list[Behaviour]:
-    return [Behaviour(eps=e, hold=hold) for e in values]
+def read_snapshots_json(env_id: str | EnvSpec, root: Path | str | None = None) -> dict:
+    """The whole ``snapshots.json`` of an env (hyperparameters, snapshots, noisy)."""
+    path = experts_dir(env_id, root) / "snapshots.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No expert snapshots for {get_spec(env_id).env_id} at {path}. "
+            "Train them with `python -m dt_playground train-expert`.")
+    return json.loads(path.read_text())
 
 
-# Behaviour grids for the mixed-quality datasets, chosen by trial on seeds 0-9
-# so returns spread from near-random to expert. Most low-return episodes come
-# from *coherent* worse controllers (a drifting cart, a weak motor, a pilot who
-# lands too hard) rather than random actions: a DT can imitate a coherent
-# policy when asked for its return, whereas random actions are not
-# reproducible by a greedy policy (and barely hurt BC, which learns the mode).
-# Episodes cycle through the grid.
-BEHAVIOURS: dict[str, list[Behaviour]] = {
-    "CartPole-v1": [
-        Behaviour(),
-        *_knob("bias", (0.2, 0.25, 0.3, 0.4, 0.5, 0.8, 1.2, 2.0, 2.3, 2.6, 3.0)),
-        *_eps((0.5, 1.0), hold=1),
-    ],
-    "Pendulum-v1": [
-        Behaviour(),
-        *_knob("max_torque", (1.5, 1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)),
-        *_eps((0.05, 0.2), hold=8),
-    ],
-    "LunarLander-v3": [
-        Behaviour(),
-        Behaviour(),
-        *_knob("hover_bias", (-0.05, -0.07, -0.09, -0.1, -0.15, -0.2, -0.3)),
-        *_knob("angle_gain", (0.3, 0.5)),
-        *_eps((0.02, 0.05, 0.1, 0.3, 0.8), hold=8),
-    ],
-}
+def list_snapshots(env_id: str | EnvSpec, root: Path | str | None = None) -> list[dict]:
+    """The kept snapshots of an env, in training order (entries of ``snapshots.json``)."""
+    return read_snapshots_json(env_id, root)["snapshots"]
+
+
+def load_snapshot(env_id: str | EnvSpec, file: str, root: Path | str | None = None) -> LinearPolicy:
+    """A snapshot file as a `LinearPolicy` (safetensors only; nothing is unpickled)."""
+    t = load_file(str(experts_dir(env_id, root) / file))
+    return LinearPolicy(t["weights"], t["obs_mean"], t["obs_std"])
+
+
+def load_best_snapshot(env_id: str | EnvSpec, root: Path | str | None = None) -> LinearPolicy:
+    """The snapshot with the highest recorded evaluation return."""
+    best = max(list_snapshots(env_id, root), key=lambda e: e["eval_return_mean"])
+    return load_snapshot(env_id, best["file"], root)
+
+
+def write_snapshots(out: Path | str, policies: dict[str, LinearPolicy], meta: dict) -> None:
+    """Write snapshot files (name -> policy, as float32) and ``snapshots.json``
+    atomically, then remove ``snap_*.safetensors`` files not in ``policies``."""
+    out = Path(out)
+    for name, pol in policies.items():
+        tensors = {k: np.asarray(getattr(pol, k), dtype=np.float32)
+                   for k in ("weights", "obs_mean", "obs_std")}
+        with atomic_path(out / name, suffix=".safetensors") as tmp:
+            save_file(tensors, str(tmp))
+    write_json_atomic(out / "snapshots.json", meta)
+    for f in out.glob("snap_*.safetensors"):
+        if f.name not in policies:
+            f.unlink()

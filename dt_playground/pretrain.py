@@ -9,17 +9,21 @@ listed), evaluates each on held-out seeds and writes ``card.json`` and a
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from . import collect
 from .checkpoints import PRETRAINED_DIR, load_checkpoint, write_json_atomic
-from .data import DatasetError, collect_episodes, default_dataset_id, resolve_dataset, write_minari
+from .collect import DATASETS
 from .envs import get_spec
-from .evaluate import EVAL_SEED_BASE, summarise, sweep
+from .evaluate import summarise, sweep
 from .returns import BEST, has_head
+from .seeds import CARD_SEED
+from .storage import DEFAULT_DATA_ROOT, read_collection, resolve_dataset
 from .train import TrainConfig, train
 
 
@@ -36,17 +40,21 @@ class Recipe:
     batch_size: int = 64
     ablation_ks: tuple[int, ...] = ()
     dt_steps: int | None = None  # DTs' steps when they differ from BC's
-    seed: int = 0
-    extra: dict = field(default_factory=dict)
+    seed: int = 0  # the dataset's collection seed (`collect.DATASETS`) and the training seed
 
 
+_TRAINING: dict[str, dict] = {
+    "CartPole-v1": dict(steps=1500, hidden=64),
+    "Pendulum-v1": dict(steps=3000, hidden=64, dt_steps=8000),
+    "LunarLander-v3": dict(steps=3000, ablation_ks=(1, 5, 10), dt_steps=8000),
+    "Hopper-v5": dict(steps=3000, ablation_ks=(1, 5, 10)),
+    "HalfCheetah-v5": dict(steps=3000, dt_steps=20000),
+    "Walker2d-v5": dict(steps=3000, dt_steps=8000),
+}
+# The dataset half of each recipe is `collect.DATASETS` (the app collects the same data).
 RECIPES: dict[str, Recipe] = {
-    "CartPole-v1": Recipe(episodes=300, steps=1500, hidden=64),
-    "Pendulum-v1": Recipe(episodes=600, steps=3000, hidden=64, dt_steps=8000),
-    "LunarLander-v3": Recipe(episodes=600, steps=3000, ablation_ks=(1, 5, 10), dt_steps=8000),
-    "Hopper-v5": Recipe(episodes=300, steps=3000, ablation_ks=(1, 5, 10)),
-    "HalfCheetah-v5": Recipe(episodes=300, steps=3000, dt_steps=20000),
-    "Walker2d-v5": Recipe(episodes=300, steps=3000, dt_steps=8000),
+    env: Recipe(episodes=DATASETS[env].episodes, seed=DATASETS[env].seed, **kw)
+    for env, kw in _TRAINING.items()
 }
 CARD_TARGETS = 8
 CARD_SEEDS = 30
@@ -60,19 +68,8 @@ def checkpoint_name(env_id: str, algo: str, k: int = 20) -> str:
 def ensure_dataset(
     env_id: str, recipe: Recipe, recollect: bool = False, root: Path | None = None, log=print
 ) -> str:
-    """The env's dataset id, collecting it first if it is missing."""
-    dataset_id = default_dataset_id(env_id)
-    kwargs = {"root": root} if root else {}
-    try:
-        if recollect:
-            raise DatasetError("recollect")
-        return str(resolve_dataset(dataset_id, **kwargs))
-    except DatasetError:
-        t0 = time.perf_counter()
-        eps = collect_episodes(env_id, recipe.episodes, seed=recipe.seed)
-        path = write_minari(eps, dataset_id, env_id, **kwargs)
-        log(f"  collected {len(eps)} episodes in {time.perf_counter() - t0:.1f} s -> {path}")
-        return str(path)
+    """`collect.ensure_dataset` with a recipe's episode count and seed."""
+    return collect.ensure_dataset(env_id, recipe.episodes, recipe.seed, recollect, root, log)
 
 
 def card_evaluation(
@@ -85,7 +82,7 @@ def card_evaluation(
     """The card: 8 targets from the dataset's p10 to its max, CARD_SEEDS held-out seeds each."""
     ck = load_checkpoint(ckpt_dir)
     d = ck.config["dataset"]
-    seeds = list(range(EVAL_SEED_BASE, EVAL_SEED_BASE + n_seeds))
+    seeds = list(range(CARD_SEED, CARD_SEED + n_seeds))
     if ck.algo == "dt":
         targets = np.linspace(d["return_p10"], d["return_max"], n_targets).round(2).tolist()
     else:
@@ -93,7 +90,7 @@ def card_evaluation(
     # DTs with a return head also play target "best", in the same lock-step run.
     best = ck.algo == "dt" and has_head(ck.model.cfg)
     t0 = time.perf_counter()
-    traces = sweep(ck, targets + [BEST] * best, n_seeds, seed=EVAL_SEED_BASE, max_steps=max_steps)
+    traces = sweep(ck, targets + [BEST] * best, n_seeds, seed=CARD_SEED, max_steps=max_steps)
     s = summarise(traces)
     best_row = s["per_target"].pop() if best else None  # summarise puts "best" last
     top = s["per_target"][-1]
@@ -169,23 +166,19 @@ def model_card(ck_dir: Path, card: dict, config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _already_trained(cfg: TrainConfig) -> bool:
-    """A complete checkpoint from the same recipe is there (paths may differ)."""
-    import json
-    from dataclasses import asdict
-
+def _already_trained(cfg: TrainConfig, sha256: str | None) -> bool:
+    """A complete checkpoint from the same recipe, trained on data with this content
+    hash, is there (paths may differ)."""
     path = Path(cfg.out) / "config.json"
     if not path.is_file():
         return False
     done = json.loads(path.read_text())
-    ignore = {"dataset", "out", "resume", "save_every", "threads"}
-    same = {k: v for k, v in done.get("train", {}).items() if k not in ignore} == {
-        k: v for k, v in asdict(cfg).items() if k not in ignore
-    }
+    same = TrainConfig.identity_of(done.get("train", {})) == cfg.identity()
     return (
         bool(done.get("complete"))
         and same
         and done.get("return_scale") == get_spec(cfg.env_id).return_scale
+        and (done.get("dataset") or {}).get("sha256") == sha256
     )
 
 
@@ -195,6 +188,7 @@ def _train_one(
     k: int,
     recipe: Recipe,
     dataset: str,
+    sha256: str | None,
     out_root: Path,
     steps: int | None,
     log,
@@ -218,7 +212,7 @@ def _train_one(
         seed=recipe.seed,
         resume=True,
     )
-    if _already_trained(cfg):
+    if _already_trained(cfg, sha256):
         log(f"  kept {name}: already trained with this recipe")
         return Path(cfg.out)
     t0 = time.perf_counter()
@@ -250,13 +244,14 @@ def pretrain_env(
     t0 = time.perf_counter()
     log(f"[{spec.env_id}] dataset")
     dataset = ensure_dataset(spec.env_id, recipe, recollect, data_root, log)
+    sha256 = read_collection(resolve_dataset(dataset, data_root or DEFAULT_DATA_ROOT)).get("sha256")
     runs = [("bc", 20), ("pbc", 20), ("dt", 20)]
     if ablation:
         runs += [("dt", k) for k in recipe.ablation_ks]
     dirs = {}
     for algo, k in runs:
         dirs[(algo, k)] = _train_one(
-            spec.env_id, algo, k, recipe, dataset, Path(out_root), steps, log
+            spec.env_id, algo, k, recipe, dataset, sha256, Path(out_root), steps, log
         )
     cards, refs = {}, {}
     for (algo, _k), d in dirs.items():
@@ -281,8 +276,6 @@ README_START, README_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
 
 def zoo_table(root: Path = PRETRAINED_DIR) -> str:
     """Markdown table of every DT checkpoint's card, with its env's BC and %BC."""
-    import json
-
     cards = {}
     for card_path in sorted(Path(root).glob("*/card.json")):
         cards[card_path.parent.name] = json.loads(card_path.read_text())

@@ -8,18 +8,19 @@ import json
 import numpy as np
 import pytest
 
-from dt_playground import ars
-from dt_playground.data import run_episode
+from dt_playground import ars, experts
+from dt_playground.collect import behaviour_labels, collect_episodes, snapshot_behaviours
 from dt_playground.envs import make_env
+from dt_playground.episodes import run_episode
 from dt_playground.experts import LinearPolicy, expert_policy
 
 MUJOCO = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"]
 
 
 def _shipped(env_id):
-    if not (ars.EXPERTS_ROOT / env_id / "snapshots.json").is_file():
+    if not (experts.EXPERTS_ROOT / env_id / "snapshots.json").is_file():
         pytest.skip(f"no shipped snapshots for {env_id}")
-    return ars.read_snapshots_json(env_id)
+    return experts.read_snapshots_json(env_id)
 
 
 @pytest.mark.parametrize("env_id", MUJOCO)
@@ -29,11 +30,11 @@ def test_shipped_snapshot_replays_recorded_return(env_id):
     assert 8 <= len(snaps) <= 16
     assert [s["iteration"] for s in snaps] == sorted(s["iteration"] for s in snaps)
     for s in snaps:
-        assert (ars.EXPERTS_ROOT / env_id / s["file"]).is_file()
+        assert (experts.EXPERTS_ROOT / env_id / s["file"]).is_file()
         assert s["eval_episodes"] >= 10 and len(s["eval_returns"]) == s["eval_episodes"]
     best = max(snaps, key=lambda s: s["eval_return_mean"])
     assert meta["best"] == best["file"]
-    policy = ars.load_snapshot(env_id, best["file"])
+    policy = experts.load_snapshot(env_id, best["file"])
     assert isinstance(policy, LinearPolicy)
     env = make_env(env_id)
     seed = best["eval_seed"]
@@ -70,11 +71,11 @@ def test_ars_iterations_change_weights_and_are_reproducible(tmp_path):
                                  quick_episodes=1)
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted([e["file"] for e in entries] + ["snapshots.json"])
-    listed = ars.list_snapshots("Hopper-v5", tmp_path)
+    listed = experts.list_snapshots("Hopper-v5", tmp_path)
     assert listed == entries
     meta = json.loads((tmp_path / "snapshots.json").read_text())
     assert meta["seed"] == 3 and meta["hyperparameters"]["n_directions"] == 2
-    best = ars.load_best_snapshot("Hopper-v5", tmp_path)
+    best = experts.load_best_snapshot("Hopper-v5", tmp_path)
     e = max(entries, key=lambda e: e["eval_return_mean"])
     ret = ars.evaluate("Hopper-v5", best, episodes=2, seed=e["eval_seed"])
     np.testing.assert_allclose(ret, e["eval_returns"], rtol=1e-6)
@@ -82,9 +83,9 @@ def test_ars_iterations_change_weights_and_are_reproducible(tmp_path):
 
 def test_mujoco_behaviours_vary_in_quality():
     _shipped("Hopper-v5")
-    beh = ars.behaviours("Hopper-v5")
+    beh = snapshot_behaviours("Hopper-v5")
     n = len(beh)
-    eps = ars.mujoco_behaviours("Hopper-v5", n, seed=0)
+    eps = collect_episodes("Hopper-v5", n, seed=0)
     assert len(eps) == n
     rets = np.array([e.ret for e in eps])
     tags = np.array([e.behaviour for e in eps])
@@ -92,10 +93,22 @@ def test_mujoco_behaviours_vary_in_quality():
     assert rets.max() - rets.min() > 1500
     # behaviours are sorted worst to best: the index tracks the return
     assert np.corrcoef(tags, rets)[0, 1] > 0.5
-    labels = ars.behaviour_labels("Hopper-v5")
-    assert len(labels) == n and all(isinstance(v, str) for v in labels.values())
-    assert [b["shortfall"] for b in beh][-1] == 0.0
-    again = ars.mujoco_behaviours("Hopper-v5", 2, seed=0)
+    labels = behaviour_labels("Hopper-v5")
+    assert len(labels) == n and [e.label for e in eps] == [labels[i] for i in range(n)]
+    assert beh[-1].shortfall == 0.0 and beh[0].shortfall == 1.0
+    again = collect_episodes("Hopper-v5", 2, seed=0)
     for i, (a, b) in enumerate(zip(again, eps[:2])):
         np.testing.assert_array_equal(a.actions, b.actions)
         assert a.seed == b.seed == i
+
+
+def test_linear_policy_matches_the_matrix_product():
+    """The order-fixed sum is the same policy as ``clip(W @ z)`` (up to float rounding)."""
+    rng = np.random.default_rng(0)
+    W, mu, sd = rng.normal(size=(3, 11)), rng.normal(size=11), rng.uniform(0.5, 2, size=11)
+    pol = LinearPolicy(W, mu, sd)
+    for _ in range(50):
+        obs = rng.normal(size=11) * 3
+        want = np.clip(W @ ((obs - mu) / sd), -1, 1)
+        np.testing.assert_allclose(pol(obs), want, rtol=1e-6, atol=1e-7)
+    assert pol(np.full(11, 100.0)).dtype == np.float32

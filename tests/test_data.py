@@ -4,18 +4,12 @@ import h5py
 import numpy as np
 import pytest
 
-from dt_playground.data import (
-    DatasetError,
-    Episode,
-    OfflineDataset,
-    collect_episodes,
-    dataset_summary,
-    gather_windows,
-    load_episodes,
-    returns_to_go,
-    write_minari,
-)
-from dt_playground.envs import get_spec
+from dt_playground.checkpoints import load_checkpoint
+from dt_playground.collect import collect_episodes
+from dt_playground.data import OfflineDataset, dataset_summary, gather_windows
+from dt_playground.envs import get_spec, make_env
+from dt_playground.episodes import Episode, dataset_sha256, returns_to_go, run_episode
+from dt_playground.storage import DatasetError, load_episodes, read_collection, write_minari
 
 
 def test_returns_to_go_hand_made():
@@ -85,8 +79,59 @@ def test_minari_round_trip(cartpole_dataset):
         np.testing.assert_array_equal(a.observations, b.observations)
         assert len(b.observations) == len(b.actions) + 1  # Minari's T+1 observations
         np.testing.assert_array_equal(a.actions, b.actions)
-        np.testing.assert_allclose(a.rewards, b.rewards)
-        assert a.behaviour == b.behaviour
+        np.testing.assert_array_equal(a.rewards, b.rewards)
+        assert a.behaviour == b.behaviour and a.label == b.label != ""
+    # The hash is of the content: what was collected and what was read back agree.
+    assert dataset_sha256(loaded) == dataset_sha256(episodes) == meta["collection"]["sha256"]
+    assert dataset_summary(loaded)["behaviours"] == dataset_summary(episodes)["behaviours"]
+
+
+def test_sha256_is_canonical_and_sees_every_array():
+    """The documented byte form (uint64 T, then float32 LE obs, actions, rewards per
+    episode) gives the hash; changing any value, or where an episode ends, changes it."""
+    import hashlib
+
+    eps = [_episode(3), _episode(2, start=50.0, reward=-1.0)]
+    h = hashlib.sha256()
+    for e in eps:
+        h.update(np.array([len(e)], "<u8").tobytes())
+        h.update(e.observations.astype("<f4").tobytes())
+        h.update(np.asarray(e.actions).reshape(len(e), -1).astype("<f4").tobytes())
+        h.update(e.rewards.astype("<f4").tobytes())
+    assert dataset_sha256(eps) == h.hexdigest()
+    # dtype of the inputs does not matter, only their values
+    wide = [Episode(e.observations.astype(np.float64), e.actions.astype(np.int32),
+                    e.rewards.astype(np.float64), e.terminated, e.truncated) for e in eps]
+    assert dataset_sha256(wide) == dataset_sha256(eps)
+    for field_name in ("observations", "actions", "rewards"):
+        changed = [_episode(3), _episode(2, start=50.0, reward=-1.0)]
+        arr = getattr(changed[1], field_name).copy()
+        arr.flat[-1] += 1
+        setattr(changed[1], field_name, arr)
+        assert dataset_sha256(changed) != dataset_sha256(eps), field_name
+    # the same steps split into episodes differently hash differently
+    one = _episode(5)
+    a = Episode(one.observations[:3], one.actions[:2], one.rewards[:2], False, True)
+    b = Episode(one.observations[2:], one.actions[2:], one.rewards[2:], True, False)
+    c = Episode(one.observations[:4], one.actions[:3], one.rewards[:3], False, True)
+    d = Episode(one.observations[3:], one.actions[3:], one.rewards[3:], True, False)
+    assert dataset_sha256([a, b]) != dataset_sha256([c, d])
+
+
+def test_collection_json_is_read_defensively(tmp_path, cartpole_dataset):
+    import shutil
+
+    shutil.copytree(cartpole_dataset[0], tmp_path / "ds")
+    col = read_collection(tmp_path / "ds")
+    assert col["env_id"] == "CartPole-v1" and len(col["sha256"]) == 64
+    assert col["behaviour_labels"]["0"] == "expert"
+    (tmp_path / "ds" / "collection.json").write_text(
+        json.dumps({"sha256": 5, "episodes": "many", "behaviour_labels": {"0": ["x"], "1": "ok"}})
+    )
+    assert read_collection(tmp_path / "ds") == {"behaviour_labels": {"1": "ok"}}
+    (tmp_path / "ds" / "collection.json").write_text("[not json")
+    with pytest.raises(DatasetError, match="collection.json"):
+        read_collection(tmp_path / "ds")
 
 
 def test_missing_dataset_is_clear_error(tmp_path):
@@ -153,8 +198,6 @@ def test_minari_layout_under_home_dir_by_id(tmp_path, monkeypatch, cartpole_data
 def test_minari_mujoco_dataset_by_id_trains(tmp_path, monkeypatch):
     """A dataset laid out like Minari's mujoco/hopper/medium-v0 under ~/.minari
     loads by id, names its env in metadata, and trains a few steps."""
-    from dt_playground.data import run_episode
-    from dt_playground.envs import make_env
     from dt_playground.train import TrainConfig, train
 
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -189,9 +232,11 @@ def test_minari_mujoco_dataset_by_id_trains(tmp_path, monkeypatch):
             save_every=0,
         )
     )
-    from dt_playground.checkpoints import load_checkpoint
-
     ck = load_checkpoint(res.checkpoint)
     assert ck.config["env_id"] == "Hopper-v5"
     assert ck.config["dataset"]["dataset_id"] == "mujoco/hopper/medium-v0"
     assert ck.config["dataset"]["ref_min_score"] == pytest.approx(-20.272305)
+    # No machine paths in the checkpoint: the dataset id, the output folder's name.
+    assert ck.config["train"]["dataset"] == "mujoco/hopper/medium-v0"
+    assert ck.config["train"]["out"] == "ck"
+    assert ck.config["dataset"]["sha256"] == dataset_sha256(eps)

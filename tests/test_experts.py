@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from gymnasium.envs.box2d.lunar_lander import heuristic
 
-from dt_playground.data import collect_episodes, dataset_summary
+from dt_playground.collect import BEHAVIOURS, collect_episodes
+from dt_playground.data import dataset_summary
 from dt_playground.envs import make_env
-from dt_playground.experts import BEHAVIOURS, lunarlander_expert
+from dt_playground.experts import lunarlander_expert
 
 
 def test_lunarlander_expert_is_gymnasiums_heuristic():
@@ -26,6 +27,7 @@ def test_behaviour_grid_spreads_returns(env_id):
     eps = collect_episodes(env_id, len(grid), seed=0)
     rets = np.array([e.ret for e in eps])
     assert rets[0] >= np.quantile(rets, 0.75)  # behaviour 0 is the expert
-    s = dataset_summary(eps, env_id)
+    s = dataset_summary(eps)
     assert s["return_max"] - s["return_min"] > 0.5 * abs(s["return_max"])
     assert s["behaviours"]["0"]["label"] == "expert"
+    assert [e.label for e in eps] == [b.label() for b in grid]
