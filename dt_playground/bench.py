@@ -17,6 +17,7 @@ from .data import Normaliser, gather_windows
 from .envs import get_spec
 from .model import DecisionTransformer, DTConfig
 from .rollout import DTPolicy
+from .seeds import CARD_SEED
 
 PAPER = dict(batch=64, K=20, hidden=128, n_layers=3, n_heads=1, state_dim=11, act_dim=3)
 
@@ -219,7 +220,7 @@ def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=prin
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(repeats):
                 t0 = time.perf_counter()
-                trace = play_episode(ck, target, 1_000_000 + i)
+                trace = play_episode(ck, target, CARD_SEED + i)
                 plots.rtg_figure(trace), plots.reward_figure(trace), episode_summary(trace, ck)
                 t1 = time.perf_counter()
                 info = render_trace(trace, Path(tmp) / f"{i}.mp4")
@@ -227,7 +228,7 @@ def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=prin
                 plot_s.append(t1 - t0)
                 video_s.append(t2 - t0)
             t0 = time.perf_counter()
-            sw = run_sweep(ck, sweep_targets(ck, 10), 5, seed=1_000_000)
+            sw = run_sweep(ck, sweep_targets(ck, 10), 5, seed=CARD_SEED)
             sweep_s = time.perf_counter() - t0
         steps = sum(r["length"] for r in sw["rows"])
         results[env_id] = {

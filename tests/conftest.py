@@ -8,7 +8,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from dt_playground.data import collect_episodes, write_minari  # noqa: E402
+from dt_playground.collect import collect_episodes  # noqa: E402
+from dt_playground.data import write_minari  # noqa: E402
 from dt_playground.envs import get_spec  # noqa: E402
 from dt_playground.model import DecisionTransformer, DTConfig  # noqa: E402
 
