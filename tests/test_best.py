@@ -250,3 +250,24 @@ def test_cli_best_json(head_ckpt, capsys):
     assert cli.main(["sweep", "--checkpoint", ck, "--targets=best,50", "--seeds", "1",
                      "--max-steps", "10"]) == 0
     assert "best" in capsys.readouterr().out
+
+
+def test_card_reports_best(head_ckpt, tmp_path):
+    import shutil
+
+    from dt_playground.pretrain import card_evaluation, model_card, zoo_table
+
+    root = tmp_path / "zoo"
+    shutil.copytree(head_ckpt.path, root / "cartpole-dt")
+    refs = {"bc": 20.0, "pbc": 1e6}
+    card = card_evaluation(root / "cartpole-dt", refs, n_seeds=2, n_targets=2, max_steps=15)
+    assert [r["target"] for r in card["per_target"]] == sorted(r["target"] for r in
+                                                                card["per_target"])
+    assert card["best_mean"] >= 0 and card["best_std"] >= 0
+    assert card["bars"]["best_ge_pbc"] is False  # no run reaches 1e6
+    assert isinstance(card["bars"]["best_shortfall_le_5pct"], bool)
+    (root / "cartpole-dt" / "card.json").write_text(json.dumps(card))
+    assert "Target `best`" in model_card(root / "cartpole-dt", card, head_ckpt.config)
+    table = zoo_table(root)
+    assert "DT at best" in table.splitlines()[0]
+    assert f"{card['best_mean']:.1f} ± {card['best_std']:.1f}" in table
