@@ -75,7 +75,12 @@ def cmd_train(args) -> int:
     if not cfg.env_id and not cfg.dataset:
         print("train: give --env-id or --dataset", file=sys.stderr)
         return 2
+    from .cpu import setup_process
+
+    setup_process(cfg.threads)  # process-wide settings belong to the entry point
     res = train(cfg, progress=True)
+    if res.rank != 0:  # under torchrun, rank 0 alone reports
+        return 0
     print(
         f"wrote {res.checkpoint} in {res.seconds:.1f} s; final loss {res.final_loss:.4f}",
         file=sys.stderr,
@@ -115,6 +120,8 @@ def cmd_evaluate(args) -> int:
         max_steps=args.max_steps,
         precision=args.precision,
         kappa=args.kappa,
+        engine=args.engine,
+        device=args.device,
     )
     _print_episodes(traces, args.json)
     return 0
@@ -150,6 +157,8 @@ def cmd_sweep(args) -> int:
         max_steps=args.max_steps,
         precision=args.precision,
         kappa=args.kappa,
+        engine=args.engine,
+        device=args.device,
     )
     _print_episodes(traces, args.json)
     return 0
@@ -272,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--json", action="store_true", help="print JSON episodes on stdout")
         e.add_argument("--kappa", type=float, default=10.0,
                        help="target 'best': how hard it leans to high returns (default 10)")
+        e.add_argument("--engine", choices=("fast", "reference"), default="fast",
+                       help="acting engine: fast (cached features, oneDNN on CPU) or reference "
+                       "(the model's plain forward on each window; slower, the yardstick)")
+        e.add_argument("--device", default="cpu",
+                       help="cpu, cuda or auto; cuda pays for hundreds of episodes at once")
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
 
     pt = sub.add_parser("pretrain", help="rebuild the pretrained zoo: collect, train, cards")

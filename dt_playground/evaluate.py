@@ -48,6 +48,8 @@ def sweep(
     precision: str = "fp32",
     kappa: float = DEFAULT_KAPPA,
     track_returns: bool = False,
+    engine: str = "fast",
+    device: str = "cpu",
 ) -> list[Trace]:
     """Every target x seeds ``seed .. seed + n_seeds - 1``, batched in one lock-step run.
     A target may be "best" (checkpoints with a return head; ``kappa``, ``track_returns``:
@@ -55,14 +57,15 @@ def sweep(
 
     BC checkpoints ignore the target (they have no return input), but are run
     at the same seeds so their numbers line up with the DT's. ``precision="bf16"``
-    is faster for large batches; the cards are fp32.
+    is faster for large batches; the cards are fp32. ``engine`` "reference" acts
+    through the model's plain forward; ``device`` "cuda" pays for hundreds of episodes.
     """
     ckpt = as_checkpoint(ckpt)
     targets = [BEST if is_best(t) else check_target(t, ckpt.spec) for t in targets]
     if BEST in targets:
         require_head(ckpt.model.cfg)
     policy = DTPolicy(ckpt.model, ckpt.norm, ckpt.spec, sample=sample, precision=precision,
-                      kappa=kappa, track_returns=track_returns)
+                      kappa=kappa, track_returns=track_returns, engine=engine, device=device)
     seeds = range(seed, seed + n_seeds)
     return run_grid(policy, targets, seeds, max_steps=max_steps, progress=progress)
 

@@ -19,17 +19,35 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from . import cpu
 from .checkpoints import save_checkpoint
+from .cpu import resolve_device, torch_threads
 from .data import OfflineDataset, load_episodes
 from .envs import get_spec, make_env, space_dims
 from .model import DecisionTransformer, DTConfig
+from .paths import relative_to_repo
 from .returns import DEFAULT_BINS, dataset_head_config
 from .rollout import DTPolicy, run_grid
+from .seeds import TRAIN_EVAL_SEED  # model selection's seeds, never the cards' (seeds.py)
+from .train_step import (
+    DeviceWindows,
+    TrainStep,
+    choose_mode,
+    join_world,
+    make_optimizer,
+    optimizer_state,
+    rank_seed,
+    restore_optimizer,
+    sampler_state,
+)
 
-# Seeds for evaluation during training (model selection); card evaluations use
-# `EVAL_SEED_BASE` in evaluate.py, which neither training nor selection touches.
-TRAIN_EVAL_SEED = 500_000
+LOG_EVERY = 10  # steps between loss-curve points (and loss read-backs on CUDA)
+
+# Keys that say how and where a run goes, not what it trains: two configs that
+# differ only here train the same model (`TrainConfig.identity`).
+RUN_ONLY = frozenset({
+    "dataset", "out", "resume", "save_every", "keep_train_state", "threads", "device",
+    "step_mode", "eval_every", "eval_episodes", "eval_targets",
+})
 
 
 def _f(default, help: str):
@@ -65,7 +83,11 @@ class TrainConfig:
     resume: bool = _f(True, "resume from the checkpoint folder's saved state if present")
     keep_train_state: bool = _f(False, "keep optimizer state in the final checkpoint")
     seed: int = _f(0, "seed for initialisation and batch sampling")
-    threads: int = _f(0, "torch threads (0: torch's default)")
+    threads: int = _f(0, "torch threads while training (0: leave as is)")
+    device: str = _f("auto", "auto (cuda when available), cpu or cuda")
+    step_mode: str = _f(
+        "auto", "auto, eager, compile or graph (auto: one CUDA graph on a single GPU, else eager)"
+    )
     return_bins: int = _f(
         DEFAULT_BINS, "dt only: bins of the return-distribution head (target 'best'); 0: none"
     )
@@ -73,6 +95,19 @@ class TrainConfig:
     @classmethod
     def field_help(cls) -> dict[str, str]:
         return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+    def identity(self, steps: bool = True) -> dict:
+        """The recipe: every key but the run-only ones (`RUN_ONLY`). Resuming compares
+        it without ``steps`` (a run may be extended); keeping a finished checkpoint
+        compares it whole."""
+        return self.identity_of(asdict(self), steps)
+
+    @staticmethod
+    def identity_of(saved: dict, steps: bool = True) -> dict:
+        """`identity` of a config saved as JSON (keys it lacks stay absent: a recipe
+        key added since makes an old run differ, as it should)."""
+        drop = RUN_ONLY if steps else RUN_ONLY | {"steps"}
+        return {k: v for k, v in saved.items() if k not in drop}
 
 
 @dataclass
@@ -82,6 +117,7 @@ class TrainResult:
     evals: list[dict]
     seconds: float
     final_loss: float
+    rank: int = 0  # this process's rank under torchrun (0 writes and logs)
 
 
 def _lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -104,37 +140,6 @@ def evaluate_targets(
         rets = [tr.ret for tr in traces if tr.target == t]
         out.append({"target": float(t), "return": float(np.mean(rets))})
     return out
-
-
-def _optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    """Optimizer state as (tensors, json) so it can live in safetensors."""
-    tensors, meta = {}, {}
-    for i, (_, st) in enumerate(sorted(opt.state_dict()["state"].items())):
-        for k, v in st.items():
-            if torch.is_tensor(v) and v.dim() > 0:
-                tensors[f"{i}.{k}"] = v.contiguous()
-            else:
-                meta[f"{i}.{k}"] = float(v)
-    return tensors, meta
-
-
-def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    sd = opt.state_dict()
-    n = len(sd["param_groups"][0]["params"])
-    state = {}
-    for i in range(n):
-        st = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(i)}
-        st.update(
-            {
-                k.split(".", 1)[1]: torch.tensor(v)
-                for k, v in meta.items()
-                if k.split(".", 1)[0] == str(i)
-            }
-        )
-        if st:
-            state[i] = st
-    sd["state"] = state
-    opt.load_state_dict(sd)
 
 
 def build_dataset(cfg: TrainConfig) -> tuple[OfflineDataset, dict, str]:
@@ -164,61 +169,101 @@ def train(
     """Train a model as configured and write its checkpoint folder to ``cfg.out``.
 
     ``on_step(step, loss, lr)`` is called after every step (the app's live
-    curve); ``should_stop()`` returning True cancels cleanly (a checkpoint of
-    the steps done so far is still written). ``dataset`` may be a prebuilt
-    ``(OfflineDataset, summary, env_id)``.
+    curve; on CUDA in bursts of `LOG_EVERY`, when losses are read back);
+    ``should_stop()`` returning True cancels cleanly (a checkpoint of the steps
+    done so far is still written). ``dataset`` may be a prebuilt
+    ``(OfflineDataset, summary, env_id)``. Under ``torchrun`` every rank calls
+    this; rank 0 alone writes the checkpoint, logs and evaluates.
+
+    Process-wide settings are the caller's (`cpu.setup_process`); ``cfg.threads``
+    applies only while this runs.
     """
     if cfg.algo not in ("dt", "bc", "pbc"):
         raise ValueError(f"algo must be dt, bc or pbc, got {cfg.algo!r}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    cpu.retain_freed_memory()
+    device = resolve_device(cfg.device)
+    world = join_world(device)
+    if world.size > 1 and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        with torch_threads(cfg.threads):
+            return _train(cfg, device, world, on_step, progress, dataset, should_stop)
+    finally:
+        world.close()
+
+
+def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> TrainResult:
     ds, summary, env_id = dataset or build_dataset(cfg)
     spec = get_spec(env_id)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     mcfg = DTConfig(
-        ds.state_dim,
-        ds.act_dim,
-        spec.discrete,
-        cfg.hidden,
-        cfg.n_layers,
-        cfg.n_heads,
-        cfg.context_len,
-        spec.max_ep_len,
-        cfg.dropout,
+        state_dim=ds.state_dim,
+        act_dim=ds.act_dim,
+        discrete=spec.discrete,
+        hidden=cfg.hidden,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        context_len=cfg.context_len,
+        max_ep_len=spec.max_ep_len,
+        dropout=cfg.dropout,
         use_returns=cfg.algo == "dt",
         **dataset_head_config(ds, cfg.return_bins if cfg.algo == "dt" else 0),
     )
-    model = DecisionTransformer(mcfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed)
+    model = DecisionTransformer(mcfg).to(device)
+    mode = choose_mode(cfg.step_mode, device, world)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, device, graph=mode == "graph")
     out = Path(cfg.out)
     step, curve, evals, elapsed = 0, [], [], 0.0
+    # Batches: numpy on the CPU (as every earlier run), gathered on the GPU on CUDA.
+    windows = DeviceWindows(ds, device) if device.type == "cuda" else None
+    gen = torch.Generator(device=device) if windows is not None else None
+    rng = None
+    exact_resume = False
 
     state_json = out / "train_state.json"
     if cfg.resume and state_json.is_file():
         st = json.loads(state_json.read_text())
-        loose = {
-            "resume",
-            "steps",
-            "eval_every",
-            "eval_episodes",
-            "save_every",
-            "keep_train_state",
-            "threads",
-        }
-        saved = {k: v for k, v in st.get("config", {}).items() if k not in loose}
-        if saved != {k: v for k, v in asdict(cfg).items() if k not in loose}:
+        saved = st.get("config", {})
+        if TrainConfig.identity_of(saved, steps=False) != cfg.identity(steps=False):
             raise ValueError(
                 f"{out} holds a run with a different configuration; choose "
                 "another output folder or pass --no-resume"
             )
-        model.load_state_dict(load_file(str(out / "model.safetensors")))
+        done = json.loads((out / "config.json").read_text()).get("dataset", {})
+        if done.get("dataset_id") != summary["dataset_id"]:
+            raise ValueError(f"{out} holds a run on dataset {done.get('dataset_id')!r}, not "
+                             f"{summary['dataset_id']!r}; choose another output folder")
+        model.load_state_dict(load_file(str(out / "model.safetensors"), device=str(device)))
         tensors = load_file(str(out / "train_state.safetensors"))
         torch.set_rng_state(tensors.pop("__torch_rng"))
-        _restore_optimizer(opt, tensors, st["optimizer"])
-        rng.bit_generator.state = st["numpy_rng"]
+        cuda_rng = tensors.pop("__cuda_rng", None)
+        if cuda_rng is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(cuda_rng, device)
+        sampler_rng = tensors.pop("__sampler_rng", None)
+        restore_optimizer(opt, tensors, st["optimizer"])
         step, curve, evals, elapsed = st["step"], st["curve"], st["evals"], st["seconds"]
+        # The saved sampler state is rank 0's of a world of one; elsewhere (another
+        # world size or device) every rank reseeds from (seed, rank, step).
+        same_world = world.size == 1 and st.get("world_size", 1) == 1
+        if same_world and windows is None and "numpy_rng" in st:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = st["numpy_rng"]
+            exact_resume = True
+        elif same_world and windows is not None and sampler_rng is not None:
+            gen.set_state(sampler_rng)
+            exact_resume = True
+    if not exact_resume:
+        # Rank 0 of a fresh single-process run keeps the seeding of every earlier run.
+        fresh = step == 0 and world.rank == 0
+        seed = cfg.seed if fresh else rank_seed(cfg.seed, world.rank, step)
+        rng = np.random.default_rng(seed)
+        if gen is not None:
+            gen.manual_seed(seed)
+    if world.size > 1:  # dropout masks differ per rank (weights are already made)
+        torch.manual_seed(rank_seed(cfg.seed, world.rank, step + 1))
+    share = world.batch_share(cfg.batch_size)
+    train_step = TrainStep(model, opt, device=device, bf16=cfg.bf16, grad_clip=cfg.grad_clip,
+                           mode=mode, world=world)
 
     targets = (
         [float(x) for x in cfg.eval_targets.split(",") if x.strip()]
@@ -235,7 +280,9 @@ def train(
             "state_std": ds.norm.state_std.tolist(),
             "return_scale": spec.return_scale,
             "dataset": summary,
-            "train": asdict(cfg),
+            # No machine paths in a checkpoint: the dataset id, the folder relative to the repo.
+            "train": {**asdict(cfg), "dataset": summary.get("dataset_id", ""),
+                      "out": relative_to_repo(cfg.out)},
             "curve": curve,
             "evals": evals,
             "steps_done": step,
@@ -244,15 +291,22 @@ def train(
         }
 
     def save(final: bool):
+        if not world.main:
+            return
         extra = {}
         if not final or cfg.keep_train_state:
-            tensors, meta = _optimizer_state(opt)
+            tensors, meta = optimizer_state(opt)
             tensors["__torch_rng"] = torch.get_rng_state()
-            extra["train_state.safetensors"] = tensors
+            if device.type == "cuda":
+                tensors["__cuda_rng"] = torch.cuda.get_rng_state(device)
+            s_tensors, s_meta = sampler_state(windows, gen, rng)
+            extra["train_state.safetensors"] = {**tensors, **s_tensors}
             extra["train_state.json"] = {
-                "config": asdict(cfg),
+                "config": {**asdict(cfg), "dataset": summary.get("dataset_id", ""),
+                           "out": relative_to_repo(cfg.out)},
                 "optimizer": meta,
-                "numpy_rng": rng.bit_generator.state,
+                **s_meta,
+                "world_size": world.size,
                 "step": step,
                 "curve": curve,
                 "evals": evals,
@@ -260,8 +314,19 @@ def train(
             }
         save_checkpoint(out, model, config_json(final), extra_files=extra)
 
+    def evaluate():
+        if world.main:
+            model.eval()
+            model.weights_changed()  # the acting engine copies these weights anew
+            for e in evaluate_targets(
+                model, ds.norm, spec, targets, cfg.eval_episodes, TRAIN_EVAL_SEED
+            ):
+                evals.append({"step": step, **e})
+            model.train()
+        world.barrier()
+
     bar = None
-    if progress:
+    if progress and world.main:
         from tqdm import tqdm
 
         bar = tqdm(
@@ -270,49 +335,55 @@ def train(
     model.train()
     t0 = time.perf_counter() - elapsed
     loss_val = float("nan")
+    pending: list[tuple[int, torch.Tensor, float]] = []  # losses not yet read back
+
+    def flush() -> None:
+        """Read the pending losses back in one transfer (on CUDA the only sync)."""
+        nonlocal loss_val
+        if not pending:
+            return
+        values = torch.stack([x for _, x, _ in pending]).float().cpu().tolist()
+        for (s, _, lr), v in zip(pending, values):
+            loss_val = v
+            if s % LOG_EVERY == 0 or s == cfg.steps:
+                curve.append({"step": s, "loss": round(v, 5), "lr": lr})
+            if on_step is not None and world.main:
+                on_step(s, v, lr)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{v:.4f}")
+        pending.clear()
+
     while step < cfg.steps:
         if should_stop is not None and should_stop():
             break
-        batch = {
-            k: torch.from_numpy(v)
-            for k, v in ds.sample(cfg.batch_size, cfg.context_len, rng).items()
-        }
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = model.loss(batch)
+        if windows is not None:
+            batch = windows.sample(share, cfg.context_len, gen)
+        else:
+            batch = {
+                k: torch.from_numpy(v) for k, v in ds.sample(share, cfg.context_len, rng).items()
+            }
         lr = cfg.lr * _lr_factor(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        loss = train_step(batch, lr)
         step += 1
-        loss_val = float(loss.detach())
-        if step % 10 == 0 or step == cfg.steps:
-            curve.append({"step": step, "loss": round(loss_val, 5), "lr": lr})
-        if on_step is not None:
-            on_step(step, loss_val, lr)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_val:.4f}")
+        pending.append((step, loss, lr))
+        if device.type != "cuda" or step % LOG_EVERY == 0:
+            flush()
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-            model.eval()
-            for e in evaluate_targets(
-                model, ds.norm, spec, targets, cfg.eval_episodes, TRAIN_EVAL_SEED
-            ):
-                evals.append({"step": step, **e})
-            model.train()
+            flush()
+            evaluate()
         elapsed = time.perf_counter() - t0
         if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+            flush()
             save(final=False)
+    flush()
     if bar is not None:
         bar.close()
     model.eval()
+    model.weights_changed()
     if cfg.eval_episodes > 0 and step > 0:
-        for e in evaluate_targets(
-            model, ds.norm, spec, targets, cfg.eval_episodes, TRAIN_EVAL_SEED
-        ):
-            evals.append({"step": step, **e})
+        evaluate()
     elapsed = time.perf_counter() - t0
     save(final=step >= cfg.steps)
-    return TrainResult(out, curve, evals, elapsed, loss_val)
+    world.barrier()
+    return TrainResult(out, curve, evals, elapsed, loss_val, world.rank)

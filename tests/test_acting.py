@@ -6,11 +6,22 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_model import _inputs
 
 from dt_playground import cpu
 from dt_playground.acting import Acting, Reference, engine_for
 from dt_playground.model import DecisionTransformer, DTConfig
+
+
+def _inputs(B, K, S, A, discrete, seed=0):
+    """Random model inputs (rtg, states, actions, timesteps, mask): every step real."""
+    g = torch.Generator().manual_seed(seed)
+    if discrete:
+        actions = F.one_hot(torch.randint(A, (B, K), generator=g), A).float()
+    else:
+        actions = torch.rand(B, K, A, generator=g) * 2 - 1
+    return (torch.randn(B, K, 1, generator=g), torch.randn(B, K, S, generator=g), actions,
+            torch.arange(K).repeat(B, 1) + 7, torch.ones(B, K))
+
 
 onednn = pytest.mark.skipif(cpu._ONEDNN_LINEAR is None, reason="torch built without oneDNN")
 
@@ -193,8 +204,7 @@ def test_threads_block_restores_the_count():
 def test_fast_and_reference_policies_agree_at_every_step(discrete):
     """Lock-step rollouts through both engines: at every step, for every live row
     (rows leave as their episodes end), the fast engine's output is the reference's."""
-    from conftest import tiny_norm
-
+    from dt_playground.data import Normaliser
     from dt_playground.envs import get_spec
     from dt_playground.rollout import DTPolicy
 
@@ -203,7 +213,7 @@ def test_fast_and_reference_policies_agree_at_every_step(discrete):
     model = _model(32, discrete=discrete, K=6)
     model = DecisionTransformer(DTConfig(**{**model.cfg.to_dict(), "state_dim": S, "act_dim": A,
                                             "max_ep_len": spec.max_ep_len})).eval()
-    norm = tiny_norm(model)
+    norm = Normaliser(np.zeros(S, np.float32), np.ones(S, np.float32), 100.0)
     fast = DTPolicy(model, norm, spec, engine="fast")
     ref = DTPolicy(model, norm, spec, engine="reference")
     n, T = 5, 14

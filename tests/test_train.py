@@ -1,12 +1,23 @@
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
+import torch
 
 from dt_playground.checkpoints import load_checkpoint
-from dt_playground.data import OfflineDataset, load_episodes
+from dt_playground.data import OfflineDataset, gather_windows, load_episodes
 from dt_playground.envs import get_spec
+from dt_playground.model import DecisionTransformer, DTConfig
 from dt_playground.train import TrainConfig, train
+from dt_playground.train_step import (
+    DeviceWindows,
+    TrainStep,
+    World,
+    choose_mode,
+    eager_capture,
+    make_optimizer,
+)
 
 
 def _cfg(path, out, **kw):
@@ -25,6 +36,7 @@ def _cfg(path, out, **kw):
         save_every=0,
         dropout=0.0,
         seed=0,
+        return_bins=0,  # the action loss alone: the return head's test is its own
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -80,3 +92,116 @@ def test_pbc_trains_on_top_episodes(cartpole_dataset, tmp_path):
     assert len(top.episodes) == 6
     assert min(e.ret for e in top.episodes) >= np.quantile([e.ret for e in eps], 0.7)
     np.testing.assert_allclose(ck.config["state_mean"], top.norm.state_mean, rtol=1e-5)
+
+
+def _tiny(seed=0, use_returns=True):
+    torch.manual_seed(seed)
+    cfg = DTConfig(state_dim=4, act_dim=2, discrete=True, hidden=32, n_layers=1, n_heads=1,
+                   context_len=5, max_ep_len=500, dropout=0.0, use_returns=use_returns)
+    return DecisionTransformer(cfg)
+
+
+def _batches(ds, n, share=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{k: torch.from_numpy(v) for k, v in ds.sample(share, 5, rng).items()}
+            for _ in range(n)]
+
+
+def _dataset(path):
+    eps, env_id, _ = load_episodes(path)
+    return OfflineDataset(eps, get_spec(env_id), 2)
+
+
+def test_device_windows_gather_what_gather_windows_does(cartpole_dataset):
+    ds = _dataset(cartpole_dataset[0])
+    windows = DeviceWindows(ds, torch.device("cpu"))
+    rng = np.random.default_rng(3)
+    pick = rng.integers(len(ds._rows), size=64)
+    pick[:3] = [0, 1, 2]  # episode starts: left padding
+    rows, ends = ds._rows[pick], ds._ends[pick]
+    ref = gather_windows(ds.states, ds.actions, ds.rtg, rows, ends, 5, ds.spec.max_ep_len)
+    got = windows.gather(torch.from_numpy(rows), torch.from_numpy(ends), 5)
+    assert (ref["mask"] == 0).any()
+    for k, v in ref.items():
+        np.testing.assert_array_equal(got[k].numpy(), v, err_msg=k)
+    g = torch.Generator().manual_seed(0)
+    batch = windows.sample(16, 5, g)
+    assert batch["states"].shape == (16, 5, 4) and batch["timesteps"].dtype == torch.int64
+
+
+def test_graph_step_logic_matches_eager_on_cpu(cartpole_dataset):
+    """The graph step (warm-up steps, then one capture and replays from static input
+    buffers, a learning rate read from a tensor) takes the same steps as the eager
+    one. An eager stand-in plays the CUDA graph, so this runs on the CPU."""
+    ds = _dataset(cartpole_dataset[0])
+    batches = _batches(ds, 7)
+    lrs = [1e-3 * (i + 1) for i in range(7)]
+    eager_model, graph_model = _tiny(), _tiny()
+    eager = TrainStep(eager_model, torch.optim.AdamW(eager_model.parameters(), foreach=False),
+                      device="cpu", bf16=False, grad_clip=0.25, mode="eager")
+    opt = torch.optim.AdamW(graph_model.parameters(), lr=torch.tensor(0.0), foreach=False)
+    graph = TrainStep(graph_model, opt, device="cpu", bf16=False, grad_clip=0.25, mode="graph",
+                      capture=eager_capture)
+    for b, lr in zip(batches, lrs):
+        torch.testing.assert_close(graph(b, lr), eager(b, lr))
+    assert graph.replay is not None and graph.calls == 7  # captured after the warm-up
+    assert float(opt.param_groups[0]["lr"]) == pytest.approx(lrs[-1])
+    for (name, p), q in zip(eager_model.named_parameters(), graph_model.parameters()):
+        torch.testing.assert_close(q, p, msg=name)
+
+
+def test_step_mode_and_optimizer_choice():
+    cpu_dev = torch.device("cpu")
+    assert choose_mode("auto", cpu_dev, World()) == "eager"
+    assert choose_mode("compile", cpu_dev, World()) == "compile"
+    with pytest.warns(UserWarning, match="DDP"):
+        assert choose_mode("graph", cpu_dev, World(rank=0, size=2)) == "eager"
+    with pytest.raises(ValueError, match="step mode"):
+        choose_mode("jit", cpu_dev, World())
+    opt = make_optimizer(_tiny(), 1e-3, 1e-4, cpu_dev, graph=False)
+    assert not opt.defaults.get("fused") and not torch.is_tensor(opt.param_groups[0]["lr"])
+    assert [World(r, 3).batch_share(64) for r in range(3)] == [22, 21, 21]
+    with pytest.raises(ValueError, match="world size"):
+        World(0, 4).batch_share(2)
+
+
+def test_identity_ignores_run_only_keys():
+    a = TrainConfig(env_id="CartPole-v1", steps=100)
+    b = TrainConfig(env_id="CartPole-v1", steps=100, out="elsewhere", device="cpu", threads=3,
+                    step_mode="eager", eval_every=5, save_every=1, dataset="/abs/path")
+    assert a.identity() == b.identity()
+    assert a.identity() != TrainConfig(env_id="CartPole-v1", steps=200).identity()
+    assert a.identity(steps=False) == TrainConfig(env_id="CartPole-v1", steps=200).identity(
+        steps=False)
+    assert a.identity() != TrainConfig(env_id="CartPole-v1", steps=100, lr=2e-3).identity()
+    saved = {k: v for k, v in asdict(a).items() if k != "batch_size"}  # an older run's keys
+    assert TrainConfig.identity_of(saved) != a.identity()
+
+
+def test_train_leaves_process_settings_alone(cartpole_dataset, tmp_path, monkeypatch):
+    from dt_playground import cpu
+
+    def no(*_a):
+        raise AssertionError("train() must not change process-wide settings")
+
+    monkeypatch.setattr(cpu, "retain_freed_memory", no)
+    monkeypatch.setattr(cpu, "setup_process", no)
+    before = torch.get_num_threads()
+    seen = []
+    train(_cfg(cartpole_dataset[0], tmp_path / "t", steps=3, threads=1),
+          on_step=lambda *a: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1, 1] and torch.get_num_threads() == before
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            train(_cfg(cartpole_dataset[0], tmp_path / "g", steps=3, device="cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("mode", ["graph", "eager"])
+def test_cuda_training_writes_a_cpu_checkpoint(cartpole_dataset, tmp_path, mode):
+    losses = []
+    res = train(_cfg(cartpole_dataset[0], tmp_path / mode, device="cuda", step_mode=mode),
+                on_step=lambda s, loss, lr: losses.append(loss))
+    assert len(losses) == 60 and np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5])
+    ck = load_checkpoint(res.checkpoint)
+    assert next(ck.model.parameters()).device.type == "cpu"
