@@ -39,7 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
+from . import hub_card
+from .checkpoints import load_checkpoint, save_checkpoint
+from .envs import action_scale, get_spec, make_env, space_dims
 from .hf_checks import (
     MODEL_TYPE,
     SIDECAR,
@@ -105,12 +110,6 @@ def export_transformers(ck_path: str | Path, out: str | Path) -> Path:
     """Write checkpoint ``ck_path`` as a `DecisionTransformerModel` folder at ``out``
     (config.json, model.safetensors, the sidecar and a Hub README.md), atomically.
     Needs no `transformers`."""
-    from safetensors.torch import save_file
-
-    from . import hub_card
-    from .checkpoints import load_checkpoint
-    from .envs import action_scale
-
     ck = load_checkpoint(ck_path)
     cfg = ck.model.cfg
     check_exportable(cfg)
@@ -165,11 +164,6 @@ def import_transformers_folder(
     """Turn transformers DT folder ``src`` into a playable checkpoint folder ``dest``
     (written atomically, then loaded back as the app would). ``env_id`` defaults to the
     sidecar's; ``stats`` (dict or JSON path) to the sidecar. Needs no `transformers`."""
-    from safetensors import SafetensorError, safe_open
-
-    from .checkpoints import load_checkpoint, save_checkpoint
-    from .envs import action_scale, get_spec, make_env, space_dims
-
     src = Path(src)
     weights = src / "model.safetensors"
     if not weights.is_file():
