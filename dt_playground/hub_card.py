@@ -39,9 +39,9 @@ def _results(name: str, card: dict) -> list:
     if top is not None:
         rows.append((f"mean return at the top target {top['target']:.0f}", top,
                      {"target": top["target"]}))
-    best = card.get("best")
-    if isinstance(best, dict) and "mean" in best and "std" in best:
-        rows.append(("mean return with target 'best'", best, {"target": "best"}))
+    if card.get("best_mean") is not None:  # the return-distribution head's own pick
+        rows.append(("mean return with target 'best'",
+                     {"mean": card["best_mean"], "std": card["best_std"]}, {"target": "best"}))
     return [
         EvalResult(
             task_type="reinforcement-learning", task_name="reinforcement-learning",
@@ -91,11 +91,13 @@ def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY
                   "selection).", "", "| target | mean | std |", "|---:|---:|---:|"]
         lines += [f"| {r['target']:.1f} | {r['mean']:.1f} | {r['std']:.1f} |"
                   for r in card.get("per_target") or []]
-        best = card.get("best")
-        if isinstance(best, dict) and "mean" in best:
-            lines.append(f"| best | {best['mean']:.1f} | {best.get('std', 0.0):.1f} |")
         if card.get("spearman") is not None:
             lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
+        if card.get("best_mean") is not None:
+            lines += ["", f"Target `best` (kappa 10): {card['best_mean']:.1f} ± "
+                      f"{card['best_std']:.1f} (shortfall "
+                      f"{100 * card.get('best_shortfall', float('nan')):.1f}% of the dataset's "
+                      "top-10% mean above its min)."]
         if card.get("top_target_mean") is not None and card.get("dataset_top10_mean"):
             lines += ["", f"Top-target mean {card['top_target_mean']:.1f} vs dataset top-10% "
                       f"mean {card['dataset_top10_mean']:.1f} and max "

@@ -192,6 +192,21 @@ def test_round_trip_needs_no_transformers(tmp_path, monkeypatch):
     assert (a - b)[real].abs().max() < 1e-5
 
 
+def test_import_skips_old_gpt2_mask_buffers(tmp_path):
+    """Older transformers saved GPT-2's causal-mask buffers; they are skipped, not refused."""
+    from safetensors.torch import load_file, save_file
+
+    src = hf.export_transformers(PRETRAINED_DIR / "hopper-dt", tmp_path / "hf")
+    state = load_file(src / "model.safetensors")
+    for i in range(3):
+        state[f"encoder.h.{i}.attn.bias"] = torch.ones(1, 1, 64, 64, dtype=torch.bool).tril()
+        state[f"encoder.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+    save_file(state, src / "model.safetensors", metadata={"format": "pt"})
+    ck = load_checkpoint(hf.import_transformers_folder(src, tmp_path / "ck"))
+    ours = load_checkpoint(PRETRAINED_DIR / "hopper-dt").model.state_dict()
+    assert torch.equal(ck.model.state_dict()["ln_f.bias"], ours["ln_f.bias"])
+
+
 @pytest.mark.parametrize("name,why", [("cartpole-dt", "discrete actions"),
                                       ("hopper-bc", "without return tokens")])
 def test_export_refuses_what_does_not_map(name, why, tmp_path):
@@ -288,7 +303,7 @@ def test_shipped_cards_have_hub_front_matter(monkeypatch):
         mean, std = (float(x) for x in res.metric_value.split("+/-"))
         assert abs(mean - top["mean"]) < 0.01 and abs(std - top["std"]) < 0.01
         assert res.metric_args["seeds"] == f"{card['seeds'][0]}..{card['seeds'][-1]}"
-        assert len(data.eval_results) == 1 + isinstance(card.get("best"), dict)
+        assert len(data.eval_results) == 1 + ("best_mean" in card)
 
 
 def test_card_cli_regenerates(tmp_path):
@@ -297,13 +312,14 @@ def test_card_cli_regenerates(tmp_path):
     for f in ("config.json", "card.json"):
         (d / f).write_bytes((PRETRAINED_DIR / "hopper-dt" / f).read_bytes())
     card = json.loads((d / "card.json").read_text())
-    card["best"] = {"mean": 3100.5, "std": 100.25, "n": 30}
+    card.update(best_mean=3100.5, best_std=100.25, best_shortfall=0.072)
     (d / "card.json").write_text(json.dumps(card))
     assert main(["card", "--checkpoint", str(d)]) == 0
     from huggingface_hub import ModelCard
 
     data = ModelCard((d / "README.md").read_text()).data
     assert [r.metric_value for r in data.eval_results][1] == "3100.50 +/- 100.25"
-    assert "| best | 3100.5 | 100.2 |" in (d / "README.md").read_text()
+    assert "Target `best` (kappa 10): 3100.5 ± 100.2 (shortfall 7.2%" in (
+        d / "README.md").read_text()
     assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []
     assert get_spec(data.eval_results[0].dataset_type).env_id == "Hopper-v5"
