@@ -14,7 +14,6 @@ a few ms. Classic and Box2D envs use their own pygame ``rgb_array`` frames.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,24 +291,6 @@ def render_trace(
         total_s - enc.encode_s,
         enc.encode_s,
     )
-
-
-def video_path(out_dir: str | Path, trace: Trace, kind: str = "") -> Path:
-    """A fresh name under ``out_dir/videos`` for a video of ``trace``."""
-    short = get_spec(trace.env_id).short_name
-    tag = f"-{kind}" if kind else ""
-    return Path(out_dir) / "videos" / f"{short}{tag}-{trace.seed}-{uuid.uuid4().hex[:6]}.mp4"
-
-
-def render_video(
-    trace: Trace,
-    out_dir: str | Path,
-    max_frames: int | None = None,
-    progress: Progress | None = None,
-) -> VideoInfo:
-    """`render_trace` into a fresh file under ``out_dir/videos`` (a session's folder);
-    ``VideoInfo.seconds`` is how long the video took."""
-    return render_trace(trace, video_path(out_dir, trace), max_frames, progress)
 
 
 def random_trace(env_id: str, steps: int, seed: int = 0, spec: EnvSpec | None = None) -> Trace:

@@ -41,7 +41,7 @@ class Encoded:
 class Encoder:
     """rgb24 frames in, H.264/yuv420p MP4 out, via a piped ffmpeg process."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: int):
+    def __init__(self, path: Path, width: int, height: int, fps: int, preset: str | None = None):
         import imageio_ffmpeg
 
         self.path, self.width, self.height = path, width, height
@@ -52,7 +52,7 @@ class Encoder:
             *("-y", "-v", "error"),
             *("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"),
             *("-r", str(fps), "-i", "-", "-an"),
-            *("-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF)),
+            *("-c:v", "libx264", "-preset", preset or X264_PRESET, "-crf", str(X264_CRF)),
             *("-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(path)),
         ]
         self.proc = subprocess.Popen(
@@ -127,13 +127,16 @@ def check_mp4(path: Path) -> None:
         raise RenderError("MP4 is not fast-start (moov after mdat)")
 
 
-def encode_mp4(frames: Iterable[np.ndarray], out_path: str | Path, fps: int) -> Encoded:
+def encode_mp4(
+    frames: Iterable[np.ndarray], out_path: str | Path, fps: int, preset: str | None = None
+) -> Encoded:
     """Encode ``frames`` (H, W, 3 uint8, all the same size) to ``out_path``.
 
     Written beside ``out_path`` and renamed into place after `check_mp4`, so a
     reader never sees a partial video and a failure leaves no file behind (an
     older file at ``out_path`` stays as it was). ``frames`` may be a generator;
-    it is closed on failure, so it can release what it holds.
+    it is closed on failure, so it can release what it holds. ``preset``: x264's
+    speed/size trade-off (default `X264_PRESET`).
     """
     out_path = Path(out_path)
     encoder = None
@@ -144,7 +147,7 @@ def encode_mp4(frames: Iterable[np.ndarray], out_path: str | Path, fps: int) -> 
                     frame = pad_even(frame)
                     if encoder is None:
                         h, w = frame.shape[:2]
-                        encoder = Encoder(tmp, w, h, fps)
+                        encoder = Encoder(tmp, w, h, fps, preset)
                     encoder.write(frame)
                 if encoder is None:
                     raise RenderError("no frames to encode (max_frames=0?)")

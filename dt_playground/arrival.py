@@ -1,0 +1,95 @@
+"""What the Sweep, Compare and Dataset tabs show on arrival, from files alone.
+
+Every pretrained checkpoint carries ``card.json`` (its evaluation on held-out
+seeds) and its ``config.json`` carries the dataset summary, so these views need
+no model and no rollout: they read JSON (torch is never imported here, so the
+page can show them before the library has loaded).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from . import plots, plots_glance
+from .errors import PlaygroundError
+from .folders import list_checkpoints, locate, parse_env, read_json
+from .formatting import card_markdown
+from .summary import DatasetSummary
+
+
+def read_card(path: str | Path) -> dict | None:
+    """A checkpoint folder's ``card.json``, or None when it has none or it is unreadable."""
+    path = Path(path) / "card.json"
+    if not path.is_file():
+        return None
+    try:
+        card = read_json(path, "card")
+    except PlaygroundError:
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def env_cards(env_id: str, root: Path | None = None) -> dict[str, dict]:
+    """The card of every pretrained checkpoint of ``env_id`` (by folder name);
+    checkpoints without a readable card are left out."""
+    cards = {}
+    for path in list_checkpoints(root, parse_env(env_id)):
+        card = read_card(path)
+        if card is not None:
+            cards[path.name] = card
+    return cards
+
+
+def _open(env_id: str, checkpoint, owned: dict[str, Path] | None) -> tuple[Path, dict]:
+    """The checkpoint's folder and config, refusing another env's checkpoint."""
+    env_id = parse_env(env_id)
+    path = locate(checkpoint, env_id, owned)
+    config = read_json(path / "config.json", "config")
+    if config.get("env_id") != env_id:
+        raise PlaygroundError(
+            f"Checkpoint {checkpoint} was trained on {config.get('env_id')}, not {env_id}."
+        )
+    return path, config
+
+
+def sweep_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
+    """(figure, markdown, card) for the Sweep tab: the checkpoint's card sweep over its
+    dataset's band, or an empty figure saying a sweep will measure it."""
+    path, config = _open(env_id, checkpoint, owned)
+    card = read_card(path)
+    dataset = DatasetSummary.from_dict(config.get("dataset")).as_dict()
+    return plots_glance.card_sweep_figure(card, dataset), card_markdown(card), card or {}
+
+
+def compare_view(env_id: str, root: Path | None = None) -> tuple[go.Figure, dict]:
+    """(figure, table) for the Compare tab: every pretrained checkpoint's card at
+    its top target (the card's own seeds, the same for all of an env's checkpoints)."""
+    cards = env_cards(env_id, root)
+    table = {
+        name: {
+            "mean": c.get("top_target_mean"),
+            "std": c.get("top_target_std"),
+            "target": c.get("top_target"),
+            "episodes": len(c.get("seeds") or []),
+            "source": "card",
+        }
+        for name, c in cards.items()
+    }
+    return plots_glance.cards_compare_figure(cards), table
+
+
+def dataset_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
+    """(histogram, lengths, behaviour levels, headline numbers) of the checkpoint's data."""
+    _, config = _open(env_id, checkpoint, owned)
+    d = DatasetSummary.from_dict(config.get("dataset"))
+    summary = d.as_dict()
+    if not summary.get("histogram"):
+        empty = plots_glance.empty_figure("Dataset", "This checkpoint records no dataset summary.")
+        return empty, empty, empty, {}
+    keys = ("dataset_id", "episodes", "steps", "return_min", "return_p10", "return_median",
+            "return_p90", "return_max", "return_top10_mean")
+    info = {k: round(v, 1) if isinstance(v, float) else v for k, v in summary.items() if k in keys}
+    return (plots.dataset_figure(summary), plots.lengths_figure(summary),
+            plots.quality_figure(summary), info)

@@ -1,0 +1,59 @@
+"""The short Markdown lines the app shows above its plots, built from results.
+
+Pure string formatting, so handlers stay one library call plus wiring and the
+wording is testable without a browser.
+"""
+
+from __future__ import annotations
+
+NORMALISED_SCORE_NOTE = (
+    "Normalised score: 0 = a random policy, 100 = the reference expert "
+    "(the dataset's own reference returns where it has them), as in D4RL."
+)
+
+
+def _num(x) -> str:
+    if isinstance(x, str):
+        return x
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
+
+
+def grid_markdown(summary: dict) -> str:
+    """One line per grid: each tile's request and what it got."""
+    parts = [
+        f"{t.get('label') or _num(t['target'])} → **{_num(t['achieved'])}** ({t['length']} steps)"
+        for t in summary["tiles"]
+    ]
+    return f"Seed {summary['seed']}: " + " · ".join(parts) + "."
+
+
+def schedule_markdown(summary: dict) -> str:
+    """The return gained in each stretch of a re-prompted episode."""
+    parts = []
+    for seg in summary["segments"]:
+        if seg["steps"] == 0:
+            parts.append(f"from step {seg['start']} asked {_num(seg['target'])}: never reached")
+            continue
+        rate = seg["return"] / seg["steps"]
+        parts.append(
+            f"from step {seg['start']} asked **{_num(seg['target'])}** → gained "
+            f"**{_num(seg['return'])}** in {seg['steps']} steps ({rate:.2f}/step)"
+        )
+    return (
+        f"Re-prompted episode, total **{_num(summary['achieved'])}** in {summary['length']} "
+        "steps: " + "; ".join(parts) + "."
+    )
+
+
+def card_markdown(card: dict | None) -> str:
+    """What the card's sweep figure shows, for the Sweep tab on arrival."""
+    if not card or not card.get("per_target"):
+        return "This checkpoint has no card: press **Run sweep** to measure it."
+    n = card["per_target"][0].get("n", len(card.get("seeds") or []))
+    rho = card.get("spearman")
+    rho_text = f"Spearman ρ = **{rho:.2f}**, " if rho is not None else ""
+    return (
+        f"From the checkpoint's card: {len(card['per_target'])} targets × {n} held-out seeds, "
+        f"{rho_text}normalised score at the top target **{card.get('normalised_top', 0):.0f}**. "
+        "**Run sweep** adds fresh seeds."
+    )
