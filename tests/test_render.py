@@ -199,16 +199,6 @@ def test_mujoco_imported_before_backend_chosen(tmp_path, gl_backend):
     assert "frames" in proc.stdout
 
 
-def test_render_video_names_a_fresh_file_under_videos(tmp_path):
-    trace = random_trace("CartPole-v1", 20, seed=2)
-    a = render.render_video(trace, tmp_path)
-    b = render.render_video(trace, tmp_path)
-    assert a.path.parent == b.path.parent == tmp_path / "videos"
-    assert a.path != b.path and a.path.name.startswith("cartpole-2-")
-    assert a.seconds == pytest.approx(a.render_s + a.encode_s) and a.seconds > 0
-    assert leftovers(tmp_path / "videos") == sorted([a.path.name, b.path.name])
-
-
 def test_replay_frames_at_another_size_match_the_video_frame_count(tmp_path):
     trace = random_trace("Pendulum-v1", 30, seed=4)
     frames = [f.copy() for f in render.replay_frames(trace, size=(64, 48))]
