@@ -215,6 +215,20 @@ def test_export_refuses_what_does_not_map(name, why, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_export_refuses_a_return_head(tmp_path):
+    from dt_playground.checkpoints import save_checkpoint
+    from dt_playground.model import DecisionTransformer, DTConfig
+
+    cfg = DTConfig(state_dim=HOPPER_STATE, act_dim=HOPPER_ACT, hidden=32, n_layers=1,
+                   return_bins=8, return_low=0.0, return_high=3.5, token_order="sra")
+    config = {k: v for k, v in load_checkpoint(PRETRAINED_DIR / "hopper-dt").config.items()
+              if k in ("env_id", "algo", "state_mean", "state_std", "return_scale")}
+    save_checkpoint(tmp_path / "head", DecisionTransformer(cfg), config)
+    with pytest.raises(CheckpointError, match="return-distribution head"):
+        hf.export_transformers(tmp_path / "head", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def _hf_folder(tmp_path: Path, **overrides) -> Path:
     """A transformers-style folder from the exported hopper-dt, with config overrides."""
     d = tmp_path / "src"
