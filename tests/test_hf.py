@@ -190,6 +190,10 @@ def test_round_trip_needs_no_transformers(tmp_path, monkeypatch):
         b = load_checkpoint(back).model(*inputs)
     real = inputs[-1].bool()
     assert (a - b)[real].abs().max() < 1e-5
+    # in place, as the app converts an unzipped upload in its staging folder
+    assert hf.import_transformers_folder(out, out) == out and not hf.is_transformers_folder(out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    load_checkpoint(out, expect_env="Hopper-v5")
 
 
 def test_import_skips_old_gpt2_mask_buffers(tmp_path):
