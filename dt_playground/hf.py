@@ -44,7 +44,7 @@ from safetensors.torch import save_file
 
 from . import hub_card
 from .checkpoints import load_checkpoint, save_checkpoint
-from .envs import action_scale, get_spec, make_env, space_dims
+from .envs import UnknownEnvError, action_scale, get_spec, make_env, space_dims
 from .hf_checks import (
     MODEL_TYPE,
     SIDECAR,
@@ -159,11 +159,12 @@ def export_transformers(ck_path: str | Path, out: str | Path) -> Path:
 
 def import_transformers_folder(
     src: str | Path, dest: str | Path, env_id: str | None = None,
-    stats: dict | str | Path | None = None,
+    stats: dict | str | Path | None = None, fallback_env: str | None = None,
 ) -> Path:
     """Turn transformers DT folder ``src`` into a playable checkpoint folder ``dest``
-    (written atomically, then loaded back as the app would). ``env_id`` defaults to the
-    sidecar's; ``stats`` (dict or JSON path) to the sidecar. Needs no `transformers`."""
+    (written atomically, then loaded back as the app would; ``dest`` may be ``src``).
+    The env is ``env_id``, else the sidecar's, else ``fallback_env`` (the app's current
+    env); ``stats`` (dict or JSON path) defaults to the sidecar. Needs no `transformers`."""
     src = Path(src)
     weights = src / "model.safetensors"
     if not weights.is_file():
@@ -175,11 +176,14 @@ def import_transformers_folder(
                 if bins else ""))
     c = read_hf_config(src)
     st = read_stats(stats, src, c["state_dim"])
-    env_id = env_id or st["env_id"]
+    env_id = env_id or st["env_id"] or fallback_env
     if not env_id:
         raise CheckpointError("Which environment does this model play? Give --env "
                               f"(its config.json and {SIDECAR} don't say)")
-    spec = get_spec(env_id)
+    try:
+        spec = get_spec(str(env_id)[:100])
+    except UnknownEnvError as exc:
+        raise CheckpointError(f"Unknown environment: {exc}") from None
     if spec.discrete:
         raise CheckpointError(f"{spec.env_id} has discrete actions; transformers' DT "
                               "predicts continuous ones")

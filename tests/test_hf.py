@@ -279,9 +279,17 @@ def test_import_refuses_pickles_and_hostile_folders(tmp_path):
         (src / "config.json").write_text(good)
     with pytest.raises(CheckpointError, match="does not fit|HalfCheetah"):
         hf.import_transformers_folder(src, tmp_path / "o", "HalfCheetah-v5")
+    with pytest.raises(CheckpointError, match="Unknown environment"):
+        hf.import_transformers_folder(src, tmp_path / "o", "Hopper-v9")
+    side = json.loads((src / hf.SIDECAR).read_text())
     (src / hf.SIDECAR).unlink()
     with pytest.raises(CheckpointError, match="missing state_mean, state_std, scale"):
         hf.import_transformers_folder(src, tmp_path / "o", "Hopper-v5")
+    stats = {k: side[k] for k in ("state_mean", "state_std", "scale")}  # no env in it
+    with pytest.raises(CheckpointError, match="Which environment"):
+        hf.import_transformers_folder(src, tmp_path / "o", stats=stats)
+    hf.import_transformers_folder(src, tmp_path / "fb", stats=stats, fallback_env="Hopper-v5")
+    assert load_checkpoint(tmp_path / "fb").spec.env_id == "Hopper-v5"
     # a header that lies about a shape is refused before any tensor is read
     raw = (src / "model.safetensors").read_bytes()
     n = int.from_bytes(raw[:8], "little")
