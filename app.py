@@ -21,14 +21,14 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from dt_playground import playground as pg  # noqa: E402
-from dt_playground import plots  # noqa: E402
-from dt_playground.envs import env_ids  # noqa: E402
+from dt_playground import arrival, folders, formatting, plots, plots_glance  # noqa: E402
+from dt_playground.envs import env_ids, get_spec  # noqa: E402
 from dt_playground.errors import PlaygroundError, scrub_paths  # noqa: E402
 from dt_playground.jobs import TrainJob, TrainRequest  # noqa: E402
 from dt_playground.paths import DATA_DIR  # noqa: E402
 from dt_playground.render import RenderError, render_trace  # noqa: E402
 from dt_playground.sessions import SessionStore, clean_dataset_staging  # noqa: E402
+from dt_playground.summary import DatasetSummary, target_range  # noqa: E402
 
 ABOUT = """
 ### What you are looking at
@@ -58,6 +58,20 @@ policies and seeds; nothing is downloaded.
 
 _LOG = logging.getLogger("dt_playground.app")
 STORE = SessionStore()  # replaced by `build_demo`; handlers look it up at call time
+
+
+def _lib():
+    """The library's torch half, imported on first use rather than with the app: the page
+    is served before torch has loaded (start-up <= 5 s), and `main` warms it right after
+    launch. (Python's import lock makes concurrent first calls safe.)"""
+    from dt_playground import playground
+
+    return playground
+
+
+def _checkpoint(sid, value, env_id):
+    """The loaded checkpoint ``value`` names: a pretrained name or one of this session's ids."""
+    return _lib().catalogue.resolve(value, env_id, STORE.owned(sid))
 
 
 def _user_error(exc: BaseException) -> gr.Error:
@@ -103,7 +117,7 @@ def boundary(fn):
 @boundary
 def on_env_change(env_id: str, sid: str | None):
     """Checkpoint list for the env (pretrained + this session's)."""
-    choices = pg.checkpoint_choices(env_id, STORE.owned(sid))
+    choices = folders.choices(env_id, STORE.owned(sid))
     return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
 
@@ -112,11 +126,13 @@ def on_checkpoint_change(env_id: str, checkpoint: str, sid: str | None = None):
     """Target slider range and marks from the checkpoint's dataset."""
     if not checkpoint:
         return gr.Slider(), "No checkpoint for this environment yet: train one in the Train tab."
-    try:
-        ck = STORE.resolve(sid, checkpoint, env_id)
-    except PlaygroundError as exc:
+    try:  # from config.json alone: no model is loaded for the page's first request
+        path = folders.locate(checkpoint, env_id, STORE.owned(sid))
+        dataset = DatasetSummary.from_dict(folders.read_json(path / "config.json", "config")
+                                           .get("dataset"))
+    except (PlaygroundError, folders.CheckpointError) as exc:
         return gr.Slider(), f"⚠️ {exc}"
-    r = pg.target_range(ck)
+    r = target_range(dataset, get_spec(env_id).target_presets)
     return (
         gr.Slider(minimum=r.minimum, maximum=r.maximum, value=r.value),
         f"Dataset returns: {r.describe()}",
@@ -134,7 +150,8 @@ def play(
     progress=gr.Progress(),
 ):
     """Play one episode: plots as soon as it is simulated, then the video."""
-    ck = STORE.resolve(sid, checkpoint, env_id)
+    pg = _lib()
+    ck = _checkpoint(sid, checkpoint, env_id)
     progress(0, desc="simulating")
     trace = pg.play_episode(
         ck, target, seed, sampled, progress=lambda d, n: progress(d / n, desc="simulating")
@@ -172,7 +189,8 @@ def attention(
     sid: str | None = None,
 ):
     """What the action at one step of the episode attended to (the episode is replayed)."""
-    ck = STORE.resolve(sid, checkpoint, env_id)
+    pg = _lib()
+    ck = _checkpoint(sid, checkpoint, env_id)
     att = pg.attention_at(ck, target, seed, step, sampled)
     return plots.attention_figure(att), att
 
@@ -188,7 +206,8 @@ def sweep(
     progress=gr.Progress(),
 ):
     """Achieved vs requested return over targets x seeds, batched."""
-    ck = STORE.resolve(sid, checkpoint, env_id)
+    pg = _lib()
+    ck = _checkpoint(sid, checkpoint, env_id)
     targets = pg.sweep_targets(ck, n_targets)
     res = pg.run_sweep(
         ck, targets, n_seeds, seed, progress=lambda d, n: progress(d / n, desc="sweeping")
@@ -202,6 +221,7 @@ def sweep(
 @boundary
 def compare(env_id: str, n_seeds: float, seed: float, progress=gr.Progress()):
     """DT vs BC vs %BC (and DTs of other context lengths) on the same seeds."""
+    pg = _lib()
     progress(0, desc="playing every checkpoint")
     notes: list[str] = []
     results = pg.compare_models(env_id, n_seeds, seed, notes=notes)
@@ -255,7 +275,8 @@ def cancel_training(sid: str | None) -> str:
 @boundary
 def dataset_view(env_id: str, checkpoint: str, sid: str | None = None):
     """The return histogram, lengths and quality levels behind a checkpoint."""
-    ck = STORE.resolve(sid, checkpoint, env_id)
+    pg = _lib()
+    ck = _checkpoint(sid, checkpoint, env_id)
     d = ck.dataset.as_dict()
     info = pg.dataset_overview(ck)
     return plots.dataset_figure(d), plots.lengths_figure(d), plots.quality_figure(d), info
@@ -265,11 +286,103 @@ def dataset_view(env_id: str, checkpoint: str, sid: str | None = None):
 def upload(file: str | None, env_id: str, sid: str | None):
     """Accept a zipped checkpoint folder (ours, or a `transformers` DT folder with its
     stats): safetensors + JSON only, never unpickled. Refers to it by an opaque id."""
-    sid, cid, ck = STORE.import_upload(sid, file)
+    sid, cid, ck = _lib().catalogue.import_upload(STORE, sid, file)
     env = ck.spec.env_id
-    choices = pg.checkpoint_choices(env, STORE.owned(sid))
+    choices = folders.choices(env, STORE.owned(sid))
     return gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid), \
         f"Loaded `{cid}` for {env}.", sid
+
+
+# ---------------------------------------------------------------- grid, re-prompts, arrival
+
+
+def _interactive():
+    """`dt_playground.interactive` (imports torch: loaded on first use, as `_lib`)."""
+    from dt_playground import interactive
+
+    return interactive
+
+
+def _video(render, sid: str | None, stem: str):
+    """Run ``render(path, progress)`` into a fresh session video; a failure becomes a
+    message that says the episode itself ran."""
+    try:
+        return render(STORE.video_path(sid, stem))
+    except RenderError as exc:
+        msg = f"The episode ran (see plots) but its video could not be made: {exc}"
+        raise gr.Error(scrub_paths(msg)) from None
+
+
+@boundary
+def play_grid(
+    env_id: str, checkpoint: str, targets: str, seed: float, sid: str | None,
+    progress=gr.Progress(),
+):
+    """The same seed at several targets ("a,b,c"; empty: the dataset's p10, median,
+    max and 1.5x max) in one batched rollout; the plot first, then one tiled video."""
+    ia = _interactive()
+    ck = _checkpoint(sid, checkpoint, env_id)
+    res = ia.play_grid(ck, targets, seed,
+                       progress=lambda d, n: progress(d / n, desc="simulating"))
+    summary = res.summary(ck)
+    fig = plots_glance.grid_reward_figure(res.traces, res.labels)
+    yield None, fig, summary
+    info = _video(lambda path: ia.grid_video(
+        res, path, progress=lambda d, n: progress(d / n, desc="rendering video")),
+        sid, f"{ck.spec.short_name}-grid-{res.seed}")
+    yield str(info.path), fig, {**summary, "video_frames": info.n_frames,
+                                "render_seconds": round(info.seconds, 3)}
+
+
+@boundary
+def play_schedule(
+    env_id: str, checkpoint: str, schedule: str, seed: float, sid: str | None,
+    progress=gr.Progress(),
+):
+    """One episode re-prompted mid-way ("0:3000,300:500": the return-to-go is reset to
+    500 at step 300); the same outputs as `play`, with the switches marked."""
+    ia = _interactive()
+    ck = _checkpoint(sid, checkpoint, env_id)
+    trace = ia.play_schedule(ck, schedule, seed,
+                             progress=lambda d, n: progress(d / n, desc="simulating"))
+    summary = ia.schedule_summary(trace, ck, schedule)
+    figs = tuple(plots_glance.mark_switches(f, trace.switches)
+                 for f in (plots.rtg_figure(trace), plots.reward_figure(trace)))
+    yield None, *figs, formatting.schedule_markdown(summary), summary
+    info = _video(lambda path: render_trace(
+        trace, path, max_frames=_lib().MAX_VIDEO_FRAMES,
+        progress=lambda d, n: progress(d / n, desc="rendering video")),
+        sid, f"{ck.spec.short_name}-reprompt-{trace.seed}")
+    summary = {**summary, "video_frames": info.n_frames, "render_seconds": round(info.seconds, 3)}
+    yield str(info.path), *figs, formatting.schedule_markdown(summary), summary
+
+
+@boundary
+def grid_markdown(summary: dict | None) -> str:
+    return formatting.grid_markdown(summary) if summary and summary.get("tiles") else ""
+
+
+@boundary
+def sweep_on_arrival(env_id: str, checkpoint: str, sid: str | None = None):
+    """The checkpoint's card sweep, read from its files (no rollout)."""
+    return arrival.sweep_view(env_id, checkpoint, STORE.owned(sid))
+
+
+@boundary
+def compare_on_arrival(env_id: str):
+    """Every pretrained checkpoint's card of the env (no rollout)."""
+    return arrival.compare_view(env_id)
+
+
+@boundary
+def dataset_on_arrival(env_id: str, checkpoint: str, sid: str | None = None):
+    """The checkpoint's dataset summary as figures, read from its config."""
+    return arrival.dataset_view(env_id, checkpoint, STORE.owned(sid))
+
+
+@boundary
+def schedule_on_arrival(env_id: str, checkpoint: str, sid: str | None = None) -> str:
+    return arrival.schedule_example(env_id, checkpoint, STORE.owned(sid))
 
 
 def start_session() -> str:
@@ -295,9 +408,9 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
     STORE = store or SessionStore(videos_root=Path(gr.utils.get_upload_folder()) / "dtp-videos")
     STORE.clean_start()
     clean_dataset_staging(DATA_DIR / "datasets")
-    envs = pg.catalogue.envs_with_checkpoints()
+    envs = folders.envs_with_checkpoints()
     default_env = "LunarLander-v3" if "LunarLander-v3" in envs else envs[0]
-    first = pg.checkpoint_choices(default_env)
+    first = folders.choices(default_env)
     with gr.Blocks(title="DT Playground", delete_cache=(1800, 3600)) as demo:
         # An opaque session id (server-side state): what the session made is reachable
         # through it only, and deleted when the session ends.
@@ -313,7 +426,7 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                 value=first[0][1] if first else None,
                 label="Checkpoint",
                 scale=2,
-                # API calls name any env's checkpoint; `pg.user_checkpoint` checks it.
+                # API calls name any env's checkpoint; `folders.locate` checks it.
                 allow_custom_value=True,
             )
         with gr.Tabs():
@@ -331,11 +444,24 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                 marks = gr.Markdown()
                 play_btn = gr.Button("Play episode", variant="primary")
                 summary_md = gr.Markdown()
-                with gr.Row():
-                    video = gr.Video(label="Episode", autoplay=True, height=360)
-                    with gr.Column():
+                with gr.Row(equal_height=False):
+                    # At least half the page on desktop; min_width makes the row wrap
+                    # (video above the plots) on a phone.
+                    video = gr.Video(label="Episode", autoplay=True, height=420, scale=3,
+                                     min_width=340)
+                    with gr.Column(scale=2, min_width=340):
                         rtg_plot = gr.Plot(label="Return-to-go")
                         reward_plot = gr.Plot(label="Cumulative reward")
+                with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
+                    gr.Markdown(
+                        "Rows of `step:target`. At each step the model is prompted anew: its "
+                        "return-to-go is reset to the new target, whatever it has collected. "
+                        "`best` lets a checkpoint with a return head pick its own."
+                    )
+                    with gr.Row():
+                        schedule = gr.Textbox("0:3000,300:500", label="Schedule (step:target)",
+                                              scale=3)
+                        schedule_btn = gr.Button("Play with re-prompt", scale=1)
                 summary_json = gr.JSON(label="Summary")
                 with gr.Accordion("Attention: what the action at a step looked at", open=False):
                     with gr.Row():
@@ -348,6 +474,26 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                 ):
                     up_file = gr.File(file_types=[".zip"], label="Checkpoint zip")
                     up_msg = gr.Markdown()
+            with gr.Tab("Target grid"):
+                gr.Markdown(
+                    "One seed, several targets, played side by side in one batched rollout. "
+                    "Leave the targets empty for the dataset's p10, median and max, and one "
+                    "beyond anything in the data."
+                )
+                with gr.Row():
+                    grid_targets = gr.Textbox("", label="Targets (comma-separated)",
+                                              placeholder="empty: p10, median, max, 1.5× max",
+                                              scale=3)
+                    grid_seed = gr.Number(0, precision=0, label="Seed", minimum=0, scale=1)
+                grid_btn = gr.Button("Play grid", variant="primary")
+                grid_md = gr.Markdown()
+                with gr.Row(equal_height=False):
+                    grid_video = gr.Video(label="Tiles", autoplay=True, height=520, scale=3,
+                                          min_width=340)
+                    grid_plot = gr.Plot(label="Cumulative reward per tile", scale=2,
+                                        min_width=340)
+                grid_json = gr.JSON(label="Tiles")
+                gr.Markdown(formatting.NORMALISED_SCORE_NOTE)
             with gr.Tab("Sweep"):
                 with gr.Row():
                     n_targets = gr.Slider(2, 20, value=8, step=1, label="Targets")
@@ -390,7 +536,7 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                 train_md = gr.Markdown()
                 loss_plot = gr.Plot(label="Loss")
             with gr.Tab("Dataset"):
-                ds_btn = gr.Button("Show the dataset behind this checkpoint")
+                ds_btn = gr.Button("Reload the dataset behind this checkpoint")
                 with gr.Row():
                     hist_plot = gr.Plot(label="Returns")
                     len_plot = gr.Plot(label="Episode lengths")
@@ -401,8 +547,8 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
 
         # Gradio's own number checks answer a non-number with an empty error; the library
         # checks every number itself and says what is wrong (`pg.parse_count`, ...).
-        for number in (seed, att_step, n_targets, n_seeds, sweep_seed, cmp_seeds, cmp_seed,
-                       steps, klen, lr):
+        for number in (seed, grid_seed, att_step, n_targets, n_seeds, sweep_seed, cmp_seeds,
+                       cmp_seed, steps, klen, lr):
             number.preprocess = _any_number
         demo.load(start_session, None, session, api_visibility="private")
         env.change(on_env_change, [env, session], ckpt, api_name="checkpoints")
@@ -455,6 +601,34 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
         cancel_btn.click(
             cancel_training, session, train_md, api_name="cancel_training", queue=False
         )
+        play_grid_evt = grid_btn.click(
+            play_grid,
+            [env, ckpt, grid_targets, grid_seed, session],
+            [grid_video, grid_plot, grid_json],
+            api_name="play_grid",
+            concurrency_limit=2,
+            concurrency_id="rollouts",
+        )
+        play_grid_evt.then(grid_markdown, grid_json, grid_md, api_visibility="private")
+        schedule_btn.click(
+            play_schedule,
+            [env, ckpt, schedule, seed, session],
+            [video, rtg_plot, reward_plot, summary_md, summary_json],
+            api_name="play_schedule",
+            concurrency_limit=2,
+            concurrency_id="rollouts",
+        )
+        # Tabs that show something on arrival: cards and dataset summaries, read from the
+        # checkpoint's files (no rollout, no torch); the buttons add fresh runs.
+        for trigger in (ckpt.change, demo.load):
+            trigger(sweep_on_arrival, [env, ckpt, session], [sweep_plot, sweep_md, sweep_json],
+                    api_visibility="private")
+            trigger(dataset_on_arrival, [env, ckpt, session],
+                    [hist_plot, len_plot, qual_plot, ds_json], api_visibility="private")
+            trigger(schedule_on_arrival, [env, ckpt, session], schedule,
+                    api_visibility="private")
+        for trigger in (env.change, demo.load):
+            trigger(compare_on_arrival, env, [cmp_plot, cmp_json], api_visibility="private")
         ds_btn.click(
             dataset_view,
             [env, ckpt, session],
@@ -468,5 +642,20 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
     return demo
 
 
+def main() -> None:
+    """Serve the app. The page is up before torch loads; then the library is warmed and
+    the process-wide settings are made, here at the entry point (never as a side effect
+    of a library call)."""
+    demo = build_demo()
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), prevent_thread_lock=True
+    )
+    from dt_playground.cpu import setup_process
+
+    _lib()
+    setup_process()
+    demo.block_thread()
+
+
 if __name__ == "__main__":
-    build_demo().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
+    main()

@@ -1,46 +1,28 @@
-"""Which checkpoints a request may name, and loading them.
+"""Loading the checkpoint a request names, and admitting uploaded ones.
 
-A request names a checkpoint by a *pretrained name* (``hopper-dt``, a folder
-of `pretrained/`) or by an *opaque id* that a session was given when it
-uploaded or trained one (``upload-3f9a…``). Ids resolve only through their own
-session's registry (`sessions.Session.checkpoints`), so one session can never
-reach another's checkpoints, and no server path is ever accepted or echoed.
+`folders.locate` decides *which* folder a value may name (pretrained names and
+the calling session's own opaque ids only); this module loads it, through a
+small cache shared by all sessions, and turns every refusal into a
+`PlaygroundError` with no server path in it.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from .checkpoints import (
-    Checkpoint,
-    CheckpointError,
-    CheckpointInfo,
-    list_checkpoints,
-    load_checkpoint,
-    peek_checkpoint,
-)
-from .envs import UnknownEnvError, env_ids, get_spec
+from .checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from .errors import PlaygroundError
-from .paths import pretrained_dir
+from .folders import ALGO_LABELS, choices, envs_with_checkpoints, label_of, locate, parse_env
+from .io import atomic_dir
+from .sessions import SessionStore
+from .uploads import extract_upload
 
-ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC"}
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+__all__ = ["ALGO_LABELS", "choices", "envs_with_checkpoints", "label_of", "parse_env"]
+CACHE_SIZE = 32
 _CACHE: OrderedDict[Path, Checkpoint] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
-CACHE_SIZE = 32
-
-
-def parse_env(env_id) -> str:
-    """A registered env id, or a `PlaygroundError` listing them."""
-    if not isinstance(env_id, str) or not env_id:
-        raise PlaygroundError(f"Pick an environment: one of {', '.join(env_ids())}")
-    try:
-        return get_spec(env_id).env_id
-    except UnknownEnvError as exc:
-        raise PlaygroundError(str(exc)) from None
 
 
 def load_cached(path: Path) -> Checkpoint:
@@ -62,67 +44,40 @@ def load_cached(path: Path) -> Checkpoint:
     return ck
 
 
-def forget(path: Path) -> None:
-    """Drop a checkpoint from the cache (its folder is being deleted)."""
-    with _CACHE_LOCK:
-        _CACHE.pop(Path(path), None)
-
-
 def resolve(value, env_id, owned: dict[str, Path] | None = None) -> Checkpoint:
-    """The checkpoint ``value`` names for env ``env_id``: a pretrained name, or an id in
-    ``owned`` (the calling session's checkpoints). Anything else is refused."""
-    env_id = parse_env(env_id)
-    if not value or not isinstance(value, str):
-        raise PlaygroundError("Pick a checkpoint first.")
-    owned = owned or {}
-    if value in owned:
-        path = owned[value]
-    elif _NAME.fullmatch(value) and (pretrained_dir() / value / "config.json").is_file():
-        path = pretrained_dir() / value
-    else:
-        names = [v for _, v in choices(env_id, owned)]
-        raise PlaygroundError(
-            f"Unknown checkpoint {value[:60]!r}. {env_id}'s checkpoints: "
-            + (", ".join(names) or "none")
-        )
+    """The loaded checkpoint ``value`` names (see `folders.locate`) for env ``env_id``."""
+    path = locate(value, env_id, owned)
     ck = load_cached(path)
-    if ck.spec.env_id != env_id:
+    if ck.spec.env_id != parse_env(env_id):
         raise PlaygroundError(
-            f"Checkpoint {label_of(peek_checkpoint(path), value)} was trained on "
-            f"{ck.spec.env_id}, not {env_id}. Pick one of this environment's checkpoints."
+            f"Checkpoint {value} was trained on {ck.spec.env_id}, not {env_id}. "
+            "Pick one of this environment's checkpoints."
         )
     return ck
 
 
-def label_of(info: CheckpointInfo | None, name: str) -> str:
-    if info is None:
-        return name
-    return f"{name} ({ALGO_LABELS.get(info.algo, info.algo)}, K={info.context_len})"
+def import_upload(store: SessionStore, sid, file_path) -> tuple[str, str, Checkpoint]:
+    """Validate an uploaded zip into the caller's session: (session id, checkpoint id,
+    checkpoint). A refused upload leaves no folder behind."""
+    if not file_path:
+        raise PlaygroundError("No file uploaded.")
+    s = store.get_or_new(sid)
+    cid, dest = store.reserve(s, "upload")
+    try:
+        with atomic_dir(dest) as stage:
+            extract_upload(file_path, stage)
+            _maybe_convert_transformers(stage)
+            load_checkpoint(stage)
+    except CheckpointError as exc:
+        raise PlaygroundError(f"That upload is not a valid checkpoint: {exc}") from None
+    except (OSError, ValueError, RecursionError, MemoryError) as exc:
+        raise PlaygroundError(f"That upload could not be read ({type(exc).__name__}).") from None
+    finally:
+        store.tidy(s)
+    store.adopt(s, cid, dest)
+    return s.id, cid, load_cached(dest)
 
 
-def _order(info: CheckpointInfo):  # DT first (K=20 before its ablations), then BC, %BC
-    return ("-dt" not in info.name, "-k" in info.name, info.name)
-
-
-def choices(env_id: str, owned: dict[str, Path] | None = None) -> list[tuple[str, str]]:
-    """(label, value) pairs for a dropdown: the env's pretrained checkpoints (value: the
-    name), then the session's own (value: its opaque id). Unreadable folders are skipped."""
-    infos = [peek_checkpoint(p) for p in list_checkpoints(None, env_id)]
-    out = [(label_of(i, i.name), i.name) for i in sorted(filter(None, infos), key=_order)]
-    for key, path in (owned or {}).items():
-        info = peek_checkpoint(path)
-        if info is not None and info.env_id == env_id:
-            out.append((label_of(info, key), key))
-    return out
-
-
-def envs_with_checkpoints() -> list[str]:
-    """Registered envs that have at least one pretrained checkpoint (all, if none has)."""
-    have = {i.env_id for i in map(peek_checkpoint, list_checkpoints()) if i is not None}
-    return [e for e in env_ids() if e in have] or env_ids()
-
-
-def pretrained_of_env(env_id: str) -> list[CheckpointInfo]:
-    """The env's readable pretrained checkpoints, in dropdown order."""
-    infos = [peek_checkpoint(p) for p in list_checkpoints(None, env_id)]
-    return sorted(filter(None, infos), key=_order)
+def _maybe_convert_transformers(stage: Path) -> None:
+    """A zipped Hugging Face `transformers` DT folder becomes one of ours in place."""
+    # wired in once hf.py lands

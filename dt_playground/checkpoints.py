@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .data import Normaliser
 from .envs import EnvSpec, UnknownEnvError, get_spec, make_env, space_dims
+from .folders import ALGOS, CheckpointInfo, list_checkpoints, peek_checkpoint
 from .io import atomic_dir, write_json_atomic
 from .model import DecisionTransformer, DTConfig
 from .paths import PRETRAINED_DIR, pretrained_dir
@@ -41,10 +42,10 @@ from .validate import (
     read_json,
 )
 
-ALGOS = ("dt", "bc", "pbc")
 __all__ = [  # re-exported: callers imported these from here before the split
     "ALLOWED_UPLOAD_FILES", "MAX_UPLOAD_BYTES", "PRETRAINED_DIR", "CheckpointError",
-    "extract_upload", "pretrained_dir", "write_json_atomic",
+    "extract_upload", "pretrained_dir", "write_json_atomic", "CheckpointInfo",
+    "list_checkpoints", "peek_checkpoint",
 ]
 
 
@@ -191,44 +192,3 @@ def _check_env_dims(spec: EnvSpec, cfg: DTConfig) -> None:
             f"model.max_ep_len={cfg.max_ep_len} is shorter than {spec.env_id}'s episodes "
             f"({spec.max_ep_len} steps)"
         )
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """What a checkpoint folder says about itself, read without loading it (for lists)."""
-
-    path: Path
-    env_id: str
-    algo: str
-    context_len: int | None
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def peek_checkpoint(path: Path | str) -> CheckpointInfo | None:
-    """The folder's env, algo and K from its config.json, or None if it is unreadable."""
-    path = Path(path)
-    try:
-        config = read_json(path / "config.json", "config")
-    except CheckpointError:
-        return None
-    env, algo, k = config.get("env_id"), config.get("algo"), config.get("context_len")
-    if not isinstance(env, str) or algo not in ALGOS:
-        return None
-    return CheckpointInfo(path, env, algo, k if isinstance(k, int) else None)
-
-
-def list_checkpoints(root: Path | str | None = None, env_id: str | None = None) -> list[Path]:
-    """Checkpoint folders under ``root`` (default: the pretrained folder) whose config.json
-    is readable, optionally for one env. Unreadable ones are skipped, never fatal."""
-    root = Path(root) if root is not None else pretrained_dir()
-    if not root.is_dir():
-        return []
-    out = []
-    for cfg_path in sorted(root.glob("*/config.json")):
-        info = peek_checkpoint(cfg_path.parent)
-        if info is not None and (env_id is None or info.env_id == env_id):
-            out.append(cfg_path.parent)
-    return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,15 @@ from .checkpoints import Checkpoint, list_checkpoints, peek_checkpoint
 from .errors import PlaygroundError
 from .evaluate import check_target, summarise, sweep
 from .metrics import spearman
+from .paths import pretrained_dir
 from .rollout import Trace
+from .summary import TargetRange
+from .summary import target_range as summary_target_range
 
 MAX_EPISODE_STEPS = 1000  # every registered env ends by then
 MAX_VIDEO_FRAMES = 1001  # a full 1000-step episode at render_every=1 (HalfCheetah)
 MAX_SWEEP_EPISODES = 100
-__all__ = ["ALGO_LABELS", "PlaygroundError", "parse_env"]  # re-exported for the app
+__all__ = ["ALGO_LABELS", "PlaygroundError", "TargetRange", "parse_env"]  # re-exported for the app
 
 
 def get_checkpoint(path: str | Path, env_id: str | None = None) -> Checkpoint:
@@ -38,7 +40,7 @@ def get_checkpoint(path: str | Path, env_id: str | None = None) -> Checkpoint:
         env_id = parse_env(env_id)
     path = Path(path)
     if not path.is_absolute():  # a pretrained checkpoint's name
-        path = catalogue.pretrained_dir() / path
+        path = pretrained_dir() / path
     if not path.is_dir():
         raise PlaygroundError(f"Checkpoint {path.name} does not exist")
     ck = catalogue.load_cached(path)
@@ -55,32 +57,9 @@ def checkpoint_choices(env_id: str, owned: dict[str, Path] | None = None):
     return catalogue.choices(parse_env(env_id), owned)
 
 
-@dataclass
-class TargetRange:
-    minimum: float
-    maximum: float
-    value: float
-    marks: dict[str, float]
-
-    def describe(self) -> str:
-        return " · ".join(f"{k} {v:.0f}" for k, v in self.marks.items())
-
-
 def target_range(ck: Checkpoint) -> TargetRange:
-    """Slider range from the checkpoint's dataset: a bit below its min to well above its max."""
-    d = ck.dataset.as_dict()
-    lo = float(d.get("return_min", min(ck.spec.target_presets)))
-    hi = float(d.get("return_max", max(ck.spec.target_presets)))
-    span = max(hi - lo, 1.0)
-    marks = {"min": lo, "median": float(d.get("return_median", (lo + hi) / 2)), "max": hi}
-    if "return_top10_mean" in d:
-        marks["top-10% mean"] = float(d["return_top10_mean"])
-    return TargetRange(
-        math.floor(lo - 0.1 * span),
-        math.ceil(hi + 0.5 * span),
-        round(float(d.get("return_p90", hi)), 1),
-        marks,
-    )
+    """Slider range from the checkpoint's dataset (see `summary.target_range`)."""
+    return summary_target_range(ck.dataset, ck.spec.target_presets)
 
 
 # ---------------------------------------------------------------- play

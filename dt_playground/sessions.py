@@ -3,8 +3,9 @@
 A browser tab (or a `gradio_client.Client`) holds only an opaque session id in
 server-side state. The `SessionStore` maps it to a `Session`: its folder
 (created on first write, so refused requests leave nothing), the checkpoints
-it uploaded or trained (opaque id -> folder; `catalogue.resolve` accepts these
-ids from this session only), its training job and its videos.
+it uploaded or trained (opaque id -> folder; `folders.locate` accepts these
+ids from this session only), its training job and its videos. Torch-free:
+loading is `catalogue`'s job.
 
 Disk use is bounded per session and in total; the store's root is emptied at
 start-up (sessions of a previous run can't be reached any more), and a
@@ -23,11 +24,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import catalogue
-from .checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from .errors import PlaygroundError
-from .io import atomic_dir, remove_stale
-from .uploads import extract_upload
+from .io import remove_stale
 
 MAX_SESSION_BYTES = 400 * 1024 * 1024  # uploads + trained checkpoints of one session
 MAX_TOTAL_BYTES = 4 * 1024 * 1024 * 1024  # all sessions together
@@ -91,10 +89,6 @@ class SessionStore:
         s = self.get(sid)
         return dict(s.checkpoints) if s is not None else {}
 
-    def resolve(self, sid, value, env_id) -> Checkpoint:
-        """`catalogue.resolve` with this session's own checkpoints."""
-        return catalogue.resolve(value, env_id, self.owned(sid))
-
     def end(self, sid) -> None:
         """Stop the session's job and delete everything it made."""
         with self._lock:
@@ -103,8 +97,6 @@ class SessionStore:
             return
         if s.job is not None:
             s.job.stop.set()
-        for path in s.checkpoints.values():
-            catalogue.forget(path)
         for v in s.videos:
             Path(v).unlink(missing_ok=True)
         shutil.rmtree(s.dir, ignore_errors=True)
@@ -151,36 +143,6 @@ class SessionStore:
                 Path(queue.popleft()).unlink(missing_ok=True)
         _prune_oldest(self.videos_root, MAX_VIDEO_BYTES)
         return path
-
-    # ------------------------------------------------------------ uploads
-
-    def import_upload(self, sid, file_path) -> tuple[str, str, Checkpoint]:
-        """Validate an uploaded zip into the caller's session: (session id, checkpoint id,
-        checkpoint). A refused upload leaves no folder behind."""
-        if not file_path:
-            raise PlaygroundError("No file uploaded.")
-        s = self.get_or_new(sid)
-        cid, dest = self.reserve(s, "upload")
-        try:
-            with atomic_dir(dest) as stage:
-                extract_upload(file_path, stage)
-                _maybe_convert_transformers(stage)
-                load_checkpoint(stage)
-        except CheckpointError as exc:
-            raise PlaygroundError(f"That upload is not a valid checkpoint: {exc}") from None
-        except (OSError, ValueError, RecursionError, MemoryError) as exc:
-            raise PlaygroundError(
-                f"That upload could not be read ({type(exc).__name__})."
-            ) from None
-        finally:
-            self.tidy(s)
-        self.adopt(s, cid, dest)
-        return s.id, cid, catalogue.load_cached(dest)
-
-
-def _maybe_convert_transformers(stage: Path) -> None:
-    """A zipped Hugging Face `transformers` DT folder becomes one of ours in place."""
-    # wired in once hf.py lands (see /work/notes)
 
 
 def _du(path: Path) -> int:

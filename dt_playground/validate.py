@@ -22,19 +22,18 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 
+from .folders import MAX_JSON_BYTES, CheckpointError, read_json
 from .model import DecisionTransformer, DTConfig
+from .summary import DatasetSummary, is_number
+
+__all__ = ["MAX_JSON_BYTES", "CheckpointError", "DatasetSummary", "read_json"]  # re-exported
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that can't be used, with the reason."""
-
-
-MAX_JSON_BYTES = 8 * 1024 * 1024  # a shipped config.json is ~35 KB
 MAX_HEADER_BYTES = 512 * 1024  # a DT's safetensors header is a few KB
 MAX_PARAMS = 16_000_000  # 64 MB of fp32: the upload cap; shipped DTs have < 1M
 MAX_ACTING_BYTES = 1 << 30  # activations of the largest batched sweep
@@ -50,25 +49,6 @@ INT_BOUNDS = {
     "context_len": (1, 1000),
     "max_ep_len": (1, 100_000),
 }
-
-
-def read_json(path: Path, what: str) -> dict:
-    """A JSON object from ``path``, refusing huge, deeply nested or non-object content."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise CheckpointError(f"{what} is missing: {path.name} not found") from None
-    if size > MAX_JSON_BYTES:
-        raise CheckpointError(f"{path.name} is {size} bytes; the limit is {MAX_JSON_BYTES}")
-    try:
-        text = path.read_bytes().decode("utf-8")
-        obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{path.name} is not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path.name} must hold a JSON object")
-    return obj
 
 
 def model_config(raw) -> DTConfig:
@@ -101,10 +81,10 @@ def _check_field(name: str, value, default) -> None:
         if not isinstance(value, bool):
             raise CheckpointError(f"{where} must be true or false, got {value!r}")
     elif name == "dropout":
-        if not _is_number(value) or not 0.0 <= value < 1.0:
+        if not is_number(value) or not 0.0 <= value < 1.0:
             raise CheckpointError(f"{where} must be a number in [0, 1), got {value!r}")
     elif isinstance(default, float):
-        if not _is_number(value):
+        if not is_number(value):
             raise CheckpointError(f"{where} must be a finite number, got {value!r}")
     elif isinstance(default, int):
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10_000:
@@ -198,98 +178,3 @@ def check_safetensors(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
         end = max(end, offsets[1])
     if 8 + n + end != size:
         raise CheckpointError("model.safetensors' size does not match its header")
-
-
-# ---------------------------------------------------------------- dataset summary
-
-
-@dataclass
-class DatasetSummary:
-    """The training data's headline numbers, as config.json's ``dataset`` carries them
-    (written by `data.dataset_summary`). Every field is optional: a user's checkpoint
-    may lack any of them."""
-
-    dataset_id: str | None = None
-    sha256: str | None = None
-    episodes: int | None = None
-    steps: int | None = None
-    return_min: float | None = None
-    return_max: float | None = None
-    return_mean: float | None = None
-    return_std: float | None = None
-    return_p10: float | None = None
-    return_p25: float | None = None
-    return_median: float | None = None
-    return_p75: float | None = None
-    return_p90: float | None = None
-    return_top10_mean: float | None = None
-    ref_min_score: float | None = None
-    ref_max_score: float | None = None
-    length_min: int | None = None
-    length_mean: float | None = None
-    length_max: int | None = None
-    return_deciles: list[float] = field(default_factory=list)
-    returns: list[float] = field(default_factory=list)
-    lengths: list[float] = field(default_factory=list)
-    histogram: dict = field(default_factory=dict)  # {"counts": [...], "edges": [...]}
-    behaviours: dict = field(default_factory=dict)  # level -> {episodes, return_mean, label}
-
-    @classmethod
-    def from_dict(cls, raw) -> DatasetSummary:
-        """Keep the well-typed known fields; refuse ill-typed ones."""
-        if raw is None:
-            return cls()
-        if not isinstance(raw, dict):
-            raise CheckpointError("config.json 'dataset' must be an object")
-        out = cls()
-        for f in fields(cls):
-            if f.name not in raw or raw[f.name] is None:
-                continue
-            v, where = raw[f.name], f"config.json 'dataset.{f.name}'"
-            if f.name in ("dataset_id", "sha256"):
-                if not isinstance(v, str) or len(v) > 200:
-                    raise CheckpointError(f"{where} must be a short string")
-            elif f.name in ("return_deciles", "returns", "lengths"):
-                v = _numbers(v, where)
-            elif f.name == "histogram":
-                v = {"counts": _numbers(v.get("counts"), where),
-                     "edges": _numbers(v.get("edges"), where)} if isinstance(v, dict) else None
-                if v is None or len(v["edges"]) != len(v["counts"]) + 1:
-                    raise CheckpointError(f"{where} must have counts and one more edge")
-            elif f.name == "behaviours":
-                v = _behaviours(v, where)
-            elif not _is_number(v):
-                raise CheckpointError(f"{where} must be a number, got {v!r:.40}")
-            setattr(out, f.name, v)
-        return out
-
-    def as_dict(self) -> dict:
-        """The fields that are set, as the plots and JSON replies take them."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) not in (None, [], {})}
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _numbers(v, where: str, limit: int = 1_000_000) -> list[float]:
-    if not isinstance(v, list) or len(v) > limit or not all(_is_number(x) for x in v):
-        raise CheckpointError(f"{where} must be a list of finite numbers")
-    return v
-
-
-def _behaviours(v, where: str) -> dict:
-    if not isinstance(v, dict) or len(v) > 1000:
-        raise CheckpointError(f"{where} must be an object of behaviour levels")
-    out = {}
-    for key, level in v.items():
-        if not isinstance(level, dict):
-            raise CheckpointError(f"{where} must map levels to objects")
-        label = level.get("label", str(key))
-        if not isinstance(label, str) or not _is_number(level.get("return_mean", 0)) or not \
-                _is_number(level.get("episodes", 0)):
-            raise CheckpointError(f"{where}['{key:.20}'] has ill-typed fields")
-        out[str(key)[:50]] = {"episodes": level.get("episodes", 0),
-                              "return_mean": level.get("return_mean", 0.0), "label": label[:200]}
-    return out

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
+from dt_playground import catalogue
 from dt_playground import playground as pg
 from dt_playground.checkpoints import CheckpointError, load_checkpoint
 from dt_playground.sessions import SessionStore
@@ -68,7 +69,7 @@ def _refused(store, tmp_path, name: str, data: bytes, match: str):
     path = tmp_path / name
     path.write_bytes(data)
     with pytest.raises(pg.PlaygroundError, match=match) as err:
-        store.import_upload(sid, path)
+        catalogue.import_upload(store, sid, path)
     assert str(tmp_path) not in str(err.value)  # no server paths in messages
     assert not store.get(sid).dir.exists()  # nothing half-written
     assert store.owned(sid) == {}
@@ -133,7 +134,7 @@ def test_nested_json_refused_and_session_keeps_working(good, tmp_path, store):
              "not valid JSON")
     ok = _zip(tmp_path / "ok.zip", good)
     sid = store.new()
-    _, cid, _ = store.import_upload(sid, ok)  # the next upload works
+    _, cid, _ = catalogue.import_upload(store, sid, ok)  # the next upload works
     assert cid in store.owned(sid)
 
 

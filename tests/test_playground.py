@@ -5,6 +5,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from dt_playground import catalogue
 from dt_playground import playground as pg
 from dt_playground.metrics import spearman
 from dt_playground.rollout import DTPolicy, run_episodes
@@ -120,27 +121,27 @@ def test_upload_round_trip_and_refusals(zoo, tmp_path, store):
     with zipfile.ZipFile(z, "w") as zf:
         for f in (zoo / "cartpole-dt").iterdir():
             zf.write(f, f"cartpole-dt/{f.name}")
-    sid, cid, ck = store.import_upload(None, z)  # an API client starts without a session
+    sid, cid, ck = catalogue.import_upload(store, None, z)  # an API client starts without a session
     assert ck.spec.env_id == "CartPole-v1"
     assert str(tmp_path) not in cid and "/" not in cid  # an opaque id, not a path
     assert cid in [v for _, v in pg.checkpoint_choices("CartPole-v1", store.owned(sid))]
-    assert store.resolve(sid, cid, "CartPole-v1").path == ck.path
+    assert catalogue.resolve(cid, "CartPole-v1", store.owned(sid)).path == ck.path
     fake = tmp_path / "fake.zip"
     fake.write_bytes(b"\x80\x04\x95 pickle, not a zip")
     with pytest.raises(pg.PlaygroundError, match="not a zip"):
-        store.import_upload(sid, fake)
+        catalogue.import_upload(store, sid, fake)
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("config.json", "{}")
         zf.writestr("model.safetensors", b"garbage")
     with pytest.raises(pg.PlaygroundError, match="missing 'env_id'"):
-        store.import_upload(sid, bad)
+        catalogue.import_upload(store, sid, bad)
     session_dir = store.get(sid).dir
     assert sorted(p.name for p in (session_dir / "upload").iterdir()) == [cid]  # no leftovers
     store.end(sid)
     assert not session_dir.exists()
     with pytest.raises(pg.PlaygroundError, match="Unknown checkpoint"):
-        store.resolve(sid, cid, "CartPole-v1")
+        catalogue.resolve(cid, "CartPole-v1", store.owned(sid))
 
 
 def test_sessions_own_their_checkpoints(zoo, tmp_path, store):
@@ -151,25 +152,25 @@ def test_sessions_own_their_checkpoints(zoo, tmp_path, store):
         for f in (zoo / "cartpole-bc").iterdir():
             zf.write(f, f.name)
     alice, bob = store.new(), store.new()
-    _, cid, ck = store.import_upload(alice, z)
-    assert store.resolve(alice, cid, "CartPole-v1").path == ck.path
-    assert store.resolve(bob, "cartpole-dt", "CartPole-v1").name == "cartpole-dt"
+    _, cid, ck = catalogue.import_upload(store, alice, z)
+    assert catalogue.resolve(cid, "CartPole-v1", store.owned(alice)).path == ck.path
+    assert catalogue.resolve("cartpole-dt", "CartPole-v1", store.owned(bob)).name == "cartpole-dt"
     for who, value in [(bob, cid), (None, cid), (bob, str(ck.path)), (alice, str(ck.path)),
                        (alice, str(zoo / "cartpole-dt")), (alice, "../cartpole-dt"),
                        (alice, "a/b"), (alice, "."), (alice, "missing")]:
         with pytest.raises(pg.PlaygroundError, match="Unknown checkpoint") as err:
-            store.resolve(who, value, "CartPole-v1")
+            catalogue.resolve(value, "CartPole-v1", store.owned(who))
         assert str(tmp_path) not in str(err.value)
     with pytest.raises(pg.PlaygroundError, match="Pick a checkpoint"):
-        store.resolve(alice, "", "CartPole-v1")
+        catalogue.resolve("", "CartPole-v1", store.owned(alice))
     with pytest.raises(pg.PlaygroundError, match="trained on CartPole-v1"):
-        store.resolve(alice, "cartpole-dt", "Pendulum-v1")
+        catalogue.resolve("cartpole-dt", "Pendulum-v1", store.owned(alice))
     for env in (None, "", 3, "Nope-v0"):
         with pytest.raises(pg.PlaygroundError, match="environment|Environment"):
-            store.resolve(alice, "cartpole-dt", env)
+            catalogue.resolve("cartpole-dt", env, store.owned(alice))
     carol = store.new()
     with pytest.raises(pg.PlaygroundError):
-        store.import_upload(carol, tmp_path / "missing.zip")
+        catalogue.import_upload(store, carol, tmp_path / "missing.zip")
     assert not store.get(carol).dir.exists()
 
 
