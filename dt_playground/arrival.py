@@ -13,6 +13,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from . import plots, plots_glance
+from .envs import get_spec
 from .errors import PlaygroundError
 from .folders import list_checkpoints, locate, parse_env, read_json
 from .formatting import card_markdown
@@ -57,6 +58,8 @@ def _open(env_id: str, checkpoint, owned: dict[str, Path] | None) -> tuple[Path,
 def sweep_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
     """(figure, markdown, card) for the Sweep tab: the checkpoint's card sweep over its
     dataset's band, or an empty figure saying a sweep will measure it."""
+    if not checkpoint:
+        return plots_glance.card_sweep_figure(None), card_markdown(None), {}
     path, config = _open(env_id, checkpoint, owned)
     card = read_card(path)
     dataset = DatasetSummary.from_dict(config.get("dataset")).as_dict()
@@ -82,9 +85,10 @@ def compare_view(env_id: str, root: Path | None = None) -> tuple[go.Figure, dict
 
 def dataset_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
     """(histogram, lengths, behaviour levels, headline numbers) of the checkpoint's data."""
-    _, config = _open(env_id, checkpoint, owned)
-    d = DatasetSummary.from_dict(config.get("dataset"))
-    summary = d.as_dict()
+    summary = {}
+    if checkpoint:
+        _, config = _open(env_id, checkpoint, owned)
+        summary = DatasetSummary.from_dict(config.get("dataset")).as_dict()
     if not summary.get("histogram"):
         empty = plots_glance.empty_figure("Dataset", "This checkpoint records no dataset summary.")
         return empty, empty, empty, {}
@@ -93,3 +97,21 @@ def dataset_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
     info = {k: round(v, 1) if isinstance(v, float) else v for k, v in summary.items() if k in keys}
     return (plots.dataset_figure(summary), plots.lengths_figure(summary),
             plots.quality_figure(summary), info)
+
+
+def schedule_example(env_id: str, checkpoint, owned: dict[str, Path] | None = None) -> str:
+    """A high-to-low re-prompt for this checkpoint: its dataset's best return from
+    step 0, then its p10 from a third of the way into a full-length episode."""
+    env_id = parse_env(env_id)
+    d = {}
+    if checkpoint:
+        _, config = _open(env_id, checkpoint, owned)
+        d = DatasetSummary.from_dict(config.get("dataset")).as_dict()
+    presets = get_spec(env_id).target_presets
+    hi = d.get("return_max", max(presets))
+    lo = d.get("return_p10", d.get("return_min", min(presets)))
+    step = min(300, get_spec(env_id).max_ep_len // 3)
+    def num(x: float) -> str:
+        return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
+
+    return f"0:{num(hi)},{step}:{num(lo)}"

@@ -1,7 +1,9 @@
 """A real browser (Debian's chromium via Playwright) plays an episode in the app.
 
+The app serves the shipped checkpoints (their cards feed the tabs on arrival).
 Outside CI the test skips when chromium is missing; under CI=true it fails.
-Screenshots land in test-output/ (git-ignored).
+Screenshots land in test-output/ (git-ignored), at 1400 px and at a 390 px phone width.
+Waits are for elements, never for network idle (the queue keeps a stream open).
 """
 
 import os
@@ -38,10 +40,10 @@ def _browser_or_skip():
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_zoo):
+def app_url():
     _browser_or_skip()
     mp = pytest.MonkeyPatch()
-    mp.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
+    mp.delenv("DTP_PRETRAINED_DIR", raising=False)  # the shipped checkpoints and cards
     import app
 
     demo = app.build_demo()
@@ -112,7 +114,7 @@ def test_play_in_chromium(page):
     [
         ("Sweep", "Run sweep", "text=Spearman"),
         ("Compare", "Compare", ".js-plotly-plot"),
-        ("Dataset", "Show the dataset behind this checkpoint", ".js-plotly-plot"),
+        ("Dataset", "Reload the dataset behind this checkpoint", ".js-plotly-plot"),
     ],
 )
 def test_other_tabs(page, tab, button, selector):
@@ -134,4 +136,120 @@ def test_train_tab_streams_loss(page):
 def test_about_tab(page):
     page.get_by_role("tab", name="About").click()
     page.wait_for_selector("text=The return-to-go is a prompt >> visible=true")
+    # Bold leads are inline in their paragraphs, not headings.
+    for lead in ("The return-to-go is a prompt", "Baselines."):
+        assert page.locator("h1, h2, h3, h4, h5, h6", has_text=lead).count() == 0
+        assert page.locator("p > strong", has_text=lead).count() >= 1
     _shot(page, "about.png")
+
+
+# ---------------------------------------------------------------- issue 12
+
+
+def _visible_plot(page, timeout=60_000):
+    page.wait_for_selector(".js-plotly-plot .main-svg >> visible=true", timeout=timeout)
+
+
+@pytest.fixture
+def fresh(app_url, tmp_path_factory):
+    """A new page (a new session) per test, at desktop width."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(app_url)
+        page.wait_for_selector("text=Play episode", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def _pick_env(page, env_id):
+    page.get_by_label("Environment").click()
+    page.get_by_role("option", name=env_id).click()
+    page.wait_for_timeout(1500)  # the checkpoint list and the on-arrival views follow
+
+
+@pytest.mark.parametrize(
+    "tab,text", [("Sweep", "held-out seeds"), ("Compare", None), ("Dataset", None)]
+)
+def test_tabs_show_a_plot_on_arrival(fresh, tab, text):
+    _pick_env(fresh, "CartPole-v1")
+    fresh.get_by_role("tab", name=tab).click()  # no button pressed
+    _visible_plot(fresh)
+    if text:
+        fresh.wait_for_selector(f"text={text} >> visible=true", timeout=30_000)
+    traces = fresh.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(p => p.offsetParent !== null).map(p => (p.data || []).length)"
+    )
+    assert traces and max(traces) >= 1  # a drawn figure, not an empty placeholder
+    _shot(fresh, f"arrival-{tab.lower()}.png")
+
+
+def _video_plays(page, index=0, timeout=120_000):
+    page.wait_for_function(
+        "(i) => { const v = [...document.querySelectorAll('video')]"
+        ".filter(v => v.offsetParent !== null)[i]; return v && v.readyState >= 2; }",
+        arg=index, timeout=timeout,
+    )
+    page.evaluate(
+        "(i) => { const v = [...document.querySelectorAll('video')]"
+        ".filter(v => v.offsetParent !== null)[i]; v.muted = true; v.play(); }", index
+    )
+    page.wait_for_function(
+        "(i) => { const v = [...document.querySelectorAll('video')]"
+        ".filter(v => v.offsetParent !== null)[i]; return v.currentTime > 0.3; }",
+        arg=index, timeout=30_000,
+    )
+    return page.evaluate(
+        "(i) => { const v = [...document.querySelectorAll('video')]"
+        ".filter(v => v.offsetParent !== null)[i];"
+        " const r = v.getBoundingClientRect(); return [v.videoWidth, v.videoHeight, r.width,"
+        " document.documentElement.clientWidth]; }", index
+    )
+
+
+def test_target_grid_plays_a_tiled_video(fresh):
+    _pick_env(fresh, "CartPole-v1")
+    fresh.get_by_role("tab", name="Target grid").click()
+    fresh.get_by_role("button", name="Play grid").click()
+    _visible_plot(fresh)
+    vw, vh, shown, page_w = _video_plays(fresh)
+    assert vw > 600 and vh > 400  # 2x2 tiles of CartPole frames
+    assert shown >= 0.5 * page_w * 0.9  # at least about half the page (minus margins)
+    fresh.wait_for_selector("text=data max >> visible=true", timeout=30_000)
+    names = fresh.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(p => p.offsetParent !== null).flatMap(p => (p.data || []).map(t => t.name))"
+    )
+    assert sum(1 for n in names if n and "→" in n) == 4  # a line per tile
+    _shot(fresh, "grid-1400.png")
+    fresh.set_viewport_size({"width": 390, "height": 900})
+    fresh.wait_for_timeout(500)
+    box_v = fresh.locator("video >> visible=true").first.bounding_box()
+    box_p = fresh.locator(".js-plotly-plot >> visible=true").first.bounding_box()
+    assert box_v["width"] <= 390 and box_p["y"] >= box_v["y"] + box_v["height"] - 1  # stacked
+    _shot(fresh, "grid-390.png")
+
+
+def test_reprompt_marks_the_switch(fresh):
+    _pick_env(fresh, "CartPole-v1")
+    fresh.get_by_text("Re-prompt mid-episode: a target schedule").click()
+    box = fresh.get_by_label("Schedule (step:target)")
+    assert box.input_value().startswith("0:")  # an example for this checkpoint's data
+    box.fill("0:500,60:20")
+    fresh.get_by_role("button", name="Play with re-prompt").click()
+    fresh.wait_for_selector("text=Re-prompted episode >> visible=true", timeout=90_000)
+    names = fresh.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".flatMap(p => (p.data || []).map(t => t.name))"
+    )
+    assert names.count("re-prompt at step 60 → 20") == 2  # on the RTG and the reward plots
+    _video_plays(fresh)
+    _shot(fresh, "reprompt-1400.png")
+    fresh.set_viewport_size({"width": 390, "height": 900})
+    fresh.wait_for_timeout(500)
+    box_v = fresh.locator("video >> visible=true").first.bounding_box()
+    assert box_v["width"] <= 390
+    _shot(fresh, "reprompt-390.png")

@@ -1,0 +1,94 @@
+"""/play_grid and /play_schedule through a real Gradio client (the tiny CartPole zoo)."""
+
+import imageio.v3 as iio
+import pytest
+
+from dt_playground import interactive
+from dt_playground import playground as pg
+
+
+@pytest.fixture(scope="module")
+def client(tiny_zoo):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
+    import app
+
+    demo = app.build_demo()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    from gradio_client import Client
+
+    c = Client(url, verbose=False)
+    yield c
+    c.close()
+    demo.close()
+    mp.undo()
+
+
+def _path(video):
+    return video["video"] if isinstance(video, dict) else video
+
+
+def test_play_grid_tiles_match_single_plays(client):
+    video, fig, summary = client.predict("CartPole-v1", "cartpole-dt", "20, 200,500", 3,
+                                         api_name="/play_grid")
+    ck = pg.get_checkpoint("cartpole-dt")
+    assert [t["target"] for t in summary["tiles"]] == [20.0, 200.0, 500.0]
+    for tile in summary["tiles"]:
+        single = pg.play_episode(ck, tile["target"], 3)
+        assert tile["achieved"] == pytest.approx(single.ret, rel=1e-4)
+        assert tile["length"] == single.length
+    frames = list(iio.imiter(_path(video), plugin="FFMPEG"))
+    longest = max(t["length"] for t in summary["tiles"])
+    assert len(frames) == summary["video_frames"] == 1 + longest // ck.spec.render_every
+    assert iio.immeta(_path(video), plugin="FFMPEG")["codec"] == "h264"
+    assert fig is not None
+
+
+def test_play_grid_defaults_come_from_the_dataset(client):
+    _, _, summary = client.predict("CartPole-v1", "cartpole-dt", "", 0, api_name="/play_grid")
+    ck = pg.get_checkpoint("cartpole-dt")
+    assert [t["target"] for t in summary["tiles"]] == interactive.default_grid_targets(ck)[0]
+
+
+def test_play_schedule_without_switch_equals_play(client):
+    _, _, _, _, plain = client.predict("CartPole-v1", "cartpole-dt", 300, 4, False,
+                                       api_name="/play")
+    video, rtg, reward, md, sched = client.predict("CartPole-v1", "cartpole-dt", "0:300", 4,
+                                                   api_name="/play_schedule")
+    assert sched["achieved"] == plain["achieved"] and sched["length"] == plain["length"]
+    assert sched["segments"] == [
+        {"start": 0, "target": 300.0, "steps": plain["length"], "return": plain["achieved"]}
+    ]
+    assert sched["video_frames"] == plain["video_frames"]
+
+
+def test_play_schedule_reports_segments(client):
+    *_, md, s = client.predict("CartPole-v1", "cartpole-dt", "0:500,10:5", 4,
+                               api_name="/play_schedule")
+    assert s["schedule"] == [{"step": 0, "target": 500.0}, {"step": 10, "target": 5.0}]
+    assert [seg["start"] for seg in s["segments"]] == [0, 10]
+    assert sum(seg["steps"] for seg in s["segments"]) == s["length"]
+    assert "from step 10" in md
+
+
+@pytest.mark.parametrize(
+    "ckpt,schedule,message",
+    [
+        ("cartpole-dt", "300:5", "start at step 0"),
+        ("cartpole-dt", "0:1,0:2", "twice"),
+        ("cartpole-bc", "0:best", "return-distribution head"),
+    ],
+)
+def test_play_schedule_refusals_are_clear(client, ckpt, schedule, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        client.predict("CartPole-v1", ckpt, schedule, 0, api_name="/play_schedule")
+
+
+def test_play_grid_refuses_too_many_tiles(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="1 to 9"):
+        client.predict("CartPole-v1", "cartpole-dt", ",".join(["1"] * 10), 0,
+                       api_name="/play_grid")
