@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def pendulum_expert(obs: np.ndarray, rng=None, max_torque: float = 2.0) -> np.nd
     """
     cos_t, sin_t, theta_dot = obs
     if cos_t > 0.8:  # close to upright: PD on the angle
-        u = -10.0 * np.arctan2(sin_t, cos_t) - 2.0 * theta_dot
+        # math.atan2 (the C library's), not np.arctan2: numpy's AVX-512 version rounds
+        # differently from its AVX2 one, and the dataset would depend on the CPU.
+        u = -10.0 * math.atan2(sin_t, cos_t) - 2.0 * theta_dot
     else:
         # Pendulum-v1: theta_dd = 15 sin(theta) + 3 u; energy 0 = upright at rest.
         # Pump along the motion while short of energy, brake gently when over.
