@@ -286,7 +286,7 @@ def dataset_view(env_id: str, checkpoint: str, sid: str | None = None):
 def upload(file: str | None, env_id: str, sid: str | None):
     """Accept a zipped checkpoint folder (ours, or a `transformers` DT folder with its
     stats): safetensors + JSON only, never unpickled. Refers to it by an opaque id."""
-    sid, cid, ck = _lib().catalogue.import_upload(STORE, sid, file)
+    sid, cid, ck = _lib().catalogue.import_upload(STORE, sid, file, env_id)
     env = ck.spec.env_id
     choices = folders.choices(env, STORE.owned(sid))
     return gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid), \

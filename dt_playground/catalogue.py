@@ -15,6 +15,8 @@ from pathlib import Path
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from .errors import PlaygroundError
 from .folders import ALGO_LABELS, choices, envs_with_checkpoints, label_of, locate, parse_env
+from .hf import import_transformers_folder
+from .hf_checks import is_transformers_folder
 from .io import atomic_dir
 from .sessions import SessionStore
 from .uploads import extract_upload
@@ -56,9 +58,13 @@ def resolve(value, env_id, owned: dict[str, Path] | None = None) -> Checkpoint:
     return ck
 
 
-def import_upload(store: SessionStore, sid, file_path) -> tuple[str, str, Checkpoint]:
+def import_upload(
+    store: SessionStore, sid, file_path, env_id: str | None = None
+) -> tuple[str, str, Checkpoint]:
     """Validate an uploaded zip into the caller's session: (session id, checkpoint id,
-    checkpoint). A refused upload leaves no folder behind."""
+    checkpoint). The zip holds one of our checkpoint folders or a `transformers` DT folder
+    (converted here; ``env_id``, the page's env, is its env when its sidecar names none).
+    A refused upload leaves no folder behind."""
     if not file_path:
         raise PlaygroundError("No file uploaded.")
     s = store.get_or_new(sid)
@@ -66,7 +72,8 @@ def import_upload(store: SessionStore, sid, file_path) -> tuple[str, str, Checkp
     try:
         with atomic_dir(dest) as stage:
             extract_upload(file_path, stage)
-            _maybe_convert_transformers(stage)
+            if is_transformers_folder(stage):
+                import_transformers_folder(stage, stage, fallback_env=env_id)
             load_checkpoint(stage)
     except CheckpointError as exc:
         raise PlaygroundError(f"That upload is not a valid checkpoint: {exc}") from None
@@ -76,8 +83,3 @@ def import_upload(store: SessionStore, sid, file_path) -> tuple[str, str, Checkp
         store.tidy(s)
     store.adopt(s, cid, dest)
     return s.id, cid, load_cached(dest)
-
-
-def _maybe_convert_transformers(stage: Path) -> None:
-    """A zipped Hugging Face `transformers` DT folder becomes one of ours in place."""
-    # wired in once hf.py lands

@@ -199,3 +199,32 @@ def test_no_unnamed_endpoints(app_process):
     assert "/on_env_change" not in names and not info.get("unnamed_endpoints")
     assert {"/play", "/sweep", "/compare", "/train", "/dataset", "/upload",
             "/checkpoints"} <= names
+
+
+def test_upload_of_a_transformers_folder_plays(app_process, tmp_path):
+    """A zipped `transformers` DT folder (safetensors + its stats sidecar) is converted on
+    upload and plays; the same folder with a pickle instead of safetensors is refused."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(0)
+    cfg = transformers.DecisionTransformerConfig(state_dim=11, act_dim=3, hidden_size=32,
+                                                 n_layer=1, n_head=1, max_ep_len=1000)
+    model = transformers.DecisionTransformerModel(cfg)
+    model.save_pretrained(tmp_path / "hf", safe_serialization=True)
+    stats = {"env_id": "Hopper-v5", "state_mean": [0.0] * 11, "state_std": [1.0] * 11,
+             "scale": 1000.0, "max_len": 5}
+    files = {p.name: p.read_bytes() for p in (tmp_path / "hf").iterdir()}
+    files["dt_playground.json"] = json.dumps(stats).encode()
+    _, url, _ = app_process
+    c = _client(url)
+    env, cid, msg = _upload(c, _zip(tmp_path / "hf.zip", files))
+    assert env == "Hopper-v5" and cid.startswith("upload-")
+    summary = c.predict("Hopper-v5", cid, 1000, 0, False, api_name="/play")[4]
+    assert summary["length"] >= 1
+    from gradio_client.exceptions import AppError
+
+    pickled = {k: v for k, v in files.items() if k != "model.safetensors"}
+    pickled["pytorch_model.bin"] = b"\x80\x04 a pickle"
+    with pytest.raises(AppError, match="no checkpoint files|model.safetensors"):
+        _upload(c, _zip(tmp_path / "pkl.zip", pickled))
