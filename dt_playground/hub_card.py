@@ -16,8 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .envs import get_spec
+from .folders import read_json
 from .io import write_text_atomic
-from .validate import DatasetSummary, read_json
+from .summary import DatasetSummary
 
 LIBRARY = "dt-playground"
 ALGO_NAMES = {"dt": "Decision Transformer", "bc": "Behaviour cloning",
