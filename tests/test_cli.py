@@ -129,3 +129,14 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     assert r.returncode == 2 and "invalid choice" in r.stderr
     r = _run("train", "--dataset", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
     assert r.returncode == 1 and "No Minari dataset" in r.stderr
+
+
+def test_train_takes_env_like_every_verb():
+    """`train --env` (as collect/pretrain spell it) and the older `--env-id` agree."""
+    from dt_playground.cli import build_parser
+
+    parser = build_parser()
+    new = parser.parse_args(["train", "--env", "CartPole-v1"])
+    old = parser.parse_args(["train", "--env-id", "CartPole-v1"])
+    assert new.env_id == old.env_id == "CartPole-v1"
+    assert parser.parse_args(["train"]).env_id == ""
