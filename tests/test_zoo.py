@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from dt_playground.checkpoints import PRETRAINED_DIR, list_checkpoints, load_checkpoint
-from dt_playground.pretrain import README_END, README_START, pretrain_env, zoo_table
+from dt_playground.pretrain import (
+    README_END,
+    README_START,
+    _already_trained,
+    pretrain_env,
+    zoo_table,
+)
 from dt_playground.rollout import DTPolicy, run_episodes
+from dt_playground.storage import read_collection
+from dt_playground.train import TrainConfig
 
 SHIPPED = list_checkpoints(PRETRAINED_DIR)
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -62,9 +70,14 @@ def test_pretrain_tiny_budget(tmp_path):
     dt = cards["cartpole-dt"]
     assert len(dt["per_target"]) == 8 and dt["seeds"] == [1_000_000, 1_000_001]
     assert set(dt["references"]) == {"bc", "pbc"} and "bars" in dt
+    sha = read_collection(tmp_path / "data" / "dtp/cartpole/mixed-v0")["sha256"]
     for name in cards:
         ck = load_checkpoint(tmp_path / "zoo" / name)
         assert ck.card == json.loads((tmp_path / "zoo" / name / "card.json").read_text())
+        # the data's content hash travels with the checkpoint; no machine paths do
+        assert ck.config["dataset"]["sha256"] == sha
+        assert ck.config["train"]["dataset"] == "dtp/cartpole/mixed-v0"
+        assert ck.config["train"]["out"] == name
     assert "cartpole-dt" in zoo_table(tmp_path / "zoo")
     assert any("done in" in m for m in logs)
     # Re-running the same recipe keeps finished checkpoints (and re-evaluates their cards).
@@ -72,4 +85,8 @@ def test_pretrain_tiny_budget(tmp_path):
     pretrain_env("CartPole-v1", out_root=tmp_path / "zoo", steps=10, episodes=12, n_seeds=2,
                  data_root=tmp_path / "data", log=again.append)
     assert sum("kept cartpole-" in m for m in again) == 3
+    # ...but not one trained on other data (`pretrain`'s keep-check compares the hash)
+    cfg = TrainConfig(**{**load_checkpoint(tmp_path / "zoo" / "cartpole-bc").config["train"],
+                         "out": str(tmp_path / "zoo" / "cartpole-bc")})
+    assert _already_trained(cfg, sha) and not _already_trained(cfg, "0" * 64)
     shutil.rmtree(tmp_path / "zoo")
