@@ -54,16 +54,22 @@ def app_url():
 
 
 @pytest.fixture(scope="module")
-def page(app_url, tmp_path_factory):
+def browser(app_url):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(app_url)
-        page.wait_for_selector("text=Play episode", timeout=60_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(app_url)
+    page.wait_for_selector("text=Play episode", timeout=60_000)
+    yield page
+    page.close()
 
 
 def _shot(page, name):
@@ -139,7 +145,16 @@ def test_about_tab(page):
     # Bold leads are inline in their paragraphs, not headings.
     for lead in ("The return-to-go is a prompt", "Baselines."):
         assert page.locator("h1, h2, h3, h4, h5, h6", has_text=lead).count() == 0
-        assert page.locator("p > strong", has_text=lead).count() >= 1
+        strong = page.locator("p > strong", has_text=lead).first
+        # Bold in the body's own font: no wider than ~1.15x the same words in regular
+        # weight (a fallback font's bold, glyph by glyph, was ~1.3x and of mixed size).
+        ratio = strong.evaluate(
+            "e => { const s = document.createElement('span'); s.textContent = e.textContent;"
+            " s.style.fontWeight = '400'; e.parentElement.appendChild(s);"
+            " const r = e.getBoundingClientRect().width / s.getBoundingClientRect().width;"
+            " s.remove(); return r; }"
+        )
+        assert ratio < 1.15, ratio
     _shot(page, "about.png")
 
 
@@ -151,17 +166,14 @@ def _visible_plot(page, timeout=60_000):
 
 
 @pytest.fixture
-def fresh(app_url, tmp_path_factory):
+def fresh(app_url, browser):
     """A new page (a new session) per test, at desktop width."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1200})
-        page.goto(app_url)
-        page.wait_for_selector("text=Play episode", timeout=60_000)
-        yield page
-        browser.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("text=Play episode", timeout=60_000)
+    yield page
+    context.close()
 
 
 def _pick_env(page, env_id):
