@@ -30,6 +30,15 @@ from dt_playground.render import RenderError, render_trace  # noqa: E402
 from dt_playground.sessions import SessionStore, clean_dataset_staging  # noqa: E402
 from dt_playground.summary import DatasetSummary, target_range  # noqa: E402
 
+
+def _theme() -> gr.themes.Base:
+    """Gradio's default theme in Source Sans 3 (bundled, 400 and 600): with the default
+    Source Sans Pro, bold text fell back to another font glyph by glyph, so the About
+    tab's bold leads looked like headings of mixed size."""
+    font = gr.themes.LocalFont("Source Sans 3", weights=(400, 600))
+    return gr.themes.Default(font=[font, "ui-sans-serif", "system-ui", "sans-serif"])
+
+
 ABOUT = """
 ### What you are looking at
 A **Decision Transformer** (Chen et al., 2021) treats control as sequence modelling. An episode
@@ -411,7 +420,7 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
     envs = folders.envs_with_checkpoints()
     default_env = "LunarLander-v3" if "LunarLander-v3" in envs else envs[0]
     first = folders.choices(default_env)
-    with gr.Blocks(title="DT Playground", delete_cache=(1800, 3600)) as demo:
+    with gr.Blocks(title="DT Playground", delete_cache=(1800, 3600), theme=_theme()) as demo:
         # An opaque session id (server-side state): what the session made is reachable
         # through it only, and deleted when the session ends.
         session = gr.State(None, delete_callback=end_session, time_to_live=6 * 3600)
