@@ -1,7 +1,10 @@
 """Benchmarks: training step and action latency at the DT paper's config, against
-Hugging Face's `DecisionTransformerModel` when `transformers` is installed.
+Hugging Face's `DecisionTransformerModel` when `transformers` is installed, on
+the CPU or a GPU (`speed.py` holds the timed cases).
 
-Figures are medians over repeats, measured in one run so ratios are fair.
+Both sides run at the same precision, interleaved in one run; figures are
+medians over rounds with their min-max spread, so ratios are fair and their
+noise is visible.
 """
 
 from __future__ import annotations
@@ -9,177 +12,106 @@ from __future__ import annotations
 import statistics
 import time
 
-import numpy as np
 import torch
 
-from . import cpu
-from .data import Normaliser, gather_windows
-from .envs import get_spec
-from .model import DecisionTransformer, DTConfig
-from .rollout import DTPolicy
+from . import cpu, speed
 from .seeds import CARD_SEED
+from .speed import PAPER
 
-PAPER = dict(batch=64, K=20, hidden=128, n_layers=3, n_heads=1, state_dim=11, act_dim=3)
-
-
-def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
-def _batch(B: int, K: int, S: int, A: int, rng) -> dict:
-    """A random training batch (float32 numpy), the shapes the trainer makes."""
-    return {
-        "states": rng.normal(size=(B, K, S)).astype(np.float32),
-        "actions": rng.uniform(-1, 1, size=(B, K, A)).astype(np.float32),
-        "rtg": rng.normal(size=(B, K, 1)).astype(np.float32),
-        "timesteps": np.tile(np.arange(K), (B, 1)) + rng.integers(0, 900, size=(B, 1)),
-        "mask": np.ones((B, K), np.float32),
-    }
-
-
-def _ours() -> DecisionTransformer:
-    p = PAPER
-    return DecisionTransformer(DTConfig(p["state_dim"], p["act_dim"], hidden=p["hidden"],
-                                        n_layers=p["n_layers"], n_heads=p["n_heads"],
-                                        context_len=p["K"]))
-
-
-def _hf_model():
-    from transformers import DecisionTransformerConfig, DecisionTransformerModel
-
-    p = PAPER
-    cfg = DecisionTransformerConfig(state_dim=p["state_dim"], act_dim=p["act_dim"],
-                                    hidden_size=p["hidden"], n_layer=p["n_layers"],
-                                    n_head=p["n_heads"], max_ep_len=1000, n_positions=1024)
-    return DecisionTransformerModel(cfg)
-
-
-def train_step_ms(which: str, repeats: int = 20) -> float:
-    """Median ms of one AdamW step (forward, backward, clip, update) at the paper's
-    config: ours as the trainer runs it (bf16 autocast), HF's as shipped (fp32)."""
-    p = PAPER
-    model = (_ours() if which == "ours" else _hf_model()).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    raw = _batch(p["batch"], p["K"], p["state_dim"], p["act_dim"], np.random.default_rng(0))
-    b = {k: torch.from_numpy(v) for k, v in raw.items()}
-
-    def loss() -> torch.Tensor:
-        if which == "ours":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return model.loss(b)
-        out = model(states=b["states"], actions=b["actions"], returns_to_go=b["rtg"],
-                    timesteps=b["timesteps"], attention_mask=b["mask"].long())
-        return ((out.action_preds - b["actions"]) ** 2).mean()
-
-    def step():
-        value = loss()
-        opt.zero_grad(set_to_none=True)
-        value.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-        opt.step()
-
-    for _ in range(3):
-        step()
-    return _median_ms(step, repeats)
-
-
-def ours_action_ms(n_episodes: int, steps: int = 1000, precision: str = "fp32") -> float:
-    """Median per-step latency of `DTPolicy.act` for ``n_episodes`` in lock-step over a
-    ``steps``-long episode (window full after step K; no env)."""
-    p = PAPER
-    spec = get_spec("Hopper-v5")  # the paper's sizes: state 11, action 3, 1000 steps
-    norm = Normaliser(np.zeros(p["state_dim"]), np.ones(p["state_dim"]), 1000.0)
-    policy = DTPolicy(_ours(), norm, spec, precision=precision)
-    policy.reset([3000.0] * n_episodes, list(range(n_episodes)), steps)
-    rows = np.arange(n_episodes)
-    obs = np.random.default_rng(0).normal(size=(steps, n_episodes, p["state_dim"]))
-    times = []
-    for t in range(steps):
-        t0 = time.perf_counter()
-        policy.act(rows, t, obs[t].astype(np.float32))
-        policy.observe(rows, np.ones(n_episodes))
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
-@torch.inference_mode()
-def hf_action_ms(n_episodes: int, steps: int = 1000) -> float:
-    """HF model on the same windows (built with our gather), one forward per step."""
-    p = PAPER
-    model = _hf_model().eval()
-    S, A, K = p["state_dim"], p["act_dim"], p["K"]
-    states = np.zeros((n_episodes, steps, S), np.float32)
-    actions = np.zeros((n_episodes, steps, A), np.float32)
-    rtg = np.zeros((n_episodes, steps), np.float32)
-    rows = np.arange(n_episodes)
-    rng = np.random.default_rng(0)
-    times = []
-    for t in range(steps):
-        t0 = time.perf_counter()
-        states[:, t] = rng.normal(size=(n_episodes, S))
-        rtg[:, t] = 3.0
-        ends = np.full(n_episodes, t)
-        w = {k: torch.from_numpy(v)
-             for k, v in gather_windows(states, actions, rtg, rows, ends, K, 1000).items()}
-        out = model(states=w["states"], actions=w["actions"], returns_to_go=w["rtg"],
-                    timesteps=w["timesteps"], attention_mask=w["mask"].long())
-        actions[:, t] = out.action_preds[:, -1].numpy()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
-
-
-# (key, label, ours, HF reference key, target ratio)
-ROWS = (
-    ("train_ms", "training step, B=64", lambda steps, reps: train_step_ms("ours", reps),
-     "train_ms", 0.5),
-    ("act_b1_ms", "action, batch 1", lambda steps, reps: ours_action_ms(1, steps), "act_b1_ms",
-     0.5),
-    ("act_b32_ms", "step, batch 32", lambda steps, reps: ours_action_ms(32, steps), "act_b32_ms",
-     0.3),
-    ("act_b1_bf16_ms", "action, batch 1, bf16",
-     lambda steps, reps: ours_action_ms(1, steps, "bf16"), "act_b1_ms", 0.5),
-    ("act_b32_bf16_ms", "step, batch 32, bf16",
-     lambda steps, reps: ours_action_ms(32, steps, "bf16"), "act_b32_ms", 0.3),
+# (key, label, kind, batch, precision, target ratio or None). Keys of earlier
+# versions keep their meaning where it was sound ("train_ms": B=64 as the trainer
+# runs it, bf16); every ratio now compares the same precision on both sides.
+CASES = (
+    ("train_ms", "train step, B=64, bf16", "train", 64, "bf16", 0.5),
+    ("train_fp32_ms", "train step, B=64, fp32", "train", 64, "fp32", 0.5),
+    ("train_b1024_ms", "train step, B=1024, bf16", "train", 1024, "bf16", None),
+    ("train_b1024_fp32_ms", "train step, B=1024, fp32", "train", 1024, "fp32", None),
+    ("act_b1_ms", "action, batch 1, fp32", "act", 1, "fp32", 0.5),
+    ("act_b32_ms", "step, batch 32, fp32", "act", 32, "fp32", 0.3),
+    ("act_b1024_ms", "step, batch 1024, fp32", "act", 1024, "fp32", None),
+    ("act_b1_bf16_ms", "action, batch 1, bf16", "act", 1, "bf16", 0.5),
+    ("act_b32_bf16_ms", "step, batch 32, bf16", "act", 32, "bf16", 0.3),
+    ("act_b1024_bf16_ms", "step, batch 1024, bf16", "act", 1024, "bf16", None),
 )
+PAPER_STEPS = 100_000  # a paper-scale DT run (Chen et al. train 100k steps)
+
+
+def _blocks(kind: str, B: int, precision: str, device, steps: int, repeats: int,
+            step_mode: str, with_hf: bool):
+    if kind == "train":
+        n = repeats if B <= 64 else max(2, repeats // 8)
+        mode = step_mode if step_mode != "auto" else ("graph" if device.type == "cuda"
+                                                      else "eager")
+        ours = speed.train_block("ours", B, precision, device, n, mode)
+        hf = speed.train_block("hf", B, precision, device, n) if with_hf else None
+        return ours, hf
+    # Batch 1024 on a CPU: a shorter episode (the window is full after K steps anyway).
+    n = steps if B < 1024 or device.type == "cuda" else min(steps, PAPER["K"] + 30)
+    ours = speed.act_block("ours", B, precision, device, n)
+    return ours, (speed.act_block("hf", B, precision, device, n) if with_hf else None)
 
 
 def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
-                    echo=print) -> dict:
-    """Print and return the model benchmark figures (medians in ms; lower is better)."""
+                    echo=print, device: str = "cpu", rounds: int = 5,
+                    precisions: tuple[str, ...] = ("fp32", "bf16"), large: bool = True,
+                    step_mode: str = "auto") -> dict:
+    """Print and return the model benchmark: per case, ours and HF's median ms over
+    ``rounds`` interleaved rounds, with min-max spreads and the ratio of medians
+    (lower is better); and the projected wall time of a 100k-step Hopper DT."""
     p = PAPER
-    # Ours turns this on anyway (DTPolicy, train); set it first so that HF's model
-    # runs under the same allocator.
-    retained = cpu.retain_freed_memory()
-    echo(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper config: "
-         f"B={p['batch']} K={p['K']} hidden={p['hidden']} layers={p['n_layers']} "
-         f"heads={p['n_heads']} state={p['state_dim']} action={p['act_dim']}; "
-         f"actions over a {steps}-step episode; freed memory retained: {retained}")
+    dev = cpu.resolve_device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    echo(f"torch {torch.__version__} on {name}, {torch.get_num_threads()} threads; paper "
+         f"config: K={p['K']} hidden={p['hidden']} layers={p['n_layers']} heads={p['n_heads']} "
+         f"state={p['state_dim']} action={p['act_dim']}; {rounds} interleaved rounds; "
+         f"actions over a {steps}-step episode")
     try:
         import transformers  # noqa: F401
     except ImportError:
         with_hf = False
         echo("transformers not installed: skipping the Hugging Face comparison "
              "(pip install transformers)")
-    res = {"ours": {key: fn(steps, repeats) for key, _, fn, _, _ in ROWS}}
+    res: dict = {"device": str(dev), "rounds": rounds, "ours": {}, "spread": {"ours": {}}}
     if with_hf:
-        res["hf"] = {"train_ms": train_step_ms("hf", repeats),
-                     "act_b1_ms": hf_action_ms(1, steps), "act_b32_ms": hf_action_ms(32, steps)}
-    head = f"{'median ms':<26}{'ours':>9}"
-    echo(head + (f"{'HF':>9}{'ratio':>8}{'target':>8}" if with_hf else ""))
-    for key, label, _, ref, target in ROWS:
-        line = f"{label:<26}{res['ours'][key]:>9.3f}"
-        if with_hf:
-            ratio = res["ours"][key] / res["hf"][ref]
-            res.setdefault("ratio", {})[key] = ratio
-            verdict = "ok" if ratio <= target else "MISS"
-            line += f"{res['hf'][ref]:>9.3f}{ratio:>8.2f}{'<=' + str(target):>8} {verdict}"
+        res.update(hf={}, ratio={}, ratio_spread={})
+        res["spread"]["hf"] = {}
+    echo(f"{'median ms [min-max]':<26}{'ours':>22}" + (f"{'HF':>22}{'ratio':>16}{'target':>8}"
+                                                        if with_hf else ""))
+    for key, label, kind, B, precision, target in CASES:
+        if precision not in precisions or (B == 1024 and not large):
+            continue
+        a, b = _blocks(kind, B, precision, dev, steps, repeats, step_mode, with_hf)
+        ta, tb = speed.interleave(a, b, rounds)
+        res["ours"][key] = ta.median
+        res["spread"]["ours"][key] = list(ta.spread)
+        line = f"{label:<26}{_fmt(ta):>22}"
+        if tb is not None:
+            ratios = [x / y for x, y in zip(ta.rounds, tb.rounds)]
+            res["hf"][key] = tb.median
+            res["spread"]["hf"][key] = list(tb.spread)
+            res["ratio"][key] = ta.median / tb.median
+            res["ratio_spread"][key] = [min(ratios), max(ratios)]
+            verdict = "" if target is None else (
+                f"{'<=' + str(target):>8} {'ok' if res['ratio'][key] <= target else 'MISS'}")
+            line += (f"{_fmt(tb):>22}{res['ratio'][key]:>6.2f} [{min(ratios):.2f}-"
+                     f"{max(ratios):.2f}]{verdict}")
         echo(line)
+    train_key = "train_ms" if "train_ms" in res["ours"] else "train_fp32_ms"
+    if train_key in res["ours"]:
+        sample = speed.interleave(speed.sample_block(p["batch"], dev, repeats), None, rounds)[0]
+        per_step = res["ours"][train_key] + sample.median
+        res["sample_ms"] = sample.median
+        res["paper_run_minutes"] = PAPER_STEPS * per_step / 60_000
+        prec = "fp32" if train_key == "train_fp32_ms" else "bf16"
+        echo(f"projected {PAPER_STEPS // 1000}k-step Hopper DT (B={p['batch']}, {prec}): "
+             f"{res['ours'][train_key]:.3f} ms step + {sample.median:.3f} ms sampling -> "
+             f"{res['paper_run_minutes']:.1f} min (no evaluation)")
     return res
+
+
+def _fmt(t: speed.Timing) -> str:
+    lo, hi = t.spread
+    return f"{t.median:.3f} [{lo:.3f}-{hi:.3f}]"
 
 
 def _bench_checkpoint(env_id: str):

@@ -234,3 +234,26 @@ def test_fast_and_reference_policies_agree_at_every_step(discrete):
         for p in (fast, ref):
             p.actions[rows, t] = acts
             p.observe(rows, rng.normal(size=len(rows)))
+
+
+def test_bench_interleaves_rounds_and_reports_spread():
+    """`bench`'s A/B rounds alternate which side runs first, and each side's figure is
+    the median of its rounds with their min-max spread."""
+    from dt_playground.speed import interleave
+
+    calls = []
+
+    def side(name, values):
+        it = iter(values)
+
+        def block():
+            calls.append(name)
+            return next(it)
+
+        return block
+
+    a, b = interleave(side("a", [3.0, 1.0, 2.0, 9.0]), side("b", [5.0, 6.0, 4.0, 5.0]), 4)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert a.median == 2.5 and a.spread == (1.0, 9.0) and b.median == 5.0
+    only, none = interleave(side("c", [1.0, 2.0]), None, 2)
+    assert none is None and only.rounds == [1.0, 2.0]
