@@ -355,8 +355,7 @@ def play_schedule(
     trace = ia.play_schedule(ck, schedule, seed,
                              progress=lambda d, n: progress(d / n, desc="simulating"))
     summary = ia.schedule_summary(trace, ck, schedule)
-    figs = tuple(plots_glance.mark_switches(f, trace.switches)
-                 for f in (plots.rtg_figure(trace), plots.reward_figure(trace)))
+    figs = plots_glance.schedule_figures(trace)
     yield None, *figs, formatting.schedule_markdown(summary), summary
     info = _video(lambda path: render_trace(
         trace, path, max_frames=_lib().MAX_VIDEO_FRAMES,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
-from .plots import _REF_DASHES, COLORS, _band, _empty, _layout
+from .plots import _REF_DASHES, COLORS, _band, _empty, _layout, reward_figure, rtg_figure
 
 if TYPE_CHECKING:  # rollout imports torch; a figure only needs the Trace's arrays
     from .rollout import Trace
@@ -157,3 +157,10 @@ def cards_compare_figure(cards: dict[str, dict]) -> go.Figure:
 def empty_figure(title: str, message: str) -> go.Figure:
     """A figure with only a message (nothing to draw yet)."""
     return _empty(title, message)
+
+
+def schedule_figures(trace: Trace) -> tuple[go.Figure, go.Figure]:
+    """The return-to-go and cumulative-reward figures of a re-prompted episode, each
+    with its switches marked (`mark_switches`)."""
+    return (mark_switches(rtg_figure(trace), trace.switches),
+            mark_switches(reward_figure(trace), trace.switches))

@@ -192,6 +192,9 @@ def test_mark_switches_names_each_reprompt():
     fig = plots_glance.mark_switches(plots.rtg_figure(trace), {0: -100.0, 120: -900.0})
     names = [t.name for t in fig.data]
     assert "re-prompt at step 120 → -900" in names and not any("step 0" in n for n in names)
+    trace.switches = {0: -100.0, 50: -20.0}
+    for fig in plots_glance.schedule_figures(trace):  # RTG and reward figures both marked
+        assert "re-prompt at step 50 → -20" in [t.name for t in fig.data]
 
 
 def _card(name):
