@@ -54,6 +54,7 @@ def card_markdown(card: dict | None) -> str:
     rho_text = f"Spearman ρ = **{rho:.2f}**, " if rho is not None else ""
     return (
         f"From the checkpoint's card: {len(card['per_target'])} targets × {n} held-out seeds, "
-        f"{rho_text}normalised score at the top target **{card.get('normalised_top', 0):.0f}**. "
+        f"{rho_text}normalised score at the top target **{card.get('normalised_top', 0):.0f}** "
+        "(0 = random policy, 100 = expert). "
         "**Run sweep** adds fresh seeds."
     )

@@ -161,7 +161,7 @@ def test_about_tab(page):
 # ---------------------------------------------------------------- issue 12
 
 
-def _visible_plot(page, timeout=60_000):
+def _visible_plot(page, timeout=180_000):  # a first rollout also loads torch and the model
     page.wait_for_selector(".js-plotly-plot .main-svg >> visible=true", timeout=timeout)
 
 
@@ -228,7 +228,10 @@ def test_target_grid_plays_a_tiled_video(fresh):
     fresh.get_by_role("button", name="Play grid").click()
     _visible_plot(fresh)
     vw, vh, shown, page_w = _video_plays(fresh)
-    assert vw > 600 and vh > 400  # 2x2 tiles of CartPole frames
+    from dt_playground.tiles import GAP, LABEL_H, tile_size
+
+    tw, th = tile_size("CartPole-v1")
+    assert (vw, vh) == (2 * tw + GAP, 2 * (LABEL_H + th) + GAP)  # 2x2 labelled tiles
     assert shown >= 0.5 * page_w * 0.9  # at least about half the page (minus margins)
     fresh.wait_for_selector("text=data max >> visible=true", timeout=30_000)
     names = fresh.evaluate(
@@ -252,7 +255,7 @@ def test_reprompt_marks_the_switch(fresh):
     assert box.input_value().startswith("0:")  # an example for this checkpoint's data
     box.fill("0:500,60:20")
     fresh.get_by_role("button", name="Play with re-prompt").click()
-    fresh.wait_for_selector("text=Re-prompted episode >> visible=true", timeout=90_000)
+    fresh.wait_for_selector("text=Re-prompted episode >> visible=true", timeout=180_000)
     names = fresh.evaluate(
         "() => [...document.querySelectorAll('.js-plotly-plot')]"
         ".flatMap(p => (p.data || []).map(t => t.name))"

@@ -16,6 +16,17 @@ from dt_playground.rollout import DTPolicy, run_episodes
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small batched matmuls on a shared 2-core machine: one thread avoids oversubscription."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def hopper():
     return pg.get_checkpoint("hopper-dt")
