@@ -163,6 +163,12 @@ def build_dataset(cfg: TrainConfig) -> tuple[OfflineDataset, dict, str]:
     return ds, summary, spec.env_id
 
 
+def gathers_on_device(device: torch.device) -> bool:
+    """Whether batches are gathered on the device (`DeviceWindows`, CUDA) rather than
+    in numpy (the CPU). A function so the tests can run the device path on the CPU."""
+    return device.type == "cuda"
+
+
 def train(
     cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None, should_stop=None
 ) -> TrainResult:
@@ -215,7 +221,7 @@ def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> Train
     out = Path(cfg.out)
     step, curve, evals, elapsed = 0, [], [], 0.0
     # Batches: numpy on the CPU (as every earlier run), gathered on the GPU on CUDA.
-    windows = DeviceWindows(ds, device) if device.type == "cuda" else None
+    windows = DeviceWindows(ds, device) if gathers_on_device(device) else None
     gen = torch.Generator(device=device) if windows is not None else None
     rng = None
     exact_resume = False
@@ -367,7 +373,7 @@ def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> Train
         loss = train_step(batch, lr)
         step += 1
         pending.append((step, loss, lr))
-        if device.type != "cuda" or step % LOG_EVERY == 0:
+        if windows is None or step % LOG_EVERY == 0:  # on the device: read back in bursts
             flush()
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
             flush()

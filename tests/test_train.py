@@ -205,3 +205,24 @@ def test_cuda_training_writes_a_cpu_checkpoint(cartpole_dataset, tmp_path, mode)
     assert len(losses) == 60 and np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5])
     ck = load_checkpoint(res.checkpoint)
     assert next(ck.model.parameters()).device.type == "cpu"
+
+
+def test_device_batch_path_runs_and_resumes_on_cpu(cartpole_dataset, tmp_path, monkeypatch):
+    """The CUDA branch of the loop (windows gathered by `DeviceWindows` from a torch
+    generator, losses read back in bursts, the generator's state saved for resume),
+    run on the CPU: a run cancelled at step 13 and resumed equals an uninterrupted one."""
+    import dt_playground.train as train_mod
+
+    monkeypatch.setattr(train_mod, "gathers_on_device", lambda device: True)
+    path = cartpole_dataset[0]
+    seen = []
+    full = train(_cfg(path, tmp_path / "a", steps=25), on_step=lambda s, loss, lr: seen.append(s))
+    assert seen == list(range(1, 26))  # bursts of 10, then the rest: every step reported once
+    asked = []  # should_stop is asked before every step; on_step comes in bursts here
+    train(_cfg(path, tmp_path / "b", steps=25),
+          should_stop=lambda: asked.append(1) or len(asked) > 13)
+    state = json.loads((tmp_path / "b" / "train_state.json").read_text())
+    assert state["step"] == 13 and "numpy_rng" not in state
+    resumed = train(_cfg(path, tmp_path / "b", steps=25))
+    np.testing.assert_allclose([c["loss"] for c in resumed.curve],
+                               [c["loss"] for c in full.curve], rtol=1e-4)
