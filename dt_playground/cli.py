@@ -374,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .cpu import setup_process
+
+    setup_process()  # the entry point makes the process-wide settings (library calls don't)
     try:
         return args.fn(args)
     except (ValueError, OSError) as exc:  # our errors are ValueErrors with clear messages
