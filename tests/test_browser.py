@@ -256,11 +256,13 @@ def test_reprompt_marks_the_switch(fresh):
     box.fill("0:500,60:20")
     fresh.get_by_role("button", name="Play with re-prompt").click()
     fresh.wait_for_selector("text=Re-prompted episode >> visible=true", timeout=180_000)
-    names = fresh.evaluate(
+    # Both the RTG and the reward plots mark the switch (plotly draws after the text).
+    fresh.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')]"
         ".flatMap(p => (p.data || []).map(t => t.name))"
+        ".filter(n => n === 're-prompt at step 60 → 20').length === 2",
+        timeout=60_000,
     )
-    assert names.count("re-prompt at step 60 → 20") == 2  # on the RTG and the reward plots
     _video_plays(fresh)
     _shot(fresh, "reprompt-1400.png")
     fresh.set_viewport_size({"width": 390, "height": 900})
