@@ -98,7 +98,7 @@ def train_block(which: str, B: int, precision: str, device: torch.device, steps:
     """One AdamW step (forward, backward, clip at 0.25, update) at batch ``B``; ours
     through the trainer's `TrainStep` (``mode`` on CUDA: eager, compile or graph),
     HF's as shipped with an MSE loss, both under bf16 autocast or both in fp32, both
-    with the same AdamW (fused on CUDA)."""
+    with the same (fused) AdamW."""
     bf16 = precision == "bf16"
     batch = random_batch(B, device)
     if which == "ours":
@@ -110,8 +110,7 @@ def train_block(which: str, B: int, precision: str, device: torch.device, steps:
             step(batch, 1e-4)
     else:
         model = hf_model().to(device).train()
-        kw = {"fused": True} if device.type == "cuda" else {}
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4, **kw)
+        opt = make_optimizer(model, 1e-4, 1e-4, device, graph=False)  # the same AdamW
         b = batch
 
         def one():

@@ -158,8 +158,9 @@ def test_step_mode_and_optimizer_choice():
         assert choose_mode("graph", cpu_dev, World(rank=0, size=2)) == "eager"
     with pytest.raises(ValueError, match="step mode"):
         choose_mode("jit", cpu_dev, World())
-    opt = make_optimizer(_tiny(), 1e-3, 1e-4, cpu_dev, graph=False)
-    assert not opt.defaults.get("fused") and not torch.is_tensor(opt.param_groups[0]["lr"])
+    opt = make_optimizer(_tiny(), 1e-3, 1e-4, cpu_dev, graph=True)
+    assert opt.defaults.get("fused") and not torch.is_tensor(opt.param_groups[0]["lr"])
+    assert not opt.defaults.get("capturable")  # a graph's tensor lr is for CUDA only
     assert [World(r, 3).batch_share(64) for r in range(3)] == [22, 21, 21]
     with pytest.raises(ValueError, match="world size"):
         World(0, 4).batch_share(2)
