@@ -94,17 +94,20 @@ def test_verify_tells_match_mismatch_and_missing_hash(tmp_path, capsys):
     _fake_checkpoint(zoo, "prefix", {"episodes": 10, "sha256": dataset_sha256(fresh[:10])})
     _fake_checkpoint(zoo, "stale", {"episodes": n, "sha256": "0" * 64})
     _fake_checkpoint(zoo, "old", {"episodes": n})
+    rets = [round(e.ret, 3) for e in fresh]
+    _fake_checkpoint(zoo, "old2", {"episodes": n, "returns": rets[:-2] + [-1.0, -1.0]})
     rows, seconds = verify_datasets(["CartPole-v1"], zoo, log=lambda m: None)
     assert {r.checkpoint: r.status for r in rows} == {
-        "good": "match", "prefix": "match", "stale": "MISMATCH", "old": "no hash yet"}
+        "good": "match", "prefix": "match", "stale": "MISMATCH", "old": "no hash yet",
+        "old2": f"no hash yet; returns equal in {n - 2}/{n}"}
     assert seconds["CartPole-v1"] > 0
     table = verify_table(rows, seconds)
-    assert "1 checkpoint(s) have no dataset.sha256 yet" in table
+    assert "2 checkpoint(s) have no dataset.sha256 yet" in table
     assert "1 checkpoint(s) were trained on data this code no longer makes" in table
     # the CLI exits non-zero unless every checkpoint matches
     assert cli_main(["pretrain", "--verify", "--env", "CartPole-v1", "--out", str(zoo)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
-    for name in ("stale", "old"):
+    for name in ("stale", "old", "old2"):
         (zoo / name / "config.json").unlink()
     assert cli_main(["pretrain", "--verify", "--env", "CartPole-v1", "--out", str(zoo)]) == 0
     assert "All 2 checkpoint(s) match" in capsys.readouterr().out
