@@ -37,6 +37,7 @@ def _cfg(path, out, **kw):
         dropout=0.0,
         seed=0,
         return_bins=0,  # the action loss alone: the return head's test is its own
+        device="cpu",  # the same numbers wherever the suite runs; CUDA tests say so
     )
     base.update(kw)
     return TrainConfig(**base)
