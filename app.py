@@ -17,6 +17,7 @@ import functools  # noqa: E402
 import inspect  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -419,7 +420,12 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
     envs = folders.envs_with_checkpoints()
     default_env = "LunarLander-v3" if "LunarLander-v3" in envs else envs[0]
     first = folders.choices(default_env)
-    with gr.Blocks(title="DT Playground", delete_cache=(1800, 3600), theme=_theme()) as demo:
+    with warnings.catch_warnings():
+        # Gradio 6 prefers launch(theme=...); set here, every launcher (main, the tests, a
+        # Space) gets the theme.
+        warnings.filterwarnings("ignore", message="The parameters have been moved")
+        demo = gr.Blocks(title="DT Playground", delete_cache=(1800, 3600), theme=_theme())
+    with demo:
         # An opaque session id (server-side state): what the session made is reachable
         # through it only, and deleted when the session ends.
         session = gr.State(None, delete_callback=end_session, time_to_live=6 * 3600)
