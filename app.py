@@ -28,6 +28,7 @@ from dt_playground.errors import PlaygroundError, scrub_paths  # noqa: E402
 from dt_playground.jobs import TrainJob, TrainRequest  # noqa: E402
 from dt_playground.paths import DATA_DIR  # noqa: E402
 from dt_playground.render import RenderError, render_trace  # noqa: E402
+from dt_playground.seeds import APP_SEED  # noqa: E402
 from dt_playground.sessions import SessionStore, clean_dataset_staging  # noqa: E402
 from dt_playground.summary import DatasetSummary, target_range  # noqa: E402
 
@@ -453,7 +454,7 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                     # (`pg.parse_target`: finite, within 100x the env's expert return).
                     # (A Slider subclass would make Gradio write an app.pyi stub.)
                     target.preprocess = _any_number
-                    seed = gr.Number(0, precision=0, label="Seed", minimum=0, scale=1)
+                    seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1)
                     sampled = gr.Checkbox(False, label="Sample actions (discrete)", scale=1)
                 marks = gr.Markdown()
                 play_btn = gr.Button("Play episode", variant="primary")
@@ -498,7 +499,7 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                     grid_targets = gr.Textbox("", label="Targets (comma-separated)",
                                               placeholder="empty: p10, median, max, 1.5× max",
                                               scale=3)
-                    grid_seed = gr.Number(0, precision=0, label="Seed", minimum=0, scale=1)
+                    grid_seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1)
                 grid_btn = gr.Button("Play grid", variant="primary")
                 grid_md = gr.Markdown()
                 with gr.Row(equal_height=False):
@@ -512,7 +513,7 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                 with gr.Row():
                     n_targets = gr.Slider(2, 20, value=8, step=1, label="Targets")
                     n_seeds = gr.Slider(1, 10, value=3, step=1, label="Seeds per target")
-                    sweep_seed = gr.Number(1_000_000, precision=0, label="First seed")
+                    sweep_seed = gr.Number(APP_SEED, precision=0, label="First seed")
                 sweep_btn = gr.Button("Run sweep", variant="primary")
                 sweep_md = gr.Markdown()
                 sweep_plot = gr.Plot(label="Achieved vs requested")
@@ -525,7 +526,7 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                 )
                 with gr.Row():
                     cmp_seeds = gr.Slider(1, 20, value=5, step=1, label="Seeds")
-                    cmp_seed = gr.Number(2_000_000, precision=0, label="First seed")
+                    cmp_seed = gr.Number(APP_SEED, precision=0, label="First seed")
                 cmp_btn = gr.Button("Compare", variant="primary")
                 cmp_plot = gr.Plot(label="Return by model")
                 cmp_json = gr.JSON(label="Means")

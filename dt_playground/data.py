@@ -14,7 +14,6 @@ import numpy as np
 
 from .envs import EnvSpec, action_scale
 from .episodes import Episode, behaviour_names, dataset_sha256, returns_to_go
-from .metrics import spearman  # noqa: F401  (re-exported until playground imports metrics)
 from .storage import (  # noqa: F401  (re-exported: the names callers know from here)
     DEFAULT_DATA_ROOT,
     DatasetError,

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .collect import ensure_dataset
 from .errors import PlaygroundError, scrub_paths
 
 # Envs whose dataset collects in under a minute on the Space's CPU (see README).
@@ -77,8 +78,7 @@ class TrainJob:
         return self
 
     def _run(self) -> None:
-        from .pretrain import RECIPES, ensure_dataset
-        from .train import TrainConfig, train
+        from .train import TrainConfig, train  # torch: loaded when a job starts
 
         try:
             self.stage = "collecting"
@@ -86,8 +86,7 @@ class TrainJob:
             dataset = self.dataset
             if dataset is None:
                 with _DATASET_LOCK:
-                    dataset = ensure_dataset(self.request.env_id, RECIPES[self.request.env_id],
-                                             log=lambda m: None)
+                    dataset = ensure_dataset(self.request.env_id, log=lambda m: None)
             self.collect_seconds = time.perf_counter() - t0
             if self.stop.is_set():
                 return
