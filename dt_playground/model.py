@@ -213,7 +213,9 @@ class DecisionTransformer(nn.Module):
         n, K = self.n_tokens, mask.shape[1]
         # Causal and key-padding mask; every token may see itself so that
         # padded rows are never fully masked (their outputs are ignored).
-        keys = mask.bool().repeat_interleave(n, dim=1)  # (B, nK)
+        # (B, nK): each step's flag for its n tokens. expand + reshape, not
+        # repeat_interleave, whose CUDA kernel copies the repeat count from the host.
+        keys = mask.bool()[:, :, None].expand(-1, K, n).reshape(mask.shape[0], n * K)
         causal = torch.ones(n * K, n * K, dtype=torch.bool, device=mask.device).tril()
         eye = torch.eye(n * K, dtype=torch.bool, device=mask.device)
         return ((causal & keys[:, None, :]) | eye)[:, None]

@@ -258,3 +258,23 @@ def test_config_is_keyword_only():
         DTConfig(4, 2)  # nine positional numbers were too easy to swap
     cfg = DTConfig(state_dim=4, act_dim=2)
     assert DTConfig(**cfg.to_dict()) == cfg
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_step_has_no_host_sync_on_cuda():
+    """What a CUDA graph needs, checked by CUDA itself: any synchronising call raises."""
+    cfg = DTConfig(state_dim=4, act_dim=3, hidden=32, n_layers=2, n_heads=2, context_len=5,
+                   max_ep_len=50)
+    model = DecisionTransformer(cfg).cuda().train()
+    rtg, s, a, t, m = (x.cuda() for x in _inputs(3, 5, 4, 3, False))
+    m[0, :2] = 0
+    batch = {"rtg": rtg, "states": s, "actions": a, "timesteps": t, "mask": m}
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model.loss(batch)
+        loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(loss).item()
