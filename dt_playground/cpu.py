@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,18 +81,34 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return device
 
 
+_THREADS_LOCK = threading.Lock()
+_threads_users = 0  # blocks inside `torch_threads` now
+_threads_before = 0  # the count to restore when the last one leaves
+
+
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run a block with ``n`` torch threads (0: leave as is), then restore the count.
-    The count is process-wide while the block runs."""
-    before = torch.get_num_threads()
-    if n > 0:
+
+    The count is process-wide while the block runs. Overlapping blocks (two trainings
+    in threads of one server) restore the count from before the first of them when
+    the last one ends, whatever order they end in."""
+    global _threads_users, _threads_before
+    if n <= 0:
+        yield
+        return
+    with _THREADS_LOCK:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_users += 1
         torch.set_num_threads(n)
     try:
         yield
     finally:
-        if n > 0:
-            torch.set_num_threads(before)
+        with _THREADS_LOCK:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)
 
 
 def setup_process(threads: int = 0) -> None:

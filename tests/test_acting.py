@@ -198,6 +198,14 @@ def test_threads_block_restores_the_count():
     with cpu.torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+    # Overlapping blocks (two trainings in a server's threads) ending out of order.
+    a, b = cpu.torch_threads(1), cpu.torch_threads(2)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert torch.get_num_threads() == 2  # b still runs
+    b.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
 
 
 @pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "discrete"])
