@@ -4,10 +4,10 @@ data parallelism under ``torchrun``.
 
 On a GPU a DT this size is launch-bound: a step is ~100 small kernels, and the
 card idles between them. So on CUDA the dataset lives on the GPU and windows are
-gathered there (no host round trip per step), AdamW is fused, and the whole step
-(forward, backward, clip, update) can be replayed as one CUDA graph; the model's
-forward and loss have no host syncs for this reason (model.py). On the CPU the
-step stays eager and sampling stays in numpy, exactly as before.
+gathered there (no host round trip per step), and the whole step (forward,
+backward, clip, update) can be replayed as one CUDA graph; the model's forward
+and loss have no host syncs for this reason (model.py). On the CPU the step
+stays eager and sampling stays in numpy. AdamW is fused on both.
 
 Every branch runs on the CPU in the tests: the graph step's static-buffer logic
 with an eager "graph" (`TrainStep(capture=...)`), the device gather against
