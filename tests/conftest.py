@@ -3,6 +3,9 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One thread per process: tests start app servers and torchrun workers beside this
+# process, and OpenMP threads fighting over 2 cores made some tests 20-40x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -12,6 +15,8 @@ from dt_playground.collect import collect_episodes  # noqa: E402
 from dt_playground.data import write_minari  # noqa: E402
 from dt_playground.envs import get_spec  # noqa: E402
 from dt_playground.model import DecisionTransformer, DTConfig  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
