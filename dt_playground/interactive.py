@@ -13,6 +13,7 @@ the app's handlers stay one library call each.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class GridResult:
     env_id: str
     checkpoint: str
     seed: int
-    targets: list[float]
+    targets: list[float | str]  # "best": the checkpoint picks its own (returns.py)
     labels: list[str]
     traces: list[Trace]
     seconds: float
@@ -62,7 +63,7 @@ class GridResult:
     def tiles(self) -> list[dict]:
         return [
             {
-                "target": float(t),
+                "target": t if isinstance(t, str) else float(t),
                 "achieved": round(tr.ret, 3),
                 "length": tr.length,
                 "terminated": tr.terminated,
@@ -101,14 +102,15 @@ def default_grid_targets(ck: Checkpoint) -> tuple[list[float], list[str]]:
 
 
 def parse_grid_targets(targets, ck: Checkpoint) -> tuple[list[float], list[str]]:
-    """``"a,b,c"``, a list of numbers, or ``""``/None for `default_grid_targets`."""
+    """``"a,b,c"``, a list of numbers, or ``""``/None for `default_grid_targets`;
+    "best" is a target too for checkpoints with a return head."""
     if targets is None or (isinstance(targets, str) and not targets.strip()):
         return default_grid_targets(ck)
     parts = re.split(r"[,\s;]+", targets.strip()) if isinstance(targets, str) else list(targets)
     parts = [p for p in parts if p != ""]
     if not 1 <= len(parts) <= MAX_TILES:
         raise PlaygroundError(f"A grid has 1 to {MAX_TILES} targets, got {len(parts)}")
-    values = [parse_target(p, ck) for p in parts]
+    values = [_schedule_target(p, ck) for p in parts]  # numbers, or "best" with a head
     return values, ["" for _ in values]
 
 
@@ -140,7 +142,9 @@ def grid_video(
                        progress=progress)
 
 
-def _short(x: float) -> str:
+def _short(x: float | str) -> str:
+    if isinstance(x, str):
+        return x
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:g}"
 
 
@@ -240,8 +244,14 @@ def segments(trace: Trace, schedule) -> list[dict]:
 def schedule_summary(trace: Trace, ck: Checkpoint, schedule) -> dict:
     """`playground.episode_summary` plus the schedule and its segments."""
     schedule = parse_schedule(schedule)
+    summary = episode_summary(trace, ck) if not is_best(trace.target) else {
+        # A "best" start has no number to place in the dataset's returns.
+        **episode_summary(dataclasses.replace(trace, target=0.0), ck),
+        "requested": BEST,
+        "target_percentile_in_dataset": None,
+    }
     return {
-        **episode_summary(trace, ck),
+        **summary,
         "schedule": [{"step": s, "target": v} for s, v in schedule.items()],
         "segments": segments(trace, schedule),
     }

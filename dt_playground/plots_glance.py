@@ -32,7 +32,7 @@ TILE_COLORS = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3",
 def grid_reward_figure(traces: Sequence[Trace], labels: Sequence[str] | None = None) -> go.Figure:
     """Cumulative reward of every tile of a grid, each with its target as a dotted
     line of the same colour."""
-    labels = list(labels) if labels else [f"target {t.target:g}" for t in traces]
+    labels = list(labels) if labels else [f"target {t.target}" for t in traces]
     fig = go.Figure()
     x_end = max((t.length for t in traces), default=1)
     for i, (tr, label) in enumerate(zip(traces, labels)):
@@ -42,6 +42,8 @@ def grid_reward_figure(traces: Sequence[Trace], labels: Sequence[str] | None = N
             x=np.arange(1, tr.length + 1), y=cum, mode="lines", line={"color": color},
             name=f"{label} → {tr.ret:.0f}", legendgroup=str(i),
         ))
+        if isinstance(tr.target, str):  # "best": no number was asked for
+            continue
         fig.add_trace(go.Scatter(
             x=[0, x_end], y=[tr.target, tr.target], mode="lines", showlegend=False,
             line={"color": color, "dash": "dot", "width": 1}, name=f"{label} (target)",

@@ -107,7 +107,9 @@ class _Labeller:
         return strip
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float | str) -> str:
+    if isinstance(x, str):  # "best"
+        return x
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
 
 

@@ -92,3 +92,29 @@ def test_play_grid_refuses_too_many_tiles(client):
     with pytest.raises(AppError, match="1 to 9"):
         client.predict("CartPole-v1", "cartpole-dt", ",".join(["1"] * 10), 0,
                        api_name="/play_grid")
+
+
+def test_play_schedule_with_best_then_a_number(client):
+    from dt_playground.returns import has_head
+
+    ck = pg.get_checkpoint("cartpole-dt")
+    if not has_head(ck.model.cfg):
+        pytest.skip("the tiny DT was trained without a return head")
+    *_, md, s = client.predict("CartPole-v1", "cartpole-dt", "0:best,10:300", 2,
+                               api_name="/play_schedule")
+    assert [seg["target"] for seg in s["segments"]] == ["best", 300.0]
+    trace = interactive.play_schedule(ck, "0:best,10:300", 2)
+    assert trace.switches == {0: "best", 10: 300.0}
+    assert trace.rtg[10] == pytest.approx(300.0) and s["achieved"] == pytest.approx(trace.ret)
+
+
+def test_play_grid_with_a_best_tile(client):
+    from dt_playground.returns import has_head
+
+    ck = pg.get_checkpoint("cartpole-dt")
+    if not has_head(ck.model.cfg):
+        pytest.skip("the tiny DT was trained without a return head")
+    video, fig, s = client.predict("CartPole-v1", "cartpole-dt", "50,best", 1,
+                                   api_name="/play_grid")
+    assert [t["target"] for t in s["tiles"]] == [50.0, "best"]
+    assert s["tiles"][1]["label"] == "target best" and s["video_frames"] > 1
