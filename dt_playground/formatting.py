@@ -56,5 +56,5 @@ def card_markdown(card: dict | None) -> str:
         f"From the checkpoint's card: {len(card['per_target'])} targets × {n} held-out seeds, "
         f"{rho_text}normalised score at the top target **{card.get('normalised_top', 0):.0f}** "
         "(0 = random policy, 100 = expert). "
-        "**Run sweep** adds fresh seeds."
+        "**Run sweep** measures it again on fresh seeds."
     )
