@@ -670,7 +670,10 @@ def main() -> None:
     from dt_playground.cpu import setup_process
 
     _lib()
-    setup_process()
+    # One torch thread per request: on the Space's 2 vCPUs, concurrent plays each on one
+    # core beat two plays fighting over two OpenMP threads each (25-107 s vs 2-5 s for a
+    # Hopper play under load, benchmarks/grid_bench.py).
+    setup_process(threads=1)
     demo.block_thread()
 
 
