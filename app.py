@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from dt_playground import arrival, folders, formatting, plots, plots_glance  # noqa: E402
+from dt_playground import arrival, folders, formatting, plots, plots_glance, plots_inspect  # noqa: E402
 from dt_playground.envs import env_ids, get_spec  # noqa: E402
 from dt_playground.errors import PlaygroundError, scrub_paths  # noqa: E402
 from dt_playground.jobs import TrainJob, TrainRequest  # noqa: E402
@@ -203,7 +203,7 @@ def attention(
     pg = _lib()
     ck = _checkpoint(sid, checkpoint, env_id)
     att = pg.attention_at(ck, target, seed, step, sampled)
-    return plots.attention_figure(att), att
+    return plots_inspect.attention_figure(att), att
 
 
 @boundary
@@ -262,7 +262,7 @@ def train_model(
             time.sleep(0.5)
             n = len(job.steps)
             progress(n / request.steps, desc=job.stage)
-            yield plots.loss_figure(job.curve()), job.status(), session.id
+            yield plots_inspect.loss_figure(job.curve()), job.status(), session.id
     finally:
         job.stop.set()  # the user left or cancelled: stop the thread too
     if job.error:
@@ -270,7 +270,7 @@ def train_model(
         raise gr.Error(job.status())
     if out.is_dir():
         STORE.adopt(session, cid, out)
-    yield plots.loss_figure(job.curve()), job.status().replace(out.name, cid), session.id
+    yield plots_inspect.loss_figure(job.curve()), job.status().replace(out.name, cid), session.id
 
 
 @boundary
@@ -290,7 +290,9 @@ def dataset_view(env_id: str, checkpoint: str, sid: str | None = None):
     ck = _checkpoint(sid, checkpoint, env_id)
     d = ck.dataset.as_dict()
     info = pg.dataset_overview(ck)
-    return plots.dataset_figure(d), plots.lengths_figure(d), plots.quality_figure(d), info
+    figs = (plots_inspect.dataset_figure(d), plots_inspect.lengths_figure(d),
+            plots_inspect.quality_figure(d))
+    return *figs, info
 
 
 @boundary

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from . import plots, plots_glance
+from . import plots_glance, plots_inspect
 from .envs import get_spec
 from .errors import PlaygroundError
 from .folders import list_checkpoints, locate, parse_env, read_json
@@ -95,8 +95,8 @@ def dataset_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
     keys = ("dataset_id", "episodes", "steps", "return_min", "return_p10", "return_median",
             "return_p90", "return_max", "return_top10_mean")
     info = {k: round(v, 1) if isinstance(v, float) else v for k, v in summary.items() if k in keys}
-    return (plots.dataset_figure(summary), plots.lengths_figure(summary),
-            plots.quality_figure(summary), info)
+    return (plots_inspect.dataset_figure(summary), plots_inspect.lengths_figure(summary),
+            plots_inspect.quality_figure(summary), info)
 
 
 def schedule_example(env_id: str, checkpoint, owned: dict[str, Path] | None = None) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from dt_playground import plots
+from dt_playground import plots, plots_inspect
 from dt_playground.data import Episode, dataset_summary
 from dt_playground.rollout import Trace
 
@@ -129,7 +129,7 @@ def test_sweep_without_dataset_or_rows():
 
 
 def test_dataset_histogram_matches_summary(summary):
-    fig = plots.dataset_figure(summary)
+    fig = plots_inspect.dataset_figure(summary)
     bars = by_name(fig)["episodes"]
     assert list(bars.y) == summary["histogram"]["counts"]
     edges = np.asarray(summary["histogram"]["edges"])
@@ -139,26 +139,26 @@ def test_dataset_histogram_matches_summary(summary):
 
 
 def test_lengths_and_quality(summary):
-    assert list(by_name(plots.lengths_figure(summary))["episodes"].x) == summary["lengths"]
-    bars = by_name(plots.quality_figure(summary))["mean return"]
+    assert list(by_name(plots_inspect.lengths_figure(summary))["episodes"].x) == summary["lengths"]
+    bars = by_name(plots_inspect.quality_figure(summary))["mean return"]
     assert list(bars.x) == ["0", "1", "2"]  # sorted best first; behaviour 0 is least noisy
     levels = summary["behaviours"]
     assert list(bars.y) == [levels[k]["return_mean"] for k in ("0", "1", "2")]
     assert bars.y[0] > bars.y[-1]
-    assert len(plots.quality_figure({"behaviours": {}}).data) == 0
+    assert len(plots_inspect.quality_figure({"behaviours": {}}).data) == 0
 
 
 def test_loss_figure_with_lr_and_evals():
     curve = [{"step": s, "loss": 1.0 / (s + 1), "lr": 1e-4 * min(1, s / 10)} for s in range(50)]
     evals = [{"step": s, "target": t, "return": t * s / 50} for s in (10, 30) for t in (1.0, 2.0)]
-    fig = plots.loss_figure(curve, evals)
+    fig = plots_inspect.loss_figure(curve, evals)
     lines = by_name(fig)
     assert list(lines["train/loss"].y) == [p["loss"] for p in curve]
     assert list(lines["train/lr"].y) == [p["lr"] for p in curve]
     assert list(lines["eval/return (target 2)"].y) == [2.0 * 10 / 50, 2.0 * 30 / 50]
-    mixed = by_name(plots.loss_figure(curve + evals))  # eval points inside the curve
+    mixed = by_name(plots_inspect.loss_figure(curve + evals))  # eval points inside the curve
     assert set(mixed) == set(lines)
-    only_loss = by_name(plots.loss_figure([{"step": 0, "loss": 1.0}]))
+    only_loss = by_name(plots_inspect.loss_figure([{"step": 0, "loss": 1.0}]))
     assert set(only_loss) == {"train/loss"}
 
 
@@ -175,10 +175,10 @@ def test_compare_figure_mean_and_std():
 def test_attention_figure_rows_and_tokens():
     att = {"step": 4, "tokens": ["R t", "s t"],
            "weights": [[[0.25, 0.75]], [[0.5, 0.5]]]}
-    fig = plots.attention_figure(att)
+    fig = plots_inspect.attention_figure(att)
     (hm,) = fig.data
     assert list(hm.y) == ["block 1", "block 2"]
     assert [list(r) for r in hm.z] == [[0.25, 0.75], [0.5, 0.5]]
     assert list(fig.layout.xaxis.ticktext) == ["R t", "s t"]
     assert "step 4" in fig.layout.title.text
-    assert plots.attention_figure({"step": 0, "tokens": [], "weights": []}).data == ()
+    assert plots_inspect.attention_figure({"step": 0, "tokens": [], "weights": []}).data == ()
