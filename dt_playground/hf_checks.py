@@ -9,14 +9,13 @@ The mapping itself is `hf.py`.
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 from pathlib import Path
 
 import numpy as np
 
-from .validate import DTYPES, INT_BOUNDS, MAX_HEADER_BYTES, MAX_PARAMS, CheckpointError
+from .folders import read_json
+from .validate import DTYPES, INT_BOUNDS, MAX_PARAMS, CheckpointError, read_safetensors_header
 
 SIDECAR = "dt_playground.json"  # what transformers doesn't store (see `hf.py`)
 MAX_CONFIG_BYTES = 256 * 1024  # an HF DT config.json is ~1 KB
@@ -48,17 +47,10 @@ def hf_shapes(c: dict) -> dict[str, tuple[int, ...]]:
 
 
 def _read_small_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{what} is missing: no {path.name}")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
+    """`folders.read_json`, with an HF config's much smaller size cap."""
+    if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
         raise CheckpointError(f"{path.name} is over {MAX_CONFIG_BYTES // 1024} KB; refused")
-    try:
-        obj = json.loads(path.read_bytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise CheckpointError(f"{path.name} is not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path.name} must hold a JSON object")
-    return obj
+    return read_json(path, what or path.name)
 
 
 def is_transformers_folder(path: str | Path) -> bool:
@@ -116,20 +108,8 @@ def read_hf_config(path: Path) -> dict:
 
 def read_header(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
     """Check the safetensors header (read by hand, size-capped) against ``shapes``."""
+    meta, n = read_safetensors_header(path)
     size = path.stat().st_size
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        n = struct.unpack("<Q", raw)[0] if len(raw) == 8 else -1
-        if not 0 < n <= MAX_HEADER_BYTES:
-            raise CheckpointError("model.safetensors is corrupt or not a safetensors file")
-        header = f.read(n)
-    try:
-        meta = json.loads(header)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise CheckpointError("model.safetensors has a corrupt header") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError("model.safetensors has a corrupt header")
-    meta.pop("__metadata__", None)
     extra = [k for k in meta if k not in shapes and not k.endswith(_BUFFERS)]
     missing = [k for k in shapes if k not in meta]
     if missing or extra:

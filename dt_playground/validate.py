@@ -123,10 +123,10 @@ def expected_tensors(cfg: DTConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def check_safetensors(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
-    """Compare the safetensors header with ``expected`` before any tensor is read."""
+def read_safetensors_header(path: Path) -> tuple[dict, int]:
+    """A safetensors file's header (tensor name -> dtype/shape/offsets) and its length,
+    read by hand and size-capped, without touching the tensors. ``__metadata__`` dropped."""
     try:
-        size = path.stat().st_size
         with open(path, "rb") as f:
             raw_len = f.read(8)
             if len(raw_len) != 8:
@@ -147,6 +147,13 @@ def check_safetensors(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
     if not isinstance(meta, dict):
         raise CheckpointError("model.safetensors is corrupt or not a safetensors file")
     meta.pop("__metadata__", None)
+    return meta, n
+
+
+def check_safetensors(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """Compare the safetensors header with ``expected`` before any tensor is read."""
+    meta, n = read_safetensors_header(path)
+    size = path.stat().st_size
     missing = sorted(set(expected) - set(meta))
     unexpected = sorted(set(meta) - set(expected))
     if missing or unexpected:
