@@ -89,7 +89,7 @@ class GridResult:
 def default_grid_targets(ck: Checkpoint) -> tuple[list[float], list[str]]:
     """The dataset's p10, median and max returns, and one beyond its max: targets
     and their tile labels."""
-    d = ck.config.get("dataset") or {}
+    d = ck.dataset.as_dict()
     if "return_max" not in d:
         lo, hi = min(ck.spec.target_presets), max(ck.spec.target_presets)
         return [round(float(lo), 1), round(float(hi), 1)], ["low preset", "high preset"]

@@ -7,14 +7,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # process, and OpenMP threads fighting over 2 cores made some tests 20-40x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from dt_playground.collect import collect_episodes  # noqa: E402
 from dt_playground.data import write_minari  # noqa: E402
-from dt_playground.envs import get_spec  # noqa: E402
-from dt_playground.model import DecisionTransformer, DTConfig  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -26,39 +23,6 @@ def cartpole_dataset(tmp_path_factory):
     episodes = collect_episodes("CartPole-v1", 24, seed=0)
     path = write_minari(episodes, "dtp/cartpole/test-v0", "CartPole-v1", root=root)
     return path, episodes
-
-
-def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0):
-    """An untrained small model for an env (random weights are enough for plumbing tests)."""
-    from dt_playground.envs import make_env, space_dims
-
-    spec = get_spec(env_id)
-    env = make_env(spec)
-    s, a = space_dims(env)
-    env.close()
-    torch.manual_seed(seed)
-    return DecisionTransformer(
-        DTConfig(
-            state_dim=s,
-            act_dim=a,
-            discrete=spec.discrete,
-            hidden=32,
-            n_layers=2,
-            n_heads=2,
-            context_len=K,
-            max_ep_len=spec.max_ep_len,
-            dropout=0.0,
-            use_returns=use_returns,
-        )
-    ).eval()
-
-
-def tiny_norm(model, scale=100.0):
-    from dt_playground.data import Normaliser
-
-    return Normaliser(
-        np.zeros(model.cfg.state_dim, np.float32), np.ones(model.cfg.state_dim, np.float32), scale
-    )
 
 
 @pytest.fixture(scope="session")

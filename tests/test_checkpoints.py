@@ -3,7 +3,7 @@ import zipfile
 
 import pytest
 import torch
-from conftest import tiny_model, tiny_norm
+from helpers import tiny_model, tiny_norm
 from safetensors.torch import load_file, save_file
 
 from dt_playground.checkpoints import (

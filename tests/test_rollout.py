@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model, tiny_norm
+from helpers import tiny_model, tiny_norm
 
 from dt_playground.envs import action_scale, get_spec
 from dt_playground.rollout import DTPolicy, run_episodes

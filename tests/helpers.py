@@ -1,0 +1,43 @@
+"""Small models for plumbing tests (random weights are enough), shared by test modules.
+
+A plain module rather than conftest: test modules import it by name, and conftest is
+pytest's plugin file, which must not be imported twice."""
+
+import numpy as np
+import torch
+
+from dt_playground.envs import get_spec
+from dt_playground.model import DecisionTransformer, DTConfig
+
+
+def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0):
+    """An untrained small model for an env (random weights are enough for plumbing tests)."""
+    from dt_playground.envs import make_env, space_dims
+
+    spec = get_spec(env_id)
+    env = make_env(spec)
+    s, a = space_dims(env)
+    env.close()
+    torch.manual_seed(seed)
+    return DecisionTransformer(
+        DTConfig(
+            state_dim=s,
+            act_dim=a,
+            discrete=spec.discrete,
+            hidden=32,
+            n_layers=2,
+            n_heads=2,
+            context_len=K,
+            max_ep_len=spec.max_ep_len,
+            dropout=0.0,
+            use_returns=use_returns,
+        )
+    ).eval()
+
+
+def tiny_norm(model, scale=100.0):
+    from dt_playground.data import Normaliser
+
+    return Normaliser(
+        np.zeros(model.cfg.state_dim, np.float32), np.ones(model.cfg.state_dim, np.float32), scale
+    )
