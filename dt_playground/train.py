@@ -89,7 +89,8 @@ class TrainConfig:
         "auto", "auto, eager, compile or graph (auto: one CUDA graph on a single GPU, else eager)"
     )
     return_bins: int = _f(
-        DEFAULT_BINS, "dt only: bins of the return-distribution head (target 'best'); 0: none"
+        0, f"dt only: bins of the return-distribution head for target 'best' (e.g. "
+        f"{DEFAULT_BINS}); 0: none (opt-in: the head's (s, R, a) order costs action quality)"
     )
 
     @classmethod
