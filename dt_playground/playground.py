@@ -123,10 +123,10 @@ def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> di
     x = {k: torch.from_numpy(v[:, -real:]) for k, v in win.items()}
     maps = ck.model.attention_maps(x["rtg"], x["states"], x["actions"], x["timesteps"])
     n = ck.model.n_tokens
-    kinds = ["R", "s", "a"][3 - n:]
+    kinds = ck.model.token_kinds  # (R, s, a), (s, a) for BC, (s, R, a) with a return head
     labels = [f"{kind} t-{real - 1 - i}" if i < real - 1 else f"{kind} t"
               for i in range(real) for kind in kinds]
-    query = n * (real - 1) + n - 2  # the last state token
+    query = n * (real - 1) + n - 2  # the token the action is read from (before a_t)
     weights = [[m[0, h, query, : query + 1].tolist() for h in range(m.shape[1])] for m in maps]
     return {
         "step": t,

@@ -48,6 +48,7 @@ INT_BOUNDS = {
     "n_heads": (1, 64),
     "context_len": (1, 1000),
     "max_ep_len": (1, 100_000),
+    "return_bins": (0, 1024),
 }
 
 
@@ -63,8 +64,8 @@ def model_config(raw) -> DTConfig:
         _check_field(name, value, known[name].default)
     try:
         cfg = DTConfig(**raw)
-    except TypeError as exc:
-        raise CheckpointError(f"config.json 'model' is incomplete: {exc}") from None
+    except (TypeError, ValueError) as exc:  # incomplete, or a bad return-head config
+        raise CheckpointError(f"config.json 'model' is invalid: {exc}") from None
     if cfg.hidden % cfg.n_heads:
         raise CheckpointError("config.json: 'model.hidden' must be divisible by 'model.n_heads'")
     check_size(cfg)

@@ -116,6 +116,8 @@ def test_safetensors_header_checked_before_loading(good, tmp_path, store):
         ({"state_mean": ["a", "b", "c", "d"]}, "state_mean"),
         ({"model__dropout": "abc"}, "dropout"),
         ({"model__discrete": "yes"}, "discrete"),
+        ({"model__token_order": "xyz"}, "token_order"),
+        ({"model__return_bins": 5000}, "return_bins"),
         ({"env_id": ["CartPole-v1"]}, "env_id"),
         ({"return_scale": True}, "return_scale"),
         ({"dataset__return_max": "lots"}, "dataset.return_max"),
