@@ -534,9 +534,9 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                 cmp_json = gr.JSON(label="Means")
             with gr.Tab("Train"):
                 gr.Markdown(
-                    "Train a small model on this environment's dataset (CartPole, Pendulum, "
-                    "LunarLander, Hopper: the envs whose data collects in under a minute; "
-                    "the first job of an env collects it, as its own stage). One job runs at "
+                    "Train a small model on this environment's dataset (every env's data "
+                    "collects in under a minute; the first job of an env collects it, as its "
+                    "own stage). One job runs at "
                     "a time; others wait in the queue with their position shown. The "
                     "checkpoint belongs to this browser session only."
                 )

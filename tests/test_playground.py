@@ -210,7 +210,7 @@ def test_training_job_runs_and_cancels(zoo, cartpole_dataset, tmp_path):
 @pytest.mark.parametrize(
     "args,msg",
     [
-        (("Walker2d-v5", "dt", 100, 20, 1e-3), "offered for"),
+        (("Nope-v0", "dt", 100, 20, 1e-3), "offered for"),
         ((None, "dt", 100, 20, 1e-3), "offered for"),
         (("CartPole-v1", "dt", 5, 20, 1e-3), "Steps"),
         (("CartPole-v1", "dt", "many", 20, 1e-3), "must be numbers"),
