@@ -206,6 +206,18 @@ def cmd_pretrain(args) -> int:
         return 0 if rows and all(r.status == "match" for r in rows) else 1
     out = Path(args.out) if args.out else None
     kwargs = {"out_root": out} if out else {}
+    if args.jobs > 1 and len(envs) > 1:
+        from .pretrain import pretrain_in_processes
+
+        flags = {"steps": args.steps, "episodes": args.episodes, "card-seeds": args.card_seeds,
+                 "out": args.out, "recollect": args.recollect, "no-ablation": args.no_ablation}
+        status = pretrain_in_processes(envs, args.jobs, args.threads, flags)
+        if status == 0 and not args.no_readme and out is None:
+            update_readme(Path(__file__).resolve().parent.parent / "README.md")
+        return status
+    from .cpu import setup_process
+
+    setup_process(args.threads)
     for env in envs:
         t0 = time.perf_counter()
         pretrain_env(
@@ -320,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--recollect", action="store_true", help="rebuild the dataset")
     pt.add_argument("--no-ablation", action="store_true", help="skip the K ablation")
     pt.add_argument("--no-readme", action="store_true", help="don't update README's table")
+    pt.add_argument("--jobs", type=int, default=1,
+                    help="with --all: envs trained in this many processes at once")
+    pt.add_argument("--threads", type=int, default=0, help="torch threads per process "
+                    "(0: torch's default; with --jobs, the cores split between the jobs)")
     pt.add_argument("--verify", action="store_true",
                     help="recollect the datasets into a temp folder and compare their sha256 "
                     "with the shipped checkpoints' (no training); exit 1 unless all match")

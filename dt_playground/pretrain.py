@@ -10,7 +10,11 @@ listed), evaluates each on held-out seeds and writes ``card.json`` and a
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -275,6 +279,28 @@ def pretrain_env(
         )
     log(f"[{spec.env_id}] done in {time.perf_counter() - t0:.0f} s")
     return cards
+
+
+def pretrain_commands(envs: list[str], threads: int, flags: dict) -> list[list[str]]:
+    """One ``pretrain --env E`` command line per env, with the caller's ``flags``
+    (name -> value; True for switches; falsy values left out) and ``threads``."""
+    passed = [f"--{k}" if v is True else f"--{k}={v}" for k, v in flags.items() if v]
+    return [[sys.executable, "-m", "dt_playground", "pretrain", "--env", env, "--no-readme",
+             f"--threads={threads}", *passed] for env in envs]
+
+
+def pretrain_in_processes(envs: list[str], jobs: int, threads: int, flags: dict) -> int:
+    """``pretrain --all --jobs N``: one child process per env, N at a time, each with
+    ``threads`` torch/OpenMP threads (0: the cores split between the jobs). 0 if all
+    succeed."""
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    env_vars = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with ThreadPoolExecutor(jobs) as pool:
+        codes = list(pool.map(lambda cmd: subprocess.run(cmd, env=env_vars).returncode,
+                              pretrain_commands(envs, threads, flags)))
+    for env, code in zip(envs, codes):
+        print(f"{env}: {'ok' if code == 0 else f'failed ({code})'}", file=sys.stderr)
+    return 0 if all(c == 0 for c in codes) else 1
 
 
 README_START, README_END = "<!-- zoo:start -->", "<!-- zoo:end -->"

@@ -140,3 +140,19 @@ def test_train_takes_env_like_every_verb():
     old = parser.parse_args(["train", "--env-id", "CartPole-v1"])
     assert new.env_id == old.env_id == "CartPole-v1"
     assert parser.parse_args(["train"]).env_id == ""
+
+
+def test_pretrain_jobs_spread_envs_over_processes():
+    """`pretrain --all --jobs N`: one child command per env, each with its thread count
+    and the caller's flags (switches bare, values with '=', absent ones left out)."""
+    from dt_playground.pretrain import pretrain_commands
+
+    cmds = pretrain_commands(["CartPole-v1", "Pendulum-v1"], 3,
+                             {"steps": 20, "episodes": None, "recollect": True,
+                              "no-ablation": False, "out": "runs/zoo"})
+    assert [c[c.index("--env") + 1] for c in cmds] == ["CartPole-v1", "Pendulum-v1"]
+    for c in cmds:
+        assert c[1:4] == ["-m", "dt_playground", "pretrain"]
+        assert {"--threads=3", "--steps=20", "--recollect", "--out=runs/zoo",
+                "--no-readme"} <= set(c)
+        assert not any(a.startswith(("--episodes", "--no-ablation")) for a in c)
