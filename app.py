@@ -170,16 +170,10 @@ def play(
     summary = pg.episode_summary(trace, ck)
     figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
     yield None, *figs, pg.summary_markdown(summary), summary
-    try:
-        info = render_trace(
-            trace,
-            STORE.video_path(sid, f"{ck.spec.short_name}-{trace.seed}"),
-            max_frames=pg.MAX_VIDEO_FRAMES,
-            progress=lambda d, n: progress(d / n, desc="rendering video"),
-        )
-    except RenderError as exc:
-        msg = f"The episode ran (see plots) but its video could not be made: {exc}"
-        raise gr.Error(scrub_paths(msg)) from None
+    info = _video(lambda path: render_trace(
+        trace, path, max_frames=pg.MAX_VIDEO_FRAMES,
+        progress=lambda d, n: progress(d / n, desc="rendering video")),
+        sid, f"{ck.spec.short_name}-{trace.seed}")
     summary = {
         **summary,
         "video_frames": info.n_frames,
