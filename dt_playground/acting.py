@@ -115,7 +115,22 @@ class _Block:
         return self.fc2(self.fc1(self.ln2(x), relu=True), residual=x)
 
 
-class Acting:
+class _Engine:
+    """What both engines hold: a frozen copy of the model's weights (in ``dtype``, on
+    ``device``) and its config."""
+
+    def __init__(
+        self,
+        model: DecisionTransformer,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ):
+        self.model = _frozen_copy(model, dtype, device)
+        self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
+        self.device = torch.device(device)
+
+
+class Acting(_Engine):
     """A frozen copy of ``model`` for choosing actions (see the module docstring).
 
     The weights are those of ``model`` when this is made: make a new one after
@@ -131,9 +146,7 @@ class Acting:
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
     ):
-        self.model = _frozen_copy(model, dtype, device)
-        self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
-        self.device = torch.device(device)
+        super().__init__(model, dtype, device)
         n = len(self.model.blocks)
         self.blocks = [_Block(b, first=i == 0, last=i == n - 1)
                        for i, b in enumerate(self.model.blocks)]
@@ -199,22 +212,12 @@ class Acting:
         return self.predict_from_features(feats, mask)
 
 
-class Reference:
+class Reference(_Engine):
     """The plain engine: ``model(...)[:, -1]`` on the whole training window, through
     the model's own forward (a frozen copy, like `Acting`). Slower, and the yardstick
     the fast engine is tested against."""
 
     name = "reference"
-
-    def __init__(
-        self,
-        model: DecisionTransformer,
-        dtype: torch.dtype = torch.float32,
-        device: str | torch.device = "cpu",
-    ):
-        self.model = _frozen_copy(model, dtype, device)
-        self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
-        self.device = torch.device(device)
 
     @torch.inference_mode()
     def predict_last(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:

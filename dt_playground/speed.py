@@ -61,6 +61,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _mean_ms(one, steps: int, device: torch.device) -> Block:
+    """A `Block`: the mean milliseconds of ``one()`` over ``steps`` calls, synced on
+    ``device`` before and after (GPU work is asynchronous)."""
+
+    return _mean_ms(one, steps, device)
+
+
+def _mean_ms(one, steps: int, device: torch.device) -> Block:
+    """A `Block`: the mean milliseconds of ``one()`` over ``steps`` calls, synced on
+    ``device`` before and after (GPU work is asynchronous)."""
+
+    def block() -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            one()
+        _sync(device)
+        return (time.perf_counter() - t0) * 1000 / steps
+
+    return block
+
+
 def ours_model() -> DecisionTransformer:
     p = PAPER
     return DecisionTransformer(DTConfig(state_dim=p["state_dim"], act_dim=p["act_dim"],
@@ -127,15 +149,7 @@ def train_block(which: str, B: int, precision: str, device: torch.device, steps:
         one()
     _sync(device)
 
-    def block() -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            one()
-        _sync(device)
-        return (time.perf_counter() - t0) * 1000 / steps
-
-    return block
+    return _mean_ms(one, steps, device)
 
 
 def act_block(which: str, n_episodes: int, precision: str, device: torch.device,
@@ -223,12 +237,4 @@ def sample_block(B: int, device: torch.device, steps: int) -> Block:
                                data._ends[pick], K, 1000)
             {k: torch.from_numpy(v) for k, v in w.items()}
 
-    def block() -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            one()
-        _sync(device)
-        return (time.perf_counter() - t0) * 1000 / steps
-
-    return block
+    return _mean_ms(one, steps, device)
