@@ -73,15 +73,8 @@ def parse_target(value, ck: Checkpoint) -> float:
 
 
 def parse_seed(value) -> int:
-    try:
-        seed = int(value)
-        if seed != float(value):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise PlaygroundError(f"Seed must be a whole number, got {str(value)[:30]!r}") from None
-    if not 0 <= seed < 2**31:
-        raise PlaygroundError(f"Seed must be between 0 and {2**31 - 1}, got {seed}")
-    return seed
+    """A reset seed: a whole number in [0, 2**31)."""
+    return parse_count(value, "Seed", 0, 2**31 - 1)
 
 
 def play_episode(
