@@ -48,3 +48,22 @@ def tiny_zoo(tmp_path_factory, cartpole_dataset):
             )
         )
     return root
+
+
+@pytest.fixture(scope="module")
+def app_client(tiny_zoo):
+    """The app launched in-process on the tiny zoo, and a `gradio_client.Client` to it
+    (one per test module)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
+    import app
+
+    demo = app.build_demo()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    yield client
+    client.close()
+    demo.close()
+    mp.undo()

@@ -8,20 +8,8 @@ from dt_playground.rollout import DTPolicy, run_episodes
 
 
 @pytest.fixture(scope="module")
-def server(tiny_zoo):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
-    import app
-
-    demo = app.build_demo()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    from gradio_client import Client
-
-    client = Client(url, verbose=False)
-    yield client, tiny_zoo
-    client.close()
-    demo.close()
-    mp.undo()
+def server(app_client, tiny_zoo):
+    return app_client, tiny_zoo
 
 
 def test_build_demo_without_launch(tiny_zoo, monkeypatch):

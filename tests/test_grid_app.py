@@ -8,20 +8,31 @@ from dt_playground import playground as pg
 
 
 @pytest.fixture(scope="module")
-def client(tiny_zoo):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
-    import app
+def client(app_client):
+    return app_client
 
-    demo = app.build_demo()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    from gradio_client import Client
 
-    c = Client(url, verbose=False)
-    yield c
-    c.close()
-    demo.close()
-    mp.undo()
+@pytest.fixture(scope="module")
+def head_upload(client, cartpole_dataset, tmp_path_factory):
+    """A tiny DT with a return head, uploaded through /upload: (its id, the checkpoint).
+    (The zoo's DTs have no head: `train --return-bins` is opt-in.)"""
+    import zipfile
+
+    from gradio_client import handle_file
+
+    from dt_playground.checkpoints import load_checkpoint
+    from dt_playground.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("head") / "dt"
+    train(TrainConfig(dataset=str(cartpole_dataset[0]), out=str(out), algo="dt", steps=30,
+                      batch_size=16, context_len=5, hidden=32, n_layers=1, eval_episodes=0,
+                      save_every=0, seed=0, return_bins=12))
+    z = out.parent / "head.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name in ("config.json", "model.safetensors"):
+            zf.write(out / name, name)
+    _, ck_update, _ = client.predict(handle_file(str(z)), "CartPole-v1", api_name="/upload")
+    return ck_update["value"], load_checkpoint(out)
 
 
 def _path(video):
@@ -94,27 +105,19 @@ def test_play_grid_refuses_too_many_tiles(client):
                        api_name="/play_grid")
 
 
-def test_play_schedule_with_best_then_a_number(client):
-    from dt_playground.returns import has_head
-
-    ck = pg.get_checkpoint("cartpole-dt")
-    if not has_head(ck.model.cfg):
-        pytest.skip("the tiny DT was trained without a return head")
-    *_, md, s = client.predict("CartPole-v1", "cartpole-dt", "0:best,10:300", 2,
+def test_play_schedule_with_best_then_a_number(client, head_upload):
+    cid, ck = head_upload
+    *_, md, s = client.predict("CartPole-v1", cid, "0:best,10:300", 0,  # 12 steps
                                api_name="/play_schedule")
     assert [seg["target"] for seg in s["segments"]] == ["best", 300.0]
-    trace = interactive.play_schedule(ck, "0:best,10:300", 2)
+    trace = interactive.play_schedule(ck, "0:best,10:300", 0)
     assert trace.switches == {0: "best", 10: 300.0}
     assert trace.rtg[10] == pytest.approx(300.0) and s["achieved"] == pytest.approx(trace.ret)
 
 
-def test_play_grid_with_a_best_tile(client):
-    from dt_playground.returns import has_head
-
-    ck = pg.get_checkpoint("cartpole-dt")
-    if not has_head(ck.model.cfg):
-        pytest.skip("the tiny DT was trained without a return head")
-    video, fig, s = client.predict("CartPole-v1", "cartpole-dt", "50,best", 1,
+def test_play_grid_with_a_best_tile(client, head_upload):
+    cid, _ = head_upload
+    video, fig, s = client.predict("CartPole-v1", cid, "50,best", 1,
                                    api_name="/play_grid")
     assert [t["target"] for t in s["tiles"]] == [50.0, "best"]
     assert s["tiles"][1]["label"] == "target best" and s["video_frames"] > 1
