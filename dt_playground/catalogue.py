@@ -14,14 +14,13 @@ from pathlib import Path
 
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from .errors import PlaygroundError
-from .folders import ALGO_LABELS, choices, envs_with_checkpoints, label_of, locate, parse_env
+from .folders import locate, parse_env
 from .hf import import_transformers_folder
 from .hf_checks import is_transformers_folder
 from .io import atomic_dir
 from .sessions import SessionStore
 from .uploads import extract_upload
 
-__all__ = ["ALGO_LABELS", "choices", "envs_with_checkpoints", "label_of", "parse_env"]
 CACHE_SIZE = 32
 _CACHE: OrderedDict[Path, Checkpoint] = OrderedDict()
 _CACHE_LOCK = threading.Lock()

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from . import catalogue
-from .catalogue import ALGO_LABELS, label_of, parse_env
 from .checkpoints import Checkpoint, list_checkpoints, peek_checkpoint
 from .errors import PlaygroundError
 from .evaluate import check_target, summarise, sweep
+from .folders import ALGO_LABELS, choices, label_of, parse_env
 from .metrics import spearman
 from .paths import pretrained_dir
 from .rollout import Trace
@@ -53,8 +53,8 @@ def get_checkpoint(path: str | Path, env_id: str | None = None) -> Checkpoint:
 
 
 def checkpoint_choices(env_id: str, owned: dict[str, Path] | None = None):
-    """(label, value) pairs for the checkpoint dropdown (see `catalogue.choices`)."""
-    return catalogue.choices(parse_env(env_id), owned)
+    """(label, value) pairs for the checkpoint dropdown (see `folders.choices`)."""
+    return choices(env_id, owned)
 
 
 def target_range(ck: Checkpoint) -> TargetRange:
