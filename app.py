@@ -31,6 +31,7 @@ from dt_playground.render import RenderError, render_trace  # noqa: E402
 from dt_playground.seeds import APP_SEED  # noqa: E402
 from dt_playground.sessions import SessionStore, clean_dataset_staging  # noqa: E402
 from dt_playground.summary import DatasetSummary, target_range  # noqa: E402
+from dt_playground.workers import CheckpointRef, WorkerPool, pool_from_env  # noqa: E402
 
 
 def _theme() -> gr.themes.Base:
@@ -69,6 +70,9 @@ policies and seeds; nothing is downloaded.
 
 _LOG = logging.getLogger("dt_playground.app")
 STORE = SessionStore()  # replaced by `build_demo`; handlers look it up at call time
+# Where rollouts, renders and sweeps run: in this process until `main` starts worker
+# processes (`workers`; the in-process tests keep this one).
+POOL = WorkerPool.inline()
 
 
 def _lib():
@@ -164,16 +168,13 @@ def play(
     pg = _lib()
     ck = _checkpoint(sid, checkpoint, env_id)
     progress(0, desc="simulating")
-    trace = pg.play_episode(
-        ck, target, seed, sampled, progress=lambda d, n: progress(d / n, desc="simulating")
-    )
+    trace = POOL.run("interactive", pg.play_episode, CheckpointRef.of(ck), target, seed, sampled,
+                     progress=lambda d, n: progress(d / n, desc="simulating"))
     summary = pg.episode_summary(trace, ck)
     figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
     yield None, *figs, pg.summary_markdown(summary), summary
-    info = _video(lambda path: render_trace(
-        trace, path, max_frames=pg.MAX_VIDEO_FRAMES,
-        progress=lambda d, n: progress(d / n, desc="rendering video")),
-        sid, f"{ck.spec.short_name}-{trace.seed}")
+    info = _video(render_trace, trace, progress, sid, f"{ck.spec.short_name}-{trace.seed}",
+                  max_frames=pg.MAX_VIDEO_FRAMES)
     summary = {
         **summary,
         "video_frames": info.n_frames,
@@ -196,7 +197,8 @@ def attention(
     """What the action at one step of the episode attended to (the episode is replayed)."""
     pg = _lib()
     ck = _checkpoint(sid, checkpoint, env_id)
-    att = pg.attention_at(ck, target, seed, step, sampled)
+    att = POOL.run("interactive", pg.attention_at, CheckpointRef.of(ck), target, seed, step,
+                   sampled)
     return plots_inspect.attention_figure(att), att
 
 
@@ -214,11 +216,8 @@ def sweep(
     pg = _lib()
     ck = _checkpoint(sid, checkpoint, env_id)
     targets = pg.sweep_targets(ck, n_targets)
-    res = pg.run_sweep(
-        ck, targets, n_seeds, seed, progress=lambda d, n: progress(d / n, desc="sweeping")
-    )
-    progress(1.0, desc="baselines")
-    refs = pg.references(ck.spec.env_id, pg.sweep_seeds(seed, n_seeds), pg.MAX_EPISODE_STEPS)
+    res, refs = POOL.run("background", pg.sweep_with_references, CheckpointRef.of(ck), targets,
+                         n_seeds, seed, progress=lambda d, n: progress(d / n, desc="sweeping"))
     fig = plots.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
     return fig, pg.sweep_markdown(res), {**res, "references": refs}
 
@@ -228,8 +227,7 @@ def compare(env_id: str, n_seeds: float, seed: float, progress=gr.Progress()):
     """DT vs BC vs %BC (and DTs of other context lengths) on the same seeds."""
     pg = _lib()
     progress(0, desc="playing every checkpoint")
-    notes: list[str] = []
-    results = pg.compare_models(env_id, n_seeds, seed, notes=notes)
+    results, notes = POOL.run("background", pg.compare_report, env_id, n_seeds, seed)
     return plots.compare_figure(results), pg.compare_table(results, notes)
 
 
@@ -310,11 +308,12 @@ def _interactive():
     return interactive
 
 
-def _video(render, sid: str | None, stem: str):
-    """Run ``render(path, progress)`` into a fresh session video; a failure becomes a
-    message that says the episode itself ran."""
+def _video(render, episodes, progress, sid: str | None, stem: str, **kwargs):
+    """``render(episodes, path)`` on a worker into a fresh session video (`render_trace`
+    or `grid_video`); a failure becomes a message that says the episode itself ran."""
     try:
-        return render(STORE.video_path(sid, stem))
+        return POOL.run("interactive", render, episodes, str(STORE.video_path(sid, stem)),
+                        progress=lambda d, n: progress(d / n, desc="rendering video"), **kwargs)
     except RenderError as exc:
         msg = f"The episode ran (see plots) but its video could not be made: {exc}"
         raise gr.Error(scrub_paths(msg)) from None
@@ -329,14 +328,12 @@ def play_grid(
     max and 1.5x max) in one batched rollout; the plot first, then one tiled video."""
     ia = _interactive()
     ck = _checkpoint(sid, checkpoint, env_id)
-    res = ia.play_grid(ck, targets, seed,
-                       progress=lambda d, n: progress(d / n, desc="simulating"))
+    res = POOL.run("interactive", ia.play_grid, CheckpointRef.of(ck), targets, seed,
+                   progress=lambda d, n: progress(d / n, desc="simulating"))
     summary = res.summary(ck)
     fig = plots_glance.grid_reward_figure(res.traces, res.labels)
     yield None, fig, summary
-    info = _video(lambda path: ia.grid_video(
-        res, path, progress=lambda d, n: progress(d / n, desc="rendering video")),
-        sid, f"{ck.spec.short_name}-grid-{res.seed}")
+    info = _video(ia.grid_video, res, progress, sid, f"{ck.spec.short_name}-grid-{res.seed}")
     yield str(info.path), fig, {**summary, "video_frames": info.n_frames,
                                 "render_seconds": round(info.seconds, 3)}
 
@@ -350,15 +347,13 @@ def play_schedule(
     500 at step 300); the same outputs as `play`, with the switches marked."""
     ia = _interactive()
     ck = _checkpoint(sid, checkpoint, env_id)
-    trace = ia.play_schedule(ck, schedule, seed,
-                             progress=lambda d, n: progress(d / n, desc="simulating"))
+    trace = POOL.run("interactive", ia.play_schedule, CheckpointRef.of(ck), schedule, seed,
+                     progress=lambda d, n: progress(d / n, desc="simulating"))
     summary = ia.schedule_summary(trace, ck, schedule)
     figs = plots_glance.schedule_figures(trace)
     yield None, *figs, formatting.schedule_markdown(summary), summary
-    info = _video(lambda path: render_trace(
-        trace, path, max_frames=_lib().MAX_VIDEO_FRAMES,
-        progress=lambda d, n: progress(d / n, desc="rendering video")),
-        sid, f"{ck.spec.short_name}-reprompt-{trace.seed}")
+    info = _video(render_trace, trace, progress, sid,
+                  f"{ck.spec.short_name}-reprompt-{trace.seed}", max_frames=_lib().MAX_VIDEO_FRAMES)
     summary = {**summary, "video_frames": info.n_frames, "render_seconds": round(info.seconds, 3)}
     yield str(info.path), *figs, formatting.schedule_markdown(summary), summary
 
@@ -665,10 +660,14 @@ def main() -> None:
     )
     from dt_playground.cpu import setup_process
 
+    global POOL
+    # Rollouts and renders run in worker processes, one torch thread each: two plays on
+    # two threads of this process would queue for the GIL (see `workers`), and two plays
+    # fighting over two OpenMP threads each are slower still (25-107 s vs 2-5 s for a
+    # Hopper play under load, benchmarks/grid_bench.py). DTP_WORKERS=0: in this process.
+    POOL = pool_from_env()
+    POOL.warm()
     _lib()
-    # One torch thread per request: on the Space's 2 vCPUs, concurrent plays each on one
-    # core beat two plays fighting over two OpenMP threads each (25-107 s vs 2-5 s for a
-    # Hopper play under load, benchmarks/grid_bench.py).
     setup_process(threads=1)
     demo.block_thread()
 

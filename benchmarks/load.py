@@ -7,7 +7,7 @@ Prints, as JSON lines:
 - single: the latency of one Hopper play (plots and video) with nobody else on the server;
 - load: 8 clients each playing one Hopper episode while 2 clients run sweeps, all at
   once; the latency of each play divided by the single-user median (median and max);
-- peak RSS of the app process (VmHWM).
+- peak RSS (VmHWM) of the app process, and the sum over its worker processes.
 Each load round is preceded by a fresh single-user measurement (interleaved), and the
 spread over `--repeats` rounds is reported.
 """
@@ -42,6 +42,20 @@ def _status(pid: int, key: str) -> float:
         if line.startswith(key):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _children(pid: int) -> list[int]:
+    """The app's worker processes (and their helpers), all generations."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            kids = []
+        out += kids
+        todo += kids
+    return out
 
 
 def start_app(tmp: Path) -> tuple[subprocess.Popen, str, float]:
@@ -126,6 +140,8 @@ def main() -> None:
                 "median_ratio": statistics.median(med), "median_ratio_range": [min(med), max(med)],
                 "max_ratio": statistics.median(mx), "max_ratio_range": [min(mx), max(mx)],
                 "peak_rss_mb": round(_status(proc.pid, "VmHWM:")),
+                "workers_peak_rss_mb": round(sum(_status(p, "VmHWM:")
+                                                 for p in _children(proc.pid))),
             }), flush=True)
         finally:
             proc.terminate()

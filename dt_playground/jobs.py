@@ -3,7 +3,8 @@
 A `TrainJob` runs in a thread: first it makes sure the env's dataset exists
 (collected from the shipped behaviour policies: its own progress stage), then
 it trains. The page polls `TrainJob.status()`; cancelling sets `stop`. The
-trainer's `threads=1` keeps one core free for everyone else's rollouts.
+trainer's `threads=1` keeps one core free for everyone else's rollouts, and its
+thread runs at a low priority (`priority`), so plays go first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from .collect import ensure_dataset
 from .errors import PlaygroundError, scrub_paths
+from .priority import lower_thread_priority
 
 # Envs whose dataset collects in under a minute of CPU (measured: CartPole 0.5 s, Pendulum
 # 2 s, LunarLander 5 s, HalfCheetah 17 s, Hopper 20 s, Walker2d 30 s): all of them.
@@ -82,6 +84,7 @@ class TrainJob:
     def _run(self) -> None:
         from .train import TrainConfig, train  # torch: loaded when a job starts
 
+        lower_thread_priority()  # this thread's whole life is the job: plays go first
         try:
             self.stage = "collecting"
             t0 = time.perf_counter()

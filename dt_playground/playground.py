@@ -304,6 +304,21 @@ def compare_models(
     return results
 
 
+def sweep_with_references(
+    ck: Checkpoint, targets: list[float], n_seeds, seed, progress=None
+) -> tuple[dict, dict[str, float]]:
+    """`run_sweep` and the BC / %BC `references` at the same seeds: the Sweep tab's run."""
+    res = run_sweep(ck, targets, n_seeds, seed, progress=progress)
+    seeds = sweep_seeds(seed, n_seeds)
+    return res, references(ck.spec.env_id, seeds, MAX_EPISODE_STEPS)
+
+
+def compare_report(env_id: str, n_seeds, seed) -> tuple[dict[str, list[float]], list[str]]:
+    """`compare_models` with its notes returned (for a call in another process)."""
+    notes: list[str] = []
+    return compare_models(env_id, n_seeds, seed, notes=notes), notes
+
+
 def compare_table(results: dict[str, list[float]], notes: list[str] = ()) -> dict:
     """The /compare JSON: mean and episode count per checkpoint (and what was skipped)."""
     table = {k: {"mean": float(np.mean(v)), "episodes": len(v)} for k, v in results.items()}

@@ -13,7 +13,9 @@ a few ms. Classic and Box2D envs use their own pygame ``rgb_array`` frames.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +178,36 @@ class GymFrames:
         pass
 
 
+# A single replay draws on a surface kept from the last replay of the same env and size
+# on this thread (making one costs ~0.17 s of a ~1 s Hopper render), at most
+# `_KEEP_SURFACES` per thread. Off by default: the app's worker processes turn it on
+# (`keep_surfaces`); in a server that runs replays on many threads each would keep its own.
+_KEEP_SURFACES = 0
+_kept = threading.local()
+
+
+def keep_surfaces(n: int) -> None:
+    """Keep up to ``n`` MuJoCo surfaces per thread for later replays (0: none).
+    A process-wide setting, for processes that replay on few threads."""
+    global _KEEP_SURFACES
+    _KEEP_SURFACES = max(0, int(n))
+
+
+def _kept_surface(env, spec: EnvSpec, size: tuple[int, int], backend: str):
+    """This thread's surface for (env, size), made on first use; None when not kept."""
+    if _KEEP_SURFACES == 0:
+        return None
+    cache = getattr(_kept, "surfaces", None)
+    if cache is None:
+        cache = _kept.surfaces = OrderedDict()
+    key = (spec.env_id, repr(sorted(spec.make_kwargs.items())), size, backend)
+    surface = cache.pop(key, None) or MujocoSurface(env.unwrapped.model, size, backend)
+    cache[key] = surface
+    while len(cache) > _KEEP_SURFACES:
+        cache.popitem(last=False)[1].close()
+    return surface
+
+
 # ---------------------------------------------------------------- replay
 
 
@@ -214,9 +246,10 @@ def replay_frames(
         try:
             env = make_env(spec, render=True)
             env.reset(seed=int(trace.seed))
-            frames = (MujocoFrames if mujoco else GymFrames)(
-                env, size or spec.render_size, backend, surface
-            )
+            size = tuple(size or spec.render_size)
+            if mujoco and surface is None:
+                surface = _kept_surface(env, spec, size, backend)
+            frames = (MujocoFrames if mujoco else GymFrames)(env, size, backend, surface)
             if n < cap:
                 n += 1
                 yield frames()

@@ -1,0 +1,72 @@
+"""The app's worker processes: results, progress, errors, crashes, priorities."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from dt_playground import playground as pg
+from dt_playground.errors import PlaygroundError
+from dt_playground.priority import BACKGROUND_NICE
+from dt_playground.workers import CheckpointRef, WorkerPool
+
+VAR = contextvars.ContextVar("VAR", default="unset")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(interactive=1, background=1)
+    yield p
+    p.close()
+
+
+def test_a_play_in_a_worker_equals_the_play_here_and_reports_progress(pool):
+    ck = pg.get_checkpoint("cartpole-dt", "CartPole-v1")
+    seen = []
+    VAR.set("the request's context")
+    trace = pool.run("interactive", pg.play_episode, CheckpointRef.of(ck), 200, 5,
+                     progress=lambda d, n: seen.append((d, n, VAR.get())))
+    here = pg.play_episode(ck, 200, 5)
+    assert trace.ret == here.ret
+    np.testing.assert_array_equal(trace.actions, here.actions)
+    assert seen and all(0 < d <= n for d, n, _ in seen)  # best effort: may trail the result
+    assert {c for *_, c in seen} == {"the request's context"}  # Gradio's progress needs it
+
+
+def test_work_runs_in_other_processes_and_background_runs_niced(pool):
+    assert pool.run("interactive", os.getpid) != os.getpid()
+    assert pool.run("background", os.getpid) not in (os.getpid(), pool.run("interactive",
+                                                                           os.getpid))
+    if sys.platform.startswith("linux"):
+        assert pool.run("background", os.getpriority, os.PRIO_PROCESS, 0) >= BACKGROUND_NICE
+        assert pool.run("interactive", os.getpriority, os.PRIO_PROCESS, 0) == os.getpriority(
+            os.PRIO_PROCESS, 0)
+
+
+def test_a_workers_error_reaches_the_caller_as_itself(pool):
+    ck = pg.get_checkpoint("cartpole-dt", "CartPole-v1")
+    with pytest.raises(PlaygroundError, match="Seed must be"):
+        pool.run("interactive", pg.play_episode, CheckpointRef.of(ck), 200, "abc")
+    with pytest.raises(ValueError, match="unknown lane"):
+        pool.run("gpu", os.getpid)
+
+
+def test_a_crashed_worker_fails_its_request_only(pool):
+    with pytest.raises(PlaygroundError, match="stopped unexpectedly"):
+        pool.run("interactive", os._exit, 3)
+    assert pool.run("interactive", os.getpid) != os.getpid()  # the lane was rebuilt
+    assert all(pid != os.getpid() for pid in pool.pids())
+
+
+def test_inline_pool_runs_here_with_background_on_a_low_priority_thread():
+    inline = WorkerPool.inline()
+    assert inline.run("interactive", os.getpid) == os.getpid()
+    ck = pg.get_checkpoint("cartpole-dt", "CartPole-v1")
+    seen = []
+    trace = inline.run("background", pg.play_episode, CheckpointRef.of(ck), 200, 5,
+                       progress=lambda d, n: seen.append(d))
+    assert trace.ret == pg.play_episode(ck, 200, 5).ret and seen
