@@ -31,7 +31,12 @@ from dt_playground.render import RenderError, render_trace  # noqa: E402
 from dt_playground.seeds import APP_SEED  # noqa: E402
 from dt_playground.sessions import SessionStore, clean_dataset_staging  # noqa: E402
 from dt_playground.summary import DatasetSummary, target_range  # noqa: E402
-from dt_playground.workers import CheckpointRef, WorkerPool, pool_from_env  # noqa: E402
+from dt_playground.workers import (  # noqa: E402
+    CheckpointRef,
+    WorkerPool,
+    pool_from_env,
+    spawn_without_main,
+)
 
 
 def _theme() -> gr.themes.Base:
@@ -665,6 +670,7 @@ def main() -> None:
     # two threads of this process would queue for the GIL (see `workers`), and two plays
     # fighting over two OpenMP threads each are slower still (25-107 s vs 2-5 s for a
     # Hopper play under load, benchmarks/grid_bench.py). DTP_WORKERS=0: in this process.
+    spawn_without_main()  # workers import the library, not this script (Gradio)
     POOL = pool_from_env()
     POOL.warm()
     _lib()

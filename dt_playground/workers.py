@@ -233,6 +233,23 @@ class WorkerPool:
                 pass
 
 
+def spawn_without_main() -> None:
+    """Let worker processes skip importing the server's script.
+
+    A spawned process re-imports its parent's ``__main__`` (for ``python app.py``:
+    Gradio, plotly and the layout code, ~90 MB and ~1.5 s of CPU per worker) unless
+    that module's spec is named ``__main__``, which multiprocessing then leaves
+    alone. Workers run library functions only, so the script is never needed there.
+    Process-wide: for an entry point that runs as a script (the app's `main`).
+    """
+    import importlib.machinery
+    import sys
+
+    main = sys.modules.get("__main__")
+    if main is not None and getattr(main, "__spec__", None) is None:
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+
+
 def pool_from_env(default_interactive: int = 2) -> WorkerPool:
     """The app's pool: ``DTP_WORKERS`` interactive workers (0: run in-process), plus one
     background worker."""

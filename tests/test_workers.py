@@ -70,3 +70,34 @@ def test_inline_pool_runs_here_with_background_on_a_low_priority_thread():
     trace = inline.run("background", pg.play_episode, CheckpointRef.of(ck), 200, 5,
                        progress=lambda d, n: seen.append(d))
     assert trace.ret == pg.play_episode(ck, 200, 5).ret and seen
+
+
+SCRIPT = '''
+import os, sys
+if __name__ != "__main__":  # imported by a worker
+    open(os.environ["MARK"], "w").write(__name__)
+from dt_playground.workers import WorkerPool, spawn_without_main
+if __name__ == "__main__":
+    if sys.argv[1] == "skip":
+        spawn_without_main()
+    pool = WorkerPool(interactive=1, background=0)
+    print(pool.run("interactive", os.getpid))
+    pool.close()
+'''
+
+
+@pytest.mark.parametrize("mode", ["import", "skip"])
+def test_workers_skip_the_servers_script_when_asked(tmp_path, mode):
+    """app.py imports Gradio: its workers must not import it again (~90 MB each)."""
+    import subprocess
+    from pathlib import Path
+
+    script, mark = tmp_path / "server.py", tmp_path / "imported"
+    script.write_text(SCRIPT)
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "MARK": str(mark), "PYTHONPATH": str(repo)}
+    out = subprocess.run([sys.executable, str(script), mode], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) > 0
+    assert mark.exists() == (mode == "import")  # the default re-imports the script
