@@ -270,3 +270,26 @@ def test_reprompt_marks_the_switch(fresh):
     box_v = fresh.locator("video >> visible=true").first.bounding_box()
     assert box_v["width"] <= 390
     _shot(fresh, "reprompt-390.png")
+
+
+def test_a_queued_play_shows_its_queue_position(fresh, app_url):
+    """Issue 11: with both rollout slots taken, a user's play waits in the queue and
+    the page says where it stands (Gradio's status tracker: "queue: 1/1 | ...")."""
+    import threading
+
+    from gradio_client import Client
+
+    def busy(seed):
+        Client(app_url, verbose=False).predict(
+            "Hopper-v5", "hopper-dt", 3000, seed, False, api_name="/play")
+
+    threads = [threading.Thread(target=busy, args=(s,), daemon=True) for s in range(4)]
+    for t in threads:
+        t.start()
+    fresh.wait_for_timeout(2000)  # the API plays are in their slots, more are queued
+    fresh.get_by_role("button", name="Play episode").click()
+    status = fresh.wait_for_selector("text=/queue: \\d+\\/\\d+/", timeout=30_000)
+    assert status.is_visible()
+    _shot(fresh, "queued.png")
+    for t in threads:
+        t.join(timeout=300)
