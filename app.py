@@ -160,18 +160,34 @@ def on_checkpoint_change(env_id: str, checkpoint: str, sid: str | None = None):
 
 
 @boundary
+def best_on_checkpoint(env_id: str, checkpoint: str, sid: str | None = None):
+    """The Play tab's `best` box, shown for DTs with a return head (from config.json)."""
+    try:
+        path = folders.locate(checkpoint, env_id, STORE.owned(sid))
+        config = folders.read_json(path / "config.json", "config")
+        bins = (config.get("model") or {}).get("return_bins") or 0
+        head = config.get("algo") == "dt" and isinstance(bins, int) and bins > 0
+    except (PlaygroundError, folders.CheckpointError):
+        head = False
+    return gr.Checkbox(value=False, visible=head)
+
+
+@boundary
 def play(
     env_id: str,
     checkpoint: str,
     target: float,
     seed: float,
     sampled: bool,
-    sid: str | None,
+    best: bool = False,
+    sid: str | None = None,
     progress=gr.Progress(),
 ):
-    """Play one episode: plots as soon as it is simulated, then the video."""
+    """Play one episode: plots as soon as it is simulated, then the video. ``best``: the
+    model picks its own target (DTs with a return head), the slider is ignored."""
     pg = _lib()
     ck = _checkpoint(sid, checkpoint, env_id)
+    target = "best" if best is True else target
     progress(0, desc="simulating")
     trace = POOL.run("interactive", pg.play_episode, CheckpointRef.of(ck), target, seed, sampled,
                      progress=lambda d, n: progress(d / n, desc="simulating"))
@@ -452,6 +468,10 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
                     target.preprocess = _any_number
                     seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1)
                     sampled = gr.Checkbox(False, label="Sample actions (discrete)", scale=1)
+                    best = gr.Checkbox(
+                        False, label="best: the model picks its own target", scale=1,
+                        visible=False, info="Samples a high return from its own predicted "
+                        "distribution at every step (Multi-Game DT, §3.3)")
                 marks = gr.Markdown()
                 play_btn = gr.Button("Play episode", variant="primary")
                 summary_md = gr.Markdown()
@@ -573,7 +593,7 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
         )
         play_btn.click(
             play,
-            [env, ckpt, target, seed, sampled, session],
+            [env, ckpt, target, seed, sampled, best, session],
             [video, rtg_plot, reward_plot, summary_md, summary_json],
             api_name="play",
             concurrency_limit=2,
@@ -633,7 +653,10 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
         )
         # Tabs that show something on arrival: cards and dataset summaries, read from the
         # checkpoint's files (no rollout, no torch); the buttons add fresh runs.
+        best.change(lambda b: gr.Slider(interactive=not b), best, target,
+                    api_visibility="private")
         for trigger in (ckpt.change, demo.load):
+            trigger(best_on_checkpoint, [env, ckpt, session], best, api_visibility="private")
             trigger(sweep_on_arrival, [env, ckpt, session], [sweep_plot, sweep_md, sweep_json],
                     api_visibility="private")
             trigger(dataset_on_arrival, [env, ckpt, session],

@@ -29,10 +29,10 @@ from .playground import (
     episode_summary,
     normalised_score,
     parse_seed,
-    parse_target,
+    play_target,
 )
 from .render import Progress, VideoInfo
-from .returns import BEST, has_head, is_best
+from .returns import BEST, is_best
 from .rollout import DTPolicy, Trace, run_episodes
 from .tiles import MAX_TILES, render_grid
 
@@ -110,7 +110,7 @@ def parse_grid_targets(targets, ck: Checkpoint) -> tuple[list[float], list[str]]
     parts = [p for p in parts if p != ""]
     if not 1 <= len(parts) <= MAX_TILES:
         raise PlaygroundError(f"A grid has 1 to {MAX_TILES} targets, got {len(parts)}")
-    values = [_schedule_target(p, ck) for p in parts]  # numbers, or "best" with a head
+    values = [play_target(p, ck) for p in parts]  # numbers, or "best" with a head
     return values, ["" for _ in values]
 
 
@@ -204,24 +204,12 @@ def play_schedule(
     """One episode whose return-to-go is reset to ``schedule[step]`` at each step of
     the schedule (a string for `parse_schedule`, or a dict). With the single entry
     ``{0: R}`` it is the plain play at target R."""
-    schedule = {s: _schedule_target(v, ck) for s, v in parse_schedule(schedule).items()}
+    schedule = {s: play_target(v, ck) for s, v in parse_schedule(schedule).items()}
     seed = parse_seed(seed)
     policy = DTPolicy(ck.model, ck.norm, ck.spec, sample=bool(sample) and ck.spec.discrete)
     return run_episodes(
         policy, [schedule[0]], [seed], MAX_EPISODE_STEPS, progress, schedules=[schedule]
     )[0]
-
-
-def _schedule_target(value, ck: Checkpoint) -> float | str:
-    """A checked target; "best" only for checkpoints with a return head (returns.py)."""
-    if not is_best(value):
-        return parse_target(value, ck)
-    if ck.algo != "dt" or not has_head(ck.model.cfg):
-        raise PlaygroundError(
-            f"{ck.name} has no return-distribution head, so it can't pick its own 'best' "
-            "target: use numbers in its schedule"
-        )
-    return BEST
 
 
 def segments(trace: Trace, schedule) -> list[dict]:

@@ -20,6 +20,7 @@ from .evaluate import check_target, summarise, sweep
 from .folders import ALGO_LABELS, choices, label_of, parse_env
 from .metrics import spearman
 from .paths import pretrained_dir
+from .returns import BEST, has_head, is_best
 from .rollout import Trace
 from .summary import TargetRange
 from .summary import target_range as summary_target_range
@@ -72,6 +73,18 @@ def parse_target(value, ck: Checkpoint) -> float:
         raise PlaygroundError(str(exc)) from None
 
 
+def play_target(value, ck: Checkpoint) -> float | str:
+    """A checked target: a number, or "best" for a DT with a return head (returns.py)."""
+    if not is_best(value):
+        return parse_target(value, ck)
+    if ck.algo != "dt" or not has_head(ck.model.cfg):
+        raise PlaygroundError(
+            f"{ck.name} has no return-distribution head, so it can't pick its own 'best' "
+            "target: ask for a number"
+        )
+    return BEST
+
+
 def parse_seed(value) -> int:
     """A reset seed: a whole number in [0, 2**31)."""
     return parse_count(value, "Seed", 0, 2**31 - 1)
@@ -85,12 +98,16 @@ def play_episode(
     max_steps: int = MAX_EPISODE_STEPS,
     progress=None,
 ) -> Trace:
-    """One return-conditioned episode (no rendering)."""
-    target = parse_target(target, ck)
+    """One return-conditioned episode (no rendering). ``target`` may be "best" for a
+    DT with a return head, whose predicted return-to-go band the trace then carries
+    whatever the target (the RTG plot draws it)."""
+    target = play_target(target, ck)
     seed = parse_seed(seed)
     steps = int(min(max(1, max_steps), MAX_EPISODE_STEPS))
     sample = bool(sample) and ck.spec.discrete
-    return sweep(ck, [target], 1, seed, sample=sample, max_steps=steps, progress=progress)[0]
+    band = ck.algo == "dt" and has_head(ck.model.cfg)
+    return sweep(ck, [target], 1, seed, sample=sample, max_steps=steps, progress=progress,
+                 track_returns=band)[0]
 
 
 def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> dict:
@@ -134,7 +151,8 @@ def episode_summary(trace: Trace, ck: Checkpoint) -> dict:
     """Requested vs achieved, normalised score, where the request sits in the data."""
     d = ck.dataset.as_dict()
     rets = np.asarray(d.get("returns", []), dtype=float)
-    pct = float((rets < trace.target).mean() * 100) if len(rets) else float("nan")
+    asked = not is_best(trace.target) and len(rets)  # "best": the model picks its own
+    pct = float((rets < trace.target).mean() * 100) if asked else float("nan")
     return {
         "env_id": ck.spec.env_id,
         "checkpoint": ck.name,
@@ -170,10 +188,14 @@ def summary_markdown(s: dict) -> str:
             else f"above {where:.0f}% of the dataset's episodes"
         )
     note = " (BC ignores the target)" if s["algo"] != "dt" else ""
+    if is_best(s["requested"]):
+        asked, where = "**best**", "the model's own pick, step by step (its best of the data)"
+    else:
+        asked, where = f"{s['requested']:.1f}", f"the request is {where}"
     return (
-        f"**Requested** {s['requested']:.1f} → **achieved** {s['achieved']:.1f}{note} in "
+        f"**Requested** {asked} → **achieved** {s['achieved']:.1f}{note} in "
         f"{s['length']} steps · normalised score **{s['normalised_score']:.0f}** "
-        f"(0 = random, 100 = expert) · the request is {where}."
+        f"(0 = random, 100 = expert) · {where}."
     )
 
 

@@ -121,3 +121,31 @@ def test_play_grid_with_a_best_tile(client, head_upload):
                                    api_name="/play_grid")
     assert [t["target"] for t in s["tiles"]] == [50.0, "best"]
     assert s["tiles"][1]["label"] == "target best" and s["video_frames"] > 1
+
+
+def _trace_names(plot) -> list[str]:
+    import json
+
+    fig = json.loads(plot["plot"]) if isinstance(plot, dict) else plot
+    return [t.get("name", "") for t in fig["data"]]
+
+
+def test_play_best_on_a_head_dt_equals_the_library_and_draws_the_band(client, head_upload):
+    """Issue 9: the Play tab's `best` box (a trailing /play parameter); the slider's target
+    is ignored. Numeric plays of a head DT draw the predicted return band too."""
+    cid, ck = head_upload
+    _, rtg, _, md, s = client.predict("CartPole-v1", cid, 100, 3, False, True, api_name="/play")
+    here = pg.play_episode(ck, "best", 3)
+    assert s["requested"] == "best" and s["achieved"] == pytest.approx(here.ret)
+    assert "**best**" in md
+    assert "predicted return p10-p90" in _trace_names(rtg)
+    _, rtg, _, _, s = client.predict("CartPole-v1", cid, 100, 3, False, api_name="/play")
+    assert s["requested"] == 100 and "predicted return p10-p90" in _trace_names(rtg)
+    _, rtg, _, _, s = client.predict("CartPole-v1", "cartpole-bc", 100, 3, False,
+                                     api_name="/play")
+    assert "predicted return p10-p90" not in _trace_names(rtg)
+
+
+def test_play_best_without_a_head_is_refused_clearly(client):
+    with pytest.raises(Exception, match="no return-distribution head"):
+        client.predict("CartPole-v1", "cartpole-bc", 100, 3, False, True, api_name="/play")
