@@ -193,7 +193,7 @@ def keep_surfaces(n: int) -> None:
     _KEEP_SURFACES = max(0, int(n))
 
 
-def _kept_surface(env, spec: EnvSpec, size: tuple[int, int], backend: str):
+def kept_surface(env, spec: EnvSpec, size: tuple[int, int], backend: str):
     """This thread's surface for (env, size), made on first use; None when not kept."""
     if _KEEP_SURFACES == 0:
         return None
@@ -248,7 +248,7 @@ def replay_frames(
             env.reset(seed=int(trace.seed))
             size = tuple(size or spec.render_size)
             if mujoco and surface is None:
-                surface = _kept_surface(env, spec, size, backend)
+                surface = kept_surface(env, spec, size, backend)
             frames = (MujocoFrames if mujoco else GymFrames)(env, size, backend, surface)
             if n < cap:
                 n += 1

@@ -22,7 +22,7 @@ from .envs import get_spec, make_env
 from .episodes import Trace
 from .gl import ensure_gl_backend, render_lock
 from .plots_glance import TILE_COLORS  # a tile and its line in the reward plot match
-from .render import MujocoSurface, Progress, VideoInfo, replay_frames
+from .render import MujocoSurface, Progress, VideoInfo, kept_surface, replay_frames
 from .video import encode_mp4
 
 MAX_TILES = len(TILE_COLORS)
@@ -31,10 +31,6 @@ GAP = 4  # pixels between tiles
 # Tile frames at most this wide: 2x2 Hopper tiles at 240 px draw ~1.8x fewer
 # pixels than at the env's 320 and still read well at half a page width.
 TILE_MAX_WIDTH = 240
-# A grid frame has ~2.7x the pixels of a single video's, and ffmpeg shares two
-# cores with the software renderer: "superfast" costs ~0.6x veryfast's CPU time
-# for a ~1.5x larger file (4 Hopper tiles of 1000 steps: 1.6 MB).
-GRID_PRESET = "superfast"
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -159,8 +155,10 @@ def render_grid(
                 backend = ensure_gl_backend()
                 stack.enter_context(render_lock(backend))
                 env = stack.enter_context(closing(make_env(spec)))
-                surface = MujocoSurface(env.unwrapped.model, (w, h), backend)
-                stack.callback(surface.close)
+                surface = kept_surface(env, spec, (w, h), backend)  # the app's workers
+                if surface is None:
+                    surface = MujocoSurface(env.unwrapped.model, (w, h), backend)
+                    stack.callback(surface.close)
             # Closed when the stack unwinds (before the surface): frees each replay's env.
             sources = [
                 stack.enter_context(
@@ -193,7 +191,7 @@ def render_grid(
                 for _ in src:
                     pass
 
-    enc = encode_mp4(frames(), out_path, spec.video_fps, GRID_PRESET)
+    enc = encode_mp4(frames(), out_path, spec.video_fps)  # video.X264_PRESET
     total_s = time.perf_counter() - start
     return VideoInfo(enc.path, enc.n_frames, spec.video_fps, enc.n_frames / spec.video_fps,
                      enc.width, enc.height, total_s - enc.encode_s, enc.encode_s)
