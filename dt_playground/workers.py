@@ -44,6 +44,7 @@ T = TypeVar("T")
 LANES = ("interactive", "background")
 TASK_TIMEOUT_S = 900  # no request legitimately runs this long (a 100-episode sweep: ~1 min)
 PROGRESS_EVERY_S = 0.1  # a worker reports progress at most this often per task
+ORPHAN_CHECK_S = 1.0  # how often a worker checks that its server is still there
 
 # Set in each worker process by `_init_worker`.
 _progress_queue = None
@@ -64,9 +65,21 @@ class CheckpointRef:
 # ---------------------------------------------------------------- worker side
 
 
+def _exit_with_parent(parent: int, every_s: float = ORPHAN_CHECK_S) -> None:
+    """End this worker once its server is gone. A worker holds both ends of its task
+    queue's pipe, so a killed server (SIGTERM, SIGKILL, OOM) never closes it and the
+    worker would wait forever, holding its memory."""
+    while True:
+        time.sleep(every_s)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def _init_worker(progress_queue, nice: int, threads: int) -> None:
     global _progress_queue
     _progress_queue = progress_queue
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="dtp-orphan-watch").start()
     if nice:
         os.nice(nice)
     from .cpu import setup_process

@@ -101,3 +101,36 @@ def test_workers_skip_the_servers_script_when_asked(tmp_path, mode):
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > 0
     assert mark.exists() == (mode == "import")  # the default re-imports the script
+
+
+ORPHANS = '''
+import os
+from dt_playground.workers import WorkerPool
+if __name__ == "__main__":
+    pool = WorkerPool(interactive=2, background=1)
+    pids = {pool.run("interactive", os.getpid), pool.run("background", os.getpid)}
+    print(" ".join(map(str, pool.pids())), flush=True)
+    os._exit(0)  # as a killed server: no shutdown, no atexit
+'''
+
+
+def test_workers_exit_when_their_server_dies(tmp_path):
+    """A killed server leaves no worker behind (each held ~230-600 MB)."""
+    import subprocess
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "server.py"
+    script.write_text(ORPHANS)
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(repo)})
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) >= 2, out.stderr[-2000:]
+    deadline = time.monotonic() + 20
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in pids if Path(f"/proc/{p}").exists()
+                 and "zombie" not in Path(f"/proc/{p}/status").read_text()]
+    assert not alive, f"workers {alive} outlived their server"
