@@ -10,8 +10,10 @@ pages, checks requests and draws plots.
 `WorkerPool` has two lanes: ``interactive`` (plays, grids, re-prompts,
 renders: what a user watches a spinner for) and ``background`` (sweeps,
 comparisons) whose processes run at the lowest priority (`priority`), so plays
-go first. A crashed worker (a segfault, the OOM killer) fails only its own
-request: the lane is rebuilt and the server keeps serving.
+go first. A crashed worker (a segfault, the OOM killer) fails the requests
+running in its lane at that moment with a clear message; the lane is rebuilt
+(a worker that died between requests costs nobody anything) and the server
+keeps serving.
 
 Arguments and results cross the process boundary by pickle, between this
 server's own processes only (never user data: requests are parsed and
@@ -212,10 +214,16 @@ class WorkerPool:
             ctx = contextvars.copy_context()
             self._callbacks[task_id] = lambda d, n: ctx.run(progress, d, n)
         pool = self._pool(lane)
+        task = (_call, task_id, fn, args, kwargs, progress is not None)
         try:
-            future = pool.submit(_call, task_id, fn, args, kwargs, progress is not None)
+            try:
+                future = pool.submit(*task)
+            except BrokenProcessPool:  # a worker died between requests: start afresh
+                self._rebuild(lane, pool)
+                pool = self._pool(lane)
+                future = pool.submit(*task)
             return future.result(timeout=TASK_TIMEOUT_S)
-        except BrokenProcessPool:
+        except BrokenProcessPool:  # a worker died during this request (or a neighbour's)
             self._rebuild(lane, pool)
             raise PlaygroundError(
                 "The worker running this request stopped unexpectedly (out of memory?). "

@@ -134,3 +134,14 @@ def test_workers_exit_when_their_server_dies(tmp_path):
         alive = [p for p in pids if Path(f"/proc/{p}").exists()
                  and "zombie" not in Path(f"/proc/{p}/status").read_text()]
     assert not alive, f"workers {alive} outlived their server"
+
+
+def test_a_worker_killed_between_requests_costs_nobody_a_request(pool):
+    import signal
+    import time
+
+    before = pool.run("interactive", os.getpid)
+    os.kill(before, signal.SIGKILL)
+    time.sleep(1.0)  # the pool notices its dead worker and breaks
+    after = pool.run("interactive", os.getpid)  # rebuilt and served, no error
+    assert after != before
