@@ -293,3 +293,34 @@ def test_a_queued_play_shows_its_queue_position(fresh, app_url):
     _shot(fresh, "queued.png")
     for t in threads:
         t.join(timeout=300)
+
+
+def test_best_box_appears_for_a_head_dt_and_plays_best(fresh, cartpole_dataset, tmp_path):
+    """Issue 9: the Play tab offers `best` beside the slider for a DT with a return head
+    (here one uploaded through the page), and a play with it says so."""
+    import zipfile
+
+    from dt_playground.train import TrainConfig, train
+
+    out = tmp_path / "head-dt"
+    train(TrainConfig(dataset=str(cartpole_dataset[0]), out=str(out), algo="dt", steps=30,
+                      batch_size=16, context_len=5, hidden=32, n_layers=1, eval_episodes=0,
+                      save_every=0, seed=0, return_bins=12))
+    z = tmp_path / "head.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name in ("config.json", "model.safetensors"):
+            zf.write(out / name, name)
+    _pick_env(fresh, "CartPole-v1")
+    fresh.get_by_label("Checkpoint").click()
+    fresh.get_by_role("option", name="cartpole-bc").click()
+    box = fresh.get_by_label("best: the model picks its own target")
+    box.wait_for(state="hidden", timeout=30_000)  # BC has no return head
+    fresh.get_by_text("Upload a checkpoint (zip of config.json + model.safetensors)").click()
+    fresh.locator("input[type=file]").first.set_input_files(str(z))
+    fresh.wait_for_selector("text=/Loaded upload-/", timeout=60_000)
+    box.wait_for(state="visible", timeout=30_000)
+    box.check()
+    fresh.get_by_role("button", name="Play episode").click()
+    fresh.wait_for_selector("text=/Requested best/", timeout=120_000)
+    _visible_plot(fresh)
+    _shot(fresh, "play-best.png")
