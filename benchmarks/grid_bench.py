@@ -25,7 +25,7 @@ from dt_playground import interactive, plots, plots_glance  # noqa: E402
 from dt_playground import playground as pg  # noqa: E402
 from dt_playground.cpu import setup_process  # noqa: E402
 from dt_playground.gl import ensure_gl_backend  # noqa: E402
-from dt_playground.render import render_trace  # noqa: E402
+from dt_playground.render import keep_surfaces, render_trace  # noqa: E402
 
 CHECKPOINTS = {"Hopper-v5": "hopper-dt", "CartPole-v1": "cartpole-dt",
                "HalfCheetah-v5": "halfcheetah-dt", "LunarLander-v3": "lunarlander-dt"}
@@ -60,7 +60,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
-    setup_process(args.threads)  # as the app's main does
+    setup_process(args.threads)  # as the app's workers do
+    keep_surfaces(2)  # likewise: a worker keeps its GL surfaces between replays
     ck = pg.get_checkpoint(CHECKPOINTS[args.env])
     if ck.spec.family == "mujoco":
         ensure_gl_backend()  # probed once per process: not part of a video's time
