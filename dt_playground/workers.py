@@ -48,9 +48,7 @@ TASK_TIMEOUT_S = 900  # no request legitimately runs this long (a 100-episode sw
 PROGRESS_EVERY_S = 0.1  # a worker reports progress at most this often per task
 ORPHAN_CHECK_S = 1.0  # how often a worker checks that its server is still there
 
-# Set in each worker process by `_init_worker`.
-_progress_queue = None
-_task_id: int | None = None
+_progress_queue = None  # set in each worker process by `_init_worker`
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ def _init_worker(progress_queue, nice: int, threads: int) -> None:
     _progress_queue = progress_queue
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
                      name="dtp-orphan-watch").start()
-    if nice:
+    if nice:  # on Linux: this thread, and what it starts (llvmpipe's threads, ffmpeg)
         os.nice(nice)
     from .cpu import setup_process
     from .render import keep_surfaces
