@@ -189,10 +189,16 @@ def _old_forward(m, rtg, s, a, ts):
 def test_shipped_checkpoints_load_and_act_unchanged():
     folders = list_checkpoints(PRETRAINED)
     assert len(folders) >= 18
+    old_layout = 0
     for path in folders:
         raw = json.loads((path / "config.json").read_text())["model"]
         ck = load_checkpoint(path)
         cfg = ck.model.cfg
+        if raw.get("return_bins"):  # a recipe with the head (CartPole's DT): order (s, R, a)
+            assert cfg.return_bins == raw["return_bins"] and cfg.token_order == "sra"
+            assert ck.model.predict_return is not None
+            continue  # `_old_forward` describes the (R, s, a) layout only
+        old_layout += 1
         if "return_bins" not in raw:  # made before the head: defaults, old layout
             assert cfg.return_bins == 0 and cfg.token_order == "rsa"
             assert ck.model.predict_return is None
@@ -206,6 +212,7 @@ def test_shipped_checkpoints_load_and_act_unchanged():
         with torch.no_grad():
             want = _old_forward(ck.model, rtg, s, a, ts)
             assert torch.allclose(ck.model(rtg, s, a, ts), want, atol=1e-6), path.name
+    assert old_layout >= 18
 
 
 def test_train_records_head_in_config(head_ckpt, cartpole_dataset, tmp_path):
