@@ -10,8 +10,11 @@ ended keeps its last frame and says "done".
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from pathlib import Path
 
@@ -31,6 +34,7 @@ GAP = 4  # pixels between tiles
 # Tile frames at most this wide: 2x2 Hopper tiles at 240 px draw ~1.8x fewer
 # pixels than at the env's 320 and still read well at half a page width.
 TILE_MAX_WIDTH = 240
+TILE_TIMEOUT_S = 300  # the helper thread's frames arrive well within this
 
 
 def grid_shape(n: int) -> tuple[int, int]:
@@ -109,6 +113,109 @@ def _fmt(x: float | str) -> str:
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
 
 
+# ---------------------------------------------------------------- lock-step replays
+
+
+def _tiles_in_turn(traces, spec, size, n_frames) -> Iterator[list]:
+    """Frame i of every tile (None once its episode has ended), n_frames times, from
+    one thread on one GL surface; then each replay runs to its end (every reward is
+    checked)."""
+    with ExitStack() as stack:
+        surface = None
+        if spec.family == "mujoco":  # one GL surface for every tile (same model)
+            backend = ensure_gl_backend()
+            stack.enter_context(render_lock(backend))
+            env = stack.enter_context(closing(make_env(spec)))
+            surface = kept_surface(env, spec, size, backend)  # the app's workers
+            if surface is None:
+                surface = MujocoSurface(env.unwrapped.model, size, backend)
+                stack.callback(surface.close)
+        # Closed when the stack unwinds (before the surface): frees each replay's env.
+        sources = [stack.enter_context(closing(replay_frames(t, spec, size, n_frames,
+                                                             surface=surface)))
+                   for t in traces]
+        live = [True] * len(sources)
+        for _ in range(n_frames):
+            now = []
+            for k, src in enumerate(sources):
+                frame = next(src, None) if live[k] else None
+                live[k] = frame is not None
+                # A copy: the tiles share the surface's pixel buffer, redrawn by the next.
+                now.append(None if frame is None else frame.copy())
+            yield now
+        for src in sources:
+            for _ in src:
+                pass
+
+
+_END = object()
+_helpers: ThreadPoolExecutor | None = None
+_helpers_lock = threading.Lock()
+
+
+def _helper_pool() -> ThreadPoolExecutor:
+    """Long-lived threads that draw half a grid's tiles: each keeps its GL surface
+    (`render.kept_surface` is per thread), as the caller's thread does."""
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None:
+            _helpers = ThreadPoolExecutor(2, thread_name_prefix="dtp-tiles")
+        return _helpers
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def lockstep_frames(traces, spec, size, n_frames) -> Iterator[list]:
+    """`_tiles_in_turn`, with MuJoCo tiles on EGL split over two threads: the odd tiles
+    are drawn on a helper thread (MuJoCo's drawing and llvmpipe leave the GIL), the even
+    ones here; frames are the same as drawn in turn (tested). OSMesa is one thread at a
+    time (`gl.GL_LOCK`), and classic envs draw in turn."""
+    if spec.family != "mujoco" or len(traces) < 2 or ensure_gl_backend() != "egl":
+        yield from _tiles_in_turn(traces, spec, size, n_frames)
+        return
+    q: queue.Queue = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            with closing(_tiles_in_turn(traces[1::2], spec, size, n_frames)) as theirs:
+                for now in theirs:
+                    if not _put(q, now, stop):
+                        return
+            _put(q, _END, stop)
+        except BaseException as exc:  # handed to the consumer, raised there
+            _put(q, exc, stop)
+
+    helper = _helper_pool().submit(produce)
+    try:
+        with closing(_tiles_in_turn(traces[0::2], spec, size, n_frames)) as mine:
+            for now in mine:
+                theirs = _take(q)
+                tiles = [None] * len(traces)
+                tiles[0::2], tiles[1::2] = now, theirs
+                yield tiles
+        if _take(q) is not _END:  # the helper's replays ran to their ends too
+            raise RuntimeError("tile helper sent more frames than asked for")
+    finally:
+        stop.set()
+        helper.result(timeout=TILE_TIMEOUT_S)  # its GL surface is released on its thread
+
+
+def _take(q: queue.Queue):
+    item = q.get(timeout=TILE_TIMEOUT_S)
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
 def render_grid(
     traces: Sequence[Trace],
     out_path: str | Path,
@@ -149,47 +256,26 @@ def render_grid(
     start = time.perf_counter()
 
     def frames():
-        with ExitStack() as stack:
-            surface = None
-            if spec.family == "mujoco":  # one GL surface for every tile (same model)
-                backend = ensure_gl_backend()
-                stack.enter_context(render_lock(backend))
-                env = stack.enter_context(closing(make_env(spec)))
-                surface = kept_surface(env, spec, (w, h), backend)  # the app's workers
-                if surface is None:
-                    surface = MujocoSurface(env.unwrapped.model, (w, h), backend)
-                    stack.callback(surface.close)
-            # Closed when the stack unwinds (before the surface): frees each replay's env.
-            sources = [
-                stack.enter_context(
-                    closing(replay_frames(t, spec, (w, h), n_frames, surface=surface))
+        with closing(lockstep_frames(traces, spec, (w, h), n_frames)) as source:
+            yield from _compose(source)
+
+    def _compose(source):
+        for i, now in enumerate(source):
+            step = i * every
+            for k, (trace, frame) in enumerate(zip(traces, now)):
+                r, c = divmod(k, cols)
+                y, x = r * (LABEL_H + h + GAP), c * (w + GAP)
+                if frame is not None:  # None: its episode ended, keep the last frame
+                    canvas[y + LABEL_H : y + LABEL_H + h, x : x + w] = frame
+                done = frame is None or step >= trace.length
+                got = cum[k][min(step, trace.length)]
+                status = f"return {_fmt(got)}" + (" · done" if done else f" · step {step}")
+                canvas[y : y + LABEL_H, x : x + w] = label(
+                    TILE_COLORS[k % MAX_TILES], labels[k], status
                 )
-                for t in traces
-            ]
-            live = [True] * len(traces)
-            for i in range(n_frames):
-                step = i * every
-                for k, (trace, src) in enumerate(zip(traces, sources)):
-                    r, c = divmod(k, cols)
-                    y, x = r * (LABEL_H + h + GAP), c * (w + GAP)
-                    if live[k]:
-                        frame = next(src, None)
-                        if frame is None:  # its episode ended: keep the last frame
-                            live[k] = False
-                        else:
-                            canvas[y + LABEL_H : y + LABEL_H + h, x : x + w] = frame
-                    done = not live[k] or step >= trace.length
-                    got = cum[k][min(step, trace.length)]
-                    status = f"return {_fmt(got)}" + (" · done" if done else f" · step {step}")
-                    canvas[y : y + LABEL_H, x : x + w] = label(
-                        TILE_COLORS[k % MAX_TILES], labels[k], status
-                    )
-                if progress:
-                    progress(i + 1, n_frames)
-                yield canvas
-            for src in sources:  # run each replay to its end: every reward is checked
-                for _ in src:
-                    pass
+            if progress:
+                progress(i + 1, n_frames)
+            yield canvas
 
     enc = encode_mp4(frames(), out_path, spec.video_fps)  # video.X264_PRESET
     total_s = time.perf_counter() - start

@@ -8,8 +8,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from dt_playground import arrival, formatting, gl, interactive, plots, plots_glance, tiles
+from dt_playground import arrival, formatting, gl, interactive, plots, plots_glance, render, tiles
 from dt_playground import playground as pg
+from dt_playground.envs import get_spec
 from dt_playground.render import RenderError, random_trace
 from dt_playground.rollout import DTPolicy, run_episodes
 
@@ -266,3 +267,38 @@ def test_tabs_on_arrival_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          timeout=120, check=False)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def _hopper_traces():
+    return [random_trace("Hopper-v5", n, seed=s) for n, s in ((30, 1), (45, 2), (60, 3))]
+
+
+def test_tiles_split_over_two_threads_draw_what_one_thread_does(gl_backend):
+    """The grid draws odd tiles on a helper thread (EGL): every frame of every tile is
+    the one drawn in turn, ended tiles give None alike, and the tiles differ."""
+    traces, spec = _hopper_traces(), get_spec("Hopper-v5")
+    n = 1 + 60 // spec.render_every
+    in_turn = list(tiles._tiles_in_turn(traces, spec, (64, 48), n))
+    split = list(tiles.lockstep_frames(traces, spec, (64, 48), n))
+    assert len(split) == len(in_turn) == n
+    for a, b in zip(in_turn, split):
+        assert [f is None for f in a] == [f is None for f in b]
+        for fa, fb in zip(a, b):
+            if fa is not None:
+                np.testing.assert_array_equal(fa, fb)
+    for k, t in enumerate(traces):  # a tile has 1 + length // every frames, then None
+        drawn = [i for i, now in enumerate(in_turn) if now[k] is not None]
+        assert drawn == list(range(min(n, 1 + t.length // spec.render_every)))
+    assert len({t.length for t in traces}) > 1  # tiles that end at different frames
+    assert not np.array_equal(in_turn[2][0], in_turn[2][1])  # not one buffer thrice
+
+
+def test_a_divergent_tile_on_the_helper_thread_raises_here(gl_backend):
+    traces, spec = _hopper_traces(), get_spec("Hopper-v5")
+    traces[1].rewards[5] += 1.0  # tile 1: drawn by the helper thread on EGL
+    with pytest.raises(render.ReplayDivergenceError):
+        list(tiles.lockstep_frames(traces, spec, (64, 48), 4))
+    early = tiles.lockstep_frames(_hopper_traces(), spec, (64, 48), 16)
+    next(early), next(early)
+    early.close()  # stops the helper too: a later grid still renders
+    assert len(list(tiles.lockstep_frames(_hopper_traces(), spec, (64, 48), 3))) == 3
