@@ -178,6 +178,8 @@ class WorkerPool:
                 task_id, done, total = self._queue.get()
             except (EOFError, OSError, ValueError):  # the queue was closed: shutting down
                 return
+            except Exception:  # a message cut short by a killed worker: skip it
+                continue
             cb = self._callbacks.get(task_id)
             if cb is not None:
                 try:
