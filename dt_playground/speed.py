@@ -65,13 +65,6 @@ def _mean_ms(one, steps: int, device: torch.device) -> Block:
     """A `Block`: the mean milliseconds of ``one()`` over ``steps`` calls, synced on
     ``device`` before and after (GPU work is asynchronous)."""
 
-    return _mean_ms(one, steps, device)
-
-
-def _mean_ms(one, steps: int, device: torch.device) -> Block:
-    """A `Block`: the mean milliseconds of ``one()`` over ``steps`` calls, synced on
-    ``device`` before and after (GPU work is asynchronous)."""
-
     def block() -> float:
         _sync(device)
         t0 = time.perf_counter()
