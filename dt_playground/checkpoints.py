@@ -32,6 +32,7 @@ from .folders import ALGOS, CheckpointInfo, list_checkpoints, peek_checkpoint
 from .io import atomic_dir, write_json_atomic
 from .model import DecisionTransformer, DTConfig
 from .paths import PRETRAINED_DIR, pretrained_dir
+from .returns import has_head
 from .uploads import ALLOWED_UPLOAD_FILES, MAX_UPLOAD_BYTES, extract_upload
 from .validate import (
     CheckpointError,
@@ -71,6 +72,11 @@ class Checkpoint:
             np.asarray(self.config["state_std"], np.float32),
             float(self.config["return_scale"]),
         )
+
+    @property
+    def offers_best(self) -> bool:
+        """A DT with a return-distribution head: it can play target "best" (returns.py)."""
+        return self.algo == "dt" and has_head(self.model.cfg)
 
     @property
     def dataset(self) -> DatasetSummary:

@@ -20,7 +20,7 @@ from .evaluate import check_target, summarise, sweep
 from .folders import ALGO_LABELS, choices, label_of, parse_env
 from .metrics import spearman
 from .paths import pretrained_dir
-from .returns import BEST, has_head, is_best
+from .returns import BEST, is_best
 from .rollout import Trace
 from .summary import TargetRange
 from .summary import target_range as summary_target_range
@@ -77,7 +77,7 @@ def play_target(value, ck: Checkpoint) -> float | str:
     """A checked target: a number, or "best" for a DT with a return head (returns.py)."""
     if not is_best(value):
         return parse_target(value, ck)
-    if ck.algo != "dt" or not has_head(ck.model.cfg):
+    if not ck.offers_best:
         raise PlaygroundError(
             f"{ck.name} has no return-distribution head, so it can't pick its own 'best' "
             "target: ask for a number"
@@ -105,9 +105,8 @@ def play_episode(
     seed = parse_seed(seed)
     steps = int(min(max(1, max_steps), MAX_EPISODE_STEPS))
     sample = bool(sample) and ck.spec.discrete
-    band = ck.algo == "dt" and has_head(ck.model.cfg)
     return sweep(ck, [target], 1, seed, sample=sample, max_steps=steps, progress=progress,
-                 track_returns=band)[0]
+                 track_returns=ck.offers_best)[0]
 
 
 def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> dict:

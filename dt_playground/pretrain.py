@@ -25,7 +25,7 @@ from .checkpoints import PRETRAINED_DIR, load_checkpoint, write_json_atomic
 from .collect import DATASETS
 from .envs import get_spec
 from .evaluate import summarise, sweep
-from .returns import BEST, has_head
+from .returns import BEST
 from .seeds import CARD_SEED
 from .storage import DEFAULT_DATA_ROOT, read_collection, resolve_dataset
 from .train import TrainConfig, train
@@ -105,7 +105,7 @@ def card_evaluation(
     else:
         targets = [d["return_max"]]  # BC ignores the target
     # DTs with a return head also play target "best", in the same lock-step run.
-    best = ck.algo == "dt" and has_head(ck.model.cfg)
+    best = ck.offers_best
     t0 = time.perf_counter()
     traces = sweep(ck, targets + [BEST] * best, n_seeds, seed=CARD_SEED, max_steps=max_steps)
     s = summarise(traces)
