@@ -257,25 +257,22 @@ def render_grid(
 
     def frames():
         with closing(lockstep_frames(traces, spec, (w, h), n_frames)) as source:
-            yield from _compose(source)
-
-    def _compose(source):
-        for i, now in enumerate(source):
-            step = i * every
-            for k, (trace, frame) in enumerate(zip(traces, now)):
-                r, c = divmod(k, cols)
-                y, x = r * (LABEL_H + h + GAP), c * (w + GAP)
-                if frame is not None:  # None: its episode ended, keep the last frame
-                    canvas[y + LABEL_H : y + LABEL_H + h, x : x + w] = frame
-                done = frame is None or step >= trace.length
-                got = cum[k][min(step, trace.length)]
-                status = f"return {_fmt(got)}" + (" · done" if done else f" · step {step}")
-                canvas[y : y + LABEL_H, x : x + w] = label(
-                    TILE_COLORS[k % MAX_TILES], labels[k], status
-                )
-            if progress:
-                progress(i + 1, n_frames)
-            yield canvas
+            for i, now in enumerate(source):
+                step = i * every
+                for k, (trace, frame) in enumerate(zip(traces, now)):
+                    r, c = divmod(k, cols)
+                    y, x = r * (LABEL_H + h + GAP), c * (w + GAP)
+                    if frame is not None:  # None: its episode ended, keep the last frame
+                        canvas[y + LABEL_H : y + LABEL_H + h, x : x + w] = frame
+                    done = frame is None or step >= trace.length
+                    got = cum[k][min(step, trace.length)]
+                    status = f"return {_fmt(got)}" + (" · done" if done else f" · step {step}")
+                    canvas[y : y + LABEL_H, x : x + w] = label(
+                        TILE_COLORS[k % MAX_TILES], labels[k], status
+                    )
+                if progress:
+                    progress(i + 1, n_frames)
+                yield canvas
 
     enc = encode_mp4(frames(), out_path, spec.video_fps)  # video.X264_PRESET
     total_s = time.perf_counter() - start
