@@ -122,12 +122,17 @@ def _load(arg):
     return arg
 
 
-def _call(task_id: int, fn: Callable, args: tuple, kwargs: dict, with_progress: bool):
+def _invoke(fn: Callable, args: tuple, kwargs: dict, progress=None):
+    """``fn`` with `CheckpointRef` arguments loaded, and ``progress`` when given."""
     args = tuple(_load(a) for a in args)
     kwargs = {k: _load(v) for k, v in kwargs.items()}
-    if with_progress:
-        kwargs["progress"] = _report(task_id)
+    if progress is not None:
+        kwargs["progress"] = progress
     return fn(*args, **kwargs)
+
+
+def _call(task_id: int, fn: Callable, args: tuple, kwargs: dict, with_progress: bool):
+    return _invoke(fn, args, kwargs, _report(task_id) if with_progress else None)
 
 
 # ---------------------------------------------------------------- server side
@@ -205,10 +210,9 @@ class WorkerPool:
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}")
         if self.inline_mode:
-            call = lambda: fn(*(_load(a) for a in args),  # noqa: E731
-                              **{k: _load(v) for k, v in kwargs.items()},
-                              **({"progress": progress} if progress else {}))
-            return in_background(call) if lane == "background" else call()
+            if lane == "background":
+                return in_background(_invoke, fn, args, kwargs, progress)
+            return _invoke(fn, args, kwargs, progress)
         task_id = next(self._ids)
         if progress is not None:  # called from the pump thread, in the caller's context
             ctx = contextvars.copy_context()
