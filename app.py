@@ -651,10 +651,11 @@ def build_demo(store: SessionStore | None = None) -> gr.Blocks:
             concurrency_limit=2,
             concurrency_id="rollouts",
         )
-        # Tabs that show something on arrival: cards and dataset summaries, read from the
-        # checkpoint's files (no rollout, no torch); the buttons add fresh runs.
+        # The `best` box: shown for head DTs; while ticked, the slider is not the target.
         best.change(lambda b: gr.Slider(interactive=not b), best, target,
                     api_visibility="private")
+        # Tabs that show something on arrival: cards and dataset summaries, read from the
+        # checkpoint's files (no rollout, no torch); the buttons add fresh runs.
         for trigger in (ckpt.change, demo.load):
             trigger(best_on_checkpoint, [env, ckpt, session], best, api_visibility="private")
             trigger(sweep_on_arrival, [env, ckpt, session], [sweep_plot, sweep_md, sweep_json],
