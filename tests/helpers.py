@@ -41,3 +41,22 @@ def tiny_norm(model, scale=100.0):
     return Normaliser(
         np.zeros(model.cfg.state_dim, np.float32), np.ones(model.cfg.state_dim, np.float32), scale
     )
+
+
+def head_dt_zip(dataset, root):
+    """A tiny, briefly trained CartPole DT with a return head (target "best"), zipped as
+    the app's upload takes it: (the zip, the checkpoint folder)."""
+    import zipfile
+    from pathlib import Path
+
+    from dt_playground.train import TrainConfig, train
+
+    out = Path(root) / "head-dt"
+    train(TrainConfig(dataset=str(dataset), out=str(out), algo="dt", steps=30,
+                      batch_size=16, context_len=5, hidden=32, n_layers=1, eval_episodes=0,
+                      save_every=0, seed=0, return_bins=12))
+    z = Path(root) / "head.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name in ("config.json", "model.safetensors"):
+            zf.write(out / name, name)
+    return z, out

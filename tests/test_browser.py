@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import head_dt_zip
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -298,18 +299,7 @@ def test_a_queued_play_shows_its_queue_position(fresh, app_url):
 def test_best_box_appears_for_a_head_dt_and_plays_best(fresh, cartpole_dataset, tmp_path):
     """Issue 9: the Play tab offers `best` beside the slider for a DT with a return head
     (here one uploaded through the page), and a play with it says so."""
-    import zipfile
-
-    from dt_playground.train import TrainConfig, train
-
-    out = tmp_path / "head-dt"
-    train(TrainConfig(dataset=str(cartpole_dataset[0]), out=str(out), algo="dt", steps=30,
-                      batch_size=16, context_len=5, hidden=32, n_layers=1, eval_episodes=0,
-                      save_every=0, seed=0, return_bins=12))
-    z = tmp_path / "head.zip"
-    with zipfile.ZipFile(z, "w") as zf:
-        for name in ("config.json", "model.safetensors"):
-            zf.write(out / name, name)
+    z, _ = head_dt_zip(cartpole_dataset[0], tmp_path)
     _pick_env(fresh, "CartPole-v1")
     fresh.get_by_label("Checkpoint").click()
     fresh.get_by_role("option", name="cartpole-bc").click()

@@ -2,6 +2,7 @@
 
 import imageio.v3 as iio
 import pytest
+from helpers import head_dt_zip
 
 from dt_playground import interactive
 from dt_playground import playground as pg
@@ -15,22 +16,12 @@ def client(app_client):
 @pytest.fixture(scope="module")
 def head_upload(client, cartpole_dataset, tmp_path_factory):
     """A tiny DT with a return head, uploaded through /upload: (its id, the checkpoint).
-    (The zoo's DTs have no head: `train --return-bins` is opt-in.)"""
-    import zipfile
-
+    (The tiny test zoo's DT has none: `train --return-bins` is opt-in.)"""
     from gradio_client import handle_file
 
     from dt_playground.checkpoints import load_checkpoint
-    from dt_playground.train import TrainConfig, train
 
-    out = tmp_path_factory.mktemp("head") / "dt"
-    train(TrainConfig(dataset=str(cartpole_dataset[0]), out=str(out), algo="dt", steps=30,
-                      batch_size=16, context_len=5, hidden=32, n_layers=1, eval_episodes=0,
-                      save_every=0, seed=0, return_bins=12))
-    z = out.parent / "head.zip"
-    with zipfile.ZipFile(z, "w") as zf:
-        for name in ("config.json", "model.safetensors"):
-            zf.write(out / name, name)
+    z, out = head_dt_zip(cartpole_dataset[0], tmp_path_factory.mktemp("head"))
     _, ck_update, _ = client.predict(handle_file(str(z)), "CartPole-v1", api_name="/upload")
     return ck_update["value"], load_checkpoint(out)
 
