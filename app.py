@@ -161,12 +161,15 @@ def on_checkpoint_change(env_id: str, checkpoint: str, sid: str | None = None):
 
 @boundary
 def best_on_checkpoint(env_id: str, checkpoint: str, sid: str | None = None):
-    """The Play tab's `best` box, shown for DTs with a return head (from config.json)."""
+    """The Play tab's `best` box, shown for DTs with a return head or a return model
+    (from config.json and the folder; the play itself loads and checks both)."""
     try:
         path = folders.locate(checkpoint, env_id, STORE.owned(sid))
         config = folders.read_json(path / "config.json", "config")
         bins = (config.get("model") or {}).get("return_bins") or 0
-        head = config.get("algo") == "dt" and isinstance(bins, int) and bins > 0
+        own = isinstance(bins, int) and bins > 0
+        separate = (path / folders.RETURNS_DIR / "config.json").is_file()
+        head = config.get("algo") == "dt" and (own or separate)
     except (PlaygroundError, folders.CheckpointError):
         head = False
     return gr.Checkbox(value=False, visible=head)

@@ -182,10 +182,12 @@ class Acting(_Engine):
         self, feats: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The last step's return-bin logits (B, bins), P(R_t | history up to s_t), from
-        the `token_features` of a (s, R, a) window: R_t's token (a placeholder here) and
-        a_t's are dropped and the s_t token is read (returns.py)."""
+        the `token_features` of a (s, R, a) window, or of a (s, a) return model's: the
+        tokens after s_t (R_t's, a placeholder here, and a_t's) are dropped and the s_t
+        token is read (returns.py)."""
         require_head(self.cfg)
-        return self.model.predict_return(self.ln_f(self._last_output(feats, mask, drop=2)))
+        drop = self.n_tokens - 1
+        return self.model.predict_return(self.ln_f(self._last_output(feats, mask, drop=drop)))
 
     def _last_output(self, feats: torch.Tensor, mask: torch.Tensor | None, drop: int):
         """The last block's output (B, C) for the final token once the window's last

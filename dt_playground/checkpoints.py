@@ -8,6 +8,9 @@ A checkpoint folder holds:
   config) and ``curve`` (loss curve).
 - ``model.safetensors``: the weights.
 - ``card.json`` (optional): evaluation results.
+- ``returns/`` (optional, DTs only): a *return model*, itself a checkpoint folder (a
+  BC model with a return-distribution head, trained on the same data), which gives
+  the DT target "best" without touching its action path (returns.py).
 
 Loading needs nothing else and never unpickles, so an uploaded checkpoint
 cannot run code. Every way a checkpoint can be wrong is refused with a
@@ -28,7 +31,7 @@ from safetensors.torch import load_file, save_file
 
 from .data import Normaliser
 from .envs import EnvSpec, UnknownEnvError, get_spec, make_env, space_dims
-from .folders import ALGOS, CheckpointInfo, list_checkpoints, peek_checkpoint
+from .folders import ALGOS, RETURNS_DIR, CheckpointInfo, list_checkpoints, peek_checkpoint
 from .io import atomic_dir, write_json_atomic
 from .model import DecisionTransformer, DTConfig
 from .paths import PRETRAINED_DIR, pretrained_dir
@@ -56,6 +59,7 @@ class Checkpoint:
     model: DecisionTransformer
     config: dict
     card: dict | None
+    returns: Checkpoint | None = None  # the `returns/` return model, when shipped
 
     @property
     def spec(self) -> EnvSpec:
@@ -75,8 +79,9 @@ class Checkpoint:
 
     @property
     def offers_best(self) -> bool:
-        """A DT with a return-distribution head: it can play target "best" (returns.py)."""
-        return self.algo == "dt" and has_head(self.model.cfg)
+        """A DT with a return-distribution head, or with a return model beside it: it can
+        play target "best" (returns.py)."""
+        return self.algo == "dt" and (has_head(self.model.cfg) or self.returns is not None)
 
     @property
     def dataset(self) -> DatasetSummary:
@@ -116,13 +121,41 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: Path | str, expect_env: str | None = None) -> Checkpoint:
-    """Load and validate a checkpoint folder (see the module docstring).
+def load_checkpoint(
+    path: Path | str, expect_env: str | None = None, returns: bool = True
+) -> Checkpoint:
+    """Load and validate a checkpoint folder (see the module docstring), with its
+    return model if it has one (and ``returns``).
 
     Everything is checked before memory is spent: the config's types, ranges and
     implied size, then the weights' header against the config, then the tensors.
     """
-    path = Path(path)
+    ck = _load_one(Path(path), expect_env)
+    if returns and (ck.path / RETURNS_DIR).is_dir():
+        ck.returns = load_return_model(ck.path / RETURNS_DIR, ck)
+    return ck
+
+
+def load_return_model(folder: Path, ck: Checkpoint) -> Checkpoint:
+    """The return model in ``folder``, checked against DT ``ck``: it must serve a DT,
+    have a head, and see the DT's inputs exactly as the DT does (the same state
+    normalisation and return scale)."""
+    try:
+        ret = _load_one(Path(folder), ck.spec.env_id)
+    except CheckpointError as exc:
+        raise CheckpointError(f"The return model (returns/) is invalid: {exc}") from None
+    if ck.algo != "dt":
+        raise CheckpointError("Only a DT can have a return model (returns/)")
+    if not has_head(ret.model.cfg):
+        raise CheckpointError("The return model (returns/) has no return-distribution head")
+    same = all(ret.config[k] == ck.config[k] for k in ("state_mean", "state_std", "return_scale"))
+    if not same:
+        raise CheckpointError("The return model (returns/) normalises states or returns "
+                              "differently from the DT: it must be trained on the same data")
+    return ret
+
+
+def _load_one(path: Path, expect_env: str | None) -> Checkpoint:
     if not path.is_dir():
         raise CheckpointError(f"Checkpoint folder {path.name} does not exist")
     config = read_json(path / "config.json", "The checkpoint's config")

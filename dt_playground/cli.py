@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from .envs import env_ids
 from .seeds import CARD_SEED
@@ -189,8 +190,6 @@ def cmd_bench(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from pathlib import Path
-
     from .pretrain import CARD_SEEDS, RECIPES, pretrain_env, update_readme
 
     envs = list(RECIPES) if args.all else [args.env] if args.env else []
@@ -238,6 +237,21 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
+def cmd_returns(args) -> int:
+    from .cpu import setup_process
+    from .return_model import ReturnModelRecipe, train_return_model
+
+    setup_process(args.threads)
+    recipe = ReturnModelRecipe(steps=args.steps, hidden=args.hidden, n_layers=args.n_layers,
+                               bins=args.bins, seed=args.seed)
+    t0 = time.perf_counter()
+    out = train_return_model(args.checkpoint, recipe, threads=args.threads, progress=True,
+                             dataset=args.dataset or None)
+    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s: the DT now plays target 'best'",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_train_expert(args) -> int:
     from .ars import train_expert
 
@@ -246,11 +260,15 @@ def cmd_train_expert(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from .folders import RETURNS_DIR
     from .hf import export_transformers
 
     out = export_transformers(args.checkpoint, args.out)
     print(f"wrote {out}: load it with DecisionTransformerModel.from_pretrained; input "
           "normalisation is in dt_playground.json", file=sys.stderr)
+    if (Path(args.checkpoint) / RETURNS_DIR).is_dir():
+        print("its return model (returns/, for target 'best') has no counterpart in "
+              "transformers and was left out", file=sys.stderr)
     return 0
 
 
@@ -271,6 +289,7 @@ def cmd_card(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .return_model import ReturnModelRecipe
     from .train import TrainConfig
 
     p = argparse.ArgumentParser(
@@ -340,6 +359,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="recollect the datasets into a temp folder and compare their sha256 "
                     "with the shipped checkpoints' (no training); exit 1 unless all match")
     pt.set_defaults(fn=cmd_pretrain)
+
+    rm = sub.add_parser("returns", help="train a DT's return model into its returns/ folder, "
+                        "so that it plays target 'best'")
+    rm.add_argument("--checkpoint", required=True, help="the DT's checkpoint folder")
+    rm.add_argument("--dataset", default="", help="Minari id or folder of the DT's data "
+                    "(default: the id in its config.json)")
+    defaults = ReturnModelRecipe()
+    for flag, kind, help_ in (("steps", int, "gradient steps"), ("hidden", int, "width"),
+                              ("n-layers", int, "transformer blocks"),
+                              ("bins", int, "return bins"), ("seed", int, "training seed")):
+        default = getattr(defaults, flag.replace("-", "_"))
+        rm.add_argument(f"--{flag}", type=kind, default=default,
+                        help=f"{help_} (default {default})")
+    rm.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    rm.set_defaults(fn=cmd_returns)
 
     te = sub.add_parser("train-expert", help="re-run ARS to rebuild a MuJoCo env's snapshots")
     te.add_argument("--env", required=True, help="Hopper-v5, HalfCheetah-v5 or Walker2d-v5")

@@ -8,7 +8,7 @@ import numpy as np
 
 from .checkpoints import Checkpoint, load_checkpoint
 from .metrics import spearman
-from .returns import BEST, DEFAULT_KAPPA, is_best, require_head
+from .returns import BEST, DEFAULT_KAPPA, NO_BEST, NoReturnHeadError, is_best
 from .rollout import DTPolicy, Trace, run_grid
 from .seeds import CARD_SEED
 
@@ -61,10 +61,10 @@ def sweep(
     """
     ckpt = as_checkpoint(ckpt)
     targets = [BEST if is_best(t) else check_target(t, ckpt.spec) for t in targets]
-    if BEST in targets:
-        require_head(ckpt.model.cfg)
-    policy = DTPolicy(ckpt.model, ckpt.norm, ckpt.spec, sample=sample, precision=precision,
-                      kappa=kappa, track_returns=track_returns, engine=engine, device=device)
+    if BEST in targets and not ckpt.offers_best:
+        raise NoReturnHeadError(NO_BEST)
+    policy = DTPolicy.for_checkpoint(ckpt, sample=sample, precision=precision, kappa=kappa,
+                                     track_returns=track_returns, engine=engine, device=device)
     seeds = range(seed, seed + n_seeds)
     return run_grid(policy, targets, seeds, max_steps=max_steps, progress=progress)
 

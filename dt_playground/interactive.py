@@ -124,7 +124,7 @@ def play_grid(
     """
     values, names = parse_grid_targets(targets, ck)
     seed = parse_seed(seed)
-    policy = DTPolicy(ck.model, ck.norm, ck.spec, sample=bool(sample) and ck.spec.discrete)
+    policy = DTPolicy.for_checkpoint(ck, sample=bool(sample) and ck.spec.discrete)
     t0 = time.perf_counter()
     traces = run_episodes(policy, values, [seed] * len(values), MAX_EPISODE_STEPS, progress)
     seconds = time.perf_counter() - t0
@@ -206,7 +206,7 @@ def play_schedule(
     ``{0: R}`` it is the plain play at target R."""
     schedule = {s: play_target(v, ck) for s, v in parse_schedule(schedule).items()}
     seed = parse_seed(seed)
-    policy = DTPolicy(ck.model, ck.norm, ck.spec, sample=bool(sample) and ck.spec.discrete)
+    policy = DTPolicy.for_checkpoint(ck, sample=bool(sample) and ck.spec.discrete)
     return run_episodes(
         policy, [schedule[0]], [seed], MAX_EPISODE_STEPS, progress, schedules=[schedule]
     )[0]

@@ -74,12 +74,12 @@ def parse_target(value, ck: Checkpoint) -> float:
 
 
 def play_target(value, ck: Checkpoint) -> float | str:
-    """A checked target: a number, or "best" for a DT with a return head (returns.py)."""
+    """A checked target: a number, or "best" for a DT with a return model (returns.py)."""
     if not is_best(value):
         return parse_target(value, ck)
     if not ck.offers_best:
         raise PlaygroundError(
-            f"{ck.name} has no return-distribution head, so it can't pick its own 'best' "
+            f"{ck.name} has no return model, so it can't pick its own 'best' "
             "target: ask for a number"
         )
     return BEST
@@ -124,7 +124,7 @@ def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> di
     target = parse_target(target, ck)
     seed = parse_seed(seed)
     step = parse_count(step, "Step", 0, MAX_EPISODE_STEPS - 1)
-    policy = DTPolicy(ck.model, ck.norm, ck.spec, sample=bool(sample) and ck.spec.discrete)
+    policy = DTPolicy.for_checkpoint(ck, sample=bool(sample) and ck.spec.discrete)
     trace = run_episodes(policy, [target], [seed], max_steps=step + 1)[0]
     t = trace.length - 1
     win = policy.window(np.array([0]), t)

@@ -25,6 +25,7 @@ from .checkpoints import PRETRAINED_DIR, load_checkpoint, write_json_atomic
 from .collect import DATASETS
 from .envs import get_spec
 from .evaluate import summarise, sweep
+from .return_model import ReturnModelRecipe, is_current, train_return_model
 from .returns import BEST
 from .seeds import CARD_SEED
 from .storage import DEFAULT_DATA_ROOT, read_collection, resolve_dataset
@@ -51,6 +52,8 @@ class Recipe:
     # seeds, and with the order alone (head weight 0) to rho 0.9 at -856 against -632 on
     # trial seeds (README, "Asking for the best").
     return_bins: int = 0
+    # The K=20 DT's return model (return_model.py), for target "best"; None: none.
+    returns: ReturnModelRecipe | None = None
 
 
 _TRAINING: dict[str, dict] = {
@@ -232,14 +235,30 @@ def _train_one(
     )
     if _already_trained(cfg, sha256):
         log(f"  kept {name}: already trained with this recipe")
-        return Path(cfg.out)
+    else:
+        t0 = time.perf_counter()
+        res = train(cfg, progress=True)
+        log(
+            f"  trained {name}: {cfg.steps} steps in {time.perf_counter() - t0:.0f} s, "
+            f"final loss {res.final_loss:.4f}"
+        )
+    if algo == "dt" and k == 20 and recipe.returns is not None:
+        _ensure_return_model(Path(cfg.out), recipe, sha256, steps, log)
+    return Path(cfg.out)
+
+
+def _ensure_return_model(
+    dt_dir: Path, recipe: Recipe, sha256: str | None, steps: int | None, log
+) -> None:
+    """The DT's return model, trained unless one of this recipe on this data is there."""
+    rm = replace(recipe.returns, seed=recipe.seed, **({"steps": steps} if steps else {}))
+    config = json.loads((dt_dir / "config.json").read_text())
+    if is_current(dt_dir, rm.train_config(config, dt_dir / "returns"), sha256):
+        log(f"  kept {dt_dir.name}/returns: already trained with this recipe")
+        return
     t0 = time.perf_counter()
-    res = train(cfg, progress=True)
-    log(
-        f"  trained {name}: {cfg.steps} steps in {time.perf_counter() - t0:.0f} s, "
-        f"final loss {res.final_loss:.4f}"
-    )
-    return res.checkpoint
+    train_return_model(dt_dir, rm, progress=True)
+    log(f"  trained {dt_dir.name}/returns: {rm.steps} steps in {time.perf_counter() - t0:.0f} s")
 
 
 def pretrain_env(

@@ -58,12 +58,15 @@ def has_head(cfg) -> bool:
     return int(getattr(cfg, "return_bins", 0) or 0) > 0
 
 
+NO_BEST = (
+    "This checkpoint has no return model, so it can't pick the 'best' target: give a "
+    "number, or give the DT one with `python -m dt_playground returns --checkpoint DIR`."
+)
+
+
 def require_head(cfg) -> None:
     if not has_head(cfg):
-        raise NoReturnHeadError(
-            "This checkpoint has no return-distribution head, so it can't pick the 'best' "
-            "target: give a number, or train a DT with --return-bins > 0."
-        )
+        raise NoReturnHeadError(NO_BEST)
 
 
 def check_head_config(cfg) -> None:
@@ -73,7 +76,7 @@ def check_head_config(cfg) -> None:
         raise ValueError(f"model.token_order must be 'rsa' or 'sra', got {order!r}")
     if not isinstance(bins, int) or isinstance(bins, bool) or not 0 <= bins <= MAX_BINS:
         raise ValueError(f"model.return_bins must be an integer in 0..{MAX_BINS}, got {bins!r}")
-    if bins and (order != "sra" or not cfg.use_returns):
+    if bins and cfg.use_returns and order != "sra":
         raise ValueError("a return head needs return tokens in (s, R, a) order (token_order 'sra')")
     lo, hi = float(cfg.return_low), float(cfg.return_high)
     if bins and not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):

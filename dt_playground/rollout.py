@@ -28,6 +28,8 @@ from .model import DecisionTransformer
 from .returns import (
     BAND_QUANTILES,
     DEFAULT_KAPPA,
+    NO_BEST,
+    NoReturnHeadError,
     as_target,
     best_probs,
     bin_centres,
@@ -35,7 +37,6 @@ from .returns import (
     has_head,
     is_best,
     quantiles,
-    require_head,
     sample_bins,
     softmax,
 )
@@ -55,18 +56,27 @@ class DTPolicy:
         device: str | torch.device = "cpu",
         kappa: float = DEFAULT_KAPPA,
         track_returns: bool = False,
+        returns_model: DecisionTransformer | None = None,
     ):
         """``engine``: "fast" (cached token features; oneDNN on the CPU) or "reference"
         (the model's forward on the whole window each step). ``device``: "cpu",
-        "cuda" (pays for hundreds of episodes in lock-step) or "auto"."""
+        "cuda" (pays for hundreds of episodes in lock-step) or "auto".
+        ``returns_model``: a separate return model (returns.py) that gives P(R_t | history)
+        for target "best" and the band; by default the model's own head, if it has one."""
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         self.model = model
         self.norm, self.spec, self.sample = norm, spec, sample
+        if returns_model is not None and not has_head(returns_model.cfg):
+            raise ValueError("returns_model has no return-distribution head")
+        # What gives P(R_t | history): the separate model, the policy's own head, or nothing.
+        own = has_head(model.cfg) and model.cfg.use_returns  # MGDT's head on the DT itself
+        self.returns_model = returns_model or (model if own else None)
         # kappa: how hard target "best" leans to high returns (returns.py). track_returns:
         # record P(R_t | history) for numeric targets too (one more pass per step), for
         # the band on the RTG plot; "best" episodes always record it.
-        self.kappa, self.track_returns = float(kappa), bool(track_returns) and has_head(model.cfg)
+        self.kappa = float(kappa)
+        self.track_returns = bool(track_returns) and self.returns_model is not None
         self.cfg = model.cfg
         self.scale = action_scale(spec.env_id)
         # bf16: ~2x faster matmuls on AVX-512 BF16 CPUs; per-row results don't
@@ -74,28 +84,52 @@ class DTPolicy:
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.device = resolve_device(device)
         self.engine = engine_for(model, engine, self.dtype, self.device)
+        self.returns_engine = (
+            None if self.returns_model is None
+            else engine_for(self.returns_model, engine, self.dtype, self.device)
+        )
+
+    @classmethod
+    def for_checkpoint(cls, ck, **kwargs) -> DTPolicy:
+        """The policy of a loaded `checkpoints.Checkpoint`, with its return model if it
+        ships one (``ck.returns``)."""
+        returns = getattr(ck, "returns", None)
+        return cls(ck.model, ck.norm, ck.spec,
+                   returns_model=None if returns is None else returns.model, **kwargs)
+
+    @property
+    def offers_best(self) -> bool:
+        return self.returns_model is not None
+
+    def _require_best(self) -> None:
+        if self.returns_model is None:
+            raise NoReturnHeadError(NO_BEST)
 
     def reset(self, targets, seeds, max_steps: int | None = None) -> None:
         n = len(targets)
         T = max_steps or self.spec.max_ep_len
-        S, A, K = self.cfg.state_dim, self.cfg.act_dim, self.cfg.context_len
+        S, A = self.cfg.state_dim, self.cfg.act_dim
         self.states = np.zeros((n, T, S), np.float32)
         self.actions = np.zeros((n, T, A), np.float32)
         self.rtg = np.zeros((n, T), np.float32)
         self.rtg_raw = np.zeros((n, T), np.float64)
         self.best = np.array([is_best(x) for x in targets], bool)
         if self.best.any():
-            require_head(self.cfg)
+            self._require_best()
         self.next_rtg = np.array([np.nan if b else float(x) for x, b in zip(targets, self.best)])
         self.return_rngs = episode_rngs(seeds)
         self.band = np.full((n, T, len(BAND_QUANTILES)), np.nan)
         self.rngs = [np.random.default_rng(s) for s in seeds]
         # `Acting.token_features` of the last K steps, each step written at slot
         # t % K and again at t % K + K, so any K consecutive steps are one slice.
-        n_tok = self.engine.n_tokens
+        # One buffer per engine (a separate return model has its own).
+        self.feats = {}
         if self.engine.name == "fast":
-            self.feats = torch.zeros(n, 2 * K, n_tok, 4 * self.cfg.hidden, dtype=self.dtype,
-                                     device=self.device)
+            for eng in {id(e): e for e in (self.engine, self.returns_engine) if e}.values():
+                c = eng.cfg
+                self.feats[id(eng)] = (torch.zeros(
+                    n, 2 * c.context_len, eng.n_tokens, 4 * c.hidden, dtype=self.dtype,
+                    device=self.device), np.full(n, -1))  # features; last step each row asked
 
     def window(self, rows: np.ndarray, t: int, K: int | None = None) -> dict:
         """The model input for episodes ``rows`` at step ``t`` (exactly as in training)."""
@@ -115,12 +149,13 @@ class DTPolicy:
 
     @torch.inference_mode()
     def _predict(self, rows: np.ndarray, t: int, returns: bool = False) -> np.ndarray:
-        """The model's output for the last step of `window(rows, t)`: actions or logits
-        (B, A), by the chosen engine."""
-        if self.engine.name == "fast":
-            return self._predict_cached(rows, t, returns)
-        w = self.window(rows, t)
-        last = self.engine.return_logits_last if returns else self.engine.predict_last
+        """The model's output for the last step of `window(rows, t)`: actions (B, A), or
+        with ``returns`` the return model's bin logits (B, bins), by the chosen engine."""
+        engine = self.returns_engine if returns else self.engine
+        if engine.name == "fast":
+            return self._predict_cached(engine, rows, t, returns)
+        w = self.window(rows, t, K=engine.cfg.context_len)
+        last = engine.return_logits_last if returns else engine.predict_last
         out = last(
             self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
             self._tensor(w["timesteps"], False), self._tensor(w["mask"], False),
@@ -128,34 +163,45 @@ class DTPolicy:
         return out.float().cpu().numpy()
 
     @torch.inference_mode()
-    def _predict_cached(self, rows: np.ndarray, t: int, returns: bool = False) -> np.ndarray:
+    def _predict_cached(self, engine, rows: np.ndarray, t: int, returns: bool) -> np.ndarray:
         """The model's output for the last step of `window(rows, t)`: actions or logits
         (B, A), from cached per-token features, embedding only the new tokens.
 
         Step t's return and state tokens are new; step t-1's action token became
         known when that action was chosen. Their features come from the last two
-        steps of the same training-layout window; earlier steps' are reused.
+        steps of the same training-layout window; earlier steps' are reused. A row
+        this engine skipped at step t-1 (a separate return model is asked only for
+        "best" rows, and a re-prompt can make a row "best") has its whole window
+        embedded first.
         """
-        K = self.cfg.context_len
-        new = self.window(rows, t, K=2)
-        feats = self.engine.token_features(
-            self._tensor(new["rtg"]),
-            self._tensor(new["states"]),
-            self._tensor(new["actions"]),
-            self._tensor(new["timesteps"], False),
-        )
-        steps = [t - 1, t] if t > 0 else [t]
-        everyone = len(rows) == len(self.feats)
-        r = slice(None) if everyone else torch.from_numpy(rows).to(self.device)
-        for j, f in zip(steps, feats[:, -len(steps):].unbind(1)):
-            self.feats[r, j % K] = f
-            self.feats[r, j % K + K] = f
+        K = engine.cfg.context_len
+        cache, called = self.feats[id(engine)]
         first = max(0, t - K + 1)  # the window's first step
+        stale = rows[called[rows] != t - 1] if t > 1 else rows[:0]
+        if len(stale):
+            self._write_features(engine, cache, stale, t, range(first, t + 1), K)
+        self._write_features(engine, cache, rows, t, [t - 1, t] if t > 0 else [t], 2)
+        called[rows] = t
+        r = slice(None) if len(rows) == len(cache) else torch.from_numpy(rows).to(self.device)
         span = slice(first % K, first % K + t - first + 1)
-        window = self.feats[r, span]
+        window = cache[r, span]
         if returns:  # return-bin logits from s_t: step t's R token is not read
-            return self.engine.return_logits_from_features(window).float().cpu().numpy()
-        return self.engine.predict_from_features(window).float().cpu().numpy()
+            return engine.return_logits_from_features(window).float().cpu().numpy()
+        return engine.predict_from_features(window).float().cpu().numpy()
+
+    def _write_features(self, engine, cache, rows, t: int, steps, length: int) -> None:
+        """Cache ``engine``'s token features of ``steps`` (the last ones of the
+        ``length``-step window ending at step t) for episodes ``rows``."""
+        steps, K = list(steps), engine.cfg.context_len
+        w = self.window(rows, t, K=length)
+        feats = engine.token_features(
+            self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
+            self._tensor(w["timesteps"], False),
+        )
+        r = slice(None) if len(rows) == len(cache) else torch.from_numpy(rows).to(self.device)
+        for j, f in zip(steps, feats[:, -len(steps):].unbind(1)):
+            cache[r, j % K] = f
+            cache[r, j % K + K] = f
 
     def _choose_returns(self, rows: np.ndarray, t: int) -> None:
         """The first of best mode's two passes (returns.py): P(R_t | history) from the
@@ -165,13 +211,13 @@ class DTPolicy:
             return
         self.rtg[sub, t] = 0.0  # a placeholder: s_t's prediction never sees it
         probs = softmax(self._predict(sub, t, returns=True))
-        scale = self.norm.return_scale
-        self.band[sub, t] = quantiles(probs, self.cfg) * scale
+        scale, rcfg = self.norm.return_scale, self.returns_model.cfg
+        self.band[sub, t] = quantiles(probs, rcfg) * scale
         b = self.best[sub]
         if b.any():
-            p = best_probs(probs[b], self.cfg, self.kappa)
+            p = best_probs(probs[b], rcfg, self.kappa)
             idx = sample_bins(p, [self.return_rngs[r] for r in sub[b]])
-            self.next_rtg[sub[b]] = bin_centres(self.cfg)[idx] * scale
+            self.next_rtg[sub[b]] = bin_centres(rcfg)[idx] * scale
 
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
         """Record observations of episodes ``rows`` at step ``t`` and choose their actions.
@@ -208,7 +254,7 @@ class DTPolicy:
         it has collected so far (earlier steps keep the values they were given);
         "best" switches it to sampling its own (returns.py)."""
         if is_best(target):
-            require_head(self.cfg)
+            self._require_best()
         self.best[row] = is_best(target)
         self.next_rtg[row] = np.nan if self.best[row] else float(target)
 
@@ -281,7 +327,7 @@ def run_episodes(
             bool(terminated[i]),
             wall,
             switches[i],
-            policy.band[i, : len(rewards[i])].copy() if has_head(policy.cfg) else None,
+            policy.band[i, : len(rewards[i])].copy() if policy.offers_best else None,
         )
         for i in range(n)
     ]

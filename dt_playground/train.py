@@ -89,8 +89,9 @@ class TrainConfig:
         "auto", "auto, eager, compile or graph (auto: one CUDA graph on a single GPU, else eager)"
     )
     return_bins: int = _f(
-        0, f"dt only: bins of the return-distribution head for target 'best' (e.g. "
-        f"{DEFAULT_BINS}); 0: none (opt-in: the head's (s, R, a) order costs action quality)"
+        0, f"bins of a return-distribution head for target 'best' (e.g. {DEFAULT_BINS}); 0: "
+        "none. On a dt it is MGDT's head, whose (s, R, a) order can cost action quality; on a "
+        "bc it makes a return model to put in a DT's returns/ folder (see `returns`)"
     )
 
     @classmethod
@@ -214,7 +215,7 @@ def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> Train
         max_ep_len=spec.max_ep_len,
         dropout=cfg.dropout,
         use_returns=cfg.algo == "dt",
-        **dataset_head_config(ds, cfg.return_bins if cfg.algo == "dt" else 0),
+        **dataset_head_config(ds, cfg.return_bins if cfg.algo in ("dt", "bc") else 0),
     )
     model = DecisionTransformer(mcfg).to(device)
     mode = choose_mode(cfg.step_mode, device, world)

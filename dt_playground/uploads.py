@@ -1,9 +1,11 @@
 """Unpacking an uploaded checkpoint zip, treating every byte of it as hostile.
 
 Only the known checkpoint files are taken, from the archive's root or one
-folder deep. Sizes are checked against the central directory *and* counted
-while inflating (a zip can lie about them), encrypted entries and unknown
-compression methods are refused, and every failure of `zipfile`/`zlib` becomes
+folder deep, and a DT's return model (``returns/config.json`` and
+``returns/model.safetensors``, `return_model.py`) beside them. Sizes are
+checked against the central directory *and* counted while inflating (a zip
+can lie about them), encrypted entries and unknown compression methods are
+refused, and every failure of `zipfile`/`zlib` becomes
 a `CheckpointError`. The caller extracts into a staging folder
 (`io.atomic_dir`), so a refused upload leaves nothing behind.
 """
@@ -14,6 +16,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from .folders import RETURNS_DIR
 from .validate import MAX_JSON_BYTES, CheckpointError
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
@@ -27,6 +30,8 @@ ALLOWED_UPLOAD_FILES = {
     # a Hugging Face `transformers` DT folder's stats sidecar (see `hf.py`)
     "dt_playground.json": 1024 * 1024,
 }
+# The files of a return model, taken from a ``returns/`` folder beside them.
+RETURN_MODEL_FILES = ("config.json", "model.safetensors")
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 
@@ -63,8 +68,8 @@ def _extract(zf: zipfile.ZipFile, dest: Path) -> int:
     wanted = {}
     for info in infos:
         parts = Path(info.filename.replace("\\", "/")).parts
-        name = parts[-1] if parts else ""
-        if name not in ALLOWED_UPLOAD_FILES or len(parts) > 2 or ".." in parts:
+        name = _upload_name(parts)
+        if name is None:
             continue
         if name in wanted:
             raise CheckpointError(f"The zip holds more than one {name}")
@@ -72,15 +77,28 @@ def _extract(zf: zipfile.ZipFile, dest: Path) -> int:
             raise CheckpointError(f"{name} is encrypted")
         if info.compress_type not in _METHODS:
             raise CheckpointError(f"{name} uses an unsupported compression method")
-        if info.file_size > ALLOWED_UPLOAD_FILES[name]:
-            raise CheckpointError(f"{name} is larger than {ALLOWED_UPLOAD_FILES[name]} bytes")
+        cap = ALLOWED_UPLOAD_FILES[Path(name).name]
+        if info.file_size > cap:
+            raise CheckpointError(f"{name} is larger than {cap} bytes")
         wanted[name] = info
     total = 0
     for name, info in wanted.items():
-        total += _copy_capped(zf, info, dest / name, ALLOWED_UPLOAD_FILES[name])
+        (dest / name).parent.mkdir(exist_ok=True)
+        total += _copy_capped(zf, info, dest / name, ALLOWED_UPLOAD_FILES[Path(name).name])
         if total > MAX_UPLOAD_BYTES:
             raise CheckpointError("The uploaded checkpoint is larger than 64 MB unpacked")
     return len(wanted)
+
+
+def _upload_name(parts: tuple[str, ...]) -> str | None:
+    """Where an archive entry goes in the checkpoint folder (``config.json``,
+    ``returns/model.safetensors``, ...), or None for an entry that is not taken."""
+    if ".." in parts or not parts:
+        return None
+    name = parts[-1]
+    if len(parts) >= 2 and parts[-2] == RETURNS_DIR and len(parts) <= 3:
+        return f"{RETURNS_DIR}/{name}" if name in RETURN_MODEL_FILES else None
+    return name if name in ALLOWED_UPLOAD_FILES and len(parts) <= 2 else None
 
 
 def _copy_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path, cap: int) -> int:

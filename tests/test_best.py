@@ -74,7 +74,7 @@ def test_token_order_and_kinds():
     assert _head_model().token_kinds == ["s", "R", "a"]
     plain = DecisionTransformer(DTConfig(state_dim=4, act_dim=2))
     assert plain.token_kinds == ["R", "s", "a"] and plain.predict_return is None
-    with pytest.raises(ValueError, match="return-distribution head"):
+    with pytest.raises(ValueError, match="no return model"):
         plain.return_logits(*_window(K=20))
     with pytest.raises(ValueError, match="token_order"):
         DTConfig(state_dim=4, act_dim=2, token_order="ras")
@@ -166,9 +166,9 @@ def test_best_rollout_deterministic_and_batch_independent(head_ckpt):
 
 def test_models_without_a_head_refuse_best():
     bc = load_checkpoint(PRETRAINED / "cartpole-bc")
-    with pytest.raises(returns.NoReturnHeadError, match="no return-distribution head"):
+    with pytest.raises(returns.NoReturnHeadError, match="no return model"):
         sweep(bc, ["best"], 1, seed=3_000_000, max_steps=5)
-    with pytest.raises(ValueError, match="no return-distribution head"):
+    with pytest.raises(ValueError, match="no return model"):
         DTPolicy(bc.model, bc.norm, bc.spec).reset(["best"], [0], 5)
 
 

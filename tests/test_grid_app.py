@@ -78,7 +78,7 @@ def test_play_schedule_reports_segments(client):
     [
         ("cartpole-dt", "300:5", "start at step 0"),
         ("cartpole-dt", "0:1,0:2", "twice"),
-        ("cartpole-bc", "0:best", "return-distribution head"),
+        ("cartpole-bc", "0:best", "no return model"),
     ],
 )
 def test_play_schedule_refusals_are_clear(client, ckpt, schedule, message):
@@ -138,5 +138,5 @@ def test_play_best_on_a_head_dt_equals_the_library_and_draws_the_band(client, he
 
 
 def test_play_best_without_a_head_is_refused_clearly(client):
-    with pytest.raises(Exception, match="no return-distribution head"):
+    with pytest.raises(Exception, match="no return model"):
         client.predict("CartPole-v1", "cartpole-bc", 100, 3, False, True, api_name="/play")

@@ -16,10 +16,10 @@ class Recorder(DTPolicy):
     """Records, at every step, the training-layout window of the acting episodes
     and the actions the policy chose (from its cached per-step features)."""
 
-    def _predict_cached(self, rows, t, returns=False):
+    def _predict_cached(self, engine, rows, t, returns):
         if not returns:  # the action pass (a return-head pass reads the same window)
             self.log.append([self.window(rows, t), None])
-        return super()._predict_cached(rows, t, returns)
+        return super()._predict_cached(engine, rows, t, returns)
 
     def act(self, rows, t, obs):
         acts = super().act(rows, t, obs)
