@@ -35,7 +35,8 @@ from .folders import ALGOS, RETURNS_DIR, CheckpointInfo, list_checkpoints, peek_
 from .io import atomic_dir, write_json_atomic
 from .model import DecisionTransformer, DTConfig
 from .paths import PRETRAINED_DIR, pretrained_dir
-from .returns import has_head
+from .returns import DEFAULT_KAPPA, has_head
+from .summary import is_number
 from .uploads import ALLOWED_UPLOAD_FILES, MAX_UPLOAD_BYTES, extract_upload
 from .validate import (
     CheckpointError,
@@ -45,6 +46,8 @@ from .validate import (
     model_config,
     read_json,
 )
+
+MAX_KAPPA = 1000.0  # a stored kappa beyond this is a typo, not a choice
 
 __all__ = [  # re-exported: callers imported these from here before the split
     "ALLOWED_UPLOAD_FILES", "MAX_UPLOAD_BYTES", "PRETRAINED_DIR", "CheckpointError",
@@ -82,6 +85,13 @@ class Checkpoint:
         """A DT with a return-distribution head, or with a return model beside it: it can
         play target "best" (returns.py)."""
         return self.algo == "dt" and (has_head(self.model.cfg) or self.returns is not None)
+
+    @property
+    def best_kappa(self) -> float:
+        """The kappa of target "best" (returns.py) its return model's recipe chose on
+        trial seeds (``returns/config.json`` → ``kappa``), else the paper's 10."""
+        kappa = (self.returns.config if self.returns is not None else {}).get("kappa")
+        return float(kappa) if kappa is not None else DEFAULT_KAPPA
 
     @property
     def dataset(self) -> DatasetSummary:
@@ -146,6 +156,9 @@ def load_return_model(folder: Path, ck: Checkpoint) -> Checkpoint:
         raise CheckpointError(f"The return model (returns/) is invalid: {exc}") from None
     if ck.algo != "dt":
         raise CheckpointError("Only a DT can have a return model (returns/)")
+    kappa = ret.config.get("kappa", DEFAULT_KAPPA)
+    if not is_number(kappa) or not 0 <= kappa <= MAX_KAPPA:
+        raise CheckpointError(f"returns/config.json 'kappa' must be a number in [0, {MAX_KAPPA}]")
     if not has_head(ret.model.cfg):
         raise CheckpointError("The return model (returns/) has no return-distribution head")
     same = all(ret.config[k] == ck.config[k] for k in ("state_mean", "state_std", "return_scale"))

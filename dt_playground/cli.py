@@ -331,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="acting precision: bf16 is 1.2-1.4x faster for many episodes at "
                        "once on CPUs with native bf16 (cards are fp32)")
         e.add_argument("--json", action="store_true", help="print JSON episodes on stdout")
-        e.add_argument("--kappa", type=float, default=10.0,
-                       help="target 'best': how hard it leans to high returns (default 10)")
+        e.add_argument("--kappa", type=float, default=None,
+                       help="target 'best': how hard it leans to high returns (default: the "
+                       "checkpoint's, chosen on trial seeds, else 10)")
         e.add_argument("--engine", choices=("fast", "reference"), default="fast",
                        help="acting engine: fast (cached features, oneDNN on CPU) or reference "
                        "(the model's plain forward on each window; slower, the yardstick)")

@@ -8,7 +8,7 @@ import numpy as np
 
 from .checkpoints import Checkpoint, load_checkpoint
 from .metrics import spearman
-from .returns import BEST, DEFAULT_KAPPA, NO_BEST, NoReturnHeadError, is_best
+from .returns import BEST, NO_BEST, NoReturnHeadError, is_best
 from .rollout import DTPolicy, Trace, run_grid
 from .seeds import CARD_SEED
 
@@ -45,13 +45,14 @@ def sweep(
     max_steps: int | None = None,
     progress=None,
     precision: str = "fp32",
-    kappa: float = DEFAULT_KAPPA,
+    kappa: float | None = None,
     track_returns: bool = False,
     engine: str = "fast",
     device: str = "cpu",
 ) -> list[Trace]:
     """Every target x seeds ``seed .. seed + n_seeds - 1``, batched in one lock-step run.
-    A target may be "best" (checkpoints with a return head; ``kappa``, ``track_returns``:
+    A target may be "best" (checkpoints with a return model; ``kappa`` (None: the
+    checkpoint's, `Checkpoint.best_kappa`), ``track_returns``:
     see `rollout.DTPolicy` and returns.py).
 
     BC checkpoints ignore the target (they have no return input), but are run

@@ -95,7 +95,8 @@ def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY
         if card.get("spearman") is not None:
             lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
         if card.get("best_mean") is not None:
-            lines += ["", f"Target `best` (kappa 10): {card['best_mean']:.1f} ± "
+            lines += ["", f"Target `best` (kappa {card.get('best_kappa', 10):g}): "
+                      f"{card['best_mean']:.1f} ± "
                       f"{card['best_std']:.1f} (shortfall "
                       f"{100 * card.get('best_shortfall', float('nan')):.1f}% of the dataset's "
                       "top-10% mean above its min)."]

@@ -25,7 +25,7 @@ from .checkpoints import PRETRAINED_DIR, load_checkpoint, write_json_atomic
 from .collect import DATASETS
 from .envs import get_spec
 from .evaluate import summarise, sweep
-from .return_model import ReturnModelRecipe, is_current, train_return_model
+from .return_model import ReturnModelRecipe, attach, is_current, train_return_model
 from .returns import BEST
 from .seeds import CARD_SEED
 from .storage import DEFAULT_DATA_ROOT, read_collection, resolve_dataset
@@ -132,6 +132,7 @@ def card_evaluation(
     if best_row is not None:
         span = d["return_top10_mean"] - d["return_min"]
         card["best_mean"], card["best_std"] = best_row["mean"], best_row["std"]
+        card["best_kappa"] = ck.best_kappa
         # Issue 9's bar: top-10% mean - achieved, as a fraction of top-10% mean - min.
         card["best_shortfall"] = (d["return_top10_mean"] - best_row["mean"]) / max(span, 1e-9)
     if refs:
@@ -173,7 +174,8 @@ def model_card(ck_dir: Path, card: dict, config: dict) -> str:
     if card.get("spearman") is not None:
         lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
     if card.get("best_mean") is not None:
-        lines += ["", f"Target `best` (kappa 10): {card['best_mean']:.1f} ± "
+        lines += ["", f"Target `best` (kappa {card.get('best_kappa', 10):g}): "
+                  f"{card['best_mean']:.1f} ± "
                   f"{card['best_std']:.1f} (shortfall {100 * card['best_shortfall']:.1f}% of "
                   "the dataset's top-10% mean above its min)."]
     lines += [
@@ -255,6 +257,8 @@ def _ensure_return_model(
     config = json.loads((dt_dir / "config.json").read_text())
     if is_current(dt_dir, rm.train_config(config, dt_dir / "returns"), sha256):
         log(f"  kept {dt_dir.name}/returns: already trained with this recipe")
+        if load_checkpoint(dt_dir).best_kappa != rm.kappa:  # kappa alone changed
+            attach(dt_dir, dt_dir / "returns", kappa=rm.kappa)
         return
     t0 = time.perf_counter()
     train_return_model(dt_dir, rm, progress=True)

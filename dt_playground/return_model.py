@@ -27,7 +27,7 @@ from pathlib import Path
 from .checkpoints import RETURNS_DIR, load_checkpoint, load_return_model
 from .io import atomic_dir
 from .paths import relative_to_repo
-from .returns import DEFAULT_BINS
+from .returns import DEFAULT_BINS, DEFAULT_KAPPA
 from .train import TrainConfig, train
 
 
@@ -42,6 +42,9 @@ class ReturnModelRecipe:
     lr: float = 1e-3
     batch_size: int = 64
     seed: int = 0
+    # Target "best"'s kappa for this DT (returns.py), chosen on trial seeds; not a training
+    # setting: written to returns/config.json, where `Checkpoint.best_kappa` reads it.
+    kappa: float = DEFAULT_KAPPA
 
     def train_config(
         self, dt_config: dict, out: Path, threads: int = 0, dataset: str | None = None
@@ -106,20 +109,23 @@ def train_return_model(
     try:
         cfg = recipe.train_config(ck.config, stage / "model", threads, dataset)
         train(cfg, progress=progress)
-        attach(dt_dir, stage / "model", out_name=relative_to_repo(final))
+        attach(dt_dir, stage / "model", out_name=relative_to_repo(final), kappa=recipe.kappa)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return final
 
 
-def attach(dt_dir: Path, trained: Path, out_name: str | None = None) -> None:
-    """Copy the return model trained in folder ``trained`` into ``dt_dir/returns``
-    atomically, after checking that it fits the DT (`checkpoints.load_return_model`).
+def attach(
+    dt_dir: Path, trained: Path, out_name: str | None = None, kappa: float = DEFAULT_KAPPA
+) -> None:
+    """Copy the return model in folder ``trained`` into ``dt_dir/returns`` atomically,
+    with ``kappa``, after checking that it fits the DT (`checkpoints.load_return_model`).
     ``out_name`` replaces the training folder recorded in its config (no temp paths in
     a shipped file)."""
     config = json.loads((Path(trained) / "config.json").read_text())
     config["train"] = {**config.get("train", {}),
                        "out": out_name or relative_to_repo(dt_dir / RETURNS_DIR)}
+    config["kappa"] = float(kappa)
     dt = load_checkpoint(dt_dir, returns=False)  # the one there now may be what's broken
     with atomic_dir(Path(dt_dir) / RETURNS_DIR) as stage:
         shutil.copyfile(Path(trained) / "model.safetensors", stage / "model.safetensors")

@@ -131,8 +131,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def best_probs(probs: np.ndarray, cfg, kappa: float = DEFAULT_KAPPA) -> np.ndarray:
     """P(R | history) reweighted by exp(kappa (R - R_max) / (R_max - R_min)), per row."""
     c = bin_centres(cfg)
-    w = np.exp(kappa * (c - cfg.return_high) / (cfg.return_high - cfg.return_low))
-    p = np.asarray(probs, np.float64) * w
+    # In logs, so that a large kappa can't underflow every weight to 0.
+    with np.errstate(divide="ignore"):
+        logp = np.log(np.asarray(probs, np.float64))
+    logp = logp + kappa * (c - cfg.return_high) / (cfg.return_high - cfg.return_low)
+    p = np.exp(logp - logp.max(-1, keepdims=True))
     return p / p.sum(-1, keepdims=True)
 
 

@@ -90,11 +90,11 @@ class DTPolicy:
         )
 
     @classmethod
-    def for_checkpoint(cls, ck, **kwargs) -> DTPolicy:
+    def for_checkpoint(cls, ck, kappa: float | None = None, **kwargs) -> DTPolicy:
         """The policy of a loaded `checkpoints.Checkpoint`, with its return model if it
-        ships one (``ck.returns``)."""
+        ships one (``ck.returns``) and its kappa unless one is given."""
         returns = getattr(ck, "returns", None)
-        return cls(ck.model, ck.norm, ck.spec,
+        return cls(ck.model, ck.norm, ck.spec, kappa=ck.best_kappa if kappa is None else kappa,
                    returns_model=None if returns is None else returns.model, **kwargs)
 
     @property

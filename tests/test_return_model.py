@@ -203,3 +203,29 @@ def test_no_return_model_no_best(tiny_zoo):
     assert not ck.offers_best
     with pytest.raises(returns.NoReturnHeadError, match="no return model"):
         sweep(ck, ["best"], 1, seed=3_000_000, max_steps=5)
+
+
+def test_kappa_is_the_checkpoints_and_checked(dt_with_returns, tmp_path):
+    from dt_playground.return_model import attach
+
+    d = _copy(dt_with_returns[0], tmp_path / "dt")
+    assert load_checkpoint(d).best_kappa == returns.DEFAULT_KAPPA
+    attach(d, d / "returns", kappa=100.0)
+    ck = load_checkpoint(d)
+    assert ck.best_kappa == 100.0 and DTPolicy.for_checkpoint(ck).kappa == 100.0
+    assert DTPolicy.for_checkpoint(ck, kappa=3.0).kappa == 3.0
+    for bad in (-1, "10", 1e9):
+        cfg = json.loads((d / "returns" / "config.json").read_text())
+        cfg["kappa"] = bad
+        (d / "returns" / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(CheckpointError, match="kappa"):
+            load_checkpoint(d)
+
+
+def test_best_probs_survive_a_large_kappa():
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(return_bins=4, return_low=0.0, return_high=1.0)
+    probs = np.array([[0.7, 0.3, 0.0, 0.0]])  # all the mass far below the top
+    p = returns.best_probs(probs, cfg, kappa=1000.0)
+    assert np.isfinite(p).all() and np.allclose(p, [[0, 1, 0, 0]])
