@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from dataclasses import MISSING, fields
-from pathlib import Path
 
 from .envs import env_ids
 from .seeds import CARD_SEED
@@ -114,25 +113,6 @@ def _print_episodes(traces, as_json: bool) -> None:
         print(f"Spearman rho(target, mean achieved) = {s['spearman']:.3f}")
 
 
-def cmd_evaluate(args) -> int:
-    from .evaluate import sweep
-
-    traces = sweep(
-        args.checkpoint,
-        [args.target],
-        args.episodes,
-        seed=args.seed,
-        sample=args.sample,
-        max_steps=args.max_steps,
-        precision=args.precision,
-        kappa=args.kappa,
-        engine=args.engine,
-        device=args.device,
-    )
-    _print_episodes(traces, args.json)
-    return 0
-
-
 def _target_arg(text: str) -> float | str:
     """A target return or "best" (argparse type)."""
     from .returns import as_target
@@ -143,9 +123,11 @@ def _target_arg(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"not a number or 'best': {text!r}") from None
 
 
-def cmd_sweep(args) -> int:
-    from .evaluate import sweep
+def cmd_evaluate(args) -> int:
+    return _play(args, [args.target], args.episodes)
 
+
+def cmd_sweep(args) -> int:
     try:
         targets = [_target_arg(x) for x in args.targets.split(",") if x.strip()]
     except argparse.ArgumentTypeError:
@@ -154,18 +136,16 @@ def cmd_sweep(args) -> int:
             file=sys.stderr,
         )
         return 2
-    traces = sweep(
-        args.checkpoint,
-        targets,
-        args.seeds,
-        seed=args.seed,
-        sample=args.sample,
-        max_steps=args.max_steps,
-        precision=args.precision,
-        kappa=args.kappa,
-        engine=args.engine,
-        device=args.device,
-    )
+    return _play(args, targets, args.seeds)
+
+
+def _play(args, targets: list, n_seeds: int) -> int:
+    """evaluate and sweep: every target at ``n_seeds`` seeds, printed."""
+    from .evaluate import sweep
+
+    traces = sweep(args.checkpoint, targets, n_seeds, seed=args.seed, sample=args.sample,
+                   max_steps=args.max_steps, precision=args.precision, kappa=args.kappa,
+                   engine=args.engine, device=args.device)
     _print_episodes(traces, args.json)
     return 0
 
@@ -189,107 +169,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_pretrain(args) -> int:
-    from .pretrain import CARD_SEEDS, RECIPES, pretrain_env, update_readme
-
-    envs = list(RECIPES) if args.all else [args.env] if args.env else []
-    if not envs:
-        print("pretrain: give --env ID or --all", file=sys.stderr)
-        return 2
-    if args.verify:
-        from .verify import verify_datasets, verify_table
-
-        rows, seconds = verify_datasets(envs, args.out or None,
-                                        log=lambda m: print(m, file=sys.stderr))
-        print(verify_table(rows, seconds))
-        return 0 if rows and all(r.status == "match" for r in rows) else 1
-    out = Path(args.out) if args.out else None
-    kwargs = {"out_root": out} if out else {}
-    if args.jobs > 1 and len(envs) > 1:
-        from .pretrain import pretrain_in_processes
-
-        flags = {"steps": args.steps, "episodes": args.episodes, "card-seeds": args.card_seeds,
-                 "out": args.out, "recollect": args.recollect, "no-ablation": args.no_ablation}
-        status = pretrain_in_processes(envs, args.jobs, args.threads, flags)
-        if status == 0 and not args.no_readme and out is None:
-            update_readme(Path(__file__).resolve().parent.parent / "README.md")
-        return status
-    from .cpu import setup_process
-
-    setup_process(args.threads)
-    for env in envs:
-        t0 = time.perf_counter()
-        pretrain_env(
-            env,
-            steps=args.steps,
-            episodes=args.episodes,
-            n_seeds=args.card_seeds or CARD_SEEDS,
-            recollect=args.recollect,
-            ablation=not args.no_ablation,
-            log=lambda m: print(m, file=sys.stderr),
-            **kwargs,
-        )
-        print(f"{env}: {time.perf_counter() - t0:.0f} s wall", file=sys.stderr)
-    if not args.no_readme:
-        readme = Path(__file__).resolve().parent.parent / "README.md"
-        if out is None and readme.exists():
-            update_readme(readme)
-    return 0
-
-
-def cmd_returns(args) -> int:
-    from .cpu import setup_process
-    from .return_model import ReturnModelRecipe, train_return_model
-
-    setup_process(args.threads)
-    recipe = ReturnModelRecipe(steps=args.steps, hidden=args.hidden, n_layers=args.n_layers,
-                               bins=args.bins, seed=args.seed)
-    t0 = time.perf_counter()
-    out = train_return_model(args.checkpoint, recipe, threads=args.threads, progress=True,
-                             dataset=args.dataset or None)
-    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s: the DT now plays target 'best'",
-          file=sys.stderr)
-    return 0
-
-
-def cmd_train_expert(args) -> int:
-    from .ars import train_expert
-
-    train_expert(args.env, seed=args.seed)
-    return 0
-
-
-def cmd_export(args) -> int:
-    from .folders import RETURNS_DIR
-    from .hf import export_transformers
-
-    out = export_transformers(args.checkpoint, args.out)
-    print(f"wrote {out}: load it with DecisionTransformerModel.from_pretrained; input "
-          "normalisation is in dt_playground.json", file=sys.stderr)
-    if (Path(args.checkpoint) / RETURNS_DIR).is_dir():
-        print("its return model (returns/, for target 'best') has no counterpart in "
-              "transformers and was left out", file=sys.stderr)
-    return 0
-
-
-def cmd_import_hf(args) -> int:
-    from .hf import import_transformers_folder
-
-    out = import_transformers_folder(args.model, args.out, args.env or None,
-                                     args.state_stats or None)
-    print(f"wrote {out}: play it with `evaluate --checkpoint {out}`", file=sys.stderr)
-    return 0
-
-
-def cmd_card(args) -> int:
-    from .hub_card import write
-
-    print(f"wrote {write(args.checkpoint)}", file=sys.stderr)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from .return_model import ReturnModelRecipe
+    from .cli_zoo import add_zoo_parsers
     from .train import TrainConfig
 
     p = argparse.ArgumentParser(
@@ -317,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--checkpoint", required=True, help="checkpoint folder")
         if name == "evaluate":
             e.add_argument("--target", type=_target_arg, required=True,
-                           help="target return, or 'best' (DTs with a return head)")
+                           help="target return, or 'best' (DTs with a return model)")
             e.add_argument("--episodes", type=int, default=5, help="episodes (seeds S..S+N-1)")
         else:
             e.add_argument("--targets", required=True,
@@ -341,46 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cpu, cuda or auto; cuda pays for hundreds of episodes at once")
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
 
-    pt = sub.add_parser("pretrain", help="rebuild the pretrained zoo: collect, train, cards")
-    pt.add_argument("--env", choices=env_ids(), help="one environment")
-    pt.add_argument("--all", action="store_true", help="every environment in the recipes")
-    pt.add_argument("--steps", type=int, default=None, help="override training steps (tests)")
-    pt.add_argument("--episodes", type=int, default=None, help="override dataset size (tests)")
-    pt.add_argument("--card-seeds", type=int, default=None,
-                    help="held-out seeds per target (default: pretrain.CARD_SEEDS, 30)")
-    pt.add_argument("--out", default="", help="checkpoints root (default pretrained/)")
-    pt.add_argument("--recollect", action="store_true", help="rebuild the dataset")
-    pt.add_argument("--no-ablation", action="store_true", help="skip the K ablation")
-    pt.add_argument("--no-readme", action="store_true", help="don't update README's table")
-    pt.add_argument("--jobs", type=int, default=1,
-                    help="with --all: envs trained in this many processes at once")
-    pt.add_argument("--threads", type=int, default=0, help="torch threads per process "
-                    "(0: torch's default; with --jobs, the cores split between the jobs)")
-    pt.add_argument("--verify", action="store_true",
-                    help="recollect the datasets into a temp folder and compare their sha256 "
-                    "with the shipped checkpoints' (no training); exit 1 unless all match")
-    pt.set_defaults(fn=cmd_pretrain)
-
-    rm = sub.add_parser("returns", help="train a DT's return model into its returns/ folder, "
-                        "so that it plays target 'best'")
-    rm.add_argument("--checkpoint", required=True, help="the DT's checkpoint folder")
-    rm.add_argument("--dataset", default="", help="Minari id or folder of the DT's data "
-                    "(default: the id in its config.json)")
-    defaults = ReturnModelRecipe()
-    for flag, kind, help_ in (("steps", int, "gradient steps"), ("hidden", int, "width"),
-                              ("n-layers", int, "transformer blocks"),
-                              ("bins", int, "return bins"), ("seed", int, "training seed")):
-        default = getattr(defaults, flag.replace("-", "_"))
-        rm.add_argument(f"--{flag}", type=kind, default=default,
-                        help=f"{help_} (default {default})")
-    rm.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
-    rm.set_defaults(fn=cmd_returns)
-
-    te = sub.add_parser("train-expert", help="re-run ARS to rebuild a MuJoCo env's snapshots")
-    te.add_argument("--env", required=True, help="Hopper-v5, HalfCheetah-v5 or Walker2d-v5")
-    te.add_argument("--seed", type=int, default=None,
-                    help="ARS seed (default: the seed the shipped snapshots came from)")
-    te.set_defaults(fn=cmd_train_expert)
+    add_zoo_parsers(sub, _add_dataclass_args)
 
     b = sub.add_parser("bench", help="speed benchmarks (model vs HF; episode timings)")
     b.add_argument("--steps", type=int, default=1000, help="episode length for action latency")
@@ -401,25 +243,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the model benchmark as JSON on stdout (tables go to stderr)")
     b.set_defaults(fn=cmd_bench)
 
-    x = sub.add_parser("export", help="write a checkpoint as a transformers DT folder")
-    x.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    x.add_argument("--format", choices=("transformers",), default="transformers",
-                   help="output format (default transformers)")
-    x.add_argument("--out", required=True, help="folder to write (replaced atomically)")
-    x.set_defaults(fn=cmd_export)
-
-    ih = sub.add_parser("import-hf", help="make a transformers DT folder a playable checkpoint")
-    ih.add_argument("--model", required=True, help="folder with config.json + model.safetensors")
-    ih.add_argument("--env", default="", help="environment id (default: the sidecar's)")
-    ih.add_argument("--state-stats", default="",
-                    help="JSON with state_mean, state_std, scale[, max_len] (default: the "
-                    "folder's dt_playground.json)")
-    ih.add_argument("--out", required=True, help="checkpoint folder to write")
-    ih.set_defaults(fn=cmd_import_hf)
-
-    cd = sub.add_parser("card", help="regenerate a checkpoint's Hub model card (README.md)")
-    cd.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    cd.set_defaults(fn=cmd_card)
     return p
 
 

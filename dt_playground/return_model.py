@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .checkpoints import RETURNS_DIR, load_checkpoint, load_return_model
@@ -31,20 +31,28 @@ from .returns import DEFAULT_BINS, DEFAULT_KAPPA
 from .train import TrainConfig, train
 
 
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class ReturnModelRecipe:
-    """How a return model is trained (small: it reads the history, it doesn't act)."""
+    """How a return model is trained (the `returns` verb's flags)."""
 
-    steps: int = 3000
-    hidden: int = 64
-    n_layers: int = 2
-    bins: int = DEFAULT_BINS
-    lr: float = 1e-3
-    batch_size: int = 64
-    seed: int = 0
-    # Target "best"'s kappa for this DT (returns.py), chosen on trial seeds; not a training
-    # setting: written to returns/config.json, where `Checkpoint.best_kappa` reads it.
-    kappa: float = DEFAULT_KAPPA
+    steps: int = _f(3000, "gradient steps")
+    hidden: int = _f(64, "embedding width")
+    n_layers: int = _f(2, "transformer blocks")
+    bins: int = _f(DEFAULT_BINS, "return bins over the data's range of returns-to-go")
+    lr: float = _f(1e-3, "peak learning rate")
+    batch_size: int = _f(64, "windows per batch")
+    seed: int = _f(0, "seed for initialisation and batch sampling")
+    # Not a training setting: written to returns/config.json (`Checkpoint.best_kappa`).
+    kappa: float = _f(DEFAULT_KAPPA, "kappa of this DT's target best, stored beside it "
+                      "(choose it on trial seeds)")
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
     def train_config(
         self, dt_config: dict, out: Path, threads: int = 0, dataset: str | None = None
