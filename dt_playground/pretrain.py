@@ -256,14 +256,15 @@ def _train_one(
             f"final loss {res.final_loss:.4f}"
         )
     if algo == "dt" and k == 20 and recipe.returns is not None:
-        _ensure_return_model(Path(cfg.out), recipe, sha256, steps, log)
+        _ensure_return_model(Path(cfg.out), recipe, dataset, sha256, steps, log)
     return Path(cfg.out)
 
 
 def _ensure_return_model(
-    dt_dir: Path, recipe: Recipe, sha256: str | None, steps: int | None, log
+    dt_dir: Path, recipe: Recipe, dataset: str, sha256: str | None, steps: int | None, log
 ) -> None:
-    """The DT's return model, trained unless one of this recipe on this data is there."""
+    """The DT's return model, trained on ``dataset`` (the DT's) unless one of this recipe
+    on this data is there."""
     rm = replace(recipe.returns, seed=recipe.seed, **({"steps": steps} if steps else {}))
     config = json.loads((dt_dir / "config.json").read_text())
     if is_current(dt_dir, rm.train_config(config, dt_dir / "returns"), sha256):
@@ -272,7 +273,7 @@ def _ensure_return_model(
             attach(dt_dir, dt_dir / "returns", kappa=rm.kappa)
         return
     t0 = time.perf_counter()
-    train_return_model(dt_dir, rm, progress=True)
+    train_return_model(dt_dir, rm, progress=True, dataset=dataset)
     log(f"  trained {dt_dir.name}/returns: {rm.steps} steps in {time.perf_counter() - t0:.0f} s")
 
 

@@ -55,7 +55,16 @@ def test_readme_table_matches_cards():
     assert table == zoo_table(PRETRAINED_DIR)
 
 
-def test_pretrain_tiny_budget(tmp_path):
+def test_pretrain_tiny_budget(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from dt_playground import pretrain
+    from dt_playground.return_model import ReturnModelRecipe
+
+    # CartPole's recipe with a return model instead of the head, as the other envs'.
+    recipe = replace(pretrain.RECIPES["CartPole-v1"], return_bins=0,
+                     returns=ReturnModelRecipe(hidden=16, n_layers=1, kappa=30.0))
+    monkeypatch.setitem(pretrain.RECIPES, "CartPole-v1", recipe)
     logs = []
     cards = pretrain_env(
         "CartPole-v1",
@@ -71,6 +80,10 @@ def test_pretrain_tiny_budget(tmp_path):
     assert len(dt["per_target"]) == 8 and dt["seeds"] == [1_000_000, 1_000_001]
     assert set(dt["references"]) == {"bc", "pbc"} and "bars" in dt
     sha = read_collection(tmp_path / "data" / "dtp/cartpole/mixed-v0")["sha256"]
+    assert dt["best_kappa"] == 30.0 and "best_shortfall_le_5pct" in dt["bars"]
+    returns = json.loads((tmp_path / "zoo" / "cartpole-dt" / "returns" / "config.json").read_text())
+    assert returns["train"]["steps"] == 10 and returns["train"]["out"] == "returns"
+    assert returns["dataset"]["sha256"] == sha and returns["kappa"] == 30.0
     for name in cards:
         ck = load_checkpoint(tmp_path / "zoo" / name)
         assert ck.card == json.loads((tmp_path / "zoo" / name / "card.json").read_text())
@@ -84,7 +97,7 @@ def test_pretrain_tiny_budget(tmp_path):
     again = []
     pretrain_env("CartPole-v1", out_root=tmp_path / "zoo", steps=10, episodes=12, n_seeds=2,
                  data_root=tmp_path / "data", log=again.append)
-    assert sum("kept cartpole-" in m for m in again) == 3
+    assert sum("kept cartpole-" in m for m in again) == 4  # and cartpole-dt/returns
     # ...but not one trained on other data (`pretrain`'s keep-check compares the hash)
     cfg = TrainConfig(**{**load_checkpoint(tmp_path / "zoo" / "cartpole-bc").config["train"],
                          "out": str(tmp_path / "zoo" / "cartpole-bc")})
