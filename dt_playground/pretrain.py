@@ -18,16 +18,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from . import collect
+from .cards import (  # noqa: F401  (re-exported: callers imported the cards from here)
+    CARD_SEEDS,
+    CARD_TARGETS,
+    README_END,
+    README_START,
+    card_evaluation,
+    model_card,
+    update_readme,
+    zoo_table,
+)
 from .checkpoints import PRETRAINED_DIR, load_checkpoint, write_json_atomic
 from .collect import DATASETS
 from .envs import get_spec
-from .evaluate import summarise, sweep
 from .return_model import ReturnModelRecipe, attach, is_current, train_return_model
-from .returns import BEST
-from .seeds import CARD_SEED
 from .storage import DEFAULT_DATA_ROOT, read_collection, resolve_dataset
 from .train import TrainConfig, train
 
@@ -45,6 +50,7 @@ class Recipe:
     batch_size: int = 64
     ablation_ks: tuple[int, ...] = ()
     dt_steps: int | None = None  # DTs' steps when they differ from BC's
+    ablation_steps: int | None = None  # the K ablation's, when they differ from the DT's
     seed: int = 0  # the dataset's collection seed (`collect.DATASETS`) and the training seed
     # The zoo's DTs have no return-distribution head unless their recipe opts in
     # (CartPole's does), since the head can cost action quality: with it (token order
@@ -72,10 +78,11 @@ _TRAINING: dict[str, dict] = {
                         returns=ReturnModelRecipe(kappa=100.0)),
     "LunarLander-v3": dict(steps=3000, ablation_ks=(1, 5, 10), dt_steps=8000,
                            returns=ReturnModelRecipe(kappa=10.0)),
-    # Hopper's DT: 10000 steps (trial seeds: rho 0.93, top 2684) over 3000 (rho 0.86, 2900).
+    # Hopper's DT: 10000 steps (trial seeds: rho 0.93, top 2684) over 3000 (rho 0.86, 2900);
+    # its K ablation stayed at 3000 steps (the K=20 DT's budget when it was run).
     # No return head: with it (60 bins, 10000 steps) 30 trial seeds gave rho -0.05, top 451,
     # best 179, against rho 0.95, top 2816 without (%BC 2977); a return model instead.
-    "Hopper-v5": dict(steps=3000, ablation_ks=(1, 5, 10), dt_steps=10000,
+    "Hopper-v5": dict(steps=3000, ablation_ks=(1, 5, 10), dt_steps=10000, ablation_steps=3000,
                       returns=ReturnModelRecipe(kappa=30.0)),
     "HalfCheetah-v5": dict(steps=3000, dt_steps=20000, returns=ReturnModelRecipe(kappa=30.0)),
     # Walker2d's DT: 8000 steps (trial seeds, 10/30: rho 0.76/0.93, top 5549/5750) over
@@ -87,10 +94,6 @@ RECIPES: dict[str, Recipe] = {
     env: Recipe(episodes=DATASETS[env].episodes, seed=DATASETS[env].seed, **kw)
     for env, kw in _TRAINING.items()
 }
-CARD_TARGETS = 8
-CARD_SEEDS = 30
-
-
 def checkpoint_name(env_id: str, algo: str, k: int = 20) -> str:
     name = f"{get_spec(env_id).short_name}-{algo}"
     return name if k == 20 or algo != "dt" else f"{name}-k{k}"
@@ -103,102 +106,6 @@ def ensure_dataset(
     return collect.ensure_dataset(env_id, recipe.episodes, recipe.seed, recollect, root, log)
 
 
-def card_evaluation(
-    ckpt_dir: Path,
-    refs: dict | None = None,
-    n_seeds: int = CARD_SEEDS,
-    n_targets: int = CARD_TARGETS,
-    max_steps: int | None = None,
-) -> dict:
-    """The card: 8 targets from the dataset's p10 to its max, CARD_SEEDS held-out seeds each."""
-    ck = load_checkpoint(ckpt_dir)
-    d = ck.config["dataset"]
-    seeds = list(range(CARD_SEED, CARD_SEED + n_seeds))
-    if ck.algo == "dt":
-        targets = np.linspace(d["return_p10"], d["return_max"], n_targets).round(2).tolist()
-    else:
-        targets = [d["return_max"]]  # BC ignores the target
-    # DTs with a return head also play target "best", in the same lock-step run.
-    best = ck.offers_best
-    t0 = time.perf_counter()
-    traces = sweep(ck, targets + [BEST] * best, n_seeds, seed=CARD_SEED, max_steps=max_steps)
-    s = summarise(traces)
-    best_row = s["per_target"].pop() if best else None  # summarise puts "best" last
-    top = s["per_target"][-1]
-    card = {
-        "env_id": ck.spec.env_id,
-        "algo": ck.algo,
-        "context_len": ck.config["context_len"],
-        "seeds": seeds,
-        "per_target": s["per_target"],
-        "spearman": s["spearman"] if ck.algo == "dt" else None,
-        "top_target": top["target"],
-        "top_target_mean": top["mean"],
-        "top_target_std": top["std"],
-        "dataset_top10_mean": d["return_top10_mean"],
-        "dataset_max": d["return_max"],
-        "normalised_top": ck.spec.normalised_score(top["mean"]),
-        "eval_seconds": round(time.perf_counter() - t0, 1),
-    }
-    if best_row is not None:
-        span = d["return_top10_mean"] - d["return_min"]
-        card["best_mean"], card["best_std"] = best_row["mean"], best_row["std"]
-        card["best_kappa"] = ck.best_kappa
-        # Issue 9's bar: top-10% mean - achieved, as a fraction of top-10% mean - min.
-        card["best_shortfall"] = (d["return_top10_mean"] - best_row["mean"]) / max(span, 1e-9)
-    if refs:
-        card["references"] = refs
-    if ck.algo == "dt":
-        bc = (refs or {}).get("bc")
-        card["bars"] = {
-            "spearman_ge_0.9": bool(card["spearman"] >= 0.9),
-            "top_ge_dataset_top10": bool(top["mean"] >= d["return_top10_mean"]),
-            "dt_ge_bc": None if bc is None else bool(top["mean"] >= bc),
-        }
-        if best_row is not None:
-            pbc = (refs or {}).get("pbc")
-            card["bars"]["best_ge_pbc"] = None if pbc is None else bool(card["best_mean"] >= pbc)
-            card["bars"]["best_shortfall_le_5pct"] = bool(card["best_shortfall"] <= 0.05)
-    return card
-
-
-def model_card(ck_dir: Path, card: dict, config: dict) -> str:
-    """A short README.md for a checkpoint folder."""
-    algo = {"dt": "Decision Transformer", "bc": "Behaviour cloning", "pbc": "%BC (top 10%)"}
-    lines = [
-        f"# {ck_dir.name}",
-        "",
-        f"{algo[card['algo']]} on **{card['env_id']}** (context K={card['context_len']}), "
-        f"trained by `python -m dt_playground pretrain --env {card['env_id']}` on "
-        f"`{config['dataset'].get('dataset_id')}` ({config['dataset']['episodes']} episodes, "
-        f"returns {config['dataset']['return_min']:.0f} to "
-        f"{config['dataset']['return_max']:.0f}).",
-        "",
-        f"Evaluated on seeds {card['seeds'][0]}..{card['seeds'][-1]} (never used for "
-        "training or selection).",
-        "",
-        "| target | mean | std |",
-        "|---:|---:|---:|",
-    ]
-    for r in card["per_target"]:
-        lines.append(f"| {r['target']:.1f} | {r['mean']:.1f} | {r['std']:.1f} |")
-    if card.get("spearman") is not None:
-        lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
-    if card.get("best_mean") is not None:
-        lines += ["", f"Target `best` (kappa {card.get('best_kappa', 10):g}): "
-                  f"{card['best_mean']:.1f} ± "
-                  f"{card['best_std']:.1f} (shortfall {100 * card['best_shortfall']:.1f}% of "
-                  "the dataset's top-10% mean above its min)."]
-    lines += [
-        "",
-        f"Top-target mean {card['top_target_mean']:.1f} vs dataset top-10% mean "
-        f"{card['dataset_top10_mean']:.1f} and max {card['dataset_max']:.1f}.",
-    ]
-    for k, v in (card.get("bars") or {}).items():
-        lines.append(f"- bar `{k}`: {'met' if v else ('n/a' if v is None else 'MISSED')}")
-    return "\n".join(lines) + "\n"
-
-
 def _already_trained(cfg: TrainConfig, sha256: str | None) -> bool:
     """A complete checkpoint from the same recipe, trained on data with this content
     hash, is there (paths may differ)."""
@@ -206,12 +113,43 @@ def _already_trained(cfg: TrainConfig, sha256: str | None) -> bool:
     if not path.is_file():
         return False
     done = json.loads(path.read_text())
-    same = TrainConfig.identity_of(done.get("train", {})) == cfg.identity()
+    # return_bins as it took effect: the model's (runs from before the key have none, and
+    # BC ran with 60 while it ignored the key; both made no head).
+    bins = (done.get("model") or {}).get("return_bins", 0)
+    saved = {**done.get("train", {}), "return_bins": bins}
+    same = TrainConfig.identity_of(saved) == cfg.identity()
     return (
         bool(done.get("complete"))
         and same
         and done.get("return_scale") == get_spec(cfg.env_id).return_scale
         and (done.get("dataset") or {}).get("sha256") == sha256
+    )
+
+
+def recipe_config(
+    env_id: str, algo: str, k: int, recipe: Recipe, dataset: str, out_root: Path,
+    steps: int | None = None,
+) -> TrainConfig:
+    """The `TrainConfig` a recipe gives one checkpoint (``steps`` overrides the budget)."""
+    ablation = recipe.ablation_steps if algo == "dt" and k != 20 else None
+    n_steps = steps or ablation or (recipe.dt_steps if algo == "dt" else None) or recipe.steps
+    return TrainConfig(
+        dataset=dataset,
+        env_id=env_id,
+        out=str(Path(out_root) / checkpoint_name(env_id, algo, k)),
+        algo=algo,
+        steps=n_steps,
+        batch_size=recipe.batch_size,
+        context_len=k,
+        hidden=recipe.hidden,
+        n_layers=recipe.n_layers,
+        lr=recipe.lr,
+        warmup_steps=min(recipe.warmup, n_steps // 5),
+        eval_episodes=0,
+        save_every=500,
+        seed=recipe.seed,
+        resume=True,
+        return_bins=recipe.return_bins if algo == "dt" else 0,
     )
 
 
@@ -227,25 +165,7 @@ def _train_one(
     log,
 ) -> Path:
     name = checkpoint_name(env_id, algo, k)
-    n_steps = steps or (recipe.dt_steps if algo == "dt" else None) or recipe.steps
-    cfg = TrainConfig(
-        dataset=dataset,
-        env_id=env_id,
-        out=str(out_root / name),
-        algo=algo,
-        steps=n_steps,
-        batch_size=recipe.batch_size,
-        context_len=k,
-        hidden=recipe.hidden,
-        n_layers=recipe.n_layers,
-        lr=recipe.lr,
-        warmup_steps=min(recipe.warmup, n_steps // 5),
-        eval_episodes=0,
-        save_every=500,
-        seed=recipe.seed,
-        resume=True,
-        return_bins=recipe.return_bins if algo == "dt" else 0,
-    )
+    cfg = recipe_config(env_id, algo, k, recipe, dataset, out_root, steps)
     if _already_trained(cfg, sha256):
         log(f"  kept {name}: already trained with this recipe")
     else:
@@ -260,12 +180,17 @@ def _train_one(
     return Path(cfg.out)
 
 
+def return_model_recipe(recipe: Recipe, steps: int | None = None) -> ReturnModelRecipe:
+    """The recipe's return model, trained with the recipe's seed (``steps`` overrides)."""
+    return replace(recipe.returns, seed=recipe.seed, **({"steps": steps} if steps else {}))
+
+
 def _ensure_return_model(
     dt_dir: Path, recipe: Recipe, dataset: str, sha256: str | None, steps: int | None, log
 ) -> None:
     """The DT's return model, trained on ``dataset`` (the DT's) unless one of this recipe
     on this data is there."""
-    rm = replace(recipe.returns, seed=recipe.seed, **({"steps": steps} if steps else {}))
+    rm = return_model_recipe(recipe, steps)
     config = json.loads((dt_dir / "config.json").read_text())
     if is_current(dt_dir, rm.train_config(config, dt_dir / "returns"), sha256):
         log(f"  kept {dt_dir.name}/returns: already trained with this recipe")
@@ -344,54 +269,3 @@ def pretrain_in_processes(envs: list[str], jobs: int, threads: int, flags: dict)
     for env, code in zip(envs, codes):
         print(f"{env}: {'ok' if code == 0 else f'failed ({code})'}", file=sys.stderr)
     return 0 if all(c == 0 for c in codes) else 1
-
-
-README_START, README_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
-
-
-def zoo_table(root: Path = PRETRAINED_DIR) -> str:
-    """Markdown table of every DT checkpoint's card, with its env's BC and %BC."""
-    cards = {}
-    for card_path in sorted(Path(root).glob("*/card.json")):
-        cards[card_path.parent.name] = json.loads(card_path.read_text())
-    lines = [
-        "| checkpoint | env | K | Spearman rho | top target | DT at top | data top-10% | "
-        "BC | %BC | bars (rho, top, >=BC) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    # A "best" column once any card has one (the table is unchanged until then).
-    with_best = any("best_mean" in c for c in cards.values())
-    if with_best:
-        lines = [lines[0] + " DT at best |", lines[1] + "---:|"]
-    for name, c in cards.items():
-        if c["algo"] != "dt":
-            continue
-        refs = c.get("references") or {}
-        bars = c.get("bars") or {}
-        marks = " ".join(
-            {True: "yes", False: "no", None: "-"}[bars.get(k)]
-            for k in ("spearman_ge_0.9", "top_ge_dataset_top10", "dt_ge_bc")
-        )
-        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        lines.append(
-            f"| {name} | {c['env_id']} | {c['context_len']} | {c['spearman']:.3f} | "
-            f"{c['top_target']:.1f} | {c['top_target_mean']:.1f} ± {c['top_target_std']:.1f} | "
-            f"{c['dataset_top10_mean']:.1f} | {fmt(refs.get('bc'))} | {fmt(refs.get('pbc'))} | "
-            f"{marks} |"
-            + ("" if not with_best else " - |" if c.get("best_mean") is None
-               else f" {c['best_mean']:.1f} ± {c['best_std']:.1f} |")
-        )
-    return "\n".join(lines)
-
-
-def update_readme(readme: Path, root: Path = PRETRAINED_DIR) -> bool:
-    """Replace the table between the zoo markers in the README; True if it changed."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} has no {README_START} ... {README_END} markers")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_START}\n{zoo_table(root)}\n{README_END}{tail}"
-    if new != text:
-        readme.write_text(new)
-    return new != text

@@ -44,6 +44,36 @@ def test_shipped_checkpoint_loads_and_plays(path):
     assert 1 <= tr.length <= 20
 
 
+def test_every_shipped_checkpoint_is_what_its_recipe_makes():
+    """`pretrain --all` in a fresh clone keeps every shipped checkpoint (and return model):
+    each was trained by its env's current recipe on data with the hash it records."""
+    from dt_playground.pretrain import (
+        RECIPES,
+        checkpoint_name,
+        recipe_config,
+        return_model_recipe,
+    )
+    from dt_playground.return_model import is_current
+
+    seen = set()
+    for env, recipe in RECIPES.items():
+        runs = [("bc", 20), ("pbc", 20), ("dt", 20)] + [("dt", k) for k in recipe.ablation_ks]
+        for algo, k in runs:
+            cfg = recipe_config(env, algo, k, recipe, "any", PRETRAINED_DIR)
+            path = Path(cfg.out)
+            sha = json.loads((path / "config.json").read_text())["dataset"]["sha256"]
+            assert _already_trained(cfg, sha), path.name
+            if algo == "dt" and k == 20:
+                assert (recipe.returns is not None) == (path / "returns").is_dir(), path.name
+                if recipe.returns is not None:
+                    rm = return_model_recipe(recipe)
+                    config = json.loads((path / "config.json").read_text())
+                    assert is_current(path, rm.train_config(config, path / "returns"), sha)
+                    assert load_checkpoint(path).best_kappa == rm.kappa
+            seen.add(checkpoint_name(env, algo, k))
+    assert seen == {p.name for p in SHIPPED}
+
+
 def test_zoo_size_budget():
     total = sum(f.stat().st_size for f in PRETRAINED_DIR.rglob("*") if f.is_file())
     assert total < 60 * 1024 * 1024

@@ -1,0 +1,167 @@
+"""Model cards: a checkpoint's evaluation on held-out seeds (`card.json`), its README.md,
+and the README's zoo table drawn from every card."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoints import PRETRAINED_DIR, load_checkpoint
+from .evaluate import summarise, sweep
+from .returns import BEST
+from .seeds import CARD_SEED
+
+CARD_TARGETS = 8
+CARD_SEEDS = 30
+
+
+
+
+def card_evaluation(
+    ckpt_dir: Path,
+    refs: dict | None = None,
+    n_seeds: int = CARD_SEEDS,
+    n_targets: int = CARD_TARGETS,
+    max_steps: int | None = None,
+) -> dict:
+    """The card: 8 targets from the dataset's p10 to its max, CARD_SEEDS held-out seeds each."""
+    ck = load_checkpoint(ckpt_dir)
+    d = ck.config["dataset"]
+    seeds = list(range(CARD_SEED, CARD_SEED + n_seeds))
+    if ck.algo == "dt":
+        targets = np.linspace(d["return_p10"], d["return_max"], n_targets).round(2).tolist()
+    else:
+        targets = [d["return_max"]]  # BC ignores the target
+    # DTs with a return head also play target "best", in the same lock-step run.
+    best = ck.offers_best
+    t0 = time.perf_counter()
+    traces = sweep(ck, targets + [BEST] * best, n_seeds, seed=CARD_SEED, max_steps=max_steps)
+    s = summarise(traces)
+    best_row = s["per_target"].pop() if best else None  # summarise puts "best" last
+    top = s["per_target"][-1]
+    card = {
+        "env_id": ck.spec.env_id,
+        "algo": ck.algo,
+        "context_len": ck.config["context_len"],
+        "seeds": seeds,
+        "per_target": s["per_target"],
+        "spearman": s["spearman"] if ck.algo == "dt" else None,
+        "top_target": top["target"],
+        "top_target_mean": top["mean"],
+        "top_target_std": top["std"],
+        "dataset_top10_mean": d["return_top10_mean"],
+        "dataset_max": d["return_max"],
+        "normalised_top": ck.spec.normalised_score(top["mean"]),
+        "eval_seconds": round(time.perf_counter() - t0, 1),
+    }
+    if best_row is not None:
+        span = d["return_top10_mean"] - d["return_min"]
+        card["best_mean"], card["best_std"] = best_row["mean"], best_row["std"]
+        card["best_kappa"] = ck.best_kappa
+        # Issue 9's bar: top-10% mean - achieved, as a fraction of top-10% mean - min.
+        card["best_shortfall"] = (d["return_top10_mean"] - best_row["mean"]) / max(span, 1e-9)
+    if refs:
+        card["references"] = refs
+    if ck.algo == "dt":
+        bc = (refs or {}).get("bc")
+        card["bars"] = {
+            "spearman_ge_0.9": bool(card["spearman"] >= 0.9),
+            "top_ge_dataset_top10": bool(top["mean"] >= d["return_top10_mean"]),
+            "dt_ge_bc": None if bc is None else bool(top["mean"] >= bc),
+        }
+        if best_row is not None:
+            pbc = (refs or {}).get("pbc")
+            card["bars"]["best_ge_pbc"] = None if pbc is None else bool(card["best_mean"] >= pbc)
+            card["bars"]["best_shortfall_le_5pct"] = bool(card["best_shortfall"] <= 0.05)
+    return card
+
+
+def model_card(ck_dir: Path, card: dict, config: dict) -> str:
+    """A short README.md for a checkpoint folder."""
+    algo = {"dt": "Decision Transformer", "bc": "Behaviour cloning", "pbc": "%BC (top 10%)"}
+    lines = [
+        f"# {ck_dir.name}",
+        "",
+        f"{algo[card['algo']]} on **{card['env_id']}** (context K={card['context_len']}), "
+        f"trained by `python -m dt_playground pretrain --env {card['env_id']}` on "
+        f"`{config['dataset'].get('dataset_id')}` ({config['dataset']['episodes']} episodes, "
+        f"returns {config['dataset']['return_min']:.0f} to "
+        f"{config['dataset']['return_max']:.0f}).",
+        "",
+        f"Evaluated on seeds {card['seeds'][0]}..{card['seeds'][-1]} (never used for "
+        "training or selection).",
+        "",
+        "| target | mean | std |",
+        "|---:|---:|---:|",
+    ]
+    for r in card["per_target"]:
+        lines.append(f"| {r['target']:.1f} | {r['mean']:.1f} | {r['std']:.1f} |")
+    if card.get("spearman") is not None:
+        lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
+    if card.get("best_mean") is not None:
+        lines += ["", f"Target `best` (kappa {card.get('best_kappa', 10):g}): "
+                  f"{card['best_mean']:.1f} ± "
+                  f"{card['best_std']:.1f} (shortfall {100 * card['best_shortfall']:.1f}% of "
+                  "the dataset's top-10% mean above its min)."]
+    lines += [
+        "",
+        f"Top-target mean {card['top_target_mean']:.1f} vs dataset top-10% mean "
+        f"{card['dataset_top10_mean']:.1f} and max {card['dataset_max']:.1f}.",
+    ]
+    for k, v in (card.get("bars") or {}).items():
+        lines.append(f"- bar `{k}`: {'met' if v else ('n/a' if v is None else 'MISSED')}")
+    return "\n".join(lines) + "\n"
+
+
+README_START, README_END = "<!-- zoo:start -->", "<!-- zoo:end -->"
+
+
+def zoo_table(root: Path = PRETRAINED_DIR) -> str:
+    """Markdown table of every DT checkpoint's card, with its env's BC and %BC."""
+    cards = {}
+    for card_path in sorted(Path(root).glob("*/card.json")):
+        cards[card_path.parent.name] = json.loads(card_path.read_text())
+    lines = [
+        "| checkpoint | env | K | Spearman rho | top target | DT at top | data top-10% | "
+        "BC | %BC | bars (rho, top, >=BC) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    # A "best" column once any card has one (the table is unchanged until then).
+    with_best = any("best_mean" in c for c in cards.values())
+    if with_best:
+        lines = [lines[0] + " DT at best |", lines[1] + "---:|"]
+    for name, c in cards.items():
+        if c["algo"] != "dt":
+            continue
+        refs = c.get("references") or {}
+        bars = c.get("bars") or {}
+        marks = " ".join(
+            {True: "yes", False: "no", None: "-"}[bars.get(k)]
+            for k in ("spearman_ge_0.9", "top_ge_dataset_top10", "dt_ge_bc")
+        )
+        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        lines.append(
+            f"| {name} | {c['env_id']} | {c['context_len']} | {c['spearman']:.3f} | "
+            f"{c['top_target']:.1f} | {c['top_target_mean']:.1f} ± {c['top_target_std']:.1f} | "
+            f"{c['dataset_top10_mean']:.1f} | {fmt(refs.get('bc'))} | {fmt(refs.get('pbc'))} | "
+            f"{marks} |"
+            + ("" if not with_best else " - |" if c.get("best_mean") is None
+               else f" {c['best_mean']:.1f} ± {c['best_std']:.1f} |")
+        )
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, root: Path = PRETRAINED_DIR) -> bool:
+    """Replace the table between the zoo markers in the README; True if it changed."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} has no {README_START} ... {README_END} markers")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    new = f"{head}{README_START}\n{zoo_table(root)}\n{README_END}{tail}"
+    if new != text:
+        readme.write_text(new)
+    return new != text
