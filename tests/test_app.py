@@ -150,3 +150,14 @@ def test_api_reaches_any_checkpoint_by_name_and_nothing_else(server, tmp_path):
         client.predict("CartPole-v1", "cartpole-dt", 1e9, 0, False, api_name="/play")
     after = client.predict("CartPole-v1", "cartpole-dt", 100, 0, False, api_name="/play")[4]
     assert after["checkpoint"] == "cartpole-dt"  # the server keeps serving
+
+
+def test_best_box_shows_for_a_dt_with_a_return_model(monkeypatch):
+    """hopper-dt has no head but a return model (returns/): the Play tab offers `best`."""
+    monkeypatch.delenv("DTP_PRETRAINED_DIR", raising=False)
+    import app
+
+    assert app.best_on_checkpoint("Hopper-v5", "hopper-dt").visible is True
+    assert app.best_on_checkpoint("CartPole-v1", "cartpole-dt").visible is True  # its head
+    assert app.best_on_checkpoint("Hopper-v5", "hopper-bc").visible is False
+    assert app.best_on_checkpoint("Hopper-v5", "hopper-dt-k5").visible is False
