@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import sys
 import threading
 import warnings
@@ -62,14 +61,6 @@ def retain_freed_memory() -> bool:
             except (OSError, AttributeError):  # not glibc (musl, ...)
                 _retained = False
     return _retained
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask, else the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoints import Checkpoint
-from .cpu import usable_cores
 from .playground import (
     MAX_EPISODE_STEPS,
     MAX_VIDEO_FRAMES,
@@ -35,7 +34,7 @@ from .playground import (
 from .render import Progress, VideoInfo
 from .returns import BEST, is_best
 from .rollout import DTPolicy, Trace, run_episodes
-from .tiles import MAX_TILES, TILE_TIMEOUT_S, helper_pool, render_grid
+from .tiles import MAX_TILES, render_grid
 
 MAX_SCHEDULE_ENTRIES = 20
 # "Ask for more than the data": the grid's last default tile asks for the
@@ -125,36 +124,14 @@ def play_grid(
     """
     values, names = parse_grid_targets(targets, ck)
     seed = parse_seed(seed)
+    policy = DTPolicy.for_checkpoint(ck, sample=bool(sample) and ck.spec.discrete)
     t0 = time.perf_counter()
-    traces = _grid_rollout(ck, values, seed, bool(sample) and ck.spec.discrete, progress)
+    traces = run_episodes(policy, values, [seed] * len(values), MAX_EPISODE_STEPS, progress)
     seconds = time.perf_counter() - t0
     labels = [
         f"{name}: {_short(v)}" if name else f"target {_short(v)}" for v, name in zip(values, names)
     ]
     return GridResult(ck.spec.env_id, ck.name, seed, values, labels, traces, seconds)
-
-
-def _grid_rollout(ck: Checkpoint, values, seed: int, sample: bool, progress) -> list[Trace]:
-    """The grid's episodes. With two cores, alternate tiles run on a helper thread (the
-    defaults pair a short episode with a long one on each side: p10 and max here, median
-    and beyond there): acting is matmuls that leave the GIL, so the two halves overlap.
-    A tile's episode doesn't depend on what else is in its batch (`run_episodes`)."""
-    def play(idx, prog=None):
-        policy = DTPolicy.for_checkpoint(ck, sample=sample)
-        return run_episodes(policy, [values[i] for i in idx], [seed] * len(idx),
-                            MAX_EPISODE_STEPS, prog)
-
-    n = len(values)
-    if n < 2 or usable_cores() < 2:
-        return play(range(n), progress)
-    theirs = helper_pool().submit(play, range(1, n, 2))
-    try:
-        mine = play(range(0, n, 2), progress)
-    finally:
-        other = theirs.result(timeout=TILE_TIMEOUT_S)
-    traces = [None] * n
-    traces[0::2], traces[1::2] = mine, other
-    return traces
 
 
 def grid_video(

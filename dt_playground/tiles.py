@@ -153,9 +153,9 @@ _helpers: ThreadPoolExecutor | None = None
 _helpers_lock = threading.Lock()
 
 
-def helper_pool() -> ThreadPoolExecutor:
-    """Long-lived threads that play or draw half a grid's tiles: each keeps its GL
-    surface (`render.kept_surface` is per thread), as the caller's thread does."""
+def _helper_pool() -> ThreadPoolExecutor:
+    """Long-lived threads that draw half a grid's tiles: each keeps its GL surface
+    (`render.kept_surface` is per thread), as the caller's thread does."""
     global _helpers
     with _helpers_lock:
         if _helpers is None:
@@ -194,7 +194,7 @@ def lockstep_frames(traces, spec, size, n_frames) -> Iterator[list]:
         except BaseException as exc:  # handed to the consumer, raised there
             _put(q, exc, stop)
 
-    helper = helper_pool().submit(produce)
+    helper = _helper_pool().submit(produce)
     try:
         with closing(_tiles_in_turn(traces[0::2], spec, size, n_frames)) as mine:
             for now in mine:

@@ -143,18 +143,6 @@ def test_grid_tiles_equal_single_plays(hopper):
     assert "data max" in formatting.grid_markdown(summary)
 
 
-def test_grid_split_over_two_threads_plays_the_one_thread_grid(monkeypatch):
-    """Tiles on two threads (two cores) are the tiles of one lock-step batch."""
-    ck = pg.get_checkpoint("cartpole-dt")
-    split = interactive.play_grid(ck, "100,best,300,500,20", 3).traces
-    monkeypatch.setattr(interactive, "usable_cores", lambda: 1)
-    whole = interactive.play_grid(ck, "100,best,300,500,20", 3).traces
-    assert [t.target for t in split] == [t.target for t in whole] == [100.0, "best", 300.0,
-                                                                       500.0, 20.0]
-    for a, b in zip(split, whole):
-        assert np.array_equal(a.actions, b.actions) and np.allclose(a.rtg, b.rtg)
-
-
 def _decoded(path):
     return np.stack(list(iio.imiter(path, plugin="FFMPEG")))
 
