@@ -6,7 +6,6 @@ issue's goal for 4 Hopper tiles of 1000 steps: plots <= 2 s, video <= 6 s
 (single play: 0.9 s and 2.2 s when it was set).
 
     python benchmarks/grid_bench.py [--env Hopper-v5] [--repeats 5] [--threads 0]
-        [--one-thread-grid]   # also a grid played on one thread, interleaved (A/B)
 """
 
 from __future__ import annotations
@@ -41,15 +40,9 @@ def single(ck, target: float, seed: int, out: Path) -> tuple[float, float, int]:
     return t1 - t0, time.perf_counter() - t0, trace.length
 
 
-def grid(ck, seed: int, out: Path, one_thread: bool = False) -> tuple[float, float, list[int]]:
-    cores = interactive.usable_cores
-    if one_thread:  # the grid's tiles in one lock-step batch on this thread
-        interactive.usable_cores = lambda: 1
+def grid(ck, seed: int, out: Path) -> tuple[float, float, list[int]]:
     t0 = time.perf_counter()
-    try:
-        res = interactive.play_grid(ck, "", seed)
-    finally:
-        interactive.usable_cores = cores
+    res = interactive.play_grid(ck, "", seed)
     plots_glance.grid_reward_figure(res.traces, res.labels), res.summary(ck)
     t1 = time.perf_counter()
     interactive.grid_video(res, out)
@@ -66,8 +59,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--one-thread-grid", action="store_true",
-                    help="also time the grid played on one thread (interleaved)")
     args = ap.parse_args()
     setup_process(args.threads)  # as the app's workers do
     keep_surfaces(2)  # likewise: a worker keeps its GL surfaces between replays
@@ -75,8 +66,7 @@ def main() -> None:
     if ck.spec.family == "mujoco":
         ensure_gl_backend()  # probed once per process: not part of a video's time
     target = ck.dataset.as_dict()["return_max"]
-    res = {"single_plots": [], "single_video": [], "grid_plots": [], "grid_video": [],
-           "grid1_plots": [], "grid1_video": []}
+    res = {"single_plots": [], "single_video": [], "grid_plots": [], "grid_video": []}
     with tempfile.TemporaryDirectory() as tmp:
         single(ck, target, args.seed, Path(tmp) / "warm.mp4")  # engine build, imports
         for i in range(args.repeats):
@@ -86,19 +76,12 @@ def main() -> None:
             p, v, lengths = grid(ck, args.seed, Path(tmp) / f"g{i}.mp4")
             res["grid_plots"].append(p)
             res["grid_video"].append(v)
-            if args.one_thread_grid:
-                p, v, _ = grid(ck, args.seed, Path(tmp) / f"h{i}.mp4", one_thread=True)
-                res["grid1_plots"].append(p)
-                res["grid1_video"].append(v)
     print(f"{args.env}, seed {args.seed}, {args.repeats} interleaved repeats, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"single play ({n1} steps):        plots {spread(res['single_plots'])}, "
           f"video {spread(res['single_video'])}")
     print(f"grid of {len(lengths)} tiles ({lengths} steps): plots {spread(res['grid_plots'])}, "
           f"video {spread(res['grid_video'])}")
-    if args.one_thread_grid:
-        print(f"the same grid on one thread:     plots {spread(res['grid1_plots'])}, "
-              f"video {spread(res['grid1_video'])}")
     print(json.dumps({k: [round(x, 3) for x in v] for k, v in res.items()}))
 
 
