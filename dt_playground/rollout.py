@@ -41,6 +41,8 @@ from .returns import (
     softmax,
 )
 
+BAND_BATCH = 256  # windows per batch of `DTPolicy.fill_band`
+
 
 class DTPolicy:
     """A checkpointed model acting in N episodes at once."""
@@ -73,7 +75,7 @@ class DTPolicy:
         own = has_head(model.cfg) and model.cfg.use_returns  # MGDT's head on the DT itself
         self.returns_model = returns_model or (model if own else None)
         # kappa: how hard target "best" leans to high returns (returns.py). track_returns:
-        # record P(R_t | history) for numeric targets too (one more pass per step), for
+        # record P(R_t | history) for numeric targets too (after the episode: `fill_band`), for
         # the band on the RTG plot; "best" episodes always record it.
         self.kappa = float(kappa)
         self.track_returns = bool(track_returns) and self.returns_model is not None
@@ -206,7 +208,7 @@ class DTPolicy:
     def _choose_returns(self, rows: np.ndarray, t: int) -> None:
         """The first of best mode's two passes (returns.py): P(R_t | history) from the
         s_t token, recorded as percentiles; "best" rows sample their R_t from it."""
-        sub = rows[self.best[rows] | self.track_returns]
+        sub = rows[self.best[rows]]  # numeric rows' band comes after the episode (`fill_band`)
         if len(sub) == 0:
             return
         self.rtg[sub, t] = 0.0  # a placeholder: s_t's prediction never sees it
@@ -218,6 +220,27 @@ class DTPolicy:
             p = best_probs(probs[b], rcfg, self.kappa)
             idx = sample_bins(p, [self.return_rngs[r] for r in sub[b]])
             self.next_rtg[sub[b]] = bin_centres(rcfg)[idx] * scale
+
+    @torch.inference_mode()
+    def fill_band(self, lengths) -> None:
+        """With ``track_returns``, the band at every step not yet given one (numeric
+        targets), for episodes of these ``lengths``: P(R_t | history) depends only on the
+        states and actions, so it is read after the episode, every step's window in a few
+        large batches (one pass per step would add about a third to a Hopper play)."""
+        if not self.track_returns:
+            return
+        pairs = [(r, t) for r, n in enumerate(lengths) for t in range(n)
+                 if np.isnan(self.band[r, t, 0])]
+        engine = engine_for(self.returns_model, "reference", self.dtype, self.device)
+        for i in range(0, len(pairs), BAND_BATCH):
+            rows, ts = (np.array(x) for x in zip(*pairs[i:i + BAND_BATCH]))
+            w = gather_windows(self.states, self.actions, self.rtg, rows, ts,
+                               engine.cfg.context_len, self.spec.max_ep_len)
+            logits = engine.return_logits_last(
+                self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
+                self._tensor(w["timesteps"], False), self._tensor(w["mask"], False))
+            probs = softmax(logits.float().cpu().numpy())
+            self.band[rows, ts] = quantiles(probs, self.returns_model.cfg) * self.norm.return_scale
 
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
         """Record observations of episodes ``rows`` at step ``t`` and choose their actions.
@@ -316,6 +339,7 @@ def run_episodes(
     wall = time.perf_counter() - start
     for env in envs:
         env.close()
+    policy.fill_band([len(r) for r in rewards])
     return [
         Trace(
             spec.env_id,

@@ -229,3 +229,20 @@ def test_best_probs_survive_a_large_kappa():
     probs = np.array([[0.7, 0.3, 0.0, 0.0]])  # all the mass far below the top
     p = returns.best_probs(probs, cfg, kappa=1000.0)
     assert np.isfinite(p).all() and np.allclose(p, [[0, 1, 0, 0]])
+
+
+def test_band_after_the_episode_is_the_band_step_by_step(dt_with_returns, monkeypatch):
+    """Numeric targets get their band after the episode, in batches (`fill_band`); a best
+    episode's band, made step by step while sampling, is what that gives too."""
+    from dt_playground import rollout
+
+    ck = load_checkpoint(dt_with_returns[0])
+    policy = DTPolicy.for_checkpoint(ck, track_returns=True)
+    best, numeric = run_episodes(policy, ["best", 120.0], [31, 32], max_steps=40)
+    assert np.isfinite(best.return_band).all() and np.isfinite(numeric.return_band).all()
+    step_by_step = policy.band[0, :best.length].copy()
+    policy.band[:] = np.nan
+    monkeypatch.setattr(rollout, "BAND_BATCH", 7)  # several batches, split mid-episode
+    policy.fill_band([best.length, numeric.length])
+    assert np.allclose(policy.band[0, :best.length], step_by_step)
+    assert np.allclose(policy.band[1, :numeric.length], numeric.return_band)
