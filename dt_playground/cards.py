@@ -11,6 +11,7 @@ import numpy as np
 
 from .checkpoints import PRETRAINED_DIR, load_checkpoint
 from .evaluate import summarise, sweep
+from .hub_card import card_result_lines
 from .returns import BEST
 from .seeds import CARD_SEED
 
@@ -91,28 +92,7 @@ def model_card(ck_dir: Path, card: dict, config: dict) -> str:
         f"returns {config['dataset']['return_min']:.0f} to "
         f"{config['dataset']['return_max']:.0f}).",
         "",
-        f"Evaluated on seeds {card['seeds'][0]}..{card['seeds'][-1]} (never used for "
-        "training or selection).",
-        "",
-        "| target | mean | std |",
-        "|---:|---:|---:|",
-    ]
-    for r in card["per_target"]:
-        lines.append(f"| {r['target']:.1f} | {r['mean']:.1f} | {r['std']:.1f} |")
-    if card.get("spearman") is not None:
-        lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
-    if card.get("best_mean") is not None:
-        lines += ["", f"Target `best` (kappa {card.get('best_kappa', 10):g}): "
-                  f"{card['best_mean']:.1f} ± "
-                  f"{card['best_std']:.1f} (shortfall {100 * card['best_shortfall']:.1f}% of "
-                  "the dataset's top-10% mean above its min)."]
-    lines += [
-        "",
-        f"Top-target mean {card['top_target_mean']:.1f} vs dataset top-10% mean "
-        f"{card['dataset_top10_mean']:.1f} and max {card['dataset_max']:.1f}.",
-    ]
-    for k, v in (card.get("bars") or {}).items():
-        lines.append(f"- bar `{k}`: {'met' if v else ('n/a' if v is None else 'MISSED')}")
+    ] + card_result_lines(card)
     return "\n".join(lines) + "\n"
 
 

@@ -30,6 +30,29 @@ def _seeds(card: dict) -> str:
     return f"{s[0]}..{s[-1]}" if s else "unknown"
 
 
+def card_result_lines(card: dict) -> list[str]:
+    """A card's results as Markdown lines: the per-target table, Spearman rho, `best`,
+    the top target against the data, and the bars (shared by the folders' README.md)."""
+    lines = [f"Evaluated on seeds {_seeds(card)} (never used for training or selection).",
+             "", "| target | mean | std |", "|---:|---:|---:|"]
+    lines += [f"| {r['target']:.1f} | {r['mean']:.1f} | {r['std']:.1f} |"
+              for r in card.get("per_target") or []]
+    if card.get("spearman") is not None:
+        lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
+    if card.get("best_mean") is not None:
+        lines += ["", f"Target `best` (kappa {card.get('best_kappa', 10):g}): "
+                  f"{card['best_mean']:.1f} ± {card['best_std']:.1f} (shortfall "
+                  f"{100 * card.get('best_shortfall', float('nan')):.1f}% of the dataset's "
+                  "top-10% mean above its min)."]
+    if card.get("top_target_mean") is not None and card.get("dataset_top10_mean"):
+        lines += ["", f"Top-target mean {card['top_target_mean']:.1f} vs dataset top-10% "
+                  f"mean {card['dataset_top10_mean']:.1f} and max "
+                  f"{card.get('dataset_max', float('nan')):.1f}."]
+    for key, v in (card.get("bars") or {}).items():
+        lines.append(f"- bar `{key}`: {'met' if v else ('n/a' if v is None else 'MISSED')}")
+    return lines
+
+
 def _results(name: str, card: dict) -> list:
     """The model-index entries: top target, and best mode when the card has it."""
     from huggingface_hub import EvalResult
@@ -88,24 +111,7 @@ def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY
     lines = [f"# {name}", "", f"{ALGO_NAMES.get(algo, algo)} on **{env}** (context K={k}), "
              f"{made}{data}.", ""]
     if card:
-        lines += [f"Evaluated on seeds {_seeds(card)} (never used for training or "
-                  "selection).", "", "| target | mean | std |", "|---:|---:|---:|"]
-        lines += [f"| {r['target']:.1f} | {r['mean']:.1f} | {r['std']:.1f} |"
-                  for r in card.get("per_target") or []]
-        if card.get("spearman") is not None:
-            lines += ["", f"Spearman rho(target, mean achieved) = {card['spearman']:.3f}."]
-        if card.get("best_mean") is not None:
-            lines += ["", f"Target `best` (kappa {card.get('best_kappa', 10):g}): "
-                      f"{card['best_mean']:.1f} ± "
-                      f"{card['best_std']:.1f} (shortfall "
-                      f"{100 * card.get('best_shortfall', float('nan')):.1f}% of the dataset's "
-                      "top-10% mean above its min)."]
-        if card.get("top_target_mean") is not None and card.get("dataset_top10_mean"):
-            lines += ["", f"Top-target mean {card['top_target_mean']:.1f} vs dataset top-10% "
-                      f"mean {card['dataset_top10_mean']:.1f} and max "
-                      f"{card.get('dataset_max', float('nan')):.1f}."]
-        for key, v in (card.get("bars") or {}).items():
-            lines.append(f"- bar `{key}`: {'met' if v else ('n/a' if v is None else 'MISSED')}")
+        lines += card_result_lines(card)
     else:
         lines.append("Not evaluated here yet (no card.json).")
     lines += ["", "## Use", ""]
