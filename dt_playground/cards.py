@@ -1,5 +1,5 @@
-"""Model cards: a checkpoint's evaluation on held-out seeds (`card.json`), its README.md,
-and the README's zoo table drawn from every card."""
+"""Cards: a checkpoint's evaluation on held-out seeds (`card.json`) and the README's zoo
+table drawn from every card (a folder's README.md is its Hub card: `hub_card.py`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 
 from .checkpoints import PRETRAINED_DIR, load_checkpoint
 from .evaluate import summarise, sweep
-from .hub_card import card_result_lines
 from .returns import BEST
 from .seeds import CARD_SEED
 
@@ -78,22 +77,6 @@ def card_evaluation(
             card["bars"]["best_ge_pbc"] = None if pbc is None else bool(card["best_mean"] >= pbc)
             card["bars"]["best_shortfall_le_5pct"] = bool(card["best_shortfall"] <= 0.05)
     return card
-
-
-def model_card(ck_dir: Path, card: dict, config: dict) -> str:
-    """A short README.md for a checkpoint folder."""
-    algo = {"dt": "Decision Transformer", "bc": "Behaviour cloning", "pbc": "%BC (top 10%)"}
-    lines = [
-        f"# {ck_dir.name}",
-        "",
-        f"{algo[card['algo']]} on **{card['env_id']}** (context K={card['context_len']}), "
-        f"trained by `python -m dt_playground pretrain --env {card['env_id']}` on "
-        f"`{config['dataset'].get('dataset_id')}` ({config['dataset']['episodes']} episodes, "
-        f"returns {config['dataset']['return_min']:.0f} to "
-        f"{config['dataset']['return_max']:.0f}).",
-        "",
-    ] + card_result_lines(card)
-    return "\n".join(lines) + "\n"
 
 
 README_START, README_END = "<!-- zoo:start -->", "<!-- zoo:end -->"

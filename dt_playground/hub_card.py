@@ -32,7 +32,7 @@ def _seeds(card: dict) -> str:
 
 def card_result_lines(card: dict) -> list[str]:
     """A card's results as Markdown lines: the per-target table, Spearman rho, `best`,
-    the top target against the data, and the bars (shared by the folders' README.md)."""
+    the top target against the data, and the bars."""
     lines = [f"Evaluated on seeds {_seeds(card)} (never used for training or selection).",
              "", "| target | mean | std |", "|---:|---:|---:|"]
     lines += [f"| {r['target']:.1f} | {r['mean']:.1f} | {r['std']:.1f} |"
@@ -63,7 +63,7 @@ def _results(name: str, card: dict) -> list:
     if top is not None:
         rows.append((f"mean return at the top target {top['target']:.0f}", top,
                      {"target": top["target"]}))
-    if card.get("best_mean") is not None:  # the return-distribution head's own pick
+    if card.get("best_mean") is not None:  # the DT's own pick (return model or head)
         rows.append(("mean return with target 'best'",
                      {"mean": card["best_mean"], "std": card["best_std"]}, {"target": "best"}))
     return [

@@ -18,14 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import collect
+from . import collect, hub_card
 from .cards import (  # noqa: F401  (re-exported: callers imported the cards from here)
     CARD_SEEDS,
     CARD_TARGETS,
     README_END,
     README_START,
     card_evaluation,
-    model_card,
     update_readme,
     zoo_table,
 )
@@ -237,8 +236,7 @@ def pretrain_env(
         if algo != "dt":
             refs[algo] = card["top_target_mean"]
         write_json_atomic(d / "card.json", card)
-        ck = load_checkpoint(d)
-        (d / "README.md").write_text(model_card(d, card, ck.config))
+        hub_card.write(d)  # README.md: the Hub model card, from the card just written
         cards[d.name] = card
         rho = "" if card["spearman"] is None else f" rho={card['spearman']:.3f}"
         log(

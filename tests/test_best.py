@@ -262,7 +262,8 @@ def test_cli_best_json(head_ckpt, capsys):
 def test_card_reports_best(head_ckpt, tmp_path):
     import shutil
 
-    from dt_playground.pretrain import card_evaluation, model_card, zoo_table
+    from dt_playground import hub_card
+    from dt_playground.pretrain import card_evaluation, zoo_table
 
     root = tmp_path / "zoo"
     shutil.copytree(head_ckpt.path, root / "cartpole-dt")
@@ -274,7 +275,7 @@ def test_card_reports_best(head_ckpt, tmp_path):
     assert card["bars"]["best_ge_pbc"] is False  # no run reaches 1e6
     assert isinstance(card["bars"]["best_shortfall_le_5pct"], bool)
     (root / "cartpole-dt" / "card.json").write_text(json.dumps(card))
-    assert "Target `best`" in model_card(root / "cartpole-dt", card, head_ckpt.config)
+    assert "Target `best`" in hub_card.render(root / "cartpole-dt")
     table = zoo_table(root)
     assert "DT at best" in table.splitlines()[0]
     assert f"{card['best_mean']:.1f} ± {card['best_std']:.1f}" in table
