@@ -338,14 +338,14 @@ def test_card_cli_regenerates(tmp_path):
     for f in ("config.json", "card.json"):
         (d / f).write_bytes((PRETRAINED_DIR / "hopper-dt" / f).read_bytes())
     card = json.loads((d / "card.json").read_text())
-    card.update(best_mean=3100.5, best_std=100.25, best_shortfall=0.072)
+    card.update(best_mean=3100.5, best_std=100.25, best_shortfall=0.072, best_kappa=12.5)
     (d / "card.json").write_text(json.dumps(card))
     assert main(["card", "--checkpoint", str(d)]) == 0
     from huggingface_hub import ModelCard
 
     data = ModelCard((d / "README.md").read_text()).data
     assert [r.metric_value for r in data.eval_results][1] == "3100.50 +/- 100.25"
-    assert "Target `best` (kappa 10): 3100.5 ± 100.2 (shortfall 7.2%" in (
+    assert "Target `best` (kappa 12.5): 3100.5 ± 100.2 (shortfall 7.2%" in (
         d / "README.md").read_text()
     assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []
     assert get_spec(data.eval_results[0].dataset_type).env_id == "Hopper-v5"
