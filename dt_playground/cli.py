@@ -141,11 +141,13 @@ def cmd_sweep(args) -> int:
 
 def _play(args, targets: list, n_seeds: int) -> int:
     """evaluate and sweep: every target at ``n_seeds`` seeds, printed."""
+    from .cpu import torch_threads
     from .evaluate import sweep
 
-    traces = sweep(args.checkpoint, targets, n_seeds, seed=args.seed, sample=args.sample,
-                   max_steps=args.max_steps, precision=args.precision, kappa=args.kappa,
-                   engine=args.engine, device=args.device)
+    with torch_threads(args.threads):
+        traces = sweep(args.checkpoint, targets, n_seeds, seed=args.seed, sample=args.sample,
+                       max_steps=args.max_steps, precision=args.precision, kappa=args.kappa,
+                       engine=args.engine, device=args.device)
     _print_episodes(traces, args.json)
     return 0
 
@@ -220,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(the model's plain forward on each window; slower, the yardstick)")
         e.add_argument("--device", default="cpu",
                        help="cpu, cuda or auto; cuda pays for hundreds of episodes at once")
+        e.add_argument("--threads", type=int, default=1,
+                       help="torch threads (default 1, as the cards: in the MuJoCo envs the "
+                       "thread count changes float rounding, and with it the episodes; 0: "
+                       "torch's default)")
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
 
     add_zoo_parsers(sub, _add_dataclass_args)

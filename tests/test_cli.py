@@ -156,3 +156,20 @@ def test_pretrain_jobs_spread_envs_over_processes():
         assert {"--threads=3", "--steps=20", "--recollect", "--out=runs/zoo",
                 "--no-readme"} <= set(c)
         assert not any(a.startswith(("--episodes", "--no-ablation")) for a in c)
+
+
+def test_sweep_with_defaults_reproduces_a_card(capsys):
+    """`sweep` defaults to the card seeds and one torch thread, as the cards were made.
+    (The card played every target in one batch; a batch of another size rounds a little
+    differently, hence the tolerance.)"""
+    from pathlib import Path
+
+    from dt_playground.cli import main
+
+    ck = Path(__file__).resolve().parent.parent / "pretrained" / "pendulum-dt"
+    card = json.loads((ck / "card.json").read_text())
+    top = card["per_target"][-1]
+    assert main(["sweep", "--checkpoint", str(ck), f"--targets={top['target']}", "--seeds",
+                 str(top["n"]), "--json"]) == 0
+    rets = [e["return"] for e in json.loads(capsys.readouterr().out)["episodes"]]
+    assert sum(rets) / len(rets) == pytest.approx(top["mean"], abs=0.5)
