@@ -179,12 +179,12 @@ class DTPolicy:
         K = engine.cfg.context_len
         cache, called = self.feats[id(engine)]
         first = max(0, t - K + 1)  # the window's first step
-        stale = rows[called[rows] != t - 1] if t > 1 else rows[:0]
+        stale = rows[called[rows] < t - 1] if t > 1 else rows[:0]  # step t-1 not seen
         if len(stale):
             self._write_features(engine, cache, stale, t, range(first, t + 1), K)
         self._write_features(engine, cache, rows, t, [t - 1, t] if t > 0 else [t], 2)
         called[rows] = t
-        r = slice(None) if len(rows) == len(cache) else torch.from_numpy(rows).to(self.device)
+        r = self._index(rows, cache)
         span = slice(first % K, first % K + t - first + 1)
         window = cache[r, span]
         if returns:  # return-bin logits from s_t: step t's R token is not read
@@ -200,10 +200,14 @@ class DTPolicy:
             self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
             self._tensor(w["timesteps"], False),
         )
-        r = slice(None) if len(rows) == len(cache) else torch.from_numpy(rows).to(self.device)
+        r = self._index(rows, cache)
         for j, f in zip(steps, feats[:, -len(steps):].unbind(1)):
             cache[r, j % K] = f
             cache[r, j % K + K] = f
+
+    def _index(self, rows: np.ndarray, cache: torch.Tensor):
+        """``rows`` as an index into ``cache`` (a slice when every episode is live)."""
+        return slice(None) if len(rows) == len(cache) else torch.from_numpy(rows).to(self.device)
 
     def _choose_returns(self, rows: np.ndarray, t: int) -> None:
         """The first of best mode's two passes (returns.py): P(R_t | history) from the

@@ -17,6 +17,7 @@ from dt_playground.rollout import DTPolicy, run_episodes
 from dt_playground.train import TrainConfig, train
 from dt_playground.uploads import extract_upload
 
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
 TINY = ReturnModelRecipe(steps=20, hidden=16, n_layers=1, bins=12)  # as the CLI call below
 
 
@@ -246,3 +247,24 @@ def test_band_after_the_episode_is_the_band_step_by_step(dt_with_returns, monkey
     policy.fill_band([best.length, numeric.length])
     assert np.allclose(policy.band[0, :best.length], step_by_step)
     assert np.allclose(policy.band[1, :numeric.length], numeric.return_band)
+
+
+def test_whole_windows_are_embedded_only_for_skipped_rows(dt_with_returns, monkeypatch):
+    """The refill is for rows the return model skipped; it must not run every step (an own
+    head's two passes at one step, or a row that is "best" throughout)."""
+    refills = []
+    original = DTPolicy._write_features
+
+    def spy(self, engine, cache, rows, t, steps, length):
+        if length > 2:
+            refills.append((t, list(rows)))
+        return original(self, engine, cache, rows, t, steps, length)
+
+    monkeypatch.setattr(DTPolicy, "_write_features", spy)
+    ck = load_checkpoint(dt_with_returns[0])
+    run_episodes(DTPolicy.for_checkpoint(ck), [100.0, "best"], [41, 42], max_steps=30,
+                 schedules=[{0: 100.0, 9: "best"}, {0: "best"}])
+    assert refills == [(9, [0])]
+    head = load_checkpoint(PRETRAINED / "cartpole-dt")  # MGDT's head: one engine, two passes
+    run_episodes(DTPolicy.for_checkpoint(head), ["best"], [43], max_steps=30)
+    assert refills == [(9, [0])]
