@@ -134,9 +134,12 @@ def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY
         lines += [
             "```bash", f"python -m dt_playground evaluate --checkpoint pretrained/{name} "
             f"--target {target} --episodes 5",
-            f"python -m dt_playground export --checkpoint pretrained/{name} "
-            f"--format transformers --out {name}-transformers", "```",
         ]
+        if (card or {}).get("best_mean") is not None:  # its return model (returns/) or head
+            lines.append(f"python -m dt_playground evaluate --checkpoint pretrained/{name} "
+                         "--target best --episodes 5")
+        lines += [f"python -m dt_playground export --checkpoint pretrained/{name} "
+                  f"--format transformers --out {name}-transformers", "```"]
     return "\n".join(lines) + "\n"
 
 
