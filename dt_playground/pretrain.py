@@ -28,10 +28,10 @@ from .cards import (  # noqa: F401  (re-exported: callers imported the cards fro
     update_readme,
     zoo_table,
 )
-from .checkpoints import PRETRAINED_DIR, load_checkpoint, write_json_atomic
+from .checkpoints import PRETRAINED_DIR, RETURNS_DIR, write_json_atomic
 from .collect import DATASETS
 from .envs import get_spec
-from .return_model import ReturnModelRecipe, attach, is_current, train_return_model
+from .return_model import ReturnModelRecipe, attach, train_return_model
 from .storage import DEFAULT_DATA_ROOT, read_collection, resolve_dataset
 from .train import TrainConfig, train
 
@@ -105,9 +105,10 @@ def ensure_dataset(
     return collect.ensure_dataset(env_id, recipe.episodes, recipe.seed, recollect, root, log)
 
 
-def _already_trained(cfg: TrainConfig, sha256: str | None) -> bool:
+def already_trained(cfg: TrainConfig, sha256: str | None) -> bool:
     """A complete checkpoint from the same recipe, trained on data with this content
-    hash, is there (paths may differ)."""
+    hash, is at ``cfg.out`` (paths may differ): `pretrain`'s keep-check, for DTs, BC and
+    return models alike."""
     path = Path(cfg.out) / "config.json"
     if not path.is_file():
         return False
@@ -165,7 +166,7 @@ def _train_one(
 ) -> Path:
     name = checkpoint_name(env_id, algo, k)
     cfg = recipe_config(env_id, algo, k, recipe, dataset, out_root, steps)
-    if _already_trained(cfg, sha256):
+    if already_trained(cfg, sha256):
         log(f"  kept {name}: already trained with this recipe")
     else:
         t0 = time.perf_counter()
@@ -191,10 +192,11 @@ def _ensure_return_model(
     on this data is there."""
     rm = return_model_recipe(recipe, steps)
     config = json.loads((dt_dir / "config.json").read_text())
-    if is_current(dt_dir, rm.train_config(config, dt_dir / "returns"), sha256):
+    folder = dt_dir / RETURNS_DIR
+    if already_trained(rm.train_config(config, folder), sha256):
         log(f"  kept {dt_dir.name}/returns: already trained with this recipe")
-        if load_checkpoint(dt_dir).best_kappa != rm.kappa:  # kappa alone changed
-            attach(dt_dir, dt_dir / "returns", kappa=rm.kappa)
+        if json.loads((folder / "config.json").read_text()).get("kappa") != rm.kappa:
+            attach(dt_dir, folder, kappa=rm.kappa)  # kappa alone changed
         return
     t0 = time.perf_counter()
     train_return_model(dt_dir, rm, progress=True, dataset=dataset)

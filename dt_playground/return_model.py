@@ -85,20 +85,6 @@ class ReturnModelRecipe:
         )
 
 
-def is_current(dt_dir: Path, cfg: TrainConfig, sha256: str | None) -> bool:
-    """``dt_dir`` already holds a complete return model of this recipe on data with this
-    content hash (the keep-check of `pretrain`)."""
-    path = Path(dt_dir) / RETURNS_DIR / "config.json"
-    if not path.is_file():
-        return False
-    done = json.loads(path.read_text())
-    return (
-        bool(done.get("complete"))
-        and TrainConfig.identity_of(done.get("train", {})) == cfg.identity()
-        and (done.get("dataset") or {}).get("sha256") == sha256
-    )
-
-
 def train_return_model(
     dt_dir: Path | str, recipe: ReturnModelRecipe | None = None, threads: int = 0,
     progress: bool = False, dataset: str | None = None,

@@ -12,7 +12,8 @@ from safetensors.torch import load_file, save_file
 from dt_playground import cli, returns
 from dt_playground.checkpoints import CheckpointError, load_checkpoint
 from dt_playground.evaluate import sweep
-from dt_playground.return_model import ReturnModelRecipe, is_current, train_return_model
+from dt_playground.pretrain import already_trained
+from dt_playground.return_model import ReturnModelRecipe, train_return_model
 from dt_playground.rollout import DTPolicy, run_episodes
 from dt_playground.train import TrainConfig, train
 from dt_playground.uploads import extract_upload
@@ -57,10 +58,10 @@ def test_keep_check(dt_with_returns, cartpole_dataset):
     config = json.loads((out / "config.json").read_text())
     sha = json.loads((out / "returns" / "config.json").read_text())["dataset"]["sha256"]
     cfg = TINY.train_config(config, out / "returns", threads=1, dataset="anywhere")
-    assert is_current(out, cfg, sha)
-    assert not is_current(out, cfg, "another hash")
+    assert already_trained(cfg, sha)
+    assert not already_trained(cfg, "another hash")
     cfg.steps += 1
-    assert not is_current(out, cfg, sha)
+    assert not already_trained(cfg, sha)
 
 
 def test_return_model_ignores_returns_and_reads_the_past():

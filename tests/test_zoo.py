@@ -11,7 +11,7 @@ from dt_playground.checkpoints import PRETRAINED_DIR, list_checkpoints, load_che
 from dt_playground.pretrain import (
     README_END,
     README_START,
-    _already_trained,
+    already_trained,
     pretrain_env,
     zoo_table,
 )
@@ -53,7 +53,6 @@ def test_every_shipped_checkpoint_is_what_its_recipe_makes():
         recipe_config,
         return_model_recipe,
     )
-    from dt_playground.return_model import is_current
 
     seen = set()
     for env, recipe in RECIPES.items():
@@ -62,13 +61,13 @@ def test_every_shipped_checkpoint_is_what_its_recipe_makes():
             cfg = recipe_config(env, algo, k, recipe, "any", PRETRAINED_DIR)
             path = Path(cfg.out)
             sha = json.loads((path / "config.json").read_text())["dataset"]["sha256"]
-            assert _already_trained(cfg, sha), path.name
+            assert already_trained(cfg, sha), path.name
             if algo == "dt" and k == 20:
                 assert (recipe.returns is not None) == (path / "returns").is_dir(), path.name
                 if recipe.returns is not None:
                     rm = return_model_recipe(recipe)
                     config = json.loads((path / "config.json").read_text())
-                    assert is_current(path, rm.train_config(config, path / "returns"), sha)
+                    assert already_trained(rm.train_config(config, path / "returns"), sha)
                     assert load_checkpoint(path).best_kappa == rm.kappa
             seen.add(checkpoint_name(env, algo, k))
     assert seen == {p.name for p in SHIPPED}
@@ -131,5 +130,5 @@ def test_pretrain_tiny_budget(tmp_path, monkeypatch):
     # ...but not one trained on other data (`pretrain`'s keep-check compares the hash)
     cfg = TrainConfig(**{**load_checkpoint(tmp_path / "zoo" / "cartpole-bc").config["train"],
                          "out": str(tmp_path / "zoo" / "cartpole-bc")})
-    assert _already_trained(cfg, sha) and not _already_trained(cfg, "0" * 64)
+    assert already_trained(cfg, sha) and not already_trained(cfg, "0" * 64)
     shutil.rmtree(tmp_path / "zoo")
