@@ -60,3 +60,31 @@ def head_dt_zip(dataset, root):
         for name in ("config.json", "model.safetensors"):
             zf.write(out / name, name)
     return z, out
+
+
+PREDICT_TIMEOUT = 180.0  # seconds: a first call also imports torch and loads a model
+
+
+def predict(client, *args, api_name: str, timeout: float = PREDICT_TIMEOUT):
+    """`client.predict` with a deadline: a hung server fails the test instead of CI."""
+    return client.submit(*args, api_name=api_name).result(timeout=timeout)
+
+
+def gl_or_skip() -> str:
+    """The headless GL backend MuJoCo renders with. Without one the test skips (the render
+    tests say which package is missing), except under CI=true, which installs GL: there a
+    missing or broken backend fails. Only a RenderError means "no GL"; any other exception
+    is a bug and propagates."""
+    import os
+
+    import pytest
+
+    from dt_playground.gl import ensure_gl_backend
+    from dt_playground.render import RenderError
+
+    try:
+        return ensure_gl_backend()
+    except RenderError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI installs headless GL, yet: {err}")
+        pytest.skip(str(err))

@@ -2,6 +2,7 @@
 
 import imageio
 import pytest
+from helpers import predict
 
 from dt_playground import playground as pg
 from dt_playground.rollout import DTPolicy, run_episodes
@@ -33,7 +34,7 @@ def _frames(path) -> int:
 def test_play_endpoint_matches_library(server):
     client, zoo = server
     ck_path = "cartpole-dt"  # as the dropdown offers it
-    video, rtg_plot, reward_plot, md, summary = client.predict(
+    video, rtg_plot, reward_plot, md, summary = predict(client,
         "CartPole-v1", ck_path, 250, 7, False, api_name="/play"
     )
     ck = pg.get_checkpoint(ck_path)
@@ -52,24 +53,24 @@ def test_bad_inputs_then_normal_request(server):
 
     ck_path = "cartpole-dt"  # as the dropdown offers it
     with pytest.raises(AppError, match="trained on CartPole-v1, not LunarLander-v3"):
-        client.predict("LunarLander-v3", ck_path, 100, 0, False, api_name="/play")
+        predict(client, "LunarLander-v3", ck_path, 100, 0, False, api_name="/play")
     with pytest.raises(AppError, match="Seed must be|less than minimum value 0"):
-        client.predict("CartPole-v1", ck_path, 100, -3, False, api_name="/play")
+        predict(client, "CartPole-v1", ck_path, 100, -3, False, api_name="/play")
     with pytest.raises(AppError):
-        client.predict("CartPole-v1", ck_path, "lots", 0, False, api_name="/play")
-    out = client.predict("CartPole-v1", ck_path, 100, 0, False, api_name="/play")
+        predict(client, "CartPole-v1", ck_path, "lots", 0, False, api_name="/play")
+    out = predict(client, "CartPole-v1", ck_path, 100, 0, False, api_name="/play")
     assert out[4]["requested"] == 100
 
 
 def test_sweep_compare_dataset_endpoints(server):
     client, zoo = server
     ck_path = "cartpole-dt"  # as the dropdown offers it
-    fig, text, res = client.predict("CartPole-v1", ck_path, 3, 2, 100, api_name="/sweep")
+    fig, text, res = predict(client, "CartPole-v1", ck_path, 3, 2, 100, api_name="/sweep")
     assert len(res["rows"]) == 6 and "Spearman" in text
     assert "BC" in res["references"]
-    fig, table = client.predict("CartPole-v1", 2, 50, api_name="/compare")
+    fig, table = predict(client, "CartPole-v1", 2, 50, api_name="/compare")
     assert len(table) == 2
-    *_, info = client.predict("CartPole-v1", ck_path, api_name="/dataset")
+    *_, info = predict(client, "CartPole-v1", ck_path, api_name="/dataset")
     ck = pg.get_checkpoint(ck_path)
     assert info["episodes"] == ck.config["dataset"]["episodes"]
 
@@ -82,7 +83,7 @@ def test_upload_refuses_non_checkpoint(server, tmp_path):
     bad = tmp_path / "evil.zip"
     bad.write_bytes(b"\x80\x04 not a zip at all")
     with pytest.raises(AppError, match="not a zip"):
-        client.predict(handle_file(str(bad)), "CartPole-v1", api_name="/upload")
+        predict(client, handle_file(str(bad)), "CartPole-v1", api_name="/upload")
 
 
 def test_absurd_target_then_normal_request(server):
@@ -91,8 +92,8 @@ def test_absurd_target_then_normal_request(server):
 
     ck_path = "cartpole-dt"  # as the dropdown offers it
     with pytest.raises(AppError, match="out of range|greater than maximum"):
-        client.predict("CartPole-v1", ck_path, 1e12, 0, False, api_name="/play")
-    assert client.predict("CartPole-v1", ck_path, 50, 0, False, api_name="/play")[4]["seed"] == 0
+        predict(client, "CartPole-v1", ck_path, 1e12, 0, False, api_name="/play")
+    assert predict(client, "CartPole-v1", ck_path, 50, 0, False, api_name="/play")[4]["seed"] == 0
 
 
 def test_failed_video_keeps_results_and_server(server, monkeypatch):
@@ -111,24 +112,24 @@ def test_failed_video_keeps_results_and_server(server, monkeypatch):
     monkeypatch.setattr(app, "render_trace", broken)
     ck_path = "cartpole-dt"  # as the dropdown offers it
     with pytest.raises(AppError, match="video could not be made: ffmpeg exited"):
-        client.predict("CartPole-v1", ck_path, 100, 1, False, api_name="/play")
+        predict(client, "CartPole-v1", ck_path, 100, 1, False, api_name="/play")
     monkeypatch.setattr(app, "render_trace", real)
-    out = client.predict("CartPole-v1", ck_path, 100, 1, False, api_name="/play")
+    out = predict(client, "CartPole-v1", ck_path, 100, 1, False, api_name="/play")
     assert out[4]["video_frames"] > 0
 
 
 def test_attention_endpoint(server):
     client, _ = server
-    fig, att = client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, 12,
+    fig, att = predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 12,
                               api_name="/attention")
     ck = pg.get_checkpoint("cartpole-dt")
     assert att == pg.attention_at(ck, 150, 2, 12)
     assert att["tokens"][-1] == "s t"
     with pytest.raises(Exception, match="Step must be between"):
-        client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, 5000, api_name="/attention")
+        predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 5000, api_name="/attention")
     with pytest.raises(Exception, match="Step must be between"):
-        client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, -4, api_name="/attention")
-    assert client.predict("CartPole-v1", "cartpole-dt", 150, 2, False, 0,
+        predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, -4, api_name="/attention")
+    assert predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 0,
                           api_name="/attention")[1]["tokens"] == ["R t", "s t"]
 
 
@@ -138,17 +139,17 @@ def test_api_reaches_any_checkpoint_by_name_and_nothing_else(server, tmp_path):
     client, zoo = server
     ck = pg.get_checkpoint("cartpole-dt")
     beyond = pg.target_range(ck).maximum + 200  # past the slider's initial range
-    summary = client.predict("CartPole-v1", "cartpole-bc", beyond, 1, False, api_name="/play")[4]
+    summary = predict(client, "CartPole-v1", "cartpole-bc", beyond, 1, False, api_name="/play")[4]
     assert summary["requested"] == beyond and summary["checkpoint"] == "cartpole-bc"
     with pytest.raises(Exception, match="Unknown checkpoint 'nope'.*cartpole-dt"):
-        client.predict("CartPole-v1", "nope", 100, 0, False, api_name="/play")
+        predict(client, "CartPole-v1", "nope", 100, 0, False, api_name="/play")
     with pytest.raises(Exception, match="Unknown checkpoint"):  # a real checkpoint elsewhere
-        client.predict("CartPole-v1", str(zoo / "cartpole-dt"), 100, 0, False, api_name="/play")
+        predict(client, "CartPole-v1", str(zoo / "cartpole-dt"), 100, 0, False, api_name="/play")
     with pytest.raises(Exception, match="Unknown checkpoint"):
-        client.predict("CartPole-v1", "../zoo", 100, 0, False, api_name="/play")
+        predict(client, "CartPole-v1", "../zoo", 100, 0, False, api_name="/play")
     with pytest.raises(Exception, match="out of range"):
-        client.predict("CartPole-v1", "cartpole-dt", 1e9, 0, False, api_name="/play")
-    after = client.predict("CartPole-v1", "cartpole-dt", 100, 0, False, api_name="/play")[4]
+        predict(client, "CartPole-v1", "cartpole-dt", 1e9, 0, False, api_name="/play")
+    after = predict(client, "CartPole-v1", "cartpole-dt", 100, 0, False, api_name="/play")[4]
     assert after["checkpoint"] == "cartpole-dt"  # the server keeps serving
 
 

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import predict
 
 REPO = Path(__file__).resolve().parent.parent
 MEMORY_LIMIT = 4 * 1024**3  # address space; the app idles at ~1 GB of it
@@ -96,7 +97,7 @@ def _upload(client, path):
     """(env, checkpoint id, message) of an /upload (dropdown updates carry a value)."""
     from gradio_client import handle_file
 
-    out = client.predict(handle_file(str(path)), "CartPole-v1", api_name="/upload")
+    out = predict(client, handle_file(str(path)), "CartPole-v1", api_name="/upload")
     return [o["value"] if isinstance(o, dict) else o for o in out]
 
 
@@ -122,7 +123,7 @@ def test_oversized_model_is_refused_and_server_survives(app_process, tiny_zoo, t
             _upload(c, evil)
     assert proc.poll() is None
     assert _rss_mb(proc.pid) - before < 150  # MB; was +800 MB per upload
-    out = c.predict("CartPole-v1", "cartpole-dt", 100, 0, False, api_name="/play")
+    out = predict(c, "CartPole-v1", "cartpole-dt", 100, 0, False, api_name="/play")
     assert out[4]["requested"] == 100
 
 
@@ -136,16 +137,16 @@ def test_sessions_cannot_reach_each_other(app_process, tiny_zoo, tmp_path):
     env, cid, msg = _upload(alice, _zip(tmp_path / "ok.zip", _good_files(tiny_zoo)))
     assert env == "CartPole-v1" and cid.startswith("upload-")
     assert str(tmp) not in json.dumps([env, cid, msg])
-    mine = alice.predict("CartPole-v1", cid, 100, 1, False, api_name="/play")[4]
+    mine = predict(alice, "CartPole-v1", cid, 100, 1, False, api_name="/play")[4]
     assert mine["requested"] == 100 and str(tmp) not in json.dumps(mine)
     for api, args in [("/play", (cid, 100, 1, False)), ("/dataset", (cid,)),
                       ("/attention", (cid, 100, 1, False, 3)), ("/sweep", (cid, 2, 1, 0))]:
         with pytest.raises(AppError, match="Unknown checkpoint") as err:
-            bob.predict("CartPole-v1", *args, api_name=api)
+            predict(bob, "CartPole-v1", *args, api_name=api)
         assert str(tmp) not in str(err.value)
-    listed = bob.predict("CartPole-v1", api_name="/checkpoints")
+    listed = predict(bob, "CartPole-v1", api_name="/checkpoints")
     assert cid not in json.dumps(listed)
-    assert cid in json.dumps(alice.predict("CartPole-v1", api_name="/checkpoints"))
+    assert cid in json.dumps(predict(alice, "CartPole-v1", api_name="/checkpoints"))
 
 
 def test_nested_json_then_everything_still_works(app_process, tiny_zoo, tmp_path):
@@ -157,7 +158,7 @@ def test_nested_json_then_everything_still_works(app_process, tiny_zoo, tmp_path
     nested = _zip(tmp_path / "n.zip", {**files, "config.json": "[" * 50_000 + "]" * 50_000})
     with pytest.raises(AppError, match="not valid JSON"):
         _upload(c, nested)
-    assert c.predict("CartPole-v1", api_name="/checkpoints")  # was broken after this upload
+    assert predict(c, "CartPole-v1", api_name="/checkpoints")  # was broken after this upload
     assert _upload(c, _zip(tmp_path / "ok.zip", files))[1].startswith("upload-")
     leftovers = [p for p in (tmp / "sessions").rglob("*") if p.name.startswith(".")]
     assert leftovers == []  # no staging folders
@@ -185,11 +186,11 @@ def test_bad_values_get_clear_messages(app_process, api, args, match):
     _, url, _ = app_process
     c = _client(url)
     if match is None:  # /target_range answers in its markdown instead of failing
-        _, md = c.predict(*args, api_name=api)
+        _, md = predict(c, *args, api_name=api)
         assert "environment" in md.lower()
         return
     with pytest.raises(AppError, match=match):
-        c.predict(*args, api_name=api)
+        predict(c, *args, api_name=api)
 
 
 def test_no_unnamed_endpoints(app_process):
@@ -220,7 +221,7 @@ def test_upload_of_a_transformers_folder_plays(app_process, tmp_path):
     c = _client(url)
     env, cid, msg = _upload(c, _zip(tmp_path / "hf.zip", files))
     assert env == "Hopper-v5" and cid.startswith("upload-")
-    summary = c.predict("Hopper-v5", cid, 1000, 0, False, api_name="/play")[4]
+    summary = predict(c, "Hopper-v5", cid, 1000, 0, False, api_name="/play")[4]
     assert summary["length"] >= 1
     from gradio_client.exceptions import AppError
 

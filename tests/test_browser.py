@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import head_dt_zip
+from helpers import head_dt_zip, predict
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -281,7 +281,7 @@ def test_a_queued_play_shows_its_queue_position(fresh, app_url):
     from gradio_client import Client
 
     def busy(seed):
-        Client(app_url, verbose=False).predict(
+        predict(Client(app_url, verbose=False),
             "Hopper-v5", "hopper-dt", 3000, seed, False, api_name="/play")
 
     threads = [threading.Thread(target=busy, args=(s,), daemon=True) for s in range(4)]

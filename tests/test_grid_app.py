@@ -2,7 +2,7 @@
 
 import imageio.v3 as iio
 import pytest
-from helpers import head_dt_zip
+from helpers import head_dt_zip, predict
 
 from dt_playground import interactive
 from dt_playground import playground as pg
@@ -22,7 +22,7 @@ def head_upload(client, cartpole_dataset, tmp_path_factory):
     from dt_playground.checkpoints import load_checkpoint
 
     z, out = head_dt_zip(cartpole_dataset[0], tmp_path_factory.mktemp("head"))
-    _, ck_update, _ = client.predict(handle_file(str(z)), "CartPole-v1", api_name="/upload")
+    _, ck_update, _ = predict(client, handle_file(str(z)), "CartPole-v1", api_name="/upload")
     return ck_update["value"], load_checkpoint(out)
 
 
@@ -31,7 +31,7 @@ def _path(video):
 
 
 def test_play_grid_tiles_match_single_plays(client):
-    video, fig, summary = client.predict("CartPole-v1", "cartpole-dt", "20, 200,500", 3,
+    video, fig, summary = predict(client, "CartPole-v1", "cartpole-dt", "20, 200,500", 3,
                                          api_name="/play_grid")
     ck = pg.get_checkpoint("cartpole-dt")
     assert [t["target"] for t in summary["tiles"]] == [20.0, 200.0, 500.0]
@@ -43,19 +43,19 @@ def test_play_grid_tiles_match_single_plays(client):
     longest = max(t["length"] for t in summary["tiles"])
     assert len(frames) == summary["video_frames"] == 1 + longest // ck.spec.render_every
     assert iio.immeta(_path(video), plugin="FFMPEG")["codec"] == "h264"
-    assert fig is not None
+    assert sum(1 for n in _trace_names(fig) if "→" in n) == len(summary["tiles"])  # one per tile
 
 
 def test_play_grid_defaults_come_from_the_dataset(client):
-    _, _, summary = client.predict("CartPole-v1", "cartpole-dt", "", 0, api_name="/play_grid")
+    _, _, summary = predict(client, "CartPole-v1", "cartpole-dt", "", 0, api_name="/play_grid")
     ck = pg.get_checkpoint("cartpole-dt")
     assert [t["target"] for t in summary["tiles"]] == interactive.default_grid_targets(ck)[0]
 
 
 def test_play_schedule_without_switch_equals_play(client):
-    _, _, _, _, plain = client.predict("CartPole-v1", "cartpole-dt", 300, 4, False,
+    _, _, _, _, plain = predict(client, "CartPole-v1", "cartpole-dt", 300, 4, False,
                                        api_name="/play")
-    video, rtg, reward, md, sched = client.predict("CartPole-v1", "cartpole-dt", "0:300", 4,
+    video, rtg, reward, md, sched = predict(client, "CartPole-v1", "cartpole-dt", "0:300", 4,
                                                    api_name="/play_schedule")
     assert sched["achieved"] == plain["achieved"] and sched["length"] == plain["length"]
     assert sched["segments"] == [
@@ -65,7 +65,7 @@ def test_play_schedule_without_switch_equals_play(client):
 
 
 def test_play_schedule_reports_segments(client):
-    *_, md, s = client.predict("CartPole-v1", "cartpole-dt", "0:500,10:5", 4,
+    *_, md, s = predict(client, "CartPole-v1", "cartpole-dt", "0:500,10:5", 4,
                                api_name="/play_schedule")
     assert s["schedule"] == [{"step": 0, "target": 500.0}, {"step": 10, "target": 5.0}]
     assert [seg["start"] for seg in s["segments"]] == [0, 10]
@@ -85,20 +85,20 @@ def test_play_schedule_refusals_are_clear(client, ckpt, schedule, message):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match=message):
-        client.predict("CartPole-v1", ckpt, schedule, 0, api_name="/play_schedule")
+        predict(client, "CartPole-v1", ckpt, schedule, 0, api_name="/play_schedule")
 
 
 def test_play_grid_refuses_too_many_tiles(client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="1 to 9"):
-        client.predict("CartPole-v1", "cartpole-dt", ",".join(["1"] * 10), 0,
+        predict(client, "CartPole-v1", "cartpole-dt", ",".join(["1"] * 10), 0,
                        api_name="/play_grid")
 
 
 def test_play_schedule_with_best_then_a_number(client, head_upload):
     cid, ck = head_upload
-    *_, md, s = client.predict("CartPole-v1", cid, "0:best,10:300", 0,  # 12 steps
+    *_, md, s = predict(client, "CartPole-v1", cid, "0:best,10:300", 0,  # 12 steps
                                api_name="/play_schedule")
     assert [seg["target"] for seg in s["segments"]] == ["best", 300.0]
     trace = interactive.play_schedule(ck, "0:best,10:300", 0)
@@ -108,7 +108,7 @@ def test_play_schedule_with_best_then_a_number(client, head_upload):
 
 def test_play_grid_with_a_best_tile(client, head_upload):
     cid, _ = head_upload
-    video, fig, s = client.predict("CartPole-v1", cid, "50,best", 1,
+    video, fig, s = predict(client, "CartPole-v1", cid, "50,best", 1,
                                    api_name="/play_grid")
     assert [t["target"] for t in s["tiles"]] == [50.0, "best"]
     assert s["tiles"][1]["label"] == "target best" and s["video_frames"] > 1
@@ -125,18 +125,18 @@ def test_play_best_on_a_head_dt_equals_the_library_and_draws_the_band(client, he
     """Issue 9: the Play tab's `best` box (a trailing /play parameter); the slider's target
     is ignored. Numeric plays of a head DT draw the predicted return band too."""
     cid, ck = head_upload
-    _, rtg, _, md, s = client.predict("CartPole-v1", cid, 100, 3, False, True, api_name="/play")
+    _, rtg, _, md, s = predict(client, "CartPole-v1", cid, 100, 3, False, True, api_name="/play")
     here = pg.play_episode(ck, "best", 3)
     assert s["requested"] == "best" and s["achieved"] == pytest.approx(here.ret)
     assert "**best**" in md
     assert "predicted return p10-p90" in _trace_names(rtg)
-    _, rtg, _, _, s = client.predict("CartPole-v1", cid, 100, 3, False, api_name="/play")
+    _, rtg, _, _, s = predict(client, "CartPole-v1", cid, 100, 3, False, api_name="/play")
     assert s["requested"] == 100 and "predicted return p10-p90" in _trace_names(rtg)
-    _, rtg, _, _, s = client.predict("CartPole-v1", "cartpole-bc", 100, 3, False,
+    _, rtg, _, _, s = predict(client, "CartPole-v1", "cartpole-bc", 100, 3, False,
                                      api_name="/play")
     assert "predicted return p10-p90" not in _trace_names(rtg)
 
 
 def test_play_best_without_a_head_is_refused_clearly(client):
     with pytest.raises(Exception, match="no return model"):
-        client.predict("CartPole-v1", "cartpole-bc", 100, 3, False, True, api_name="/play")
+        predict(client, "CartPole-v1", "cartpole-bc", 100, 3, False, True, api_name="/play")

@@ -9,8 +9,9 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from helpers import gl_or_skip
 
-from dt_playground import gl, render, video
+from dt_playground import render, video
 from dt_playground.envs import get_spec
 from dt_playground.render import RenderError, ReplayDivergenceError, random_trace, render_trace
 
@@ -32,10 +33,7 @@ def leftovers(directory: Path, keep: str | None = None) -> list[str]:
 
 @pytest.fixture(scope="module")
 def gl_backend():
-    try:
-        return gl.ensure_gl_backend()
-    except RenderError as err:
-        pytest.skip(str(err))
+    return gl_or_skip()
 
 
 def test_cartpole_video_has_every_second_step(tmp_path):

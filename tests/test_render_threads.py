@@ -5,9 +5,9 @@ when it draws alone."""
 import threading
 
 import numpy as np
-import pytest
+from helpers import gl_or_skip
 
-from dt_playground.gl import GL_LOCK, ensure_gl_backend, render_lock
+from dt_playground.gl import GL_LOCK, render_lock
 from dt_playground.render import random_trace, replay_frames
 
 
@@ -21,10 +21,7 @@ def test_lock_only_where_the_backend_needs_it():
 
 
 def test_parallel_replays_match_sequential():
-    try:
-        backend = ensure_gl_backend()
-    except Exception as exc:  # no GL here: the render tests say why
-        pytest.skip(f"no headless GL: {exc}")
+    backend = gl_or_skip()
     traces = [random_trace("Hopper-v5", 60, seed=s) for s in (1, 2)]
     alone: dict = {}
     for i, tr in enumerate(traces):
@@ -50,10 +47,7 @@ def test_a_kept_surface_draws_what_a_fresh_one_does(monkeypatch):
     for a new (env, size)."""
     from dt_playground import render
 
-    try:
-        ensure_gl_backend()
-    except Exception as exc:
-        pytest.skip(f"no headless GL: {exc}")
+    gl_or_skip()
     traces = [random_trace("Hopper-v5", 40, seed=s) for s in (3, 4)]
     fresh: dict = {}
     for i, tr in enumerate(traces):
