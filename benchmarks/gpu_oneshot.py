@@ -72,7 +72,7 @@ def cuda_tests(report: Report, quick: bool) -> dict:
 
 
 def step_modes(report: Report, device, quick: bool) -> dict:
-    from dt_playground import speed
+    from dt_playground.cli import bench_cases as speed
 
     modes = ("eager", "graph") if device.type != "cuda" else ("eager", "compile", "graph")
     out = {}
@@ -93,7 +93,7 @@ def step_modes(report: Report, device, quick: bool) -> dict:
 
 
 def model_bench(report: Report, device, quick: bool) -> dict:
-    from dt_playground.bench import run_model_bench
+    from dt_playground.cli.bench import run_model_bench
 
     if quick:
         return run_model_bench(steps=30, repeats=3, rounds=2, device=str(device),
@@ -102,8 +102,8 @@ def model_bench(report: Report, device, quick: bool) -> dict:
 
 
 def sweep(report: Report, device, quick: bool) -> dict:
-    from dt_playground.checkpoints import load_checkpoint
-    from dt_playground.evaluate import sweep as run_sweep
+    from dt_playground.checkpoints.checkpoint import load_checkpoint
+    from dt_playground.rollout.evaluate import sweep as run_sweep
 
     ck = load_checkpoint(ROOT / "pretrained" / "hopper-dt")
     lo, hi = ck.config["dataset"]["return_min"], ck.config["dataset"]["return_max"]
@@ -133,7 +133,7 @@ def main() -> int:
 
     import torch
 
-    from dt_playground.cpu import resolve_device, setup_process
+    from dt_playground.dt.runtime import resolve_device, setup_process
 
     setup_process()
     device = resolve_device("auto")

@@ -21,11 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dt_playground import interactive, plots, plots_glance  # noqa: E402
-from dt_playground import playground as pg  # noqa: E402
-from dt_playground.cpu import setup_process  # noqa: E402
-from dt_playground.gl import ensure_gl_backend  # noqa: E402
-from dt_playground.render import keep_surfaces, render_trace  # noqa: E402
+from dt_playground.dt.runtime import setup_process  # noqa: E402
+from dt_playground.media.gl import ensure_gl_backend  # noqa: E402
+from dt_playground.media.plots import figures as plots
+from dt_playground.media.plots import glance as plots_glance
+from dt_playground.media.replay import keep_surfaces, render_trace  # noqa: E402
+from dt_playground.serve import glance as interactive
+from dt_playground.serve import play as pg
 
 CHECKPOINTS = {"Hopper-v5": "hopper-dt", "CartPole-v1": "cartpole-dt",
                "HalfCheetah-v5": "halfcheetah-dt", "LunarLander-v3": "lunarlander-dt"}

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from dt_playground.cli.main import main
 
 sys.exit(main())

@@ -1,4 +1,8 @@
-"""The one exception type the app shows to users as is."""
+"""Every exception class the package raises, and how messages lose server paths.
+
+`PlaygroundError` is the one the app shows to users as is; the others name what failed
+(a checkpoint, a dataset, a render...) and the app's service layer turns them into
+sentences at its boundary."""
 
 from __future__ import annotations
 
@@ -8,6 +12,30 @@ from pathlib import PurePath
 
 class PlaygroundError(ValueError):
     """A problem with the user's request, phrased for the user (no server paths)."""
+
+
+class UnknownEnvError(ValueError):
+    """An environment id that is not in the registry."""
+
+
+class DatasetError(ValueError):
+    """A dataset that can't be used: missing, corrupt, empty or inconsistent."""
+
+
+class NoReturnHeadError(ValueError):
+    """``best`` was asked of a model without a return-distribution head."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that can't be used, with the reason."""
+
+
+class RenderError(RuntimeError):
+    """A video that can't be made: no GL backend, ffmpeg failure, bad output."""
+
+
+class ReplayDivergenceError(RenderError):
+    """Replaying a trace's actions gave different rewards: a determinism bug."""
 
 
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][\w.@+-]+){2,}[/\\]?")

@@ -20,20 +20,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dt_playground import hub_card  # noqa: E402
-from dt_playground.collect import DEFAULT_DATA_ROOT  # noqa: E402
-from dt_playground.cpu import setup_process  # noqa: E402
-from dt_playground.io import write_json_atomic  # noqa: E402
-from dt_playground.paths import pretrained_dir  # noqa: E402
-from dt_playground.pretrain import (  # noqa: E402
-    CARD_SEEDS,
-    RECIPES,
-    _train_one,
-    card_evaluation,
-    checkpoint_name,
-    ensure_dataset,
+from dt_playground.atomic import write_json_atomic  # noqa: E402
+from dt_playground.checkpoints import hub_card  # noqa: E402
+from dt_playground.data.storage import (  # noqa: E402
+    DEFAULT_DATA_ROOT,  # noqa: E402
+    read_collection,
+    resolve_dataset,
 )
-from dt_playground.storage import read_collection, resolve_dataset  # noqa: E402
+from dt_playground.dt.runtime import setup_process  # noqa: E402
+from dt_playground.paths import pretrained_dir  # noqa: E402
+from dt_playground.zoo.cards import CARD_SEEDS, card_evaluation  # noqa: E402
+from dt_playground.zoo.pretrain import RECIPES, _train_one, checkpoint_name, ensure_dataset  # noqa: E402
 
 
 def main() -> int:

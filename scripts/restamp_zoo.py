@@ -24,10 +24,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dt_playground.io import write_json_atomic  # noqa: E402
+from dt_playground.atomic import write_json_atomic  # noqa: E402
 from dt_playground.paths import pretrained_dir, relative_to_repo  # noqa: E402
-from dt_playground.pretrain import RECIPES, ensure_dataset  # noqa: E402
-from dt_playground.train import TrainConfig, build_dataset  # noqa: E402
+from dt_playground.training.train import TrainConfig, build_dataset  # noqa: E402
+from dt_playground.zoo.pretrain import RECIPES, ensure_dataset  # noqa: E402
 
 
 def fresh_data(env_id: str):

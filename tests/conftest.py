@@ -10,8 +10,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from dt_playground.collect import collect_episodes  # noqa: E402
-from dt_playground.data import write_minari  # noqa: E402
+from dt_playground.behaviour.collect import collect_episodes  # noqa: E402
+from dt_playground.data.storage import write_minari  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -28,7 +28,7 @@ def cartpole_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory, cartpole_dataset):
     """A pretrained-style folder with a briefly trained CartPole DT and BC."""
-    from dt_playground.train import TrainConfig, train
+    from dt_playground.training.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("zoo")
     for algo in ("dt", "bc"):

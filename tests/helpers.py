@@ -6,13 +6,13 @@ pytest's plugin file, which must not be imported twice."""
 import numpy as np
 import torch
 
-from dt_playground.envs import get_spec
-from dt_playground.model import DecisionTransformer, DTConfig
+from dt_playground.dt.model import DecisionTransformer, DTConfig
+from dt_playground.envs.registry import get_spec
 
 
 def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0):
     """An untrained small model for an env (random weights are enough for plumbing tests)."""
-    from dt_playground.envs import make_env, space_dims
+    from dt_playground.envs.registry import make_env, space_dims
 
     spec = get_spec(env_id)
     env = make_env(spec)
@@ -36,7 +36,7 @@ def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0)
 
 
 def tiny_norm(model, scale=100.0):
-    from dt_playground.data import Normaliser
+    from dt_playground.data.windows import Normaliser
 
     return Normaliser(
         np.zeros(model.cfg.state_dim, np.float32), np.ones(model.cfg.state_dim, np.float32), scale
@@ -49,7 +49,7 @@ def head_dt_zip(dataset, root):
     import zipfile
     from pathlib import Path
 
-    from dt_playground.train import TrainConfig, train
+    from dt_playground.training.train import TrainConfig, train
 
     out = Path(root) / "head-dt"
     train(TrainConfig(dataset=str(dataset), out=str(out), algo="dt", steps=30,
@@ -79,8 +79,8 @@ def gl_or_skip() -> str:
 
     import pytest
 
-    from dt_playground.gl import ensure_gl_backend
-    from dt_playground.render import RenderError
+    from dt_playground.errors import RenderError
+    from dt_playground.media.gl import ensure_gl_backend
 
     try:
         return ensure_gl_backend()

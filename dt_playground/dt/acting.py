@@ -1,0 +1,268 @@
+"""The inference engine a rollout calls once per step.
+
+`Acting` is a frozen copy of a `DecisionTransformer`'s weights laid out for
+choosing actions fast on a CPU: matmul weights prepacked for oneDNN
+(`cpu.linear`), optionally in bfloat16, and the computation cut to what the
+next action needs:
+
+* the final action token of a window is a placeholder nothing earlier attends
+  to, so it is dropped;
+* the last block runs its query, projection and MLP for the final state token
+  alone (keys and values still come from every token);
+* `token_features` (the embedding and the first block's query/key/value) depend
+  on a token's own step alone, so `rollout.DTPolicy` computes them once per step
+  and keeps the last K steps; each action then embeds three tokens, not 3K.
+
+The maths is the model's ``forward(...)[:, -1]``; tests check they agree.
+Dropout is off, as in ``eval()``.
+
+`Reference` is the plain twin (as nanoGPT keeps manual attention beside
+``flash``): ``model(...)[:, -1]`` on the training window, nothing cached or
+fused. Both take a ``device``; on CUDA the fast engine's matmuls are plain
+``F.linear`` (oneDNN is the CPU fast path). `engine_for` gives one engine per
+loaded set of weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+
+import torch
+import torch.nn.functional as F
+
+from dt_playground.dt import runtime as cpu
+from dt_playground.dt.model import DecisionTransformer
+from dt_playground.dt.return_head import require_head
+
+ENGINES = ("fast", "reference")
+
+# Engines by model (weakly: a model that is gone takes its engines with it), each
+# with the `DecisionTransformer.weights_version` it was made from.
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ENGINES_LOCK = threading.Lock()
+
+
+class _Linear:
+    """``F.linear`` with this weight, through a prepacked oneDNN copy when it pays."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, pack: bool = True):
+        self.weight, self.bias = weight.contiguous(), bias.contiguous()
+        self.packed = cpu.pack_weight(self.weight) if pack else None
+
+    def __call__(self, x, relu: bool = False, residual=None) -> torch.Tensor:
+        return cpu.linear(x, self.weight, self.bias, relu, residual, packed=self.packed)
+
+
+class _LayerNorm:
+    def __init__(self, ln: torch.nn.LayerNorm):
+        self.shape, self.weight, self.bias, self.eps = (
+            ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.shape, self.weight, self.bias, self.eps)
+
+
+class _Block:
+    """One pre-LN block (`model.Block`) for inference. The first block's full q/k/v
+    feeds `Acting.token_features`; the last block needs one query and every key and
+    value; blocks in between need the full q/k/v. Only what is used is packed."""
+
+    def __init__(self, block, first: bool, last: bool):
+        attn = block.attn
+        C = attn.qkv.in_features
+        W, b = attn.qkv.weight, attn.qkv.bias
+        self.n_heads = attn.n_heads
+        self.ln1, self.ln2 = _LayerNorm(block.ln1), _LayerNorm(block.ln2)
+        self.qkv = _Linear(W, b) if first or not last else None
+        if last:
+            self.q = _Linear(W[:C], b[:C], pack=False)  # one row: ATen's path is faster
+            self.kv = _Linear(W[C:], b[C:])
+        self.proj = _Linear(attn.proj.weight, attn.proj.bias)
+        self.fc1 = _Linear(block.mlp[0].weight, block.mlp[0].bias)
+        self.fc2 = _Linear(block.mlp[2].weight, block.mlp[2].bias)
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        last_only: bool,
+        qkv: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The block's output (B, T, C), or with ``last_only`` the final token's
+        alone (B, 1, C). ``qkv`` (B, T, 3C) may come precomputed."""
+        B, T, C = x.shape
+        nh = self.n_heads
+        hs = C // nh
+        if qkv is None and last_only:  # keys and values for every token, one query
+            h = self.ln1(x)
+            q = self.q(h[:, -1:]).view(B, 1, nh, hs).transpose(1, 2)
+            k, v = self.kv(h).view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4)
+        else:
+            if qkv is None:
+                qkv = self.qkv(self.ln1(x))
+            q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
+        if last_only:
+            # One query: the last token may attend to every earlier one, so no causal mask.
+            q = q[:, :, -1:]
+            attn_mask = attn_mask[..., -1:, :] if attn_mask is not None else None
+            x = x[:, -1:]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and not last_only
+        )
+        x = self.proj(y.transpose(1, 2).reshape(B, x.shape[1], C), residual=x)
+        return self.fc2(self.fc1(self.ln2(x), relu=True), residual=x)
+
+
+class _Engine:
+    """What both engines hold: a frozen copy of the model's weights (in ``dtype``, on
+    ``device``) and its config."""
+
+    def __init__(
+        self,
+        model: DecisionTransformer,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ):
+        self.model = _frozen_copy(model, dtype, device)
+        self.cfg, self.n_tokens, self.dtype = model.cfg, model.n_tokens, dtype
+        self.device = torch.device(device)
+
+
+class Acting(_Engine):
+    """A frozen copy of ``model`` for choosing actions (see the module docstring).
+
+    The weights are those of ``model`` when this is made: make a new one after
+    training further. ``dtype=torch.bfloat16`` halves the matmul work on CPUs with
+    native bf16 (per-row results don't depend on the batch).
+    """
+
+    name = "fast"
+
+    def __init__(
+        self,
+        model: DecisionTransformer,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ):
+        super().__init__(model, dtype, device)
+        n = len(self.model.blocks)
+        self.blocks = [_Block(b, first=i == 0, last=i == n - 1)
+                       for i, b in enumerate(self.model.blocks)]
+        self.ln_f = _LayerNorm(self.model.ln_f)
+        head = self.model.predict_action
+        self.head = _Linear(head.weight, head.bias, pack=False)
+
+    @classmethod
+    def for_model(cls, model: DecisionTransformer, dtype: torch.dtype = torch.float32) -> Acting:
+        """`engine_for(model, "fast", dtype)`: kept for callers of the old name."""
+        return engine_for(model, "fast", dtype)
+
+    @torch.inference_mode()
+    def token_features(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
+        """What each token contributes on its own (B, K, n, 4h): the embedded token
+        (h) and the first block's query, key and value (3h)."""
+        x = self.model.embed_tokens(returns_to_go, states, actions, timesteps)
+        first = self.blocks[0]
+        return torch.cat([x, first.qkv(first.ln1(x))], dim=-1)
+
+    @torch.inference_mode()
+    def predict_from_features(
+        self, feats: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The last step's action (B, A) from the `token_features` of a window
+        (B, K, n, 4h); ``mask`` (B, K) marks real steps when rows are padded."""
+        # Drop the placeholder action token of the last step.
+        out = self.head(self.ln_f(self._last_output(feats, mask, drop=1)))
+        return out if self.cfg.discrete else torch.tanh(out)
+
+    @torch.inference_mode()
+    def return_logits_from_features(
+        self, feats: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The last step's return-bin logits (B, bins), P(R_t | history up to s_t), from
+        the `token_features` of a (s, R, a) window, or of a (s, a) return model's: the
+        tokens after s_t (R_t's, a placeholder here, and a_t's) are dropped and the s_t
+        token is read (returns.py)."""
+        require_head(self.cfg)
+        drop = self.n_tokens - 1
+        return self.model.predict_return(self.ln_f(self._last_output(feats, mask, drop=drop)))
+
+    def _last_output(self, feats: torch.Tensor, mask: torch.Tensor | None, drop: int):
+        """The last block's output (B, C) for the final token once the window's last
+        ``drop`` tokens are dropped."""
+        B, K, n, _ = feats.shape
+        h = self.cfg.hidden
+        f = feats.reshape(B, n * K, 4 * h)[:, :-drop]  # interleaved tokens
+        attn_mask = self.model.attention_mask(mask)
+        if attn_mask is not None:
+            attn_mask = attn_mask[..., :-drop, :-drop]
+        x = f[..., :h]
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, attn_mask, last_only=i == last, qkv=f[..., h:] if i == 0 else None)
+        return x[:, -1]
+
+    @torch.inference_mode()
+    def predict_last(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
+        """``model(...)[:, -1]`` (B, A): the action for the last step of each window."""
+        returns_to_go, states, actions, timesteps, mask = DecisionTransformer.strip_common_padding(
+            returns_to_go, states, actions, timesteps, mask
+        )
+        feats = self.token_features(returns_to_go, states, actions, timesteps)
+        return self.predict_from_features(feats, mask)
+
+
+class Reference(_Engine):
+    """The plain engine: ``model(...)[:, -1]`` on the whole training window, through
+    the model's own forward (a frozen copy, like `Acting`). Slower, and the yardstick
+    the fast engine is tested against."""
+
+    name = "reference"
+
+    @torch.inference_mode()
+    def predict_last(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
+        """``model(...)[:, -1]`` (B, A)."""
+        inputs = DecisionTransformer.strip_common_padding(
+            returns_to_go, states, actions, timesteps, mask
+        )
+        return self.model(*inputs)[:, -1]
+
+    @torch.inference_mode()
+    def return_logits_last(self, returns_to_go, states, actions, timesteps, mask=None):
+        """``model.return_logits(...)[:, -1]`` (B, bins): P(R_t | history up to s_t)."""
+        inputs = DecisionTransformer.strip_common_padding(
+            returns_to_go, states, actions, timesteps, mask
+        )
+        return self.model.return_logits(*inputs)[:, -1]
+
+
+def _frozen_copy(model: DecisionTransformer, dtype, device) -> DecisionTransformer:
+    return copy.deepcopy(model).to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def engine_for(
+    model: DecisionTransformer,
+    engine: str = "fast",
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> Acting | Reference:
+    """The ``engine`` ("fast" or "reference") for ``model``'s current weights, reused
+    while they are unchanged (building one copies and packs the weights: tens of
+    milliseconds). The key is the model's explicit `weights_version`, which
+    ``load_state_dict`` and the trainer bump; code that changes weights in place
+    otherwise must call ``model.weights_changed()``."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    device = torch.device(device)
+    key = (engine, dtype, str(device))
+    version = model.weights_version
+    with _ENGINES_LOCK:
+        hit = _ENGINES.get(model, {}).get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    made = (Acting if engine == "fast" else Reference)(model, dtype, device)
+    with _ENGINES_LOCK:
+        _ENGINES.setdefault(model, {})[key] = (version, made)
+    return made

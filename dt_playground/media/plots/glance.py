@@ -1,0 +1,187 @@
+"""Figures for seeing return conditioning at a glance (pure, as `plots`).
+
+* The target grid's cumulative rewards, one line per tile in the tile's colour.
+* Re-prompt markers on an episode's return-to-go and reward figures.
+* Figures from checkpoint cards alone, for tabs that show something before
+  anything runs: every pretrained checkpoint carries ``card.json`` (its
+  evaluation on 30 held-out seeds: per-target mean and std, BC / %BC
+  references) and its config carries the dataset summary.
+
+Traces are named, as in `plots`, so tests can find them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dt_playground.media.plots.figures import (
+    _REF_DASHES,
+    COLORS,
+    data_band,
+    empty_figure,
+    reward_figure,
+    rtg_figure,
+    styled,
+)
+
+if TYPE_CHECKING:  # rollout imports torch; a figure only needs the Trace's arrays
+    from dt_playground.envs.episodes import Trace
+
+# The tiles' colours in the grid video (`tiles.TILE_COLORS`), so a line and its
+# tile match.
+TILE_COLORS = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692",
+               "#B6E880", "#FF97FF")
+
+
+def grid_reward_figure(traces: Sequence[Trace], labels: Sequence[str] | None = None) -> go.Figure:
+    """Cumulative reward of every tile of a grid, each with its target as a dotted
+    line of the same colour."""
+    labels = list(labels) if labels else [f"target {t.target}" for t in traces]
+    fig = go.Figure()
+    x_end = max((t.length for t in traces), default=1)
+    for i, (tr, label) in enumerate(zip(traces, labels)):
+        color = TILE_COLORS[i % len(TILE_COLORS)]
+        cum = np.cumsum(np.asarray(tr.rewards, dtype=np.float64))
+        fig.add_trace(go.Scatter(
+            x=np.arange(1, tr.length + 1), y=cum, mode="lines", line={"color": color},
+            name=f"{label} → {tr.ret:.0f}", legendgroup=str(i),
+        ))
+        if isinstance(tr.target, str):  # "best": no number was asked for
+            continue
+        fig.add_trace(go.Scatter(
+            x=[0, x_end], y=[tr.target, tr.target], mode="lines", showlegend=False,
+            line={"color": color, "dash": "dot", "width": 1}, name=f"{label} (target)",
+            legendgroup=str(i), hoverinfo="name",
+        ))
+    seed = traces[0].seed if traces else ""
+    return styled(fig, f"Cumulative reward at each target (seed {seed})", "step",
+                   "cumulative reward", height=400)
+
+
+def mark_switches(fig: go.Figure, switches: dict[int, float | str]) -> go.Figure:
+    """Add a vertical line at every re-prompt after step 0 (named "re-prompt at
+    step s → R"), spanning the figure's data. Returns ``fig``."""
+    ys = [np.asarray(t.y, dtype=np.float64) for t in fig.data if t.y is not None and len(t.y)]
+    ys = [y[np.isfinite(y)] for y in ys]
+    ys = [y for y in ys if len(y)]
+    lo = float(min(y.min() for y in ys)) if ys else 0.0
+    hi = float(max(y.max() for y in ys)) if ys else 1.0
+    for step, target in sorted(switches.items()):
+        if step == 0:
+            continue
+        value = f"{target:g}" if isinstance(target, (int, float)) else str(target)
+        fig.add_trace(go.Scatter(
+            x=[step, step], y=[lo, hi], mode="lines", name=f"re-prompt at step {step} → {value}",
+            line={"color": "#444444", "dash": "dashdot", "width": 1.5},
+        ))
+    return fig
+
+
+# ---------------------------------------------------------------- cards
+
+REF_LABELS = {"bc": "BC", "pbc": "%BC"}
+ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC"}
+
+
+def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figure:
+    """The card's sweep: per-target mean ± std over its seeds against the
+    requested return, the data's return band and top 10%, BC and %BC lines."""
+    title = "Achieved vs requested return (checkpoint card)"
+    rows = (card or {}).get("per_target") or []
+    if not rows:
+        return empty_figure(title, "This checkpoint has no card yet: run a sweep.")
+    xs = np.array([r["target"] for r in rows], dtype=np.float64)
+    means = np.array([r["mean"] for r in rows], dtype=np.float64)
+    stds = np.array([r.get("std", 0.0) for r in rows], dtype=np.float64)
+    refs = {REF_LABELS.get(k, k): float(v) for k, v in (card.get("references") or {}).items()}
+    values = [*xs, *(means - stds), *(means + stds), *refs.values()]
+    if dataset and "return_min" in dataset:
+        values += [dataset["return_min"], dataset["return_max"]]
+    lo, hi = float(np.min(values)), float(np.max(values))
+    pad = 0.03 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+    fig = go.Figure()
+    if dataset and "return_min" in dataset:
+        fig.add_trace(data_band(lo, hi, dataset["return_min"], dataset["return_max"],
+                            "dataset return range", COLORS["data"]))
+        if "return_p90" in dataset:
+            fig.add_trace(data_band(lo, hi, dataset["return_p90"], dataset["return_max"],
+                                "dataset top 10%", COLORS["top"]))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], name="y = x", mode="lines",
+                             line={"color": COLORS["ideal"], "dash": "dash"}))
+    for i, (name, value) in enumerate(refs.items()):
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[value, value], name=f"{name} ({value:.0f})",
+                                 mode="lines",
+                                 line={"color": COLORS["ref"], "dash": _REF_DASHES[i % 4]}))
+    n = rows[0].get("n", len(card.get("seeds") or []))
+    fig.add_trace(go.Scatter(
+        x=xs, y=means, name=f"card: mean ± std of {n} seeds", mode="lines+markers",
+        error_y={"type": "data", "array": stds, "visible": True},
+        line={"color": COLORS["model"]}, marker={"size": 9},
+    ))
+    rho = card.get("spearman")
+    if rho is not None:
+        title += f" (Spearman ρ = {rho:.2f})"
+    fig = styled(fig, title, "requested return", "achieved return")
+    fig.update_xaxes(range=[lo, hi])
+    fig.update_yaxes(range=[lo, hi])
+    return fig
+
+
+def cards_compare_figure(cards: dict[str, dict]) -> go.Figure:
+    """Each checkpoint's card at its top target (the Compare tab on arrival)."""
+    rows = [{"name": name, "algo": c.get("algo"), "context_len": c.get("context_len"),
+             "mean": c["top_target_mean"], "std": c.get("top_target_std") or 0.0,
+             "spearman": c.get("spearman"), "dataset_max": c.get("dataset_max")}
+            for name, c in cards.items() if c and c.get("top_target_mean") is not None]
+    return compare_figure(rows, "Return by model (checkpoint cards, same seeds)")
+
+
+def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)") -> go.Figure:
+    """The Compare tab's one figure, on arrival (from cards) and after a run: mean ± std
+    return per checkpoint (DT first, in the model colour; BC and %BC in the reference
+    colour), each episode as a dot when a run has them, the data's best return as a line.
+    A row: name, algo, context_len, mean, std, and optionally spearman, episodes,
+    dataset_max."""
+    if not rows:
+        return empty_figure(title, "No checkpoint of this environment has a card yet.")
+    rows = sorted(rows, key=lambda r: (r.get("algo") != "dt", r.get("algo") or "", r["name"]))
+    names = [r["name"] for r in rows]
+    text = [
+        f"{ALGO_LABELS.get(r.get('algo'), r.get('algo'))}, K={r.get('context_len')}"
+        + (f", ρ={r['spearman']:.2f}" if r.get("spearman") is not None else "")
+        for r in rows
+    ]
+    colors = [COLORS["model"] if r.get("algo") == "dt" else COLORS["ref"] for r in rows]
+    fig = go.Figure(go.Bar(
+        x=names, y=[float(r["mean"]) for r in rows], name="mean ± std",
+        text=text, textposition="inside", marker={"color": colors}, opacity=0.85,
+        error_y={"type": "data", "array": [float(r.get("std") or 0.0) for r in rows],
+                 "visible": True},
+        hovertemplate="%{x}: %{y:.1f}<extra></extra>",
+    ))
+    dots = [(r["name"], float(e)) for r in rows for e in r.get("episodes") or ()]
+    if dots:
+        fig.add_trace(go.Scatter(
+            x=[d[0] for d in dots], y=[d[1] for d in dots], name="episodes", mode="markers",
+            marker={"color": "black", "size": 5, "opacity": 0.5},
+            hovertemplate="%{y:.1f}<extra></extra>"))
+    best = next((r["dataset_max"] for r in rows if r.get("dataset_max") is not None), None)
+    if best is not None:
+        fig.add_trace(go.Scatter(x=[names[0], names[-1]], y=[best, best], mode="lines",
+                                 name=f"dataset max ({best:.0f})",
+                                 line={"color": COLORS["data"], "dash": "dash"}))
+    fig = styled(fig, title, "checkpoint", "return")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def schedule_figures(trace: Trace) -> tuple[go.Figure, go.Figure]:
+    """The return-to-go and cumulative-reward figures of a re-prompted episode, each
+    with its switches marked (`mark_switches`)."""
+    return (mark_switches(rtg_figure(trace), trace.switches),
+            mark_switches(reward_figure(trace), trace.switches))

@@ -1,0 +1,66 @@
+"""The app's longer texts: the About tab and the one-line captions under plots.
+
+Kept apart from the layout so `app.py` stays wiring, and so the wording can be read
+(and reviewed) in one place."""
+
+ABOUT = """
+### What you are looking at
+A **Decision Transformer** (Chen et al., 2021) treats control as sequence modelling. An episode
+is written as a sequence of (return-to-go, state, action) tokens, and a GPT-style causal
+transformer learns to predict each action from the recent past: the last *K* steps.
+
+**The return-to-go is a prompt.** Like an LLM told "write a great essay", the model is told
+"from here, collect *R* more reward". At each step the prompt shrinks by the reward just
+received. Ask for a low return and a well-trained DT plays like the poor episodes in its
+data; ask for a high one and it plays like the best.
+
+**What it cannot do.** The model imitates what is in its data, conditioned on outcome. Ask
+for more than any episode ever achieved and it saturates near the best behaviour it has seen
+(the *Dataset* tab shows that ceiling). And unlike value-based offline RL it does not
+reliably *stitch* good pieces of different bad episodes into a better one: it learns which
+behaviour went with which outcome, not how to improve on it.
+
+**Baselines.** *BC* clones every action in the data regardless of outcome; *%BC* clones only
+the best 10% of episodes. If DT at its top target is no better than %BC, return conditioning
+bought nothing but control.
+
+All checkpoints were trained by this project on datasets generated from shipped behaviour
+policies and seeds; nothing is downloaded.
+"""
+
+TRAIN_NOTE = (
+    "Train a small model on this environment's dataset (every env's data collects in under a "
+    "minute; the first job of an env collects it, as its own stage). One job runs at a time "
+    "on the server; others wait in the queue with their position shown. The checkpoint "
+    "belongs to this browser session only, and is selected when it is done."
+)
+
+CAPTIONS = {
+    "rtg": "How to read it: the dashed line is the return still asked for at each step; the "
+           "solid one is what the episode actually went on to collect from there. Close lines "
+           "mean the model kept its promise.",
+    "reward": "How to read it: reward collected so far against the target (dashed). Ending "
+              "on the dashed line means the model delivered exactly the return it was asked for.",
+    "grid": "How to read it: one line per tile, the same seed at each target; lines that fan "
+            "out in the order of their targets are return conditioning at work.",
+    "sweep": "How to read it: each point is a target's mean return over seeds; on the diagonal "
+             "the model gets what it is asked for, and the grey band is the data's range.",
+    "compare": "How to read it: bars are mean ± std return at each checkpoint's best target; the "
+               "dashed line is the best episode in the data.",
+}
+
+APP_CSS = """
+/* Phone: controls stack full width; tabs wrap instead of hiding behind an overflow menu. */
+@media (max-width: 640px) {
+  .gradio-container { padding: 6px !important; }
+  .tab-container, [role="tablist"] { flex-wrap: wrap !important; overflow: visible !important; }
+  [role="tablist"] button { flex: 1 1 auto; }
+  .row, .form { flex-direction: column !important; }
+  .row > *, .form > * { width: 100% !important; min-width: 0 !important; }
+}
+.caption p { font-size: 0.85rem !important; opacity: 0.8; margin-top: -4px; }
+/* The dropdown's arrow sits beside the text, never over it. */
+.wrap-inner input { padding-right: 28px !important; text-overflow: ellipsis; }
+/* Videos fill their column. */
+video { width: 100% !important; height: auto !important; max-height: 70vh; }
+"""

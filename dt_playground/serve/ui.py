@@ -1,0 +1,438 @@
+"""The app's handlers: Gradio events onto library calls (the one module here that
+imports gradio; `app.py` only lays out components and wires them to these).
+
+`Handlers` holds the app's state (sessions, worker pool, admission): `build_demo` makes
+one, no module-level globals are reassigned. Each handler validates, runs through the
+session's admission (serve/admission.py), calls the library and turns its results into
+component values; every exception becomes a sentence at the `boundary`.
+"""
+
+import functools
+import inspect
+import logging
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from dt_playground.checkpoints import layout
+from dt_playground.data.summary import DatasetSummary, target_range
+from dt_playground.envs.registry import get_spec
+from dt_playground.errors import CheckpointError, PlaygroundError, RenderError, scrub_paths
+from dt_playground.media.plots import figures as plots
+from dt_playground.media.plots import glance as plots_glance
+from dt_playground.media.plots import inspect as plots_inspect
+from dt_playground.media.replay import render_trace
+from dt_playground.serve import card_views, formatting
+from dt_playground.serve.admission import Admission
+from dt_playground.serve.jobs import TrainJob, TrainRequest
+from dt_playground.serve.sessions import SessionStore
+from dt_playground.serve.workers import CheckpointRef, WorkerPool
+
+LOG = logging.getLogger("dt_playground.app")
+EXAMPLE_WAIT_S = 120.0  # how long a page's first load waits for the start-up example
+
+
+def _lib():
+    """The library's torch half, imported on first use rather than with the app: the page
+    is served before torch has loaded (start-up <= 5 s). (Python's import lock makes
+    concurrent first calls safe.)"""
+    from dt_playground.serve import play
+
+    return play
+
+
+def _glance():
+    from dt_playground.serve import glance  # imports torch: on first use, as `_lib`
+
+    return glance
+
+
+def user_error(exc: BaseException) -> gr.Error:
+    """What the user sees: our own messages as they are (logged as one line); anything
+    else as a short, path-free line (the traceback goes to the server log)."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, PlaygroundError):
+        LOG.info("refused: %s", scrub_paths(str(exc))[:200])
+        return gr.Error(scrub_paths(str(exc)), print_exception=False)
+    LOG.exception("unexpected error in a handler")
+    return gr.Error(
+        f"Something went wrong on the server ({type(exc).__name__}); the request was not "
+        "completed. Other requests are unaffected.", print_exception=False)
+
+
+def boundary(fn):
+    """Every handler's exceptions become clear `gr.Error`s (generators included)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                raise user_error(exc) from None
+
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise user_error(exc) from None
+
+    return call
+
+
+def _key(request: gr.Request | None) -> str | None:
+    """The admission key: Gradio's session hash, which a browser tab and a
+    `gradio_client.Client` each have their own of."""
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def _steps(progress, desc: str):
+    return lambda done, total: progress(done / max(total, 1), desc=desc)
+
+
+class Handlers:
+    """The app's state and its event handlers (bound methods are the Gradio callbacks)."""
+
+    def __init__(self, store: SessionStore, pool: WorkerPool | None = None):
+        self.store = store
+        self.pool = pool or WorkerPool.inline()
+        self.admission = Admission()
+        self._example: tuple | None = None
+        self._example_ready = threading.Event()
+
+    # ------------------------------------------------------------ helpers
+
+    def _checkpoint(self, sid, value, env_id):
+        return _lib().catalogue.resolve(value, env_id, self.store.owned(sid))
+
+    def _video(self, render, episodes, progress, sid, stem: str, path=None, **kwargs):
+        """``render(episodes, path)`` on a worker into a fresh session video; a failure
+        says that the episode itself ran."""
+        path = path or self.store.video_path(sid, stem)
+        try:
+            return self.pool.run("interactive", render, episodes, str(path),
+                                 progress=_steps(progress, "rendering video"), **kwargs)
+        except RenderError as exc:
+            msg = f"The episode ran (see plots) but its video could not be made: {exc}"
+            raise gr.Error(scrub_paths(msg), print_exception=False) from None
+
+    def _cheap(self, request) -> bool:
+        return self.admission.cheap(_key(request))
+
+    # ------------------------------------------------------------ lists and arrival
+
+    @boundary
+    def on_env_change(self, env_id: str, checkpoint: str | None, sid: str | None,
+                      request: gr.Request = None):
+        """The env's checkpoint list (pretrained + this session's); the shown checkpoint
+        stays when it belongs to the env (an upload that switched the env), so the
+        update is idempotent and triggers nothing when nothing changed."""
+        if not self._cheap(request):
+            return gr.skip()
+        choices = layout.choices(env_id, self.store.owned(sid))
+        values = [v for _, v in choices]
+        value = checkpoint if checkpoint in values else (values[0] if values else None)
+        return gr.Dropdown(choices=choices, value=value)
+
+    @boundary
+    def on_checkpoint_change(self, env_id: str, checkpoint: str, sid: str | None = None,
+                             request: gr.Request = None):
+        """Target slider range and the dataset line, from config.json alone (no model)."""
+        if not self._cheap(request):
+            return gr.skip(), gr.skip()
+        if not checkpoint:
+            return gr.Slider(), "No checkpoint for this environment yet: train one in the " \
+                "Train tab."
+        try:
+            path = layout.locate(checkpoint, env_id, self.store.owned(sid))
+            dataset = DatasetSummary.from_dict(
+                layout.read_json(path / "config.json", "config").get("dataset"))
+        except (PlaygroundError, CheckpointError) as exc:
+            return gr.Slider(), f"⚠️ {exc}"
+        r = target_range(dataset, get_spec(env_id).target_presets)
+        return (gr.Slider(minimum=r.minimum, maximum=r.maximum, value=r.value),
+                f"Dataset returns: {r.describe()}")
+
+    @boundary
+    def controls(self, env_id: str, checkpoint: str, sid: str | None = None):
+        """The `best` box (DTs with a return head or model) and "sample actions"
+        (discrete envs only), from the checkpoint's files."""
+        try:
+            info = layout.peek_checkpoint(layout.locate(checkpoint, env_id,
+                                                        self.store.owned(sid)))
+            best, discrete = bool(info and info.offers_best), get_spec(env_id).discrete
+        except (PlaygroundError, CheckpointError):
+            best, discrete = False, True
+        return gr.Checkbox(value=False, visible=best), gr.Checkbox(visible=discrete)
+
+    @boundary
+    def arrival(self, env_id: str, checkpoint: str, sid: str | None = None,
+                request: gr.Request = None):
+        """What the Sweep and Dataset tabs and the re-prompt box show for a checkpoint,
+        read from its files (no rollout, no torch)."""
+        if not self._cheap(request):
+            return (gr.skip(),) * 8
+        owned = self.store.owned(sid)
+        return (*card_views.sweep_view(env_id, checkpoint, owned),
+                *card_views.dataset_view(env_id, checkpoint, owned),
+                card_views.schedule_example(env_id, checkpoint, owned))
+
+    @boundary
+    def compare_on_arrival(self, env_id: str, request: gr.Request = None):
+        """Every pretrained checkpoint's card of the env (no rollout)."""
+        if not self._cheap(request):
+            return gr.skip(), gr.skip()
+        return card_views.compare_view(env_id)
+
+    # ------------------------------------------------------------ checks (nothing cleared)
+
+    @boundary
+    def check_play(self, env_id, checkpoint, target, seed, sampled=False, best=False,
+                   sid=None):
+        """Refuse a bad request before any output is touched (the play that follows
+        checks again: API calls go to it directly)."""
+        pg = _lib()
+        ck = self._checkpoint(sid, checkpoint, env_id)
+        pg.play_target("best" if best is True else target, ck)
+        pg.parse_seed(seed)
+
+    @boundary
+    def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None):
+        self._checkpoint(sid, checkpoint, env_id)
+        _glance().parse_schedule(schedule)
+        _lib().parse_seed(seed)
+
+    @boundary
+    def check_grid(self, env_id, checkpoint, targets, seed, sid=None):
+        ck = self._checkpoint(sid, checkpoint, env_id)
+        _glance().parse_grid_targets(targets, ck)
+        _lib().parse_seed(seed)
+
+    @boundary
+    def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None):
+        ck = self._checkpoint(sid, checkpoint, env_id)
+        _lib().parse_target(target, ck)
+        _lib().parse_seed(seed)
+        _lib().parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
+
+    # ------------------------------------------------------------ interactive work
+
+    @boundary
+    def play(self, env_id: str, checkpoint: str, target: float, seed: float, sampled: bool,
+             best: bool = False, sid: str | None = None, request: gr.Request = None,
+             progress=gr.Progress()):
+        """Play one episode: summary and plots as soon as it is simulated, then the
+        video. ``best``: the model picks its own target, the slider is ignored."""
+        with self.admission.interactive(_key(request), "play"):
+            yield from self._play(env_id, checkpoint, target, seed, sampled, best, sid,
+                                  progress)
+
+    def _play(self, env_id, checkpoint, target, seed, sampled, best, sid, progress,
+              video_path=None):
+        pg = _lib()
+        ck = self._checkpoint(sid, checkpoint, env_id)
+        target = "best" if best is True else target
+        progress(0, desc="simulating")
+        trace = self.pool.run("interactive", pg.play_episode, CheckpointRef.of(ck), target,
+                              seed, sampled, progress=_steps(progress, "simulating"))
+        summary = pg.episode_summary(trace, ck)
+        figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
+        yield gr.skip(), *figs, pg.summary_markdown(summary), summary
+        info = self._video(render_trace, trace, progress, sid,
+                           f"{ck.spec.short_name}-{trace.seed}", path=video_path,
+                           max_frames=pg.MAX_VIDEO_FRAMES)
+        summary = {**summary, "video_frames": info.n_frames, "video_seconds": info.duration_s,
+                   "render_seconds": round(info.seconds, 3)}
+        yield str(info.path), *figs, pg.summary_markdown(summary), summary
+
+    @boundary
+    def play_schedule(self, env_id: str, checkpoint: str, schedule: str, seed: float,
+                      sid: str | None, request: gr.Request = None, progress=gr.Progress()):
+        """One episode re-prompted mid-way ("0:3000,300:500"); the same outputs as
+        `play`, with the switches marked."""
+        with self.admission.interactive(_key(request), "re-prompted play"):
+            ia = _glance()
+            ck = self._checkpoint(sid, checkpoint, env_id)
+            trace = self.pool.run("interactive", ia.play_schedule, CheckpointRef.of(ck),
+                                  schedule, seed, progress=_steps(progress, "simulating"))
+            summary = ia.schedule_summary(trace, ck, schedule)
+            figs = plots_glance.schedule_figures(trace)
+            yield gr.skip(), *figs, formatting.schedule_markdown(summary), summary
+            info = self._video(render_trace, trace, progress, sid,
+                               f"{ck.spec.short_name}-reprompt-{trace.seed}",
+                               max_frames=_lib().MAX_VIDEO_FRAMES)
+            summary = {**summary, "video_frames": info.n_frames,
+                       "render_seconds": round(info.seconds, 3)}
+            yield str(info.path), *figs, formatting.schedule_markdown(summary), summary
+
+    @boundary
+    def play_grid(self, env_id: str, checkpoint: str, targets: str, seed: float,
+                  sid: str | None, request: gr.Request = None, progress=gr.Progress()):
+        """The same seed at several targets in one batched rollout: the plot first,
+        then one tiled video."""
+        with self.admission.interactive(_key(request), "grid"):
+            ia = _glance()
+            ck = self._checkpoint(sid, checkpoint, env_id)
+            res = self.pool.run("interactive", ia.play_grid, CheckpointRef.of(ck), targets,
+                                seed, progress=_steps(progress, "simulating"))
+            summary = res.summary(ck)
+            fig = plots_glance.grid_reward_figure(res.traces, res.labels)
+            yield gr.skip(), fig, summary
+            info = self._video(ia.grid_video, res, progress, sid,
+                               f"{ck.spec.short_name}-grid-{res.seed}")
+            yield str(info.path), fig, {**summary, "video_frames": info.n_frames,
+                                        "render_seconds": round(info.seconds, 3)}
+
+    @staticmethod
+    def grid_markdown(summary: dict | None) -> str:
+        return formatting.grid_markdown(summary) if summary and summary.get("tiles") else ""
+
+    @boundary
+    def attention(self, env_id: str, checkpoint: str, target: float, seed: float,
+                  sampled: bool, step: float, sid: str | None = None,
+                  request: gr.Request = None):
+        """What the action at one step of the episode attended to (replayed)."""
+        with self.admission.interactive(_key(request), "attention view"):
+            pg = _lib()
+            ck = self._checkpoint(sid, checkpoint, env_id)
+            att = self.pool.run("interactive", pg.attention_at, CheckpointRef.of(ck), target,
+                                seed, step, sampled)
+            return plots_inspect.attention_figure(att), att
+
+    @boundary
+    def upload(self, file: str | None, env_id: str, sid: str | None,
+               request: gr.Request = None):
+        """A zipped checkpoint folder (ours, or a `transformers` DT folder with its stats):
+        safetensors + JSON only. The page switches to its env, lists that env's
+        checkpoints and selects the upload, in one update."""
+        with self.admission.interactive(_key(request), "upload"):
+            sid, cid, ck = _lib().catalogue.import_upload(self.store, sid, file, env_id)
+            env = ck.spec.env_id
+            choices = layout.choices(env, self.store.owned(sid))
+            return (gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid),
+                    f"Loaded `{cid}` for {env}.", sid)
+
+    # ------------------------------------------------------------ background work
+
+    @boundary
+    def sweep(self, env_id: str, checkpoint: str, n_targets: float, n_seeds: float,
+              seed: float, sid: str | None = None, request: gr.Request = None,
+              progress=gr.Progress()):
+        """Achieved vs requested return over targets x seeds, batched."""
+        with self.admission.background_job(_key(request), "sweep"):
+            pg = _lib()
+            ck = self._checkpoint(sid, checkpoint, env_id)
+            targets = pg.sweep_targets(ck, n_targets)
+            res, refs = self.pool.run("background", pg.sweep_with_references,
+                                      CheckpointRef.of(ck), targets, n_seeds, seed,
+                                      progress=_steps(progress, "sweeping"))
+            fig = plots.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
+            return fig, pg.sweep_markdown(res), {**res, "references": refs}
+
+    @boundary
+    def compare(self, env_id: str, n_seeds: float, seed: float, request: gr.Request = None,
+                progress=gr.Progress()):
+        """Every pretrained checkpoint of the env on the same seeds; progress advances
+        per checkpoint; the same figure as on arrival."""
+        with self.admission.background_job(_key(request), "comparison"):
+            pg = _lib()
+            progress(0, desc="playing every checkpoint")
+            results, notes = self.pool.run("background", pg.compare_report, env_id, n_seeds,
+                                           seed, progress=_steps(progress, "checkpoints"))
+            return card_views.compare_run_view(env_id, results, notes)
+
+    @boundary
+    def train_model(self, env_id: str, algo: str, steps: float, context_len: float,
+                    lr: float, sid: str | None, request: gr.Request = None,
+                    progress=gr.Progress()):
+        """Collect (first use) and train in the background, streaming the loss curve;
+        the finished checkpoint is listed and selected."""
+        request_ = TrainRequest.parse(env_id, algo, steps, context_len, lr)
+        session = self.store.get_or_new(sid)
+        if session.job is not None and not session.job.done:
+            raise PlaygroundError("This session is already training: cancel it first.")
+        with self.admission.background_job(_key(request), "training job"):
+            cid, out = self.store.reserve(session, "trained")
+            job = session.job = TrainJob(request_, out).start()
+            for j in job.watch():
+                progress(len(j.steps) / request_.steps, desc=j.stage)
+                yield (plots_inspect.loss_figure(j.curve()), j.status(), session.id,
+                       gr.skip())
+            if job.error:
+                self.store.tidy(session)
+                raise PlaygroundError(job.status())
+            if out.is_dir():
+                self.store.adopt(session, cid, out)
+            choices = layout.choices(env_id, self.store.owned(session.id))
+            yield (plots_inspect.loss_figure(job.curve()), job.status().replace(out.name, cid),
+                   session.id, gr.Dropdown(choices=choices, value=cid))
+
+    @boundary
+    def cancel_training(self, sid: str | None) -> str:
+        """Stop this session's training job (the checkpoint so far is kept)."""
+        session = self.store.get(sid)
+        if session is None or session.job is None or session.job.done:
+            return "No training running."
+        session.job.stop.set()
+        return "Cancelling…"
+
+    def training_status(self, env_id: str, sid: str | None) -> str:
+        """The Train tab's status line belongs to the env of the session's job."""
+        session = self.store.get(sid)
+        job = session.job if session is not None else None
+        if job is None or job.request.env_id != env_id:
+            return ""
+        return job.status()
+
+    @boundary
+    def dataset_view(self, env_id: str, checkpoint: str, sid: str | None = None):
+        """The return histogram, lengths and quality levels behind a checkpoint."""
+        return card_views.dataset_view(env_id, checkpoint, self.store.owned(sid))
+
+    # ------------------------------------------------------------ sessions and example
+
+    def start_session(self) -> str:
+        return self.store.new()
+
+    def end_session(self, sid: str | None) -> None:
+        self.store.end(sid)
+
+    def start_example(self, env_id: str, checkpoint: str | None) -> None:
+        """Play the Play tab's arrival example once, in the background: the default
+        env's first checkpoint at its default target and the app's seed
+        (deterministic), video included."""
+        def run():
+            try:
+                if not checkpoint:
+                    return
+                path = layout.locate(checkpoint, env_id, {})
+                dataset = DatasetSummary.from_dict(
+                    layout.read_json(path / "config.json", "config").get("dataset"))
+                target = target_range(dataset, get_spec(env_id).target_presets).value
+                video = Path(self.store.videos_root) / "example" / f"{checkpoint}.mp4"
+                video.parent.mkdir(parents=True, exist_ok=True)
+                from dt_playground.envs.seeds import APP_SEED
+
+                *_, last = self._play(env_id, checkpoint, target, APP_SEED, False, False,
+                                      None, lambda *a, **k: None, video_path=video)
+                self._example = (env_id, checkpoint, target, *last)
+            except Exception:  # the page works without its example
+                LOG.exception("the arrival example could not be played")
+            finally:
+                self._example_ready.set()
+
+        threading.Thread(target=run, daemon=True, name="dtp-example").start()
+
+    def example(self, env_id: str, checkpoint: str):
+        """The arrival example's outputs (target, video, plots, summary), if the page
+        still shows its env and checkpoint; nothing changes otherwise."""
+        self._example_ready.wait(EXAMPLE_WAIT_S)
+        ex = self._example
+        if ex is None or (ex[0], ex[1]) != (env_id, checkpoint):
+            return (gr.skip(),) * 6
+        return ex[2:]

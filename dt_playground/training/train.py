@@ -1,0 +1,400 @@
+"""Training: a function, not a script.
+
+``train(TrainConfig(...))`` loads (or takes) an offline dataset, trains a DT,
+BC or %BC model with AdamW, linear warmup (then cosine decay) and gradient
+clipping at 0.25 (as the official DT), evaluates at a few target returns every
+``eval_every`` steps, and writes a checkpoint folder, resumable from its last
+save.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from dt_playground.checkpoints.checkpoint import save_checkpoint
+from dt_playground.data.storage import load_episodes
+from dt_playground.data.windows import OfflineDataset
+from dt_playground.dt.model import DecisionTransformer, DTConfig
+from dt_playground.dt.return_head import DEFAULT_BINS, dataset_head_config
+from dt_playground.dt.runtime import resolve_device, torch_threads
+from dt_playground.envs.registry import get_spec, make_env, space_dims
+from dt_playground.envs.seeds import (
+    TRAIN_EVAL_SEED,  # model selection's seeds, never the cards' (seeds.py)
+)
+from dt_playground.paths import relative_to_repo
+from dt_playground.rollout.policy import DTPolicy, run_grid
+from dt_playground.training.step import (
+    DeviceWindows,
+    TrainStep,
+    choose_mode,
+    join_world,
+    make_optimizer,
+    optimizer_state,
+    rank_seed,
+    restore_optimizer,
+    sampler_state,
+)
+
+LOG_EVERY = 10  # steps between loss-curve points (and loss read-backs on CUDA)
+
+# Keys that say how and where a run goes, not what it trains: two configs that
+# differ only here train the same model (`TrainConfig.identity`).
+RUN_ONLY = frozenset({
+    "dataset", "out", "resume", "save_every", "keep_train_state", "threads", "device",
+    "step_mode", "eval_every", "eval_episodes", "eval_targets",
+})
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = _f("", "Minari dataset id or folder (default: dtp/<env>/mixed-v0)")
+    env_id: str = _f("", "environment id; read from the dataset's metadata when empty")
+    out: str = _f("runs/checkpoint", "checkpoint folder to write")
+    algo: str = _f("dt", "dt (Decision Transformer), bc (behaviour cloning) or pbc (%BC)")
+    pbc_fraction: float = _f(0.1, "for pbc: fraction of best episodes to clone")
+    steps: int = _f(2000, "gradient steps")
+    batch_size: int = _f(64, "windows per batch")
+    context_len: int = _f(20, "K, timesteps per window")
+    hidden: int = _f(128, "embedding width")
+    n_layers: int = _f(3, "transformer blocks")
+    n_heads: int = _f(1, "attention heads")
+    dropout: float = _f(0.1, "dropout rate")
+    lr: float = _f(1e-3, "peak learning rate (AdamW)")
+    weight_decay: float = _f(1e-4, "AdamW weight decay")
+    warmup_steps: int = _f(200, "linear warmup steps")
+    cosine_decay: bool = _f(True, "cosine-decay the learning rate to 10% after warmup")
+    grad_clip: float = _f(0.25, "gradient norm clip")
+    bf16: bool = _f(True, "bfloat16 autocast for the forward pass (fast on AVX-512 BF16 CPUs)")
+    eval_every: int = _f(0, "evaluate every N steps (0: only at the end)")
+    eval_episodes: int = _f(2, "episodes per target in periodic evaluation")
+    eval_targets: str = _f(
+        "", "comma-separated targets for periodic evaluation (default: dataset p10, median, max)"
+    )
+    save_every: int = _f(500, "write a resumable checkpoint every N steps")
+    resume: bool = _f(True, "resume from the checkpoint folder's saved state if present")
+    keep_train_state: bool = _f(False, "keep optimizer state in the final checkpoint")
+    seed: int = _f(0, "seed for initialisation and batch sampling")
+    threads: int = _f(0, "torch threads while training (0: leave as is)")
+    device: str = _f("auto", "auto (cuda when available), cpu or cuda")
+    step_mode: str = _f(
+        "auto", "auto, eager, compile or graph (auto: one CUDA graph on a single GPU, else eager)"
+    )
+    return_bins: int = _f(
+        0, f"bins of a return-distribution head for target 'best' (e.g. {DEFAULT_BINS}); 0: "
+        "none. On a dt it is MGDT's head, whose (s, R, a) order can cost action quality; on a "
+        "bc it makes a return model to put in a DT's returns/ folder (see `returns`)"
+    )
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+    def identity(self, steps: bool = True) -> dict:
+        """The recipe: every key but the run-only ones (`RUN_ONLY`). Resuming compares
+        it without ``steps`` (a run may be extended); keeping a finished checkpoint
+        compares it whole."""
+        return self.identity_of(asdict(self), steps)
+
+    @staticmethod
+    def identity_of(saved: dict, steps: bool = True) -> dict:
+        """`identity` of a config saved as JSON (keys it lacks stay absent: a recipe
+        key added since makes an old run differ, as it should)."""
+        drop = RUN_ONLY if steps else RUN_ONLY | {"steps"}
+        return {k: v for k, v in saved.items() if k not in drop}
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    curve: list[dict]
+    evals: list[dict]
+    seconds: float
+    final_loss: float
+    rank: int = 0  # this process's rank under torchrun (0 writes and logs)
+
+
+def _lr_factor(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if not cfg.cosine_decay:
+        return 1.0
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def evaluate_targets(
+    model, norm, spec, targets, episodes: int, seed: int, max_steps: int | None = None
+) -> list[dict]:
+    """Mean achieved return per target over ``episodes`` seeds (for model selection)."""
+    policy = DTPolicy(model, norm, spec)
+    traces = run_grid(policy, targets, range(seed, seed + episodes), max_steps=max_steps)
+    out = []
+    for t in targets:
+        rets = [tr.ret for tr in traces if tr.target == t]
+        out.append({"target": float(t), "return": float(np.mean(rets))})
+    return out
+
+
+def build_dataset(cfg: TrainConfig) -> tuple[OfflineDataset, dict, str]:
+    """Load the dataset named by the config; returns (dataset, summary of ALL data, env_id)."""
+    from dt_playground.data.storage import default_dataset_id
+
+    name = cfg.dataset or default_dataset_id(cfg.env_id)
+    episodes, env_id, meta = load_episodes(name)
+    if cfg.env_id and get_spec(cfg.env_id).env_id != get_spec(env_id).env_id:
+        raise ValueError(f"Dataset {name} was recorded on {env_id}, not {cfg.env_id}")
+    spec = get_spec(env_id)
+    env = make_env(spec)
+    _, act_dim = space_dims(env)
+    env.close()
+    full = OfflineDataset(episodes, spec, act_dim)
+    summary = full.summary()
+    summary["dataset_id"] = str(meta.get("dataset_id", name))
+    summary["ref_min_score"] = meta.get("ref_min_score")
+    summary["ref_max_score"] = meta.get("ref_max_score")
+    ds = full.top_fraction(cfg.pbc_fraction) if cfg.algo == "pbc" else full
+    return ds, summary, spec.env_id
+
+
+def gathers_on_device(device: torch.device) -> bool:
+    """Whether batches are gathered on the device (`DeviceWindows`, CUDA) rather than
+    in numpy (the CPU). A function so the tests can run the device path on the CPU."""
+    return device.type == "cuda"
+
+
+def train(
+    cfg: TrainConfig, on_step=None, progress: bool = False, dataset=None, should_stop=None
+) -> TrainResult:
+    """Train a model as configured and write its checkpoint folder to ``cfg.out``.
+
+    ``on_step(step, loss, lr)`` is called after every step (the app's live
+    curve; on CUDA in bursts of `LOG_EVERY`, when losses are read back);
+    ``should_stop()`` returning True cancels cleanly (a checkpoint of the steps
+    done so far is still written). ``dataset`` may be a prebuilt
+    ``(OfflineDataset, summary, env_id)``. Under ``torchrun`` every rank calls
+    this; rank 0 alone writes the checkpoint, logs and evaluates.
+
+    Process-wide settings are the caller's (`cpu.setup_process`); ``cfg.threads``
+    applies only while this runs.
+    """
+    if cfg.algo not in ("dt", "bc", "pbc"):
+        raise ValueError(f"algo must be dt, bc or pbc, got {cfg.algo!r}")
+    device = resolve_device(cfg.device)
+    world = join_world(device)
+    if world.size > 1 and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        with torch_threads(cfg.threads):
+            return _train(cfg, device, world, on_step, progress, dataset, should_stop)
+    finally:
+        world.close()
+
+
+def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> TrainResult:
+    ds, summary, env_id = dataset or build_dataset(cfg)
+    spec = get_spec(env_id)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    mcfg = DTConfig(
+        state_dim=ds.state_dim,
+        act_dim=ds.act_dim,
+        discrete=spec.discrete,
+        hidden=cfg.hidden,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        context_len=cfg.context_len,
+        max_ep_len=spec.max_ep_len,
+        dropout=cfg.dropout,
+        use_returns=cfg.algo == "dt",
+        **dataset_head_config(ds, cfg.return_bins if cfg.algo in ("dt", "bc") else 0),
+    )
+    model = DecisionTransformer(mcfg).to(device)
+    mode = choose_mode(cfg.step_mode, device, world)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, device, graph=mode == "graph")
+    out = Path(cfg.out)
+    step, curve, evals, elapsed = 0, [], [], 0.0
+    # Batches: numpy on the CPU (as every earlier run), gathered on the GPU on CUDA.
+    windows = DeviceWindows(ds, device) if gathers_on_device(device) else None
+    gen = torch.Generator(device=device) if windows is not None else None
+    rng = None
+    exact_resume = False
+
+    state_json = out / "train_state.json"
+    if cfg.resume and state_json.is_file():
+        st = json.loads(state_json.read_text())
+        saved = st.get("config", {})
+        if TrainConfig.identity_of(saved, steps=False) != cfg.identity(steps=False):
+            raise ValueError(
+                f"{out} holds a run with a different configuration; choose "
+                "another output folder or pass --no-resume"
+            )
+        done = json.loads((out / "config.json").read_text()).get("dataset", {})
+        if done.get("dataset_id") != summary["dataset_id"]:
+            raise ValueError(f"{out} holds a run on dataset {done.get('dataset_id')!r}, not "
+                             f"{summary['dataset_id']!r}; choose another output folder")
+        model.load_state_dict(load_file(str(out / "model.safetensors"), device=str(device)))
+        tensors = load_file(str(out / "train_state.safetensors"))
+        torch.set_rng_state(tensors.pop("__torch_rng"))
+        cuda_rng = tensors.pop("__cuda_rng", None)
+        if cuda_rng is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(cuda_rng, device)
+        sampler_rng = tensors.pop("__sampler_rng", None)
+        restore_optimizer(opt, tensors, st["optimizer"])
+        step, curve, evals, elapsed = st["step"], st["curve"], st["evals"], st["seconds"]
+        # The saved sampler state is rank 0's of a world of one; elsewhere (another
+        # world size or device) every rank reseeds from (seed, rank, step).
+        same_world = world.size == 1 and st.get("world_size", 1) == 1
+        if same_world and windows is None and "numpy_rng" in st:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = st["numpy_rng"]
+            exact_resume = True
+        elif same_world and windows is not None and sampler_rng is not None:
+            gen.set_state(sampler_rng)
+            exact_resume = True
+    if not exact_resume:
+        # Rank 0 of a fresh single-process run keeps the seeding of every earlier run.
+        fresh = step == 0 and world.rank == 0
+        seed = cfg.seed if fresh else rank_seed(cfg.seed, world.rank, step)
+        rng = np.random.default_rng(seed)
+        if gen is not None:
+            gen.manual_seed(seed)
+    if world.size > 1:  # dropout masks differ per rank (weights are already made)
+        torch.manual_seed(rank_seed(cfg.seed, world.rank, step + 1))
+    share = world.batch_share(cfg.batch_size)
+    train_step = TrainStep(model, opt, device=device, bf16=cfg.bf16, grad_clip=cfg.grad_clip,
+                           mode=mode, world=world)
+
+    targets = (
+        [float(x) for x in cfg.eval_targets.split(",") if x.strip()]
+        if cfg.eval_targets
+        else [summary["return_p10"], summary["return_median"], summary["return_max"]]
+    )
+
+    def config_json(final: bool) -> dict:
+        return {
+            "env_id": spec.env_id,
+            "algo": cfg.algo,
+            "context_len": cfg.context_len,
+            "state_mean": ds.norm.state_mean.tolist(),
+            "state_std": ds.norm.state_std.tolist(),
+            "return_scale": spec.return_scale,
+            "dataset": summary,
+            # No machine paths in a checkpoint: the dataset id, the folder relative to the repo.
+            "train": {**asdict(cfg), "dataset": summary.get("dataset_id", ""),
+                      "out": relative_to_repo(cfg.out)},
+            "curve": curve,
+            "evals": evals,
+            "steps_done": step,
+            "complete": final,
+            "train_seconds": round(elapsed, 2),
+        }
+
+    def save(final: bool):
+        if not world.main:
+            return
+        extra = {}
+        if not final or cfg.keep_train_state:
+            tensors, meta = optimizer_state(opt)
+            tensors["__torch_rng"] = torch.get_rng_state()
+            if device.type == "cuda":
+                tensors["__cuda_rng"] = torch.cuda.get_rng_state(device)
+            s_tensors, s_meta = sampler_state(windows, gen, rng)
+            extra["train_state.safetensors"] = {**tensors, **s_tensors}
+            extra["train_state.json"] = {
+                "config": {**asdict(cfg), "dataset": summary.get("dataset_id", ""),
+                           "out": relative_to_repo(cfg.out)},
+                "optimizer": meta,
+                **s_meta,
+                "world_size": world.size,
+                "step": step,
+                "curve": curve,
+                "evals": evals,
+                "seconds": elapsed,
+            }
+        save_checkpoint(out, model, config_json(final), extra_files=extra)
+
+    def evaluate():
+        if world.main:
+            model.eval()
+            model.weights_changed()  # the acting engine copies these weights anew
+            for e in evaluate_targets(
+                model, ds.norm, spec, targets, cfg.eval_episodes, TRAIN_EVAL_SEED
+            ):
+                evals.append({"step": step, **e})
+            model.train()
+        world.barrier()
+
+    bar = None
+    if progress and world.main:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=cfg.steps, initial=step, desc=f"train {cfg.algo} {spec.env_id}", unit="step"
+        )
+    model.train()
+    t0 = time.perf_counter() - elapsed
+    loss_val = float("nan")
+    pending: list[tuple[int, torch.Tensor, float]] = []  # losses not yet read back
+
+    def flush() -> None:
+        """Read the pending losses back in one transfer (on CUDA the only sync)."""
+        nonlocal loss_val
+        if not pending:
+            return
+        values = torch.stack([x for _, x, _ in pending]).float().cpu().tolist()
+        for (s, _, lr), v in zip(pending, values):
+            loss_val = v
+            if s % LOG_EVERY == 0 or s == cfg.steps:
+                curve.append({"step": s, "loss": round(v, 5), "lr": lr})
+            if on_step is not None and world.main:
+                on_step(s, v, lr)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{v:.4f}")
+        pending.clear()
+
+    while step < cfg.steps:
+        if should_stop is not None and should_stop():
+            break
+        if windows is not None:
+            batch = windows.sample(share, cfg.context_len, gen)
+        else:
+            batch = {
+                k: torch.from_numpy(v) for k, v in ds.sample(share, cfg.context_len, rng).items()
+            }
+        lr = cfg.lr * _lr_factor(cfg, step)
+        loss = train_step(batch, lr)
+        step += 1
+        pending.append((step, loss, lr))
+        if windows is None or step % LOG_EVERY == 0:  # on the device: read back in bursts
+            flush()
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+            flush()
+            evaluate()
+        elapsed = time.perf_counter() - t0
+        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
+            flush()
+            save(final=False)
+    flush()
+    if bar is not None:
+        bar.close()
+    model.eval()
+    model.weights_changed()
+    if cfg.eval_episodes > 0 and step > 0:
+        evaluate()
+    elapsed = time.perf_counter() - t0
+    save(final=step >= cfg.steps)
+    world.barrier()
+    return TrainResult(out, curve, evals, elapsed, loss_val, world.rank)

@@ -1,0 +1,170 @@
+"""The app through a real Gradio client: launched in-process, called over HTTP."""
+
+import imageio
+import pytest
+from helpers import predict
+
+from dt_playground.rollout.policy import DTPolicy, run_episodes
+from dt_playground.serve import play as pg
+
+
+@pytest.fixture(scope="module")
+def server(app_client, tiny_zoo):
+    return app_client, tiny_zoo
+
+
+def test_build_demo_without_launch(tiny_zoo, monkeypatch):
+    monkeypatch.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
+    import app
+
+    demo = app.build_demo()
+    names = {d.api_name for d in demo.fns.values() if d.api_name}
+    assert {"play", "sweep", "compare", "train", "dataset", "upload", "checkpoints"} <= names
+
+
+def _frames(path) -> int:
+    """Decode the MP4 (as a browser would have to) and count its frames."""
+    reader = imageio.get_reader(path, format="FFMPEG")
+    try:
+        return sum(1 for _ in reader)
+    finally:
+        reader.close()
+
+
+def test_play_endpoint_matches_library(server):
+    client, zoo = server
+    ck_path = "cartpole-dt"  # as the dropdown offers it
+    video, rtg_plot, reward_plot, md, summary = predict(client,
+        "CartPole-v1", ck_path, 250, 7, False, api_name="/play"
+    )
+    ck = pg.get_checkpoint(ck_path)
+    ref = run_episodes(DTPolicy(ck.model, ck.norm, ck.spec), [250.0], [7])[0]
+    assert summary["achieved"] == pytest.approx(ref.ret)
+    assert summary["length"] == ref.length
+    path = video["video"] if isinstance(video, dict) else video
+    expected = 1 + ref.length // ck.spec.render_every  # reset frame + every k-th step
+    assert _frames(path) == expected == summary["video_frames"]
+    assert "Requested" in md
+
+
+def test_bad_inputs_then_normal_request(server):
+    client, zoo = server
+    from gradio_client.exceptions import AppError
+
+    ck_path = "cartpole-dt"  # as the dropdown offers it
+    with pytest.raises(AppError, match="trained on CartPole-v1, not LunarLander-v3"):
+        predict(client, "LunarLander-v3", ck_path, 100, 0, False, api_name="/play")
+    with pytest.raises(AppError, match="Seed must be|less than minimum value 0"):
+        predict(client, "CartPole-v1", ck_path, 100, -3, False, api_name="/play")
+    with pytest.raises(AppError):
+        predict(client, "CartPole-v1", ck_path, "lots", 0, False, api_name="/play")
+    out = predict(client, "CartPole-v1", ck_path, 100, 0, False, api_name="/play")
+    assert out[4]["requested"] == 100
+
+
+def test_sweep_compare_dataset_endpoints(server):
+    client, zoo = server
+    ck_path = "cartpole-dt"  # as the dropdown offers it
+    fig, text, res = predict(client, "CartPole-v1", ck_path, 3, 2, 100, api_name="/sweep")
+    assert len(res["rows"]) == 6 and "Spearman" in text
+    assert "BC" in res["references"]
+    fig, table = predict(client, "CartPole-v1", 2, 50, api_name="/compare")
+    assert len(table) == 2
+    *_, info = predict(client, "CartPole-v1", ck_path, api_name="/dataset")
+    ck = pg.get_checkpoint(ck_path)
+    assert info["episodes"] == ck.config["dataset"]["episodes"]
+
+
+def test_upload_refuses_non_checkpoint(server, tmp_path):
+    client, _ = server
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    bad = tmp_path / "evil.zip"
+    bad.write_bytes(b"\x80\x04 not a zip at all")
+    with pytest.raises(AppError, match="not a zip"):
+        predict(client, handle_file(str(bad)), "CartPole-v1", api_name="/upload")
+
+
+def test_absurd_target_then_normal_request(server):
+    client, zoo = server
+    from gradio_client.exceptions import AppError
+
+    ck_path = "cartpole-dt"  # as the dropdown offers it
+    with pytest.raises(AppError, match="out of range|greater than maximum"):
+        predict(client, "CartPole-v1", ck_path, 1e12, 0, False, api_name="/play")
+    assert predict(client, "CartPole-v1", ck_path, 50, 0, False, api_name="/play")[4]["seed"] == 0
+
+
+def test_failed_video_keeps_results_and_server(server, monkeypatch):
+    """A video that can't be written is a clear error; the next play still works."""
+    client, zoo = server
+    from gradio_client.exceptions import AppError
+
+    from dt_playground.errors import RenderError
+    from dt_playground.serve import ui
+
+    real = ui.render_trace
+
+    def broken(*args, **kwargs):
+        raise RenderError("ffmpeg exited with status 1")
+
+    monkeypatch.setattr(ui, "render_trace", broken)
+    ck_path = "cartpole-dt"  # as the dropdown offers it
+    with pytest.raises(AppError, match="video could not be made: ffmpeg exited"):
+        predict(client, "CartPole-v1", ck_path, 100, 1, False, api_name="/play")
+    monkeypatch.setattr(ui, "render_trace", real)
+    out = predict(client, "CartPole-v1", ck_path, 100, 1, False, api_name="/play")
+    assert out[4]["video_frames"] > 0
+
+
+def test_attention_endpoint(server):
+    client, _ = server
+    fig, att = predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 12,
+                              api_name="/attention")
+    ck = pg.get_checkpoint("cartpole-dt")
+    assert att == pg.attention_at(ck, 150, 2, 12)
+    assert att["tokens"][-1] == "s t"
+    with pytest.raises(Exception, match="Step must be between"):
+        predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 5000, api_name="/attention")
+    with pytest.raises(Exception, match="Step must be between"):
+        predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, -4, api_name="/attention")
+    assert predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 0,
+                          api_name="/attention")[1]["tokens"] == ["R t", "s t"]
+
+
+def test_api_reaches_any_checkpoint_by_name_and_nothing_else(server, tmp_path):
+    """The dropdown's and slider's browser-side state never reaches API callers: any
+    env's checkpoint by name and any sane target work; other paths are refused."""
+    client, zoo = server
+    ck = pg.get_checkpoint("cartpole-dt")
+    beyond = pg.target_range(ck).maximum + 200  # past the slider's initial range
+    summary = predict(client, "CartPole-v1", "cartpole-bc", beyond, 1, False, api_name="/play")[4]
+    assert summary["requested"] == beyond and summary["checkpoint"] == "cartpole-bc"
+    with pytest.raises(Exception, match="Unknown checkpoint 'nope'.*cartpole-dt"):
+        predict(client, "CartPole-v1", "nope", 100, 0, False, api_name="/play")
+    with pytest.raises(Exception, match="Unknown checkpoint"):  # a real checkpoint elsewhere
+        predict(client, "CartPole-v1", str(zoo / "cartpole-dt"), 100, 0, False, api_name="/play")
+    with pytest.raises(Exception, match="Unknown checkpoint"):
+        predict(client, "CartPole-v1", "../zoo", 100, 0, False, api_name="/play")
+    with pytest.raises(Exception, match="out of range"):
+        predict(client, "CartPole-v1", "cartpole-dt", 1e9, 0, False, api_name="/play")
+    after = predict(client, "CartPole-v1", "cartpole-dt", 100, 0, False, api_name="/play")[4]
+    assert after["checkpoint"] == "cartpole-dt"  # the server keeps serving
+
+
+def test_best_box_shows_for_a_dt_with_a_return_model(monkeypatch):
+    """hopper-dt has no head but a return model (returns/): the Play tab offers `best`."""
+    monkeypatch.delenv("DTP_PRETRAINED_DIR", raising=False)
+    from dt_playground.checkpoints.layout import peek_checkpoint
+    from dt_playground.paths import pretrained_dir
+
+    def offers_best(name):
+        return peek_checkpoint(pretrained_dir() / name).offers_best
+
+    assert offers_best("hopper-dt") is True
+    assert offers_best("cartpole-dt") is True  # its own head
+    assert offers_best("hopper-bc") is False
+    assert offers_best("hopper-dt-k5") is False
+    for name in ("hopper-dt", "cartpole-dt", "hopper-bc"):  # the same as the loaded model says
+        assert offers_best(name) is pg.get_checkpoint(name).offers_best

@@ -1,0 +1,267 @@
+"""The acting engine computes the model's forward(...)[:, -1], on every path."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dt_playground.dt import runtime as cpu
+from dt_playground.dt.acting import Acting, Reference, engine_for
+from dt_playground.dt.model import DecisionTransformer, DTConfig
+
+
+def _inputs(B, K, S, A, discrete, seed=0):
+    """Random model inputs (rtg, states, actions, timesteps, mask): every step real."""
+    g = torch.Generator().manual_seed(seed)
+    if discrete:
+        actions = F.one_hot(torch.randint(A, (B, K), generator=g), A).float()
+    else:
+        actions = torch.rand(B, K, A, generator=g) * 2 - 1
+    return (torch.randn(B, K, 1, generator=g), torch.randn(B, K, S, generator=g), actions,
+            torch.arange(K).repeat(B, 1) + 7, torch.ones(B, K))
+
+
+onednn = pytest.mark.skipif(cpu._ONEDNN_LINEAR is None, reason="torch built without oneDNN")
+
+
+def _model(hidden, use_returns=True, discrete=False, K=6):
+    torch.manual_seed(0)
+    cfg = DTConfig(
+        state_dim=5,
+        act_dim=3,
+        discrete=discrete,
+        hidden=hidden,
+        n_layers=3,
+        n_heads=2,
+        context_len=K,
+        max_ep_len=50,
+        dropout=0.0,
+        use_returns=use_returns,
+    )
+    return DecisionTransformer(cfg).eval()
+
+
+# hidden 32 stays on ATen's matmuls; hidden 128 with K=20 sends the large ones
+# through packed oneDNN weights with fused ReLU and residual adds.
+@pytest.mark.parametrize("hidden,K", [(32, 6), (128, 20)], ids=["aten", "onednn"])
+@pytest.mark.parametrize("use_returns", [True, False], ids=["dt", "bc"])
+@pytest.mark.parametrize("pad", [0, 2, "mixed"])
+def test_predict_last_equals_forward_last(hidden, K, use_returns, pad):
+    model = _model(hidden, use_returns, K=K)
+    rtg, s, a, t, m = _inputs(3, K, 5, 3, False)
+    if pad == "mixed":
+        m[0, :3] = 0
+    elif pad:
+        m[:, :pad] = 0
+    with torch.no_grad():
+        full = model(rtg, s, a, t, m)[:, -1]
+    torch.testing.assert_close(
+        Acting(model).predict_last(rtg, s, a, t, m), full, rtol=1e-5, atol=1e-5
+    )
+
+
+def test_discrete_logits_and_frozen_weights():
+    model = _model(128, discrete=True, K=20)
+    rtg, s, a, t, m = _inputs(4, 20, 5, 3, True)
+    engine = Acting(model)
+    with torch.no_grad():
+        full = model(rtg, s, a, t, m)[:, -1]
+        torch.testing.assert_close(engine.predict_last(rtg, s, a, t, m), full, rtol=1e-5, atol=1e-5)
+        model.predict_action.bias.add_(1.0)  # the engine keeps the weights it was made with
+    torch.testing.assert_close(engine.predict_last(rtg, s, a, t, m), full, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_engine_is_close_to_fp32():
+    model = _model(128, K=20)
+    rtg, s, a, t, m = _inputs(4, 20, 5, 3, False)
+    ref = Acting(model).predict_last(rtg, s, a, t, m)
+    bf = Acting(model, torch.bfloat16)
+    out = bf.predict_last(rtg.bfloat16(), s.bfloat16(), a.bfloat16(), t, m)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.03, rtol=0.05)
+    assert next(model.parameters()).dtype == torch.float32  # the model itself is untouched
+
+
+@onednn
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("packed", [False, True])
+def test_onednn_linear_matches_aten(dtype, packed):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 40, 128, generator=g).to(dtype)
+    w = (torch.randn(512, 128, generator=g) * 0.05).to(dtype)
+    b = torch.randn(512, generator=g).to(dtype)
+    res = torch.randn(2, 40, 512, generator=g).to(dtype)
+    assert 80 * 128 * 512 >= cpu.ONEDNN_MIN_MACS  # this size takes the oneDNN path
+    p = cpu.pack_weight(w) if packed else None
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=0.02, atol=0.05)
+    ref = F.linear(x.float(), w.float(), b.float())
+    torch.testing.assert_close(cpu.linear(x, w, b, packed=p).float(), ref, **tol)
+    torch.testing.assert_close(cpu.linear(x, w, b, relu=True, packed=p).float(), ref.relu(), **tol)
+    torch.testing.assert_close(
+        cpu.linear(x, w, b, residual=res, packed=p).float(), ref + res.float(), **tol
+    )
+
+
+def test_engine_reused_until_weights_change():
+    model = _model(32)
+    a = engine_for(model)
+    assert engine_for(model) is a and Acting.for_model(model) is a
+    assert engine_for(model, dtype=torch.bfloat16) is not a
+    assert isinstance(engine_for(model, "reference"), Reference)
+    rtg, s, act, t, m = _inputs(2, 6, 5, 3, False)
+    before = a.predict_last(rtg, s, act, t, m)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.train()
+    model.loss({"rtg": rtg, "states": s, "actions": act, "timesteps": t, "mask": m}).backward()
+    opt.step()
+    model.weights_changed()  # what the trainer does after its steps
+    model.eval()
+    b = engine_for(model)
+    assert b is not a
+    torch.testing.assert_close(a.predict_last(rtg, s, act, t, m), before)  # a kept its weights
+    with torch.no_grad():
+        now = model(rtg, s, act, t, m)[:, -1]
+    torch.testing.assert_close(b.predict_last(rtg, s, act, t, m), now, rtol=1e-5, atol=1e-5)
+    model.load_state_dict(copy.deepcopy(model.state_dict()))  # a load is a new engine too
+    assert engine_for(model) is not b
+    with pytest.raises(ValueError, match="engine"):
+        engine_for(model, "turbo")
+
+
+@pytest.mark.parametrize("pad", [0, 2, "mixed"])
+def test_reference_engine_is_forward_last(pad):
+    model = _model(32)
+    rtg, s, a, t, m = _inputs(3, 6, 5, 3, False)
+    if pad == "mixed":
+        m[0, :3] = 0
+    elif pad:
+        m[:, :pad] = 0
+    with torch.no_grad():
+        full = model(rtg, s, a, t, m)[:, -1]
+    torch.testing.assert_close(Reference(model).predict_last(rtg, s, a, t, m), full)
+
+
+@onednn
+def test_onednn_failure_falls_back_to_plain_matmuls(monkeypatch):
+    """If a private oneDNN op raises (a torch build without it), the engine warns once
+    and computes the same actions with ATen's matmuls."""
+    model = _model(128, K=20)
+    rtg, s, a, t, m = _inputs(3, 20, 5, 3, False)
+    with torch.no_grad():
+        full = model(rtg, s, a, t, m)[:, -1]
+    engine = Acting(model)  # packed weights, made while oneDNN works
+
+    class Broken:
+        def __call__(self, *args):
+            raise RuntimeError("mkldnn op not supported")
+
+        binary = __call__
+
+    monkeypatch.setattr(cpu, "_ONEDNN_LINEAR", Broken())
+    with pytest.warns(UserWarning, match="oneDNN"):
+        out = engine.predict_last(rtg, s, a, t, m)
+    assert cpu._ONEDNN_LINEAR is None  # off for the rest of the process (monkeypatch restores)
+    torch.testing.assert_close(out, full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(Acting(model).predict_last(rtg, s, a, t, m), full,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_engine_on_explicit_device_and_bad_device():
+    model = _model(32)
+    rtg, s, a, t, m = _inputs(2, 6, 5, 3, False)
+    engine = engine_for(model, device="cpu")
+    assert engine.device.type == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        cpu.resolve_device("tpu")
+    assert cpu.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            cpu.resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["fast", "reference"])
+def test_cuda_engines_match_cpu(kind):
+    model = _model(128, K=20)
+    rtg, s, a, t, m = _inputs(4, 20, 5, 3, False)
+    m[0, :5] = 0
+    ref = Reference(model).predict_last(rtg, s, a, t, m)
+    gpu = engine_for(model, kind, device="cuda")
+    out = gpu.predict_last(*(x.cuda() for x in (rtg, s, a, t, m)))
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_threads_block_restores_the_count():
+    before = torch.get_num_threads()
+    with cpu.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    # Overlapping blocks (two trainings in a server's threads) ending out of order.
+    a, b = cpu.torch_threads(1), cpu.torch_threads(2)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert torch.get_num_threads() == 2  # b still runs
+    b.__exit__(None, None, None)
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "discrete"])
+def test_fast_and_reference_policies_agree_at_every_step(discrete):
+    """Lock-step rollouts through both engines: at every step, for every live row
+    (rows leave as their episodes end), the fast engine's output is the reference's."""
+    from dt_playground.data.windows import Normaliser
+    from dt_playground.envs.registry import get_spec
+    from dt_playground.rollout.policy import DTPolicy
+
+    spec = get_spec("CartPole-v1" if discrete else "Hopper-v5")
+    S, A = (4, 2) if discrete else (11, 3)
+    model = _model(32, discrete=discrete, K=6)
+    model = DecisionTransformer(DTConfig(**{**model.cfg.to_dict(), "state_dim": S, "act_dim": A,
+                                            "max_ep_len": spec.max_ep_len})).eval()
+    norm = Normaliser(np.zeros(S, np.float32), np.ones(S, np.float32), 100.0)
+    fast = DTPolicy(model, norm, spec, engine="fast")
+    ref = DTPolicy(model, norm, spec, engine="reference")
+    n, T = 5, 14
+    for p in (fast, ref):
+        p.reset([1.0, 50.0, 100.0, 150.0, 200.0], range(n), T)
+    rng = np.random.default_rng(0)
+    rows = np.arange(n)
+    for t in range(T):
+        if t in (4, 9):  # an episode ends: its row leaves
+            rows = rows[1:]
+        obs = rng.normal(size=(len(rows), S)).astype(np.float32)
+        for p in (fast, ref):  # the same inputs for both
+            p.states[rows, t] = norm.states(obs)
+            p.rtg[rows, t] = norm.returns(p.next_rtg[rows])
+        out_f, out_r = fast._predict(rows, t), ref._predict(rows, t)
+        np.testing.assert_allclose(out_f, out_r, rtol=1e-4, atol=1e-5, err_msg=f"step {t}")
+        acts = rng.uniform(-1, 1, size=(len(rows), A)).astype(np.float32)
+        for p in (fast, ref):
+            p.actions[rows, t] = acts
+            p.observe(rows, rng.normal(size=len(rows)))
+
+
+def test_bench_interleaves_rounds_and_reports_spread():
+    """`bench`'s A/B rounds alternate which side runs first, and each side's figure is
+    the median of its rounds with their min-max spread."""
+    from dt_playground.cli.bench_cases import interleave
+
+    calls = []
+
+    def side(name, values):
+        it = iter(values)
+
+        def block():
+            calls.append(name)
+            return next(it)
+
+        return block
+
+    a, b = interleave(side("a", [3.0, 1.0, 2.0, 9.0]), side("b", [5.0, 6.0, 4.0, 5.0]), 4)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert a.median == 2.5 and a.spread == (1.0, 9.0) and b.median == 5.0
+    only, none = interleave(side("c", [1.0, 2.0]), None, 2)
+    assert none is None and only.rounds == [1.0, 2.0]

@@ -1,0 +1,185 @@
+"""plots.py: every figure draws exactly the numbers it was given."""
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from dt_playground.data.windows import dataset_summary
+from dt_playground.envs.episodes import Episode, Trace
+from dt_playground.media.plots import figures as plots
+from dt_playground.media.plots import inspect as plots_inspect
+
+
+def by_name(fig: go.Figure) -> dict:
+    return {t.name: t for t in fig.data}
+
+
+@pytest.fixture
+def trace():
+    rewards = np.array([1.0, -2.0, 3.5, 0.25, 4.0, -1.0])
+    rtg = 10.0 - np.concatenate([[0.0], np.cumsum(rewards)[:-1]])  # what DTPolicy feeds
+    return Trace(
+        "Hopper-v5", seed=7, target=10.0, actions=np.zeros((6, 3)), rewards=rewards, rtg=rtg
+    )
+
+
+@pytest.fixture
+def summary():
+    rng = np.random.default_rng(0)
+    episodes = []
+    for i in range(40):
+        n = int(rng.integers(5, 50))
+        noise = (0.0, 0.3, 1.0)[i % 3]
+        rewards = rng.normal(1.0 - noise, 0.1, n).astype(np.float32)
+        episodes.append(
+            Episode(
+                np.zeros((n + 1, 2), np.float32),
+                np.zeros(n, np.int64),
+                rewards,
+                True,
+                False,
+                seed=i,
+                behaviour=i % 3,
+            )
+        )
+    return dataset_summary(episodes)
+
+
+def test_rtg_actual_is_reverse_cumsum(trace):
+    fig = plots.rtg_figure(trace)
+    lines = by_name(fig)
+    actual = [sum(trace.rewards[t:]) for t in range(trace.length)]
+    np.testing.assert_allclose(lines["actual return to go"].y, actual)
+    np.testing.assert_allclose(lines["conditioned RTG"].y, trace.rtg)
+    assert list(lines["actual return to go"].x) == list(range(trace.length))
+    assert fig.layout.height == plots.HEIGHT and fig.layout.xaxis.title.text == "step"
+
+
+def test_reward_curve_ends_at_the_return(trace):
+    lines = by_name(plots.reward_figure(trace))
+    cum = lines["cumulative reward"]
+    assert cum.y[-1] == pytest.approx(trace.ret)
+    assert cum.x[-1] == trace.length
+    assert set(lines["target"].y) == {trace.target}
+
+
+def test_spearman_known_orders():
+    x = [1, 2, 3, 4, 5]
+    assert plots.spearman(x, [10, 20, 25, 100, 101]) == pytest.approx(1.0)
+    assert plots.spearman(x, [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(plots.spearman(x, [3, 3, 3, 3, 3]))
+    assert math.isnan(plots.spearman([2, 2, 2], [1, 2, 3]))
+    with pytest.raises(ValueError):
+        plots.spearman([1, 2], [1, 2, 3])
+
+
+def test_spearman_with_ties_hand_computed():
+    # x ranks: 1, 2.5, 2.5, 4; y ranks: 1, 2, 3, 4 -> Pearson of the ranks.
+    rx, ry = np.array([1, 2.5, 2.5, 4]), np.array([1, 2, 3, 4])
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    expected = (rx * ry).sum() / np.sqrt((rx**2).sum() * (ry**2).sum())
+    assert plots.spearman([1, 2, 2, 3], [10, 20, 30, 40]) == pytest.approx(expected)
+    assert plots.spearman([1, 2, 2, 3], [40, 30, 20, 10]) == pytest.approx(-expected)
+
+
+def sweep_rows():
+    rows = []
+    for target in (100.0, 200.0, 300.0):
+        for seed, delta in enumerate((-10.0, 0.0, 25.0)):
+            rows.append(
+                {
+                    "target": target,
+                    "seed": seed,
+                    "return": target * 0.9 + delta,
+                    "length": 100 + seed,
+                }
+            )
+    return rows
+
+
+def test_sweep_identity_line_and_stats(summary):
+    rows = sweep_rows()
+    fig = plots.sweep_figure(rows, dataset=summary, references={"BC": 150.0, "10%BC": 260.0})
+    lines = by_name(fig)
+    ident = lines["y = x"]
+    assert list(ident.x) == list(ident.y)  # on the diagonal
+    returns = [r["return"] for r in rows]
+    every = [*returns, 100.0, 300.0, summary["return_min"], summary["return_max"], 150.0, 260.0]
+    assert ident.x[0] <= min(every) and ident.x[-1] >= max(every)
+    mean = lines["mean ± std"]
+    assert list(mean.x) == [100.0, 200.0, 300.0]
+    np.testing.assert_allclose(mean.y, [0.9 * t + 5.0 for t in (100.0, 200.0, 300.0)])
+    np.testing.assert_allclose(mean.error_y.array, [np.std([-10.0, 0.0, 25.0])] * 3)
+    assert sorted(lines["episodes"].y) == sorted(returns)
+    assert set(lines["BC (150)"].y) == {150.0} and set(lines["10%BC (260)"].y) == {260.0}
+    rng_band = lines["dataset return range"]
+    assert min(rng_band.y) == summary["return_min"] and max(rng_band.y) == summary["return_max"]
+    top = lines["dataset top 10%"]
+    assert min(top.y) == summary["return_p90"] and max(top.y) == summary["return_max"]
+    assert "Spearman ρ of means = 1.00" in fig.layout.title.text  # means rise with the target
+    assert plots.spearman([r["target"] for r in rows], returns) < 1.0  # episodes alone don't
+
+
+def test_sweep_without_dataset_or_rows():
+    lines = by_name(plots.sweep_figure(sweep_rows()))
+    assert "dataset return range" not in lines and "y = x" in lines
+    empty = plots.sweep_figure([])
+    assert len(empty.data) == 0 and "No episodes" in empty.layout.annotations[0].text
+
+
+def test_dataset_histogram_matches_summary(summary):
+    fig = plots_inspect.dataset_figure(summary)
+    bars = by_name(fig)["episodes"]
+    assert list(bars.y) == summary["histogram"]["counts"]
+    edges = np.asarray(summary["histogram"]["edges"])
+    np.testing.assert_allclose(bars.x, (edges[1:] + edges[:-1]) / 2)
+    median = next(t for t in fig.data if t.name.startswith("median"))
+    assert set(median.x) == {summary["return_median"]}
+
+
+def test_lengths_and_quality(summary):
+    assert list(by_name(plots_inspect.lengths_figure(summary))["episodes"].x) == summary["lengths"]
+    bars = by_name(plots_inspect.quality_figure(summary))["mean return"]
+    assert list(bars.x) == ["0", "1", "2"]  # sorted best first; behaviour 0 is least noisy
+    levels = summary["behaviours"]
+    assert list(bars.y) == [levels[k]["return_mean"] for k in ("0", "1", "2")]
+    assert bars.y[0] > bars.y[-1]
+    assert len(plots_inspect.quality_figure({"behaviours": {}}).data) == 0
+
+
+def test_loss_figure_with_lr_and_evals():
+    curve = [{"step": s, "loss": 1.0 / (s + 1), "lr": 1e-4 * min(1, s / 10)} for s in range(50)]
+    evals = [{"step": s, "target": t, "return": t * s / 50} for s in (10, 30) for t in (1.0, 2.0)]
+    fig = plots_inspect.loss_figure(curve, evals)
+    lines = by_name(fig)
+    assert list(lines["train/loss"].y) == [p["loss"] for p in curve]
+    assert list(lines["train/lr"].y) == [p["lr"] for p in curve]
+    assert list(lines["eval/return (target 2)"].y) == [2.0 * 10 / 50, 2.0 * 30 / 50]
+    mixed = by_name(plots_inspect.loss_figure(curve + evals))  # eval points inside the curve
+    assert set(mixed) == set(lines)
+    only_loss = by_name(plots_inspect.loss_figure([{"step": 0, "loss": 1.0}]))
+    assert set(only_loss) == {"train/loss"}
+
+
+def test_compare_figure_mean_and_std():
+    results = {"DT": [1.0, 2.0, 3.0], "BC": [5.0, 5.0], "10%BC": [0.0, 4.0]}
+    lines = by_name(plots.compare_figure(results))
+    bars = lines["mean ± std"]
+    assert list(bars.x) == ["DT", "BC", "10%BC"]
+    np.testing.assert_allclose(bars.y, [2.0, 5.0, 2.0])
+    np.testing.assert_allclose(bars.error_y.array, [np.std([1, 2, 3]), 0.0, 2.0])
+    assert len(lines["episodes"].y) == 7
+
+
+def test_attention_figure_rows_and_tokens():
+    att = {"step": 4, "tokens": ["R t", "s t"],
+           "weights": [[[0.25, 0.75]], [[0.5, 0.5]]]}
+    fig = plots_inspect.attention_figure(att)
+    (hm,) = fig.data
+    assert list(hm.y) == ["block 1", "block 2"]
+    assert [list(r) for r in hm.z] == [[0.25, 0.75], [0.5, 0.5]]
+    assert list(fig.layout.xaxis.ticktext) == ["R t", "s t"]
+    assert "step 4" in fig.layout.title.text
+    assert plots_inspect.attention_figure({"step": 0, "tokens": [], "weights": []}).data == ()
