@@ -31,7 +31,7 @@ RAW = {"preprocess": False}  # numbers reach the library as sent; it checks and 
 PRIVATE = {"api_visibility": "private"}
 
 
-def caption(key: str) -> gr.Markdown:
+def caption(key: str) -> gr.Markdown:  # one line under a plot: how to read it
     return gr.Markdown(texts.CAPTIONS[key], elem_classes="caption")
 
 
@@ -86,10 +86,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                         reward_plot = gr.Plot(label="Cumulative reward")
                         caption("reward")
                 with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
-                    gr.Markdown("Rows of `step:target`. At each step the model is prompted "
-                                "anew: its return-to-go is reset to the new target, whatever "
-                                "it has collected. `best` lets a checkpoint with a return head "
-                                "pick its own.")
+                    gr.Markdown(texts.REPROMPT_NOTE)
                     with gr.Row():
                         schedule = gr.Textbox("0:3000,300:500", label="Schedule (step:target)",
                                               scale=3, min_width=200)
@@ -107,9 +104,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                 with gr.Accordion("Details", open=False):
                     summary_json = gr.JSON(label="Summary")
             with gr.Tab("Target grid"):
-                gr.Markdown("One seed, several targets, played side by side in one batched "
-                            "rollout. Leave the targets empty for the dataset's p10, median and "
-                            "max, and one beyond anything in the data.")
+                gr.Markdown(texts.GRID_NOTE)
                 with gr.Row():
                     grid_targets = gr.Textbox("", label="Targets (comma-separated)", scale=3,
                                               placeholder="empty: p10, median, max, 1.5× max",
@@ -138,9 +133,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                 caption("sweep")
                 sweep_json = gr.JSON(label="Per target", visible=False)
             with gr.Tab("Compare"):
-                gr.Markdown("Every pretrained checkpoint of this environment on the same "
-                            "seeds: DT at its dataset's best return, BC and %BC, and DTs with "
-                            "other context lengths K where they exist.")
+                gr.Markdown(texts.COMPARE_NOTE)
                 with gr.Row():
                     cmp_seeds = gr.Slider(1, 20, value=5, step=1, label="Seeds")
                     cmp_seed = gr.Number(APP_SEED, precision=0, label="First seed")

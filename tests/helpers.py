@@ -12,12 +12,10 @@ from dt_playground.envs.registry import get_spec
 
 def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0):
     """An untrained small model for an env (random weights are enough for plumbing tests)."""
-    from dt_playground.envs.registry import make_env, space_dims
+    from dt_playground.envs.registry import env_dims
 
     spec = get_spec(env_id)
-    env = make_env(spec)
-    s, a = space_dims(env)
-    env.close()
+    s, a = env_dims(spec.env_id)
     torch.manual_seed(seed)
     return DecisionTransformer(
         DTConfig(

@@ -1,0 +1,1 @@
+"""Behaviour policies (heuristics, ARS snapshots) and the datasets collected with them."""

@@ -44,7 +44,7 @@ from dt_playground.data.summary import DatasetSummary, is_number
 from dt_playground.data.windows import Normaliser
 from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.dt.return_head import DEFAULT_KAPPA, has_head
-from dt_playground.envs.registry import EnvSpec, get_spec, make_env, space_dims
+from dt_playground.envs.registry import EnvSpec, env_dims, get_spec
 from dt_playground.errors import CheckpointError, UnknownEnvError
 from dt_playground.paths import PRETRAINED_DIR, pretrained_dir
 
@@ -231,9 +231,7 @@ def _check_stats(config: dict, cfg: DTConfig) -> None:
 
 def _check_env_dims(spec: EnvSpec, cfg: DTConfig) -> None:
     """The model's input/output sizes must fit the env's spaces."""
-    env = make_env(spec)
-    s, a = space_dims(env)
-    env.close()
+    s, a = env_dims(spec.env_id)
     if (s, a) != (cfg.state_dim, cfg.act_dim) or spec.discrete != cfg.discrete:
         raise CheckpointError(
             f"The model (state_dim={cfg.state_dim}, act_dim={cfg.act_dim}, "

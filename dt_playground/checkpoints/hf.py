@@ -57,7 +57,7 @@ from dt_playground.checkpoints.hf_validate import (
 from dt_playground.checkpoints.validate import check_size
 from dt_playground.data.summary import DatasetSummary
 from dt_playground.dt.model import DecisionTransformer, DTConfig
-from dt_playground.envs.registry import action_scale, get_spec, make_env, space_dims
+from dt_playground.envs.registry import action_scale, env_dims, get_spec
 from dt_playground.errors import CheckpointError, UnknownEnvError
 
 __all__ = ["MODEL_TYPE", "SIDECAR", "export_transformers", "import_transformers_folder",
@@ -189,9 +189,7 @@ def import_transformers_folder(
     if spec.discrete:
         raise CheckpointError(f"{spec.env_id} has discrete actions; transformers' DT "
                               "predicts continuous ones")
-    env = make_env(spec)
-    dims = space_dims(env)
-    env.close()
+    dims = env_dims(spec.env_id)
     if dims != (c["state_dim"], c["act_dim"]):
         raise CheckpointError(f"The model (state_dim={c['state_dim']}, act_dim={c['act_dim']})"
                               f" does not fit {spec.env_id} (state_dim={dims[0]}, "

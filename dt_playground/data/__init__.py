@@ -1,0 +1,3 @@
+"""Offline data: Minari storage, model-input windows and normalisation, the typed dataset
+summary.
+"""

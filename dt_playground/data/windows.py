@@ -2,8 +2,9 @@
 
 `gather_windows` is the single function that turns per-episode buffers into
 (B, K) model windows; the trainer's sampler and the rollout policy both call it,
-so inference sees exactly what training saw (DESIGN.md, decision 2). Minari
-I/O lives in `storage.py` (re-exported here), episodes in `episodes.py`.
+so inference sees exactly what training saw (docs/ARCHITECTURE.md,
+"Inference sees what training saw"). Minari I/O lives in `data/storage.py`,
+episodes in `envs/episodes.py`.
 """
 
 from __future__ import annotations

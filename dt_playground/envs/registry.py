@@ -185,9 +185,10 @@ def action_scale(env_id: str) -> np.ndarray | None:
     if spec.discrete:
         return None
     env = make_env(spec)
-    high = np.asarray(env.action_space.high, dtype=np.float32).copy()
-    env.close()
-    return high
+    try:
+        return np.asarray(env.action_space.high, dtype=np.float32).copy()
+    finally:
+        env.close()
 
 
 def space_dims(env: gym.Env) -> tuple[int, int]:
@@ -196,3 +197,14 @@ def space_dims(env: gym.Env) -> tuple[int, int]:
     if isinstance(env.action_space, gym.spaces.Discrete):
         return obs_dim, int(env.action_space.n)
     return obs_dim, int(np.prod(env.action_space.shape))
+
+
+@functools.cache
+def env_dims(env_id: str) -> tuple[int, int]:
+    """(state_dim, act_dim) of a registered env (act_dim: the number of actions when
+    discrete); the env is made once per process and closed."""
+    env = make_env(get_spec(env_id))
+    try:
+        return space_dims(env)
+    finally:
+        env.close()

@@ -1,6 +1,7 @@
 """Replay a `Trace` into frames, and into an MP4.
 
-A rollout never renders (DESIGN.md, decision 1). Here we rebuild the episode
+A rollout never renders (docs/ARCHITECTURE.md,
+"Simulate first, render after"). Here we rebuild the episode
 from its reset seed and recorded actions (gymnasium envs are deterministic for
 a seed), check that every replayed reward equals the recorded one, and draw
 every ``spec.render_every``-th step. `video.encode_mp4` encodes the frames as

@@ -1,0 +1,3 @@
+"""Return-conditioned rollouts (batched, lock-step), evaluation sweeps and the metrics that
+judge them.
+"""

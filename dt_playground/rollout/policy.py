@@ -8,8 +8,8 @@ keeps the last K steps' per-token features (`acting.Acting`).
 `run_episodes` plays any mix of targets and seeds in lock-step, one model
 forward per step for all live episodes.
 
-A rollout never renders (DESIGN.md, decision 1): `render.py` replays a
-`Trace`'s actions from the same seed.
+A rollout never renders (docs/ARCHITECTURE.md, "Simulate first, render after"):
+`media/replay.py` replays a `Trace`'s actions from the same seed.
 """
 
 from __future__ import annotations
@@ -309,40 +309,42 @@ def run_episodes(
     T = min(max_steps or spec.max_ep_len, spec.max_ep_len)
     n = len(targets)
     envs = [make_env(spec) for _ in range(n)]
-    obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
-    policy.reset(targets, seeds, T)
-    schedules = [dict(s or {}) for s in schedules] if schedules is not None else [{}] * n
-    if len(schedules) != n:
-        raise ValueError("schedules and targets must have the same length")
-    switches = [{} for _ in range(n)]
-    actions = [[] for _ in range(n)]
-    rewards = [[] for _ in range(n)]
-    done = np.zeros(n, bool)
-    terminated = np.zeros(n, bool)
-    start = time.perf_counter()
-    for t in range(T):
-        rows = np.flatnonzero(~done)
-        if len(rows) == 0:
-            break
-        for r in rows:
-            if t in schedules[r]:
-                policy.reprompt(r, schedules[r][t])
-                switches[r][t] = schedules[r][t]
-        acts = policy.act(rows, t, np.stack([obs[r] for r in rows]))
-        r_step = np.zeros(len(rows))
-        for j, (r, a) in enumerate(zip(rows, acts)):
-            obs[r], rew, term, trunc, _ = envs[r].step(a)
-            actions[r].append(a)
-            rewards[r].append(rew)
-            r_step[j] = rew
-            if term or trunc or t == T - 1:
-                done[r], terminated[r] = True, term
-        policy.observe(rows, r_step)
-        if progress:
-            progress(t + 1, T)
-    wall = time.perf_counter() - start
-    for env in envs:
-        env.close()
+    try:  # the envs close whatever happens (a bad schedule, a model error)
+        obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
+        policy.reset(targets, seeds, T)
+        schedules = [dict(s or {}) for s in schedules] if schedules is not None else [{}] * n
+        if len(schedules) != n:
+            raise ValueError("schedules and targets must have the same length")
+        switches = [{} for _ in range(n)]
+        actions = [[] for _ in range(n)]
+        rewards = [[] for _ in range(n)]
+        done = np.zeros(n, bool)
+        terminated = np.zeros(n, bool)
+        start = time.perf_counter()
+        for t in range(T):
+            rows = np.flatnonzero(~done)
+            if len(rows) == 0:
+                break
+            for r in rows:
+                if t in schedules[r]:
+                    policy.reprompt(r, schedules[r][t])
+                    switches[r][t] = schedules[r][t]
+            acts = policy.act(rows, t, np.stack([obs[r] for r in rows]))
+            r_step = np.zeros(len(rows))
+            for j, (r, a) in enumerate(zip(rows, acts)):
+                obs[r], rew, term, trunc, _ = envs[r].step(a)
+                actions[r].append(a)
+                rewards[r].append(rew)
+                r_step[j] = rew
+                if term or trunc or t == T - 1:
+                    done[r], terminated[r] = True, term
+            policy.observe(rows, r_step)
+            if progress:
+                progress(t + 1, T)
+        wall = time.perf_counter() - start
+    finally:
+        for env in envs:
+            env.close()
     policy.fill_band([len(r) for r in rewards])
     return [
         Trace(

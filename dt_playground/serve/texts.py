@@ -35,6 +35,20 @@ TRAIN_NOTE = (
     "belongs to this browser session only, and is selected when it is done."
 )
 
+REPROMPT_NOTE = (
+    "Rows of `step:target`. At each step the model is prompted anew: its return-to-go is "
+    "reset to the new target, whatever it has collected. `best` lets a checkpoint with a "
+    "return head pick its own."
+)
+GRID_NOTE = (
+    "One seed, several targets, played side by side in one batched rollout. Leave the "
+    "targets empty for the dataset's p10, median and max, and one beyond anything in the data."
+)
+COMPARE_NOTE = (
+    "Every pretrained checkpoint of this environment on the same seeds: DT at its dataset's "
+    "best return, BC and %BC, and DTs with other context lengths K where they exist."
+)
+
 CAPTIONS = {
     "rtg": "How to read it: the dashed line is the return still asked for at each step; the "
            "solid one is what the episode actually went on to collect from there. Close lines "

@@ -121,6 +121,11 @@ class Handlers:
             msg = f"The episode ran (see plots) but its video could not be made: {exc}"
             raise gr.Error(scrub_paths(msg), print_exception=False) from None
 
+    def _wait_note(self, progress) -> None:
+        """Say where a request stands when every interactive worker is busy."""
+        ahead = self.pool.ahead("interactive")
+        progress(0, desc=f"waiting for a free worker: {ahead} ahead" if ahead else "simulating")
+
     def _cheap(self, request) -> bool:
         return self.admission.cheap(_key(request))
 
@@ -237,7 +242,7 @@ class Handlers:
         pg = _lib()
         ck = self._checkpoint(sid, checkpoint, env_id)
         target = "best" if best is True else target
-        progress(0, desc="simulating")
+        self._wait_note(progress)
         trace = self.pool.run("interactive", pg.play_episode, CheckpointRef.of(ck), target,
                               seed, sampled, progress=_steps(progress, "simulating"))
         summary = pg.episode_summary(trace, ck)
@@ -258,6 +263,7 @@ class Handlers:
         with self.admission.interactive(_key(request), "re-prompted play"):
             ia = _glance()
             ck = self._checkpoint(sid, checkpoint, env_id)
+            self._wait_note(progress)
             trace = self.pool.run("interactive", ia.play_schedule, CheckpointRef.of(ck),
                                   schedule, seed, progress=_steps(progress, "simulating"))
             summary = ia.schedule_summary(trace, ck, schedule)
@@ -278,6 +284,7 @@ class Handlers:
         with self.admission.interactive(_key(request), "grid"):
             ia = _glance()
             ck = self._checkpoint(sid, checkpoint, env_id)
+            self._wait_note(progress)
             res = self.pool.run("interactive", ia.play_grid, CheckpointRef.of(ck), targets,
                                 seed, progress=_steps(progress, "simulating"))
             summary = res.summary(ck)

@@ -25,7 +25,7 @@ from dt_playground.data.windows import OfflineDataset
 from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.dt.return_head import DEFAULT_BINS, dataset_head_config
 from dt_playground.dt.runtime import resolve_device, torch_threads
-from dt_playground.envs.registry import get_spec, make_env, space_dims
+from dt_playground.envs.registry import env_dims, get_spec
 from dt_playground.envs.seeds import (
     TRAIN_EVAL_SEED,  # model selection's seeds, never the cards' (seeds.py)
 )
@@ -156,9 +156,7 @@ def build_dataset(cfg: TrainConfig) -> tuple[OfflineDataset, dict, str]:
     if cfg.env_id and get_spec(cfg.env_id).env_id != get_spec(env_id).env_id:
         raise ValueError(f"Dataset {name} was recorded on {env_id}, not {cfg.env_id}")
     spec = get_spec(env_id)
-    env = make_env(spec)
-    _, act_dim = space_dims(env)
-    env.close()
+    _, act_dim = env_dims(spec.env_id)
     full = OfflineDataset(episodes, spec, act_dim)
     summary = full.summary()
     summary["dataset_id"] = str(meta.get("dataset_id", name))

@@ -1,0 +1,1 @@
+"""The pretrained zoo, reproducibly: recipes, cards, and `pretrain --verify`."""
