@@ -21,12 +21,13 @@ from dt_playground.checkpoints.layout import (
     list_checkpoints,
     parse_env,
     peek_checkpoint,
+    read_json,
 )
 from dt_playground.data.summary import TargetRange
 from dt_playground.data.summary import target_range as summary_target_range
 from dt_playground.dt.return_head import BEST, is_best
 from dt_playground.envs.episodes import Trace
-from dt_playground.errors import PlaygroundError
+from dt_playground.errors import CheckpointError, PlaygroundError
 from dt_playground.paths import pretrained_dir
 from dt_playground.rollout.evaluate import check_target, summarise, sweep
 from dt_playground.rollout.metrics import spearman
@@ -172,7 +173,22 @@ def episode_summary(trace: Trace, ck: Checkpoint) -> dict:
         "target_percentile_in_dataset": round(pct, 1),
         "dataset_max": d.get("return_max"),
         "sim_seconds": round(trace.wall_time, 3),
+        **({"best_on_card": best_on_card(ck)} if is_best(trace.target) else {}),
     }
+
+
+def best_on_card(ck: Checkpoint) -> dict | None:
+    """How target best scores on the checkpoint's card (held-out seeds): one episode is
+    one draw from this."""
+    try:  # an upload's card is the uploader's: size-capped, every value checked
+        card = read_json(ck.path / "card.json", "card") if ck.path else {}
+        mean, std = float(card["best_mean"]), float(card.get("best_std") or 0.0)
+        seeds = card.get("seeds") or []
+        if not (math.isfinite(mean) and math.isfinite(std) and isinstance(seeds, list)):
+            return None
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
+    return {"mean": round(mean, 1), "std": round(std, 1), "seeds": len(seeds)}
 
 
 def normalised_score(ret: float, ck: Checkpoint) -> float:
@@ -196,6 +212,10 @@ def summary_markdown(s: dict) -> str:
     note = " (BC ignores the target)" if s["algo"] != "dt" else ""
     if is_best(s["requested"]):
         asked, where = "**best**", "the model's own pick, step by step (its best of the data)"
+        card = s.get("best_on_card")
+        if card:
+            where += (f". On its card best scores **{card['mean']:.0f} ± {card['std']:.0f}** "
+                      f"over {card['seeds']} held-out seeds: one episode is one draw from that")
     else:
         asked, where = f"{s['requested']:.1f}", f"the request is {where}"
     return (

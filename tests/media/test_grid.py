@@ -309,3 +309,23 @@ def test_a_divergent_tile_on_the_helper_thread_raises_here(gl_backend):
     next(early), next(early)
     early.close()  # stops the helper too: a later grid still renders
     assert len(list(tiles.lockstep_frames(_hopper_traces(), spec, (64, 48), 3))) == 3
+
+
+def test_a_schedule_target_line_steps_at_each_switch():
+    """Re-prompted at step 3 to 5: from there the ask is what was collected by step 3
+    plus 5; the title names the schedule."""
+    import numpy as np
+
+    from dt_playground.envs.episodes import Trace
+    from dt_playground.media.plots import glance
+
+    rewards = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    trace = Trace("CartPole-v1", 0, 10.0, np.zeros(6), rewards, np.zeros(6), False, 0.0,
+                  {0: 10.0, 3: 5.0}, None)
+    xs, ys = glance.schedule_target_line(trace)
+    assert xs == [0, 3, None, 3, 6, None]
+    assert ys == [10.0, 10.0, None, 6.0 + 5.0, 6.0 + 5.0, None]
+    _, reward = glance.schedule_figures(trace)
+    assert "schedule 0:10 → 3:5" in reward.layout.title.text
+    target = [t for t in reward.data if t.name.startswith("target")][0]
+    assert list(target.y) == ys

@@ -272,3 +272,24 @@ def test_attention_at_a_step(zoo):
     for bad in (-1, 5000, "x"):
         with pytest.raises(pg.PlaygroundError, match="Step"):
             pg.attention_at(ck, 200, 3, bad)
+
+
+def test_a_best_play_says_how_best_scores_on_the_card(tmp_path):
+    """One unlucky seed reads as what it is: the summary of a best play carries the card's
+    mean ± sd; a hostile or missing card gives nothing rather than an error."""
+    import json
+    from types import SimpleNamespace
+
+    ck = SimpleNamespace(path=tmp_path)
+    assert pg.best_on_card(ck) is None  # no card
+    for bad in ({"best_mean": "lots"}, {"best_mean": float("nan")}, {"seeds": 3}, [1, 2]):
+        (tmp_path / "card.json").write_text(json.dumps(bad))
+        assert pg.best_on_card(ck) is None, bad
+    (tmp_path / "card.json").write_text(json.dumps(
+        {"best_mean": 3020.8, "best_std": 352.66, "seeds": list(range(30))}))
+    card = pg.best_on_card(ck)
+    assert card == {"mean": 3020.8, "std": 352.7, "seeds": 30}
+    summary = {"requested": "best", "achieved": 1683.0, "algo": "dt", "length": 400,
+               "normalised_score": 50.0, "target_percentile_in_dataset": float("nan"),
+               "best_on_card": card}
+    assert "**3021 ± 353** over 30 held-out seeds" in pg.summary_markdown(summary)

@@ -180,8 +180,39 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
     return fig
 
 
+def schedule_text(switches: dict[int, float | str]) -> str:
+    """"0:3000 → 300:500": a schedule as people read it."""
+    def value(t):
+        return f"{t:g}" if isinstance(t, (int, float)) else str(t)
+    return " → ".join(f"{s}:{value(t)}" for s, t in sorted(switches.items()))
+
+
+def schedule_target_line(trace: Trace) -> tuple[list[float], list[float]]:
+    """The cumulative return the schedule asks for, step by step: a re-prompt at step s
+    to R asks for R more than was collected by s, so the line steps at every switch
+    (None where the ask is `best`: the model picks its own)."""
+    cum = np.concatenate([[0.0], np.cumsum(np.asarray(trace.rewards, dtype=np.float64))])
+    switches = sorted(trace.switches.items()) or [(0, trace.target)]
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, (start, target) in enumerate(switches):
+        end = switches[i + 1][0] if i + 1 < len(switches) else max(trace.length, 1)
+        start = min(start, trace.length)
+        y = (cum[start] + target) if isinstance(target, (int, float)) else None
+        xs += [start, end, None]
+        ys += [y, y, None]
+    return xs, ys
+
+
 def schedule_figures(trace: Trace) -> tuple[go.Figure, go.Figure]:
     """The return-to-go and cumulative-reward figures of a re-prompted episode, each
-    with its switches marked (`mark_switches`)."""
-    return (mark_switches(rtg_figure(trace), trace.switches),
-            mark_switches(reward_figure(trace), trace.switches))
+    with its switches marked (`mark_switches`); the reward figure's target line steps at
+    each switch and its title names the schedule."""
+    reward = reward_figure(trace)
+    xs, ys = schedule_target_line(trace)
+    reward.update_traces(selector={"name": "target"}, x=xs, y=ys,
+                         name="target (cumulative, per the schedule)")
+    text = schedule_text(trace.switches) if trace.switches else str(trace.target)
+    reward.update_layout(title={"text": f"Return {trace.ret:.1f}, schedule {text} "
+                                f"({trace.length} steps)"})
+    return (mark_switches(rtg_figure(trace), trace.switches), mark_switches(reward, trace.switches))
