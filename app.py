@@ -61,7 +61,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
             # API calls name any env's checkpoint; `layout.locate` checks it.
             ckpt = gr.Dropdown(first, value=first[0][1] if first else None, label="Checkpoint",
                                scale=2, min_width=200, allow_custom_value=True)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone
             with gr.Tab("Play"):
                 with gr.Row():
                     target = gr.Slider(-300, 400, value=200, step=1, label="Target return",
@@ -81,9 +81,9 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     with gr.Column(scale=3, min_width=300):
                         video = gr.Video(label="Episode", autoplay=True)
                     with gr.Column(scale=2, min_width=300):
-                        rtg_plot = gr.Plot(label="Return-to-go")
+                        rtg_plot = gr.Plot(label="Return-to-go", show_label=False)
                         caption("rtg")
-                        reward_plot = gr.Plot(label="Cumulative reward")
+                        reward_plot = gr.Plot(label="Cumulative reward", show_label=False)
                         caption("reward")
                 with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
                     gr.Markdown(texts.REPROMPT_NOTE)
@@ -95,7 +95,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     with gr.Row():
                         att_step = gr.Number(100, precision=0, label="Step", minimum=0)
                         att_btn = gr.Button("Show attention")
-                    att_plot = gr.Plot(label="Attention")
+                    att_plot = gr.Plot(label="Attention", show_label=False)
                     att_json = gr.JSON(label="Weights", visible=False)
                 with gr.Accordion("Upload a checkpoint (zip of config.json + model.safetensors)",
                                   open=False):
@@ -117,7 +117,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     with gr.Column(scale=3, min_width=300):
                         grid_video = gr.Video(label="Tiles", autoplay=True)
                     with gr.Column(scale=2, min_width=300):
-                        grid_plot = gr.Plot(label="Cumulative reward per tile")
+                        grid_plot = gr.Plot(label="Cumulative reward per tile", show_label=False)
                         caption("grid")
                 with gr.Accordion("Details", open=False):
                     grid_json = gr.JSON(label="Tiles")
@@ -129,7 +129,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     sweep_seed = gr.Number(APP_SEED, precision=0, label="First seed")
                 sweep_btn = gr.Button("Run sweep", variant="primary")
                 sweep_md = gr.Markdown()
-                sweep_plot = gr.Plot(label="Achieved vs requested")
+                sweep_plot = gr.Plot(label="Achieved vs requested", show_label=False)
                 caption("sweep")
                 sweep_json = gr.JSON(label="Per target", visible=False)
             with gr.Tab("Compare"):
@@ -138,7 +138,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     cmp_seeds = gr.Slider(1, 20, value=5, step=1, label="Seeds")
                     cmp_seed = gr.Number(APP_SEED, precision=0, label="First seed")
                 cmp_btn = gr.Button("Compare", variant="primary")
-                cmp_plot = gr.Plot(label="Return by model")
+                cmp_plot = gr.Plot(label="Return by model", show_label=False)
                 caption("compare")
                 with gr.Accordion("Details", open=False):
                     cmp_json = gr.JSON(label="Means")
@@ -154,13 +154,13 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     train_btn = gr.Button("Train", variant="primary")
                     cancel_btn = gr.Button("Cancel")
                 train_md = gr.Markdown()
-                loss_plot = gr.Plot(label="Loss")
+                loss_plot = gr.Plot(label="Loss", show_label=False)
             with gr.Tab("Dataset"):
                 ds_btn = gr.Button("Reload the dataset behind this checkpoint")
                 with gr.Row():
-                    hist_plot = gr.Plot(label="Returns", min_width=300)
-                    len_plot = gr.Plot(label="Episode lengths", min_width=300)
-                qual_plot = gr.Plot(label="Quality levels")
+                    hist_plot = gr.Plot(label="Returns", min_width=300, show_label=False)
+                    len_plot = gr.Plot(label="Episode lengths", min_width=300, show_label=False)
+                qual_plot = gr.Plot(label="Quality levels", show_label=False)
                 with gr.Accordion("Details", open=False):
                     ds_json = gr.JSON(label="Summary")
             with gr.Tab("About"):

@@ -37,7 +37,7 @@ from dt_playground.media.replay import (
 from dt_playground.media.video import encode_mp4
 
 MAX_TILES = len(TILE_COLORS)
-LABEL_H = 40  # pixels of the two-line label strip above each tile
+LABEL_H = 52  # pixels of the two-line label strip above each tile (18 px type: >= 12 px on a phone)
 GAP = 4  # pixels between tiles
 # Tile frames at most this wide: 2x2 Hopper tiles at 240 px draw ~1.8x fewer
 # pixels than at the env's 320 and still read well at half a page width.
@@ -75,11 +75,11 @@ class _Labeller:
     once instead of two strings per tile per frame (~0.35 ms each).
     """
 
-    LINE_H = 18
+    LINE_H = 23
 
     def __init__(self, width: int):
         self.width = width
-        self.font = _font(14)
+        self.font = _font(18)
         self.glyphs: dict[str, np.ndarray] = {}
         self.strips: dict[str, np.ndarray] = {}
 
@@ -97,7 +97,7 @@ class _Labeller:
         return mask[:, : self.width - 12]
 
     def _blit(self, strip: np.ndarray, text: str, y: int, gray: int) -> None:
-        m = self._mask(text)[..., None]
+        m = self._mask(text)[..., None][:, : max(0, strip.shape[1] - 10)]  # clip, never spill
         region = strip[y : y + self.LINE_H, 10 : 10 + m.shape[1]]
         region[:] = (region * (1.0 - m) + gray * m).astype(np.uint8)
 
@@ -111,7 +111,7 @@ class _Labeller:
             self._blit(base, top, 3, 0)
             self.strips[key] = base
         strip = base.copy()
-        self._blit(strip, bottom, 21, 51)
+        self._blit(strip, bottom, 27, 51)
         return strip
 
 

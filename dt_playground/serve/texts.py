@@ -50,9 +50,9 @@ COMPARE_NOTE = (
 )
 
 CAPTIONS = {
-    "rtg": "How to read it: the dashed line is the return still asked for at each step; the "
-           "solid one is what the episode actually went on to collect from there. Close lines "
-           "mean the model kept its promise.",
+    "rtg": "How to read it: the solid line is the return the model was asked for at each "
+           "step, the dashed one what the episode actually went on to collect from there; close "
+           "lines mean it kept its promise. A shaded band is the model's own forecast.",
     "reward": "How to read it: reward collected so far against the target (dashed). Ending "
               "on the dashed line means the model delivered exactly the return it was asked for.",
     "grid": "How to read it: one line per tile, the same seed at each target; lines that fan "

@@ -102,6 +102,7 @@ class Handlers:
         self.store = store
         self.pool = pool or WorkerPool.inline()
         self.admission = Admission()
+        self._selected: dict[str, tuple[str, str]] = {}  # sid -> (env, checkpoint) to show
         self._example: tuple | None = None
         self._example_ready = threading.Event()
 
@@ -141,6 +142,9 @@ class Handlers:
             return gr.skip()
         choices = layout.choices(env_id, self.store.owned(sid))
         values = [v for _, v in choices]
+        chosen = self._selected.pop(sid, None) if isinstance(sid, str) else None
+        if chosen is not None and chosen[0] == env_id and chosen[1] in values:
+            checkpoint = chosen[1]  # an upload switched the env: the page may still send
         value = checkpoint if checkpoint in values else (values[0] if values else None)
         return gr.Dropdown(choices=choices, value=value)
 
@@ -321,6 +325,10 @@ class Handlers:
             sid, cid, ck = _lib().catalogue.import_upload(self.store, sid, file, env_id)
             env = ck.spec.env_id
             choices = layout.choices(env, self.store.owned(sid))
+            # The env's change event that follows may carry the old env's checkpoint (the
+            # page applies the two updates one after the other): it selects this one.
+            if env != env_id:
+                self._selected[sid] = (env, cid)
             return (gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid),
                     f"Loaded `{cid}` for {env}.", sid)
 
@@ -407,6 +415,8 @@ class Handlers:
         return self.store.new()
 
     def end_session(self, sid: str | None) -> None:
+        if isinstance(sid, str):
+            self._selected.pop(sid, None)
         self.store.end(sid)
 
     def start_example(self, env_id: str, checkpoint: str | None) -> None:

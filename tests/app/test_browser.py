@@ -7,10 +7,15 @@ Waits are for elements, never for network idle (the queue keeps a stream open).
 """
 
 import os
+import re
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import head_dt_zip, predict
+from helpers import head_dt_zip
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -41,17 +46,27 @@ def _browser_or_skip():
 
 
 @pytest.fixture(scope="module")
-def app_url():
+def app_demo():
     _browser_or_skip()
     mp = pytest.MonkeyPatch()
     mp.delenv("DTP_PRETRAINED_DIR", raising=False)  # the shipped checkpoints and cards
     import app
+    from dt_playground.serve.workers import WorkerPool, spawn_without_main
 
-    demo = app.build_demo()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    yield url
+    demo = app.build_demo()  # with its arrival example, played in the background
+    spawn_without_main()
+    demo.handlers.pool = WorkerPool(interactive=2, background=1)  # as `python app.py` runs
+    demo.handlers.pool.warm()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield demo
     demo.close()
+    demo.handlers.pool.close()
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def app_url(app_demo):
+    return app_demo.local_url
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +97,7 @@ def _shot(page, name):
 
 def test_play_in_chromium(page):
     # Pick the env and a target, then play.
-    page.get_by_label("Environment").click()
-    page.get_by_role("option", name="CartPole-v1").click()
-    page.wait_for_timeout(1000)
+    _pick_env(page, "CartPole-v1")
     target = page.get_by_label("number input for Target return")
     target.fill("300")
     target.press("Enter")
@@ -117,17 +130,27 @@ def test_play_in_chromium(page):
 
 
 @pytest.mark.parametrize(
-    "tab,button,selector",
+    "tab,button,done",
     [
-        ("Sweep", "Run sweep", "text=Spearman"),
-        ("Compare", "Compare", ".js-plotly-plot"),
-        ("Dataset", "Reload the dataset behind this checkpoint", ".js-plotly-plot"),
+        ("Sweep", "Run sweep", "text=/episodes in [0-9.]+ s/"),  # the run's own line
+        ("Compare", "Compare", "text=/the same new seeds/"),  # the run's figure title
+        ("Dataset", "Reload the dataset behind this checkpoint", None),
     ],
 )
-def test_other_tabs(page, tab, button, selector):
+def test_other_tabs(page, tab, button, done):
+    """The button brings a new result, told apart from the tab's arrival view (which
+    already shows a plot: waiting for a plot alone proved nothing)."""
     page.get_by_role("tab", name=tab).click()
-    page.get_by_role("button", name=button, exact=True).click()
-    page.wait_for_selector(f"{selector} >> visible=true", timeout=90_000)
+    page.wait_for_selector(".js-plotly-plot >> visible=true", timeout=90_000)
+    if done is None:  # the same view, reloaded: the click must reach the server
+        with page.expect_response(re.compile("/queue/join"), timeout=30_000) as resp:
+            page.get_by_role("button", name=button, exact=True).click()
+        assert resp.value.ok
+    else:
+        assert page.locator(f"{done} >> visible=true").count() == 0
+        page.get_by_role("button", name=button, exact=True).click()
+        page.wait_for_selector(f"{done} >> visible=true", timeout=180_000)
+    page.wait_for_selector(".js-plotly-plot >> visible=true", timeout=30_000)
     _shot(page, f"{tab.lower()}.png")
 
 
@@ -178,9 +201,20 @@ def fresh(app_url, browser):
 
 
 def _pick_env(page, env_id):
+    """Switch the env and wait until its checkpoint list has arrived."""
+    from playwright.sync_api import expect
+
     page.get_by_label("Environment").click()
     page.get_by_role("option", name=env_id).click()
-    page.wait_for_timeout(1500)  # the checkpoint list and the on-arrival views follow
+    short = env_id.split("-")[0].lower()
+    expect(page.get_by_label("Checkpoint")).to_have_value(re.compile(f"^{short}"),
+                                                          timeout=30_000)
+    expect(page.get_by_text("Dataset returns:")).to_be_visible(timeout=30_000)
+
+
+def _phone(page):
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.wait_for_function("() => document.documentElement.clientWidth <= 390")
 
 
 @pytest.mark.parametrize(
@@ -241,8 +275,7 @@ def test_target_grid_plays_a_tiled_video(fresh):
     )
     assert sum(1 for n in names if n and "→" in n) == 4  # a line per tile
     _shot(fresh, "grid-1400.png")
-    fresh.set_viewport_size({"width": 390, "height": 900})
-    fresh.wait_for_timeout(500)
+    _phone(fresh)
     box_v = fresh.locator("video >> visible=true").first.bounding_box()
     box_p = fresh.locator(".js-plotly-plot >> visible=true").first.bounding_box()
     assert box_v["width"] <= 390 and box_p["y"] >= box_v["y"] + box_v["height"] - 1  # stacked
@@ -266,30 +299,34 @@ def test_reprompt_marks_the_switch(fresh):
     )
     _video_plays(fresh)
     _shot(fresh, "reprompt-1400.png")
-    fresh.set_viewport_size({"width": 390, "height": 900})
-    fresh.wait_for_timeout(500)
+    _phone(fresh)
     box_v = fresh.locator("video >> visible=true").first.bounding_box()
     assert box_v["width"] <= 390
     _shot(fresh, "reprompt-390.png")
 
 
-def test_a_queued_play_shows_its_queue_position(fresh, app_url):
-    """Issue 11: with both rollout slots taken, a user's play waits in the queue and
-    the page says where it stands (Gradio's status tracker: "queue: 1/1 | ...")."""
+def test_a_waiting_play_says_where_it_stands(fresh, app_url, app_demo):
+    """Issue 11: with every worker busy, a user's play waits and the page says how many
+    requests are ahead of it (in the video's progress overlay)."""
     import threading
 
     from gradio_client import Client
 
     def busy(seed):
-        predict(Client(app_url, verbose=False),
-            "Hopper-v5", "hopper-dt", 3000, seed, False, api_name="/play")
+        client = Client(app_url, verbose=False)  # each its own session
+        client.submit("Hopper-v5", "hopper-dt", 3000, seed, False,
+                      api_name="/play").result(timeout=300)
 
     threads = [threading.Thread(target=busy, args=(s,), daemon=True) for s in range(4)]
     for t in threads:
         t.start()
-    fresh.wait_for_timeout(2000)  # the API plays are in their slots, more are queued
+    pool, deadline = app_demo.handlers.pool, time.monotonic() + 120
+    while pool.ahead("interactive") < 1 and time.monotonic() < deadline:  # workers busy
+        time.sleep(0.05)
+    assert pool.ahead("interactive") >= 1
     fresh.get_by_role("button", name="Play episode").click()
-    status = fresh.wait_for_selector("text=/queue: \\d+\\/\\d+/", timeout=30_000)
+    status = fresh.wait_for_selector("text=/waiting for a free worker: \\d+ ahead/",
+                                     timeout=60_000)
     assert status.is_visible()
     _shot(fresh, "queued.png")
     for t in threads:
@@ -314,3 +351,112 @@ def test_best_box_appears_for_a_head_dt_and_plays_best(fresh, cartpole_dataset, 
     fresh.wait_for_selector("text=/Requested best/", timeout=120_000)
     _visible_plot(fresh)
     _shot(fresh, "play-best.png")
+
+
+# ---------------------------------------------------------------- issue 19: the front door
+
+TABS = ["Play", "Target grid", "Sweep", "Compare", "Train", "Dataset", "About"]
+
+
+def test_the_play_tab_arrives_with_an_example_playing(fresh):
+    """No click: the default env's DT has already played, video, plots and summary."""
+    fresh.wait_for_selector("text=/Requested .* achieved/", timeout=180_000)
+    _video_plays(fresh)
+    fresh.wait_for_function(  # both plots drawn, each with its lines
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(p => p.offsetParent !== null && (p.data || []).length >= 2).length >= 2",
+        timeout=30_000)
+    _shot(fresh, "arrival-play.png")
+
+
+def _zip_of(folder: Path, out: Path) -> Path:
+    with zipfile.ZipFile(out, "w") as zf:
+        for name in ("config.json", "model.safetensors"):
+            zf.write(folder / name, name)
+    return out
+
+
+def test_an_upload_for_another_env_is_selected_and_played(fresh, tmp_path):
+    """On LunarLander's page, a CartPole upload switches the env, is selected and is what
+    plays; afterwards the page is quiet (no event loop)."""
+    from playwright.sync_api import expect
+
+    from dt_playground.paths import pretrained_dir
+
+    z = _zip_of(pretrained_dir() / "cartpole-dt", tmp_path / "cartpole.zip")
+    expect(fresh.get_by_label("Environment")).to_have_value("LunarLander-v3")
+    fresh.get_by_text("Upload a checkpoint (zip of config.json + model.safetensors)").click()
+    fresh.locator("input[type=file]").first.set_input_files(str(z))
+    fresh.wait_for_selector("text=/Loaded `?upload-/", timeout=60_000)
+    expect(fresh.get_by_label("Environment")).to_have_value("CartPole-v1", timeout=30_000)
+    expect(fresh.get_by_label("Checkpoint")).to_have_value(re.compile("^upload-"),
+                                                           timeout=30_000)
+    expect(fresh.get_by_text("Dataset returns:")).to_be_visible(timeout=30_000)
+    requests: list[str] = []
+    fresh.on("request", lambda r: requests.append(r.url))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the loop sent ~30 requests a second; now a
+        fresh.wait_for_timeout(250)  # few stragglers of the one round of updates at most
+    assert len(requests) <= 10, requests[:20]
+    expect(fresh.get_by_label("Checkpoint")).to_have_value(re.compile("^upload-"))
+    fresh.get_by_role("button", name="Play episode").click()
+    fresh.wait_for_selector("text=/Requested .* achieved/", timeout=120_000)
+    fresh.get_by_text("Details").first.click()
+    fresh.wait_for_selector("text=/\"checkpoint\": \"upload-/", timeout=30_000)
+    _shot(fresh, "upload-other-env.png")
+
+
+def test_a_refused_input_keeps_every_result(fresh):
+    """A typo is a sentence (a toast); the video, plots and summary stay as they were."""
+    _pick_env(fresh, "CartPole-v1")
+    fresh.get_by_role("button", name="Play episode").click()
+    fresh.wait_for_selector("text=/Requested .* achieved/", timeout=120_000)
+    _video_plays(fresh)
+    summary = fresh.locator("p", has_text="achieved").first.inner_text()
+    src = fresh.evaluate("() => document.querySelector('video').currentSrc")
+    fresh.get_by_text("Re-prompt mid-episode: a target schedule").click()
+    fresh.get_by_label("Schedule (step:target)").fill("0:3000,abc")
+    fresh.get_by_role("button", name="Play with re-prompt").click()
+    toast = fresh.wait_for_selector("text=/step:target|schedule/i >> visible=true",
+                                    timeout=30_000)
+    assert toast.is_visible()
+    assert fresh.locator("p", has_text="achieved").first.inner_text() == summary
+    assert fresh.evaluate("() => document.querySelector('video').currentSrc") == src
+    assert fresh.locator(".js-plotly-plot >> visible=true").count() >= 2
+    assert fresh.locator("text=/^Error$/ >> visible=true").count() == 0  # no red badges
+    _shot(fresh, "refused-keeps-results.png")
+
+
+def test_plots_arrive_before_the_video(fresh):
+    """Results in order of readiness: the plots are drawn while the video still renders."""
+    _pick_env(fresh, "CartPole-v1")
+    fresh.evaluate("""() => {
+        window.__seen = {};
+        const mark = (k) => { if (!(k in window.__seen)) window.__seen[k] = performance.now(); };
+        new MutationObserver(() => {
+            const plots = [...document.querySelectorAll('.js-plotly-plot')]
+                .filter(p => p.offsetParent !== null && (p.data || []).length);
+            if (plots.filter(p => (p.layout?.title?.text || '').includes('seed 7')).length)
+                mark('plots');
+            const v = document.querySelector('video');
+            if (v && v.currentSrc && v.currentSrc !== window.__src0) mark('video');
+        }).observe(document.body, {subtree: true, childList: true, attributes: true});
+        const v = document.querySelector('video'); window.__src0 = v ? v.currentSrc : '';
+    }""")
+    fresh.get_by_label("Seed").fill("7")
+    fresh.get_by_role("button", name="Play episode").click()
+    fresh.wait_for_function("() => 'video' in window.__seen", timeout=120_000)
+    seen = fresh.evaluate("() => window.__seen")
+    assert "plots" in seen and seen["plots"] < seen["video"], seen
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_the_phone_layout_shows_every_tab_and_never_overflows(fresh, tab):
+    _phone(fresh)
+    for name in TABS:  # no tab hides behind an overflow menu
+        assert fresh.get_by_role("tab", name=name, exact=True).is_visible(), name
+    fresh.get_by_role("tab", name=tab, exact=True).click()
+    fresh.wait_for_selector("[role=tabpanel] >> visible=true")
+    width = fresh.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390, width
+    _shot(fresh, f"phone-{tab.replace(' ', '-').lower()}.png")

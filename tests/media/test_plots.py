@@ -183,3 +183,9 @@ def test_attention_figure_rows_and_tokens():
     assert list(fig.layout.xaxis.ticktext) == ["R t", "s t"]
     assert "step 4" in fig.layout.title.text
     assert plots_inspect.attention_figure({"step": 0, "tokens": [], "weights": []}).data == ()
+    tokens = [f"{k} t-{i}" for i in range(19, -1, -1) for k in "Rsa"]  # K=20: 60 tokens
+    fig = plots_inspect.attention_figure({"step": 30, "tokens": tokens,
+                                          "weights": [[[1 / 60] * 60]]})
+    ticks = list(fig.layout.xaxis.tickvals)
+    assert len(ticks) <= plots_inspect.MAX_TOKEN_LABELS and ticks[-1] == 59
+    assert list(fig.layout.xaxis.ticktext) == [tokens[i] for i in ticks]

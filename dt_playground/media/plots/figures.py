@@ -29,15 +29,27 @@ COLORS = {
 _REF_DASHES = ("dash", "dot", "dashdot", "longdash")
 
 
+def two_line_title(title: str) -> str:
+    """"Return-to-go (target 283.8, seed 7)" as a short title over a small second line, so
+    titles fit a phone's width (plotly does not wrap them)."""
+    head, sep, rest = title.partition(" (")
+    if not sep or not rest.endswith(")"):
+        return title
+    return f"{head}<br><sup>{rest[:-1]}</sup>"
+
+
 def styled(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> go.Figure:
+    """The house style: a title that fits a phone, the legend below the plot (above it,
+    legends collided with titles at 390 px)."""
     fig.update_layout(
-        title={"text": title, "x": 0.02, "xanchor": "left"},
+        title={"text": two_line_title(title), "x": 0.02, "xanchor": "left", "y": 0.97,
+               "yanchor": "top", "font": {"size": 15}},
         template=TEMPLATE,
         height=height,
-        margin={"l": 60, "r": 20, "t": 50, "b": 45},
+        margin={"l": 56, "r": 12, "t": 56, "b": 40},
         xaxis_title=x,
         yaxis_title=y,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},
         hovermode="closest",
     )
     return fig

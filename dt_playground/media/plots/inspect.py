@@ -192,6 +192,17 @@ def attention_figure(att: dict) -> go.Figure:
         )
     )
     fig = styled(fig, title, "token (oldest first)", "", height=max(220, 60 + 40 * len(rows)))
-    fig.update_xaxes(tickmode="array", tickvals=list(range(len(att["tokens"]))),
-                     ticktext=att["tokens"], tickangle=-60)
+    ticks = attention_ticks(len(att["tokens"]))
+    fig.update_xaxes(tickmode="array", tickvals=ticks,
+                     ticktext=[att["tokens"][i] for i in ticks], tickangle=-60)
     return fig
+
+
+MAX_TOKEN_LABELS = 12  # 60 labels blurred into one grey bar on a phone
+
+
+def attention_ticks(n: int) -> list[int]:
+    """Which of ``n`` tokens get a label: all up to `MAX_TOKEN_LABELS`, else every k-th
+    counted back from the newest (the acting token's own step); hover names every one."""
+    every = max(1, -(-n // MAX_TOKEN_LABELS))
+    return sorted(range(n - 1, -1, -every))
