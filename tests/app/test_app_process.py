@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from helpers import predict
 
+pytestmark = [pytest.mark.process, pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[2]
 MEMORY_LIMIT = 4 * 1024**3  # address space; the app idles at ~1 GB of it
 

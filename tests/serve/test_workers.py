@@ -106,6 +106,8 @@ def test_workers_skip_the_servers_script_when_asked(tmp_path, mode):
 ORPHANS = '''
 import os
 from dt_playground.serve.workers import WorkerPool
+
+pytestmark = pytest.mark.process
 if __name__ == "__main__":
     pool = WorkerPool(interactive=2, background=1)
     pids = {pool.run("interactive", os.getpid), pool.run("background", os.getpid)}

@@ -19,7 +19,8 @@ from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.training.step import TrainStep, World, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch without distributed")
+pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch without distributed"),
+              pytest.mark.process, pytest.mark.slow]
 
 
 def _tiny_args(dataset, out, steps):
