@@ -4,6 +4,7 @@ Layout and wiring only: the handlers are `dt_playground.serve.ui.Handlers` metho
 call the library (each part tested without Gradio). Run with ``python app.py``.
 """
 
+import logging
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -23,9 +24,6 @@ from dt_playground.serve.sessions import SessionStore, clean_dataset_staging  # 
 from dt_playground.serve.ui import Handlers  # noqa: E402
 from dt_playground.serve.workers import pool_from_env, spawn_without_main  # noqa: E402
 
-# System fonts: Gradio 6.31's bundled "Source Sans 3" holds only "A" and "B".
-FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Liberation Sans",
-         "DejaVu Sans", "Helvetica Neue", "Arial", "sans-serif"]
 ROLLOUTS = {"concurrency_limit": 8, "concurrency_id": "rollouts"}  # admission limits each
 RAW = {"preprocess": False}  # numbers reach the library as sent; it checks and explains them
 PRIVATE = {"api_visibility": "private"}
@@ -49,7 +47,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
     with warnings.catch_warnings():  # Gradio 6 prefers launch(theme=, css=): set here, every
         warnings.filterwarnings("ignore", message="The parameters have been moved")  # launcher
         demo = gr.Blocks(title="DT Playground", delete_cache=(1800, 3600), css=texts.APP_CSS,
-                         theme=gr.themes.Default(font=FONTS))
+                         theme=gr.themes.Default(font=texts.FONTS))
     demo.handlers = h  # the app's state: held by the demo, found by `main` and the tests
     with demo:
         session = gr.State(None, delete_callback=h.end_session, time_to_live=6 * 3600)
@@ -96,6 +94,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                         att_step = gr.Number(100, precision=0, label="Step", minimum=0)
                         att_btn = gr.Button("Show attention")
                     att_plot = gr.Plot(label="Attention", show_label=False)
+                    caption("attention")
                     att_json = gr.JSON(label="Weights", visible=False)
                 with gr.Accordion("Upload a checkpoint (zip of config.json + model.safetensors)",
                                   open=False):
@@ -155,12 +154,14 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     cancel_btn = gr.Button("Cancel")
                 train_md = gr.Markdown()
                 loss_plot = gr.Plot(label="Loss", show_label=False)
+                caption("loss")
             with gr.Tab("Dataset"):
                 ds_btn = gr.Button("Reload the dataset behind this checkpoint")
                 with gr.Row():
                     hist_plot = gr.Plot(label="Returns", min_width=300, show_label=False)
                     len_plot = gr.Plot(label="Episode lengths", min_width=300, show_label=False)
                 qual_plot = gr.Plot(label="Quality levels", show_label=False)
+                caption("dataset")
                 with gr.Accordion("Details", open=False):
                     ds_json = gr.JSON(label="Summary")
             with gr.Tab("About"):
@@ -234,6 +235,7 @@ def main() -> None:
                 prevent_thread_lock=True)
     from dt_playground.dt.runtime import setup_process
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     h = demo.handlers
     h.pool = pool_from_env()
     h.pool.warm()

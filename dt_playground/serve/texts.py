@@ -59,9 +59,19 @@ CAPTIONS = {
             "out in the order of their targets are return conditioning at work.",
     "sweep": "How to read it: each point is a target's mean return over seeds; on the diagonal "
              "the model gets what it is asked for, and the grey band is the data's range.",
+    "attention": "How to read it: each row is a block (and head) of the transformer; dark cells "
+                 "are the tokens, oldest on the left, that the action at this step attended to.",
+    "loss": "How to read it: the training loss per step; it should fall fast, then flatten.",
+    "dataset": "How to read it: the returns and lengths of the episodes the checkpoint learned "
+               "from, and the behaviour policies that played them; a DT can only reproduce what "
+               "is in here.",
     "compare": "How to read it: bars are mean ± std return at each checkpoint's best target; the "
                "dashed line is the best episode in the data.",
 }
+
+# System fonts: Gradio 6.31's bundled "Source Sans 3" holds only the glyphs "A" and "B".
+FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Liberation Sans",
+         "DejaVu Sans", "Helvetica Neue", "Arial", "sans-serif"]
 
 APP_CSS = """
 /* Phone: controls stack full width; tabs wrap instead of hiding behind an overflow menu. */
