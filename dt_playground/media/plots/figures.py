@@ -49,7 +49,8 @@ def styled(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> 
         margin={"l": 56, "r": 12, "t": 56, "b": 40},
         xaxis_title=x,
         yaxis_title=y,
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0,
+                "xanchor": "left", "x": 0.0},
         hovermode="closest",
     )
     return fig
