@@ -216,6 +216,20 @@ def _table(path: str):
     return dp.load(path)[0]
 
 
+def warm_up() -> None:
+    """Load every shipped lab model into this process's caches (the first
+    `stitching_view` otherwise pays ~2 s for loading and torch's first calls)."""
+    from . import dp
+    from .lab import play_checkpoint
+
+    for data in datasets.DATA_NAMES:
+        for m in METHODS:
+            if m == "offline_rl":
+                dp.play(_table(str(folder(data, m))), maze.ENV_ID, [0])
+            else:
+                play_checkpoint(_loaded(str(folder(data, m))), 0.0, [0])
+
+
 def _title(data: str, seed: int) -> str:
     return f"{data}: every method from the start cell of seed {seed}"
 
