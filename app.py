@@ -16,10 +16,9 @@ import warnings  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from dt_playground.checkpoints import layout  # noqa: E402
-from dt_playground.envs.registry import env_ids  # noqa: E402
 from dt_playground.envs.seeds import APP_SEED  # noqa: E402
 from dt_playground.paths import DATA_DIR  # noqa: E402
-from dt_playground.serve import formatting, texts  # noqa: E402
+from dt_playground.serve import formatting, texts, widgets  # noqa: E402
 from dt_playground.serve.sessions import SessionStore, clean_dataset_staging  # noqa: E402
 from dt_playground.serve.ui import Handlers  # noqa: E402
 from dt_playground.serve.workers import pool_from_env, spawn_without_main  # noqa: E402
@@ -27,10 +26,6 @@ from dt_playground.serve.workers import pool_from_env, spawn_without_main  # noq
 ROLLOUTS = {"concurrency_limit": 8, "concurrency_id": "rollouts"}  # admission limits each
 RAW = {"preprocess": False}  # numbers reach the library as sent; it checks and explains them
 PRIVATE = {"api_visibility": "private"}
-
-
-def caption(key: str) -> gr.Markdown:  # one line under a plot: how to read it
-    return gr.Markdown(texts.CAPTIONS[key], elem_classes="caption")
 
 
 def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Blocks:
@@ -51,11 +46,10 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
     demo.handlers = h  # the app's state: held by the demo, found by `main` and the tests
     with demo:
         session = gr.State(None, delete_callback=h.end_session, time_to_live=6 * 3600)
-        gr.Markdown("# DT Playground\nPick an environment, a checkpoint and a target return; "
-                    "watch the Decision Transformer try to collect exactly that much reward.")
+        gr.Markdown(texts.HEADER)
         with gr.Row():
-            env = gr.Dropdown(env_ids(), value=default_env, label="Environment", scale=1,
-                              min_width=160)
+            env = gr.Dropdown(layout.envs_with_checkpoints(), value=default_env,
+                              label="Environment", scale=1, min_width=160)
             # API calls name any env's checkpoint; `layout.locate` checks it.
             ckpt = gr.Dropdown(first, value=first[0][1] if first else None, label="Checkpoint",
                                scale=2, min_width=200, allow_custom_value=True)
@@ -75,14 +69,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                 marks = gr.Markdown()
                 play_btn = gr.Button("Play episode", variant="primary")
                 summary_md = gr.Markdown()
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=3, min_width=300):
-                        video = gr.Video(label="Episode", autoplay=True)
-                    with gr.Column(scale=2, min_width=300):
-                        rtg_plot = gr.Plot(label="Return-to-go", show_label=False)
-                        caption("rtg")
-                        reward_plot = gr.Plot(label="Cumulative reward", show_label=False)
-                        caption("reward")
+                video, rtg_plot, reward_plot = widgets.media_row("Episode", ["rtg", "reward"])
                 with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
                     gr.Markdown(texts.REPROMPT_NOTE)
                     with gr.Row():
@@ -94,14 +81,13 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                         att_step = gr.Number(100, precision=0, label="Step", minimum=0)
                         att_btn = gr.Button("Show attention")
                     att_plot = gr.Plot(label="Attention", show_label=False)
-                    caption("attention")
+                    widgets.caption("attention")
                     att_json = gr.JSON(label="Weights", visible=False)
                 with gr.Accordion("Upload a checkpoint (zip of config.json + model.safetensors)",
                                   open=False):
                     up_file = gr.File(file_types=[".zip"], label="Checkpoint zip")
                     up_msg = gr.Markdown()
-                with gr.Accordion("Details", open=False):
-                    summary_json = gr.JSON(label="Summary")
+                summary_json = widgets.details("Summary")
             with gr.Tab("Target grid"):
                 gr.Markdown(texts.GRID_NOTE)
                 with gr.Row():
@@ -112,14 +98,8 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                                           scale=1, min_width=100)
                 grid_btn = gr.Button("Play grid", variant="primary")
                 grid_md = gr.Markdown()
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=3, min_width=300):
-                        grid_video = gr.Video(label="Tiles", autoplay=True)
-                    with gr.Column(scale=2, min_width=300):
-                        grid_plot = gr.Plot(label="Cumulative reward per tile", show_label=False)
-                        caption("grid")
-                with gr.Accordion("Details", open=False):
-                    grid_json = gr.JSON(label="Tiles")
+                grid_video, grid_plot = widgets.media_row("Tiles", ["grid"])
+                grid_json = widgets.details("Tiles")
                 gr.Markdown(formatting.NORMALISED_SCORE_NOTE)
             with gr.Tab("Sweep"):
                 with gr.Row():
@@ -129,7 +109,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                 sweep_btn = gr.Button("Run sweep", variant="primary")
                 sweep_md = gr.Markdown()
                 sweep_plot = gr.Plot(label="Achieved vs requested", show_label=False)
-                caption("sweep")
+                widgets.caption("sweep")
                 sweep_json = gr.JSON(label="Per target", visible=False)
             with gr.Tab("Compare"):
                 gr.Markdown(texts.COMPARE_NOTE)
@@ -138,9 +118,8 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     cmp_seed = gr.Number(APP_SEED, precision=0, label="First seed")
                 cmp_btn = gr.Button("Compare", variant="primary")
                 cmp_plot = gr.Plot(label="Return by model", show_label=False)
-                caption("compare")
-                with gr.Accordion("Details", open=False):
-                    cmp_json = gr.JSON(label="Means")
+                widgets.caption("compare")
+                cmp_json = widgets.details("Means")
             with gr.Tab("Train"):
                 gr.Markdown(texts.TRAIN_NOTE)
                 with gr.Row():
@@ -154,16 +133,25 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                     cancel_btn = gr.Button("Cancel")
                 train_md = gr.Markdown()
                 loss_plot = gr.Plot(label="Loss", show_label=False)
-                caption("loss")
+                widgets.caption("loss")
             with gr.Tab("Dataset"):
                 ds_btn = gr.Button("Reload the dataset behind this checkpoint")
                 with gr.Row():
                     hist_plot = gr.Plot(label="Returns", min_width=300, show_label=False)
                     len_plot = gr.Plot(label="Episode lengths", min_width=300, show_label=False)
                 qual_plot = gr.Plot(label="Quality levels", show_label=False)
-                caption("dataset")
-                with gr.Accordion("Details", open=False):
-                    ds_json = gr.JSON(label="Summary")
+                widgets.caption("dataset")
+                ds_json = widgets.details("Summary")
+            with gr.Tab("Stitching"):
+                gr.Markdown(texts.STITCH_NOTE)
+                with gr.Row():
+                    st_data = gr.Radio(["halves", "random-walks"], value="halves", label="Data")
+                    st_seed = gr.Number(1_000_000, precision=0, label="Seed", minimum=0)
+                    st_hist = gr.Slider(1, 20, value=20, step=1, label="DT history (steps)")
+                st_btn = gr.Button("Play every method", variant="primary")
+                st_md = gr.Markdown()
+                st_video, st_plot = widgets.media_row("DT's episode", ["stitch"])
+                st_table = gr.Dataframe(headers=texts.STITCH_HEADERS, label="Success, card seeds")
             with gr.Tab("About"):
                 gr.Markdown(texts.ABOUT)
 
@@ -219,6 +207,11 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                      ds_json], api_name="dataset")
         up_file.upload(h.upload, [up_file, env, session], [env, ckpt, up_msg, session],
                        api_name="upload", **ROLLOUTS)
+        st_out = [st_plot, st_video, st_table, st_md]
+        st_btn.click(h.stitching, [st_data, st_seed, st_hist, session], st_out,
+                     api_name="stitching", show_progress_on=[st_video], **RAW, **ROLLOUTS)
+        for trigger in (demo.load, st_data.change):
+            trigger(h.stitching_arrival, [st_data, session], st_out, **PRIVATE)
         # While `best` is ticked the slider is not the target.
         best.change(lambda b: gr.Slider(interactive=not b), best, target, **PRIVATE)
     demo.queue(default_concurrency_limit=2, max_size=64)

@@ -26,8 +26,8 @@ LAYERS = [
     "rollout",
     "training",
     "media",
-    "stitch",
     "zoo",
+    "stitch",
     "serve",
     "cli",
 ]

@@ -153,6 +153,16 @@ def _play(args, targets: list, n_seeds: int) -> int:
     return 0
 
 
+def cmd_stitch(args) -> int:
+    from dt_playground.dt.runtime import torch_threads
+    from dt_playground.stitch.play import play_methods, table
+
+    with torch_threads(1):
+        res = play_methods(args.data, args.episodes, args.seed, args.history)
+    print(json.dumps(res) if args.json else table(res))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from dt_playground.cli.bench import run_model_bench
     from dt_playground.dt.runtime import setup_process
@@ -230,6 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
 
     add_zoo_parsers(sub, _add_dataclass_args)
+
+    st = sub.add_parser("stitch", help="the stitching lab: DT, %%BC, offline RL and QDT "
+                        "on the same seeds")
+    st.add_argument("--data", choices=("halves", "random-walks"), default="halves",
+                    help="the lab's dataset (default halves)")
+    st.add_argument("--episodes", type=int, default=30, help="episodes (seeds S..S+N-1)")
+    st.add_argument("--seed", type=int, default=CARD_SEED,
+                    help=f"first seed S (default {CARD_SEED}: the cards' seeds)")
+    st.add_argument("--history", type=int, default=None,
+                    help="the DT's history length at inference, 1..K (default K)")
+    st.add_argument("--json", action="store_true", help="print JSON on stdout")
+    st.set_defaults(fn=cmd_stitch)
 
     b = sub.add_parser("bench", help="speed benchmarks (model vs HF; episode timings)")
     b.add_argument("--steps", type=int, default=1000, help="episode length for action latency")

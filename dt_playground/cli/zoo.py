@@ -32,6 +32,9 @@ def add_zoo_parsers(sub, add_dataclass_args) -> None:
                     help="with --all: envs trained in this many processes at once")
     pt.add_argument("--threads", type=int, default=0, help="torch threads per process "
                     "(0: torch's default; with --jobs, the cores split between the jobs)")
+    pt.add_argument("--stitch", action="store_true",
+                    help="also rebuild the stitching lab (pretrained/stitch/: its datasets, "
+                    "DT, %%BC, offline RL table, QDT and cards); alone, only the lab")
     pt.add_argument("--verify", action="store_true",
                     help="recollect the datasets into a temp folder and compare their sha256 "
                     "with the shipped checkpoints' (no training); exit 1 unless all match")
@@ -78,16 +81,31 @@ def cmd_pretrain(args) -> int:
     from dt_playground.zoo.pretrain import RECIPES, pretrain_env
 
     envs = list(RECIPES) if args.all else [args.env] if args.env else []
-    if not envs:
-        print("pretrain: give --env ID or --all", file=sys.stderr)
+    if not envs and not args.stitch:
+        print("pretrain: give --env ID, --all or --stitch", file=sys.stderr)
         return 2
+    stitch_root = Path(args.out) / "stitch" if args.out else None
     if args.verify:
         from dt_playground.zoo.verify import verify_datasets, verify_table
 
-        rows, seconds = verify_datasets(envs, args.out or None,
-                                        log=lambda m: print(m, file=sys.stderr))
+        log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+        rows, seconds = verify_datasets(envs, args.out or None, log=log) if envs else ([], {})
+        if args.stitch:
+            from dt_playground.stitch.lab import verify_rows
+
+            rows += verify_rows(stitch_root, log=log)
         print(verify_table(rows, seconds))
         return 0 if rows and all(r.status == "match" for r in rows) else 1
+    if args.stitch:
+        from dt_playground.dt.runtime import setup_process
+        from dt_playground.stitch.lab import build_lab
+
+        setup_process(1)
+        lab = build_lab(stitch_root, log=lambda m: print(m, file=sys.stderr))
+        print(f"stitching lab: {lab['train_cpu_seconds']:.0f} CPU-s of training",
+              file=sys.stderr)
+        if not envs:
+            return 0
     out = Path(args.out) if args.out else None
     kwargs = {"out_root": out} if out else {}
     if args.jobs > 1 and len(envs) > 1:

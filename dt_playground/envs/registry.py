@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
+from dt_playground.envs import maze
 from dt_playground.errors import UnknownEnvError
+
+maze.register()  # StitchMaze-v0, the stitching lab's maze, made like any gymnasium env
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class EnvSpec:
         target_presets: target returns offered before a checkpoint says better.
         random_return / expert_return: reference returns for the normalised
             score (0 = random, 100 = expert). D4RL's for the MuJoCo tasks.
-        family: "classic", "box2d" or "mujoco"; decides how frames are rendered.
+        family: "classic", "box2d", "mujoco" or "grid" (numpy-drawn frames from
+            ``env.render()``, as classic); decides how frames are rendered.
         render_every: render every k-th simulation step (about 30 frames per
             second of simulated time).
         video_fps: playback rate of the rendered video.
@@ -142,6 +146,20 @@ _SPECS = [
         video_fps=31,
         render_size=(320, 320),
         alive_bonus=1.0,
+    ),
+    # The stitching lab's maze (maze.py, dt_playground.stitch): -1 a step, +20 at the goal, a pit.
+    EnvSpec(
+        maze.ENV_ID,
+        discrete=True,
+        max_ep_len=maze.MAX_STEPS,
+        return_scale=10.0,
+        target_presets=(-10.0, 0.0, 9.0, 13.0),
+        random_return=-20.0,
+        expert_return=13.0,  # the shortest path from the farthest start cell (8 steps)
+        family="grid",
+        render_every=1,
+        video_fps=6,
+        render_size=(352, 288),
     ),
 ]
 

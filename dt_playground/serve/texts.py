@@ -35,6 +35,8 @@ TRAIN_NOTE = (
     "belongs to this browser session only, and is selected when it is done."
 )
 
+HEADER = ("# DT Playground\nPick an environment, a checkpoint and a target return; watch the "
+          "Decision Transformer try to collect exactly that much reward.")
 REPROMPT_NOTE = (
     "Rows of `step:target`. At each step the model is prompted anew: its return-to-go is "
     "reset to the new target, whatever it has collected. `best` lets a checkpoint with a "
@@ -48,6 +50,16 @@ COMPARE_NOTE = (
     "Every pretrained checkpoint of this environment on the same seeds: DT at its dataset's "
     "best return, BC and %BC, and DTs with other context lengths K where they exist."
 )
+
+STITCH_NOTE = (
+    "**What a DT cannot do: stitch.** In `halves`, one family of episodes goes from the start "
+    "to the middle of the maze and then astray; another starts elsewhere, passes the same "
+    "middle cell and reaches the goal. No episode runs from the start to the goal. A DT only "
+    "reproduces behaviour that went with a return in its data; offline RL that backs values up "
+    "through the middle cell joins the two halves, and QDT (a DT trained on returns relabelled "
+    "with those values) inherits part of that. Each method plays from the same start cell."
+)
+STITCH_HEADERS = ["method", "success (card seeds)", "mean return", "target"]
 
 CAPTIONS = {
     "rtg": "How to read it: the solid line is the return the model was asked for at each "
@@ -65,6 +77,8 @@ CAPTIONS = {
     "dataset": "How to read it: the returns and lengths of the episodes the checkpoint learned "
                "from, and the behaviour policies that played them; a DT can only reproduce what "
                "is in here.",
+    "stitch": "How to read it: the shading is how often the dataset's episodes visit each cell; "
+              "each line is one method's path from the same start cell (S) towards the goal (G).",
     "compare": "How to read it: bars are mean ± std return at each checkpoint's best target; the "
                "dashed line is the best episode in the data.",
 }

@@ -7,9 +7,6 @@ session's admission (serve/admission.py), calls the library and turns its result
 component values; every exception becomes a sentence at the `boundary`.
 """
 
-import functools
-import inspect
-import logging
 import threading
 from pathlib import Path
 
@@ -25,74 +22,19 @@ from dt_playground.media.plots import inspect as plots_inspect
 from dt_playground.media.replay import render_trace
 from dt_playground.serve import card_views, formatting
 from dt_playground.serve.admission import Admission
+from dt_playground.serve.boundary import (
+    LOG,
+    boundary,
+    glance_lib,
+    play_lib,
+    progress_steps,
+    session_key,
+)
 from dt_playground.serve.jobs import TrainJob, TrainRequest
 from dt_playground.serve.sessions import SessionStore
 from dt_playground.serve.workers import CheckpointRef, WorkerPool
 
-LOG = logging.getLogger("dt_playground.app")
 EXAMPLE_WAIT_S = 120.0  # how long a page's first load waits for the start-up example
-
-
-def _lib():
-    """The library's torch half, imported on first use rather than with the app: the page
-    is served before torch has loaded (start-up <= 5 s). (Python's import lock makes
-    concurrent first calls safe.)"""
-    from dt_playground.serve import play
-
-    return play
-
-
-def _glance():
-    from dt_playground.serve import glance  # imports torch: on first use, as `_lib`
-
-    return glance
-
-
-def user_error(exc: BaseException) -> gr.Error:
-    """What the user sees: our own messages as they are (logged as one line); anything
-    else as a short, path-free line (the traceback goes to the server log)."""
-    if isinstance(exc, gr.Error):
-        return exc
-    if isinstance(exc, PlaygroundError):
-        LOG.info("refused: %s", scrub_paths(str(exc))[:200])
-        return gr.Error(scrub_paths(str(exc)), print_exception=False)
-    LOG.exception("unexpected error in a handler")
-    return gr.Error(
-        f"Something went wrong on the server ({type(exc).__name__}); the request was not "
-        "completed. Other requests are unaffected.", print_exception=False)
-
-
-def boundary(fn):
-    """Every handler's exceptions become clear `gr.Error`s (generators included)."""
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def gen(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except Exception as exc:
-                raise user_error(exc) from None
-
-        return gen
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            raise user_error(exc) from None
-
-    return call
-
-
-def _key(request: gr.Request | None) -> str | None:
-    """The admission key: Gradio's session hash, which a browser tab and a
-    `gradio_client.Client` each have their own of."""
-    return getattr(request, "session_hash", None) if request is not None else None
-
-
-def _steps(progress, desc: str):
-    return lambda done, total: progress(done / max(total, 1), desc=desc)
 
 
 class Handlers:
@@ -109,7 +51,7 @@ class Handlers:
     # ------------------------------------------------------------ helpers
 
     def _checkpoint(self, sid, value, env_id):
-        return _lib().catalogue.resolve(value, env_id, self.store.owned(sid))
+        return play_lib().catalogue.resolve(value, env_id, self.store.owned(sid))
 
     def _video(self, render, episodes, progress, sid, stem: str, path=None, **kwargs):
         """``render(episodes, path)`` on a worker into a fresh session video; a failure
@@ -117,7 +59,7 @@ class Handlers:
         path = path or self.store.video_path(sid, stem)
         try:
             return self.pool.run("interactive", render, episodes, str(path),
-                                 progress=_steps(progress, "rendering video"), **kwargs)
+                                 progress=progress_steps(progress, "rendering video"), **kwargs)
         except RenderError as exc:
             msg = f"The episode ran (see plots) but its video could not be made: {exc}"
             raise gr.Error(scrub_paths(msg), print_exception=False) from None
@@ -128,7 +70,7 @@ class Handlers:
         progress(0, desc=f"waiting for a free worker: {ahead} ahead" if ahead else "simulating")
 
     def _cheap(self, request) -> bool:
-        return self.admission.cheap(_key(request))
+        return self.admission.cheap(session_key(request))
 
     # ------------------------------------------------------------ lists and arrival
 
@@ -205,7 +147,7 @@ class Handlers:
                    sid=None):
         """Refuse a bad request before any output is touched (the play that follows
         checks again: API calls go to it directly)."""
-        pg = _lib()
+        pg = play_lib()
         ck = self._checkpoint(sid, checkpoint, env_id)
         pg.play_target("best" if best is True else target, ck)
         pg.parse_seed(seed)
@@ -213,21 +155,21 @@ class Handlers:
     @boundary
     def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None):
         self._checkpoint(sid, checkpoint, env_id)
-        _glance().parse_schedule(schedule)
-        _lib().parse_seed(seed)
+        glance_lib().parse_schedule(schedule)
+        play_lib().parse_seed(seed)
 
     @boundary
     def check_grid(self, env_id, checkpoint, targets, seed, sid=None):
         ck = self._checkpoint(sid, checkpoint, env_id)
-        _glance().parse_grid_targets(targets, ck)
-        _lib().parse_seed(seed)
+        glance_lib().parse_grid_targets(targets, ck)
+        play_lib().parse_seed(seed)
 
     @boundary
     def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None):
         ck = self._checkpoint(sid, checkpoint, env_id)
-        _lib().parse_target(target, ck)
-        _lib().parse_seed(seed)
-        _lib().parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
+        play_lib().parse_target(target, ck)
+        play_lib().parse_seed(seed)
+        play_lib().parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
 
     # ------------------------------------------------------------ interactive work
 
@@ -237,18 +179,18 @@ class Handlers:
              progress=gr.Progress()):
         """Play one episode: summary and plots as soon as it is simulated, then the
         video. ``best``: the model picks its own target, the slider is ignored."""
-        with self.admission.interactive(_key(request), "play"):
+        with self.admission.interactive(session_key(request), "play"):
             yield from self._play(env_id, checkpoint, target, seed, sampled, best, sid,
                                   progress)
 
     def _play(self, env_id, checkpoint, target, seed, sampled, best, sid, progress,
               video_path=None):
-        pg = _lib()
+        pg = play_lib()
         ck = self._checkpoint(sid, checkpoint, env_id)
         target = "best" if best is True else target
         self._wait_note(progress)
         trace = self.pool.run("interactive", pg.play_episode, CheckpointRef.of(ck), target,
-                              seed, sampled, progress=_steps(progress, "simulating"))
+                              seed, sampled, progress=progress_steps(progress, "simulating"))
         summary = pg.episode_summary(trace, ck)
         figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
         yield gr.skip(), *figs, pg.summary_markdown(summary), summary
@@ -264,18 +206,18 @@ class Handlers:
                       sid: str | None, request: gr.Request = None, progress=gr.Progress()):
         """One episode re-prompted mid-way ("0:3000,300:500"); the same outputs as
         `play`, with the switches marked."""
-        with self.admission.interactive(_key(request), "re-prompted play"):
-            ia = _glance()
+        with self.admission.interactive(session_key(request), "re-prompted play"):
+            ia = glance_lib()
             ck = self._checkpoint(sid, checkpoint, env_id)
             self._wait_note(progress)
             trace = self.pool.run("interactive", ia.play_schedule, CheckpointRef.of(ck),
-                                  schedule, seed, progress=_steps(progress, "simulating"))
+                                  schedule, seed, progress=progress_steps(progress, "simulating"))
             summary = ia.schedule_summary(trace, ck, schedule)
             figs = plots_glance.schedule_figures(trace)
             yield gr.skip(), *figs, formatting.schedule_markdown(summary), summary
             info = self._video(render_trace, trace, progress, sid,
                                f"{ck.spec.short_name}-reprompt-{trace.seed}",
-                               max_frames=_lib().MAX_VIDEO_FRAMES)
+                               max_frames=play_lib().MAX_VIDEO_FRAMES)
             summary = {**summary, "video_frames": info.n_frames,
                        "render_seconds": round(info.seconds, 3)}
             yield str(info.path), *figs, formatting.schedule_markdown(summary), summary
@@ -285,12 +227,12 @@ class Handlers:
                   sid: str | None, request: gr.Request = None, progress=gr.Progress()):
         """The same seed at several targets in one batched rollout: the plot first,
         then one tiled video."""
-        with self.admission.interactive(_key(request), "grid"):
-            ia = _glance()
+        with self.admission.interactive(session_key(request), "grid"):
+            ia = glance_lib()
             ck = self._checkpoint(sid, checkpoint, env_id)
             self._wait_note(progress)
             res = self.pool.run("interactive", ia.play_grid, CheckpointRef.of(ck), targets,
-                                seed, progress=_steps(progress, "simulating"))
+                                seed, progress=progress_steps(progress, "simulating"))
             summary = res.summary(ck)
             fig = plots_glance.grid_reward_figure(res.traces, res.labels)
             yield gr.skip(), fig, summary
@@ -308,8 +250,8 @@ class Handlers:
                   sampled: bool, step: float, sid: str | None = None,
                   request: gr.Request = None):
         """What the action at one step of the episode attended to (replayed)."""
-        with self.admission.interactive(_key(request), "attention view"):
-            pg = _lib()
+        with self.admission.interactive(session_key(request), "attention view"):
+            pg = play_lib()
             ck = self._checkpoint(sid, checkpoint, env_id)
             att = self.pool.run("interactive", pg.attention_at, CheckpointRef.of(ck), target,
                                 seed, step, sampled)
@@ -321,8 +263,8 @@ class Handlers:
         """A zipped checkpoint folder (ours, or a `transformers` DT folder with its stats):
         safetensors + JSON only. The page switches to its env, lists that env's
         checkpoints and selects the upload, in one update."""
-        with self.admission.interactive(_key(request), "upload"):
-            sid, cid, ck = _lib().catalogue.import_upload(self.store, sid, file, env_id)
+        with self.admission.interactive(session_key(request), "upload"):
+            sid, cid, ck = play_lib().catalogue.import_upload(self.store, sid, file, env_id)
             env = ck.spec.env_id
             choices = layout.choices(env, self.store.owned(sid))
             # The env's change event that follows may carry the old env's checkpoint (the
@@ -332,6 +274,26 @@ class Handlers:
             return (gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid),
                     f"Loaded `{cid}` for {env}.", sid)
 
+    @boundary
+    def stitching(self, data: str, seed: float, history: float, sid: str | None = None,
+                  request: gr.Request = None):
+        """The stitching lab: every method from one start cell of ``data``'s maze, the
+        DT with ``history`` steps of context; the success table from the lab's cards."""
+        from dt_playground.stitch import view
+
+        with self.admission.interactive(session_key(request), "stitching lab run"):
+            return view.stitching_view(data, seed, history,
+                                       self.store.video_path(sid, "stitch")).outputs()
+
+    @boundary
+    def stitching_arrival(self, data: str, sid: str | None = None, request: gr.Request = None):
+        """The lab's tab on arrival, from its shipped files (replayed, no model run)."""
+        from dt_playground.stitch import view
+
+        if not self._cheap(request):
+            return (gr.skip(),) * 4
+        return view.arrival_view(data, self.store.video_path(sid, "stitch")).outputs()
+
     # ------------------------------------------------------------ background work
 
     @boundary
@@ -339,13 +301,13 @@ class Handlers:
               seed: float, sid: str | None = None, request: gr.Request = None,
               progress=gr.Progress()):
         """Achieved vs requested return over targets x seeds, batched."""
-        with self.admission.background_job(_key(request), "sweep"):
-            pg = _lib()
+        with self.admission.background_job(session_key(request), "sweep"):
+            pg = play_lib()
             ck = self._checkpoint(sid, checkpoint, env_id)
             targets = pg.sweep_targets(ck, n_targets)
             res, refs = self.pool.run("background", pg.sweep_with_references,
                                       CheckpointRef.of(ck), targets, n_seeds, seed,
-                                      progress=_steps(progress, "sweeping"))
+                                      progress=progress_steps(progress, "sweeping"))
             fig = plots.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
             return fig, pg.sweep_markdown(res), {**res, "references": refs}
 
@@ -354,11 +316,11 @@ class Handlers:
                 progress=gr.Progress()):
         """Every pretrained checkpoint of the env on the same seeds; progress advances
         per checkpoint; the same figure as on arrival."""
-        with self.admission.background_job(_key(request), "comparison"):
-            pg = _lib()
+        with self.admission.background_job(session_key(request), "comparison"):
+            pg = play_lib()
             progress(0, desc="playing every checkpoint")
             results, notes = self.pool.run("background", pg.compare_report, env_id, n_seeds,
-                                           seed, progress=_steps(progress, "checkpoints"))
+                                           seed, progress=progress_steps(progress, "checkpoints"))
             return card_views.compare_run_view(env_id, results, notes)
 
     @boundary
@@ -371,7 +333,7 @@ class Handlers:
         session = self.store.get_or_new(sid)
         if session.job is not None and not session.job.done:
             raise PlaygroundError("This session is already training: cancel it first.")
-        with self.admission.background_job(_key(request), "training job"):
+        with self.admission.background_job(session_key(request), "training job"):
             cid, out = self.store.reserve(session, "trained")
             job = session.job = TrainJob(request_, out).start()
             for j in job.watch():

@@ -1,0 +1,75 @@
+"""The Gradio boundary of the app's handlers: exceptions become sentences, requests
+become session keys, library progress becomes Gradio progress. Imports gradio (like
+`ui`, its only user)."""
+
+import functools
+import inspect
+import logging
+
+import gradio as gr
+
+from dt_playground.errors import PlaygroundError, scrub_paths
+
+LOG = logging.getLogger("dt_playground.app")
+
+
+def play_lib():
+    """The library's torch half, imported on first use rather than with the app: the page
+    is served before torch has loaded (start-up <= 5 s). (Python's import lock makes
+    concurrent first calls safe.)"""
+    from dt_playground.serve import play
+
+    return play
+
+
+def glance_lib():
+    from dt_playground.serve import glance  # imports torch: on first use, as `play_lib`
+
+    return glance
+
+
+def user_error(exc: BaseException) -> gr.Error:
+    """What the user sees: our own messages as they are (logged as one line); anything
+    else as a short, path-free line (the traceback goes to the server log)."""
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, PlaygroundError):
+        LOG.info("refused: %s", scrub_paths(str(exc))[:200])
+        return gr.Error(scrub_paths(str(exc)), print_exception=False)
+    LOG.exception("unexpected error in a handler")
+    return gr.Error(
+        f"Something went wrong on the server ({type(exc).__name__}); the request was not "
+        "completed. Other requests are unaffected.", print_exception=False)
+
+
+def boundary(fn):
+    """Every handler's exceptions become clear `gr.Error`s (generators included)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                raise user_error(exc) from None
+
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise user_error(exc) from None
+
+    return call
+
+
+def session_key(request: gr.Request | None) -> str | None:
+    """The admission key: Gradio's session hash, which a browser tab and a
+    `gradio_client.Client` each have their own of."""
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def progress_steps(progress, desc: str):
+    return lambda done, total: progress(done / max(total, 1), desc=desc)
