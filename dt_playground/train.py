@@ -46,7 +46,7 @@ LOG_EVERY = 10  # steps between loss-curve points (and loss read-backs on CUDA)
 # differ only here train the same model (`TrainConfig.identity`).
 RUN_ONLY = frozenset({
     "dataset", "out", "resume", "save_every", "keep_train_state", "threads", "device",
-    "step_mode", "eval_every", "eval_episodes", "eval_targets",
+    "step_mode", "fast_step", "eval_every", "eval_episodes", "eval_targets",
 })
 
 
@@ -73,7 +73,8 @@ class TrainConfig:
     warmup_steps: int = _f(200, "linear warmup steps")
     cosine_decay: bool = _f(True, "cosine-decay the learning rate to 10% after warmup")
     grad_clip: float = _f(0.25, "gradient norm clip")
-    bf16: bool = _f(True, "bfloat16 autocast for the forward pass (fast on AVX-512 BF16 CPUs)")
+    bf16: bool = _f(True, "bfloat16 matmuls (native on CUDA and AVX-512/AMX CPUs; the fast step "
+                    "emulates them with fp32 matmuls elsewhere)")
     eval_every: int = _f(0, "evaluate every N steps (0: only at the end)")
     eval_episodes: int = _f(2, "episodes per target in periodic evaluation")
     eval_targets: str = _f(
@@ -87,6 +88,10 @@ class TrainConfig:
     device: str = _f("auto", "auto (cuda when available), cpu or cuda")
     step_mode: str = _f(
         "auto", "auto, eager, compile or graph (auto: one CUDA graph on a single GPU, else eager)"
+    )
+    fast_step: bool = _f(
+        True, "the fast training step: the same maths as the plain one (--no-fast-step) with "
+        "fewer ops; its bf16 is emulated by rounding on CPUs without native bf16 matmuls"
     )
     return_bins: int = _f(
         0, f"bins of a return-distribution head for target 'best' (e.g. {DEFAULT_BINS}); 0: "
@@ -271,7 +276,7 @@ def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> Train
         torch.manual_seed(rank_seed(cfg.seed, world.rank, step + 1))
     share = world.batch_share(cfg.batch_size)
     train_step = TrainStep(model, opt, device=device, bf16=cfg.bf16, grad_clip=cfg.grad_clip,
-                           mode=mode, world=world)
+                           mode=mode, world=world, fast=cfg.fast_step)
 
     targets = (
         [float(x) for x in cfg.eval_targets.split(",") if x.strip()]
