@@ -154,8 +154,8 @@ def _block(block, c: _Casts, x, bias, m_attn, m_mlp) -> torch.Tensor:
     hs = C // nh
     qkv = c.linear(block.ln1(x), attn.qkv)  # (B, T, 3C)
     q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).flatten(1, 2)  # (B nh, T, hs)
-    if bias.dim() == 3 and nh > 1:
-        bias = bias.repeat_interleave(nh, dim=0)
+    if bias.dim() == 3 and nh > 1:  # (B, T, T) -> (B nh, T, T)
+        bias = bias[:, None].expand(B, nh, T, T).reshape(B * nh, T, T)
     scores = c.result(torch.baddbmm(bias, q, k.transpose(1, 2), alpha=hs**-0.5))
     y = c.result(torch.bmm(c.result(scores.softmax(-1)), v))  # (B nh, T, hs)
     y = y.view(B, nh, T, hs).transpose(1, 2).reshape(B, T, C)
