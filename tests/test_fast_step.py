@@ -198,3 +198,16 @@ def test_fast_dropout_has_the_plain_expected_loss():
     sigma = np.sqrt(plain.var() / n + fast.var() / n)
     assert abs(fast.mean() - plain.mean()) < 4 * sigma
     assert abs(plain.mean() - no_dropout) > 4 * sigma
+
+
+@pytest.mark.parametrize("kw", VARIANTS.values(), ids=VARIANTS.keys())
+def test_last_block_on_read_slots_alone_is_the_full_trunk(kw):
+    """The loss's trunk runs the last block for the slots it reads alone: their
+    outputs are the full trunk's."""
+    model = _model(**kw).eval()
+    batch = _batch(model.cfg)
+    read = fast_step.read_slots(model)
+    full = fast_step.trunk(model, batch, "fp32")
+    cut = fast_step.trunk(model, batch, "fp32", read)
+    assert cut.shape[2] == len(read) < model.n_tokens
+    torch.testing.assert_close(cut, full[:, :, read], rtol=1e-5, atol=1e-5)
