@@ -245,26 +245,32 @@ def sample_block(B: int, device: torch.device, steps: int) -> Block:
 
 def matmul_shapes(cfg: DTConfig, B: int) -> list[tuple[int, int, int, int]]:
     """The forward matmuls of a training step as (batch, M, K, N): (M, K) @ (K, N),
-    ``batch`` times. Linears are (rows, in, out); attention is the scores (T, hs) @
-    (hs, T) and the weighted values (T, T) @ (T, hs), per window and head."""
+    ``batch`` times. Linears are (rows, in, out); attention is the scores (Tq, hs) @
+    (hs, T) and the weighted values (Tq, T) @ (T, hs), per window and head. The last
+    block computes queries, projection and MLP only for the slots the loss reads
+    (`fast_step.read_slots`), as the fast step does; the embeddings come first."""
     n = 3 if cfg.use_returns else 2
+    read = 2 if cfg.return_bins and n == 3 else 1  # the action head's slot (and s_t's)
     rows, T, h = B * cfg.context_len, n * cfg.context_len, cfg.hidden
     hs = h // cfg.n_heads
     shapes = [(1, rows, cfg.state_dim, h), (1, rows, cfg.act_dim, h)]  # embeddings
     if cfg.use_returns:
         shapes.append((1, rows, 1, h))
-    for _ in range(cfg.n_layers):
-        shapes += [(1, n * rows, h, 3 * h), (B * cfg.n_heads, T, hs, T),
-                   (B * cfg.n_heads, T, T, hs), (1, n * rows, h, h),
-                   (1, n * rows, h, 4 * h), (1, n * rows, 4 * h, h)]
-    shapes.append((1, rows, h, cfg.act_dim))  # the action head
+    for layer in range(cfg.n_layers):
+        q = read * cfg.context_len if layer == cfg.n_layers - 1 else T  # query tokens
+        shapes += [(1, B * q, h, h), (1, n * rows, h, 2 * h), (B * cfg.n_heads, q, hs, T),
+                   (B * cfg.n_heads, q, T, hs), (1, B * q, h, h),
+                   (1, B * q, h, 4 * h), (1, B * q, 4 * h, h)]
+    shapes.append((1, read * rows, h, cfg.act_dim))  # the heads (the return head's ~ same)
     return shapes
 
 
 def train_flops(cfg: DTConfig, B: int) -> float:
     """Matmul FLOPs of one training step at batch ``B``, counted from the model's
-    shapes: 2 M K N per forward matmul, twice that for its backward (the gradients of
-    both operands), except the embeddings, whose inputs need no gradient."""
+    shapes (`matmul_shapes`): 2 M K N per forward matmul, twice that for its backward
+    (the gradients of both operands), except the embeddings, whose inputs need no
+    gradient. The work the loss needs, whichever path computes it: the plain step
+    does ~15% more (the last block on every token)."""
     total = 0.0
     for i, (b, M, K, N) in enumerate(matmul_shapes(cfg, B)):
         embedding = i < (3 if cfg.use_returns else 2)

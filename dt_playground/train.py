@@ -73,8 +73,7 @@ class TrainConfig:
     warmup_steps: int = _f(200, "linear warmup steps")
     cosine_decay: bool = _f(True, "cosine-decay the learning rate to 10% after warmup")
     grad_clip: float = _f(0.25, "gradient norm clip")
-    bf16: bool = _f(True, "bfloat16 matmuls (native on CUDA and AVX-512/AMX CPUs; the fast step "
-                    "emulates them with fp32 matmuls elsewhere)")
+    bf16: bool = _f(True, "bf16 matmuls (native on CUDA and AVX-512/AMX CPUs, else emulated)")
     eval_every: int = _f(0, "evaluate every N steps (0: only at the end)")
     eval_episodes: int = _f(2, "episodes per target in periodic evaluation")
     eval_targets: str = _f(
@@ -89,10 +88,7 @@ class TrainConfig:
     step_mode: str = _f(
         "auto", "auto, eager, compile or graph (auto: one CUDA graph on a single GPU, else eager)"
     )
-    fast_step: bool = _f(
-        True, "the fast training step: the same maths as the plain one (--no-fast-step) with "
-        "fewer ops; its bf16 is emulated by rounding on CPUs without native bf16 matmuls"
-    )
+    fast_step: bool = _f(True, "the fast training step (same maths; --no-fast-step: the plain)")
     return_bins: int = _f(
         0, f"bins of a return-distribution head for target 'best' (e.g. {DEFAULT_BINS}); 0: "
         "none. On a dt it is MGDT's head, whose (s, R, a) order can cost action quality; on a "
