@@ -310,3 +310,36 @@ def test_fast_policy_is_the_reference_at_the_paper_config(n):
         ref.actions[rows, t] = fast.actions[rows, t]  # the same history on both sides
         for p in (fast, ref):
             p.observe(rows, np.ones(n))
+
+
+def test_bench_counts_the_training_step_flops():
+    """`speed.train_flops` at the paper config, written out: per layer the linears
+    (qkv 3h + proj h + MLP 8h per token) and attention (scores and values), the last
+    layer on the state tokens alone (keys and values 2h from every token); forward
+    2 MKN, backward twice that; embeddings without an input gradient."""
+    from dt_playground import speed
+
+    B, K, h, T = 64, 20, 128, 60
+    full = B * T * h * 12 * h + 2 * B * T * T * h
+    last = B * K * h * 10 * h + B * T * h * 2 * h + 2 * B * K * T * h
+    head = B * K * h * 3
+    embed = B * K * (11 + 3 + 1) * h
+    expected = 6 * (2 * full + last + head) + 4 * embed
+    assert speed.train_flops(speed.ours_model().cfg, B) == expected
+
+
+def test_interleave_all_rotates_the_first_block():
+    from dt_playground.speed import interleave_all
+
+    calls = []
+
+    def side(name):
+        def block():
+            calls.append(name)
+            return 1.0
+
+        return block
+
+    out = interleave_all([side("a"), None, side("c")], 3)
+    assert calls == ["a", "c", "c", "a", "c", "a"] and out[1] is None
+    assert out[0].rounds == [1.0] * 3
