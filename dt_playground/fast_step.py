@@ -6,9 +6,9 @@ yardstick; the tests train both and compare).
 What the plain bf16 step spends its time on, besides the matmuls (torch profiler,
 one thread), and what this does instead:
 
-* **Autocast casts** every matmul's input, weight and bias to bf16, and the
-  backward casts back. Here each weight is cast once per step, inputs only where
-  they are fp32 (LayerNorm outputs), as autocast would.
+* **Autocast casts** every matmul's input, weight and bias to bf16 as the op runs.
+  Here the casts are explicit: each weight once per step, an input only where it is
+  fp32 (a LayerNorm output); without native bf16 they are roundings (below).
 * **Dropout masks**: a ``torch.rand`` float per element at each of the 1 + 2L sites,
   then compare, convert, two multiplies. Here one draw of random bits per step
   serves every site: 15 random bits per element, compared with ``p * 32768`` (so the
@@ -20,7 +20,7 @@ one thread), and what this does instead:
 * **The last block** computed every token, but the loss reads only the state
   tokens' outputs (and s_t's for a return head): there only those get queries, the
   projection and the MLP, as `acting.Acting` does for the final token. A third of
-  the rows, so ~15% fewer FLOPs in the paper's 3-layer model; the loss and its
+  the rows, so 19% fewer FLOPs in the paper's 3-layer model; the loss and its
   gradients are unchanged, since the skipped outputs were never used.
 * **Attention's scale and mask** were two more passes over the scores. Here they
   are ``baddbmm``'s alpha and an additive bias made once per step.
