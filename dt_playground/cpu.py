@@ -195,10 +195,12 @@ def linear(
         or not _onednn_takes(x.dtype)
         or rows * n_in * n_out < ONEDNN_MIN_MACS
     ):
-        y = F.linear(x, weight, bias)
+        y = F.linear(x, weight, bias)  # a fresh tensor: the ReLU or add can go in place
         if relu:
-            return torch.relu(y)
-        return y if residual is None else residual + y
+            return y.relu_()
+        if residual is None:
+            return y
+        return y.add_(residual) if residual.dtype == y.dtype else residual + y
     w = weight if packed is None else packed
     x2 = x.reshape(rows, n_in)
     try:
