@@ -173,9 +173,13 @@ def _block(block, c: _Casts, x, bias, m_attn, m_mlp, read: list[int] | None = No
     else:
         K = T // n
         Tq = K * len(read)
+        # A slice, not a list index: a view, and no index tensor made from the host
+        # (which a CUDA graph could not capture). `read_slots` are consecutive.
+        span = slice(read[0], read[-1] + 1)
+        assert list(range(n))[span] == list(read), read
 
         def rows(t):  # (B, T, ...) -> the read slots (B, Tq, ...)
-            return t.unflatten(1, (K, n))[:, :, read].flatten(1, 2)
+            return t.unflatten(1, (K, n))[:, :, span].flatten(1, 2)
 
         W, b = attn.qkv.weight, attn.qkv.bias
         q = c.matmul(rows(h), W[:C], b[:C])
@@ -183,7 +187,7 @@ def _block(block, c: _Casts, x, bias, m_attn, m_mlp, read: list[int] | None = No
         q = q.view(B, Tq, nh, hs).transpose(1, 2).flatten(0, 1)
         k, v = kv.view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4).flatten(1, 2)
         x = rows(x)
-        bias = bias.unflatten(-2, (K, n))[..., read, :].flatten(-3, -2)  # (..., Tq, T)
+        bias = bias.unflatten(-2, (K, n))[..., span, :].flatten(-3, -2)  # (..., Tq, T)
     if bias.dim() == 3 and nh > 1:  # (B, Tq, T) -> (B nh, Tq, T)
         bias = bias[:, None].expand(B, nh, Tq, T).reshape(B * nh, Tq, T)
     # q, k, v: (B nh, Tq or T, hs)
@@ -200,7 +204,8 @@ def _block(block, c: _Casts, x, bias, m_attn, m_mlp, read: list[int] | None = No
 
 def read_slots(model) -> list[int]:
     """The token slots per step the loss reads: the action head's (s_t, or R_t in
-    (s, R, a) order) and the return head's s_t."""
+    (s, R, a) order) and the return head's s_t (slot 0; a return head comes with the
+    (s, R, a) order or without return tokens, so the slots are consecutive)."""
     n = model.n_tokens
     return sorted({n - 2} | ({0} if model.predict_return is not None else set()))
 
