@@ -1,6 +1,6 @@
 """Benchmarks: training step and action latency at the DT paper's config, against
 Hugging Face's `DecisionTransformerModel` when `transformers` is installed, on
-the CPU or a GPU (`speed.py` holds the timed cases).
+the CPU or a GPU (`bench_cases.py` holds the timed cases).
 
 Both sides run at the same precision, interleaved in one run; figures are
 medians over rounds with their min-max spread, so ratios are fair and their
@@ -18,6 +18,7 @@ from dt_playground.cli import bench_cases as speed
 from dt_playground.cli.bench_cases import PAPER
 from dt_playground.dt import runtime as cpu
 from dt_playground.envs.seeds import CARD_SEED
+from dt_playground.training import fast_step
 
 # (key, label, kind, batch, precision, target ratio or None). Keys of earlier
 # versions keep their meaning where it was sound ("train_ms": B=64 as the trainer
@@ -38,27 +39,48 @@ PAPER_STEPS = 100_000  # a paper-scale DT run (Chen et al. train 100k steps)
 
 
 def _blocks(kind: str, B: int, precision: str, device, steps: int, repeats: int,
-            step_mode: str, with_hf: bool):
+            step_mode: str, with_hf: bool, plain: bool) -> dict:
+    """The timed sides of a case by name: "ours", "hf"; for training also "plain"
+    (our plain step) and "mm:<precision>" (the step's matmuls alone)."""
     if kind == "train":
         n = repeats if B <= 64 else max(2, repeats // 8)
         mode = step_mode if step_mode != "auto" else ("graph" if device.type == "cuda"
                                                       else "eager")
-        ours = speed.train_block("ours", B, precision, device, n, mode)
-        hf = speed.train_block("hf", B, precision, device, n) if with_hf else None
-        return ours, hf
+        blocks = {"ours": speed.train_block("ours", B, precision, device, n, mode)}
+        if with_hf:
+            blocks["hf"] = speed.train_block("hf", B, precision, device, n)
+        if plain and B <= 64:
+            blocks["plain"] = speed.train_block("plain", B, precision, device, n, mode)
+        cfg = speed.ours_model().cfg
+        for mm in _limit_precisions(precision, device):
+            blocks[f"mm:{mm}"] = speed.matmul_block(cfg, B, mm, device)
+        return blocks
     # Batch 1024 on a CPU: a shorter episode (the window is full after K steps anyway).
     n = steps if B < 1024 or device.type == "cuda" else min(steps, PAPER["K"] + 30)
-    ours = speed.act_block("ours", B, precision, device, n)
-    return ours, (speed.act_block("hf", B, precision, device, n) if with_hf else None)
+    blocks = {"ours": speed.act_block("ours", B, precision, device, n)}
+    if with_hf:
+        blocks["hf"] = speed.act_block("hf", B, precision, device, n)
+    return blocks
+
+
+def _limit_precisions(precision: str, device) -> list[str]:
+    """The matmul precisions to measure for a training case: its own, and fp32 too
+    where our bf16 step emulates bf16 with fp32 matmuls (no native bf16)."""
+    if precision == "bf16" and fast_step.matmul_precision(device, True) == "bf16-emulated":
+        return ["bf16", "fp32"]
+    return [precision]
 
 
 def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
                     echo=print, device: str = "cpu", rounds: int = 5,
                     precisions: tuple[str, ...] = ("fp32", "bf16"), large: bool = True,
-                    step_mode: str = "auto") -> dict:
+                    step_mode: str = "auto", plain: bool = True) -> dict:
     """Print and return the model benchmark: per case, ours and HF's median ms over
     ``rounds`` interleaved rounds, with min-max spreads and the ratio of medians
-    (lower is better); and the projected wall time of a 100k-step Hopper DT."""
+    (lower is better); for training steps also our plain step (``plain``), the
+    achieved GFLOP/s (`speed.train_flops`) and its share of the matmul throughput
+    measured at the step's own shapes in the same rounds; and the projected wall
+    time of a 100k-step Hopper DT."""
     p = PAPER
     dev = cpu.resolve_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
@@ -72,31 +94,30 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
         with_hf = False
         echo("transformers not installed: skipping the Hugging Face comparison "
              "(pip install transformers)")
-    res: dict = {"device": str(dev), "rounds": rounds, "ours": {}, "spread": {"ours": {}}}
+    res: dict = {"device": str(dev), "rounds": rounds, "ours": {}, "spread": {"ours": {}},
+                 "native_bf16": fast_step.native_bf16(dev)}
     if with_hf:
         res.update(hf={}, ratio={}, ratio_spread={})
         res["spread"]["hf"] = {}
-    echo(f"{'median ms [min-max]':<26}{'ours':>22}" + (f"{'HF':>22}{'ratio':>16}{'target':>8}"
+    echo("bf16 matmuls: native" if res["native_bf16"] else "bf16 matmuls: no native kernels "
+         "here, so our fast step emulates bf16 with fp32 matmuls (fast_step.py)")
+    echo(f"{'median ms [min-max]':<26}{'ours':>26}" + (f"{'HF':>26}{'ratio':>16}{'target':>8}"
                                                         if with_hf else ""))
+    cfg = speed.ours_model().cfg
     for key, label, kind, B, precision, target in CASES:
         if precision not in precisions or (B == 1024 and not large):
             continue
-        a, b = _blocks(kind, B, precision, dev, steps, repeats, step_mode, with_hf)
-        ta, tb = speed.interleave(a, b, rounds)
+        blocks = _blocks(kind, B, precision, dev, steps, repeats, step_mode, with_hf, plain)
+        timed = dict(zip(blocks, speed.interleave_all(list(blocks.values()), rounds)))
+        ta, tb = timed["ours"], timed.get("hf")
         res["ours"][key] = ta.median
         res["spread"]["ours"][key] = list(ta.spread)
-        line = f"{label:<26}{_fmt(ta):>22}"
+        line = f"{label:<26}{_fmt(ta):>26}"
         if tb is not None:
-            ratios = [x / y for x, y in zip(ta.rounds, tb.rounds)]
-            res["hf"][key] = tb.median
-            res["spread"]["hf"][key] = list(tb.spread)
-            res["ratio"][key] = ta.median / tb.median
-            res["ratio_spread"][key] = [min(ratios), max(ratios)]
-            verdict = "" if target is None else (
-                f"{'<=' + str(target):>8} {'ok' if res['ratio'][key] <= target else 'MISS'}")
-            line += (f"{_fmt(tb):>22}{res['ratio'][key]:>6.2f} [{min(ratios):.2f}-"
-                     f"{max(ratios):.2f}]{verdict}")
+            line += _ratio_cells(res, key, ta, tb, target)
         echo(line)
+        if kind == "train":
+            _report_train(res, key, precision, B, cfg, timed, dev, echo)
     train_key = "train_ms" if "train_ms" in res["ours"] else "train_fp32_ms"
     if train_key in res["ours"]:
         sample = speed.interleave(speed.sample_block(p["batch"], dev, repeats), None, rounds)[0]
@@ -108,6 +129,54 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
              f"{res['ours'][train_key]:.3f} ms step + {sample.median:.3f} ms sampling -> "
              f"{res['paper_run_minutes']:.1f} min (no evaluation)")
     return res
+
+
+def _ratio_cells(res: dict, key: str, ta: speed.Timing, tb: speed.Timing, target,
+                 table: str = "") -> str:
+    """Record HF's side and the ratio of medians (with the per-round range) under
+    ``key``; the table's cells for them."""
+    ratios = [x / y for x, y in zip(ta.rounds, tb.rounds)]
+    res["hf"][key] = tb.median
+    res["spread"]["hf"][key] = list(tb.spread)
+    res["ratio"][key] = ta.median / tb.median
+    res["ratio_spread"][key] = [min(ratios), max(ratios)]
+    verdict = "" if target is None else (
+        f"{'<=' + str(target):>8} {'ok' if res['ratio'][key] <= target else 'MISS'}")
+    return (f"{_fmt(tb):>26}{res['ratio'][key]:>6.2f} [{min(ratios):.2f}-"
+            f"{max(ratios):.2f}]{verdict}")
+
+
+def _report_train(res: dict, key: str, precision: str, B: int, cfg, timed: dict, dev,
+                  echo) -> None:
+    """A training case's extra lines: our plain step, and GFLOP/s against the matmul
+    throughput measured at the step's shapes in the same rounds."""
+    flops = speed.train_flops(cfg, B)
+    plain = timed.get("plain")
+    if plain is not None:
+        res.setdefault("ours_plain", {})[key] = plain.median
+        res["spread"].setdefault("ours_plain", {})[key] = list(plain.spread)
+        line = f"{'  our plain step':<26}{_fmt(plain):>26}"
+        if "hf" in timed:
+            r = plain.median / timed["hf"].median
+            res.setdefault("ratio_plain", {})[key] = r
+            line += f"{'':>26}{r:>6.2f}"
+        speedup = plain.median / timed["ours"].median
+        res.setdefault("fast_speedup", {})[key] = speedup
+        echo(f"{line}   (fast step {speedup:.2f}x faster)")
+    gflops = flops / timed["ours"].median / 1e6
+    runs_at = fast_step.matmul_precision(dev, precision == "bf16")
+    limits = {mm.split(":")[1]: flops / t.median / 1e6 for mm, t in timed.items()
+              if mm.startswith("mm:")}
+    limit = limits["fp32" if runs_at == "fp32" or runs_at == "bf16-emulated" else "bf16"]
+    res.setdefault("gflop_per_step", {})[key] = flops / 1e9
+    res.setdefault("gflops", {})[key] = gflops
+    res.setdefault("matmul_gflops", {})[key] = limits
+    res.setdefault("matmul_precision", {})[key] = runs_at
+    res.setdefault("matmul_fraction", {})[key] = gflops / limit
+    extra = "".join(f", {k} {v:.0f}" for k, v in limits.items())
+    echo(f"{'  achieved':<26}{gflops:>18.1f} GFLOP/s = {100 * gflops / limit:.0f}% of the "
+         f"{runs_at} step's matmul limit ({flops / 1e9:.1f} GFLOP/step; matmuls alone at "
+         f"these shapes, GFLOP/s{extra})")
 
 
 def _fmt(t: speed.Timing) -> str:

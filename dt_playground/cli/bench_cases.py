@@ -47,13 +47,21 @@ class Timing:
 
 def interleave(a: Block, b: Block | None, rounds: int) -> tuple[Timing, Timing | None]:
     """Run ``a`` and ``b`` alternately (the first of each round alternates too)."""
-    ta, tb = [], []
+    ta, tb = interleave_all([a, b], rounds)
+    return ta, tb
+
+
+def interleave_all(blocks: list[Block | None], rounds: int) -> list[Timing | None]:
+    """Run the blocks in turn, ``rounds`` times; round r starts r places further on
+    (A B / B A for two; A B C / B C A / C A B for three). None: not run."""
+    times: list[list[float]] = [[] for _ in blocks]
+    n = len(blocks)
     for r in range(rounds):
-        order = [(a, ta), (b, tb)] if r % 2 == 0 else [(b, tb), (a, ta)]
-        for fn, out in order:
-            if fn is not None:
-                out.append(fn())
-    return Timing(ta), (Timing(tb) if b is not None else None)
+        for i in range(n):
+            j = (i + r) % n
+            if blocks[j] is not None:
+                times[j].append(blocks[j]())
+    return [Timing(t) if blk is not None else None for t, blk in zip(times, blocks)]
 
 
 def _sync(device: torch.device) -> None:
@@ -112,14 +120,16 @@ def train_block(which: str, B: int, precision: str, device: torch.device, steps:
                 mode: str = "eager") -> Block:
     """One AdamW step (forward, backward, clip at 0.25, update) at batch ``B``; ours
     through the trainer's `TrainStep` (``mode`` on CUDA: eager, compile or graph),
-    HF's as shipped with an MSE loss, both under bf16 autocast or both in fp32, both
-    with the same (fused) AdamW."""
+    "ours" its fast step, "plain" its plain one (autocast); HF's as shipped with an
+    MSE loss under autocast; bf16 on every side or fp32 on every side, all with the
+    same (fused) AdamW."""
     bf16 = precision == "bf16"
     batch = random_batch(B, device)
-    if which == "ours":
+    if which in ("ours", "plain"):
         model = ours_model().to(device).train()
         opt = make_optimizer(model, 1e-4, 1e-4, device, graph=mode == "graph")
-        step = TrainStep(model, opt, device=device, bf16=bf16, grad_clip=0.25, mode=mode)
+        step = TrainStep(model, opt, device=device, bf16=bf16, grad_clip=0.25, mode=mode,
+                         fast=which == "ours")
 
         def one():
             step(batch, 1e-4)
@@ -231,3 +241,63 @@ def sample_block(B: int, device: torch.device, steps: int) -> Block:
             {k: torch.from_numpy(v) for k, v in w.items()}
 
     return _mean_ms(one, steps, device)
+
+
+def matmul_shapes(cfg: DTConfig, B: int) -> list[tuple[int, int, int, int]]:
+    """The forward matmuls of a training step as (batch, M, K, N): (M, K) @ (K, N),
+    ``batch`` times. Linears are (rows, in, out); attention is the scores (Tq, hs) @
+    (hs, T) and the weighted values (Tq, T) @ (T, hs), per window and head. The last
+    block computes queries, projection and MLP only for the slots the loss reads
+    (`fast_step.read_slots`), as the fast step does; the embeddings come first."""
+    n = 3 if cfg.use_returns else 2
+    read = 2 if cfg.return_bins and n == 3 else 1  # the action head's slot (and s_t's)
+    rows, T, h = B * cfg.context_len, n * cfg.context_len, cfg.hidden
+    hs = h // cfg.n_heads
+    shapes = [(1, rows, cfg.state_dim, h), (1, rows, cfg.act_dim, h)]  # embeddings
+    if cfg.use_returns:
+        shapes.append((1, rows, 1, h))
+    for layer in range(cfg.n_layers):
+        q = read * cfg.context_len if layer == cfg.n_layers - 1 else T  # query tokens
+        shapes += [(1, B * q, h, h), (1, n * rows, h, 2 * h), (B * cfg.n_heads, q, hs, T),
+                   (B * cfg.n_heads, q, T, hs), (1, B * q, h, h),
+                   (1, B * q, h, 4 * h), (1, B * q, 4 * h, h)]
+    shapes.append((1, read * rows, h, cfg.act_dim))  # the heads (the return head's ~ same)
+    return shapes
+
+
+def train_flops(cfg: DTConfig, B: int) -> float:
+    """Matmul FLOPs of one training step at batch ``B``, counted from the model's
+    shapes (`matmul_shapes`): 2 M K N per forward matmul, twice that for its backward
+    (the gradients of both operands), except the embeddings, whose inputs need no
+    gradient. The work the loss needs, whichever path computes it: the plain step
+    does 23% more at the paper config (the last block on every token)."""
+    total = 0.0
+    for i, (b, M, K, N) in enumerate(matmul_shapes(cfg, B)):
+        embedding = i < (3 if cfg.use_returns else 2)
+        total += 2 * b * M * K * N * (2 if embedding else 3)
+    return total
+
+
+def matmul_block(cfg: DTConfig, B: int, precision: str, device: torch.device,
+                 repeats: int = 1) -> Block:
+    """A `Block` timing the step's own matmuls (`matmul_shapes`; forward, and both
+    backward products) in ``precision`` with nothing else: ms for all of them, which
+    with `train_flops` gives the machine's matmul throughput at the model's shapes."""
+    dtype = DTYPES[precision]
+    g = torch.Generator(device="cpu").manual_seed(0)
+    ops = []
+    for b, M, K, N in matmul_shapes(cfg, B):
+        x = torch.randn(b, M, K, generator=g).to(device=device, dtype=dtype)
+        w = torch.randn(b, K, N, generator=g).to(device=device, dtype=dtype)
+        dy = torch.randn(b, M, N, generator=g).to(device=device, dtype=dtype)
+        ops.append((x, w, dy))
+
+    def one():
+        for i, (x, w, dy) in enumerate(ops):
+            torch.bmm(x, w)
+            torch.bmm(x.transpose(1, 2), dy)  # the weight's (second operand's) gradient
+            if i >= (3 if cfg.use_returns else 2):  # embeddings: no input gradient
+                torch.bmm(dy, w.transpose(1, 2))
+
+    one()  # warm-up
+    return _mean_ms(one, repeats, device)

@@ -172,6 +172,7 @@ def cmd_bench(args) -> int:
     res = run_model_bench(steps=args.steps, repeats=args.repeats, with_hf=not args.no_hf,
                           device=args.device, rounds=args.rounds, precisions=precisions,
                           large=not args.no_large, step_mode=args.step_mode,
+                          plain=not args.no_plain,
                           echo=lambda m: print(m, file=sys.stderr if args.json else sys.stdout))
     if args.json:
         print(json.dumps(res))
@@ -266,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="precision of both sides (always the same on both)")
     b.add_argument("--no-large", action="store_true",
                    help="skip the B=1024 training and batch-1024 acting cases")
+    b.add_argument("--no-plain", action="store_true",
+                   help="skip timing our plain training step beside the fast one")
     b.add_argument("--step-mode", default="auto", choices=("auto", "eager", "compile", "graph"),
                    help="our training step on CUDA (auto: one CUDA graph)")
     b.add_argument("--json", action="store_true",

@@ -26,6 +26,7 @@ loaded set of weights.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import weakref
 
@@ -108,11 +109,38 @@ class _Block:
             q = q[:, :, -1:]
             attn_mask = attn_mask[..., -1:, :] if attn_mask is not None else None
             x = x[:, -1:]
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None and not last_only
-        )
+        y = _attention(q, k, v, attn_mask, causal=attn_mask is None and not last_only)
         x = self.proj(y.transpose(1, 2).reshape(B, x.shape[1], C), residual=x)
         return self.fc2(self.fc1(self.ln2(x), relu=True), residual=x)
+
+
+_CAUSAL: dict = {}  # (Tq, Tk, dtype) -> the additive causal mask (Tq, Tk), on the CPU
+
+
+def _attention(q, k, v, attn_mask: torch.Tensor | None, causal: bool) -> torch.Tensor:
+    """``F.scaled_dot_product_attention(q, k, v, attn_mask, is_causal=causal)`` for
+    (B, nh, T, hs) inputs. On the CPU written out as ``baddbmm`` (scale and additive
+    mask in one op), softmax and ``bmm``: for 60-token windows ~2x faster than SDPA's
+    flash kernel at batch 1 and ~1.4x at batch 32 (AVX2 EPYC, one thread)."""
+    if q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal)
+    B, nh, Tq, hs = q.shape
+    Tk = k.shape[2]
+    if attn_mask is not None:  # (B, 1, Tq, Tk) boolean, True = may attend
+        bias = torch.zeros(attn_mask.shape, dtype=q.dtype).masked_fill_(~attn_mask, -math.inf)
+        bias = bias.expand(B, nh, Tq, Tk).reshape(B * nh, Tq, Tk)
+    elif causal:
+        key = (Tq, Tk, q.dtype)
+        bias = _CAUSAL.get(key)
+        if bias is None:
+            allowed = torch.ones(Tq, Tk, dtype=torch.bool).tril(Tk - Tq)
+            bias = _CAUSAL[key] = torch.zeros(Tq, Tk, dtype=q.dtype).masked_fill_(
+                ~allowed, -math.inf)
+    else:
+        bias = torch.zeros((), dtype=q.dtype)
+    att = torch.baddbmm(bias, q.reshape(B * nh, Tq, hs), k.reshape(B * nh, Tk, hs).mT,
+                        alpha=hs**-0.5)
+    return torch.bmm(att.softmax(-1), v.reshape(B * nh, Tk, hs)).view(B, nh, Tq, hs)
 
 
 class _Engine:

@@ -5,7 +5,8 @@ Process-wide settings live here as functions the entry points call (the CLI,
 never make them as a side effect; `torch_threads` changes the thread count only
 for the duration of a block.
 
-Two things, both measured on this project's machine (AMD EPYC, AVX-512 BF16):
+Two things, both measured on this project's machine (AMD EPYC, AVX-512 BF16; the
+second does not hold on an AVX2 EPYC, see `ONEDNN_FP32`):
 
 * **glibc gives freed memory back too eagerly.** A lock-step step at batch 32
   allocates ~14 MB of activations; with glibc's defaults those pages are
@@ -132,16 +133,31 @@ _ONEDNN_LINEAR = _onednn_linear()
 # Below this many multiply-adds oneDNN's fixed cost (~12 us a call) outweighs
 # its faster kernel, and ATen's own path wins.
 ONEDNN_MIN_MACS = 1_500_000
+# fp32 through oneDNN only on AVX-512 CPUs, where it was measured faster than ATen
+# (MKL). On an AVX2 EPYC (Zen 3) MKL's fp32 GEMM is as fast at large sizes and
+# ~1.3x faster at batch 1's (59 x 128 @ 128 x 384: 83 against 106 us packed), so
+# there fp32 stays on ATen. bf16 goes to oneDNN where it has bf16 kernels.
+ONEDNN_FP32 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def _onednn_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+ONEDNN_BF16 = _onednn_bf16()  # oneDNN has bf16 kernels for this CPU (AVX-512 or AMX)
+
+
+def _onednn_takes(dtype: torch.dtype) -> bool:
+    return (dtype == torch.bfloat16 and ONEDNN_BF16) or (dtype == torch.float32 and ONEDNN_FP32)
 
 
 def pack_weight(weight: torch.Tensor) -> torch.Tensor | None:
     """``weight`` reordered once into oneDNN's blocked layout (else oneDNN reorders
     it on every call), or None where oneDNN can't take it."""
-    if (
-        _ONEDNN_LINEAR is None
-        or weight.device.type != "cpu"
-        or weight.dtype not in (torch.float32, torch.bfloat16)
-    ):
+    if _ONEDNN_LINEAR is None or weight.device.type != "cpu" or not _onednn_takes(weight.dtype):
         return None
     try:
         return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
@@ -176,13 +192,15 @@ def linear(
     if (
         _ONEDNN_LINEAR is None
         or x.device.type != "cpu"
-        or x.dtype not in (torch.float32, torch.bfloat16)
+        or not _onednn_takes(x.dtype)
         or rows * n_in * n_out < ONEDNN_MIN_MACS
     ):
-        y = F.linear(x, weight, bias)
+        y = F.linear(x, weight, bias)  # a fresh tensor: the ReLU or add can go in place
         if relu:
-            return torch.relu(y)
-        return y if residual is None else residual + y
+            return y.relu_()
+        if residual is None:
+            return y
+        return y.add_(residual) if residual.dtype == y.dtype else residual + y
     w = weight if packed is None else packed
     x2 = x.reshape(rows, n_in)
     try:

@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 
 from dt_playground.dt.model import DecisionTransformer
+from dt_playground.training import fast_step
 
 STEP_MODES = ("auto", "eager", "compile", "graph")
 WARMUP_STEPS = 3  # eager steps before a CUDA graph is captured (real steps, not discarded)
@@ -156,14 +157,18 @@ def sampler_state(windows, gen, rng) -> tuple[dict, dict]:
 
 class _Loss(torch.nn.Module):
     """The model's loss as a module's forward: what DDP wraps, so that its hooks
-    see every forward (the loss reads the trunk directly, not ``model(...)``)."""
+    see every forward (the loss reads the trunk directly, not ``model(...)``).
+    ``precision``: `fast_step.loss` with its matmuls in that precision; None: the
+    model's own ``loss`` (the plain path, under the caller's autocast)."""
 
-    def __init__(self, model: DecisionTransformer):
+    def __init__(self, model: DecisionTransformer, precision: str | None = None):
         super().__init__()
-        self.model = model
+        self.model, self.precision = model, precision
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model.loss(batch)
+        if self.precision is None:
+            return self.model.loss(batch)
+        return fast_step.loss(self.model, batch, self.precision)
 
 
 def make_optimizer(model, lr: float, weight_decay: float, device: torch.device,
@@ -193,7 +198,12 @@ def choose_mode(mode: str, device: torch.device, world: World) -> str:
 
 
 class TrainStep:
-    """One optimiser step: forward under bf16 autocast, backward, clip, AdamW.
+    """One optimiser step: forward in bf16 (or fp32), backward, clip, AdamW.
+
+    ``fast`` (the default): the loss is `fast_step.loss`, the same maths with fewer
+    ops, which makes its own bf16 casts (emulated by rounding on a CPU without
+    native bf16 matmuls, `fast_step.matmul_precision`). ``fast=False``: the plain
+    path, the model's own ``loss`` under bf16 autocast.
 
     ``mode`` "graph": the first `WARMUP_STEPS` calls run eagerly, then the step is
     captured once and later calls copy their batch into the captured input buffers
@@ -204,10 +214,14 @@ class TrainStep:
 
     def __init__(self, model: DecisionTransformer, opt: torch.optim.Optimizer, *, device,
                  bf16: bool, grad_clip: float, mode: str = "eager", world: World | None = None,
-                 capture=None):
+                 capture=None, fast: bool = True):
         self.model, self.opt, self.device = model, opt, torch.device(device)
         self.bf16, self.grad_clip, self.mode = bf16, grad_clip, mode
-        module = _Loss(model)
+        self.fast = fast
+        # What the step's matmuls compute in ("fp32", "bf16" or "bf16-emulated").
+        self.precision = fast_step.matmul_precision(self.device, bf16) if fast else (
+            "bf16" if bf16 else "fp32")
+        module = _Loss(model, self.precision if fast else None)
         world = world or World()
         if world.size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -230,7 +244,9 @@ class TrainStep:
 
     def _eager(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # No autocast weight cache under capture: cached casts would be graph outputs.
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16,
+        # The fast loss makes its own casts: autocast is the plain path's.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.bf16 and not self.fast,
                             cache_enabled=self.mode != "graph"):
             loss = self.loss_fn(batch)
         self.opt.zero_grad(set_to_none=True)

@@ -49,7 +49,7 @@ LOG_EVERY = 10  # steps between loss-curve points (and loss read-backs on CUDA)
 # differ only here train the same model (`TrainConfig.identity`).
 RUN_ONLY = frozenset({
     "dataset", "out", "resume", "save_every", "keep_train_state", "threads", "device",
-    "step_mode", "eval_every", "eval_episodes", "eval_targets",
+    "step_mode", "fast_step", "eval_every", "eval_episodes", "eval_targets",
 })
 
 
@@ -76,7 +76,7 @@ class TrainConfig:
     warmup_steps: int = _f(200, "linear warmup steps")
     cosine_decay: bool = _f(True, "cosine-decay the learning rate to 10% after warmup")
     grad_clip: float = _f(0.25, "gradient norm clip")
-    bf16: bool = _f(True, "bfloat16 autocast for the forward pass (fast on AVX-512 BF16 CPUs)")
+    bf16: bool = _f(True, "bf16 matmuls (native on CUDA and AVX-512/AMX CPUs, else emulated)")
     eval_every: int = _f(0, "evaluate every N steps (0: only at the end)")
     eval_episodes: int = _f(2, "episodes per target in periodic evaluation")
     eval_targets: str = _f(
@@ -91,6 +91,7 @@ class TrainConfig:
     step_mode: str = _f(
         "auto", "auto, eager, compile or graph (auto: one CUDA graph on a single GPU, else eager)"
     )
+    fast_step: bool = _f(True, "the fast training step (same maths; --no-fast-step: the plain)")
     return_bins: int = _f(
         0, f"bins of a return-distribution head for target 'best' (e.g. {DEFAULT_BINS}); 0: "
         "none. On a dt it is MGDT's head, whose (s, R, a) order can cost action quality; on a "
@@ -272,7 +273,7 @@ def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> Train
         torch.manual_seed(rank_seed(cfg.seed, world.rank, step + 1))
     share = world.batch_share(cfg.batch_size)
     train_step = TrainStep(model, opt, device=device, bf16=cfg.bf16, grad_clip=cfg.grad_clip,
-                           mode=mode, world=world)
+                           mode=mode, world=world, fast=cfg.fast_step)
 
     targets = (
         [float(x) for x in cfg.eval_targets.split(",") if x.strip()]

@@ -44,11 +44,18 @@ def _model(hidden, use_returns=True, discrete=False, K=6):
 
 
 # hidden 32 stays on ATen's matmuls; hidden 128 with K=20 sends the large ones
-# through packed oneDNN weights with fused ReLU and residual adds.
-@pytest.mark.parametrize("hidden,K", [(32, 6), (128, 20)], ids=["aten", "onednn"])
+# through packed oneDNN weights with fused ReLU and residual adds where oneDNN
+# takes fp32 (`cpu.ONEDNN_FP32`: AVX-512 CPUs; forced here), else through ATen.
+@pytest.mark.parametrize("hidden,K,fp32_onednn", [(32, 6, False), (128, 20, True),
+                                                  (128, 20, False)],
+                         ids=["aten", "onednn", "aten-large"])
 @pytest.mark.parametrize("use_returns", [True, False], ids=["dt", "bc"])
 @pytest.mark.parametrize("pad", [0, 2, "mixed"])
-def test_predict_last_equals_forward_last(hidden, K, use_returns, pad):
+def test_predict_last_equals_forward_last(hidden, K, fp32_onednn, use_returns, pad,
+                                          monkeypatch):
+    if fp32_onednn and cpu._ONEDNN_LINEAR is None:
+        pytest.skip("torch built without oneDNN")
+    monkeypatch.setattr(cpu, "ONEDNN_FP32", fp32_onednn)
     model = _model(hidden, use_returns, K=K)
     rtg, s, a, t, m = _inputs(3, K, 5, 3, False)
     if pad == "mixed":
@@ -87,7 +94,10 @@ def test_bf16_engine_is_close_to_fp32():
 @onednn
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("packed", [False, True])
-def test_onednn_linear_matches_aten(dtype, packed):
+def test_onednn_linear_matches_aten(dtype, packed, monkeypatch):
+    if dtype == torch.bfloat16 and not cpu.ONEDNN_BF16:
+        pytest.skip("oneDNN has no bf16 kernels for this CPU")
+    monkeypatch.setattr(cpu, "ONEDNN_FP32", True)  # fp32 through oneDNN on any CPU
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 40, 128, generator=g).to(dtype)
     w = (torch.randn(512, 128, generator=g) * 0.05).to(dtype)
@@ -95,6 +105,7 @@ def test_onednn_linear_matches_aten(dtype, packed):
     res = torch.randn(2, 40, 512, generator=g).to(dtype)
     assert 80 * 128 * 512 >= cpu.ONEDNN_MIN_MACS  # this size takes the oneDNN path
     p = cpu.pack_weight(w) if packed else None
+    assert (p is not None) == packed
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=0.02, atol=0.05)
     ref = F.linear(x.float(), w.float(), b.float())
     torch.testing.assert_close(cpu.linear(x, w, b, packed=p).float(), ref, **tol)
@@ -147,6 +158,7 @@ def test_reference_engine_is_forward_last(pad):
 def test_onednn_failure_falls_back_to_plain_matmuls(monkeypatch):
     """If a private oneDNN op raises (a torch build without it), the engine warns once
     and computes the same actions with ATen's matmuls."""
+    monkeypatch.setattr(cpu, "ONEDNN_FP32", True)
     model = _model(128, K=20)
     rtg, s, a, t, m = _inputs(3, 20, 5, 3, False)
     with torch.no_grad():
@@ -265,3 +277,69 @@ def test_bench_interleaves_rounds_and_reports_spread():
     assert a.median == 2.5 and a.spread == (1.0, 9.0) and b.median == 5.0
     only, none = interleave(side("c", [1.0, 2.0]), None, 2)
     assert none is None and only.rounds == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("n", [1, 32])
+def test_fast_policy_is_the_reference_at_the_paper_config(n):
+    """At the benchmark's sizes (K=20, h=128, 3 layers; batch 1 and 32, fp32), with
+    trained-size weights, the fast engine's actions are the reference engine's at every
+    step of a lock-step rollout: equal to fp32 rounding (the two sum in different
+    orders, so bit-equality is not promised)."""
+    from dt_playground.cli import bench_cases as speed
+    from dt_playground.data.windows import Normaliser
+    from dt_playground.envs.registry import get_spec
+    from dt_playground.rollout.policy import DTPolicy
+
+    torch.manual_seed(0)
+    model = speed.ours_model().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)
+    S = model.cfg.state_dim
+    norm = Normaliser(np.zeros(S), np.ones(S), 1000.0)
+    fast, ref = (DTPolicy(model, norm, get_spec("Hopper-v5"), engine=e)
+                 for e in ("fast", "reference"))
+    T = 30  # the window fills at step 20
+    obs = np.random.default_rng(0).normal(size=(T, n, S)).astype(np.float32)
+    rows = np.arange(n)
+    for p in (fast, ref):
+        p.reset([3000.0] * n, list(range(n)), T)
+    for t in range(T):
+        a, b = (np.array(p.act(rows, t, obs[t])) for p in (fast, ref))
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5, err_msg=f"step {t}")
+        ref.actions[rows, t] = fast.actions[rows, t]  # the same history on both sides
+        for p in (fast, ref):
+            p.observe(rows, np.ones(n))
+
+
+def test_bench_counts_the_training_step_flops():
+    """`speed.train_flops` at the paper config, written out: per layer the linears
+    (qkv 3h + proj h + MLP 8h per token) and attention (scores and values), the last
+    layer on the state tokens alone (keys and values 2h from every token); forward
+    2 MKN, backward twice that; embeddings without an input gradient."""
+    from dt_playground.cli import bench_cases as speed
+
+    B, K, h, T = 64, 20, 128, 60
+    full = B * T * h * 12 * h + 2 * B * T * T * h
+    last = B * K * h * 10 * h + B * T * h * 2 * h + 2 * B * K * T * h
+    head = B * K * h * 3
+    embed = B * K * (11 + 3 + 1) * h
+    expected = 6 * (2 * full + last + head) + 4 * embed
+    assert speed.train_flops(speed.ours_model().cfg, B) == expected
+
+
+def test_interleave_all_rotates_the_first_block():
+    from dt_playground.cli.bench_cases import interleave_all
+
+    calls = []
+
+    def side(name):
+        def block():
+            calls.append(name)
+            return 1.0
+
+        return block
+
+    out = interleave_all([side("a"), None, side("c")], 3)
+    assert calls == ["a", "c", "c", "a", "c", "a"] and out[1] is None
+    assert out[0].rounds == [1.0] * 3

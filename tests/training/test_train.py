@@ -171,7 +171,8 @@ def test_step_mode_and_optimizer_choice():
 def test_identity_ignores_run_only_keys():
     a = TrainConfig(env_id="CartPole-v1", steps=100)
     b = TrainConfig(env_id="CartPole-v1", steps=100, out="elsewhere", device="cpu", threads=3,
-                    step_mode="eager", eval_every=5, save_every=1, dataset="/abs/path")
+                    step_mode="eager", eval_every=5, save_every=1, dataset="/abs/path",
+                    fast_step=False)
     assert a.identity() == b.identity()
     assert a.identity() != TrainConfig(env_id="CartPole-v1", steps=200).identity()
     assert a.identity(steps=False) == TrainConfig(env_id="CartPole-v1", steps=200).identity(
