@@ -138,15 +138,29 @@ def _call(task_id: int, fn: Callable, args: tuple, kwargs: dict, with_progress: 
 
 
 def _all_alive(pool: ProcessPoolExecutor) -> bool:
-    """No worker of ``pool`` has died (the executor notices a death only a moment later,
-    and a request submitted in that moment would fail with it)."""
+    """No worker of ``pool`` has died or is dying (the executor notices a death only a
+    moment later, and a request submitted in that moment would fail with it)."""
     from multiprocessing.connection import wait as ready
 
-    sentinels = [p.sentinel for p in list((pool._processes or {}).values())]
-    try:  # a dead process's sentinel is ready, whoever reaped it
-        return not ready(sentinels, timeout=0)
+    procs = list((pool._processes or {}).values())
+    try:  # a dead process's pipe is ready, whoever reaped it
+        if ready([p.sentinel for p in procs], timeout=0):
+            return False
     except (OSError, ValueError):  # a sentinel closed under us: the pool is going
         return False
+    return not any(_dying(p.pid) for p in procs)
+
+
+def _dying(pid: int) -> bool:
+    """Linux: a killed process is a zombie as soon as its main thread exits, before its
+    other threads (torch's) have gone and its pipe reads as closed."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc here: the sentinel is the only sign
+        return False
+    return "\nState:\tZ" in status or "\nState:\tX" in status
 
 
 class WorkerPool:

@@ -14,6 +14,8 @@ from dt_playground.serve import play as pg
 from dt_playground.serve.priority import BACKGROUND_NICE
 from dt_playground.serve.workers import CheckpointRef, WorkerPool
 
+pytestmark = pytest.mark.process
+
 VAR = contextvars.ContextVar("VAR", default="unset")
 
 
@@ -107,7 +109,6 @@ ORPHANS = '''
 import os
 from dt_playground.serve.workers import WorkerPool
 
-pytestmark = pytest.mark.process
 if __name__ == "__main__":
     pool = WorkerPool(interactive=2, background=1)
     pids = {pool.run("interactive", os.getpid), pool.run("background", os.getpid)}
