@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import head_dt_zip
+from helpers import head_dt_zip, predict
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -355,7 +355,7 @@ def test_best_box_appears_for_a_head_dt_and_plays_best(fresh, cartpole_dataset, 
 
 # ---------------------------------------------------------------- issue 19: the front door
 
-TABS = ["Play", "Target grid", "Sweep", "Compare", "Train", "Dataset", "About"]
+TABS = ["Play", "Target grid", "Sweep", "Compare", "Train", "Dataset", "Stitching", "About"]
 
 
 def test_the_play_tab_arrives_with_an_example_playing(fresh):
@@ -460,3 +460,34 @@ def test_the_phone_layout_shows_every_tab_and_never_overflows(fresh, tab):
     width = fresh.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, width
     _shot(fresh, f"phone-{tab.replace(' ', '-').lower()}.png")
+
+
+def test_the_stitching_endpoint_answers_a_real_client(app_url):
+    """/stitching (data, seed, history): the maze figure, the DT's video, the card table and
+    the explanation; a bad history is a sentence."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    client = Client(app_url, verbose=False)
+    fig, video, table, md = predict(client, "halves", 1_000_001, 20, api_name="/stitching")
+    rows = table["data"] if isinstance(table, dict) else table
+    names = " ".join(str(r[0]) for r in rows)
+    assert "DT (history 20)" in names and "offline RL" in names and "QDT" in names
+    assert video and Path(video["video"] if isinstance(video, dict) else video).exists()
+    assert "stitch" in md.lower()
+    with pytest.raises(AppError, match="history length"):
+        predict(client, "halves", 1, 99, api_name="/stitching")
+
+
+def test_the_stitching_tab_arrives_filled_and_plays(fresh):
+    fresh.get_by_role("tab", name="Stitching").click()
+    fresh.wait_for_selector("text=/offline RL/ >> visible=true", timeout=60_000)  # the table
+    fresh.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".some(p => p.offsetParent !== null && (p.data || []).length >= 4)", timeout=60_000)
+    fresh.get_by_role("button", name="Play every method").click()
+    _video_plays(fresh)
+    _shot(fresh, "stitching-1400.png")
+    _phone(fresh)
+    assert fresh.evaluate("() => document.documentElement.scrollWidth") <= 390
+    _shot(fresh, "stitching-390.png")
