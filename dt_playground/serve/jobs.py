@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dt_playground.behaviour.collect import ensure_dataset
+from dt_playground.checkpoints.layout import ALGOS
 from dt_playground.errors import PlaygroundError, scrub_paths
 from dt_playground.serve.priority import lower_thread_priority
 
@@ -24,7 +25,6 @@ from dt_playground.serve.priority import lower_thread_priority
 # 2 s, LunarLander 5 s, HalfCheetah 17 s, Hopper 20 s, Walker2d 30 s): all of them.
 TRAINABLE_ENVS = ("CartPole-v1", "Pendulum-v1", "LunarLander-v3", "Hopper-v5",
                   "HalfCheetah-v5", "Walker2d-v5")
-ALGOS = ("dt", "bc", "pbc")
 _DATASET_LOCK = threading.Lock()  # two jobs never collect the same dataset at once
 
 

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from dt_playground.checkpoints.checkpoint import save_checkpoint
+from dt_playground.checkpoints.layout import ALGOS
 from dt_playground.data.storage import load_episodes
 from dt_playground.data.windows import OfflineDataset
 from dt_playground.dt.model import DecisionTransformer, DTConfig
@@ -188,7 +189,7 @@ def train(
     Process-wide settings are the caller's (`cpu.setup_process`); ``cfg.threads``
     applies only while this runs.
     """
-    if cfg.algo not in ("dt", "bc", "pbc"):
+    if cfg.algo not in ALGOS:
         raise ValueError(f"algo must be dt, bc or pbc, got {cfg.algo!r}")
     device = resolve_device(cfg.device)
     world = join_world(device)
