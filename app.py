@@ -230,7 +230,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     h = demo.handlers
-    h.pool = pool_from_env()
+    h.use_pool(pool_from_env())
     h.pool.warm()
     setup_process(threads=1)
     default_env, first = layout.arrival_choices()

@@ -48,10 +48,12 @@ def one_run(browser, url: str, env_id: str, seed: int) -> dict:
     page = context.new_page()
     page.goto(url)
     page.wait_for_selector("text=Play episode", timeout=60_000)
+    # The visitor first sees the arrival example (played at start-up) land.
+    page.wait_for_selector("text=/Requested .* achieved/", timeout=180_000)
     page.get_by_label("Environment").click()
     page.get_by_role("option", name=env_id).click()
     expect(page.get_by_text("Dataset returns:")).to_be_visible(timeout=30_000)
-    page.get_by_label("Seed").fill(str(seed))
+    page.get_by_label("Seed").first.fill(str(seed))
     page.evaluate(WATCH, seed)
     page.get_by_role("button", name="Play episode").click()
     page.wait_for_function("() => 'video' in window.__t && 'plots' in window.__t",

@@ -41,6 +41,7 @@ class _Session:
     interactive: int = 0  # running + waiting
     running_what: str = ""
     background: int = 0
+    background_what: str = ""
     tokens: float = CHEAP_EVENTS_BURST
     refilled: float = field(default_factory=time.monotonic)
     seen: float = field(default_factory=time.monotonic)
@@ -102,8 +103,10 @@ class Admission:
             s = self._get(key)
             if s.background >= self.background:
                 raise PlaygroundError(
-                    f"You already have a {what} running; it will finish first.")
+                    f"You already have a {s.background_what or what} running; it will "
+                    "finish first.")
             s.background += 1
+            s.background_what = what
         try:
             yield
         finally:
@@ -128,3 +131,44 @@ class Admission:
         with self._lock:
             s = self._sessions.get(key or "anonymous")
             return (s.interactive, s.background) if s else (0, 0)
+
+
+class PlaySlots:
+    """The server's play slots: an admitted play holds one for its whole run, simulation
+    and video, so a play that has simulated is rendered next rather than behind every
+    other play's simulation. Requests wait here in order and can say how many are ahead."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._free = threading.Semaphore(n)
+        self._lock = threading.Lock()
+        self._holding = self._waiting = 0
+
+    def ahead(self) -> int:
+        """How many plays a new one would wait behind (0: a slot is free)."""
+        with self._lock:
+            return max(0, self._holding + self._waiting - self.n + 1)
+
+    @contextmanager
+    def turn(self, note) -> Iterator[None]:
+        """Hold a slot for the block; ``note(text)`` says "simulating" or how many are
+        ahead before waiting."""
+        ahead = self.ahead()
+        note(f"waiting for a free worker: {ahead} ahead" if ahead else "simulating")
+        with self._lock:
+            self._waiting += 1
+        try:
+            got = self._free.acquire(timeout=WAIT_LIMIT_S)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not got:
+            raise PlaygroundError("The server is too busy right now: try again in a minute.")
+        with self._lock:
+            self._holding += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holding -= 1
+            self._free.release()

@@ -21,7 +21,7 @@ from dt_playground.media.plots import glance as plots_glance
 from dt_playground.media.plots import inspect as plots_inspect
 from dt_playground.media.replay import render_trace
 from dt_playground.serve import card_views, formatting
-from dt_playground.serve.admission import Admission
+from dt_playground.serve.admission import Admission, PlaySlots
 from dt_playground.serve.boundary import (
     LOG,
     boundary,
@@ -42,7 +42,7 @@ class Handlers:
 
     def __init__(self, store: SessionStore, pool: WorkerPool | None = None):
         self.store = store
-        self.pool = pool or WorkerPool.inline()
+        self.use_pool(pool or WorkerPool.inline())
         self.admission = Admission()
         self._selected: dict[str, tuple[str, str]] = {}  # sid -> (env, checkpoint) to show
         self._example: tuple | None = None
@@ -64,10 +64,16 @@ class Handlers:
             msg = f"The episode ran (see plots) but its video could not be made: {exc}"
             raise gr.Error(scrub_paths(msg), print_exception=False) from None
 
-    def _wait_note(self, progress) -> None:
-        """Say where a request stands when every interactive worker is busy."""
-        ahead = self.pool.ahead("interactive")
-        progress(0, desc=f"waiting for a free worker: {ahead} ahead" if ahead else "simulating")
+    def use_pool(self, pool: WorkerPool) -> None:
+        """Run the heavy calls on ``pool``; as many plays at once as it has interactive
+        workers (2 in-process)."""
+        self.pool = pool
+        self.slots = PlaySlots(2 if pool.inline_mode else max(1, pool.sizes["interactive"]))
+
+    def _turn(self, progress):
+        """A play slot for a whole play (serve/admission.py: `PlaySlots`), saying where
+        a waiting request stands."""
+        return self.slots.turn(lambda text: progress(0, desc=text))
 
     def _cheap(self, request) -> bool:
         return self.admission.cheap(session_key(request))
@@ -188,15 +194,16 @@ class Handlers:
         pg = play_lib()
         ck = self._checkpoint(sid, checkpoint, env_id)
         target = "best" if best is True else target
-        self._wait_note(progress)
-        trace = self.pool.run("interactive", pg.play_episode, CheckpointRef.of(ck), target,
-                              seed, sampled, progress=progress_steps(progress, "simulating"))
-        summary = pg.episode_summary(trace, ck)
-        figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
-        yield gr.skip(), *figs, pg.summary_markdown(summary), summary
-        info = self._video(render_trace, trace, progress, sid,
-                           f"{ck.spec.short_name}-{trace.seed}", path=video_path,
-                           max_frames=pg.MAX_VIDEO_FRAMES)
+        with self._turn(progress):
+            trace = self.pool.run("interactive", pg.play_episode, CheckpointRef.of(ck),
+                                  target, seed, sampled,
+                                  progress=progress_steps(progress, "simulating"))
+            summary = pg.episode_summary(trace, ck)
+            figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
+            yield gr.skip(), *figs, pg.summary_markdown(summary), summary
+            info = self._video(render_trace, trace, progress, sid,
+                               f"{ck.spec.short_name}-{trace.seed}", path=video_path,
+                               max_frames=pg.MAX_VIDEO_FRAMES)
         summary = {**summary, "video_frames": info.n_frames, "video_seconds": info.duration_s,
                    "render_seconds": round(info.seconds, 3)}
         yield str(info.path), *figs, pg.summary_markdown(summary), summary
@@ -206,10 +213,10 @@ class Handlers:
                       sid: str | None, request: gr.Request = None, progress=gr.Progress()):
         """One episode re-prompted mid-way ("0:3000,300:500"); the same outputs as
         `play`, with the switches marked."""
-        with self.admission.interactive(session_key(request), "re-prompted play"):
+        with (self.admission.interactive(session_key(request), "re-prompted play"),
+              self._turn(progress)):
             ia = glance_lib()
             ck = self._checkpoint(sid, checkpoint, env_id)
-            self._wait_note(progress)
             trace = self.pool.run("interactive", ia.play_schedule, CheckpointRef.of(ck),
                                   schedule, seed, progress=progress_steps(progress, "simulating"))
             summary = ia.schedule_summary(trace, ck, schedule)
@@ -227,10 +234,9 @@ class Handlers:
                   sid: str | None, request: gr.Request = None, progress=gr.Progress()):
         """The same seed at several targets in one batched rollout: the plot first,
         then one tiled video."""
-        with self.admission.interactive(session_key(request), "grid"):
+        with self.admission.interactive(session_key(request), "grid"), self._turn(progress):
             ia = glance_lib()
             ck = self._checkpoint(sid, checkpoint, env_id)
-            self._wait_note(progress)
             res = self.pool.run("interactive", ia.play_grid, CheckpointRef.of(ck), targets,
                                 seed, progress=progress_steps(progress, "simulating"))
             summary = res.summary(ck)
@@ -250,7 +256,8 @@ class Handlers:
                   sampled: bool, step: float, sid: str | None = None,
                   request: gr.Request = None):
         """What the action at one step of the episode attended to (replayed)."""
-        with self.admission.interactive(session_key(request), "attention view"):
+        with (self.admission.interactive(session_key(request), "attention view"),
+              self.slots.turn(lambda text: None)):
             pg = play_lib()
             ck = self._checkpoint(sid, checkpoint, env_id)
             att = self.pool.run("interactive", pg.attention_at, CheckpointRef.of(ck), target,

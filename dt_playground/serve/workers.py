@@ -174,7 +174,6 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._callbacks: dict[int, Callable[[int, int], None]] = {}
         self._pools: dict[str, ProcessPoolExecutor] = {}
-        self._in_flight = dict.fromkeys(LANES, 0)
         if not self.inline_mode:
             self._mp = mp.get_context("spawn")  # never fork a process with torch's threads
             self._queue = self._mp.Queue()
@@ -248,8 +247,6 @@ class WorkerPool:
             self._rebuild(lane, pool)
             pool = self._pool(lane)
         task = (_call, task_id, fn, args, kwargs, progress is not None)
-        with self._lock:
-            self._in_flight[lane] += 1
         try:
             try:
                 future = pool.submit(*task)
@@ -270,15 +267,6 @@ class WorkerPool:
             ) from None
         finally:
             self._callbacks.pop(task_id, None)
-            with self._lock:
-                self._in_flight[lane] -= 1
-
-    def ahead(self, lane: str) -> int:
-        """How many requests a new one of ``lane`` would wait behind (0: a worker is free)."""
-        if self.inline_mode:
-            return 0
-        with self._lock:
-            return max(0, self._in_flight[lane] - max(1, self.sizes[lane]) + 1)
 
     def pids(self) -> list[int]:
         """The worker processes now running (for benchmarks and tests)."""

@@ -55,7 +55,7 @@ def app_demo():
 
     demo = app.build_demo()  # with its arrival example, played in the background
     spawn_without_main()
-    demo.handlers.pool = WorkerPool(interactive=2, background=1)  # as `python app.py` runs
+    demo.handlers.use_pool(WorkerPool(interactive=2, background=1))  # as `python app.py` runs
     demo.handlers.pool.warm()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     yield demo
@@ -320,10 +320,10 @@ def test_a_waiting_play_says_where_it_stands(fresh, app_url, app_demo):
     threads = [threading.Thread(target=busy, args=(s,), daemon=True) for s in range(4)]
     for t in threads:
         t.start()
-    pool, deadline = app_demo.handlers.pool, time.monotonic() + 120
-    while pool.ahead("interactive") < 1 and time.monotonic() < deadline:  # workers busy
+    handlers, deadline = app_demo.handlers, time.monotonic() + 120
+    while handlers.slots.ahead() < 1 and time.monotonic() < deadline:  # every play slot busy
         time.sleep(0.05)
-    assert pool.ahead("interactive") >= 1
+    assert handlers.slots.ahead() >= 1
     fresh.get_by_role("button", name="Play episode").click()
     status = fresh.wait_for_selector("text=/waiting for a free worker: \\d+ ahead/",
                                      timeout=60_000)
