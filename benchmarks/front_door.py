@@ -28,8 +28,16 @@ WATCH = """(seed) => {
   const t0 = performance.now();
   const src0 = (document.querySelector('video') || {}).currentSrc || '';
   const check = () => {
+    // Drawn for this seed, and visible: what is on top at the plot's centre is the plot
+    // itself (not a progress overlay).
+    const onTop = (p) => {
+      const r = p.getBoundingClientRect();
+      const e = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+      return e !== null && p.contains(e);
+    };
     const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p =>
-      p.offsetParent !== null && (p.layout?.title?.text || '').includes('seed ' + seed));
+      p.offsetParent !== null && (p.layout?.title?.text || '').includes('seed ' + seed)
+      && onTop(p));
     if (plots.length >= 2 && !('plots' in window.__t)) window.__t.plots = performance.now() - t0;
     const v = document.querySelector('video');
     if (v && v.currentSrc && v.currentSrc !== src0 && v.readyState >= 2 && !('video' in window.__t))
@@ -44,7 +52,8 @@ WATCH = """(seed) => {
 def one_run(browser, url: str, env_id: str, seed: int) -> dict:
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # Tall, so both plots are in the viewport (the visibility check reads what is on top).
+    context = browser.new_context(viewport={"width": 1400, "height": 2400})
     page = context.new_page()
     page.goto(url)
     page.wait_for_selector("text=Play episode", timeout=60_000)

@@ -67,3 +67,14 @@ def app_client(tiny_zoo):
     client.close()
     demo.close()
     mp.undo()
+
+
+TEMP_FIXTURES = {"tmp_path", "tmp_path_factory", "tmpdir", "tmpdir_factory"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test whose fixtures reach pytest's temp folder `tmp`: only these can
+    depend on the length of `--basetemp` (.ci/run runs them again under a short one)."""
+    for item in items:
+        if TEMP_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.tmp)

@@ -10,7 +10,7 @@ A checkpoint folder holds:
 - ``card.json`` (optional): evaluation results.
 - ``returns/`` (optional, DTs only): a *return model*, itself a checkpoint folder (a
   BC model with a return-distribution head, trained on the same data), which gives
-  the DT target "best" without touching its action path (returns.py).
+  the DT target "best" without touching its action path (dt.return_head).
 
 Loading needs nothing else and never unpickles, so an uploaded checkpoint
 cannot run code. Every way a checkpoint can be wrong is refused with a
@@ -84,12 +84,12 @@ class Checkpoint:
     @property
     def offers_best(self) -> bool:
         """A DT with a return-distribution head, or with a return model beside it: it can
-        play target "best" (returns.py)."""
+        play target "best" (dt.return_head)."""
         return self.algo == "dt" and (has_head(self.model.cfg) or self.returns is not None)
 
     @property
     def best_kappa(self) -> float:
-        """The kappa of target "best" (returns.py) its return model's recipe chose on
+        """The kappa of target "best" (dt.return_head) its return model's recipe chose on
         trial seeds (``returns/config.json`` → ``kappa``), else the paper's 10."""
         kappa = (self.returns.config if self.returns is not None else {}).get("kappa")
         return float(kappa) if kappa is not None else DEFAULT_KAPPA

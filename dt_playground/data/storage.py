@@ -7,7 +7,7 @@ we wrote holds ``collection.json``: the env, collection seed and episode
 count, the behaviours' names and the content hash (`episodes.dataset_sha256`).
 
 This is the storage layer: it knows nothing of the policies that made the data
-(`collect.py` does) nor of models (`data.py` builds their inputs).
+(`collect.py` does) nor of models (`data/windows.py` builds their inputs).
 """
 
 from __future__ import annotations

@@ -212,7 +212,7 @@ class Acting(_Engine):
         """The last step's return-bin logits (B, bins), P(R_t | history up to s_t), from
         the `token_features` of a (s, R, a) window, or of a (s, a) return model's: the
         tokens after s_t (R_t's, a placeholder here, and a_t's) are dropped and the s_t
-        token is read (returns.py)."""
+        token is read (dt.return_head)."""
         require_head(self.cfg)
         drop = self.n_tokens - 1
         return self.model.predict_return(self.ln_f(self._last_output(feats, mask, drop=drop)))

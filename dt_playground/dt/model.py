@@ -15,7 +15,7 @@ drops the return tokens, giving behaviour cloning on the same trunk.
 ``return_bins > 0`` adds Multi-Game DT's return-distribution head (Lee et al.
 2022, §3.3): tokens then go (s_t, R_t, a_t) so that the s_t token can predict
 R_t without having seen it, and the action is read from the R_t token
-(returns.py explains the design; models without the head keep (R, s, a)).
+(dt.return_head explains the design; models without the head keep (R, s, a)).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class DTConfig:
     max_ep_len: int = 1000  # size of the timestep embedding
     dropout: float = 0.1
     use_returns: bool = True  # False: BC on the same trunk (tokens s, a only)
-    # Return-distribution head (Multi-Game DT §3.3; see returns.py). 0 bins: none.
+    # Return-distribution head (Multi-Game DT §3.3; see dt.return_head). 0 bins: none.
     # The bin range is in the model's return units (return / return_scale).
     return_bins: int = 0
     return_low: float = 0.0
@@ -274,7 +274,7 @@ class DecisionTransformer(nn.Module):
 
     def return_head(self, x: torch.Tensor) -> torch.Tensor:
         """Return-bin logits (..., bins) from trunk outputs (..., n, h): the s_t token,
-        which in (s, R, a) order has seen s_t but not R_t (returns.py)."""
+        which in (s, R, a) order has seen s_t but not R_t (dt.return_head)."""
         if self.predict_return is None:
             require_head(self.cfg)
         return self.predict_return(self.ln_f(x[..., 0, :]))

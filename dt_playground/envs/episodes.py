@@ -51,7 +51,7 @@ class Trace:
 
     env_id: str
     seed: int
-    target: float | str  # a return, or "best" (returns.py)
+    target: float | str  # a return, or "best" (dt.return_head)
     actions: np.ndarray  # (T,) ints or (T, A)
     rewards: np.ndarray  # (T,)
     rtg: np.ndarray  # (T,)
@@ -60,7 +60,7 @@ class Trace:
     # Re-prompts: step -> the return-to-go the model was given anew at that step.
     switches: dict = field(default_factory=dict)
     # Per step, the p10/p50/p90 of the model's predicted return-to-go P(R_t | history)
-    # (T, 3), raw units, NaN where not computed; None without a return head (returns.py).
+    # (T, 3), raw units, NaN where not computed; None without a return head (dt.return_head).
     return_band: np.ndarray | None = None
 
     @property

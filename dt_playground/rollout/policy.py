@@ -63,7 +63,7 @@ class DTPolicy:
         """``engine``: "fast" (cached token features; oneDNN on the CPU) or "reference"
         (the model's forward on the whole window each step). ``device``: "cpu",
         "cuda" (pays for hundreds of episodes in lock-step) or "auto".
-        ``returns_model``: a separate return model (returns.py) that gives P(R_t | history)
+        ``returns_model``: a separate return model (dt.return_head) that gives P(R_t | history)
         for target "best" and the band; by default the model's own head, if it has one."""
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
@@ -74,7 +74,7 @@ class DTPolicy:
         # What gives P(R_t | history): the separate model, the policy's own head, or nothing.
         own = has_head(model.cfg) and model.cfg.use_returns  # MGDT's head on the DT itself
         self.returns_model = returns_model or (model if own else None)
-        # kappa: how hard target "best" leans to high returns (returns.py). track_returns:
+        # kappa: how hard target "best" leans to high returns (dt.return_head). track_returns:
         # record P(R_t | history) for numeric targets too (after the episode: `fill_band`), for
         # the band on the RTG plot; "best" episodes always record it.
         self.kappa = float(kappa)
@@ -210,7 +210,7 @@ class DTPolicy:
         return slice(None) if len(rows) == len(cache) else torch.from_numpy(rows).to(self.device)
 
     def _choose_returns(self, rows: np.ndarray, t: int) -> None:
-        """The first of best mode's two passes (returns.py): P(R_t | history) from the
+        """The first of best mode's two passes (dt.return_head): P(R_t | history) from the
         s_t token, recorded as percentiles; "best" rows sample their R_t from it."""
         sub = rows[self.best[rows]]  # numeric rows' band comes after the episode (`fill_band`)
         if len(sub) == 0:
@@ -279,7 +279,7 @@ class DTPolicy:
     def reprompt(self, row: int, target: float | str) -> None:
         """Prompt episode ``row`` anew: its next return-to-go is ``target``, whatever
         it has collected so far (earlier steps keep the values they were given);
-        "best" switches it to sampling its own (returns.py)."""
+        "best" switches it to sampling its own (dt.return_head)."""
         if is_best(target):
             self._require_best()
         self.best[row] = is_best(target)

@@ -55,7 +55,7 @@ class GridResult:
     env_id: str
     checkpoint: str
     seed: int
-    targets: list[float | str]  # "best": the checkpoint picks its own (returns.py)
+    targets: list[float | str]  # "best": the checkpoint picks its own (dt.return_head)
     labels: list[str]
     traces: list[Trace]
     seconds: float

@@ -82,7 +82,7 @@ def parse_target(value, ck: Checkpoint) -> float:
 
 
 def play_target(value, ck: Checkpoint) -> float | str:
-    """A checked target: a number, or "best" for a DT with a return model (returns.py)."""
+    """A checked target: a number, or "best" for a DT with a return model (dt.return_head)."""
     if not is_best(value):
         return parse_target(value, ck)
     if not ck.offers_best:

@@ -391,7 +391,7 @@ class Handlers:
     def start_example(self, env_id: str, checkpoint: str | None) -> None:
         """Play the Play tab's arrival example once, in the background: the default
         env's first checkpoint at its default target and the app's seed
-        (deterministic), video included."""
+        (deterministic), video included; then warm the stitching lab's models."""
         def run():
             try:
                 if not checkpoint:
@@ -411,6 +411,12 @@ class Handlers:
                 LOG.exception("the arrival example could not be played")
             finally:
                 self._example_ready.set()
+            try:  # then the stitching lab's models (its first run would pay ~2 s)
+                from dt_playground.stitch import view
+
+                view.warm_up()
+            except Exception:
+                LOG.exception("the stitching lab could not be warmed")
 
         threading.Thread(target=run, daemon=True, name="dtp-example").start()
 

@@ -1,5 +1,5 @@
 """The training loss with fewer, cheaper ops: `DecisionTransformer.loss`'s maths,
-written out for speed. `train_step.TrainStep` uses it unless asked for the plain
+written out for speed. `training.step.TrainStep` uses it unless asked for the plain
 path (``fast=False``: the model's own ``loss`` under autocast, kept as the
 yardstick; the tests train both and compare).
 

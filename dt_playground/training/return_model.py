@@ -6,7 +6,7 @@ Here that cost action quality badly on continuous control (Hopper's DT with the
 head: Spearman -0.05 on trial seeds against 0.95 without; Pendulum's 0.21 against
 1.0), so a DT may instead carry a separate *return model*: a small transformer
 over the same (s, a) history (a BC model's layout) with the same binned
-return-distribution head (returns.py), trained on the same data. It lives in the
+return-distribution head (dt.return_head), trained on the same data. It lives in the
 DT's ``returns/`` folder, itself a checkpoint folder (`checkpoints.load_checkpoint`
 loads and checks it), and `rollout.DTPolicy` asks it for P(R_t | s_<=t, a_<t)
 when the DT plays "best". The DT's weights, its numeric targets and its cards'

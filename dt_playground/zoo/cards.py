@@ -1,5 +1,5 @@
 """Cards: a checkpoint's evaluation on held-out seeds (`card.json`) and the README's zoo
-table drawn from every card (a folder's README.md is its Hub card: `hub_card.py`)."""
+table drawn from every card (a folder's README.md is its Hub card: `checkpoints/hub_card.py`)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ def test_help(cmd):
     assert "usage" in r.stdout
 
 
+@pytest.mark.slow
 def test_collect_train_evaluate_sweep(tmp_path):
     root = tmp_path / "datasets"
     r = _run(

@@ -1,4 +1,4 @@
-"""interactive.py, tiles.py, plots_glance.py, formatting.py: the target grid,
+"""serve.play, media.tiles, media.plots.glance, serve.formatting: the target grid,
 re-prompting schedules and the figures drawn from cards alone."""
 
 import json
@@ -93,6 +93,7 @@ def test_switch_resets_the_return_to_go_and_is_recorded(hopper):
     assert "from step 300 asked **500**" in formatting.schedule_markdown(summary)
 
 
+@pytest.mark.slow
 def test_high_to_low_switch_lowers_hoppers_reward_rate(hopper):
     # Reward per step over the rest of the episode (0 once it has ended), mean of
     # 8 seeds: the same seeds without and with the switch, in one batched run.
@@ -138,6 +139,7 @@ def test_pendulum_beyond_the_data_asks_for_more():
     assert targets[-1] > targets[-2] + 0.4 * (d["return_max"] - d["return_min"])
 
 
+@pytest.mark.slow
 def test_grid_tiles_equal_single_plays(hopper):
     res = interactive.play_grid(hopper, "", 7)
     summary = res.summary(hopper)

@@ -1,4 +1,4 @@
-"""plots.py: every figure draws exactly the numbers it was given."""
+"""media.plots.figures: every figure draws exactly the numbers it was given."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""render.py: replayed videos decode to the frames we meant, and failures are loud."""
+"""media.replay: replayed videos decode to the frames we meant, and failures are loud."""
 
 import dataclasses
 import os

@@ -1,4 +1,4 @@
-"""The return-distribution head and the target "best" (returns.py)."""
+"""The return-distribution head and the target "best" (dt.return_head)."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""A DT's separate return model (return_model.py): target "best" without a head on the DT."""
+"""A DT's separate return model (training.return_model): target "best" without a head on the DT."""
 
 import json
 import zipfile

@@ -71,6 +71,7 @@ def fresh_hashes() -> list[dict]:
     return outs
 
 
+@pytest.mark.slow
 def test_classic_datasets_hash_the_same_with_any_threads_and_cpu(fresh_hashes):
     one, two = fresh_hashes
     assert set(one) == set(CLASSIC)

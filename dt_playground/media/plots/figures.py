@@ -73,7 +73,7 @@ def rtg_figure(trace: Trace) -> go.Figure:
     The two meet at zero on the last step when the model delivered its target;
     a gap that opens early means the model stopped believing the request. When the
     trace carries the model's own predicted return-to-go (``return_band``: p10, p50,
-    p90 of P(R_t | history), returns.py), it is drawn as a band: is the ask realistic
+    p90 of P(R_t | history), dt.return_head), it is drawn as a band: is the ask realistic
     from here? For target "best" the conditioned RTG is what the model sampled.
     """
     steps = np.arange(trace.length)
