@@ -27,17 +27,22 @@ WATCH = """(seed) => {
   window.__t = {};
   const t0 = performance.now();
   const src0 = (document.querySelector('video') || {}).currentSrc || '';
+  // A plot is this play's once Plotly holds new data under a title not shown before (the
+  // RTG title names the seed, the reward title the return).
+  const title = (p) => p.layout?.title?.text || '';
+  const shown0 = [...document.querySelectorAll('.js-plotly-plot')];
+  const data0 = new Map(shown0.map(p => [p, p.data]));
+  const titles0 = new Set(shown0.map(title));
   const check = () => {
-    // Drawn for this seed, and visible: what is on top at the plot's centre is the plot
-    // itself (not a progress overlay).
+    // Drawn anew, and visible: what is on top at the plot's centre is the plot itself
+    // (not a progress overlay).
     const onTop = (p) => {
       const r = p.getBoundingClientRect();
       const e = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
       return e !== null && p.contains(e);
     };
     const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p =>
-      p.offsetParent !== null && (p.layout?.title?.text || '').includes('seed ' + seed)
-      && onTop(p));
+      p.offsetParent !== null && p.data !== data0.get(p) && !titles0.has(title(p)) && onTop(p));
     if (plots.length >= 2 && !('plots' in window.__t)) window.__t.plots = performance.now() - t0;
     const v = document.querySelector('video');
     if (v && v.currentSrc && v.currentSrc !== src0 && v.readyState >= 2 && !('video' in window.__t))

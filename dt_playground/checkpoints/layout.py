@@ -12,6 +12,7 @@ fatal.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -63,8 +64,20 @@ class CheckpointInfo:
 
 
 def peek_checkpoint(path: Path | str) -> CheckpointInfo | None:
-    """The folder's env, algo and K from its config.json, or None if it is unreadable."""
+    """The folder's env, algo and K from its config.json, or None if it is unreadable.
+    Cached per config.json as it is on disk (its inode, size and mtime: files are written
+    by rename, so a rewrite is a new key): lists are drawn often, configs are ~80 KB."""
     path = Path(path)
+    try:
+        st = (path / "config.json").stat()
+        returns = (path / RETURNS_DIR / "config.json").is_file()
+    except OSError:
+        return None
+    return _peek(path, (st.st_ino, st.st_size, st.st_mtime_ns), returns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _peek(path: Path, _stat: tuple, returns: bool) -> CheckpointInfo | None:
     try:
         config = read_json(path / "config.json", "config")
     except CheckpointError:
@@ -76,7 +89,7 @@ def peek_checkpoint(path: Path | str) -> CheckpointInfo | None:
     bins = (config.get("model") or {}).get("return_bins") if isinstance(
         config.get("model"), dict) else None
     own_head = isinstance(bins, int) and bins > 0
-    best = algo == "dt" and (own_head or (path / RETURNS_DIR / "config.json").is_file())
+    best = algo == "dt" and (own_head or returns)
     done = config.get("steps_done")
     stopped = done if config.get("complete") is False and isinstance(done, int) else None
     return CheckpointInfo(path, env, algo, k if isinstance(k, int) else None, best, stopped)

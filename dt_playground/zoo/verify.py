@@ -97,10 +97,12 @@ def verify_datasets(env_ids: list[str], root: Path | str | None = None,
 
 def verify_table(rows: list[Verified], seconds: dict[str, float]) -> str:
     """The plain-text report ``pretrain --verify`` prints."""
-    lines = [f"{'checkpoint':<22}{'env':<16}{'episodes':>9}  {'shipped':<14}{'fresh':<14}status"]
+    w = max([len("checkpoint")] + [len(r.checkpoint) for r in rows]) + 2  # names stay apart
+    e = max([len("env")] + [len(r.env_id) for r in rows]) + 2
+    lines = [f"{'checkpoint':<{w}}{'env':<{e}}{'episodes':>9}  {'shipped':<14}{'fresh':<14}status"]
     for r in rows:
         short = lambda h: "-" if h is None else h[:12]  # noqa: E731
-        lines.append(f"{r.checkpoint:<22}{r.env_id:<16}{r.episodes:>9}  "
+        lines.append(f"{r.checkpoint:<{w}}{r.env_id:<{e}}{r.episodes:>9}  "
                      f"{short(r.shipped):<14}{short(r.fresh):<14}{r.status}")
     lines.append("")
     lines += [f"collect {env}: {s:.1f} s" for env, s in seconds.items()]

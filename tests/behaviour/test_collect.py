@@ -21,7 +21,7 @@ from dt_playground.cli.main import main as cli_main
 from dt_playground.data.storage import load_episodes, read_collection
 from dt_playground.envs.episodes import dataset_sha256, run_episode
 from dt_playground.envs.registry import make_env
-from dt_playground.zoo.verify import verify_datasets, verify_table
+from dt_playground.zoo.verify import Verified, verify_datasets, verify_table
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "LunarLander-v3", "Hopper-v5"])
@@ -111,3 +111,12 @@ def test_verify_tells_match_mismatch_and_missing_hash(tmp_path, capsys):
         (zoo / name / "config.json").unlink()
     assert cli_main(["pretrain", "--verify", "--env", "CartPole-v1", "--out", str(zoo)]) == 0
     assert "All 2 checkpoint(s) match" in capsys.readouterr().out
+
+
+def test_verify_table_keeps_long_names_apart_from_their_env():
+    long = "stitch/random-walks-offline_rl"
+    table = verify_table([Verified("StitchMaze-v0", long, 3000, "a" * 64, "a" * 64),
+                          Verified("CartPole-v1", "cartpole-dt", 30, "b" * 64, "b" * 64)], {})
+    rows = [line.split() for line in table.splitlines()[1:3]]
+    assert rows[0][:3] == [long, "StitchMaze-v0", "3000"]
+    assert rows[1][:3] == ["cartpole-dt", "CartPole-v1", "30"]

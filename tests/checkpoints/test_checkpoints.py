@@ -6,8 +6,9 @@ import torch
 from helpers import tiny_model, tiny_norm
 from safetensors.torch import load_file, save_file
 
+from dt_playground.atomic import write_json_atomic
 from dt_playground.checkpoints.checkpoint import load_checkpoint, save_checkpoint
-from dt_playground.checkpoints.layout import list_checkpoints
+from dt_playground.checkpoints.layout import list_checkpoints, peek_checkpoint
 from dt_playground.checkpoints.uploads import extract_upload
 from dt_playground.errors import CheckpointError
 
@@ -156,3 +157,23 @@ def test_list_checkpoints(ckpt):
     path, _ = ckpt
     assert list_checkpoints(path.parent) == [path]
     assert list_checkpoints(path.parent, env_id="Pendulum-v1") == []
+
+
+def test_peek_follows_a_rewritten_config(tmp_path):
+    """peek_checkpoint is cached, but never stale: a config rewritten by rename, or a
+    return model added beside it, shows at once."""
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    config = {"env_id": "CartPole-v1", "algo": "dt", "context_len": 20}
+    write_json_atomic(folder / "config.json", config)
+    first = peek_checkpoint(folder)
+    assert (first.algo, first.context_len, first.offers_best) == ("dt", 20, False)
+    assert peek_checkpoint(folder) == first
+    write_json_atomic(folder / "config.json", {**config, "algo": "bc", "context_len": 1})
+    assert (peek_checkpoint(folder).algo, peek_checkpoint(folder).context_len) == ("bc", 1)
+    write_json_atomic(folder / "config.json", config)
+    (folder / "returns").mkdir()
+    write_json_atomic(folder / "returns" / "config.json", {})
+    assert peek_checkpoint(folder).offers_best
+    (folder / "config.json").write_text("{broken")
+    assert peek_checkpoint(folder) is None
