@@ -33,6 +33,7 @@ from dt_playground.serve.play import (
     MAX_VIDEO_FRAMES,
     episode_summary,
     normalised_score,
+    parse_count,
     parse_seed,
     play_target,
 )
@@ -177,14 +178,7 @@ def parse_schedule(text) -> dict[int, float | str]:
         raise PlaygroundError(f"A schedule has at most {MAX_SCHEDULE_ENTRIES} entries")
     schedule: dict[int, float | str] = {}
     for step, value in items:
-        try:
-            s = int(step)
-            if s != float(step):
-                raise ValueError
-        except (TypeError, ValueError, OverflowError):
-            raise PlaygroundError(f"Schedule step must be a whole number, got {step!r}") from None
-        if not 0 <= s < MAX_EPISODE_STEPS:
-            raise PlaygroundError(f"Schedule step must be in [0, {MAX_EPISODE_STEPS}), got {s}")
+        s = parse_count(step, "Schedule step", 0, MAX_EPISODE_STEPS - 1)
         if s in schedule:
             raise PlaygroundError(f"Step {s} appears twice in the schedule")
         if is_best(value):
