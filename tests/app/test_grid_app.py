@@ -4,7 +4,7 @@ import imageio.v3 as iio
 import pytest
 from helpers import head_dt_zip, predict
 
-from dt_playground.serve import glance as interactive
+from dt_playground.serve import glance
 from dt_playground.serve import play as pg
 
 
@@ -49,7 +49,7 @@ def test_play_grid_tiles_match_single_plays(client):
 def test_play_grid_defaults_come_from_the_dataset(client):
     _, _, summary = predict(client, "CartPole-v1", "cartpole-dt", "", 0, api_name="/play_grid")
     ck = pg.get_checkpoint("cartpole-dt")
-    assert [t["target"] for t in summary["tiles"]] == interactive.default_grid_targets(ck)[0]
+    assert [t["target"] for t in summary["tiles"]] == glance.default_grid_targets(ck)[0]
 
 
 def test_play_schedule_without_switch_equals_play(client):
@@ -101,7 +101,7 @@ def test_play_schedule_with_best_then_a_number(client, head_upload):
     *_, md, s = predict(client, "CartPole-v1", cid, "0:best,10:300", 0,  # 12 steps
                                api_name="/play_schedule")
     assert [seg["target"] for seg in s["segments"]] == ["best", 300.0]
-    trace = interactive.play_schedule(ck, "0:best,10:300", 0)
+    trace = glance.play_schedule(ck, "0:best,10:300", 0)
     assert trace.switches == {0: "best", 10: 300.0}
     assert trace.rtg[10] == pytest.approx(300.0) and s["achieved"] == pytest.approx(trace.ret)
 
