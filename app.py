@@ -170,14 +170,18 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                 ckpt.change(fn, [env, ckpt, session], outs, trigger_mode="always_last", **PRIVATE)
             demo.load(fn, [env, ckpt, session], outs, **PRIVATE)
         demo.load(h.compare_on_arrival, env, [cmp_plot, cmp_json], **PRIVATE)
-        demo.load(h.example, [env, ckpt], [target, *play_out], concurrency_limit=None,
-                  show_progress_on=[video], **PRIVATE)
+        example = demo.load(h.example, [env, ckpt], [target, *play_out],
+                            concurrency_limit=None, show_progress_on=[video], **PRIVATE)
         # Each interactive event first checks its inputs without touching an output (a
         # refusal is a toast and every result stays), then runs, covering only the video.
         play_in = [env, ckpt, target, seed, sampled, best, session]
         play_btn.click(h.check_play, play_in, None, queue=False, **PRIVATE).success(
             h.play, play_in, play_out, api_name="play", show_progress_on=[video], **RAW,
             **ROLLOUTS)
+        # A visitor who moves first keeps what they chose: an example still on its way is
+        # dropped when the env or checkpoint changes or they play.
+        for trigger_evt in (env.change, ckpt.change, play_btn.click, schedule_btn.click):
+            trigger_evt(None, None, None, cancels=[example], **PRIVATE)
         sched_in = [env, ckpt, schedule, seed, session]
         schedule_btn.click(h.check_schedule, sched_in, None, queue=False, **PRIVATE).success(
             h.play_schedule, sched_in, play_out, api_name="play_schedule",

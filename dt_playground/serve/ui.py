@@ -7,6 +7,7 @@ session's admission (serve/admission.py), calls the library and turns its result
 component values; every exception becomes a sentence at the `boundary`.
 """
 
+import atexit
 import threading
 from pathlib import Path
 
@@ -418,7 +419,11 @@ class Handlers:
             except Exception:
                 LOG.exception("the stitching lab could not be warmed")
 
-        threading.Thread(target=run, daemon=True, name="dtp-example").start()
+        thread = threading.Thread(target=run, daemon=True, name="dtp-example")
+        thread.start()
+        # Let it finish before the interpreter tears down: killed inside torch or GL at
+        # exit, it aborts the process ("terminate called without an active exception").
+        atexit.register(thread.join, EXAMPLE_WAIT_S)
 
     def example(self, env_id: str, checkpoint: str):
         """The arrival example's outputs (target, video, plots, summary), if the page

@@ -17,9 +17,26 @@ def test_build_demo_without_launch(tiny_zoo, monkeypatch):
     monkeypatch.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
     import app
 
-    demo = app.build_demo()
+    demo = app.build_demo(example=False)
     names = {d.api_name for d in demo.fns.values() if d.api_name}
     assert {"play", "sweep", "compare", "train", "dataset", "upload", "checkpoints"} <= names
+
+
+def test_a_late_arrival_example_never_overwrites_the_visitors_choice(tiny_zoo, monkeypatch):
+    """The arrival example is dropped (cancelled in the page) as soon as the visitor changes
+    the env or checkpoint, or plays: it may land long after they have moved on."""
+    monkeypatch.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
+    import app
+
+    demo = app.build_demo(example=False)
+    fns = list(demo.fns.values())
+    example = next(f for f in fns if f.fn == demo.handlers.example)
+    by_label = {b.label: b._id for b in demo.blocks.values() if getattr(b, "label", None)}
+    buttons = {b.value: b._id for b in demo.blocks.values() if type(b).__name__ == "Button"}
+    wanted = {(by_label["Environment"], "change"), (by_label["Checkpoint"], "change"),
+              (buttons["Play episode"], "click"), (buttons["Play with re-prompt"], "click")}
+    cancelling = {tuple(t) for f in fns if example._id in f.cancels for t in f.targets}
+    assert wanted <= cancelling
 
 
 def _frames(path) -> int:

@@ -200,16 +200,29 @@ def fresh(app_url, browser):
     context.close()
 
 
+MARKS = """() => [...document.querySelectorAll('p')].map(p => p.textContent)
+    .filter(t => t.startsWith('Dataset returns:')).join('|')"""
+
+
 def _pick_env(page, env_id):
-    """Switch the env and wait until its checkpoint list has arrived."""
+    """Switch the env and wait until its checkpoint list and then that checkpoint's target
+    range have arrived (the range's line changes last: a target typed before it lands
+    would be overwritten)."""
     from playwright.sync_api import expect
 
+    if page.get_by_label("Environment").input_value() == env_id:
+        return
+    # The page's own first range (a load event) lands before the switch, not after it.
+    page.wait_for_function(f"() => ({MARKS})() !== ''", timeout=30_000)
+    before = page.evaluate(MARKS)
     page.get_by_label("Environment").click()
     page.get_by_role("option", name=env_id).click()
     short = env_id.split("-")[0].lower()
     expect(page.get_by_label("Checkpoint")).to_have_value(re.compile(f"^{short}"),
                                                           timeout=30_000)
-    expect(page.get_by_text("Dataset returns:")).to_be_visible(timeout=30_000)
+    page.wait_for_function(f"(before) => {{ const now = ({MARKS})(); "
+                           "return now !== '' && now !== before; }", arg=before,
+                           timeout=30_000)
 
 
 def _phone(page):
@@ -300,6 +313,10 @@ def test_reprompt_marks_the_switch(fresh):
     _video_plays(fresh)
     _shot(fresh, "reprompt-1400.png")
     _phone(fresh)
+    # The video is laid out again for the narrow page: wait for it, then measure.
+    fresh.wait_for_function("() => [...document.querySelectorAll('video')].some(v => "
+                            "v.offsetParent !== null && v.getBoundingClientRect().width > 0)",
+                            timeout=30_000)
     box_v = fresh.locator("video >> visible=true").first.bounding_box()
     assert box_v["width"] <= 390
     _shot(fresh, "reprompt-390.png")
