@@ -180,8 +180,8 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
             **ROLLOUTS)
         # A visitor who moves first keeps what they chose: an example still on its way is
         # dropped when the env or checkpoint changes or they play.
-        for trigger_evt in (env.change, ckpt.change, play_btn.click, schedule_btn.click):
-            trigger_evt(None, None, None, cancels=[example], **PRIVATE)
+        gr.on([env.change, ckpt.change, play_btn.click, schedule_btn.click], None,
+              cancels=[example], **PRIVATE)
         sched_in = [env, ckpt, schedule, seed, session]
         schedule_btn.click(h.check_schedule, sched_in, None, queue=False, **PRIVATE).success(
             h.play_schedule, sched_in, play_out, api_name="play_schedule",

@@ -304,12 +304,15 @@ def test_reprompt_marks_the_switch(fresh):
     fresh.get_by_role("button", name="Play with re-prompt").click()
     fresh.wait_for_selector("text=Re-prompted episode >> visible=true", timeout=180_000)
     # Both the RTG and the reward plots mark the switch (plotly draws after the text).
-    fresh.wait_for_function(
-        "() => [...document.querySelectorAll('.js-plotly-plot')]"
-        ".flatMap(p => (p.data || []).map(t => t.name))"
-        ".filter(n => n === 're-prompt at step 60 → 20').length === 2",
-        timeout=60_000,
-    )
+    names = ("() => [...document.querySelectorAll('.js-plotly-plot')]"
+             ".map(p => (p.data || []).map(t => t.name))")
+    try:
+        fresh.wait_for_function(f"() => ({names})().flat()"
+                                ".filter(n => n === 're-prompt at step 60 → 20').length === 2",
+                                timeout=60_000)
+    except Exception:
+        _shot(fresh, "reprompt-failed.png")
+        raise AssertionError(f"the plots' traces: {fresh.evaluate(names)}") from None
     _video_plays(fresh)
     _shot(fresh, "reprompt-1400.png")
     _phone(fresh)
