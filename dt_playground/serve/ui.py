@@ -36,6 +36,7 @@ from dt_playground.serve.sessions import SessionStore
 from dt_playground.serve.workers import CheckpointRef, WorkerPool
 
 EXAMPLE_WAIT_S = 120.0  # how long a page's first load waits for the start-up example
+EXAMPLE_EXIT_WAIT_S = 30.0  # how long exiting waits for it (killed in torch/GL, it aborts)
 
 
 class Handlers:
@@ -423,7 +424,7 @@ class Handlers:
         thread.start()
         # Let it finish before the interpreter tears down: killed inside torch or GL at
         # exit, it aborts the process ("terminate called without an active exception").
-        atexit.register(thread.join, EXAMPLE_WAIT_S)
+        atexit.register(thread.join, EXAMPLE_EXIT_WAIT_S)
 
     def example(self, env_id: str, checkpoint: str):
         """The arrival example's outputs (target, video, plots, summary), if the page
