@@ -33,14 +33,13 @@ WATCH = """(seed) => {
   const shown0 = [...document.querySelectorAll('.js-plotly-plot')];
   const data0 = new Map(shown0.map(p => [p, p.data]));
   const titles0 = new Set(shown0.map(title));
+  // Visible: what is on top at the plot's centre is the plot itself (not a progress overlay).
+  const onTop = (p) => {
+    const r = p.getBoundingClientRect();
+    const e = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    return e !== null && p.contains(e);
+  };
   const check = () => {
-    // Drawn anew, and visible: what is on top at the plot's centre is the plot itself
-    // (not a progress overlay).
-    const onTop = (p) => {
-      const r = p.getBoundingClientRect();
-      const e = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-      return e !== null && p.contains(e);
-    };
     const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p =>
       p.offsetParent !== null && p.data !== data0.get(p) && !titles0.has(title(p)) && onTop(p));
     if (plots.length >= 2 && !('plots' in window.__t)) window.__t.plots = performance.now() - t0;

@@ -396,19 +396,8 @@ class Handlers:
         (deterministic), video included; then warm the stitching lab's models."""
         def run():
             try:
-                if not checkpoint:
-                    return
-                path = layout.locate(checkpoint, env_id, {})
-                dataset = DatasetSummary.from_dict(
-                    layout.read_json(path / "config.json", "config").get("dataset"))
-                target = target_range(dataset, get_spec(env_id).target_presets).value
-                video = Path(self.store.videos_root) / "example" / f"{checkpoint}.mp4"
-                video.parent.mkdir(parents=True, exist_ok=True)
-                from dt_playground.envs.seeds import APP_SEED
-
-                *_, last = self._play(env_id, checkpoint, target, APP_SEED, False, False,
-                                      None, lambda *a, **k: None, video_path=video)
-                self._example = (env_id, checkpoint, target, *last)
+                if checkpoint:  # (none shipped for the env: no example, the lab still warms)
+                    self._example = self._play_example(env_id, checkpoint)
             except Exception:  # the page works without its example
                 LOG.exception("the arrival example could not be played")
             finally:
@@ -425,6 +414,20 @@ class Handlers:
         # Let it finish before the interpreter tears down: killed inside torch or GL at
         # exit, it aborts the process ("terminate called without an active exception").
         atexit.register(thread.join, EXAMPLE_EXIT_WAIT_S)
+
+    def _play_example(self, env_id: str, checkpoint: str) -> tuple:
+        """The example's (env, checkpoint, target, *outputs), played now."""
+        from dt_playground.envs.seeds import APP_SEED
+
+        path = layout.locate(checkpoint, env_id, {})
+        dataset = DatasetSummary.from_dict(
+            layout.read_json(path / "config.json", "config").get("dataset"))
+        target = target_range(dataset, get_spec(env_id).target_presets).value
+        video = Path(self.store.videos_root) / "example" / f"{checkpoint}.mp4"
+        video.parent.mkdir(parents=True, exist_ok=True)
+        *_, last = self._play(env_id, checkpoint, target, APP_SEED, False, False,
+                              None, lambda *a, **k: None, video_path=video)
+        return (env_id, checkpoint, target, *last)
 
     def example(self, env_id: str, checkpoint: str):
         """The arrival example's outputs (target, video, plots, summary), if the page

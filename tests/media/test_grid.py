@@ -1,4 +1,4 @@
-"""serve.play, media.tiles, media.plots.glance, serve.formatting: the target grid,
+"""serve.glance, media.tiles, media.plots.glance, serve.formatting: the target grid,
 re-prompting schedules and the figures drawn from cards alone."""
 
 import json
