@@ -225,6 +225,22 @@ def _pick_env(page, env_id):
                            timeout=30_000)
 
 
+def _schedule_box(page, env_id):
+    """The re-prompt box, opened, once it holds the example for the env's first checkpoint:
+    that example lands with its own event, after the target range, and a schedule typed
+    before it would be overwritten (CI saw it once)."""
+    from playwright.sync_api import expect
+
+    from dt_playground.checkpoints import layout
+    from dt_playground.serve import card_views
+
+    page.get_by_text("Re-prompt mid-episode: a target schedule").click()
+    box = page.get_by_label("Schedule (step:target)")
+    shown = layout.choices(env_id, {})[0][1]
+    expect(box).to_have_value(card_views.schedule_example(env_id, shown), timeout=30_000)
+    return box
+
+
 def _phone(page):
     page.set_viewport_size({"width": 390, "height": 900})
     page.wait_for_function("() => document.documentElement.clientWidth <= 390")
@@ -297,10 +313,7 @@ def test_target_grid_plays_a_tiled_video(fresh):
 
 def test_reprompt_marks_the_switch(fresh):
     _pick_env(fresh, "CartPole-v1")
-    fresh.get_by_text("Re-prompt mid-episode: a target schedule").click()
-    box = fresh.get_by_label("Schedule (step:target)")
-    assert box.input_value().startswith("0:")  # an example for this checkpoint's data
-    box.fill("0:500,60:20")
+    _schedule_box(fresh, "CartPole-v1").fill("0:500,60:20")
     fresh.get_by_role("button", name="Play with re-prompt").click()
     fresh.wait_for_selector("text=Re-prompted episode >> visible=true", timeout=180_000)
     # Both the RTG and the reward plots mark the switch (plotly draws after the text).
@@ -434,8 +447,7 @@ def test_a_refused_input_keeps_every_result(fresh):
     _video_plays(fresh)
     summary = fresh.locator("p", has_text="achieved").first.inner_text()
     src = fresh.evaluate("() => document.querySelector('video').currentSrc")
-    fresh.get_by_text("Re-prompt mid-episode: a target schedule").click()
-    fresh.get_by_label("Schedule (step:target)").fill("0:3000,abc")
+    _schedule_box(fresh, "CartPole-v1").fill("0:3000,abc")
     fresh.get_by_role("button", name="Play with re-prompt").click()
     toast = fresh.wait_for_selector("text=/step:target|schedule/i >> visible=true",
                                     timeout=30_000)
