@@ -128,7 +128,8 @@ def card_of(traces: list[Trace], **extra) -> dict:
             "return_std": float(rets.std()), **extra}
 
 
-def _train_net(ds: OfflineDataset, summary: dict, algo: str, out: Path, recipe: NetRecipe):
+def train_net(ds: OfflineDataset, summary: dict, algo: str, out: Path, recipe: NetRecipe):
+    """Train one of the lab's networks (``algo`` "dt" or "pbc") on ``ds`` into ``out``."""
     from dt_playground.training.train import TrainConfig, train
 
     cfg = TrainConfig(dataset=summary["dataset_id"], env_id=maze.ENV_ID, out=str(out), algo=algo,
@@ -171,7 +172,7 @@ def build_data(data: str, root: Path | None = None, data_root: Path | None = Non
     for method, algo, ds in (("dt", "dt", full), ("pbc", "pbc", full), ("qdt", "dt", relabelled)):
         out = folder(data, method, root)
         t0 = time.process_time()
-        _train_net(ds, summary, algo, out, recipe)
+        train_net(ds, summary, algo, out, recipe)
         seconds[method] = time.process_time() - t0
         ck = load_checkpoint(out)
         extra = {"data": data, "method": method, "history": recipe.context_len}
