@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from dt_playground.envs import maze
 from dt_playground.envs.episodes import Trace
 from dt_playground.errors import PlaygroundError
+from dt_playground.media.plots.figures import two_line_title
 from dt_playground.stitch import datasets
 from dt_playground.stitch.lab import LAB_FILE, LABELS, METHODS, folder, lab_root
 
@@ -138,8 +139,9 @@ def maze_figure(heat: np.ndarray, paths: dict[str, list[tuple[int, int]]],
         ))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
-    fig.update_layout(template="plotly_white", height=380, title={"text": title, "x": 0.02},
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    fig.update_layout(template="plotly_white", height=380,
+                      title={"text": two_line_title(title), "x": 0.02, "font": {"size": 15}},
+                      margin={"l": 10, "r": 10, "t": 56, "b": 10},
                       legend={"orientation": "h", "y": -0.02, "yanchor": "top"})
     return fig
 
@@ -235,7 +237,7 @@ def warm_up() -> None:
 
 
 def _title(data: str, seed: int) -> str:
-    return f"{data}: every method from the start cell of seed {seed}"
+    return f"Each method's path from one start cell ({data}, seed {seed})"
 
 
 def stitching_view(data: str, seed: int, history: int, video_path=None) -> StitchView:
