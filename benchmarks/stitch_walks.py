@@ -10,7 +10,8 @@ seeds) at the lab's candidate targets and at ``--extra``. Prints one JSON line p
 how many walks reach the goal, how many with a return above the prize's best (the whole
 good trajectories a DT could copy from S), the training CPU-seconds, and the success rate
 and mean return per target. The default variants are the README's rows (~10 min of one
-core; split ``--variants`` over processes to use more).
+core; split ``--variants`` over processes to use more). ``--anywhere`` starts each walk on
+a random open cell instead (the DT is still played from the start cells).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import numpy as np  # noqa: E402
 from dt_playground.checkpoints.checkpoint import load_checkpoint  # noqa: E402
 from dt_playground.data.windows import OfflineDataset, dataset_summary  # noqa: E402
 from dt_playground.envs import maze  # noqa: E402
-from dt_playground.envs.registry import get_spec  # noqa: E402
-from dt_playground.envs.seeds import seed_range  # noqa: E402
+from dt_playground.envs.episodes import Episode  # noqa: E402
+from dt_playground.envs.registry import get_spec, make_env  # noqa: E402
+from dt_playground.envs.seeds import DATASET_SEED, seed_range  # noqa: E402
 from dt_playground.stitch import datasets, lab  # noqa: E402
 
 # The README's rows: the lab's DT, more walks, then wider and deeper DTs.
@@ -38,8 +40,34 @@ VARIANTS = ("3000:1500:32:1", "10000:1500:32:1", "3000:1500:32:2", "3000:3000:32
             "3000:1500:64:1", "3000:1500:64:2", "3000:3000:64:2")
 
 
-def variant(walks: int, steps: int, hidden: int, blocks: int, extra: list[float]) -> dict:
-    episodes = datasets.collect("random-walks", episodes=walks)
+def walks_from_anywhere(n: int) -> list[Episode]:
+    """``n`` uniformly random walks, each from a random open cell (not the goal, pit or
+    prize) instead of a start cell: the data the DT paper's graph toy may have meant."""
+    cells = [(r, c) for r in range(maze.HEIGHT) for c in range(maze.WIDTH)
+             if not maze.WALLS[r, c] and (r, c) not in (maze.GOAL, maze.PIT, maze.PRIZE)]
+    env, out = make_env(maze.ENV_ID), []
+    for i in range(n):
+        rng = np.random.default_rng([DATASET_SEED, i])
+        obs, _ = env.reset(seed=DATASET_SEED + i,
+                           options={"start": cells[int(rng.integers(len(cells)))]})
+        observations, actions, rewards, done = [obs], [], [], False
+        while not done:
+            actions.append(int(rng.integers(4)))
+            obs, r, term, trunc, _ = env.step(actions[-1])
+            observations.append(obs)
+            rewards.append(r)
+            done = term or trunc
+        out.append(Episode(np.asarray(observations, np.float32), np.asarray(actions),
+                           np.asarray(rewards, np.float32), bool(term), bool(trunc),
+                           DATASET_SEED + i))
+    env.close()
+    return out
+
+
+def variant(walks: int, steps: int, hidden: int, blocks: int, extra: list[float],
+            anywhere: bool = False) -> dict:
+    episodes = (walks_from_anywhere(walks) if anywhere
+                else datasets.collect("random-walks", episodes=walks))
     goal = [e for e in episodes if maze.reached_goal(e.rewards, e.terminated)]
     prize_best = max(e.ret for e in episodes if e.terminated
                      and float(e.rewards[-1]) == maze.PRIZE_REWARD)
@@ -59,7 +87,8 @@ def variant(walks: int, steps: int, hidden: int, blocks: int, extra: list[float]
         tr = lab.play_checkpoint(ck, t, seeds)
         played[f"{t:g}"] = {"success": round(lab.success(tr), 3),
                             "return": round(float(np.mean([x.ret for x in tr])), 1)}
-    return {"walks": walks, "steps": steps, "hidden": hidden, "blocks": blocks,
+    return {"walks": walks, "from": "anywhere" if anywhere else "start cells",
+            "steps": steps, "hidden": hidden, "blocks": blocks,
             "reach_goal": len(goal), "prize_best": prize_best,
             "goal_above_prize": sum(e.ret > prize_best for e in goal),
             "train_cpu_s": round(cpu, 1), "targets": played}
@@ -71,13 +100,16 @@ def main(argv=None) -> int:
                    help="comma-separated walks:steps:hidden:blocks (default: %(default)s)")
     p.add_argument("--extra", default="2,4,6,7,8,10,12",
                    help="targets tried besides the lab's candidates (default: %(default)s)")
+    p.add_argument("--anywhere", action="store_true",
+                   help="walks start on any open cell instead of the start cells")
     args = p.parse_args(argv)
     extra = [float(x) for x in args.extra.split(",")]
     import torch
 
     torch.set_num_threads(1)
     for v in args.variants.split(","):
-        print(json.dumps(variant(*(int(x) for x in v.split(":")), extra)), flush=True)
+        row = variant(*(int(x) for x in v.split(":")), extra, args.anywhere)
+        print(json.dumps(row), flush=True)
     return 0
 
 
