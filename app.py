@@ -73,8 +73,9 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                 with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
                     gr.Markdown(texts.REPROMPT_NOTE)
                     with gr.Row():
-                        schedule = gr.Textbox("0:3000,300:500", label="Schedule (step:target)",
-                                              scale=3, min_width=200)
+                        schedule, sched_hint = widgets.example_box(
+                            "0:3000,300:500", label="Schedule (step:target)", scale=3,
+                            min_width=200)
                         schedule_btn = gr.Button("Play with re-prompt", scale=1, min_width=160)
                 with gr.Accordion("Attention: what the action at a step looked at", open=False):
                     with gr.Row():
@@ -157,7 +158,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
 
         play_out = [video, rtg_plot, reward_plot, summary_md, summary_json]
         arrival_out = [sweep_plot, sweep_md, sweep_json, hist_plot, len_plot, qual_plot,
-                       ds_json, schedule]
+                       ds_json, sched_hint]
         demo.load(h.start_session, None, session, **PRIVATE)
         env.change(h.on_env_change, [env, ckpt, session], ckpt, api_name="checkpoints")
         env.change(h.compare_on_arrival, env, [cmp_plot, cmp_json], **PRIVATE)

@@ -1,5 +1,6 @@
 """Gradio layout pieces `app.py` repeats: a caption under a plot, a video beside its
-plots, JSON in a collapsed accordion. Layout only: no handlers, no state."""
+plots, JSON in a collapsed accordion, a textbox that takes examples without overwriting what
+was typed. Layout only: no Python handlers, no server state."""
 
 import gradio as gr
 
@@ -28,3 +29,20 @@ def details(label: str) -> gr.JSON:
     """Machine-readable results, out of the way: a JSON panel in a collapsed accordion."""
     with gr.Accordion("Details", open=False):
         return gr.JSON(label=label)
+
+
+# (example, box, shown) -> (box, shown): the example replaces the box's text only while the
+# box still shows the last example it took; text the visitor typed stays.
+_TAKE_EXAMPLE = "(example, box, shown) => box === shown ? [example, example] : [box, shown]"
+
+
+def example_box(value: str, **kwargs) -> tuple[gr.Textbox, gr.Textbox]:
+    """A textbox and a hidden "example" box to send suggestions to. A suggestion lands in
+    the textbox only while the visitor has not edited it since the last one (a check run in
+    the page, where the typing happens: a late suggestion can't overwrite a typed schedule).
+    Returns (textbox, example box)."""
+    box = gr.Textbox(value, **kwargs)
+    example, shown = gr.Textbox(visible=False), gr.Textbox(value, visible=False)
+    example.change(None, [example, box, shown], [box, shown], js=_TAKE_EXAMPLE,
+                   api_visibility="private")
+    return box, example

@@ -263,35 +263,42 @@ def test_tabs_show_a_plot_on_arrival(fresh, tab, text):
     _shot(fresh, f"arrival-{tab.lower()}.png")
 
 
-def _video_plays(page, index=0, timeout=120_000):
+VISIBLE_VIDEO = ("(i) => [...document.querySelectorAll('video')]"
+                 ".filter(v => v.offsetParent !== null)[i]")
+
+
+def _video_src(page, index=0) -> str:
+    """The address of the ``index``-th visible video ('' when there is none yet)."""
+    return page.evaluate(f"(i) => {{ const v = ({VISIBLE_VIDEO})(i); "
+                         "return v ? v.currentSrc : ''; }", index)
+
+
+def _video_plays(page, index=0, timeout=120_000, after=None):
+    """Wait until the ``index``-th visible video plays; with ``after`` (an earlier
+    `_video_src`), a new video, not the one shown before the click."""
     page.wait_for_function(
-        "(i) => { const v = [...document.querySelectorAll('video')]"
-        ".filter(v => v.offsetParent !== null)[i]; return v && v.readyState >= 2; }",
-        arg=index, timeout=timeout,
+        f"([i, old]) => {{ const v = ({VISIBLE_VIDEO})(i); "
+        "return v && v.readyState >= 2 && (old === null || v.currentSrc !== old); }",
+        arg=[index, after], timeout=timeout,
     )
-    page.evaluate(
-        "(i) => { const v = [...document.querySelectorAll('video')]"
-        ".filter(v => v.offsetParent !== null)[i]; v.muted = true; v.play(); }", index
-    )
-    page.wait_for_function(
-        "(i) => { const v = [...document.querySelectorAll('video')]"
-        ".filter(v => v.offsetParent !== null)[i]; return v.currentTime > 0.3; }",
-        arg=index, timeout=30_000,
-    )
+    page.evaluate(f"(i) => {{ const v = ({VISIBLE_VIDEO})(i); v.muted = true; v.play(); }}",
+                  index)
+    page.wait_for_function(f"(i) => ({VISIBLE_VIDEO})(i).currentTime > 0.3", arg=index,
+                           timeout=30_000)
     return page.evaluate(
-        "(i) => { const v = [...document.querySelectorAll('video')]"
-        ".filter(v => v.offsetParent !== null)[i];"
-        " const r = v.getBoundingClientRect(); return [v.videoWidth, v.videoHeight, r.width,"
-        " document.documentElement.clientWidth]; }", index
+        f"(i) => {{ const v = ({VISIBLE_VIDEO})(i); const r = v.getBoundingClientRect();"
+        " return [v.videoWidth, v.videoHeight, r.width, document.documentElement.clientWidth]; }",
+        index,
     )
 
 
 def test_target_grid_plays_a_tiled_video(fresh):
     _pick_env(fresh, "CartPole-v1")
     fresh.get_by_role("tab", name="Target grid").click()
+    before = _video_src(fresh)
     fresh.get_by_role("button", name="Play grid").click()
     _visible_plot(fresh)
-    vw, vh, shown, page_w = _video_plays(fresh)
+    vw, vh, shown, page_w = _video_plays(fresh, after=before)
     from dt_playground.media.tiles import GAP, LABEL_H, tile_size
 
     tw, th = tile_size("CartPole-v1")
@@ -314,6 +321,7 @@ def test_target_grid_plays_a_tiled_video(fresh):
 def test_reprompt_marks_the_switch(fresh):
     _pick_env(fresh, "CartPole-v1")
     _schedule_box(fresh, "CartPole-v1").fill("0:500,60:20")
+    before = _video_src(fresh)
     fresh.get_by_role("button", name="Play with re-prompt").click()
     fresh.wait_for_selector("text=Re-prompted episode >> visible=true", timeout=180_000)
     # Both the RTG and the reward plots mark the switch (plotly draws after the text).
@@ -326,7 +334,7 @@ def test_reprompt_marks_the_switch(fresh):
     except Exception:
         _shot(fresh, "reprompt-failed.png")
         raise AssertionError(f"the plots' traces: {fresh.evaluate(names)}") from None
-    _video_plays(fresh)
+    _video_plays(fresh, after=before)
     _shot(fresh, "reprompt-1400.png")
     _phone(fresh)
     # The video is laid out again for the narrow page: wait for it, then measure.
@@ -439,12 +447,31 @@ def test_an_upload_for_another_env_is_selected_and_played(fresh, tmp_path):
     _shot(fresh, "upload-other-env.png")
 
 
+def test_a_typed_schedule_outlives_a_late_example(fresh):
+    """A checkpoint's example schedule never overwrites one the visitor typed, even when it
+    lands after the typing (an env switch's example comes with its own, later event)."""
+    from dt_playground.checkpoints import layout
+    from dt_playground.serve import card_views
+
+    box = _schedule_box(fresh, "LunarLander-v3")  # untouched, it took the page's example
+    box.fill("0:150,40:20")
+    _pick_env(fresh, "CartPole-v1")
+    # CartPole's example has been sent once the Sweep tab shows its card (the same event).
+    shown = layout.choices("CartPole-v1", {})[0][1]
+    card = card_views.sweep_view("CartPole-v1", shown)[1].replace("**", "")
+    fresh.get_by_role("tab", name="Sweep", exact=True).click()
+    fresh.wait_for_function("(t) => [...document.querySelectorAll('p')]"
+                            ".some(p => p.textContent.trim() === t)", arg=card, timeout=30_000)
+    assert box.input_value() == "0:150,40:20"
+
+
 def test_a_refused_input_keeps_every_result(fresh):
     """A typo is a sentence (a toast); the video, plots and summary stay as they were."""
     _pick_env(fresh, "CartPole-v1")
+    before = _video_src(fresh)
     fresh.get_by_role("button", name="Play episode").click()
     fresh.wait_for_selector("text=/Requested .* achieved/", timeout=120_000)
-    _video_plays(fresh)
+    _video_plays(fresh, after=before)
     summary = fresh.locator("p", has_text="achieved").first.inner_text()
     src = fresh.evaluate("() => document.querySelector('video').currentSrc")
     _schedule_box(fresh, "CartPole-v1").fill("0:3000,abc")
@@ -517,8 +544,9 @@ def test_the_stitching_tab_arrives_filled_and_plays(fresh):
     fresh.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')]"
         ".some(p => p.offsetParent !== null && (p.data || []).length >= 4)", timeout=60_000)
+    before = _video_src(fresh)
     fresh.get_by_role("button", name="Play every method").click()
-    _video_plays(fresh)
+    _video_plays(fresh, after=before)
     _shot(fresh, "stitching-1400.png")
     _phone(fresh)
     assert fresh.evaluate("() => document.documentElement.scrollWidth") <= 390
