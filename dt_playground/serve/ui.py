@@ -120,14 +120,17 @@ class Handlers:
     @boundary
     def controls(self, env_id: str, checkpoint: str, sid: str | None = None):
         """The `best` box (DTs with a return head or model) and "sample actions"
-        (discrete envs only), from the checkpoint's files."""
+        (discrete envs only), from the checkpoint's files. A checkpoint without `best`
+        hides and clears the box; one with it leaves the tick as the visitor set it (a
+        late or repeated update must not untick what they just ticked)."""
         try:
             info = layout.peek_checkpoint(layout.locate(checkpoint, env_id,
                                                         self.store.owned(sid)))
             best, discrete = bool(info and info.offers_best), get_spec(env_id).discrete
         except (PlaygroundError, CheckpointError):
             best, discrete = False, True
-        return gr.Checkbox(value=False, visible=best), gr.Checkbox(visible=discrete)
+        shown = gr.Checkbox(visible=True) if best else gr.Checkbox(value=False, visible=False)
+        return shown, gr.Checkbox(visible=discrete)
 
     @boundary
     def arrival(self, env_id: str, checkpoint: str, sid: str | None = None,

@@ -39,6 +39,21 @@ def test_a_late_arrival_example_never_overwrites_the_visitors_choice(tiny_zoo, m
     assert wanted <= cancelling
 
 
+def test_a_checkpoint_update_never_unticks_best_where_it_is_offered(monkeypatch):
+    """The `best` box: a checkpoint with a return model shows it and leaves its tick alone
+    (a late or repeated update would untick what the visitor just ticked); one without hides
+    and clears it."""
+    monkeypatch.delenv("DTP_PRETRAINED_DIR", raising=False)  # the shipped zoo
+    import app
+
+    handlers = app.build_demo(example=False).handlers
+    offered, _ = handlers.controls("CartPole-v1", "cartpole-dt")
+    assert offered.constructor_args == {"visible": True}  # no value: the tick stays
+    hidden, sampled = handlers.controls("CartPole-v1", "cartpole-bc")
+    assert hidden.constructor_args == {"value": False, "visible": False}
+    assert sampled.constructor_args == {"visible": True}  # CartPole's actions are discrete
+
+
 def _frames(path) -> int:
     """Decode the MP4 (as a browser would have to) and count its frames."""
     reader = imageio.get_reader(path, format="FFMPEG")

@@ -389,7 +389,12 @@ def test_best_box_appears_for_a_head_dt_and_plays_best(fresh, cartpole_dataset, 
     box.wait_for(state="visible", timeout=30_000)
     box.check()
     fresh.get_by_role("button", name="Play episode").click()
-    fresh.wait_for_selector("text=/Requested best/", timeout=120_000)
+    try:
+        fresh.wait_for_selector("text=/Requested best/", timeout=120_000)
+    except Exception:  # say what the page held (CI once saw no "Requested best" in 120 s)
+        _shot(fresh, "play-best-failed.png")
+        said = fresh.locator("p", has_text="Requested").all_inner_texts()
+        raise AssertionError(f"best ticked: {box.is_checked()}; summaries: {said}") from None
     _visible_plot(fresh)
     _shot(fresh, "play-best.png")
 
