@@ -53,6 +53,12 @@ def env_cards(env_id: str, root: Path | None = None) -> dict[str, dict]:
     return cards
 
 
+def dataset_of(env_id: str, checkpoint, owned: dict[str, Path] | None = None) -> DatasetSummary:
+    """The summary of the data a checkpoint learned from, from its config.json alone."""
+    path = locate(checkpoint, env_id, owned)
+    return DatasetSummary.from_dict(read_json(path / "config.json", "config").get("dataset"))
+
+
 def _open(env_id: str, checkpoint, owned: dict[str, Path] | None) -> tuple[Path, dict]:
     """The checkpoint's folder and config, refusing another env's checkpoint."""
     env_id = parse_env(env_id)

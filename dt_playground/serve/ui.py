@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from dt_playground.checkpoints import layout
-from dt_playground.data.summary import DatasetSummary, target_range
+from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
 from dt_playground.errors import CheckpointError, PlaygroundError, RenderError, scrub_paths
 from dt_playground.media.plots import figures as plots
@@ -108,9 +108,7 @@ class Handlers:
             return gr.Slider(), "No checkpoint for this environment yet: train one in the " \
                 "Train tab."
         try:
-            path = layout.locate(checkpoint, env_id, self.store.owned(sid))
-            dataset = DatasetSummary.from_dict(
-                layout.read_json(path / "config.json", "config").get("dataset"))
+            dataset = card_views.dataset_of(env_id, checkpoint, self.store.owned(sid))
         except (PlaygroundError, CheckpointError) as exc:
             return gr.Slider(), f"⚠️ {exc}"
         r = target_range(dataset, get_spec(env_id).target_presets)
@@ -422,9 +420,7 @@ class Handlers:
         """The example's (env, checkpoint, target, *outputs), played now."""
         from dt_playground.envs.seeds import APP_SEED
 
-        path = layout.locate(checkpoint, env_id, {})
-        dataset = DatasetSummary.from_dict(
-            layout.read_json(path / "config.json", "config").get("dataset"))
+        dataset = card_views.dataset_of(env_id, checkpoint)
         target = target_range(dataset, get_spec(env_id).target_presets).value
         video = Path(self.store.videos_root) / "example" / f"{checkpoint}.mp4"
         video.parent.mkdir(parents=True, exist_ok=True)
