@@ -225,19 +225,25 @@ def _pick_env(page, env_id):
                            timeout=30_000)
 
 
+def _first_checkpoint(env_id) -> str:
+    """The checkpoint an env switch shows: the first of the env's list."""
+    from dt_playground.checkpoints import layout
+
+    return layout.choices(env_id, {})[0][1]
+
+
 def _schedule_box(page, env_id):
     """The re-prompt box, opened, once it holds the example for the env's first checkpoint:
     that example lands with its own event, after the target range, and a schedule typed
     before it would be overwritten (CI saw it once)."""
     from playwright.sync_api import expect
 
-    from dt_playground.checkpoints import layout
     from dt_playground.serve import card_views
 
     page.get_by_text("Re-prompt mid-episode: a target schedule").click()
     box = page.get_by_label("Schedule (step:target)")
-    shown = layout.choices(env_id, {})[0][1]
-    expect(box).to_have_value(card_views.schedule_example(env_id, shown), timeout=30_000)
+    expect(box).to_have_value(card_views.schedule_example(env_id, _first_checkpoint(env_id)),
+                              timeout=30_000)
     return box
 
 
@@ -455,15 +461,14 @@ def test_an_upload_for_another_env_is_selected_and_played(fresh, tmp_path):
 def test_a_typed_schedule_outlives_a_late_example(fresh):
     """A checkpoint's example schedule never overwrites one the visitor typed, even when it
     lands after the typing (an env switch's example comes with its own, later event)."""
-    from dt_playground.checkpoints import layout
     from dt_playground.serve import card_views
 
     box = _schedule_box(fresh, "LunarLander-v3")  # untouched, it took the page's example
     box.fill("0:150,40:20")
     _pick_env(fresh, "CartPole-v1")
     # CartPole's example has been sent once the Sweep tab shows its card (the same event).
-    shown = layout.choices("CartPole-v1", {})[0][1]
-    card = card_views.sweep_view("CartPole-v1", shown)[1].replace("**", "")
+    card = card_views.sweep_view("CartPole-v1", _first_checkpoint("CartPole-v1"))[1]
+    card = card.replace("**", "")
     fresh.get_by_role("tab", name="Sweep", exact=True).click()
     fresh.wait_for_function("(t) => [...document.querySelectorAll('p')]"
                             ".some(p => p.textContent.trim() === t)", arg=card, timeout=30_000)
