@@ -48,18 +48,9 @@ def walks_from_anywhere(n: int) -> list[Episode]:
     env, out = make_env(maze.ENV_ID), []
     for i in range(n):
         rng = np.random.default_rng([DATASET_SEED, i])
-        obs, _ = env.reset(seed=DATASET_SEED + i,
-                           options={"start": cells[int(rng.integers(len(cells)))]})
-        observations, actions, rewards, done = [obs], [], [], False
-        while not done:
-            actions.append(int(rng.integers(4)))
-            obs, r, term, trunc, _ = env.step(actions[-1])
-            observations.append(obs)
-            rewards.append(r)
-            done = term or trunc
-        out.append(Episode(np.asarray(observations, np.float32), np.asarray(actions),
-                           np.asarray(rewards, np.float32), bool(term), bool(trunc),
-                           DATASET_SEED + i))
+        start = cells[int(rng.integers(len(cells)))]
+        out.append(datasets.play_episode(env, DATASET_SEED + i, rng,
+                                         lambda cell, mid, rng: int(rng.integers(4)), start))
     env.close()
     return out
 

@@ -92,7 +92,7 @@ def _move(cell, dist, rng, eps: float, forbid: tuple[int, ...] = ()) -> int:
     return _greedy(cell, dist, rng, allowed)
 
 
-def _play(env, seed: int, rng, choose: Callable, start=None) -> Episode:
+def play_episode(env, seed: int, rng, choose: Callable, start=None) -> Episode:
     """One episode: ``choose(cell, visited_middle, rng) -> action`` until it ends."""
     obs, _ = env.reset(seed=int(seed), options=None if start is None else {"start": start})
     observations, actions, rewards = [obs], [], []
@@ -145,7 +145,7 @@ def collect(name: str, episodes: int | None = None, seed: int | None = None) -> 
             def choose(cell, mid, rng):
                 forbid = (DOWN, LEFT) if cell == maze.MIDDLE else ()
                 return _move(cell, _TO_GOAL, rng, recipe.eps, forbid)
-        ep = _play(env, seed + i, rng, choose, start)
+        ep = play_episode(env, seed + i, rng, choose, start)
         ep.behaviour, ep.label = float(family), LABELS[family]
         out.append(ep)
     env.close()
