@@ -1,6 +1,6 @@
 """DT Playground: watch a Decision Transformer play at the return you ask for.
 
-Layout and wiring only: the handlers are `dt_playground.serve.ui.Handlers` methods, which
+Layout and wiring only: the handlers are `dt_playground.app.ui.Handlers` methods, which
 call the library (each part tested without Gradio). Run with ``python app.py``.
 """
 
@@ -15,12 +15,12 @@ import warnings  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from dt_playground.app import formatting, texts, widgets  # noqa: E402
+from dt_playground.app.ui import Handlers  # noqa: E402
 from dt_playground.checkpoints import layout  # noqa: E402
 from dt_playground.envs.seeds import APP_SEED  # noqa: E402
 from dt_playground.paths import DATA_DIR  # noqa: E402
-from dt_playground.serve import formatting, texts, widgets  # noqa: E402
 from dt_playground.serve.sessions import SessionStore, clean_dataset_staging  # noqa: E402
-from dt_playground.serve.ui import Handlers  # noqa: E402
 from dt_playground.serve.workers import pool_from_env, spawn_without_main  # noqa: E402
 
 ROLLOUTS = {"concurrency_limit": 8, "concurrency_id": "rollouts"}  # admission limits each

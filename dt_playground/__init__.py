@@ -2,7 +2,7 @@
 
 The library under the app, in layers (docs/ARCHITECTURE.md), bottom to top: ``envs``,
 ``data``, ``behaviour``, ``dt``, ``checkpoints``, ``rollout``, ``training``, ``media``,
-``zoo``, ``stitch``, ``serve``, ``cli``. Nothing below ``serve`` imports gradio.
+``zoo``, ``stitch``, ``serve``, ``cli``, ``app``. Only ``app`` imports gradio.
 
 The documented entry points are importable from here, e.g.
 ``from dt_playground import load_checkpoint, DTPolicy, run_episodes``; they load on

@@ -30,6 +30,7 @@ LAYERS = [
     "stitch",
     "serve",
     "cli",
+    "app",  # the only package that imports gradio
 ]
 ENTRY = {"__init__", "__main__"}  # the package's front door: may import anything
 
@@ -143,6 +144,24 @@ def test_the_layer_test_can_fail(tmp_path):
         fake.unlink()
 
 
+def _imports_gradio(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        if any(n.split(".")[0] == "gradio" for n in names):
+            return True
+    return False
+
+
+def test_only_the_app_layer_imports_gradio(tmp_path):
+    outside = [module_name(p) for p in sources()
+               if _imports_gradio(p) and layer_of(module_name(p)) != "app"]
+    assert not outside, f"gradio imported outside dt_playground/app: {outside}"
+    probe = tmp_path / "probe.py"  # the check itself can fail
+    probe.write_text("import os\nif os:\n    from gradio import Blocks\n")
+    assert _imports_gradio(probe)
+
+
 @pytest.mark.parametrize("path", sources(), ids=module_name)
 def test_module_size(path):
     assert len(path.read_text().splitlines()) <= MAX_LINES
@@ -151,7 +170,7 @@ def test_module_size(path):
 def test_leaf_layers_import_without_torch():
     code = ("import sys; import dt_playground.envs.episodes, dt_playground.data.storage, "
             "dt_playground.behaviour.collect, dt_playground.behaviour.ars, "
-            "dt_playground.checkpoints.layout, dt_playground.serve.card_views; "
+            "dt_playground.checkpoints.layout, dt_playground.app.card_views; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, timeout=120)

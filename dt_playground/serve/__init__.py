@@ -1,3 +1,3 @@
-"""The app's service layer: admission, sessions, worker processes, jobs, the handlers
-(`ui`, the one module that imports gradio) and what they call.
+"""The app's service layer, testable without Gradio: admission, sessions, worker processes,
+background jobs, the checkpoint catalogue, and the plays and grids the handlers call.
 """

@@ -133,8 +133,8 @@ def test_failed_video_keeps_results_and_server(server, monkeypatch):
     client, zoo = server
     from gradio_client.exceptions import AppError
 
+    from dt_playground.app import ui
     from dt_playground.errors import RenderError
-    from dt_playground.serve import ui
 
     real = ui.render_trace
 

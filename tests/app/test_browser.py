@@ -238,7 +238,7 @@ def _schedule_box(page, env_id):
     before it would be overwritten (CI saw it once)."""
     from playwright.sync_api import expect
 
-    from dt_playground.serve import card_views
+    from dt_playground.app import card_views
 
     page.get_by_text("Re-prompt mid-episode: a target schedule").click()
     box = page.get_by_label("Schedule (step:target)")
@@ -461,7 +461,7 @@ def test_an_upload_for_another_env_is_selected_and_played(fresh, tmp_path):
 def test_a_typed_schedule_outlives_a_late_example(fresh):
     """A checkpoint's example schedule never overwrites one the visitor typed, even when it
     lands after the typing (an env switch's example comes with its own, later event)."""
-    from dt_playground.serve import card_views
+    from dt_playground.app import card_views
 
     box = _schedule_box(fresh, "LunarLander-v3")  # untouched, it took the page's example
     box.fill("0:150,40:20")

@@ -8,6 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from dt_playground.app import card_views, formatting
 from dt_playground.envs.registry import get_spec
 from dt_playground.errors import RenderError
 from dt_playground.media import gl, tiles
@@ -16,8 +17,7 @@ from dt_playground.media.plots import figures as plots
 from dt_playground.media.plots import glance as plots_glance
 from dt_playground.media.replay import random_trace
 from dt_playground.rollout.policy import DTPolicy, run_episodes
-from dt_playground.serve import card_views as arrival
-from dt_playground.serve import formatting, glance
+from dt_playground.serve import glance
 from dt_playground.serve import play as pg
 
 REPO = Path(__file__).resolve().parents[2]
@@ -236,7 +236,7 @@ def test_card_sweep_figure_from_the_card_alone(hopper):
 
 
 def test_cards_compare_figure_covers_every_checkpoint_of_the_env():
-    cards = arrival.env_cards("Hopper-v5")
+    cards = card_views.env_cards("Hopper-v5")
     with_card = {p.name for p in (REPO / "pretrained").glob("hopper-*/card.json")
                  for p in [p.parent] if json.loads((p / "config.json").read_text())
                  ["env_id"] == "Hopper-v5"}
@@ -250,17 +250,17 @@ def test_cards_compare_figure_covers_every_checkpoint_of_the_env():
 
 
 def test_tabs_on_arrival_read_files_only():
-    fig, md, card = arrival.sweep_view("Hopper-v5", "hopper-dt")
+    fig, md, card = card_views.sweep_view("Hopper-v5", "hopper-dt")
     assert card["env_id"] == "Hopper-v5" and "held-out seeds" in md
     assert any(t.name.startswith("card: mean") for t in fig.data)
-    fig, table = arrival.compare_view("Hopper-v5")
+    fig, table = card_views.compare_view("Hopper-v5")
     assert table["hopper-dt"]["episodes"] == 30 and table["hopper-dt"]["source"] == "card"
-    hist, lengths, quality, info = arrival.dataset_view("Hopper-v5", "hopper-dt")
+    hist, lengths, quality, info = card_views.dataset_view("Hopper-v5", "hopper-dt")
     assert info["episodes"] == 300 and sum(hist.data[0].y) == 300
     with pytest.raises(pg.PlaygroundError):
-        arrival.sweep_view("Hopper-v5", "../etc")
+        card_views.sweep_view("Hopper-v5", "../etc")
     with pytest.raises(pg.PlaygroundError):
-        arrival.sweep_view("Hopper-v5", "cartpole-dt")  # another env's checkpoint
+        card_views.sweep_view("Hopper-v5", "cartpole-dt")  # another env's checkpoint
 
 
 def test_tabs_on_arrival_do_not_import_torch():
@@ -268,9 +268,9 @@ def test_tabs_on_arrival_do_not_import_torch():
     import sys
 
     code = (
-        "import sys\nfrom dt_playground.serve import card_views as arrival\n"
-        "arrival.sweep_view('Hopper-v5', 'hopper-dt'); arrival.compare_view('Hopper-v5')\n"
-        "arrival.dataset_view('Hopper-v5', 'hopper-dt')\nprint('torch' in sys.modules)\n"
+        "import sys\nfrom dt_playground.app import card_views\n"
+        "card_views.sweep_view('Hopper-v5', 'hopper-dt'); card_views.compare_view('Hopper-v5')\n"
+        "card_views.dataset_view('Hopper-v5', 'hopper-dt')\nprint('torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          timeout=120, check=False)

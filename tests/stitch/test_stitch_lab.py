@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from dt_playground.app import stitch_view
 from dt_playground.checkpoints.checkpoint import load_checkpoint
 from dt_playground.cli.main import main
 from dt_playground.envs import maze
 from dt_playground.envs.episodes import Trace
 from dt_playground.errors import PlaygroundError
-from dt_playground.stitch import lab, view
+from dt_playground.stitch import lab
 from dt_playground.stitch.lab import METHODS, HistoryPolicy, folder
 
 
@@ -71,20 +72,21 @@ def test_cli_json_shape(capsys):
                                  ("halves", "1", 5), (None, 1, 5)])
 def test_view_refuses_bad_inputs_with_a_sentence(bad):
     with pytest.raises(PlaygroundError) as err:
-        view.stitching_view(*bad)
+        stitch_view.stitching_view(*bad)
     assert str(err.value).endswith(".") and "/" not in str(err.value)
 
 
 def test_views_answer_from_shipped_files(tmp_path):
-    first = view.arrival_view("halves", video_path=tmp_path / "a.mp4")
+    first = stitch_view.arrival_view("halves", video_path=tmp_path / "a.mp4")
     names = {t.name for t in first.figure.data}
-    assert {view.LABELS[m] for m in METHODS} <= names and "goal" in names
+    assert {stitch_view.LABELS[m] for m in METHODS} <= names and "goal" in names
     assert first.video and first.video.endswith(".mp4")
     assert [r[0] for r in first.table][:1] == ["DT (history 20)"]
     assert first.markdown.count(". ") >= 2
-    view.stitching_view("halves", 1_000_000, 20, video_path=tmp_path / "b.mp4")  # warm the caches
+    # warm the caches
+    stitch_view.stitching_view("halves", 1_000_000, 20, video_path=tmp_path / "b.mp4")
     t0 = time.perf_counter()
-    v = view.stitching_view("random-walks", 1_000_003, 4, video_path=tmp_path / "c.mp4")
+    v = stitch_view.stitching_view("random-walks", 1_000_003, 4, video_path=tmp_path / "c.mp4")
     took = time.perf_counter() - t0
     assert any(r[0] == "DT (history 4)" for r in v.table)
     assert len(v.outputs()) == 4

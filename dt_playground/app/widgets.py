@@ -4,7 +4,7 @@ was typed. Layout only: no Python handlers, no server state."""
 
 import gradio as gr
 
-from dt_playground.serve import texts
+from dt_playground.app import texts
 
 
 def caption(key: str) -> gr.Markdown:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
+from dt_playground.app.formatting import card_markdown
 from dt_playground.checkpoints.layout import (
     label_of,
     list_checkpoints,
@@ -27,7 +28,6 @@ from dt_playground.errors import PlaygroundError
 from dt_playground.media.plots import figures as plots
 from dt_playground.media.plots import glance as plots_glance
 from dt_playground.media.plots import inspect as plots_inspect
-from dt_playground.serve.formatting import card_markdown
 
 
 def read_card(path: str | Path) -> dict | None:

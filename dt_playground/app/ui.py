@@ -13,6 +13,15 @@ from pathlib import Path
 
 import gradio as gr
 
+from dt_playground.app import card_views, formatting
+from dt_playground.app.boundary import (
+    LOG,
+    boundary,
+    glance_lib,
+    play_lib,
+    progress_steps,
+    session_key,
+)
 from dt_playground.checkpoints import layout
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
@@ -21,16 +30,7 @@ from dt_playground.media.plots import figures as plots
 from dt_playground.media.plots import glance as plots_glance
 from dt_playground.media.plots import inspect as plots_inspect
 from dt_playground.media.replay import render_trace
-from dt_playground.serve import card_views, formatting
 from dt_playground.serve.admission import Admission, PlaySlots
-from dt_playground.serve.boundary import (
-    LOG,
-    boundary,
-    glance_lib,
-    play_lib,
-    progress_steps,
-    session_key,
-)
 from dt_playground.serve.jobs import TrainJob, TrainRequest
 from dt_playground.serve.sessions import SessionStore
 from dt_playground.serve.workers import CheckpointRef, WorkerPool
@@ -289,20 +289,20 @@ class Handlers:
                   request: gr.Request = None):
         """The stitching lab: every method from one start cell of ``data``'s maze, the
         DT with ``history`` steps of context; the success table from the lab's cards."""
-        from dt_playground.stitch import view
+        from dt_playground.app import stitch_view
 
         with self.admission.interactive(session_key(request), "stitching lab run"):
-            return view.stitching_view(data, seed, history,
+            return stitch_view.stitching_view(data, seed, history,
                                        self.store.video_path(sid, "stitch")).outputs()
 
     @boundary
     def stitching_arrival(self, data: str, sid: str | None = None, request: gr.Request = None):
         """The lab's tab on arrival, from its shipped files (replayed, no model run)."""
-        from dt_playground.stitch import view
+        from dt_playground.app import stitch_view
 
         if not self._cheap(request):
             return (gr.skip(),) * 4
-        return view.arrival_view(data, self.store.video_path(sid, "stitch")).outputs()
+        return stitch_view.arrival_view(data, self.store.video_path(sid, "stitch")).outputs()
 
     # ------------------------------------------------------------ background work
 
@@ -404,9 +404,9 @@ class Handlers:
             finally:
                 self._example_ready.set()
             try:  # then the stitching lab's models (its first run would pay ~2 s)
-                from dt_playground.stitch import view
+                from dt_playground.app import stitch_view
 
-                view.warm_up()
+                stitch_view.warm_up()
             except Exception:
                 LOG.exception("the stitching lab could not be warmed")
 
