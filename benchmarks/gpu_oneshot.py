@@ -72,7 +72,7 @@ def cuda_tests(report: Report, quick: bool) -> dict:
 
 
 def step_modes(report: Report, device, quick: bool) -> dict:
-    from dt_playground.cli import bench_cases as speed
+    from dt_playground.cli import bench_cases
 
     modes = ("eager", "graph") if device.type != "cuda" else ("eager", "compile", "graph")
     out = {}
@@ -80,9 +80,9 @@ def step_modes(report: Report, device, quick: bool) -> dict:
         t = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:  # an eager fallback says so
             warnings.simplefilter("always")
-            block = speed.train_block("ours", 64, "bf16", device, 5 if quick else 50, mode)
+            block = bench_cases.train_block("ours", 64, "bf16", device, 5 if quick else 50, mode)
             setup = time.perf_counter() - t
-            timing = speed.interleave(block, None, 2 if quick else 5)[0]
+            timing = bench_cases.interleave(block, None, 2 if quick else 5)[0]
         out[mode] = {"median_ms": timing.median, "spread_ms": list(timing.spread),
                      "setup_s": round(setup, 1), "warnings": [str(w.message) for w in caught]}
         for w in caught:

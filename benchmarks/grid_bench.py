@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dt_playground.checkpoints import cache
 from dt_playground.dt.runtime import setup_process  # noqa: E402
+from dt_playground.media import replay, tiles
 from dt_playground.media.gl import ensure_gl_backend  # noqa: E402
-from dt_playground.media.plots import figures as plots
-from dt_playground.media.plots import glance as plots_glance
+from dt_playground.media.plots import figures, glance
 from dt_playground.media.replay import keep_surfaces, render_trace  # noqa: E402
-from dt_playground.serve import glance as interactive
-from dt_playground.serve import play as pg
+from dt_playground.rollout import episode, grid
 
 CHECKPOINTS = {"Hopper-v5": "hopper-dt", "CartPole-v1": "cartpole-dt",
                "HalfCheetah-v5": "halfcheetah-dt", "LunarLander-v3": "lunarlander-dt"}
@@ -35,19 +35,19 @@ CHECKPOINTS = {"Hopper-v5": "hopper-dt", "CartPole-v1": "cartpole-dt",
 
 def single(ck, target: float, seed: int, out: Path) -> tuple[float, float, int]:
     t0 = time.perf_counter()
-    trace = pg.play_episode(ck, target, seed)
-    plots.rtg_figure(trace), plots.reward_figure(trace), pg.episode_summary(trace, ck)
+    trace = episode.play_episode(ck, target, seed)
+    figures.rtg_figure(trace), figures.reward_figure(trace), episode.episode_summary(trace, ck)
     t1 = time.perf_counter()
-    render_trace(trace, out, max_frames=pg.MAX_VIDEO_FRAMES)
+    render_trace(trace, out, max_frames=replay.MAX_VIDEO_FRAMES)
     return t1 - t0, time.perf_counter() - t0, trace.length
 
 
-def grid(ck, seed: int, out: Path) -> tuple[float, float, list[int]]:
+def time_grid(ck, seed: int, out: Path) -> tuple[float, float, list[int]]:
     t0 = time.perf_counter()
-    res = interactive.play_grid(ck, "", seed)
-    plots_glance.grid_reward_figure(res.traces, res.labels), res.summary(ck)
+    res = grid.play_grid(ck, "", seed)
+    glance.grid_reward_figure(res.traces, res.labels), res.summary(ck)
     t1 = time.perf_counter()
-    interactive.grid_video(res, out)
+    tiles.grid_video(res, out)
     return t1 - t0, time.perf_counter() - t0, [t.length for t in res.traces]
 
 
@@ -64,7 +64,7 @@ def main() -> None:
     args = ap.parse_args()
     setup_process(args.threads)  # as the app's workers do
     keep_surfaces(2)  # likewise: a worker keeps its GL surfaces between replays
-    ck = pg.get_checkpoint(CHECKPOINTS[args.env])
+    ck = cache.get_checkpoint(CHECKPOINTS[args.env])
     if ck.spec.family == "mujoco":
         ensure_gl_backend()  # probed once per process: not part of a video's time
     target = ck.dataset.as_dict()["return_max"]
@@ -75,7 +75,7 @@ def main() -> None:
             p, v, n1 = single(ck, target, args.seed, Path(tmp) / f"s{i}.mp4")
             res["single_plots"].append(p)
             res["single_video"].append(v)
-            p, v, lengths = grid(ck, args.seed, Path(tmp) / f"g{i}.mp4")
+            p, v, lengths = time_grid(ck, args.seed, Path(tmp) / f"g{i}.mp4")
             res["grid_plots"].append(p)
             res["grid_video"].append(v)
     print(f"{args.env}, seed {args.seed}, {args.repeats} interleaved repeats, "

@@ -14,17 +14,17 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from dt_playground.cli import bench_cases as speed
-from dt_playground.dt import runtime as cpu
+from dt_playground.cli import bench_cases
+from dt_playground.dt import runtime
 from dt_playground.training.step import TrainStep, make_optimizer
 
 
 def _step(fast: bool, bf16: bool):
     device = torch.device("cpu")
-    model = speed.ours_model().train()
+    model = bench_cases.ours_model().train()
     opt = make_optimizer(model, 1e-4, 1e-4, device, graph=False)
     step = TrainStep(model, opt, device=device, bf16=bf16, grad_clip=0.25, fast=fast)
-    batch = speed.random_batch(speed.PAPER["batch"], device)
+    batch = bench_cases.random_batch(bench_cases.PAPER["batch"], device)
     for _ in range(2):
         step(batch, 1e-4)
     return step, batch
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median per op)")
     ap.add_argument("--top", type=int, default=22)
     args = ap.parse_args()
-    cpu.setup_process(threads=1)  # as `bench` runs: freed activations are reused in place
+    runtime.setup_process(threads=1)  # as `bench` runs: freed activations are reused in place
     bf16 = args.precision == "bf16"
     sides = {fast: _step(fast, bf16) for fast in (False, True)}
     runs: dict[bool, list] = {False: [], True: []}

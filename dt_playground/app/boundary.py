@@ -13,21 +13,6 @@ from dt_playground.errors import PlaygroundError, scrub_paths
 LOG = logging.getLogger("dt_playground.app")
 
 
-def play_lib():
-    """The library's torch half, imported on first use rather than with the app: the page
-    is served before torch has loaded (start-up <= 5 s). (Python's import lock makes
-    concurrent first calls safe.)"""
-    from dt_playground.serve import play
-
-    return play
-
-
-def glance_lib():
-    from dt_playground.serve import glance  # imports torch: on first use, as `play_lib`
-
-    return glance
-
-
 def user_error(exc: BaseException) -> gr.Error:
     """What the user sees: our own messages as they are (logged as one line); anything
     else as a short, path-free line (the traceback goes to the server log)."""

@@ -25,9 +25,7 @@ from dt_playground.checkpoints.layout import (
 from dt_playground.data.summary import DatasetSummary
 from dt_playground.envs.registry import get_spec
 from dt_playground.errors import PlaygroundError
-from dt_playground.media.plots import figures as plots
-from dt_playground.media.plots import glance as plots_glance
-from dt_playground.media.plots import inspect as plots_inspect
+from dt_playground.media.plots import figures, glance, inspect
 
 
 def read_card(path: str | Path) -> dict | None:
@@ -75,11 +73,11 @@ def sweep_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
     """(figure, markdown, card) for the Sweep tab: the checkpoint's card sweep over its
     dataset's band, or an empty figure saying a sweep will measure it."""
     if not checkpoint:
-        return plots_glance.card_sweep_figure(None), card_markdown(None), {}
+        return glance.card_sweep_figure(None), card_markdown(None), {}
     path, config = _open(env_id, checkpoint, owned)
     card = read_card(path)
     dataset = DatasetSummary.from_dict(config.get("dataset")).as_dict()
-    return plots_glance.card_sweep_figure(card, dataset), card_markdown(card), card or {}
+    return glance.card_sweep_figure(card, dataset), card_markdown(card), card or {}
 
 
 def compare_view(env_id: str, root: Path | None = None) -> tuple[go.Figure, dict]:
@@ -96,7 +94,7 @@ def compare_view(env_id: str, root: Path | None = None) -> tuple[go.Figure, dict
         }
         for name, c in cards.items()
     }
-    return plots_glance.cards_compare_figure(cards), table
+    return glance.cards_compare_figure(cards), table
 
 
 def compare_table(results: dict[str, list[float]], notes: list[str] = ()) -> dict:
@@ -122,7 +120,7 @@ def compare_run_view(env_id: str, results: dict[str, list[float]],
         rows.append({"name": info.name, "algo": info.algo, "context_len": info.context_len,
                      "mean": float(np.mean(rets)), "std": float(np.std(rets)),
                      "episodes": rets, "dataset_max": card.get("dataset_max")})
-    figure = plots_glance.compare_figure(rows, f"Return by model ({len(rows)} checkpoints, "
+    figure = glance.compare_figure(rows, f"Return by model ({len(rows)} checkpoints, "
                                          "the same new seeds)")
     return figure, compare_table(results, notes)
 
@@ -134,13 +132,13 @@ def dataset_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
         _, config = _open(env_id, checkpoint, owned)
         summary = DatasetSummary.from_dict(config.get("dataset")).as_dict()
     if not summary.get("histogram"):
-        empty = plots.empty_figure("Dataset", "This checkpoint records no dataset summary.")
+        empty = figures.empty_figure("Dataset", "This checkpoint records no dataset summary.")
         return empty, empty, empty, {}
     keys = ("dataset_id", "episodes", "steps", "return_min", "return_p10", "return_median",
             "return_p90", "return_max", "return_top10_mean")
     info = {k: round(v, 1) if isinstance(v, float) else v for k, v in summary.items() if k in keys}
-    return (plots_inspect.dataset_figure(summary), plots_inspect.lengths_figure(summary),
-            plots_inspect.quality_figure(summary), info)
+    return (inspect.dataset_figure(summary), inspect.lengths_figure(summary),
+            inspect.quality_figure(summary), info)
 
 
 def schedule_example(env_id: str, checkpoint, owned: dict[str, Path] | None = None) -> str:

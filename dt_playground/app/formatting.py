@@ -6,6 +6,8 @@ wording is testable without a browser.
 
 from __future__ import annotations
 
+import math
+
 NORMALISED_SCORE_NOTE = (
     "Normalised score: 0 = a random policy, 100 = the reference expert "
     "(the dataset's own reference returns where it has them), as in D4RL."
@@ -57,4 +59,38 @@ def card_markdown(card: dict | None) -> str:
         f"{rho_text}normalised score at the top target **{card.get('normalised_top', 0):.0f}** "
         "(0 = random policy, 100 = expert). "
         "**Run sweep** measures it again on fresh seeds."
+    )
+
+
+def summary_markdown(s: dict) -> str:
+    """One line under a play: requested vs achieved, and where the request sits."""
+    where = s["target_percentile_in_dataset"]
+    if not math.isnan(where):
+        where = (
+            "above every episode in the data: expect saturation"
+            if where >= 100
+            else f"above {where:.0f}% of the dataset's episodes"
+        )
+    note = " (BC ignores the target)" if s["algo"] != "dt" else ""
+    if isinstance(s["requested"], str):  # "best": the model picked its own
+        asked, where = "**best**", "the model's own pick, step by step (its best of the data)"
+        card = s.get("best_on_card")
+        if card:
+            where += (f". On its card best scores **{card['mean']:.0f} ± {card['std']:.0f}** "
+                      f"over {card['seeds']} held-out seeds: one episode is one draw from that")
+    else:
+        asked, where = f"{s['requested']:.1f}", f"the request is {where}"
+    return (
+        f"**Requested** {asked} → **achieved** {s['achieved']:.1f}{note} in "
+        f"{s['length']} steps · normalised score **{s['normalised_score']:.0f}** "
+        f"(0 = random, 100 = expert) · {where}."
+    )
+
+
+def sweep_markdown(res: dict) -> str:
+    """One line under the sweep figure."""
+    return (
+        f"Spearman ρ(target, mean achieved) = **{res['spearman']:.2f}** over all targets, "
+        f"**{res['spearman_in_data_range']:.2f}** within the dataset's range "
+        f"({len(res['rows'])} episodes in {res['seconds']:.1f} s)."
     )

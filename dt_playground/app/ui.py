@@ -17,8 +17,6 @@ from dt_playground.app import card_views, formatting
 from dt_playground.app.boundary import (
     LOG,
     boundary,
-    glance_lib,
-    play_lib,
     progress_steps,
     session_key,
 )
@@ -26,10 +24,8 @@ from dt_playground.checkpoints import layout
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
 from dt_playground.errors import CheckpointError, PlaygroundError, RenderError, scrub_paths
-from dt_playground.media.plots import figures as plots
-from dt_playground.media.plots import glance as plots_glance
-from dt_playground.media.plots import inspect as plots_inspect
-from dt_playground.media.replay import render_trace
+from dt_playground.media.plots import figures, glance, inspect
+from dt_playground.media.replay import MAX_VIDEO_FRAMES, render_trace
 from dt_playground.serve.admission import Admission, PlaySlots
 from dt_playground.serve.jobs import TrainJob, TrainRequest
 from dt_playground.serve.sessions import SessionStore
@@ -53,7 +49,8 @@ class Handlers:
     # ------------------------------------------------------------ helpers
 
     def _checkpoint(self, sid, value, env_id):
-        return play_lib().catalogue.resolve(value, env_id, self.store.owned(sid))
+        from dt_playground.serve import catalogue  # imports torch: on first use
+        return catalogue.resolve(value, env_id, self.store.owned(sid))
 
     def _video(self, render, episodes, progress, sid, stem: str, path=None, **kwargs):
         """``render(episodes, path)`` on a worker into a fresh session video; a failure
@@ -156,29 +153,32 @@ class Handlers:
                    sid=None):
         """Refuse a bad request before any output is touched (the play that follows
         checks again: API calls go to it directly)."""
-        pg = play_lib()
+        from dt_playground.rollout import requests
         ck = self._checkpoint(sid, checkpoint, env_id)
-        pg.play_target("best" if best is True else target, ck)
-        pg.parse_seed(seed)
+        requests.play_target("best" if best is True else target, ck)
+        requests.parse_seed(seed)
 
     @boundary
     def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None):
+        from dt_playground.rollout import requests, schedules
         self._checkpoint(sid, checkpoint, env_id)
-        glance_lib().parse_schedule(schedule)
-        play_lib().parse_seed(seed)
+        schedules.parse_schedule(schedule)
+        requests.parse_seed(seed)
 
     @boundary
     def check_grid(self, env_id, checkpoint, targets, seed, sid=None):
+        from dt_playground.rollout import grid, requests
         ck = self._checkpoint(sid, checkpoint, env_id)
-        glance_lib().parse_grid_targets(targets, ck)
-        play_lib().parse_seed(seed)
+        grid.parse_grid_targets(targets, ck)
+        requests.parse_seed(seed)
 
     @boundary
     def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None):
+        from dt_playground.rollout import requests
         ck = self._checkpoint(sid, checkpoint, env_id)
-        play_lib().parse_target(target, ck)
-        play_lib().parse_seed(seed)
-        play_lib().parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
+        requests.parse_target(target, ck)
+        requests.parse_seed(seed)
+        requests.parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
 
     # ------------------------------------------------------------ interactive work
 
@@ -194,22 +194,22 @@ class Handlers:
 
     def _play(self, env_id, checkpoint, target, seed, sampled, best, sid, progress,
               video_path=None):
-        pg = play_lib()
+        from dt_playground.rollout import episode
         ck = self._checkpoint(sid, checkpoint, env_id)
         target = "best" if best is True else target
         with self._turn(progress):
-            trace = self.pool.run("interactive", pg.play_episode, CheckpointRef.of(ck),
+            trace = self.pool.run("interactive", episode.play_episode, CheckpointRef.of(ck),
                                   target, seed, sampled,
                                   progress=progress_steps(progress, "simulating"))
-            summary = pg.episode_summary(trace, ck)
-            figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
-            yield gr.skip(), *figs, pg.summary_markdown(summary), summary
+            summary = episode.episode_summary(trace, ck)
+            figs = (figures.rtg_figure(trace), figures.reward_figure(trace))
+            yield gr.skip(), *figs, formatting.summary_markdown(summary), summary
             info = self._video(render_trace, trace, progress, sid,
                                f"{ck.spec.short_name}-{trace.seed}", path=video_path,
-                               max_frames=pg.MAX_VIDEO_FRAMES)
+                               max_frames=MAX_VIDEO_FRAMES)
         summary = {**summary, "video_frames": info.n_frames, "video_seconds": info.duration_s,
                    "render_seconds": round(info.seconds, 3)}
-        yield str(info.path), *figs, pg.summary_markdown(summary), summary
+        yield str(info.path), *figs, formatting.summary_markdown(summary), summary
 
     @boundary
     def play_schedule(self, env_id: str, checkpoint: str, schedule: str, seed: float,
@@ -218,16 +218,16 @@ class Handlers:
         `play`, with the switches marked."""
         with (self.admission.interactive(session_key(request), "re-prompted play"),
               self._turn(progress)):
-            ia = glance_lib()
+            from dt_playground.rollout import schedules
             ck = self._checkpoint(sid, checkpoint, env_id)
-            trace = self.pool.run("interactive", ia.play_schedule, CheckpointRef.of(ck),
+            trace = self.pool.run("interactive", schedules.play_schedule, CheckpointRef.of(ck),
                                   schedule, seed, progress=progress_steps(progress, "simulating"))
-            summary = ia.schedule_summary(trace, ck, schedule)
-            figs = plots_glance.schedule_figures(trace)
+            summary = schedules.schedule_summary(trace, ck, schedule)
+            figs = glance.schedule_figures(trace)
             yield gr.skip(), *figs, formatting.schedule_markdown(summary), summary
             info = self._video(render_trace, trace, progress, sid,
                                f"{ck.spec.short_name}-reprompt-{trace.seed}",
-                               max_frames=play_lib().MAX_VIDEO_FRAMES)
+                               max_frames=MAX_VIDEO_FRAMES)
             summary = {**summary, "video_frames": info.n_frames,
                        "render_seconds": round(info.seconds, 3)}
             yield str(info.path), *figs, formatting.schedule_markdown(summary), summary
@@ -238,14 +238,15 @@ class Handlers:
         """The same seed at several targets in one batched rollout: the plot first,
         then one tiled video."""
         with self.admission.interactive(session_key(request), "grid"), self._turn(progress):
-            ia = glance_lib()
+            from dt_playground.media import tiles
+            from dt_playground.rollout import grid
             ck = self._checkpoint(sid, checkpoint, env_id)
-            res = self.pool.run("interactive", ia.play_grid, CheckpointRef.of(ck), targets,
+            res = self.pool.run("interactive", grid.play_grid, CheckpointRef.of(ck), targets,
                                 seed, progress=progress_steps(progress, "simulating"))
             summary = res.summary(ck)
-            fig = plots_glance.grid_reward_figure(res.traces, res.labels)
+            fig = glance.grid_reward_figure(res.traces, res.labels)
             yield gr.skip(), fig, summary
-            info = self._video(ia.grid_video, res, progress, sid,
+            info = self._video(tiles.grid_video, res, progress, sid,
                                f"{ck.spec.short_name}-grid-{res.seed}")
             yield str(info.path), fig, {**summary, "video_frames": info.n_frames,
                                         "render_seconds": round(info.seconds, 3)}
@@ -261,11 +262,11 @@ class Handlers:
         """What the action at one step of the episode attended to (replayed)."""
         with (self.admission.interactive(session_key(request), "attention view"),
               self.slots.turn(lambda text: None)):
-            pg = play_lib()
+            from dt_playground.rollout import episode
             ck = self._checkpoint(sid, checkpoint, env_id)
-            att = self.pool.run("interactive", pg.attention_at, CheckpointRef.of(ck), target,
+            att = self.pool.run("interactive", episode.attention_at, CheckpointRef.of(ck), target,
                                 seed, step, sampled)
-            return plots_inspect.attention_figure(att), att
+            return inspect.attention_figure(att), att
 
     @boundary
     def upload(self, file: str | None, env_id: str, sid: str | None,
@@ -274,7 +275,8 @@ class Handlers:
         safetensors + JSON only. The page switches to its env, lists that env's
         checkpoints and selects the upload, in one update."""
         with self.admission.interactive(session_key(request), "upload"):
-            sid, cid, ck = play_lib().catalogue.import_upload(self.store, sid, file, env_id)
+            from dt_playground.serve import catalogue
+            sid, cid, ck = catalogue.import_upload(self.store, sid, file, env_id)
             env = ck.spec.env_id
             choices = layout.choices(env, self.store.owned(sid))
             # The env's change event that follows may carry the old env's checkpoint (the
@@ -312,14 +314,14 @@ class Handlers:
               progress=gr.Progress()):
         """Achieved vs requested return over targets x seeds, batched."""
         with self.admission.background_job(session_key(request), "sweep"):
-            pg = play_lib()
+            from dt_playground.rollout.sweep import sweep_targets, sweep_with_references
             ck = self._checkpoint(sid, checkpoint, env_id)
-            targets = pg.sweep_targets(ck, n_targets)
-            res, refs = self.pool.run("background", pg.sweep_with_references,
+            targets = sweep_targets(ck, n_targets)
+            res, refs = self.pool.run("background", sweep_with_references,
                                       CheckpointRef.of(ck), targets, n_seeds, seed,
                                       progress=progress_steps(progress, "sweeping"))
-            fig = plots.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
-            return fig, pg.sweep_markdown(res), {**res, "references": refs}
+            fig = figures.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
+            return fig, formatting.sweep_markdown(res), {**res, "references": refs}
 
     @boundary
     def compare(self, env_id: str, n_seeds: float, seed: float, request: gr.Request = None,
@@ -327,9 +329,9 @@ class Handlers:
         """Every pretrained checkpoint of the env on the same seeds; progress advances
         per checkpoint; the same figure as on arrival."""
         with self.admission.background_job(session_key(request), "comparison"):
-            pg = play_lib()
+            from dt_playground.rollout.sweep import compare_report
             progress(0, desc="playing every checkpoint")
-            results, notes = self.pool.run("background", pg.compare_report, env_id, n_seeds,
+            results, notes = self.pool.run("background", compare_report, env_id, n_seeds,
                                            seed, progress=progress_steps(progress, "checkpoints"))
             return card_views.compare_run_view(env_id, results, notes)
 
@@ -348,7 +350,7 @@ class Handlers:
             job = session.job = TrainJob(request_, out).start()
             for j in job.watch():
                 progress(len(j.steps) / request_.steps, desc=j.stage)
-                yield (plots_inspect.loss_figure(j.curve()), j.status(), session.id,
+                yield (inspect.loss_figure(j.curve()), j.status(), session.id,
                        gr.skip())
             if job.error:
                 self.store.tidy(session)
@@ -356,7 +358,7 @@ class Handlers:
             if out.is_dir():
                 self.store.adopt(session, cid, out)
             choices = layout.choices(env_id, self.store.owned(session.id))
-            yield (plots_inspect.loss_figure(job.curve()), job.status().replace(out.name, cid),
+            yield (inspect.loss_figure(job.curve()), job.status().replace(out.name, cid),
                    session.id, gr.Dropdown(choices=choices, value=cid))
 
     @boundary

@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from dt_playground.cli import bench_cases as speed
+from dt_playground.cli import bench_cases
 from dt_playground.cli.bench_cases import PAPER
-from dt_playground.dt import runtime as cpu
+from dt_playground.dt import runtime
 from dt_playground.envs.seeds import CARD_SEED
 from dt_playground.training import fast_step
 
@@ -46,20 +46,20 @@ def _blocks(kind: str, B: int, precision: str, device, steps: int, repeats: int,
         n = repeats if B <= 64 else max(2, repeats // 8)
         mode = step_mode if step_mode != "auto" else ("graph" if device.type == "cuda"
                                                       else "eager")
-        blocks = {"ours": speed.train_block("ours", B, precision, device, n, mode)}
+        blocks = {"ours": bench_cases.train_block("ours", B, precision, device, n, mode)}
         if with_hf:
-            blocks["hf"] = speed.train_block("hf", B, precision, device, n)
+            blocks["hf"] = bench_cases.train_block("hf", B, precision, device, n)
         if plain and B <= 64:
-            blocks["plain"] = speed.train_block("plain", B, precision, device, n, mode)
-        cfg = speed.ours_model().cfg
+            blocks["plain"] = bench_cases.train_block("plain", B, precision, device, n, mode)
+        cfg = bench_cases.ours_model().cfg
         for mm in _limit_precisions(precision, device):
-            blocks[f"mm:{mm}"] = speed.matmul_block(cfg, B, mm, device)
+            blocks[f"mm:{mm}"] = bench_cases.matmul_block(cfg, B, mm, device)
         return blocks
     # Batch 1024 on a CPU: a shorter episode (the window is full after K steps anyway).
     n = steps if B < 1024 or device.type == "cuda" else min(steps, PAPER["K"] + 30)
-    blocks = {"ours": speed.act_block("ours", B, precision, device, n)}
+    blocks = {"ours": bench_cases.act_block("ours", B, precision, device, n)}
     if with_hf:
-        blocks["hf"] = speed.act_block("hf", B, precision, device, n)
+        blocks["hf"] = bench_cases.act_block("hf", B, precision, device, n)
     return blocks
 
 
@@ -78,11 +78,11 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
     """Print and return the model benchmark: per case, ours and HF's median ms over
     ``rounds`` interleaved rounds, with min-max spreads and the ratio of medians
     (lower is better); for training steps also our plain step (``plain``), the
-    achieved GFLOP/s (`speed.train_flops`) and its share of the matmul throughput
+    achieved GFLOP/s (`bench_cases.train_flops`) and its share of the matmul throughput
     measured at the step's own shapes in the same rounds; and the projected wall
     time of a 100k-step Hopper DT."""
     p = PAPER
-    dev = cpu.resolve_device(device)
+    dev = runtime.resolve_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     echo(f"torch {torch.__version__} on {name}, {torch.get_num_threads()} threads; paper "
          f"config: K={p['K']} hidden={p['hidden']} layers={p['n_layers']} heads={p['n_heads']} "
@@ -103,12 +103,12 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
          "here, so our fast step emulates bf16 with fp32 matmuls (fast_step.py)")
     echo(f"{'median ms [min-max]':<26}{'ours':>26}" + (f"{'HF':>26}{'ratio':>16}{'target':>8}"
                                                         if with_hf else ""))
-    cfg = speed.ours_model().cfg
+    cfg = bench_cases.ours_model().cfg
     for key, label, kind, B, precision, target in CASES:
         if precision not in precisions or (B == 1024 and not large):
             continue
         blocks = _blocks(kind, B, precision, dev, steps, repeats, step_mode, with_hf, plain)
-        timed = dict(zip(blocks, speed.interleave_all(list(blocks.values()), rounds)))
+        timed = dict(zip(blocks, bench_cases.interleave_all(list(blocks.values()), rounds)))
         ta, tb = timed["ours"], timed.get("hf")
         res["ours"][key] = ta.median
         res["spread"]["ours"][key] = list(ta.spread)
@@ -120,7 +120,8 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
             _report_train(res, key, precision, B, cfg, timed, dev, echo)
     train_key = "train_ms" if "train_ms" in res["ours"] else "train_fp32_ms"
     if train_key in res["ours"]:
-        sample = speed.interleave(speed.sample_block(p["batch"], dev, repeats), None, rounds)[0]
+        block = bench_cases.sample_block(p["batch"], dev, repeats)
+        sample = bench_cases.interleave(block, None, rounds)[0]
         per_step = res["ours"][train_key] + sample.median
         res["sample_ms"] = sample.median
         res["paper_run_minutes"] = PAPER_STEPS * per_step / 60_000
@@ -131,7 +132,7 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
     return res
 
 
-def _ratio_cells(res: dict, key: str, ta: speed.Timing, tb: speed.Timing, target,
+def _ratio_cells(res: dict, key: str, ta: bench_cases.Timing, tb: bench_cases.Timing, target,
                  table: str = "") -> str:
     """Record HF's side and the ratio of medians (with the per-round range) under
     ``key``; the table's cells for them."""
@@ -150,7 +151,7 @@ def _report_train(res: dict, key: str, precision: str, B: int, cfg, timed: dict,
                   echo) -> None:
     """A training case's extra lines: our plain step, and GFLOP/s against the matmul
     throughput measured at the step's shapes in the same rounds."""
-    flops = speed.train_flops(cfg, B)
+    flops = bench_cases.train_flops(cfg, B)
     plain = timed.get("plain")
     if plain is not None:
         res.setdefault("ours_plain", {})[key] = plain.median
@@ -179,7 +180,7 @@ def _report_train(res: dict, key: str, precision: str, B: int, cfg, timed: dict,
          f"these shapes, GFLOP/s{extra})")
 
 
-def _fmt(t: speed.Timing) -> str:
+def _fmt(t: bench_cases.Timing) -> str:
     lo, hi = t.spread
     return f"{t.median:.3f} [{lo:.3f}-{hi:.3f}]"
 
@@ -204,9 +205,10 @@ def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=prin
     from pathlib import Path
 
     from dt_playground.envs.registry import env_ids
-    from dt_playground.media.plots import figures as plots
+    from dt_playground.media.plots import figures
     from dt_playground.media.replay import render_trace
-    from dt_playground.serve.play import episode_summary, play_episode, run_sweep, sweep_targets
+    from dt_playground.rollout.episode import episode_summary, play_episode
+    from dt_playground.rollout.sweep import run_sweep, sweep_targets
 
     results = {}
     echo(
@@ -224,7 +226,7 @@ def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=prin
             for i in range(repeats):
                 t0 = time.perf_counter()
                 trace = play_episode(ck, target, CARD_SEED + i)
-                plots.rtg_figure(trace), plots.reward_figure(trace), episode_summary(trace, ck)
+                figures.rtg_figure(trace), figures.reward_figure(trace), episode_summary(trace, ck)
                 t1 = time.perf_counter()
                 info = render_trace(trace, Path(tmp) / f"{i}.mp4")
                 t2 = time.perf_counter()

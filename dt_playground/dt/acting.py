@@ -2,7 +2,7 @@
 
 `Acting` is a frozen copy of a `DecisionTransformer`'s weights laid out for
 choosing actions fast on a CPU: matmul weights prepacked for oneDNN
-(`cpu.linear`), optionally in bfloat16, and the computation cut to what the
+(`runtime.linear`), optionally in bfloat16, and the computation cut to what the
 next action needs:
 
 * the final action token of a window is a placeholder nothing earlier attends
@@ -33,7 +33,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-from dt_playground.dt import runtime as cpu
+from dt_playground.dt import runtime
 from dt_playground.dt.model import DecisionTransformer
 from dt_playground.dt.return_head import require_head
 
@@ -50,10 +50,10 @@ class _Linear:
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, pack: bool = True):
         self.weight, self.bias = weight.contiguous(), bias.contiguous()
-        self.packed = cpu.pack_weight(self.weight) if pack else None
+        self.packed = runtime.pack_weight(self.weight) if pack else None
 
     def __call__(self, x, relu: bool = False, residual=None) -> torch.Tensor:
-        return cpu.linear(x, self.weight, self.bias, relu, residual, packed=self.packed)
+        return runtime.linear(x, self.weight, self.bias, relu, residual, packed=self.packed)
 
 
 class _LayerNorm:

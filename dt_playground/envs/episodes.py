@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+Progress = Callable[[int, int], None]  # (done, total): how far a long call has got
+
 # A behaviour policy: ``policy(obs, rng) -> action``. Any randomness comes from ``rng``.
 Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray | int]
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dt_playground.envs.episodes import Trace
+from dt_playground.envs.episodes import Progress, Trace
 from dt_playground.envs.registry import EnvSpec, get_spec, make_env
 from dt_playground.errors import ReplayDivergenceError
 from dt_playground.media.gl import ensure_gl_backend, gl_context, render_lock
@@ -37,7 +37,7 @@ MSAA_SAMPLES = 0
 PLANE_GRID_M = 1.0
 CAMERA = {"elevation": -20.0, "azimuth": 90.0}  # side view of the sagittal plane
 
-Progress = Callable[[int, int], None]
+MAX_VIDEO_FRAMES = 1001  # a full 1000-step episode at render_every=1 (HalfCheetah)
 
 
 @dataclass

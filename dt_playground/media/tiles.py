@@ -1,6 +1,6 @@
 """The target grid's video: several replays of one seed, tiled into one MP4.
 
-Each tile replays its own `Trace` (`render.replay_frames`) and all tiles
+Each tile replays its own `Trace` (`media.replay.replay_frames`) and all tiles
 advance in lock-step, one frame per ``spec.render_every`` steps, so frame i of
 the video shows every tile at the same step. A strip above each tile names its
 requested return and the return collected so far; a tile whose episode has
@@ -28,6 +28,7 @@ from dt_playground.media.plots.glance import (
     TILE_COLORS,  # a tile and its line in the reward plot match
 )
 from dt_playground.media.replay import (
+    MAX_VIDEO_FRAMES,
     MujocoSurface,
     Progress,
     VideoInfo,
@@ -35,8 +36,8 @@ from dt_playground.media.replay import (
     replay_frames,
 )
 from dt_playground.media.video import encode_mp4
+from dt_playground.rollout.grid import MAX_TILES, GridResult
 
-MAX_TILES = len(TILE_COLORS)
 LABEL_H = 52  # pixels of the two-line label strip above each tile (18 px type: >= 12 px on a phone)
 GAP = 4  # pixels between tiles
 # Tile frames at most this wide: 2x2 Hopper tiles at 240 px draw ~1.8x fewer
@@ -286,3 +287,11 @@ def render_grid(
     total_s = time.perf_counter() - start
     return VideoInfo(enc.path, enc.n_frames, spec.video_fps, enc.n_frames / spec.video_fps,
                      enc.width, enc.height, total_s - enc.encode_s, enc.encode_s)
+
+
+def grid_video(
+    result: GridResult, out_path: str | Path, progress: Progress | None = None
+) -> VideoInfo:
+    """A grid's tiled video (`render_grid`), labelled as its tiles."""
+    return render_grid(result.traces, out_path, result.labels, max_frames=MAX_VIDEO_FRAMES,
+                       progress=progress)

@@ -1,101 +1,29 @@
-"""What the app does, without the UI: every Gradio handler in app.py is a thin
-wrapper over one function here, so each is testable without a browser.
+"""One return-conditioned episode, as the app plays it: the play itself (no
+rendering), what the model attended to at a step, and the episode's summary against
+its checkpoint's dataset and card.
 
-Errors meant for the user are `PlaygroundError`s (a ValueError) with a message
-that can be shown as is.
+Requests are checked by `rollout.requests`; a refusal is a `PlaygroundError`.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 
 import numpy as np
 
 from dt_playground.checkpoints.checkpoint import Checkpoint
-from dt_playground.checkpoints.layout import (
-    ALGO_LABELS,
-    choices,
-    label_of,
-    list_checkpoints,
-    parse_env,
-    peek_checkpoint,
-    read_json,
-)
-from dt_playground.data.summary import TargetRange
-from dt_playground.data.summary import target_range as summary_target_range
-from dt_playground.dt.return_head import BEST, is_best
+from dt_playground.checkpoints.layout import read_json
+from dt_playground.dt.return_head import is_best
 from dt_playground.envs.episodes import Trace
-from dt_playground.errors import CheckpointError, PlaygroundError
-from dt_playground.paths import pretrained_dir
-from dt_playground.rollout.evaluate import check_target, summarise, sweep
-from dt_playground.rollout.metrics import spearman
-from dt_playground.serve import catalogue
-
-MAX_EPISODE_STEPS = 1000  # every registered env ends by then
-MAX_VIDEO_FRAMES = 1001  # a full 1000-step episode at render_every=1 (HalfCheetah)
-MAX_SWEEP_EPISODES = 100
-__all__ = ["ALGO_LABELS", "PlaygroundError", "TargetRange", "parse_env"]  # re-exported for the app
-
-
-def get_checkpoint(path: str | Path, env_id: str | None = None) -> Checkpoint:
-    """Load (and cache) a checkpoint by trusted path or pretrained name, refusing one that
-    doesn't match ``env_id``. For the library and tests: user input goes through
-    `catalogue.resolve` / `SessionStore.resolve`, which accept names and owned ids only."""
-    if not path:
-        raise PlaygroundError("Pick a checkpoint first.")
-    if env_id is not None:
-        env_id = parse_env(env_id)
-    path = Path(path)
-    if not path.is_absolute():  # a pretrained checkpoint's name
-        path = pretrained_dir() / path
-    if not path.is_dir():
-        raise PlaygroundError(f"Checkpoint {path.name} does not exist")
-    ck = catalogue.load_cached(path)
-    if env_id is not None and ck.spec.env_id != env_id:
-        raise PlaygroundError(
-            f"Checkpoint {ck.name} was trained on {ck.spec.env_id}, not {env_id}. "
-            "Pick one of this environment's checkpoints."
-        )
-    return ck
-
-
-def checkpoint_choices(env_id: str, owned: dict[str, Path] | None = None):
-    """(label, value) pairs for the checkpoint dropdown (see `folders.choices`)."""
-    return choices(env_id, owned)
-
-
-def target_range(ck: Checkpoint) -> TargetRange:
-    """Slider range from the checkpoint's dataset (see `summary.target_range`)."""
-    return summary_target_range(ck.dataset, ck.spec.target_presets)
-
-
-# ---------------------------------------------------------------- play
-
-
-def parse_target(value, ck: Checkpoint) -> float:
-    try:
-        return check_target(value, ck.spec)
-    except ValueError as exc:
-        raise PlaygroundError(str(exc)) from None
-
-
-def play_target(value, ck: Checkpoint) -> float | str:
-    """A checked target: a number, or "best" for a DT with a return model (dt.return_head)."""
-    if not is_best(value):
-        return parse_target(value, ck)
-    if not ck.offers_best:
-        raise PlaygroundError(
-            f"{ck.name} has no return model, so it can't pick its own 'best' "
-            "target: ask for a number"
-        )
-    return BEST
-
-
-def parse_seed(value) -> int:
-    """A reset seed: a whole number in [0, 2**31)."""
-    return parse_count(value, "Seed", 0, 2**31 - 1)
+from dt_playground.errors import CheckpointError
+from dt_playground.rollout.evaluate import sweep
+from dt_playground.rollout.requests import (
+    MAX_EPISODE_STEPS,
+    parse_count,
+    parse_seed,
+    parse_target,
+    play_target,
+)
 
 
 def play_episode(
@@ -199,188 +127,3 @@ def normalised_score(ret: float, ck: Checkpoint) -> float:
     if lo is None or hi is None or hi == lo:
         return ck.spec.normalised_score(ret)
     return 100.0 * (ret - lo) / (hi - lo)
-
-
-def summary_markdown(s: dict) -> str:
-    where = s["target_percentile_in_dataset"]
-    if not math.isnan(where):
-        where = (
-            "above every episode in the data: expect saturation"
-            if where >= 100
-            else f"above {where:.0f}% of the dataset's episodes"
-        )
-    note = " (BC ignores the target)" if s["algo"] != "dt" else ""
-    if is_best(s["requested"]):
-        asked, where = "**best**", "the model's own pick, step by step (its best of the data)"
-        card = s.get("best_on_card")
-        if card:
-            where += (f". On its card best scores **{card['mean']:.0f} ± {card['std']:.0f}** "
-                      f"over {card['seeds']} held-out seeds: one episode is one draw from that")
-    else:
-        asked, where = f"{s['requested']:.1f}", f"the request is {where}"
-    return (
-        f"**Requested** {asked} → **achieved** {s['achieved']:.1f}{note} in "
-        f"{s['length']} steps · normalised score **{s['normalised_score']:.0f}** "
-        f"(0 = random, 100 = expert) · {where}."
-    )
-
-
-def dataset_overview(ck: Checkpoint) -> dict:
-    """The headline numbers of the dataset behind a checkpoint (rounded for reading)."""
-    d = ck.dataset.as_dict()
-    keys = (
-        "dataset_id",
-        "episodes",
-        "steps",
-        "return_min",
-        "return_p10",
-        "return_median",
-        "return_p90",
-        "return_max",
-        "return_top10_mean",
-    )
-    return {k: round(d[k], 1) if isinstance(d.get(k), float) else d.get(k) for k in keys}
-
-
-# ---------------------------------------------------------------- sweep / compare
-
-
-def sweep_targets(ck: Checkpoint, n_targets: int, lo=None, hi=None) -> list[float]:
-    d = ck.dataset.as_dict()
-    lo = float(d.get("return_p10", d.get("return_min", 0.0))) if lo is None else lo
-    hi = float(d.get("return_max", 1.0)) if hi is None else hi
-    n = parse_count(n_targets, "Number of targets", 2, 20)
-    return np.linspace(lo, hi, n).round(1).tolist()
-
-
-def references(
-    env_id: str, seeds: list[int], max_steps: int, notes: list[str] | None = None
-) -> dict[str, float]:
-    """Mean return of the env's pretrained BC and %BC checkpoints at the same seeds
-    (a broken one is skipped, with a line in ``notes``)."""
-    out = {}
-    for path in list_checkpoints(None, parse_env(env_id)):
-        try:
-            ck = get_checkpoint(path)
-        except PlaygroundError as exc:
-            _note(notes, exc)
-            continue
-        if ck.algo in ("bc", "pbc") and ALGO_LABELS[ck.algo] not in out:
-            tr = sweep(ck, [0.0], len(seeds), seeds[0], max_steps=max_steps)  # target unused
-            out[ALGO_LABELS[ck.algo]] = float(np.mean([t.ret for t in tr]))
-    return out
-
-
-def _note(notes: list[str] | None, exc: Exception) -> None:
-    if notes is not None:
-        notes.append(f"skipped: {exc}")
-
-
-def parse_count(value, what: str, lo: int, hi: int) -> int:
-    """A whole number in [lo, hi] from a form field or API argument."""
-    try:
-        n = int(value)
-        if n != float(value):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise PlaygroundError(f"{what} must be a whole number, got {str(value)[:30]!r}") from None
-    if not lo <= n <= hi:
-        raise PlaygroundError(f"{what} must be between {lo} and {hi}, got {n}")
-    return n
-
-
-def run_sweep(
-    ck: Checkpoint,
-    targets: list[float],
-    n_seeds: int,
-    seed: int = 0,
-    max_steps: int = MAX_EPISODE_STEPS,
-    progress=None,
-) -> dict:
-    """Targets x seeds in one batched run; the DT paper's return-conditioning figure."""
-    n_seeds = parse_count(n_seeds, "Seeds per target", 1, MAX_SWEEP_EPISODES)
-    if n_seeds * len(targets) > MAX_SWEEP_EPISODES:
-        raise PlaygroundError(
-            f"A sweep is at most {MAX_SWEEP_EPISODES} episodes (targets x seeds); "
-            f"got {len(targets)} x {n_seeds}"
-        )
-    targets = [parse_target(t, ck) for t in targets]
-    seed = parse_seed(seed)
-    t0 = time.perf_counter()
-    traces = sweep(ck, targets, n_seeds, seed, max_steps=max_steps, progress=progress)
-    s = summarise(traces)
-    d = ck.dataset.as_dict()
-    lo, hi = d.get("return_min", -math.inf), d.get("return_max", math.inf)
-    in_band = [r for r in s["per_target"] if lo <= r["target"] <= hi]  # the data's range
-    return {
-        "rows": [t.to_dict() for t in traces],
-        "per_target": s["per_target"],
-        "spearman": s["spearman"],
-        "spearman_in_data_range": spearman(
-            [r["target"] for r in in_band], [r["mean"] for r in in_band]
-        ),
-        "seconds": round(time.perf_counter() - t0, 2),
-    }
-
-
-def compare_models(
-    env_id: str,
-    n_seeds: int,
-    seed: int = 0,
-    target=None,
-    max_steps: int = MAX_EPISODE_STEPS,
-    notes: list[str] | None = None,
-    progress=None,
-) -> dict[str, list[float]]:
-    """Every pretrained checkpoint of an env on the same seeds (DT at ``target``,
-    default its dataset's max). Returns label -> list of returns; a checkpoint that
-    can't be loaded is skipped with a line in ``notes``."""
-    env_id = parse_env(env_id)
-    n = parse_count(n_seeds, "Seeds", 1, 50)
-    first = parse_seed(seed)
-    results = {}
-    paths = list_checkpoints(None, env_id)
-    for i, path in enumerate(paths):
-        if progress is not None:
-            progress(i, len(paths))  # per checkpoint: a sweep of one is quick
-        try:
-            ck = get_checkpoint(path, env_id)
-        except PlaygroundError as exc:
-            _note(notes, exc)
-            continue
-        t = ck.dataset.return_max or 0.0 if target is None else target
-        traces = sweep(ck, [parse_target(t, ck)], n, first, max_steps=max_steps)
-        results[label_of(peek_checkpoint(path), path.name)] = [tr.ret for tr in traces]
-    if not results:
-        raise PlaygroundError(f"No usable pretrained checkpoints for {env_id} yet.")
-    return results
-
-
-def sweep_with_references(
-    ck: Checkpoint, targets: list[float], n_seeds, seed, progress=None
-) -> tuple[dict, dict[str, float]]:
-    """`run_sweep` and the BC / %BC `references` at the same seeds: the Sweep tab's run."""
-    res = run_sweep(ck, targets, n_seeds, seed, progress=progress)
-    seeds = sweep_seeds(seed, n_seeds)
-    return res, references(ck.spec.env_id, seeds, MAX_EPISODE_STEPS)
-
-
-def compare_report(env_id: str, n_seeds, seed,
-                   progress=None) -> tuple[dict[str, list[float]], list[str]]:
-    """`compare_models` with its notes returned (for a call in another process)."""
-    notes: list[str] = []
-    return compare_models(env_id, n_seeds, seed, notes=notes, progress=progress), notes
-
-
-def sweep_seeds(seed, n_seeds) -> list[int]:
-    """The seeds a sweep of ``n_seeds`` from ``seed`` plays (shared with its baselines)."""
-    return [parse_seed(seed) + i for i in range(parse_count(n_seeds, "Seeds", 1, 50))]
-
-
-def sweep_markdown(res: dict) -> str:
-    """One line under the sweep figure."""
-    return (
-        f"Spearman ρ(target, mean achieved) = **{res['spearman']:.2f}** over all targets, "
-        f"**{res['spearman_in_data_range']:.2f}** within the dataset's range "
-        f"({len(res['rows'])} episodes in {res['seconds']:.1f} s)."
-    )

@@ -1,18 +1,17 @@
 """Loading the checkpoint a request names, and admitting uploaded ones.
 
-`folders.locate` decides *which* folder a value may name (pretrained names and
-the calling session's own opaque ids only); this module loads it, through a
-small cache shared by all sessions, and turns every refusal into a
+`checkpoints.layout.locate` decides *which* folder a value may name (pretrained names
+and the calling session's own opaque ids only); this module loads it, through the
+cache shared by all sessions (`checkpoints.cache`), and turns every refusal into a
 `PlaygroundError` with no server path in it.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from dt_playground.atomic import atomic_dir
+from dt_playground.checkpoints.cache import load_cached
 from dt_playground.checkpoints.checkpoint import Checkpoint, load_checkpoint
 from dt_playground.checkpoints.hf import import_transformers_folder
 from dt_playground.checkpoints.hf_validate import is_transformers_folder
@@ -21,32 +20,10 @@ from dt_playground.checkpoints.uploads import extract_upload
 from dt_playground.errors import CheckpointError, PlaygroundError
 from dt_playground.serve.sessions import SessionStore
 
-CACHE_SIZE = 32
-_CACHE: OrderedDict[Path, Checkpoint] = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-
-
-def load_cached(path: Path) -> Checkpoint:
-    """Load (and keep the last `CACHE_SIZE`) checkpoints; errors become `PlaygroundError`s."""
-    path = Path(path)
-    with _CACHE_LOCK:
-        ck = _CACHE.get(path)
-        if ck is not None:
-            _CACHE.move_to_end(path)
-            return ck
-    try:
-        ck = load_checkpoint(path)
-    except CheckpointError as exc:
-        raise PlaygroundError(f"Can't use checkpoint {path.name}: {exc}") from None
-    with _CACHE_LOCK:
-        _CACHE[path] = ck
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return ck
-
 
 def resolve(value, env_id, owned: dict[str, Path] | None = None) -> Checkpoint:
-    """The loaded checkpoint ``value`` names (see `folders.locate`) for env ``env_id``."""
+    """The loaded checkpoint ``value`` names (see `checkpoints.layout.locate`) for
+    env ``env_id``."""
     path = locate(value, env_id, owned)
     ck = load_cached(path)
     if ck.spec.env_id != parse_env(env_id):

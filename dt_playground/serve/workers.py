@@ -115,7 +115,7 @@ def _report(task_id: int) -> Callable[[int, int], None]:
 
 def _load(arg):
     if isinstance(arg, CheckpointRef):
-        from dt_playground.serve.catalogue import load_cached
+        from dt_playground.checkpoints.cache import load_cached
 
         return load_cached(Path(arg.path))
     return arg

@@ -4,8 +4,10 @@ import imageio
 import pytest
 from helpers import predict
 
+from dt_playground.checkpoints import cache
+from dt_playground.data.summary import target_range
+from dt_playground.rollout import episode
 from dt_playground.rollout.policy import DTPolicy, run_episodes
-from dt_playground.serve import play as pg
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def test_play_endpoint_matches_library(server):
     video, rtg_plot, reward_plot, md, summary = predict(client,
         "CartPole-v1", ck_path, 250, 7, False, api_name="/play"
     )
-    ck = pg.get_checkpoint(ck_path)
+    ck = cache.get_checkpoint(ck_path)
     ref = run_episodes(DTPolicy(ck.model, ck.norm, ck.spec), [250.0], [7])[0]
     assert summary["achieved"] == pytest.approx(ref.ret)
     assert summary["length"] == ref.length
@@ -103,7 +105,7 @@ def test_sweep_compare_dataset_endpoints(server):
     fig, table = predict(client, "CartPole-v1", 2, 50, api_name="/compare")
     assert len(table) == 2
     *_, info = predict(client, "CartPole-v1", ck_path, api_name="/dataset")
-    ck = pg.get_checkpoint(ck_path)
+    ck = cache.get_checkpoint(ck_path)
     assert info["episodes"] == ck.config["dataset"]["episodes"]
 
 
@@ -154,8 +156,8 @@ def test_attention_endpoint(server):
     client, _ = server
     fig, att = predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 12,
                               api_name="/attention")
-    ck = pg.get_checkpoint("cartpole-dt")
-    assert att == pg.attention_at(ck, 150, 2, 12)
+    ck = cache.get_checkpoint("cartpole-dt")
+    assert att == episode.attention_at(ck, 150, 2, 12)
     assert att["tokens"][-1] == "s t"
     with pytest.raises(Exception, match="Step must be between"):
         predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 5000, api_name="/attention")
@@ -169,8 +171,9 @@ def test_api_reaches_any_checkpoint_by_name_and_nothing_else(server, tmp_path):
     """The dropdown's and slider's browser-side state never reaches API callers: any
     env's checkpoint by name and any sane target work; other paths are refused."""
     client, zoo = server
-    ck = pg.get_checkpoint("cartpole-dt")
-    beyond = pg.target_range(ck).maximum + 200  # past the slider's initial range
+    ck = cache.get_checkpoint("cartpole-dt")
+    presets = ck.spec.target_presets
+    beyond = target_range(ck.dataset, presets).maximum + 200  # past the slider's initial range
     summary = predict(client, "CartPole-v1", "cartpole-bc", beyond, 1, False, api_name="/play")[4]
     assert summary["requested"] == beyond and summary["checkpoint"] == "cartpole-bc"
     with pytest.raises(Exception, match="Unknown checkpoint 'nope'.*cartpole-dt"):
@@ -199,4 +202,4 @@ def test_best_box_shows_for_a_dt_with_a_return_model(monkeypatch):
     assert offers_best("hopper-bc") is False
     assert offers_best("hopper-dt-k5") is False
     for name in ("hopper-dt", "cartpole-dt", "hopper-bc"):  # the same as the loaded model says
-        assert offers_best(name) is pg.get_checkpoint(name).offers_best
+        assert offers_best(name) is cache.get_checkpoint(name).offers_best

@@ -4,8 +4,8 @@ import imageio.v3 as iio
 import pytest
 from helpers import head_dt_zip, predict
 
-from dt_playground.serve import glance
-from dt_playground.serve import play as pg
+from dt_playground.checkpoints import cache
+from dt_playground.rollout import episode, grid, schedules
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,10 @@ def _path(video):
 def test_play_grid_tiles_match_single_plays(client):
     video, fig, summary = predict(client, "CartPole-v1", "cartpole-dt", "20, 200,500", 3,
                                          api_name="/play_grid")
-    ck = pg.get_checkpoint("cartpole-dt")
+    ck = cache.get_checkpoint("cartpole-dt")
     assert [t["target"] for t in summary["tiles"]] == [20.0, 200.0, 500.0]
     for tile in summary["tiles"]:
-        single = pg.play_episode(ck, tile["target"], 3)
+        single = episode.play_episode(ck, tile["target"], 3)
         assert tile["achieved"] == pytest.approx(single.ret, rel=1e-4)
         assert tile["length"] == single.length
     frames = list(iio.imiter(_path(video), plugin="FFMPEG"))
@@ -48,8 +48,8 @@ def test_play_grid_tiles_match_single_plays(client):
 
 def test_play_grid_defaults_come_from_the_dataset(client):
     _, _, summary = predict(client, "CartPole-v1", "cartpole-dt", "", 0, api_name="/play_grid")
-    ck = pg.get_checkpoint("cartpole-dt")
-    assert [t["target"] for t in summary["tiles"]] == glance.default_grid_targets(ck)[0]
+    ck = cache.get_checkpoint("cartpole-dt")
+    assert [t["target"] for t in summary["tiles"]] == grid.default_grid_targets(ck)[0]
 
 
 def test_play_schedule_without_switch_equals_play(client):
@@ -101,7 +101,7 @@ def test_play_schedule_with_best_then_a_number(client, head_upload):
     *_, md, s = predict(client, "CartPole-v1", cid, "0:best,10:300", 0,  # 12 steps
                                api_name="/play_schedule")
     assert [seg["target"] for seg in s["segments"]] == ["best", 300.0]
-    trace = glance.play_schedule(ck, "0:best,10:300", 0)
+    trace = schedules.play_schedule(ck, "0:best,10:300", 0)
     assert trace.switches == {0: "best", 10: 300.0}
     assert trace.rtg[10] == pytest.approx(300.0) and s["achieved"] == pytest.approx(trace.ret)
 
@@ -126,7 +126,7 @@ def test_play_best_on_a_head_dt_equals_the_library_and_draws_the_band(client, he
     is ignored. Numeric plays of a head DT draw the predicted return band too."""
     cid, ck = head_upload
     _, rtg, _, md, s = predict(client, "CartPole-v1", cid, 100, 3, False, True, api_name="/play")
-    here = pg.play_episode(ck, "best", 3)
+    here = episode.play_episode(ck, "best", 3)
     assert s["requested"] == "best" and s["achieved"] == pytest.approx(here.ret)
     assert "**best**" in md
     assert "predicted return p10-p90" in _trace_names(rtg)

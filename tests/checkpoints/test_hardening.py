@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
+from dt_playground.checkpoints import layout
 from dt_playground.checkpoints.checkpoint import load_checkpoint
 from dt_playground.checkpoints.uploads import extract_upload
-from dt_playground.errors import CheckpointError
+from dt_playground.errors import CheckpointError, PlaygroundError
+from dt_playground.rollout import sweep
 from dt_playground.serve import catalogue
-from dt_playground.serve import play as pg
 from dt_playground.serve.sessions import SessionStore
 
 
@@ -69,12 +70,12 @@ def _refused(store, tmp_path, name: str, data: bytes, match: str):
     sid = store.new()
     path = tmp_path / name
     path.write_bytes(data)
-    with pytest.raises(pg.PlaygroundError, match=match) as err:
+    with pytest.raises(PlaygroundError, match=match) as err:
         catalogue.import_upload(store, sid, path)
     assert str(tmp_path) not in str(err.value)  # no server paths in messages
     assert not store.get(sid).dir.exists()  # nothing half-written
     assert store.owned(sid) == {}
-    assert pg.checkpoint_choices("CartPole-v1", store.owned(sid))  # the session still lists
+    assert layout.choices("CartPole-v1", store.owned(sid))  # the session still lists
     return err.value
 
 
@@ -176,10 +177,10 @@ def test_broken_pretrained_checkpoint_is_skipped(tiny_zoo, tmp_path, monkeypatch
     (zoo / "cartpole-list").mkdir()
     (zoo / "cartpole-list" / "config.json").write_text("[1, 2]")
     monkeypatch.setenv("DTP_PRETRAINED_DIR", str(zoo))
-    values = [v for _, v in pg.checkpoint_choices("CartPole-v1")]
+    values = [v for _, v in layout.choices("CartPole-v1")]
     assert "cartpole-list" not in values and "cartpole-dt" in values
     notes: list[str] = []
-    res = pg.compare_models("CartPole-v1", 1, seed=3, max_steps=20, notes=notes)
+    res = sweep.compare_models("CartPole-v1", 1, seed=3, max_steps=20, notes=notes)
     assert len(res) == 2 and len(notes) == 1 and "cartpole-broken" in notes[0]
     assert str(tmp_path) not in notes[0]
     with pytest.raises(CheckpointError):

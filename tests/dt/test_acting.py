@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dt_playground.dt import runtime as cpu
+from dt_playground.dt import runtime
 from dt_playground.dt.acting import Acting, Reference, engine_for
 from dt_playground.dt.model import DecisionTransformer, DTConfig
 
@@ -23,7 +23,7 @@ def _inputs(B, K, S, A, discrete, seed=0):
             torch.arange(K).repeat(B, 1) + 7, torch.ones(B, K))
 
 
-onednn = pytest.mark.skipif(cpu._ONEDNN_LINEAR is None, reason="torch built without oneDNN")
+onednn = pytest.mark.skipif(runtime._ONEDNN_LINEAR is None, reason="torch built without oneDNN")
 
 
 def _model(hidden, use_returns=True, discrete=False, K=6):
@@ -45,7 +45,7 @@ def _model(hidden, use_returns=True, discrete=False, K=6):
 
 # hidden 32 stays on ATen's matmuls; hidden 128 with K=20 sends the large ones
 # through packed oneDNN weights with fused ReLU and residual adds where oneDNN
-# takes fp32 (`cpu.ONEDNN_FP32`: AVX-512 CPUs; forced here), else through ATen.
+# takes fp32 (`runtime.ONEDNN_FP32`: AVX-512 CPUs; forced here), else through ATen.
 @pytest.mark.parametrize("hidden,K,fp32_onednn", [(32, 6, False), (128, 20, True),
                                                   (128, 20, False)],
                          ids=["aten", "onednn", "aten-large"])
@@ -53,9 +53,9 @@ def _model(hidden, use_returns=True, discrete=False, K=6):
 @pytest.mark.parametrize("pad", [0, 2, "mixed"])
 def test_predict_last_equals_forward_last(hidden, K, fp32_onednn, use_returns, pad,
                                           monkeypatch):
-    if fp32_onednn and cpu._ONEDNN_LINEAR is None:
+    if fp32_onednn and runtime._ONEDNN_LINEAR is None:
         pytest.skip("torch built without oneDNN")
-    monkeypatch.setattr(cpu, "ONEDNN_FP32", fp32_onednn)
+    monkeypatch.setattr(runtime, "ONEDNN_FP32", fp32_onednn)
     model = _model(hidden, use_returns, K=K)
     rtg, s, a, t, m = _inputs(3, K, 5, 3, False)
     if pad == "mixed":
@@ -95,23 +95,24 @@ def test_bf16_engine_is_close_to_fp32():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("packed", [False, True])
 def test_onednn_linear_matches_aten(dtype, packed, monkeypatch):
-    if dtype == torch.bfloat16 and not cpu.ONEDNN_BF16:
+    if dtype == torch.bfloat16 and not runtime.ONEDNN_BF16:
         pytest.skip("oneDNN has no bf16 kernels for this CPU")
-    monkeypatch.setattr(cpu, "ONEDNN_FP32", True)  # fp32 through oneDNN on any CPU
+    monkeypatch.setattr(runtime, "ONEDNN_FP32", True)  # fp32 through oneDNN on any CPU
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 40, 128, generator=g).to(dtype)
     w = (torch.randn(512, 128, generator=g) * 0.05).to(dtype)
     b = torch.randn(512, generator=g).to(dtype)
     res = torch.randn(2, 40, 512, generator=g).to(dtype)
-    assert 80 * 128 * 512 >= cpu.ONEDNN_MIN_MACS  # this size takes the oneDNN path
-    p = cpu.pack_weight(w) if packed else None
+    assert 80 * 128 * 512 >= runtime.ONEDNN_MIN_MACS  # this size takes the oneDNN path
+    p = runtime.pack_weight(w) if packed else None
     assert (p is not None) == packed
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=0.02, atol=0.05)
     ref = F.linear(x.float(), w.float(), b.float())
-    torch.testing.assert_close(cpu.linear(x, w, b, packed=p).float(), ref, **tol)
-    torch.testing.assert_close(cpu.linear(x, w, b, relu=True, packed=p).float(), ref.relu(), **tol)
+    torch.testing.assert_close(runtime.linear(x, w, b, packed=p).float(), ref, **tol)
+    relu = runtime.linear(x, w, b, relu=True, packed=p)
+    torch.testing.assert_close(relu.float(), ref.relu(), **tol)
     torch.testing.assert_close(
-        cpu.linear(x, w, b, residual=res, packed=p).float(), ref + res.float(), **tol
+        runtime.linear(x, w, b, residual=res, packed=p).float(), ref + res.float(), **tol
     )
 
 
@@ -158,7 +159,7 @@ def test_reference_engine_is_forward_last(pad):
 def test_onednn_failure_falls_back_to_plain_matmuls(monkeypatch):
     """If a private oneDNN op raises (a torch build without it), the engine warns once
     and computes the same actions with ATen's matmuls."""
-    monkeypatch.setattr(cpu, "ONEDNN_FP32", True)
+    monkeypatch.setattr(runtime, "ONEDNN_FP32", True)
     model = _model(128, K=20)
     rtg, s, a, t, m = _inputs(3, 20, 5, 3, False)
     with torch.no_grad():
@@ -171,10 +172,10 @@ def test_onednn_failure_falls_back_to_plain_matmuls(monkeypatch):
 
         binary = __call__
 
-    monkeypatch.setattr(cpu, "_ONEDNN_LINEAR", Broken())
+    monkeypatch.setattr(runtime, "_ONEDNN_LINEAR", Broken())
     with pytest.warns(UserWarning, match="oneDNN"):
         out = engine.predict_last(rtg, s, a, t, m)
-    assert cpu._ONEDNN_LINEAR is None  # off for the rest of the process (monkeypatch restores)
+    assert runtime._ONEDNN_LINEAR is None  # off for the rest of the process (monkeypatch restores)
     torch.testing.assert_close(out, full, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(Acting(model).predict_last(rtg, s, a, t, m), full,
                                rtol=1e-5, atol=1e-5)
@@ -186,11 +187,11 @@ def test_engine_on_explicit_device_and_bad_device():
     engine = engine_for(model, device="cpu")
     assert engine.device.type == "cpu"
     with pytest.raises(ValueError, match="device"):
-        cpu.resolve_device("tpu")
-    assert cpu.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+        runtime.resolve_device("tpu")
+    assert runtime.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
-            cpu.resolve_device("cuda")
+            runtime.resolve_device("cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -207,11 +208,11 @@ def test_cuda_engines_match_cpu(kind):
 
 def test_threads_block_restores_the_count():
     before = torch.get_num_threads()
-    with cpu.torch_threads(1):
+    with runtime.torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
     # Overlapping blocks (two trainings in a server's threads) ending out of order.
-    a, b = cpu.torch_threads(1), cpu.torch_threads(2)
+    a, b = runtime.torch_threads(1), runtime.torch_threads(2)
     a.__enter__()
     b.__enter__()
     a.__exit__(None, None, None)
@@ -285,13 +286,13 @@ def test_fast_policy_is_the_reference_at_the_paper_config(n):
     trained-size weights, the fast engine's actions are the reference engine's at every
     step of a lock-step rollout: equal to fp32 rounding (the two sum in different
     orders, so bit-equality is not promised)."""
-    from dt_playground.cli import bench_cases as speed
+    from dt_playground.cli import bench_cases
     from dt_playground.data.windows import Normaliser
     from dt_playground.envs.registry import get_spec
     from dt_playground.rollout.policy import DTPolicy
 
     torch.manual_seed(0)
-    model = speed.ours_model().eval()
+    model = bench_cases.ours_model().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(3)
@@ -313,11 +314,11 @@ def test_fast_policy_is_the_reference_at_the_paper_config(n):
 
 
 def test_bench_counts_the_training_step_flops():
-    """`speed.train_flops` at the paper config, written out: per layer the linears
+    """`bench_cases.train_flops` at the paper config, written out: per layer the linears
     (qkv 3h + proj h + MLP 8h per token) and attention (scores and values), the last
     layer on the state tokens alone (keys and values 2h from every token); forward
     2 MKN, backward twice that; embeddings without an input gradient."""
-    from dt_playground.cli import bench_cases as speed
+    from dt_playground.cli import bench_cases
 
     B, K, h, T = 64, 20, 128, 60
     full = B * T * h * 12 * h + 2 * B * T * T * h
@@ -325,7 +326,7 @@ def test_bench_counts_the_training_step_flops():
     head = B * K * h * 3
     embed = B * K * (11 + 3 + 1) * h
     expected = 6 * (2 * full + last + head) + 4 * embed
-    assert speed.train_flops(speed.ours_model().cfg, B) == expected
+    assert bench_cases.train_flops(bench_cases.ours_model().cfg, B) == expected
 
 
 def test_interleave_all_rotates_the_first_block():

@@ -9,16 +9,14 @@ import numpy as np
 import pytest
 
 from dt_playground.app import card_views, formatting
+from dt_playground.checkpoints import cache
 from dt_playground.envs.registry import get_spec
-from dt_playground.errors import RenderError
-from dt_playground.media import gl, tiles
-from dt_playground.media import replay as render
-from dt_playground.media.plots import figures as plots
-from dt_playground.media.plots import glance as plots_glance
+from dt_playground.errors import PlaygroundError, RenderError
+from dt_playground.media import gl, replay, tiles
+from dt_playground.media.plots import figures, glance
 from dt_playground.media.replay import random_trace
+from dt_playground.rollout import episode, grid, schedules
 from dt_playground.rollout.policy import DTPolicy, run_episodes
-from dt_playground.serve import glance
-from dt_playground.serve import play as pg
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +34,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def hopper():
-    return pg.get_checkpoint("hopper-dt")
+    return cache.get_checkpoint("hopper-dt")
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +49,9 @@ def gl_backend():
 
 
 def test_parse_schedule():
-    assert glance.parse_schedule("0:3000, 300:500") == {0: 3000.0, 300: 500.0}
-    assert glance.parse_schedule("300:500;0:3000") == {0: 3000.0, 300: 500.0}  # sorted
-    assert glance.parse_schedule("0:best,200:10") == {0: "best", 200: 10.0}
+    assert schedules.parse_schedule("0:3000, 300:500") == {0: 3000.0, 300: 500.0}
+    assert schedules.parse_schedule("300:500;0:3000") == {0: 3000.0, 300: 500.0}  # sorted
+    assert schedules.parse_schedule("0:best,200:10") == {0: "best", 200: 10.0}
     for bad, why in [
         ("", "empty"),
         ("300:500", "start at step 0"),
@@ -63,13 +61,13 @@ def test_parse_schedule():
         ("0:abc", "must be a number"),
         ("0-100", "step:target"),
     ]:
-        with pytest.raises(pg.PlaygroundError, match=why):
-            glance.parse_schedule(bad)
+        with pytest.raises(PlaygroundError, match=why):
+            schedules.parse_schedule(bad)
 
 
 def test_schedule_without_switch_is_the_plain_play(hopper):
-    plain = pg.play_episode(hopper, 3000, 5)
-    sched = glance.play_schedule(hopper, "0:3000", 5)
+    plain = episode.play_episode(hopper, 3000, 5)
+    sched = schedules.play_schedule(hopper, "0:3000", 5)
     np.testing.assert_array_equal(sched.actions, plain.actions)
     np.testing.assert_array_equal(sched.rewards, plain.rewards)
     np.testing.assert_array_equal(sched.rtg, plain.rtg)
@@ -77,16 +75,16 @@ def test_schedule_without_switch_is_the_plain_play(hopper):
 
 
 def test_switch_resets_the_return_to_go_and_is_recorded(hopper):
-    trace = glance.play_schedule(hopper, "0:3000,300:500", 1)
+    trace = schedules.play_schedule(hopper, "0:3000,300:500", 1)
     assert trace.length > 300  # this seed hops past the switch
     assert trace.switches == {0: 3000.0, 300: 500.0}
     assert trace.rtg[300] == pytest.approx(500.0)
     assert trace.rtg[299] == pytest.approx(3000.0 - trace.rewards[:299].sum())
-    segs = glance.segments(trace, "0:3000,300:500")
+    segs = schedules.segments(trace, "0:3000,300:500")
     assert [s["start"] for s in segs] == [0, 300]
     assert [s["steps"] for s in segs] == [300, trace.length - 300]
     assert sum(s["return"] for s in segs) == pytest.approx(trace.ret, abs=1e-2)
-    summary = glance.schedule_summary(trace, hopper, "0:3000,300:500")
+    summary = schedules.schedule_summary(trace, hopper, "0:3000,300:500")
     assert summary["segments"] == segs
     assert summary["schedule"] == [{"step": 0, "target": 3000.0}, {"step": 300, "target": 500.0}]
     assert "from step 300 asked **500**" in formatting.schedule_markdown(summary)
@@ -108,7 +106,7 @@ def test_high_to_low_switch_lowers_hoppers_reward_rate(hopper):
 
 def test_segment_never_reached_has_no_steps():
     trace = random_trace("CartPole-v1", 500, seed=0)  # falls within a few dozen steps
-    segs = glance.segments(trace, {0: 100.0, 900: 5.0})
+    segs = schedules.segments(trace, {0: 100.0, 900: 5.0})
     assert segs[1] == {"start": 900, "target": 5.0, "steps": 0, "return": 0.0}
     assert segs[0]["steps"] == trace.length
 
@@ -118,21 +116,21 @@ def test_segment_never_reached_has_no_steps():
 
 def test_default_grid_targets_come_from_the_dataset(hopper):
     d = hopper.config["dataset"]
-    targets, names = glance.default_grid_targets(hopper)
+    targets, names = grid.default_grid_targets(hopper)
     expected = [d["return_p10"], d["return_median"], d["return_max"], 1.5 * d["return_max"]]
     assert targets == pytest.approx(expected, abs=0.06)
     assert names[-1] == "beyond the data"
-    assert glance.parse_grid_targets("", hopper) == (targets, names)
-    assert glance.parse_grid_targets("10, 20 30", hopper)[0] == [10.0, 20.0, 30.0]
-    with pytest.raises(pg.PlaygroundError, match="1 to 9"):
-        glance.parse_grid_targets(",".join(["1"] * 10), hopper)
-    with pytest.raises(pg.PlaygroundError, match="number"):
-        glance.parse_grid_targets("1,x", hopper)
+    assert grid.parse_grid_targets("", hopper) == (targets, names)
+    assert grid.parse_grid_targets("10, 20 30", hopper)[0] == [10.0, 20.0, 30.0]
+    with pytest.raises(PlaygroundError, match="1 to 9"):
+        grid.parse_grid_targets(",".join(["1"] * 10), hopper)
+    with pytest.raises(PlaygroundError, match="number"):
+        grid.parse_grid_targets("1,x", hopper)
 
 
 def test_pendulum_beyond_the_data_asks_for_more():
-    ck = pg.get_checkpoint("pendulum-dt")
-    targets, _ = glance.default_grid_targets(ck)
+    ck = cache.get_checkpoint("pendulum-dt")
+    targets, _ = grid.default_grid_targets(ck)
     d = ck.config["dataset"]
     assert targets[-2] == pytest.approx(d["return_max"], abs=0.06)
     assert targets[-1] > targets[-2] + 0.4 * (d["return_max"] - d["return_min"])
@@ -140,11 +138,11 @@ def test_pendulum_beyond_the_data_asks_for_more():
 
 @pytest.mark.slow
 def test_grid_tiles_equal_single_plays(hopper):
-    res = glance.play_grid(hopper, "", 7)
+    res = grid.play_grid(hopper, "", 7)
     summary = res.summary(hopper)
     assert [t["target"] for t in summary["tiles"]] == res.targets
     for tile, target in zip(summary["tiles"], res.targets):
-        single = pg.play_episode(hopper, target, 7)
+        single = episode.play_episode(hopper, target, 7)
         # Batched rows differ from a batch of one only by float rounding.
         assert tile["achieved"] == pytest.approx(single.ret, rel=1e-4)
         assert tile["length"] == single.length
@@ -201,7 +199,7 @@ def test_grid_video_refuses_mixed_envs(tmp_path):
 def test_grid_reward_figure_has_a_line_per_tile():
     traces = [random_trace("CartPole-v1", 500, seed=s) for s in (0, 1)]
     traces[0].target, traces[1].target = 100.0, 400.0
-    fig = plots_glance.grid_reward_figure(traces, ["low", "high"])
+    fig = glance.grid_reward_figure(traces, ["low", "high"])
     lines = [t for t in fig.data if t.showlegend is not False]
     assert [t.name.split(" →")[0] for t in lines] == ["low", "high"]
     assert lines[0].y[-1] == pytest.approx(traces[0].ret)
@@ -209,11 +207,11 @@ def test_grid_reward_figure_has_a_line_per_tile():
 
 def test_mark_switches_names_each_reprompt():
     trace = random_trace("Pendulum-v1", 200, seed=0)
-    fig = plots_glance.mark_switches(plots.rtg_figure(trace), {0: -100.0, 120: -900.0})
+    fig = glance.mark_switches(figures.rtg_figure(trace), {0: -100.0, 120: -900.0})
     names = [t.name for t in fig.data]
     assert "re-prompt at step 120 → -900" in names and not any("step 0" in n for n in names)
     trace.switches = {0: -100.0, 50: -20.0}
-    for fig in plots_glance.schedule_figures(trace):  # RTG and reward figures both marked
+    for fig in glance.schedule_figures(trace):  # RTG and reward figures both marked
         assert "re-prompt at step 50 → -20" in [t.name for t in fig.data]
 
 
@@ -223,14 +221,14 @@ def _card(name):
 
 def test_card_sweep_figure_from_the_card_alone(hopper):
     card = _card("hopper-dt")
-    fig = plots_glance.card_sweep_figure(card, hopper.config["dataset"])
+    fig = glance.card_sweep_figure(card, hopper.config["dataset"])
     by = {t.name: t for t in fig.data}
     mean = next(t for n, t in by.items() if n.startswith("card: mean"))
     assert list(mean.y) == pytest.approx([r["mean"] for r in card["per_target"]])
     assert list(mean.error_y.array) == pytest.approx([r["std"] for r in card["per_target"]])
     assert {"dataset return range", "dataset top 10%", "y = x"} <= set(by)
     assert any(n.startswith("BC (") for n in by) and any(n.startswith("%BC (") for n in by)
-    empty = plots_glance.card_sweep_figure(None)
+    empty = glance.card_sweep_figure(None)
     assert not empty.data and "no card" in empty.layout.annotations[0].text
     assert "Run sweep" in formatting.card_markdown(card)
 
@@ -241,7 +239,7 @@ def test_cards_compare_figure_covers_every_checkpoint_of_the_env():
                  for p in [p.parent] if json.loads((p / "config.json").read_text())
                  ["env_id"] == "Hopper-v5"}
     assert set(cards) == with_card and "hopper-dt" in cards
-    fig = plots_glance.cards_compare_figure(cards)
+    fig = glance.cards_compare_figure(cards)
     bars = fig.data[0]
     assert set(bars.x) == set(cards) and bars.x[0].startswith("hopper-dt")
     means = dict(zip(bars.x, bars.y))
@@ -257,9 +255,9 @@ def test_tabs_on_arrival_read_files_only():
     assert table["hopper-dt"]["episodes"] == 30 and table["hopper-dt"]["source"] == "card"
     hist, lengths, quality, info = card_views.dataset_view("Hopper-v5", "hopper-dt")
     assert info["episodes"] == 300 and sum(hist.data[0].y) == 300
-    with pytest.raises(pg.PlaygroundError):
+    with pytest.raises(PlaygroundError):
         card_views.sweep_view("Hopper-v5", "../etc")
-    with pytest.raises(pg.PlaygroundError):
+    with pytest.raises(PlaygroundError):
         card_views.sweep_view("Hopper-v5", "cartpole-dt")  # another env's checkpoint
 
 
@@ -304,7 +302,7 @@ def test_tiles_split_over_two_threads_draw_what_one_thread_does(gl_backend):
 def test_a_divergent_tile_on_the_helper_thread_raises_here(gl_backend):
     traces, spec = _hopper_traces(), get_spec("Hopper-v5")
     traces[1].rewards[5] += 1.0  # tile 1: drawn by the helper thread on EGL
-    with pytest.raises(render.ReplayDivergenceError):
+    with pytest.raises(replay.ReplayDivergenceError):
         list(tiles.lockstep_frames(traces, spec, (64, 48), 4))
     early = tiles.lockstep_frames(_hopper_traces(), spec, (64, 48), 16)
     next(early), next(early)
@@ -322,10 +320,10 @@ def test_a_schedule_target_line_steps_at_each_switch():
     rewards = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     trace = Trace("CartPole-v1", 0, 10.0, np.zeros(6), rewards, np.zeros(6), False, 0.0,
                   {0: 10.0, 3: 5.0}, None)
-    xs, ys = plots_glance.schedule_target_line(trace)
+    xs, ys = glance.schedule_target_line(trace)
     assert xs == [0, 3, None, 3, 6, None]
     assert ys == [10.0, 10.0, None, 6.0 + 5.0, 6.0 + 5.0, None]
-    _, reward = plots_glance.schedule_figures(trace)
+    _, reward = glance.schedule_figures(trace)
     assert "schedule 0:10 → 3:5" in reward.layout.title.text
     target = [t for t in reward.data if t.name.startswith("target")][0]
     assert list(target.y) == ys

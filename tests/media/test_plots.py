@@ -8,8 +8,7 @@ import pytest
 
 from dt_playground.data.windows import dataset_summary
 from dt_playground.envs.episodes import Episode, Trace
-from dt_playground.media.plots import figures as plots
-from dt_playground.media.plots import inspect as plots_inspect
+from dt_playground.media.plots import figures, inspect
 
 
 def by_name(fig: go.Figure) -> dict:
@@ -48,17 +47,17 @@ def summary():
 
 
 def test_rtg_actual_is_reverse_cumsum(trace):
-    fig = plots.rtg_figure(trace)
+    fig = figures.rtg_figure(trace)
     lines = by_name(fig)
     actual = [sum(trace.rewards[t:]) for t in range(trace.length)]
     np.testing.assert_allclose(lines["actual return to go"].y, actual)
     np.testing.assert_allclose(lines["conditioned RTG"].y, trace.rtg)
     assert list(lines["actual return to go"].x) == list(range(trace.length))
-    assert fig.layout.height == plots.HEIGHT and fig.layout.xaxis.title.text == "step"
+    assert fig.layout.height == figures.HEIGHT and fig.layout.xaxis.title.text == "step"
 
 
 def test_reward_curve_ends_at_the_return(trace):
-    lines = by_name(plots.reward_figure(trace))
+    lines = by_name(figures.reward_figure(trace))
     cum = lines["cumulative reward"]
     assert cum.y[-1] == pytest.approx(trace.ret)
     assert cum.x[-1] == trace.length
@@ -67,12 +66,12 @@ def test_reward_curve_ends_at_the_return(trace):
 
 def test_spearman_known_orders():
     x = [1, 2, 3, 4, 5]
-    assert plots.spearman(x, [10, 20, 25, 100, 101]) == pytest.approx(1.0)
-    assert plots.spearman(x, [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert math.isnan(plots.spearman(x, [3, 3, 3, 3, 3]))
-    assert math.isnan(plots.spearman([2, 2, 2], [1, 2, 3]))
+    assert figures.spearman(x, [10, 20, 25, 100, 101]) == pytest.approx(1.0)
+    assert figures.spearman(x, [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(figures.spearman(x, [3, 3, 3, 3, 3]))
+    assert math.isnan(figures.spearman([2, 2, 2], [1, 2, 3]))
     with pytest.raises(ValueError):
-        plots.spearman([1, 2], [1, 2, 3])
+        figures.spearman([1, 2], [1, 2, 3])
 
 
 def test_spearman_with_ties_hand_computed():
@@ -80,8 +79,8 @@ def test_spearman_with_ties_hand_computed():
     rx, ry = np.array([1, 2.5, 2.5, 4]), np.array([1, 2, 3, 4])
     rx, ry = rx - rx.mean(), ry - ry.mean()
     expected = (rx * ry).sum() / np.sqrt((rx**2).sum() * (ry**2).sum())
-    assert plots.spearman([1, 2, 2, 3], [10, 20, 30, 40]) == pytest.approx(expected)
-    assert plots.spearman([1, 2, 2, 3], [40, 30, 20, 10]) == pytest.approx(-expected)
+    assert figures.spearman([1, 2, 2, 3], [10, 20, 30, 40]) == pytest.approx(expected)
+    assert figures.spearman([1, 2, 2, 3], [40, 30, 20, 10]) == pytest.approx(-expected)
 
 
 def sweep_rows():
@@ -101,7 +100,7 @@ def sweep_rows():
 
 def test_sweep_identity_line_and_stats(summary):
     rows = sweep_rows()
-    fig = plots.sweep_figure(rows, dataset=summary, references={"BC": 150.0, "10%BC": 260.0})
+    fig = figures.sweep_figure(rows, dataset=summary, references={"BC": 150.0, "10%BC": 260.0})
     lines = by_name(fig)
     ident = lines["y = x"]
     assert list(ident.x) == list(ident.y)  # on the diagonal
@@ -119,18 +118,18 @@ def test_sweep_identity_line_and_stats(summary):
     top = lines["dataset top 10%"]
     assert min(top.y) == summary["return_p90"] and max(top.y) == summary["return_max"]
     assert "Spearman ρ of means = 1.00" in fig.layout.title.text  # means rise with the target
-    assert plots.spearman([r["target"] for r in rows], returns) < 1.0  # episodes alone don't
+    assert figures.spearman([r["target"] for r in rows], returns) < 1.0  # episodes alone don't
 
 
 def test_sweep_without_dataset_or_rows():
-    lines = by_name(plots.sweep_figure(sweep_rows()))
+    lines = by_name(figures.sweep_figure(sweep_rows()))
     assert "dataset return range" not in lines and "y = x" in lines
-    empty = plots.sweep_figure([])
+    empty = figures.sweep_figure([])
     assert len(empty.data) == 0 and "No episodes" in empty.layout.annotations[0].text
 
 
 def test_dataset_histogram_matches_summary(summary):
-    fig = plots_inspect.dataset_figure(summary)
+    fig = inspect.dataset_figure(summary)
     bars = by_name(fig)["episodes"]
     assert list(bars.y) == summary["histogram"]["counts"]
     edges = np.asarray(summary["histogram"]["edges"])
@@ -140,32 +139,32 @@ def test_dataset_histogram_matches_summary(summary):
 
 
 def test_lengths_and_quality(summary):
-    assert list(by_name(plots_inspect.lengths_figure(summary))["episodes"].x) == summary["lengths"]
-    bars = by_name(plots_inspect.quality_figure(summary))["mean return"]
+    assert list(by_name(inspect.lengths_figure(summary))["episodes"].x) == summary["lengths"]
+    bars = by_name(inspect.quality_figure(summary))["mean return"]
     assert list(bars.x) == ["0", "1", "2"]  # sorted best first; behaviour 0 is least noisy
     levels = summary["behaviours"]
     assert list(bars.y) == [levels[k]["return_mean"] for k in ("0", "1", "2")]
     assert bars.y[0] > bars.y[-1]
-    assert len(plots_inspect.quality_figure({"behaviours": {}}).data) == 0
+    assert len(inspect.quality_figure({"behaviours": {}}).data) == 0
 
 
 def test_loss_figure_with_lr_and_evals():
     curve = [{"step": s, "loss": 1.0 / (s + 1), "lr": 1e-4 * min(1, s / 10)} for s in range(50)]
     evals = [{"step": s, "target": t, "return": t * s / 50} for s in (10, 30) for t in (1.0, 2.0)]
-    fig = plots_inspect.loss_figure(curve, evals)
+    fig = inspect.loss_figure(curve, evals)
     lines = by_name(fig)
     assert list(lines["train/loss"].y) == [p["loss"] for p in curve]
     assert list(lines["train/lr"].y) == [p["lr"] for p in curve]
     assert list(lines["eval/return (target 2)"].y) == [2.0 * 10 / 50, 2.0 * 30 / 50]
-    mixed = by_name(plots_inspect.loss_figure(curve + evals))  # eval points inside the curve
+    mixed = by_name(inspect.loss_figure(curve + evals))  # eval points inside the curve
     assert set(mixed) == set(lines)
-    only_loss = by_name(plots_inspect.loss_figure([{"step": 0, "loss": 1.0}]))
+    only_loss = by_name(inspect.loss_figure([{"step": 0, "loss": 1.0}]))
     assert set(only_loss) == {"train/loss"}
 
 
 def test_compare_figure_mean_and_std():
     results = {"DT": [1.0, 2.0, 3.0], "BC": [5.0, 5.0], "10%BC": [0.0, 4.0]}
-    lines = by_name(plots.compare_figure(results))
+    lines = by_name(figures.compare_figure(results))
     bars = lines["mean ± std"]
     assert list(bars.x) == ["DT", "BC", "10%BC"]
     np.testing.assert_allclose(bars.y, [2.0, 5.0, 2.0])
@@ -176,16 +175,16 @@ def test_compare_figure_mean_and_std():
 def test_attention_figure_rows_and_tokens():
     att = {"step": 4, "tokens": ["R t", "s t"],
            "weights": [[[0.25, 0.75]], [[0.5, 0.5]]]}
-    fig = plots_inspect.attention_figure(att)
+    fig = inspect.attention_figure(att)
     (hm,) = fig.data
     assert list(hm.y) == ["block 1", "block 2"]
     assert [list(r) for r in hm.z] == [[0.25, 0.75], [0.5, 0.5]]
     assert list(fig.layout.xaxis.ticktext) == ["R t", "s t"]
     assert "step 4" in fig.layout.title.text
-    assert plots_inspect.attention_figure({"step": 0, "tokens": [], "weights": []}).data == ()
+    assert inspect.attention_figure({"step": 0, "tokens": [], "weights": []}).data == ()
     tokens = [f"{k} t-{i}" for i in range(19, -1, -1) for k in "Rsa"]  # K=20: 60 tokens
-    fig = plots_inspect.attention_figure({"step": 30, "tokens": tokens,
+    fig = inspect.attention_figure({"step": 30, "tokens": tokens,
                                           "weights": [[[1 / 60] * 60]]})
     ticks = list(fig.layout.xaxis.tickvals)
-    assert len(ticks) <= plots_inspect.MAX_TOKEN_LABELS and ticks[-1] == 59
+    assert len(ticks) <= inspect.MAX_TOKEN_LABELS and ticks[-1] == 59
     assert list(fig.layout.xaxis.ticktext) == [tokens[i] for i in ticks]

@@ -13,8 +13,7 @@ from helpers import gl_or_skip
 
 from dt_playground.envs.registry import get_spec
 from dt_playground.errors import RenderError, ReplayDivergenceError
-from dt_playground.media import replay as render
-from dt_playground.media import video
+from dt_playground.media import replay, video
 from dt_playground.media.replay import random_trace, render_trace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,6 +200,6 @@ def test_mujoco_imported_before_backend_chosen(tmp_path, gl_backend):
 
 def test_replay_frames_at_another_size_match_the_video_frame_count(tmp_path):
     trace = random_trace("Pendulum-v1", 30, seed=4)
-    frames = [f.copy() for f in render.replay_frames(trace, size=(64, 48))]
+    frames = [f.copy() for f in replay.replay_frames(trace, size=(64, 48))]
     assert len(frames) == 31 and frames[0].shape == (48, 64, 3)
     assert not np.array_equal(frames[0], frames[-1])  # the pendulum moved

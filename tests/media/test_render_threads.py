@@ -45,7 +45,7 @@ def test_a_kept_surface_draws_what_a_fresh_one_does(monkeypatch):
     """The app's workers keep a replay's GL surface for the next replay of that env:
     the frames are the same as on a fresh surface, and a new surface is made only
     for a new (env, size)."""
-    from dt_playground.media import replay as render
+    from dt_playground.media import replay
 
     gl_or_skip()
     traces = [random_trace("Hopper-v5", 40, seed=s) for s in (3, 4)]
@@ -53,9 +53,9 @@ def test_a_kept_surface_draws_what_a_fresh_one_does(monkeypatch):
     for i, tr in enumerate(traces):
         _frames(tr, fresh, i)
     made = []
-    real = render.MujocoSurface
-    monkeypatch.setattr(render, "MujocoSurface", lambda *a: made.append(a[1]) or real(*a))
-    render.keep_surfaces(1)
+    real = replay.MujocoSurface
+    monkeypatch.setattr(replay, "MujocoSurface", lambda *a: made.append(a[1]) or real(*a))
+    replay.keep_surfaces(1)
     try:
         kept: dict = {}
         for i, tr in enumerate(traces):
@@ -63,7 +63,7 @@ def test_a_kept_surface_draws_what_a_fresh_one_does(monkeypatch):
         [f.copy() for f in replay_frames(traces[0], size=(32, 32), max_frames=2)]
         _frames(traces[1], kept, "again")
     finally:
-        render.keep_surfaces(0)
+        replay.keep_surfaces(0)
     assert made == [(64, 64), (32, 32), (64, 64)]  # one per size; a cap of 1 evicts
     for i in range(2):
         for a, b in zip(fresh[i], kept[i]):

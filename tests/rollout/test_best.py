@@ -11,7 +11,7 @@ import torch
 from dt_playground.checkpoints.checkpoint import load_checkpoint
 from dt_playground.checkpoints.layout import list_checkpoints
 from dt_playground.cli import main as cli
-from dt_playground.dt import return_head as returns
+from dt_playground.dt import return_head
 from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.media.plots.figures import rtg_figure
 from dt_playground.rollout.evaluate import summarise, sweep
@@ -106,7 +106,7 @@ def test_loss_includes_return_ce_and_decreases():
     mask[:4, :2] = 0  # some padding
     batch = {"rtg": rtg, "states": s, "actions": a, "timesteps": ts, "mask": mask}
     x = m.trunk(rtg, s, a, ts, mask)
-    ce = returns.return_loss(m.return_head(x), rtg, mask, m.cfg)
+    ce = return_head.return_loss(m.return_head(x), rtg, mask, m.cfg)
     assert ce.item() > 1.0  # ~log(16) at init: the head is really in the loss
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     first = m.loss(batch).item()
@@ -119,19 +119,20 @@ def test_loss_includes_return_ce_and_decreases():
 
 def test_bins_and_kappa():
     cfg = SimpleNamespace(return_bins=10, return_low=0.0, return_high=1.0)
-    assert returns.bin_index(torch.tensor([-1.0, 0.0, 0.05, 0.5, 0.99, 2.0]), cfg).tolist() == [
+    assert return_head.bin_index(torch.tensor([-1.0, 0.0, 0.05, 0.5, 0.99, 2.0]), cfg).tolist() == [
         0, 0, 0, 5, 9, 9]
-    probs = returns.softmax(np.random.default_rng(0).normal(size=(1, 10)))
-    assert np.allclose(returns.best_probs(probs, cfg, kappa=0.0), probs)
-    centres = returns.bin_centres(cfg)
+    probs = return_head.softmax(np.random.default_rng(0).normal(size=(1, 10)))
+    assert np.allclose(return_head.best_probs(probs, cfg, kappa=0.0), probs)
+    centres = return_head.bin_centres(cfg)
     means = []
     for kappa in (0.0, 10.0, 30.0):
-        p = returns.best_probs(probs, cfg, kappa)
+        p = return_head.best_probs(probs, cfg, kappa)
         assert np.isclose(p.sum(), 1.0)
-        draws = returns.sample_bins(np.repeat(p, 2000, 0), returns.episode_rngs(range(2000)))
+        rngs = return_head.episode_rngs(range(2000))
+        draws = return_head.sample_bins(np.repeat(p, 2000, 0), rngs)
         means.append(centres[draws].mean())
     assert means[0] < means[1] < means[2]
-    q = returns.quantiles(np.eye(10)[[2, 7]], cfg)
+    q = return_head.quantiles(np.eye(10)[[2, 7]], cfg)
     assert np.allclose(q, [[0.25] * 3, [0.75] * 3])
 
 
@@ -148,7 +149,7 @@ def test_best_rollout_deterministic_and_batch_independent(head_ckpt):
     for x, y in zip(a, b):
         assert np.array_equal(x.actions, y.actions) and np.array_equal(x.rtg, y.rtg)
     assert np.array_equal(a[2].actions, solo.actions) and np.allclose(a[2].rtg, solo.rtg)
-    centres = returns.bin_centres(ck.model.cfg) * ck.norm.return_scale
+    centres = return_head.bin_centres(ck.model.cfg) * ck.norm.return_scale
     assert np.isin(np.round(a[0].rtg, 6), np.round(centres, 6)).all()  # sampled bins
     assert a[1].rtg[0] == 150.0 and np.isnan(a[1].return_band).all()  # numeric: as before
     assert np.isfinite(a[0].return_band).all()
@@ -168,7 +169,7 @@ def test_best_rollout_deterministic_and_batch_independent(head_ckpt):
 
 def test_models_without_a_head_refuse_best():
     bc = load_checkpoint(PRETRAINED / "cartpole-bc")
-    with pytest.raises(returns.NoReturnHeadError, match="no return model"):
+    with pytest.raises(return_head.NoReturnHeadError, match="no return model"):
         sweep(bc, ["best"], 1, seed=3_000_000, max_steps=5)
     with pytest.raises(ValueError, match="no return model"):
         DTPolicy(bc.model, bc.norm, bc.spec).reset(["best"], [0], 5)

@@ -5,10 +5,14 @@ import zipfile
 import numpy as np
 import pytest
 
+from dt_playground.app import formatting
+from dt_playground.checkpoints import cache, layout
+from dt_playground.data.summary import target_range
+from dt_playground.errors import PlaygroundError
+from dt_playground.rollout import episode, requests, sweep
 from dt_playground.rollout.metrics import spearman
 from dt_playground.rollout.policy import DTPolicy, run_episodes
 from dt_playground.serve import catalogue
-from dt_playground.serve import play as pg
 
 
 @pytest.fixture
@@ -18,28 +22,28 @@ def zoo(tiny_zoo, monkeypatch):
 
 
 def test_choices_and_target_range(zoo):
-    choices = pg.checkpoint_choices("CartPole-v1")
+    choices = layout.choices("CartPole-v1")
     assert [c[1] for c in choices] == ["cartpole-dt", "cartpole-bc"]  # names in pretrained/
-    assert pg.get_checkpoint("cartpole-dt").path == zoo / "cartpole-dt"
+    assert cache.get_checkpoint("cartpole-dt").path == zoo / "cartpole-dt"
     assert "DT, K=5" in choices[0][0]
-    assert pg.checkpoint_choices("Pendulum-v1") == []
-    ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
-    r = pg.target_range(ck)
+    assert layout.choices("Pendulum-v1") == []
+    ck = cache.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
+    r = target_range(ck.dataset, ck.spec.target_presets)
     d = ck.config["dataset"]
     assert r.minimum < d["return_min"] and r.maximum > d["return_max"]
     assert r.marks["median"] == d["return_median"]
 
 
 def test_play_matches_library_rollout(zoo):
-    ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
-    trace = pg.play_episode(ck, 321.0, 4)
+    ck = cache.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
+    trace = episode.play_episode(ck, 321.0, 4)
     ref = run_episodes(DTPolicy(ck.model, ck.norm, ck.spec), [321.0], [4])[0]
     np.testing.assert_array_equal(trace.actions, ref.actions)
-    s = pg.episode_summary(trace, ck)
+    s = episode.episode_summary(trace, ck)
     assert s["achieved"] == pytest.approx(ref.ret) and s["requested"] == 321.0
     rets = np.array(ck.config["dataset"]["returns"])
     assert s["target_percentile_in_dataset"] == pytest.approx(100 * (rets < 321).mean(), abs=0.1)
-    assert "Requested" in pg.summary_markdown(s)
+    assert "Requested" in formatting.summary_markdown(s)
 
 
 @pytest.mark.parametrize(
@@ -53,58 +57,58 @@ def test_play_matches_library_rollout(zoo):
     ],
 )
 def test_bad_targets(zoo, bad, msg):
-    ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
-    with pytest.raises(pg.PlaygroundError, match=msg):
-        pg.play_episode(ck, bad, 0)
-    assert pg.play_episode(ck, 100, 0).length > 0  # next request fine
+    ck = cache.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
+    with pytest.raises(PlaygroundError, match=msg):
+        episode.play_episode(ck, bad, 0)
+    assert episode.play_episode(ck, 100, 0).length > 0  # next request fine
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "x", 2**40])
 def test_bad_seeds(zoo, bad):
-    ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
-    with pytest.raises(pg.PlaygroundError, match="Seed"):
-        pg.play_episode(ck, 100, bad)
+    ck = cache.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
+    with pytest.raises(PlaygroundError, match="Seed"):
+        episode.play_episode(ck, 100, bad)
 
 
 def test_env_checkpoint_mismatch_and_unknown_env(zoo):
-    with pytest.raises(pg.PlaygroundError, match="trained on CartPole-v1, not LunarLander-v3"):
-        pg.get_checkpoint(zoo / "cartpole-dt", "LunarLander-v3")
-    with pytest.raises(pg.PlaygroundError, match="Unknown environment"):
-        pg.get_checkpoint(zoo / "cartpole-dt", "Nope-v9")
-    with pytest.raises(pg.PlaygroundError, match="does not exist"):
-        pg.get_checkpoint(zoo / "missing", "CartPole-v1")
+    with pytest.raises(PlaygroundError, match="trained on CartPole-v1, not LunarLander-v3"):
+        cache.get_checkpoint(zoo / "cartpole-dt", "LunarLander-v3")
+    with pytest.raises(PlaygroundError, match="Unknown environment"):
+        cache.get_checkpoint(zoo / "cartpole-dt", "Nope-v9")
+    with pytest.raises(PlaygroundError, match="does not exist"):
+        cache.get_checkpoint(zoo / "missing", "CartPole-v1")
 
 
 def test_episode_length_is_capped(zoo):
-    ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
-    assert pg.play_episode(ck, 500, 0, max_steps=10**9).length <= pg.MAX_EPISODE_STEPS
-    assert pg.play_episode(ck, 500, 0, max_steps=7).length <= 7
+    ck = cache.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
+    assert episode.play_episode(ck, 500, 0, max_steps=10**9).length <= requests.MAX_EPISODE_STEPS
+    assert episode.play_episode(ck, 500, 0, max_steps=7).length <= 7
 
 
 def test_sweep_and_references(zoo):
-    ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
-    targets = pg.sweep_targets(ck, 3)
+    ck = cache.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
+    targets = sweep.sweep_targets(ck, 3)
     assert targets[0] == pytest.approx(ck.config["dataset"]["return_p10"], abs=0.1)
-    res = pg.run_sweep(ck, targets, 2, seed=10, max_steps=50)
+    res = sweep.run_sweep(ck, targets, 2, seed=10, max_steps=50)
     assert len(res["rows"]) == 6
     assert {(r["target"], r["seed"]) for r in res["rows"]} == {
         (t, s) for t in targets for s in (10, 11)
     }
     means = [np.mean([r["return"] for r in res["rows"] if r["target"] == t]) for t in targets]
     assert res["spearman"] == pytest.approx(spearman(targets, means), nan_ok=True)
-    refs = pg.references("CartPole-v1", [10, 11], 50)
+    refs = sweep.references("CartPole-v1", [10, 11], 50)
     assert set(refs) == {"BC"}
-    with pytest.raises(pg.PlaygroundError, match="at most"):
-        pg.run_sweep(ck, targets, 50)  # 3 x 50 episodes
-    with pytest.raises(pg.PlaygroundError, match="between 1 and 100"):
-        pg.run_sweep(ck, targets, 1000)
+    with pytest.raises(PlaygroundError, match="at most"):
+        sweep.run_sweep(ck, targets, 50)  # 3 x 50 episodes
+    with pytest.raises(PlaygroundError, match="between 1 and 100"):
+        sweep.run_sweep(ck, targets, 1000)
 
 
 def test_compare_models(zoo):
-    res = pg.compare_models("CartPole-v1", 2, seed=5, max_steps=30)
+    res = sweep.compare_models("CartPole-v1", 2, seed=5, max_steps=30)
     assert len(res) == 2 and all(len(v) == 2 for v in res.values())
-    with pytest.raises(pg.PlaygroundError, match="No usable pretrained"):
-        pg.compare_models("Pendulum-v1", 2)
+    with pytest.raises(PlaygroundError, match="No usable pretrained"):
+        sweep.compare_models("Pendulum-v1", 2)
 
 
 @pytest.fixture
@@ -124,23 +128,23 @@ def test_upload_round_trip_and_refusals(zoo, tmp_path, store):
     sid, cid, ck = catalogue.import_upload(store, None, z)  # an API client starts without a session
     assert ck.spec.env_id == "CartPole-v1"
     assert str(tmp_path) not in cid and "/" not in cid  # an opaque id, not a path
-    assert cid in [v for _, v in pg.checkpoint_choices("CartPole-v1", store.owned(sid))]
+    assert cid in [v for _, v in layout.choices("CartPole-v1", store.owned(sid))]
     assert catalogue.resolve(cid, "CartPole-v1", store.owned(sid)).path == ck.path
     fake = tmp_path / "fake.zip"
     fake.write_bytes(b"\x80\x04\x95 pickle, not a zip")
-    with pytest.raises(pg.PlaygroundError, match="not a zip"):
+    with pytest.raises(PlaygroundError, match="not a zip"):
         catalogue.import_upload(store, sid, fake)
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("config.json", "{}")
         zf.writestr("model.safetensors", b"garbage")
-    with pytest.raises(pg.PlaygroundError, match="missing 'env_id'"):
+    with pytest.raises(PlaygroundError, match="missing 'env_id'"):
         catalogue.import_upload(store, sid, bad)
     session_dir = store.get(sid).dir
     assert sorted(p.name for p in (session_dir / "upload").iterdir()) == [cid]  # no leftovers
     store.end(sid)
     assert not session_dir.exists()
-    with pytest.raises(pg.PlaygroundError, match="Unknown checkpoint"):
+    with pytest.raises(PlaygroundError, match="Unknown checkpoint"):
         catalogue.resolve(cid, "CartPole-v1", store.owned(sid))
 
 
@@ -158,7 +162,7 @@ def test_sessions_own_their_checkpoints(zoo, tmp_path, store):
     for who, value in [(bob, cid), (None, cid), (bob, str(ck.path)), (alice, str(ck.path)),
                        (alice, str(zoo / "cartpole-dt")), (alice, "../cartpole-dt"),
                        (alice, "a/b"), (alice, "."), (alice, "missing")]:
-        with pytest.raises(pg.PlaygroundError, match="Unknown checkpoint") as err:
+        with pytest.raises(PlaygroundError, match="Unknown checkpoint") as err:
             catalogue.resolve(value, "CartPole-v1", store.owned(who))
         # The message may echo what the user sent (cut to 60 characters); beyond that echo
         # it must name no server path, whatever the length of this machine's tmp paths.
@@ -167,15 +171,15 @@ def test_sessions_own_their_checkpoints(zoo, tmp_path, store):
         for server_path in (tmp_path, zoo, ck.path, store.get(alice).dir):
             assert str(server_path) not in said
         assert "/" not in said
-    with pytest.raises(pg.PlaygroundError, match="Pick a checkpoint"):
+    with pytest.raises(PlaygroundError, match="Pick a checkpoint"):
         catalogue.resolve("", "CartPole-v1", store.owned(alice))
-    with pytest.raises(pg.PlaygroundError, match="trained on CartPole-v1"):
+    with pytest.raises(PlaygroundError, match="trained on CartPole-v1"):
         catalogue.resolve("cartpole-dt", "Pendulum-v1", store.owned(alice))
     for env in (None, "", 3, "Nope-v0"):
-        with pytest.raises(pg.PlaygroundError, match="environment|Environment"):
+        with pytest.raises(PlaygroundError, match="environment|Environment"):
             catalogue.resolve("cartpole-dt", env, store.owned(alice))
     carol = store.new()
-    with pytest.raises(pg.PlaygroundError):
+    with pytest.raises(PlaygroundError):
         catalogue.import_upload(store, carol, tmp_path / "missing.zip")
     assert not store.get(carol).dir.exists()
 
@@ -233,30 +237,30 @@ def test_training_job_runs_and_cancels(zoo, cartpole_dataset, tmp_path):
 def test_training_request_validation(args, msg):
     from dt_playground.serve.jobs import TrainRequest
 
-    with pytest.raises(pg.PlaygroundError, match=msg):
+    with pytest.raises(PlaygroundError, match=msg):
         TrainRequest.parse(*args)
 
 
 def test_normalised_score_prefers_dataset_refs(zoo):
     import copy
 
-    ck = copy.copy(pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1"))
+    ck = copy.copy(cache.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1"))
     ck.config = {
         **ck.config,
         "dataset": {**ck.config["dataset"], "ref_min_score": 0.0, "ref_max_score": 200.0},
     }
-    assert pg.normalised_score(100.0, ck) == pytest.approx(50.0)
+    assert episode.normalised_score(100.0, ck) == pytest.approx(50.0)
     ck.config["dataset"] = {
         k: v for k, v in ck.config["dataset"].items() if not k.startswith("ref_")
     }
-    assert pg.normalised_score(100.0, ck) == pytest.approx(ck.spec.normalised_score(100.0))
+    assert episode.normalised_score(100.0, ck) == pytest.approx(ck.spec.normalised_score(100.0))
 
 
 def test_attention_at_a_step(zoo):
-    ck = pg.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
+    ck = cache.get_checkpoint(zoo / "cartpole-dt", "CartPole-v1")
     K = ck.config["context_len"]
-    att = pg.attention_at(ck, 200, 3, 30)
-    trace = pg.play_episode(ck, 200, 3)
+    att = episode.attention_at(ck, 200, 3, 30)
+    trace = episode.play_episode(ck, 200, 3)
     assert att["step"] == min(30, trace.length - 1)
     assert att["return_to_go"] == pytest.approx(trace.rtg[att["step"]])
     # The acting state token sees K steps of (R, s, a) minus its own unknown action.
@@ -265,13 +269,13 @@ def test_attention_at_a_step(zoo):
     for heads in att["weights"]:
         for w in heads:
             assert len(w) == len(att["tokens"]) and sum(w) == pytest.approx(1.0, abs=1e-5)
-    early = pg.attention_at(ck, 200, 3, 0)  # one step: R_0 and s_0 only
+    early = episode.attention_at(ck, 200, 3, 0)  # one step: R_0 and s_0 only
     assert early["tokens"] == ["R t", "s t"]
-    bc = pg.attention_at(pg.get_checkpoint(zoo / "cartpole-bc"), 200, 3, 2)
+    bc = episode.attention_at(cache.get_checkpoint(zoo / "cartpole-bc"), 200, 3, 2)
     assert bc["tokens"] == ["s t-2", "a t-2", "s t-1", "a t-1", "s t"]  # no return tokens
     for bad in (-1, 5000, "x"):
-        with pytest.raises(pg.PlaygroundError, match="Step"):
-            pg.attention_at(ck, 200, 3, bad)
+        with pytest.raises(PlaygroundError, match="Step"):
+            episode.attention_at(ck, 200, 3, bad)
 
 
 def test_a_best_play_says_how_best_scores_on_the_card(tmp_path):
@@ -281,15 +285,15 @@ def test_a_best_play_says_how_best_scores_on_the_card(tmp_path):
     from types import SimpleNamespace
 
     ck = SimpleNamespace(path=tmp_path)
-    assert pg.best_on_card(ck) is None  # no card
+    assert episode.best_on_card(ck) is None  # no card
     for bad in ({"best_mean": "lots"}, {"best_mean": float("nan")}, {"seeds": 3}, [1, 2]):
         (tmp_path / "card.json").write_text(json.dumps(bad))
-        assert pg.best_on_card(ck) is None, bad
+        assert episode.best_on_card(ck) is None, bad
     (tmp_path / "card.json").write_text(json.dumps(
         {"best_mean": 3020.8, "best_std": 352.66, "seeds": list(range(30))}))
-    card = pg.best_on_card(ck)
+    card = episode.best_on_card(ck)
     assert card == {"mean": 3020.8, "std": 352.7, "seeds": 30}
     summary = {"requested": "best", "achieved": 1683.0, "algo": "dt", "length": 400,
                "normalised_score": 50.0, "target_percentile_in_dataset": float("nan"),
                "best_on_card": card}
-    assert "**3021 ± 353** over 30 held-out seeds" in pg.summary_markdown(summary)
+    assert "**3021 ± 353** over 30 held-out seeds" in formatting.summary_markdown(summary)

@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from dt_playground.checkpoints import cache
 from dt_playground.errors import PlaygroundError
-from dt_playground.serve import play as pg
+from dt_playground.rollout import episode
 from dt_playground.serve.priority import BACKGROUND_NICE
 from dt_playground.serve.workers import CheckpointRef, WorkerPool
 
@@ -27,12 +28,12 @@ def pool():
 
 
 def test_a_play_in_a_worker_equals_the_play_here_and_reports_progress(pool):
-    ck = pg.get_checkpoint("cartpole-dt", "CartPole-v1")
+    ck = cache.get_checkpoint("cartpole-dt", "CartPole-v1")
     seen = []
     VAR.set("the request's context")
-    trace = pool.run("interactive", pg.play_episode, CheckpointRef.of(ck), 200, 5,
+    trace = pool.run("interactive", episode.play_episode, CheckpointRef.of(ck), 200, 5,
                      progress=lambda d, n: seen.append((d, n, VAR.get())))
-    here = pg.play_episode(ck, 200, 5)
+    here = episode.play_episode(ck, 200, 5)
     assert trace.ret == here.ret
     np.testing.assert_array_equal(trace.actions, here.actions)
     assert seen and all(0 < d <= n for d, n, _ in seen)  # best effort: may trail the result
@@ -50,9 +51,9 @@ def test_work_runs_in_other_processes_and_background_runs_niced(pool):
 
 
 def test_a_workers_error_reaches_the_caller_as_itself(pool):
-    ck = pg.get_checkpoint("cartpole-dt", "CartPole-v1")
+    ck = cache.get_checkpoint("cartpole-dt", "CartPole-v1")
     with pytest.raises(PlaygroundError, match="Seed must be"):
-        pool.run("interactive", pg.play_episode, CheckpointRef.of(ck), 200, "abc")
+        pool.run("interactive", episode.play_episode, CheckpointRef.of(ck), 200, "abc")
     with pytest.raises(ValueError, match="unknown lane"):
         pool.run("gpu", os.getpid)
 
@@ -67,11 +68,11 @@ def test_a_crashed_worker_fails_its_request_only(pool):
 def test_inline_pool_runs_here_with_background_on_a_low_priority_thread():
     inline = WorkerPool.inline()
     assert inline.run("interactive", os.getpid) == os.getpid()
-    ck = pg.get_checkpoint("cartpole-dt", "CartPole-v1")
+    ck = cache.get_checkpoint("cartpole-dt", "CartPole-v1")
     seen = []
-    trace = inline.run("background", pg.play_episode, CheckpointRef.of(ck), 200, 5,
+    trace = inline.run("background", episode.play_episode, CheckpointRef.of(ck), 200, 5,
                        progress=lambda d, n: seen.append(d))
-    assert trace.ret == pg.play_episode(ck, 200, 5).ret and seen
+    assert trace.ret == episode.play_episode(ck, 200, 5).ret and seen
 
 
 SCRIPT = '''

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from dt_playground.checkpoints.checkpoint import load_checkpoint
 from dt_playground.checkpoints.uploads import extract_upload
 from dt_playground.cli import main as cli
-from dt_playground.dt import return_head as returns
+from dt_playground.dt import return_head
 from dt_playground.errors import CheckpointError
 from dt_playground.rollout.evaluate import sweep
 from dt_playground.rollout.policy import DTPolicy, run_episodes
@@ -46,7 +46,7 @@ def test_cli_writes_a_checked_return_model_and_leaves_the_dt_alone(dt_with_retur
                                                                   "model.safetensors"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left
     ck = load_checkpoint(out)
-    assert ck.offers_best and ck.returns is not None and not returns.has_head(ck.model.cfg)
+    assert ck.offers_best and ck.returns is not None and not return_head.has_head(ck.model.cfg)
     rcfg = ck.returns.model.cfg
     assert rcfg.return_bins == 12 and not rcfg.use_returns and rcfg.context_len == 5
     saved = json.loads((out / "returns" / "config.json").read_text())
@@ -99,7 +99,7 @@ def test_best_with_a_return_model(dt_with_returns):
     assert np.array_equal(a[2].actions, solo.actions) and np.allclose(a[2].rtg, solo.rtg)
     ref = play(["best"], [13], engine="reference")[0]
     assert np.array_equal(ref.actions, solo.actions) and np.allclose(ref.rtg, solo.rtg)
-    centres = returns.bin_centres(ck.returns.model.cfg) * ck.norm.return_scale
+    centres = return_head.bin_centres(ck.returns.model.cfg) * ck.norm.return_scale
     assert np.isin(np.round(a[0].rtg, 6), np.round(centres, 6)).all()
     assert np.isfinite(a[0].return_band).all()
     # A numeric target plays exactly as the DT without its return model.
@@ -205,7 +205,7 @@ def test_upload_with_a_return_model(dt_with_returns, tmp_path):
 def test_no_return_model_no_best(tiny_zoo):
     ck = load_checkpoint(tiny_zoo / "cartpole-dt")
     assert not ck.offers_best
-    with pytest.raises(returns.NoReturnHeadError, match="no return model"):
+    with pytest.raises(return_head.NoReturnHeadError, match="no return model"):
         sweep(ck, ["best"], 1, seed=3_000_000, max_steps=5)
 
 
@@ -213,7 +213,7 @@ def test_kappa_is_the_checkpoints_and_checked(dt_with_returns, tmp_path):
     from dt_playground.training.return_model import attach
 
     d = _copy(dt_with_returns[0], tmp_path / "dt")
-    assert load_checkpoint(d).best_kappa == returns.DEFAULT_KAPPA
+    assert load_checkpoint(d).best_kappa == return_head.DEFAULT_KAPPA
     attach(d, d / "returns", kappa=100.0)
     ck = load_checkpoint(d)
     assert ck.best_kappa == 100.0 and DTPolicy.for_checkpoint(ck).kappa == 100.0
@@ -231,7 +231,7 @@ def test_best_probs_survive_a_large_kappa():
 
     cfg = SimpleNamespace(return_bins=4, return_low=0.0, return_high=1.0)
     probs = np.array([[0.7, 0.3, 0.0, 0.0]])  # all the mass far below the top
-    p = returns.best_probs(probs, cfg, kappa=1000.0)
+    p = return_head.best_probs(probs, cfg, kappa=1000.0)
     assert np.isfinite(p).all() and np.allclose(p, [[0, 1, 0, 0]])
 
 

@@ -183,13 +183,13 @@ def test_identity_ignores_run_only_keys():
 
 
 def test_train_leaves_process_settings_alone(cartpole_dataset, tmp_path, monkeypatch):
-    from dt_playground.dt import runtime as cpu
+    from dt_playground.dt import runtime
 
     def no(*_a):
         raise AssertionError("train() must not change process-wide settings")
 
-    monkeypatch.setattr(cpu, "retain_freed_memory", no)
-    monkeypatch.setattr(cpu, "setup_process", no)
+    monkeypatch.setattr(runtime, "retain_freed_memory", no)
+    monkeypatch.setattr(runtime, "setup_process", no)
     before = torch.get_num_threads()
     seen = []
     train(_cfg(cartpole_dataset[0], tmp_path / "t", steps=3, threads=1),
