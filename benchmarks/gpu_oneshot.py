@@ -1,4 +1,4 @@
-"""Every GPU measurement issue 10 asks for, in one run of under 5 minutes.
+"""Every GPU measurement of the training step, in one run of under 5 minutes.
 
     python benchmarks/gpu_oneshot.py               # on a CUDA machine; results in $OUT
     python benchmarks/gpu_oneshot.py --quick       # a smoke run on the CPU (minutes)

@@ -5,9 +5,9 @@ every checkpoint of the env (cards, Hub READMEs).
     python scripts/rebuild_zoo.py --env HalfCheetah-v5 --runs dt:20
 
 `pretrain --env E` rebuilds an env's whole zoo; this trains only ``--runs`` (``algo:K``,
-or ``all`` for the recipe's full list), for the checkpoints whose data
-`scripts/restamp_zoo.py` proved the current code reproduces. Cards use the card seeds
-(`seeds.CARD_SEED` on), never used in training or model selection.
+or ``all`` for the recipe's full list), on data the current code reproduces
+(`pretrain --verify` checks it). Cards use the card seeds (`seeds.CARD_SEED` on), never
+used in training or model selection.
 """
 
 from __future__ import annotations

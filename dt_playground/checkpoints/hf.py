@@ -6,7 +6,7 @@ Both are the Chen et al. DT with a pre-LN GPT-2 trunk, so the weights map one to
   (Conv1D, (in, out)): transposed, q/k/v in the same order and head layout. Likewise
   ``proj``/``c_proj``, ``mlp.0``/``mlp.c_fc``, ``mlp.2``/``mlp.c_proj``; LayerNorms by name.
 - HF adds GPT-2's position embedding ``wpe`` after ``embed_ln``, always at position 0
-  (`DecisionTransformerModel.forward` passes zero position ids). Export writes zeros;
+  (`transformers.DecisionTransformerModel.forward` passes zero position ids). Export writes zeros;
   import folds ``wpe[0]`` into ``embed_ln.bias``, which is the same sum.
 - HF's ``wte`` (unused with ``inputs_embeds``), ``predict_state`` and ``predict_return``
   never touch the action: export writes zeros (so `from_pretrained` finds every weight),

@@ -53,7 +53,7 @@ def hf_shapes(c: dict) -> dict[str, tuple[int, ...]]:
 
 
 def _read_small_json(path: Path, what: str) -> dict:
-    """`folders.read_json`, with an HF config's much smaller size cap."""
+    """`checkpoints.layout.read_json`, with an HF config's much smaller size cap."""
     if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
         raise CheckpointError(f"{path.name} is over {MAX_CONFIG_BYTES // 1024} KB; refused")
     return read_json(path, what or path.name)

@@ -7,7 +7,7 @@ checked against the central directory *and* counted while inflating (a zip
 can lie about them), encrypted entries and unknown compression methods are
 refused, and every failure of `zipfile`/`zlib` becomes
 a `CheckpointError`. The caller extracts into a staging folder
-(`io.atomic_dir`), so a refused upload leaves nothing behind.
+(`atomic.atomic_dir`), so a refused upload leaves nothing behind.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The zoo's and the Hub's verbs: ``pretrain``, ``returns``, ``train-expert``, ``export``,
-``import-hf`` and ``card`` (`cli.build_parser` adds them beside the data, training and
+``import-hf`` and ``card`` (`cli.main.build_parser` adds them beside the data, training and
 evaluation verbs)."""
 
 from __future__ import annotations

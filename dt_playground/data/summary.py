@@ -1,6 +1,6 @@
 """The training data's summary as a checkpoint carries it, typed and checked.
 
-`config.json`'s ``dataset`` section (written by `data.dataset_summary`) is read
+`config.json`'s ``dataset`` section (written by `data.windows.dataset_summary`) is read
 into a `DatasetSummary`: the fields the app reads, each with its type checked,
 so nothing downstream meets a string where it wants a number. Torch-free: the
 page's first requests (slider ranges, dataset views) need no model.
@@ -17,7 +17,7 @@ from dt_playground.errors import CheckpointError
 @dataclass
 class DatasetSummary:
     """The training data's headline numbers, as config.json's ``dataset`` carries them
-    (written by `data.dataset_summary`). Every field is optional: a user's checkpoint
+    (written by `data.windows.dataset_summary`). Every field is optional: a user's checkpoint
     may lack any of them."""
 
     dataset_id: str | None = None

@@ -10,7 +10,7 @@ next action needs:
 * the last block runs its query, projection and MLP for the final state token
   alone (keys and values still come from every token);
 * `token_features` (the embedding and the first block's query/key/value) depend
-  on a token's own step alone, so `rollout.DTPolicy` computes them once per step
+  on a token's own step alone, so `rollout.policy.DTPolicy` computes them once per step
   and keeps the last K steps; each action then embeds three tokens, not 3K.
 
 The maths is the model's ``forward(...)[:, -1]``; tests check they agree.

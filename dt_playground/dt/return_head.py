@@ -94,7 +94,7 @@ def head_config(rtg_per_episode: list[np.ndarray], bins: int) -> dict:
 
 
 def dataset_head_config(ds, bins: int) -> dict:
-    """`head_config` over an `data.OfflineDataset`'s returns-to-go (real steps only)."""
+    """`head_config` over an `data.windows.OfflineDataset`'s returns-to-go (real steps only)."""
     return head_config([ds.rtg[i, :n] for i, n in enumerate(ds.lengths)], bins)
 
 

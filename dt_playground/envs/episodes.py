@@ -98,7 +98,7 @@ def run_episode(
 
     Observations are stored as float32 and rewards as float32 (what Minari
     files hold), so an episode recorded here and one read back from disk are
-    byte-identical (`data.dataset_sha256` relies on it).
+    byte-identical (`dataset_sha256` relies on it).
     """
     obs, _ = env.reset(seed=int(seed))
     observations, actions, rewards = [obs], [], []

@@ -164,7 +164,7 @@ _helpers_lock = threading.Lock()
 
 def _helper_pool() -> ThreadPoolExecutor:
     """Long-lived threads that draw half a grid's tiles: each keeps its GL surface
-    (`render.kept_surface` is per thread), as the caller's thread does."""
+    (`media.replay.kept_surface` is per thread), as the caller's thread does."""
     global _helpers
     with _helpers_lock:
         if _helpers is None:
@@ -237,13 +237,13 @@ def render_grid(
 
     Args:
         traces: one per tile, in reading order; all of one env.
-        out_path: the .mp4 to write (atomically, as `render.render_trace`).
+        out_path: the .mp4 to write (atomically, as `media.replay.render_trace`).
         labels: the first line of each tile's label (default "target R").
         size: (width, height) of a tile's frame (default `tile_size`).
         max_frames: cap on the video's frames.
         progress: ``progress(frames_done, frames_total)``.
 
-    Raises `render.ReplayDivergenceError` when a replay disagrees with its trace.
+    Raises `errors.ReplayDivergenceError` when a replay disagrees with its trace.
     """
     if not traces:
         raise ValueError("no traces to render")

@@ -55,7 +55,7 @@ def sweep(
     """Every target x seeds ``seed .. seed + n_seeds - 1``, batched in one lock-step run.
     A target may be "best" (checkpoints with a return model; ``kappa`` (None: the
     checkpoint's, `Checkpoint.best_kappa`), ``track_returns``:
-    see `rollout.DTPolicy` and dt.return_head).
+    see `rollout.policy.DTPolicy` and dt.return_head).
 
     BC checkpoints ignore the target (they have no return input), but are run
     at the same seeds so their numbers line up with the DT's. ``precision="bf16"``

@@ -99,7 +99,7 @@ def play_grid(
     """The same seed at every target, in one batched lock-step rollout.
 
     Each tile's episode is the one a single play at its target and seed gives
-    (batching changes results only by float rounding: `rollout.run_episodes`).
+    (batching changes results only by float rounding: `rollout.policy.run_episodes`).
     """
     values, names = parse_grid_targets(targets, ck)
     seed = parse_seed(seed)

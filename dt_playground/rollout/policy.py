@@ -2,7 +2,7 @@
 
 `DTPolicy` keeps, for each of N episodes, the states, actions and
 returns-to-go seen so far, builds the model's input with
-`data.gather_windows` (the trainer's own function) and decrements the
+`data.windows.gather_windows` (the trainer's own function) and decrements the
 return-to-go by every reward. Each step it embeds only the new tokens and
 keeps the last K steps' per-token features (`acting.Acting`).
 `run_episodes` plays any mix of targets and seeds in lock-step, one model
@@ -93,7 +93,7 @@ class DTPolicy:
 
     @classmethod
     def for_checkpoint(cls, ck, kappa: float | None = None, **kwargs) -> DTPolicy:
-        """The policy of a loaded `checkpoints.Checkpoint`, with its return model if it
+        """The policy of a loaded `checkpoints.checkpoint.Checkpoint`, with its return model if it
         ships one (``ck.returns``) and its kappa unless one is given."""
         returns = getattr(ck, "returns", None)
         return cls(ck.model, ck.norm, ck.spec, kappa=ck.best_kappa if kappa is None else kappa,

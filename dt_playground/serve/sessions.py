@@ -3,7 +3,7 @@
 A browser tab (or a `gradio_client.Client`) holds only an opaque session id in
 server-side state. The `SessionStore` maps it to a `Session`: its folder
 (created on first write, so refused requests leave nothing), the checkpoints
-it uploaded or trained (opaque id -> folder; `folders.locate` accepts these
+it uploaded or trained (opaque id -> folder; `checkpoints.layout.locate` accepts these
 ids from this session only), its training job and its videos. Torch-free:
 loading is `catalogue`'s job.
 

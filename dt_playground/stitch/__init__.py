@@ -1,1 +1,1 @@
-"""The stitching lab (issue 22): what Decision Transformers cannot do, and what fixes it."""
+"""The stitching lab: what Decision Transformers cannot do, and what fixes it."""

@@ -7,8 +7,8 @@ head: Spearman -0.05 on trial seeds against 0.95 without; Pendulum's 0.21 agains
 1.0), so a DT may instead carry a separate *return model*: a small transformer
 over the same (s, a) history (a BC model's layout) with the same binned
 return-distribution head (dt.return_head), trained on the same data. It lives in the
-DT's ``returns/`` folder, itself a checkpoint folder (`checkpoints.load_checkpoint`
-loads and checks it), and `rollout.DTPolicy` asks it for P(R_t | s_<=t, a_<t)
+DT's ``returns/`` folder, itself a checkpoint folder (`checkpoints.checkpoint.load_checkpoint`
+loads and checks it), and `rollout.policy.DTPolicy` asks it for P(R_t | s_<=t, a_<t)
 when the DT plays "best". The DT's weights, its numeric targets and its cards'
 numeric rows are unchanged by adding one.
 
@@ -92,7 +92,7 @@ def train_return_model(
 ) -> Path:
     """Train a return model for the DT in ``dt_dir`` on its dataset (or ``dataset``) and
     write it to ``dt_dir/returns`` (replacing any there; nothing changes if training
-    fails, and one trained on other data is refused: `checkpoints.load_return_model`).
+    fails, and one trained on other data is refused: `checkpoints.checkpoint.load_return_model`).
     Returns the ``returns`` folder."""
     dt_dir = Path(dt_dir)
     recipe = recipe or ReturnModelRecipe()
@@ -114,7 +114,7 @@ def attach(
     dt_dir: Path, trained: Path, out_name: str | None = None, kappa: float = DEFAULT_KAPPA
 ) -> None:
     """Copy the return model in folder ``trained`` into ``dt_dir/returns`` atomically,
-    with ``kappa``, after checking that it fits the DT (`checkpoints.load_return_model`).
+    with ``kappa``, after checking that it fits the DT (`checkpoints.checkpoint.load_return_model`).
     ``out_name`` replaces the training folder recorded in its config (no temp paths in
     a shipped file)."""
     config = json.loads((Path(trained) / "config.json").read_text())

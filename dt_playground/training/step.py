@@ -11,7 +11,7 @@ stays eager and sampling stays in numpy. AdamW is fused on both.
 
 Every branch runs on the CPU in the tests: the graph step's static-buffer logic
 with an eager "graph" (`TrainStep(capture=...)`), the device gather against
-`data.gather_windows`, and DDP over gloo.
+`data.windows.gather_windows`, and DDP over gloo.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def rank_seed(seed: int, rank: int, step: int = 0) -> int:
 
 class DeviceWindows:
     """An `OfflineDataset`'s buffers as tensors on ``device``, and window gathering
-    there: what `data.gather_windows` computes, without leaving the device."""
+    there: what `data.windows.gather_windows` computes, without leaving the device."""
 
     def __init__(self, ds, device: torch.device):
         def put(a):

@@ -186,7 +186,7 @@ def train(
     ``(OfflineDataset, summary, env_id)``. Under ``torchrun`` every rank calls
     this; rank 0 alone writes the checkpoint, logs and evaluates.
 
-    Process-wide settings are the caller's (`cpu.setup_process`); ``cfg.threads``
+    Process-wide settings are the caller's (`runtime.setup_process`); ``cfg.threads``
     applies only while this runs.
     """
     if cfg.algo not in ALGOS:

@@ -1,5 +1,5 @@
 """The app as it is hosted: `python app.py` in its own process, under a memory limit (so a
-regression can't take CI down), driven by real `gradio_client.Client`s (issue 11)."""
+regression can't take CI down), driven by real `gradio_client.Client`s."""
 
 import json
 import os

@@ -182,7 +182,7 @@ def test_about_tab(page):
     _shot(page, "about.png")
 
 
-# ---------------------------------------------------------------- issue 12
+# ---------------------------------------------------------------- every tab on arrival, grids, re-prompts, queueing
 
 
 def _visible_plot(page, timeout=180_000):  # a first rollout also loads torch and the model
@@ -405,7 +405,7 @@ def test_best_box_appears_for_a_head_dt_and_plays_best(fresh, cartpole_dataset, 
     _shot(fresh, "play-best.png")
 
 
-# ---------------------------------------------------------------- issue 19: the front door
+# ---------------------------------------------------------------- the front door
 
 TABS = ["Play", "Target grid", "Sweep", "Compare", "Train", "Dataset", "Stitching", "About"]
 

@@ -1,5 +1,5 @@
 """Hostile uploads, built here byte by byte: each is refused with a clear message, before
-memory is spent on it, and leaves nothing behind (issue 11)."""
+memory is spent on it, and leaves nothing behind."""
 
 import json
 import struct

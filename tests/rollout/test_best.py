@@ -10,7 +10,7 @@ import torch
 
 from dt_playground.checkpoints.checkpoint import load_checkpoint
 from dt_playground.checkpoints.layout import list_checkpoints
-from dt_playground.cli import main as cli
+from dt_playground.cli.main import main as cli_main
 from dt_playground.dt import return_head
 from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.media.plots.figures import rtg_figure
@@ -248,16 +248,16 @@ def test_summarise_and_plot_with_best(head_ckpt):
 
 def test_cli_best_json(head_ckpt, capsys):
     ck = str(head_ckpt.path)
-    assert cli.main(["evaluate", "--checkpoint", ck, "--target", "best", "--episodes", "2",
+    assert cli_main(["evaluate", "--checkpoint", ck, "--target", "best", "--episodes", "2",
                      "--seed", "3000000", "--max-steps", "15", "--json"]) == 0
     eps = json.loads(capsys.readouterr().out)["episodes"]
     assert [e["target"] for e in eps] == ["best", "best"]
     assert all(len(e["rtg"]) == e["length"] for e in eps)
-    assert cli.main(["sweep", "--checkpoint", ck, "--targets=best,50", "--seeds", "1",
+    assert cli_main(["sweep", "--checkpoint", ck, "--targets=best,50", "--seeds", "1",
                      "--max-steps", "10", "--json"]) == 0
     eps = json.loads(capsys.readouterr().out)["episodes"]
     assert sorted(str(e["target"]) for e in eps) == ["50.0", "best"]
-    assert cli.main(["sweep", "--checkpoint", ck, "--targets=best,50", "--seeds", "1",
+    assert cli_main(["sweep", "--checkpoint", ck, "--targets=best,50", "--seeds", "1",
                      "--max-steps", "10"]) == 0
     assert "best" in capsys.readouterr().out
 

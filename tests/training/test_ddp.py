@@ -1,4 +1,4 @@
-"""Data-parallel training over gloo (the CPU backend): what CI can run of issue 10's DDP."""
+"""Data-parallel training over gloo (the CPU backend): what CI can run of DDP training."""
 
 import json
 import os

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from dt_playground.checkpoints.checkpoint import load_checkpoint
 from dt_playground.checkpoints.uploads import extract_upload
-from dt_playground.cli import main as cli
+from dt_playground.cli.main import main as cli_main
 from dt_playground.dt import return_head
 from dt_playground.errors import CheckpointError
 from dt_playground.rollout.evaluate import sweep
@@ -33,7 +33,7 @@ def dt_with_returns(cartpole_dataset, tmp_path_factory):
                       batch_size=16, context_len=5, hidden=32, n_layers=1, warmup_steps=5,
                       eval_episodes=0, threads=1, bf16=False, resume=False))
     before = (out / "model.safetensors").read_bytes()
-    assert cli.main(["returns", "--checkpoint", str(out), "--dataset", str(cartpole_dataset[0]),
+    assert cli_main(["returns", "--checkpoint", str(out), "--dataset", str(cartpole_dataset[0]),
                      "--steps", "20", "--hidden", "16", "--n-layers", "1", "--bins", "12",
                      "--threads", "1"]) == 0
     return out, before
@@ -238,7 +238,7 @@ def test_best_probs_survive_a_large_kappa():
 def test_band_after_the_episode_is_the_band_step_by_step(dt_with_returns, monkeypatch):
     """Numeric targets get their band after the episode, in batches (`fill_band`); a best
     episode's band, made step by step while sampling, is what that gives too."""
-    from dt_playground.rollout import policy as rollout
+    from dt_playground.rollout import policy as policy_module  # `policy` is a DTPolicy here
 
     ck = load_checkpoint(dt_with_returns[0])
     policy = DTPolicy.for_checkpoint(ck, track_returns=True)
@@ -246,7 +246,7 @@ def test_band_after_the_episode_is_the_band_step_by_step(dt_with_returns, monkey
     assert np.isfinite(best.return_band).all() and np.isfinite(numeric.return_band).all()
     step_by_step = policy.band[0, :best.length].copy()
     policy.band[:] = np.nan
-    monkeypatch.setattr(rollout, "BAND_BATCH", 7)  # several batches, split mid-episode
+    monkeypatch.setattr(policy_module, "BAND_BATCH", 7)  # several batches, split mid-episode
     policy.fill_band([best.length, numeric.length])
     assert np.allclose(policy.band[0, :best.length], step_by_step)
     assert np.allclose(policy.band[1, :numeric.length], numeric.return_band)

@@ -1,1 +1,1 @@
-"""Plotly figures: pure functions from results to `go.Figure`."""
+"""Plotly figures: pure functions from results to `plotly.graph_objects.Figure`."""

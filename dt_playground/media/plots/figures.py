@@ -180,7 +180,7 @@ def sweep_figure(
 
     Args:
         rows: one dict per episode: ``{"target", "seed", "return", "length"}``.
-        dataset: `data.dataset_summary` of the training data; shades its return
+        dataset: `data.windows.dataset_summary` of the training data; shades its return
             range and its top 10% (``return_p90`` to ``return_max``).
         references: flat lines for baselines, e.g. ``{"BC": 1100.0, "10%BC": 2300.0}``.
 

@@ -168,7 +168,7 @@ def loss_figure(curve: list[dict], evals: list[dict] | None = None) -> go.Figure
 
 
 def attention_figure(att: dict) -> go.Figure:
-    """Heatmap of `playground.attention_at`: one row per block and head, one column
+    """Heatmap of `rollout.episode.attention_at`: one row per block and head, one column
     per token of the window, the weight the acting state token gives it."""
     title = f"Attention of the action at step {att['step']}"
     if not att.get("weights"):
