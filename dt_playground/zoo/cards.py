@@ -62,7 +62,7 @@ def card_evaluation(
         span = d["return_top10_mean"] - d["return_min"]
         card["best_mean"], card["best_std"] = best_row["mean"], best_row["std"]
         card["best_kappa"] = ck.best_kappa
-        # Issue 9's bar: top-10% mean - achieved, as a fraction of top-10% mean - min.
+        # The gap: top-10% mean - achieved, as a fraction of top-10% mean - min.
         card["best_shortfall"] = (d["return_top10_mean"] - best_row["mean"]) / max(span, 1e-9)
     if refs:
         card["references"] = refs

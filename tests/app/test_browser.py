@@ -182,7 +182,7 @@ def test_about_tab(page):
     _shot(page, "about.png")
 
 
-# ---------------------------------------------------------------- every tab on arrival, grids, re-prompts, queueing
+# ------------------------------------------------ every tab on arrival, grids, re-prompts, queueing
 
 
 def _visible_plot(page, timeout=180_000):  # a first rollout also loads torch and the model
@@ -353,7 +353,7 @@ def test_reprompt_marks_the_switch(fresh):
 
 
 def test_a_waiting_play_says_where_it_stands(fresh, app_url, app_demo):
-    """Issue 11: with every worker busy, a user's play waits and the page says how many
+    """With every worker busy, a user's play waits and the page says how many
     requests are ahead of it (in the video's progress overlay)."""
     import threading
 
@@ -381,7 +381,7 @@ def test_a_waiting_play_says_where_it_stands(fresh, app_url, app_demo):
 
 
 def test_best_box_appears_for_a_head_dt_and_plays_best(fresh, cartpole_dataset, tmp_path):
-    """Issue 9: the Play tab offers `best` beside the slider for a DT with a return head
+    """The Play tab offers `best` beside the slider for a DT with a return head
     (here one uploaded through the page), and a play with it says so."""
     z, _ = head_dt_zip(cartpole_dataset[0], tmp_path)
     _pick_env(fresh, "CartPole-v1")

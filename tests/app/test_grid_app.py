@@ -122,7 +122,7 @@ def _trace_names(plot) -> list[str]:
 
 
 def test_play_best_on_a_head_dt_equals_the_library_and_draws_the_band(client, head_upload):
-    """Issue 9: the Play tab's `best` box (a trailing /play parameter); the slider's target
+    """The Play tab's `best` box (a trailing /play parameter); the slider's target
     is ignored. Numeric plays of a head DT draw the predicted return band too."""
     cid, ck = head_upload
     _, rtg, _, md, s = predict(client, "CartPole-v1", cid, 100, 3, False, True, api_name="/play")
