@@ -10,27 +10,23 @@ from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.envs.registry import get_spec
 
 
-def tiny_model(env_id: str, use_returns: bool = True, K: int = 5, seed: int = 0):
-    """An untrained small model for an env (random weights are enough for plumbing tests)."""
+def tiny_model(env_id: str | None = None, use_returns: bool = True, K: int = 5, seed: int = 0,
+               **fields):
+    """An untrained small model in eval mode (random weights are enough for plumbing
+    tests): an env's dims, or 4 state and 2 action dims without one; any `DTConfig`
+    field in ``fields`` overrides."""
     from dt_playground.envs.registry import env_dims
 
-    spec = get_spec(env_id)
-    s, a = env_dims(spec.env_id)
+    dims: dict = {"state_dim": 4, "act_dim": 2, "max_ep_len": 50}
+    if env_id is not None:
+        spec = get_spec(env_id)
+        s, a = env_dims(spec.env_id)
+        dims = {"state_dim": s, "act_dim": a, "discrete": spec.discrete,
+                "max_ep_len": spec.max_ep_len}
     torch.manual_seed(seed)
-    return DecisionTransformer(
-        DTConfig(
-            state_dim=s,
-            act_dim=a,
-            discrete=spec.discrete,
-            hidden=32,
-            n_layers=2,
-            n_heads=2,
-            context_len=K,
-            max_ep_len=spec.max_ep_len,
-            dropout=0.0,
-            use_returns=use_returns,
-        )
-    ).eval()
+    cfg = {"hidden": 32, "n_layers": 2, "n_heads": 2, "context_len": K, "dropout": 0.0,
+           "use_returns": use_returns, **dims, **fields}
+    return DecisionTransformer(DTConfig(**cfg)).eval()
 
 
 def tiny_norm(model, scale=100.0):

@@ -26,7 +26,6 @@ loaded set of weights.
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import weakref
 
@@ -34,7 +33,12 @@ import torch
 import torch.nn.functional as F
 
 from dt_playground.dt import runtime
-from dt_playground.dt.model import DecisionTransformer
+from dt_playground.dt.model import (
+    DecisionTransformer,
+    attention,
+    attention_bias,
+    block_forward,
+)
 from dt_playground.dt.return_head import require_head
 
 ENGINES = ("fast", "reference")
@@ -66,9 +70,9 @@ class _LayerNorm:
 
 
 class _Block:
-    """One pre-LN block (`model.Block`) for inference. The first block's full q/k/v
-    feeds `Acting.token_features`; the last block needs one query and every key and
-    value; blocks in between need the full q/k/v. Only what is used is packed."""
+    """One pre-LN block (`model.block_forward`) for inference. The first block's full
+    q/k/v feeds `Acting.token_features`; the last block needs one query and every key
+    and value; blocks in between need the full q/k/v. Only what is used is packed."""
 
     def __init__(self, block, first: bool, last: bool):
         attn = block.attn
@@ -76,13 +80,22 @@ class _Block:
         W, b = attn.qkv.weight, attn.qkv.bias
         self.n_heads = attn.n_heads
         self.ln1, self.ln2 = _LayerNorm(block.ln1), _LayerNorm(block.ln2)
-        self.qkv = _Linear(W, b) if first or not last else None
+        self.layers = {
+            "proj": _Linear(attn.proj.weight, attn.proj.bias),
+            "fc1": _Linear(block.mlp[0].weight, block.mlp[0].bias),
+            "fc2": _Linear(block.mlp[2].weight, block.mlp[2].bias),
+        }
+        if first or not last:
+            self.layers["qkv"] = _Linear(W, b)
         if last:
-            self.q = _Linear(W[:C], b[:C], pack=False)  # one row: ATen's path is faster
-            self.kv = _Linear(W[C:], b[C:])
-        self.proj = _Linear(attn.proj.weight, attn.proj.bias)
-        self.fc1 = _Linear(block.mlp[0].weight, block.mlp[0].bias)
-        self.fc2 = _Linear(block.mlp[2].weight, block.mlp[2].bias)
+            self.layers["q"] = _Linear(W[:C], b[:C], pack=False)  # one row: ATen is faster
+            self.layers["kv"] = _Linear(W[C:], b[C:])
+
+    def linear(self, name, x, relu=False, residual=None, keep=None) -> torch.Tensor:
+        return self.layers[name](x, relu=relu, residual=residual)
+
+    def attend(self, q, k, v, mask: tuple[torch.Tensor | None, bool]) -> torch.Tensor:
+        return _attention(q, k, v, *mask)
 
     def __call__(
         self,
@@ -93,25 +106,15 @@ class _Block:
     ) -> torch.Tensor:
         """The block's output (B, T, C), or with ``last_only`` the final token's
         alone (B, 1, C). ``qkv`` (B, T, 3C) may come precomputed."""
-        B, T, C = x.shape
-        nh = self.n_heads
-        hs = C // nh
-        if qkv is None and last_only:  # keys and values for every token, one query
-            h = self.ln1(x)
-            q = self.q(h[:, -1:]).view(B, 1, nh, hs).transpose(1, 2)
-            k, v = self.kv(h).view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4)
-        else:
-            if qkv is None:
-                qkv = self.qkv(self.ln1(x))
-            q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
-        if last_only:
-            # One query: the last token may attend to every earlier one, so no causal mask.
-            q = q[:, :, -1:]
-            attn_mask = attn_mask[..., -1:, :] if attn_mask is not None else None
-            x = x[:, -1:]
-        y = _attention(q, k, v, attn_mask, causal=attn_mask is None and not last_only)
-        x = self.proj(y.transpose(1, 2).reshape(B, x.shape[1], C), residual=x)
-        return self.fc2(self.fc1(self.ln2(x), relu=True), residual=x)
+        if not last_only:
+            return block_forward(self, x, (attn_mask, attn_mask is None), qkv)
+        # One query: the last token may attend to every earlier one, so no causal mask.
+        attn_mask = attn_mask[..., -1:, :] if attn_mask is not None else None
+        return block_forward(self, x, (attn_mask, False), qkv, rows=_last_row)
+
+
+def _last_row(t: torch.Tensor) -> torch.Tensor:
+    return t[:, -1:]
 
 
 _CAUSAL: dict = {}  # (Tq, Tk, dtype) -> the additive causal mask (Tq, Tk), on the CPU
@@ -119,28 +122,23 @@ _CAUSAL: dict = {}  # (Tq, Tk, dtype) -> the additive causal mask (Tq, Tk), on t
 
 def _attention(q, k, v, attn_mask: torch.Tensor | None, causal: bool) -> torch.Tensor:
     """``F.scaled_dot_product_attention(q, k, v, attn_mask, is_causal=causal)`` for
-    (B, nh, T, hs) inputs. On the CPU written out as ``baddbmm`` (scale and additive
-    mask in one op), softmax and ``bmm``: for 60-token windows ~2x faster than SDPA's
-    flash kernel at batch 1 and ~1.4x at batch 32 (AVX2 EPYC, one thread)."""
+    (B, nh, T, hs) inputs. On the CPU written out (`model.attention`: ``baddbmm`` with
+    scale and additive mask in one op, softmax and ``bmm``): for 60-token windows ~2x
+    faster than SDPA's flash kernel at batch 1 and ~1.4x at batch 32 (AVX2 EPYC, one
+    thread)."""
     if q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal)
-    B, nh, Tq, hs = q.shape
-    Tk = k.shape[2]
+    Tq, Tk = q.shape[2], k.shape[2]
     if attn_mask is not None:  # (B, 1, Tq, Tk) boolean, True = may attend
-        bias = torch.zeros(attn_mask.shape, dtype=q.dtype).masked_fill_(~attn_mask, -math.inf)
-        bias = bias.expand(B, nh, Tq, Tk).reshape(B * nh, Tq, Tk)
+        bias = attention_bias(attn_mask, Tq, Tk, q.dtype, q.device)
     elif causal:
         key = (Tq, Tk, q.dtype)
         bias = _CAUSAL.get(key)
         if bias is None:
-            allowed = torch.ones(Tq, Tk, dtype=torch.bool).tril(Tk - Tq)
-            bias = _CAUSAL[key] = torch.zeros(Tq, Tk, dtype=q.dtype).masked_fill_(
-                ~allowed, -math.inf)
+            bias = _CAUSAL[key] = attention_bias(None, Tq, Tk, q.dtype, q.device)
     else:
         bias = torch.zeros((), dtype=q.dtype)
-    att = torch.baddbmm(bias, q.reshape(B * nh, Tq, hs), k.reshape(B * nh, Tk, hs).mT,
-                        alpha=hs**-0.5)
-    return torch.bmm(att.softmax(-1), v.reshape(B * nh, Tk, hs)).view(B, nh, Tq, hs)
+    return attention(q, k, v, bias)
 
 
 class _Engine:
@@ -193,7 +191,7 @@ class Acting(_Engine):
         (h) and the first block's query, key and value (3h)."""
         x = self.model.embed_tokens(returns_to_go, states, actions, timesteps)
         first = self.blocks[0]
-        return torch.cat([x, first.qkv(first.ln1(x))], dim=-1)
+        return torch.cat([x, first.linear("qkv", first.ln1(x))], dim=-1)
 
     @torch.inference_mode()
     def predict_from_features(

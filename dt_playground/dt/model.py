@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 import torch.nn as nn
@@ -75,25 +76,110 @@ class Dropout(nn.Module):
         return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
-def _attention_probs(
-    q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) (B, nh, T, T) under a causal (or given boolean) mask."""
-    T = q.shape[-2]
-    if attn_mask is None:
-        attn_mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-    att = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
-    return att.masked_fill(~attn_mask, float("-inf")).softmax(-1)
+def attention_bias(allowed: torch.Tensor | None, Tq: int, Tk: int, dtype, device) -> torch.Tensor:
+    """The additive attention mask: 0 where a query may attend, -inf where it may not.
+    ``allowed`` is a boolean mask (True = may attend, as `attention_mask` makes), or None
+    for causal attention of the last ``Tq`` of ``Tk`` tokens (Tq, Tk)."""
+    if allowed is None:
+        allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=device).tril(Tk - Tq)
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    return bias.masked_fill_(~allowed, float("-inf"))
 
 
-def _attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v with a causal (or given boolean) mask: what SDPA computes."""
-    return _attention_probs(q, k, attn_mask) @ v
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _flat_bias(bias: torch.Tensor, B: int, nh: int) -> torch.Tensor:
+    """An additive mask (B, 1, Tq, Tk), (B, Tq, Tk), (Tq, Tk) or () as ``baddbmm`` takes
+    it for (B nh) batched scores."""
+    if bias.dim() == 4:
+        bias = bias.expand(B, nh, *bias.shape[-2:]).flatten(0, 1)
+    elif bias.dim() == 3 and nh > 1:
+        bias = bias[:, None].expand(B, nh, *bias.shape[-2:]).flatten(0, 1)
+    return bias
+
+
+def attention_probs(q, k, bias: torch.Tensor, rounded=_same) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs) + bias) (B nh, Tq, Tk) for (B, nh, T, hs) queries and
+    keys: scale and mask in one ``baddbmm``. ``rounded`` is applied to each result (the
+    fast training step's bf16 rounding)."""
+    B, nh, Tq, hs = q.shape
+    Tk = k.shape[2]
+    scores = torch.baddbmm(_flat_bias(bias, B, nh), q.reshape(B * nh, Tq, hs),
+                           k.reshape(B * nh, Tk, hs).mT, alpha=hs**-0.5)
+    return rounded(rounded(scores).softmax(-1))
+
+
+def attention(q, k, v, bias: torch.Tensor, rounded=_same) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs) + bias) v (B, nh, Tq, hs), written out: what
+    ``F.scaled_dot_product_attention`` computes, ~2x faster than its CPU kernel for
+    short windows at inference and ~3x in a bf16 backward pass."""
+    B, nh, Tq, hs = q.shape
+    probs = attention_probs(q, k, bias, rounded)
+    return rounded(torch.bmm(probs, v.reshape(B * nh, -1, hs))).view(B, nh, Tq, hs)
+
+
+def _heads(x: torch.Tensor, parts: int, nh: int) -> torch.Tensor:
+    """(B, T, parts C) -> (parts, B, nh, T, hs): queries, keys and values by head."""
+    B, T, _ = x.shape
+    return x.view(B, T, parts, nh, -1).permute(2, 0, 3, 1, 4)
+
+
+class BlockOps(Protocol):
+    """How one engine runs a block's pieces (`block_forward` is the maths they make).
+
+    ``linear(name, x, relu, residual, keep)``: the block's linear ``name`` (``qkv``;
+    ``q`` and ``kv``, its query and key/value rows; ``proj``, ``fc1``, ``fc2``) on
+    ``x``, then ReLU, or ``residual +`` the output (times the dropout mask ``keep``).
+    ``attend(q, k, v, mask)``: attention of (B, nh, T, hs) heads under the engine's
+    ``mask``."""
+
+    n_heads: int
+
+    def ln1(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def ln2(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def linear(self, name: str, x: torch.Tensor, relu: bool = False,
+               residual: torch.Tensor | None = None,
+               keep: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def attend(self, q, k, v, mask) -> torch.Tensor: ...
+
+
+def block_forward(ops: BlockOps, x: torch.Tensor, mask, qkv: torch.Tensor | None = None,
+                  rows=None, keep=(None, None)) -> torch.Tensor:
+    """A pre-LN transformer block, as GPT-2: ``x + proj(attention(ln1 x))``, then
+    ``+ fc2(relu(fc1(ln2 x)))``; the model, the acting engine and the fast training step
+    each run it through their own `BlockOps`.
+
+    ``qkv`` (B, T, 3C): the first layer's queries, keys and values, precomputed.
+    ``rows``: a function picking the token rows whose outputs are used, (B, T, ...) ->
+    (B, Tq, ...): only they get queries, the projection and the MLP (keys and values
+    still come from every token; ``mask`` is then the engine's for those rows).
+    ``keep``: the two residual dropout masks (or None)."""
+    nh = ops.n_heads
+    if qkv is None and rows is not None:  # one query per row read, keys and values for all
+        h = ops.ln1(x)
+        q = _heads(ops.linear("q", rows(h)), 1, nh)[0]
+        k, v = _heads(ops.linear("kv", h), 2, nh)
+    else:
+        qkv = ops.linear("qkv", ops.ln1(x)) if qkv is None else qkv
+        q, k, v = _heads(qkv, 3, nh)
+        if rows is not None:
+            q = _heads(rows(qkv), 3, nh)[0]
+    if rows is not None:
+        x = rows(x)
+    B, Tq, C = x.shape
+    y = ops.attend(q, k, v, mask).transpose(1, 2).reshape(B, Tq, C)
+    x = ops.linear("proj", y, residual=x, keep=keep[0])
+    return ops.linear("fc2", ops.linear("fc1", ops.ln2(x), relu=True), residual=x, keep=keep[1])
 
 
 class CausalSelfAttention(nn.Module):
+    """The attention layer's weights (``attn.qkv``, ``attn.proj``: the state dict's names)."""
+
     def __init__(self, cfg: DTConfig):
         super().__init__()
         assert cfg.hidden % cfg.n_heads == 0, "hidden must be divisible by n_heads"
@@ -102,36 +188,16 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.hidden, cfg.hidden)
         self.resid_drop = Dropout(cfg.dropout)
 
-    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
-        """Queries, keys and values (3, B, nh, T, hs)."""
-        B, T, C = x.shape
-        return self.qkv(x).view(B, T, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)
-
     def probs(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         """The attention probabilities (B, nh, T, T) this layer applies to ``x``."""
-        q, k, _ = self._qkv(x)
-        return _attention_probs(q, k, attn_mask)
-
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self._qkv(x)
-        # (B, nh, T, hs) each. attn_mask is (B, 1, T, T) bool, or None for plain causal.
-        # No dropout on attention probabilities (GPT-2 has 0.1): on CPU it forces
-        # the slow explicit path. When a backward pass will follow, the same maths
-        # written out is ~3x faster than SDPA's fused CPU kernel under bf16 (its
-        # backward is slow for short sequences); inference uses SDPA.
-        if x.requires_grad:
-            y = _attention(q, k, v, attn_mask)
-        else:
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, is_causal=attn_mask is None
-            )
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return self.resid_drop(self.proj(y))
+        B, T, _ = x.shape
+        q, k, _ = _heads(self.qkv(x), 3, self.n_heads)
+        bias = attention_bias(attn_mask, T, T, q.dtype, q.device)
+        return attention_probs(q, k, bias).view(B, self.n_heads, T, T)
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block, as GPT-2."""
+    """Pre-LN transformer block, as GPT-2 (`block_forward`, with torch modules)."""
 
     def __init__(self, cfg: DTConfig):
         super().__init__()
@@ -146,9 +212,33 @@ class Block(nn.Module):
             Dropout(cfg.dropout),
         )
 
+    @property
+    def n_heads(self) -> int:
+        return self.attn.n_heads
+
+    def linear(self, name, x, relu=False, residual=None, keep=None) -> torch.Tensor:
+        if name == "qkv":
+            return self.attn.qkv(x)
+        if name == "proj":
+            return residual + self.attn.resid_drop(self.attn.proj(x))
+        if name == "fc1":
+            return self.mlp[1](self.mlp[0](x))
+        return residual + self.mlp[3](self.mlp[2](x))  # fc2
+
+    def attend(self, q, k, v, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        # attn_mask is (B, 1, T, T) bool, or None for plain causal. No dropout on attention
+        # probabilities (GPT-2 has 0.1): on CPU it forces the slow explicit path. When a
+        # backward pass will follow, the maths written out (`attention`) is ~3x faster
+        # than SDPA's fused CPU kernel under bf16 (its backward is slow for short
+        # sequences); inference uses SDPA.
+        if q.requires_grad:
+            T = q.shape[-2]
+            return attention(q, k, v, attention_bias(attn_mask, T, T, q.dtype, q.device))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                              is_causal=attn_mask is None)
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), attn_mask)
-        return x + self.mlp(self.ln2(x))
+        return block_forward(self, x, attn_mask)
 
 
 class DecisionTransformer(nn.Module):
@@ -194,14 +284,24 @@ class DecisionTransformer(nn.Module):
         engines made from the old weights (`acting.engine_for`) are then rebuilt."""
         self.weights_version = getattr(self, "weights_version", 0) + 1
 
-    def embed_tokens(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
-        """Each step's tokens (B, K, n, h): (R, s, a), or (s, a) for BC; embedded,
-        timestep added, LayerNormed. Every token depends on its own inputs alone."""
-        t = self.embed_timestep(timesteps)  # (B, K, h)
-        tokens = [self.embed_state(states) + t, self.embed_action(actions) + t]
-        if self.cfg.use_returns:  # (R, s, a), or (s, R, a) for a model with a return head
-            tokens.insert(int(self.cfg.token_order == "sra"), self.embed_return(returns_to_go) + t)
-        return self.embed_ln(torch.stack(tokens, dim=2))
+    def token_inputs(self, returns_to_go, states, actions) -> list[tuple[torch.Tensor, nn.Linear]]:
+        """Each step's token inputs and their embedding layers, in sequence order:
+        (R, s, a); (s, R, a) for a model with a return head; (s, a) for BC."""
+        parts = [(states, self.embed_state), (actions, self.embed_action)]
+        if self.cfg.use_returns:
+            parts.insert(int(self.cfg.token_order == "sra"), (returns_to_go, self.embed_return))
+        return parts
+
+    def embed_tokens(self, returns_to_go, states, actions, timesteps, project=None):
+        """Each step's tokens (B, K, n, h): embedded, timestep added, LayerNormed. Every
+        token depends on its own inputs alone. ``project(token_inputs) -> (B, K, n, h)``
+        replaces the n embedding layers (the fast training step makes them one matmul)."""
+        parts = self.token_inputs(returns_to_go, states, actions)
+        if project is None:
+            tokens = torch.stack([layer(x) for x, layer in parts], dim=2)
+        else:
+            tokens = project(parts)
+        return self.embed_ln(tokens + self.embed_timestep(timesteps)[:, :, None])
 
     def attention_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
         """The (B, 1, nK, nK) boolean attention mask for step mask (B, K) (1 = real

@@ -39,6 +39,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dt_playground.dt.model import attention, attention_bias, block_forward
 from dt_playground.dt.return_head import return_loss
 
 # How matmuls run: "fp32"; "bf16" (native kernels: CUDA, or a CPU oneDNN can run
@@ -126,80 +127,75 @@ def dropout_masks(p: float, sizes: list[int], device, dtype=torch.float32) -> li
     return list(mask.split(sizes))
 
 
-def _embed(model, c: _Casts, rtg, states, actions, timesteps) -> torch.Tensor:
-    """`DecisionTransformer.embed_tokens` (B, K, n, h), LayerNormed: the n token
-    embeddings as one block-diagonal matmul whose output is already interleaved."""
-    cfg = model.cfg
-    parts = [(states, model.embed_state), (actions, model.embed_action)]
-    if cfg.use_returns:
-        parts.insert(int(cfg.token_order == "sra"), (rtg, model.embed_return))
-    inputs = torch.cat([x for x, _ in parts], dim=-1)  # (B, K, 1 + S + A): small
-    w = torch.block_diag(*(c.operand(lin.weight) for _, lin in parts))  # (n h, 1 + S + A)
-    b = torch.cat([c.operand(lin.bias) for _, lin in parts])
-    B, K, _ = states.shape
-    tokens = c.result(F.linear(c.operand(inputs), w, b)).view(B, K, len(parts), cfg.hidden)
-    tokens = tokens + model.embed_timestep(timesteps)[:, :, None]  # fp32, as autocast's add
-    return model.embed_ln(tokens)
+def _project(c: _Casts):
+    """The n token embeddings as one block-diagonal matmul on the concatenated inputs,
+    whose output (B, K, n, h) is already interleaved (for `DecisionTransformer.embed_tokens`)."""
+
+    def project(parts: list) -> torch.Tensor:
+        inputs = torch.cat([x for x, _ in parts], dim=-1)  # (B, K, 1 + S + A): small
+        w = torch.block_diag(*(c.operand(lin.weight) for _, lin in parts))  # (n h, 1 + S + A)
+        b = torch.cat([c.operand(lin.bias) for _, lin in parts])
+        B, K, _ = inputs.shape
+        return c.result(F.linear(c.operand(inputs), w, b)).view(B, K, len(parts), -1)
+
+    return project
 
 
 def _attention_bias(model, mask, T: int, dtype, device) -> torch.Tensor:
-    """The additive mask (B, T, T) or (T, T): 0 where `attention_mask` allows, -inf
-    where it doesn't."""
+    """The additive mask (B, T, T) or (T, T) of `DecisionTransformer.attention_mask`."""
     allowed = model.attention_mask(mask)
-    if allowed is None:
-        allowed = torch.ones(T, T, dtype=torch.bool, device=device).tril()
-    else:
-        allowed = allowed[:, 0]
-    bias = torch.zeros(allowed.shape, dtype=dtype, device=device)
-    return bias.masked_fill_(~allowed, float("-inf"))
+    return attention_bias(None if allowed is None else allowed[:, 0], T, T, dtype, device)
+
+
+class _FastBlock:
+    """A `model.Block`'s pieces for `model.block_forward`: matmuls through `_Casts`, the
+    residual dropout applied with the residual add in one ``addcmul``."""
+
+    def __init__(self, block, c: _Casts):
+        self.block, self.c = block, c
+        self.n_heads = block.attn.n_heads
+        self.ln1, self.ln2 = block.ln1, block.ln2
+
+    def linear(self, name, x, relu=False, residual=None, keep=None) -> torch.Tensor:
+        attn, mlp, c = self.block.attn, self.block.mlp, self.c
+        if name in ("q", "kv"):
+            C = attn.qkv.in_features
+            rows = slice(None, C) if name == "q" else slice(C, None)
+            return c.matmul(x, attn.qkv.weight[rows], attn.qkv.bias[rows])
+        if name == "qkv":
+            return c.linear(x, attn.qkv)
+        if name == "fc1":
+            # Not relu_: F.linear's 3-d output is a view, and autograd would copy around it.
+            return torch.relu(c.linear(x, mlp[0]))
+        # proj and fc2 take a bf16 result (attention's, a ReLU's) and add the residual.
+        y = c.linear(x, attn.proj if name == "proj" else mlp[2], cast_input=False)
+        return residual + y if keep is None else torch.addcmul(residual, y, keep.view(y.shape))
+
+    def attend(self, q, k, v, bias) -> torch.Tensor:
+        return attention(q, k, v, bias, rounded=self.c.result)
 
 
 def _block(block, c: _Casts, x, bias, m_attn, m_mlp, read: list[int] | None = None,
            n: int = 1) -> torch.Tensor:
-    """`model.Block.forward`, dropout masks given (flat, or None without dropout).
+    """`model.block_forward` with `_Casts` matmuls, dropout masks given (flat, or None).
 
     ``read``: the token slots (of ``n`` per step) whose outputs are used, for the last
     block: only they get queries, the projection and the MLP (keys and values still
     come from every token), and the output is theirs alone (B, K * len(read), C)."""
-    B, T, C = x.shape
-    attn = block.attn
-    nh = attn.n_heads
-    hs = C // nh
-    h = block.ln1(x)
+    ops = _FastBlock(block, c)
     if read is None:
-        Tq = T
-        qkv = c.linear(h, attn.qkv)  # (B, T, 3C)
-        q, k, v = qkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).flatten(1, 2)
-    else:
-        K = T // n
-        Tq = K * len(read)
-        # A slice, not a list index: a view, and no index tensor made from the host
-        # (which a CUDA graph could not capture). `read_slots` are consecutive.
-        span = slice(read[0], read[-1] + 1)
-        assert list(range(n))[span] == list(read), read
+        return block_forward(ops, x, bias, keep=(m_attn, m_mlp))
+    K = x.shape[1] // n
+    # A slice, not a list index: a view, and no index tensor made from the host
+    # (which a CUDA graph could not capture). `read_slots` are consecutive.
+    span = slice(read[0], read[-1] + 1)
+    assert list(range(n))[span] == list(read), read
 
-        def rows(t):  # (B, T, ...) -> the read slots (B, Tq, ...)
-            return t.unflatten(1, (K, n))[:, :, span].flatten(1, 2)
+    def rows(t):  # (B, T, ...) -> the read slots (B, Tq, ...)
+        return t.unflatten(1, (K, n))[:, :, span].flatten(1, 2)
 
-        W, b = attn.qkv.weight, attn.qkv.bias
-        q = c.matmul(rows(h), W[:C], b[:C])
-        kv = c.matmul(h, W[C:], b[C:])  # (B, T, 2C)
-        q = q.view(B, Tq, nh, hs).transpose(1, 2).flatten(0, 1)
-        k, v = kv.view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4).flatten(1, 2)
-        x = rows(x)
-        bias = bias.unflatten(-2, (K, n))[..., span, :].flatten(-3, -2)  # (..., Tq, T)
-    if bias.dim() == 3 and nh > 1:  # (B, Tq, T) -> (B nh, Tq, T)
-        bias = bias[:, None].expand(B, nh, Tq, T).reshape(B * nh, Tq, T)
-    # q, k, v: (B nh, Tq or T, hs)
-    scores = c.result(torch.baddbmm(bias, q, k.transpose(1, 2), alpha=hs**-0.5))
-    y = c.result(torch.bmm(c.result(scores.softmax(-1)), v))  # (B nh, Tq, hs)
-    y = y.view(B, nh, Tq, hs).transpose(1, 2).reshape(B, Tq, C)
-    y = c.linear(y, attn.proj, cast_input=False)
-    x = x + y if m_attn is None else torch.addcmul(x, y, m_attn.view(B, Tq, C))
-    # Not relu_: F.linear's 3-d output is a view, and autograd would copy around it.
-    h = torch.relu(c.linear(block.ln2(x), block.mlp[0]))
-    y = c.linear(h, block.mlp[2], cast_input=False)
-    return x + y if m_mlp is None else torch.addcmul(x, y, m_mlp.view(B, Tq, C))
+    bias = bias.unflatten(-2, (K, n))[..., span, :].flatten(-3, -2)  # (..., Tq, T)
+    return block_forward(ops, x, bias, rows=rows, keep=(m_attn, m_mlp))
 
 
 def read_slots(model) -> list[int]:
@@ -220,7 +216,8 @@ def trunk(model, batch: dict[str, torch.Tensor], precision: str,
     states = batch["states"]
     B, K, _ = states.shape
     T, h = n * K, cfg.hidden
-    x = _embed(model, c, batch["rtg"], states, batch["actions"], batch["timesteps"])
+    x = model.embed_tokens(batch["rtg"], states, batch["actions"], batch["timesteps"],
+                           project=_project(c))
     x = x.reshape(B, T, h)
     bias_dtype = torch.bfloat16 if c.native else x.dtype
     bias = _attention_bias(model, batch["mask"], T, bias_dtype, x.device)

@@ -1,8 +1,13 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_model
 
+from dt_playground.dt.acting import engine_for
 from dt_playground.dt.model import DecisionTransformer, DTConfig
+from dt_playground.training import fast_step
 
 
 def _inputs(B, K, S, A, discrete, seed=0):
@@ -193,7 +198,8 @@ def test_attention_maps_are_what_forward_applies(use_returns):
     # The first block's probabilities, applied to its values, give its attention output.
     x, attn_mask = model._tokens(rtg, s, a, t, m)
     block = model.blocks[0]
-    q, k, v = block.attn._qkv(block.ln1(x))
+    B, T, _ = x.shape
+    q, k, v = block.attn.qkv(block.ln1(x)).view(B, T, 3, 2, -1).permute(2, 0, 3, 1, 4)
     with torch.no_grad():
         sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     torch.testing.assert_close(maps[0] @ v.detach(), sdpa, rtol=1e-5, atol=1e-6)
@@ -278,3 +284,62 @@ def test_training_step_has_no_host_sync_on_cuda():
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert torch.isfinite(loss).item()
+
+
+HEAD = {"return_bins": 8, "return_low": -1.0, "return_high": 2.0}
+# `helpers.tiny_model`'s config with one thing changed in each: together, every field.
+VARIANTS = {
+    "default": {},
+    "state_dim=1": {"state_dim": 1},
+    "act_dim=1": {"act_dim": 1},
+    "discrete": {"discrete": True, "act_dim": 3},
+    "hidden=48": {"hidden": 48},
+    "n_layers=1": {"n_layers": 1},
+    "n_layers=3": {"n_layers": 3},
+    "n_heads=1": {"n_heads": 1},
+    "n_heads=4": {"n_heads": 4},
+    "context_len=1": {"context_len": 1},
+    "max_ep_len=20": {"max_ep_len": 20},
+    "dropout=0.1": {"dropout": 0.1},
+    "use_returns=False": {"use_returns": False},
+    "return head (s, R, a)": {**HEAD, "token_order": "sra"},
+    "return model (s, a)": {**HEAD, "use_returns": False},
+}
+
+
+def test_the_variants_change_every_config_field():
+    assert {k for v in VARIANTS.values() for k in v} == {
+        f.name for f in dataclasses.fields(DTConfig)}
+
+
+@pytest.mark.parametrize("fields", VARIANTS.values(), ids=list(VARIANTS))
+def test_one_forward_for_every_engine(fields):
+    """`model.block_forward` is the one DT forward: the model's (SDPA at inference, the
+    written-out attention when a backward follows), the acting engine's (prepacked, the
+    last block for one token) and the fast training step's (one embedding matmul, the
+    last block for the slots the loss reads) agree on every config."""
+    model = tiny_model(**fields)
+    cfg = model.cfg
+    B, K = 3, cfg.context_len
+    rtg, s, a, t, m = _inputs(B, K, cfg.state_dim, cfg.act_dim, cfg.discrete)
+    t = t % cfg.max_ep_len
+    m[0, : K - 1] = 0  # padded rows: masks and biases take part
+    batch = {"rtg": rtg, "states": s, "actions": a, "timesteps": t, "mask": m}
+    real = m > 0
+    with torch.no_grad():
+        sdpa, trunk, loss = model(rtg, s, a, t, m), model.trunk(rtg, s, a, t, m), model.loss(batch)
+    close = {"atol": 2e-5, "rtol": 2e-5}
+    written_out = model(rtg, s, a, t, m)  # with gradients: the explicit attention
+    assert written_out.requires_grad
+    torch.testing.assert_close(written_out.detach()[real], sdpa[real], **close)
+    fast = engine_for(model, "fast")
+    torch.testing.assert_close(fast.predict_last(rtg, s, a, t, m), sdpa[:, -1], **close)
+    with torch.no_grad():
+        fast_trunk = fast_step.trunk(model, batch, "fp32")
+        torch.testing.assert_close(fast_trunk[real], trunk[real], **close)
+        torch.testing.assert_close(fast_step.loss(model, batch), loss, **close)
+    if cfg.return_bins:
+        feats = fast.token_features(rtg, s, a, t)
+        with torch.no_grad():
+            want = model.return_logits(rtg, s, a, t, m)[:, -1]
+        torch.testing.assert_close(fast.return_logits_from_features(feats, m), want, **close)
