@@ -9,7 +9,6 @@ save.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -17,9 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
-from dt_playground.checkpoints.checkpoint import save_checkpoint
 from dt_playground.checkpoints.layout import ALGOS
 from dt_playground.data.storage import load_episodes
 from dt_playground.data.windows import OfflineDataset
@@ -30,21 +27,23 @@ from dt_playground.envs.registry import env_dims, get_spec
 from dt_playground.envs.seeds import (
     TRAIN_EVAL_SEED,  # model selection's seeds, never the cards' (seeds.py)
 )
-from dt_playground.paths import relative_to_repo
 from dt_playground.rollout.policy import DTPolicy, run_grid
+from dt_playground.training.run_state import (
+    LOG_EVERY,
+    Checkpointer,
+    LossLog,
+    RunState,
+    clock,
+    restore,
+)
 from dt_playground.training.step import (
     DeviceWindows,
     TrainStep,
     choose_mode,
     join_world,
     make_optimizer,
-    optimizer_state,
     rank_seed,
-    restore_optimizer,
-    sampler_state,
 )
-
-LOG_EVERY = 10  # steps between loss-curve points (and loss read-backs on CUDA)
 
 # Keys that say how and where a run goes, not what it trains: two configs that
 # differ only here train the same model (`TrainConfig.identity`).
@@ -203,11 +202,8 @@ def train(
         world.close()
 
 
-def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> TrainResult:
-    ds, summary, env_id = dataset or build_dataset(cfg)
-    spec = get_spec(env_id)
-    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    mcfg = DTConfig(
+def _model_config(cfg: TrainConfig, ds: OfflineDataset, spec) -> DTConfig:
+    return DTConfig(
         state_dim=ds.state_dim,
         act_dim=ds.act_dim,
         discrete=spec.discrete,
@@ -220,181 +216,82 @@ def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> Train
         use_returns=cfg.algo == "dt",
         **dataset_head_config(ds, cfg.return_bins if cfg.algo in ("dt", "bc") else 0),
     )
-    model = DecisionTransformer(mcfg).to(device)
+
+
+def _eval_targets(cfg: TrainConfig, summary: dict) -> list[float]:
+    if cfg.eval_targets:
+        return [float(x) for x in cfg.eval_targets.split(",") if x.strip()]
+    return [summary["return_p10"], summary["return_median"], summary["return_max"]]
+
+
+def _evaluate(model, ds, spec, cfg: TrainConfig, targets, world, run: RunState) -> None:
+    """Rank 0 plays each target on the model-selection seeds; every rank waits."""
+    if world.main:
+        model.eval()
+        model.weights_changed()  # the acting engine copies these weights anew
+        for e in evaluate_targets(model, ds.norm, spec, targets, cfg.eval_episodes,
+                                  TRAIN_EVAL_SEED):
+            run.evals.append({"step": run.step, **e})
+        model.train()
+    world.barrier()
+
+
+def _progress_bar(cfg: TrainConfig, spec, step: int):
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.algo} {spec.env_id}",
+                unit="step")
+
+
+def _batch(ds, run: RunState, share: int, K: int) -> dict[str, torch.Tensor]:
+    """Batches: numpy on the CPU (as every earlier run), gathered on the GPU on CUDA."""
+    if run.windows is not None:
+        return run.windows.sample(share, K, run.gen)
+    return {k: torch.from_numpy(v) for k, v in ds.sample(share, K, run.rng).items()}
+
+
+def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> TrainResult:
+    ds, summary, env_id = dataset or build_dataset(cfg)
+    spec = get_spec(env_id)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+    model = DecisionTransformer(_model_config(cfg, ds, spec)).to(device)
     mode = choose_mode(cfg.step_mode, device, world)
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay, device, graph=mode == "graph")
-    out = Path(cfg.out)
-    step, curve, evals, elapsed = 0, [], [], 0.0
-    # Batches: numpy on the CPU (as every earlier run), gathered on the GPU on CUDA.
     windows = DeviceWindows(ds, device) if gathers_on_device(device) else None
-    gen = torch.Generator(device=device) if windows is not None else None
-    rng = None
-    exact_resume = False
-
-    state_json = out / "train_state.json"
-    if cfg.resume and state_json.is_file():
-        st = json.loads(state_json.read_text())
-        saved = st.get("config", {})
-        if TrainConfig.identity_of(saved, steps=False) != cfg.identity(steps=False):
-            raise ValueError(
-                f"{out} holds a run with a different configuration; choose "
-                "another output folder or pass --no-resume"
-            )
-        done = json.loads((out / "config.json").read_text()).get("dataset", {})
-        if done.get("dataset_id") != summary["dataset_id"]:
-            raise ValueError(f"{out} holds a run on dataset {done.get('dataset_id')!r}, not "
-                             f"{summary['dataset_id']!r}; choose another output folder")
-        model.load_state_dict(load_file(str(out / "model.safetensors"), device=str(device)))
-        tensors = load_file(str(out / "train_state.safetensors"))
-        torch.set_rng_state(tensors.pop("__torch_rng"))
-        cuda_rng = tensors.pop("__cuda_rng", None)
-        if cuda_rng is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(cuda_rng, device)
-        sampler_rng = tensors.pop("__sampler_rng", None)
-        restore_optimizer(opt, tensors, st["optimizer"])
-        step, curve, evals, elapsed = st["step"], st["curve"], st["evals"], st["seconds"]
-        # The saved sampler state is rank 0's of a world of one; elsewhere (another
-        # world size or device) every rank reseeds from (seed, rank, step).
-        same_world = world.size == 1 and st.get("world_size", 1) == 1
-        if same_world and windows is None and "numpy_rng" in st:
-            rng = np.random.default_rng()
-            rng.bit_generator.state = st["numpy_rng"]
-            exact_resume = True
-        elif same_world and windows is not None and sampler_rng is not None:
-            gen.set_state(sampler_rng)
-            exact_resume = True
-    if not exact_resume:
-        # Rank 0 of a fresh single-process run keeps the seeding of every earlier run.
-        fresh = step == 0 and world.rank == 0
-        seed = cfg.seed if fresh else rank_seed(cfg.seed, world.rank, step)
-        rng = np.random.default_rng(seed)
-        if gen is not None:
-            gen.manual_seed(seed)
+    run = restore(cfg, model, opt, summary, world, device, windows)
     if world.size > 1:  # dropout masks differ per rank (weights are already made)
-        torch.manual_seed(rank_seed(cfg.seed, world.rank, step + 1))
+        torch.manual_seed(rank_seed(cfg.seed, world.rank, run.step + 1))
     share = world.batch_share(cfg.batch_size)
     train_step = TrainStep(model, opt, device=device, bf16=cfg.bf16, grad_clip=cfg.grad_clip,
                            mode=mode, world=world, fast=cfg.fast_step)
-
-    targets = (
-        [float(x) for x in cfg.eval_targets.split(",") if x.strip()]
-        if cfg.eval_targets
-        else [summary["return_p10"], summary["return_median"], summary["return_max"]]
-    )
-
-    def config_json(final: bool) -> dict:
-        return {
-            "env_id": spec.env_id,
-            "algo": cfg.algo,
-            "context_len": cfg.context_len,
-            "state_mean": ds.norm.state_mean.tolist(),
-            "state_std": ds.norm.state_std.tolist(),
-            "return_scale": spec.return_scale,
-            "dataset": summary,
-            # No machine paths in a checkpoint: the dataset id, the folder relative to the repo.
-            "train": {**asdict(cfg), "dataset": summary.get("dataset_id", ""),
-                      "out": relative_to_repo(cfg.out)},
-            "curve": curve,
-            "evals": evals,
-            "steps_done": step,
-            "complete": final,
-            "train_seconds": round(elapsed, 2),
-        }
-
-    def save(final: bool):
-        if not world.main:
-            return
-        extra = {}
-        if not final or cfg.keep_train_state:
-            tensors, meta = optimizer_state(opt)
-            tensors["__torch_rng"] = torch.get_rng_state()
-            if device.type == "cuda":
-                tensors["__cuda_rng"] = torch.cuda.get_rng_state(device)
-            s_tensors, s_meta = sampler_state(windows, gen, rng)
-            extra["train_state.safetensors"] = {**tensors, **s_tensors}
-            extra["train_state.json"] = {
-                "config": {**asdict(cfg), "dataset": summary.get("dataset_id", ""),
-                           "out": relative_to_repo(cfg.out)},
-                "optimizer": meta,
-                **s_meta,
-                "world_size": world.size,
-                "step": step,
-                "curve": curve,
-                "evals": evals,
-                "seconds": elapsed,
-            }
-        save_checkpoint(out, model, config_json(final), extra_files=extra)
-
-    def evaluate():
-        if world.main:
-            model.eval()
-            model.weights_changed()  # the acting engine copies these weights anew
-            for e in evaluate_targets(
-                model, ds.norm, spec, targets, cfg.eval_episodes, TRAIN_EVAL_SEED
-            ):
-                evals.append({"step": step, **e})
-            model.train()
-        world.barrier()
-
-    bar = None
-    if progress and world.main:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=cfg.steps, initial=step, desc=f"train {cfg.algo} {spec.env_id}", unit="step"
-        )
+    targets = _eval_targets(cfg, summary)
+    saver = Checkpointer(cfg, model, opt, spec, ds.norm, summary, world, device, run)
+    bar = _progress_bar(cfg, spec, run.step) if progress and world.main else None
+    log = LossLog(run, cfg.steps, on_step, bar, world.main)
     model.train()
-    t0 = time.perf_counter() - elapsed
-    loss_val = float("nan")
-    pending: list[tuple[int, torch.Tensor, float]] = []  # losses not yet read back
-
-    def flush() -> None:
-        """Read the pending losses back in one transfer (on CUDA the only sync)."""
-        nonlocal loss_val
-        if not pending:
-            return
-        values = torch.stack([x for _, x, _ in pending]).float().cpu().tolist()
-        for (s, _, lr), v in zip(pending, values):
-            loss_val = v
-            if s % LOG_EVERY == 0 or s == cfg.steps:
-                curve.append({"step": s, "loss": round(v, 5), "lr": lr})
-            if on_step is not None and world.main:
-                on_step(s, v, lr)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{v:.4f}")
-        pending.clear()
-
-    while step < cfg.steps:
+    t0 = clock(run)
+    while run.step < cfg.steps:
         if should_stop is not None and should_stop():
             break
-        if windows is not None:
-            batch = windows.sample(share, cfg.context_len, gen)
-        else:
-            batch = {
-                k: torch.from_numpy(v) for k, v in ds.sample(share, cfg.context_len, rng).items()
-            }
-        lr = cfg.lr * _lr_factor(cfg, step)
-        loss = train_step(batch, lr)
-        step += 1
-        pending.append((step, loss, lr))
-        if windows is None or step % LOG_EVERY == 0:  # on the device: read back in bursts
-            flush()
-        if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-            flush()
-            evaluate()
-        elapsed = time.perf_counter() - t0
-        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.steps:
-            flush()
-            save(final=False)
-    flush()
-    if bar is not None:
-        bar.close()
+        lr = cfg.lr * _lr_factor(cfg, run.step)
+        loss = train_step(_batch(ds, run, share, cfg.context_len), lr)
+        run.step += 1
+        # On the device, losses are read back in bursts.
+        log.add(run.step, loss, lr, read_now=windows is None or run.step % LOG_EVERY == 0)
+        before_end = run.step < cfg.steps
+        if cfg.eval_every and run.step % cfg.eval_every == 0 and before_end:
+            log.flush()
+            _evaluate(model, ds, spec, cfg, targets, world, run)
+        run.elapsed = time.perf_counter() - t0
+        if cfg.save_every and run.step % cfg.save_every == 0 and before_end:
+            log.flush()
+            saver.save(final=False)
+    log.close()
     model.eval()
     model.weights_changed()
-    if cfg.eval_episodes > 0 and step > 0:
-        evaluate()
-    elapsed = time.perf_counter() - t0
-    save(final=step >= cfg.steps)
+    if cfg.eval_episodes > 0 and run.step > 0:
+        _evaluate(model, ds, spec, cfg, targets, world, run)
+    run.elapsed = time.perf_counter() - t0
+    saver.save(final=run.step >= cfg.steps)
     world.barrier()
-    return TrainResult(out, curve, evals, elapsed, loss_val, world.rank)
+    return TrainResult(Path(cfg.out), run.curve, run.evals, run.elapsed, log.last, world.rank)
