@@ -58,3 +58,22 @@ def card_markdown(card: dict | None) -> str:
         "(0 = random policy, 100 = expert). "
         "**Run sweep** measures it again on fresh seeds."
     )
+
+
+def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None) -> str:
+    """What made a result: env, checkpoint, target (or schedule) and seed, in one line."""
+    if schedule is not None:
+        asked = f"schedule {schedule}"
+    elif target is None:
+        asked = ""
+    else:
+        asked = "target best" if target == "best" else f"target {_num(float(target))}"
+    return " · ".join(p for p in (env_id, checkpoint, asked, f"seed {seed}") if p)
+
+
+def with_source(fig, source: str):
+    """The figure's title over ``source`` (its small second line), so a plot says what
+    made it wherever it is seen; returns the figure."""
+    head = str(fig.layout.title.text or "").split("<br>")[0]
+    fig.update_layout(title_text=f"{head}<br><sup>{source}</sup>")
+    return fig

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from dt_playground.app import card_views, formatting
+from dt_playground.app import card_views, formatting, share
 from dt_playground.app.boundary import (
     LOG,
     boundary,
@@ -22,6 +22,7 @@ from dt_playground.app.boundary import (
     progress_steps,
     session_key,
 )
+from dt_playground.app.checks import Checks
 from dt_playground.checkpoints import layout
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
@@ -39,7 +40,12 @@ EXAMPLE_WAIT_S = 120.0  # how long a page's first load waits for the start-up ex
 EXAMPLE_EXIT_WAIT_S = 30.0  # how long exiting waits for it (killed in torch/GL, it aborts)
 
 
-class Handlers:
+def _sourced(source: str, summary: str) -> str:
+    """A result's summary under the line that says what made it."""
+    return f"<small>{source}</small>\n\n{summary}"
+
+
+class Handlers(Checks, share.Share):
     """The app's state and its event handlers (bound methods are the Gradio callbacks)."""
 
     def __init__(self, store: SessionStore, pool: WorkerPool | None = None):
@@ -49,6 +55,7 @@ class Handlers:
         self._selected: dict[str, tuple[str, str]] = {}  # sid -> (env, checkpoint) to show
         self._example: tuple | None = None
         self._example_ready = threading.Event()
+        self._shared: dict = {}  # session hash -> what its link asked for (app/share.py)
 
     # ------------------------------------------------------------ helpers
 
@@ -95,6 +102,9 @@ class Handlers:
         chosen = self._selected.pop(sid, None) if isinstance(sid, str) else None
         if chosen is not None and chosen[0] == env_id and chosen[1] in values:
             checkpoint = chosen[1]  # an upload switched the env: the page may still send
+        link = self.shared(request)
+        if link is not None and link.env == env_id and link.checkpoint in values:
+            checkpoint = link.checkpoint  # a link's choice, set as the page loads
         value = checkpoint if checkpoint in values else (values[0] if values else None)
         return gr.Dropdown(choices=choices, value=value)
 
@@ -112,7 +122,10 @@ class Handlers:
         except (PlaygroundError, CheckpointError) as exc:
             return gr.Slider(), f"⚠️ {exc}"
         r = target_range(dataset, get_spec(env_id).target_presets)
-        return (gr.Slider(minimum=r.minimum, maximum=r.maximum, value=r.value),
+        link, value = self.shared(request), r.value
+        if link is not None and (link.env, link.checkpoint) == (env_id, checkpoint):
+            value = r.value if link.target == "best" else link.target  # the link's target
+        return (gr.Slider(minimum=r.minimum, maximum=r.maximum, value=value),
                 f"Dataset returns: {r.describe()}")
 
     @boundary
@@ -149,37 +162,6 @@ class Handlers:
             return gr.skip(), gr.skip()
         return card_views.compare_view(env_id)
 
-    # ------------------------------------------------------------ checks (nothing cleared)
-
-    @boundary
-    def check_play(self, env_id, checkpoint, target, seed, sampled=False, best=False,
-                   sid=None):
-        """Refuse a bad request before any output is touched (the play that follows
-        checks again: API calls go to it directly)."""
-        pg = play_lib()
-        ck = self._checkpoint(sid, checkpoint, env_id)
-        pg.play_target("best" if best is True else target, ck)
-        pg.parse_seed(seed)
-
-    @boundary
-    def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None):
-        self._checkpoint(sid, checkpoint, env_id)
-        glance_lib().parse_schedule(schedule)
-        play_lib().parse_seed(seed)
-
-    @boundary
-    def check_grid(self, env_id, checkpoint, targets, seed, sid=None):
-        ck = self._checkpoint(sid, checkpoint, env_id)
-        glance_lib().parse_grid_targets(targets, ck)
-        play_lib().parse_seed(seed)
-
-    @boundary
-    def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None):
-        ck = self._checkpoint(sid, checkpoint, env_id)
-        play_lib().parse_target(target, ck)
-        play_lib().parse_seed(seed)
-        play_lib().parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
-
     # ------------------------------------------------------------ interactive work
 
     @boundary
@@ -202,14 +184,16 @@ class Handlers:
                                   target, seed, sampled,
                                   progress=progress_steps(progress, "simulating"))
             summary = pg.episode_summary(trace, ck)
-            figs = (plots.rtg_figure(trace), plots.reward_figure(trace))
-            yield gr.skip(), *figs, pg.summary_markdown(summary), summary
+            source = formatting.source_line(env_id, checkpoint, trace.seed, target)
+            figs = tuple(formatting.with_source(f, source)
+                         for f in (plots.rtg_figure(trace), plots.reward_figure(trace)))
+            yield gr.skip(), *figs, _sourced(source, pg.summary_markdown(summary)), summary
             info = self._video(render_trace, trace, progress, sid,
                                f"{ck.spec.short_name}-{trace.seed}", path=video_path,
                                max_frames=pg.MAX_VIDEO_FRAMES)
         summary = {**summary, "video_frames": info.n_frames, "video_seconds": info.duration_s,
                    "render_seconds": round(info.seconds, 3)}
-        yield str(info.path), *figs, pg.summary_markdown(summary), summary
+        yield str(info.path), *figs, _sourced(source, pg.summary_markdown(summary)), summary
 
     @boundary
     def play_schedule(self, env_id: str, checkpoint: str, schedule: str, seed: float,
@@ -223,14 +207,19 @@ class Handlers:
             trace = self.pool.run("interactive", ia.play_schedule, CheckpointRef.of(ck),
                                   schedule, seed, progress=progress_steps(progress, "simulating"))
             summary = ia.schedule_summary(trace, ck, schedule)
-            figs = plots_glance.schedule_figures(trace)
-            yield gr.skip(), *figs, formatting.schedule_markdown(summary), summary
+            source = formatting.source_line(env_id, checkpoint, trace.seed,
+                                            schedule=str(schedule).strip()[:60])
+            figs = [formatting.with_source(f, source)
+                    for f in plots_glance.schedule_figures(trace)]
+            md = _sourced(source, formatting.schedule_markdown(summary))
+            yield gr.skip(), *figs, md, summary
             info = self._video(render_trace, trace, progress, sid,
                                f"{ck.spec.short_name}-reprompt-{trace.seed}",
                                max_frames=play_lib().MAX_VIDEO_FRAMES)
             summary = {**summary, "video_frames": info.n_frames,
                        "render_seconds": round(info.seconds, 3)}
-            yield str(info.path), *figs, formatting.schedule_markdown(summary), summary
+            yield str(info.path), *figs, _sourced(source, formatting.schedule_markdown(summary)), \
+                summary
 
     @boundary
     def play_grid(self, env_id: str, checkpoint: str, targets: str, seed: float,
@@ -243,7 +232,8 @@ class Handlers:
             res = self.pool.run("interactive", ia.play_grid, CheckpointRef.of(ck), targets,
                                 seed, progress=progress_steps(progress, "simulating"))
             summary = res.summary(ck)
-            fig = plots_glance.grid_reward_figure(res.traces, res.labels)
+            fig = formatting.with_source(plots_glance.grid_reward_figure(res.traces, res.labels),
+                                         formatting.source_line(env_id, checkpoint, res.seed))
             yield gr.skip(), fig, summary
             info = self._video(ia.grid_video, res, progress, sid,
                                f"{ck.spec.short_name}-grid-{res.seed}")
@@ -265,24 +255,20 @@ class Handlers:
             ck = self._checkpoint(sid, checkpoint, env_id)
             att = self.pool.run("interactive", pg.attention_at, CheckpointRef.of(ck), target,
                                 seed, step, sampled)
-            return plots_inspect.attention_figure(att), att
+            fig = plots_inspect.attention_figure(att)
+            source = formatting.source_line(env_id, checkpoint, seed, target)
+            return formatting.with_source(fig, f"{source} · step {int(step)}"), att
 
     @boundary
     def upload(self, file: str | None, env_id: str, sid: str | None,
                request: gr.Request = None):
         """A zipped checkpoint folder (ours, or a `transformers` DT folder with its stats):
-        safetensors + JSON only. The page switches to its env, lists that env's
-        checkpoints and selects the upload, in one update."""
+        safetensors + JSON only. Returns its env and id (`show_own` then selects it:
+        a refusal marks no input of the page), a line and the session."""
         with self.admission.interactive(session_key(request), "upload"):
             sid, cid, ck = play_lib().catalogue.import_upload(self.store, sid, file, env_id)
             env = ck.spec.env_id
-            choices = layout.choices(env, self.store.owned(sid))
-            # The env's change event that follows may carry the old env's checkpoint (the
-            # page applies the two updates one after the other): it selects this one.
-            if env != env_id:
-                self._selected[sid] = (env, cid)
-            return (gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid),
-                    f"Loaded `{cid}` for {env}.", sid)
+            return env, cid, f"Loaded `{cid}` for {env}.", sid
 
     @boundary
     def stitching(self, data: str, seed: float, history: float, sid: str | None = None,
@@ -343,6 +329,8 @@ class Handlers:
         session = self.store.get_or_new(sid)
         if session.job is not None and not session.job.done:
             raise PlaygroundError("This session is already training: cancel it first.")
+        # The last output is the new checkpoint's id (`show_own` then selects it): a failure
+        # here marks no input of the page.
         with self.admission.background_job(session_key(request), "training job"):
             cid, out = self.store.reserve(session, "trained")
             job = session.job = TrainJob(request_, out).start()
@@ -355,9 +343,22 @@ class Handlers:
                 raise PlaygroundError(job.status())
             if out.is_dir():
                 self.store.adopt(session, cid, out)
-            choices = layout.choices(env_id, self.store.owned(session.id))
             yield (plots_inspect.loss_figure(job.curve()), job.status().replace(out.name, cid),
-                   session.id, gr.Dropdown(choices=choices, value=cid))
+                   session.id, cid if out.is_dir() else gr.skip())
+
+    @boundary
+    def show_own(self, cid: str | None, sid: str | None):
+        """Select the session's checkpoint ``cid`` (an upload or a trained one): its env,
+        that env's list and the checkpoint, in one update."""
+        path = self.store.owned(sid).get(cid) if cid else None
+        info = layout.peek_checkpoint(path) if path is not None else None
+        if info is None:
+            return gr.skip(), gr.skip()
+        # The env's change event that follows may carry the old env's checkpoint (the
+        # page applies the two updates one after the other): it selects this one.
+        self._selected[sid] = (info.env_id, cid)
+        choices = layout.choices(info.env_id, self.store.owned(sid))
+        return gr.Dropdown(value=info.env_id), gr.Dropdown(choices=choices, value=cid)
 
     @boundary
     def cancel_training(self, sid: str | None) -> str:
@@ -428,9 +429,12 @@ class Handlers:
                               None, lambda *a, **k: None, video_path=video)
         return (env_id, checkpoint, target, *last)
 
-    def example(self, env_id: str, checkpoint: str):
+    def example(self, env_id: str, checkpoint: str, request: gr.Request = None):
         """The arrival example's outputs (target, video, plots, summary), if the page
-        still shows its env and checkpoint; nothing changes otherwise."""
+        still shows its env and checkpoint and came without a link's choice; nothing
+        changes otherwise."""
+        if any(k in (getattr(request, "query_params", None) or {}) for k in share.KEYS):
+            return (gr.skip(),) * 6
         self._example_ready.wait(EXAMPLE_WAIT_S)
         ex = self._example
         if ex is None or (ex[0], ex[1]) != (env_id, checkpoint):
