@@ -31,6 +31,12 @@ TARGET_AS_SHOWN = """(...args) => {
 }"""
 
 
+def _hidden_pick() -> gr.Dropdown:
+    """A hidden copy of a picker: a job's result lands here, and a step that follows selects
+    it in the real one (a failed job marks only the copy)."""
+    return gr.Dropdown(visible=False, allow_custom_value=True)
+
+
 def _play_tab() -> dict:
     with gr.Tab("Play"):
         with gr.Row():
@@ -69,7 +75,7 @@ def _play_tab() -> dict:
                           open=False):
             up_file = gr.File(file_types=[".zip"], label="Checkpoint zip")
             up_msg = gr.Markdown()
-            up_env, up_ckpt = gr.Textbox(visible=False), gr.Textbox(visible=False)
+            up_env, up_ckpt = _hidden_pick(), _hidden_pick()
         summary_json = widgets.details("Summary")
     return locals()
 
@@ -125,7 +131,7 @@ def _train_dataset_stitch_tabs() -> dict:
         train_md = gr.Markdown()
         loss_plot = gr.Plot(label="Loss", show_label=False)
         widgets.caption("loss")
-        trained = gr.Textbox(visible=False)  # the new checkpoint's id (`Handlers.show_own`)
+        trained = _hidden_pick()  # the new checkpoint (`Handlers.show_own` selects it)
     with gr.Tab("Dataset"):
         ds_btn = gr.Button("Reload the dataset behind this checkpoint")
         with gr.Row():

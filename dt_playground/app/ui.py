@@ -263,12 +263,15 @@ class Handlers(Checks, share.Share):
     def upload(self, file: str | None, env_id: str, sid: str | None,
                request: gr.Request = None):
         """A zipped checkpoint folder (ours, or a `transformers` DT folder with its stats):
-        safetensors + JSON only. Returns its env and id (`show_own` then selects it:
-        a refusal marks no input of the page), a line and the session."""
+        safetensors + JSON only. Returns its env and checkpoint list (into hidden copies:
+        `show_own` then selects it, so a refusal marks no input of the page), a line and
+        the session."""
         with self.admission.interactive(session_key(request), "upload"):
             sid, cid, ck = play_lib().catalogue.import_upload(self.store, sid, file, env_id)
             env = ck.spec.env_id
-            return env, cid, f"Loaded `{cid}` for {env}.", sid
+            choices = layout.choices(env, self.store.owned(sid))
+            return (gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid),
+                    f"Loaded `{cid}` for {env}.", sid)
 
     @boundary
     def stitching(self, data: str, seed: float, history: float, sid: str | None = None,
@@ -343,8 +346,9 @@ class Handlers(Checks, share.Share):
                 raise PlaygroundError(job.status())
             if out.is_dir():
                 self.store.adopt(session, cid, out)
+            choices = layout.choices(env_id, self.store.owned(session.id))
             yield (plots_inspect.loss_figure(job.curve()), job.status().replace(out.name, cid),
-                   session.id, cid if out.is_dir() else gr.skip())
+                   session.id, gr.Dropdown(choices=choices, value=cid))
 
     @boundary
     def show_own(self, cid: str | None, sid: str | None):

@@ -11,14 +11,11 @@ import re
 import time
 
 import pytest
-from test_browser import (  # noqa: F401 (fixtures)
-    _pick_env,
-    _shot,
-    _video_src,
-    app_demo,
-    app_url,
-    browser,
-)
+import test_browser
+from test_browser import _pick_env, _shot, _video_src
+
+# test_browser's fixtures: the app (with its arrival example) and the browser.
+app_demo, app_url, browser = test_browser.app_demo, test_browser.app_url, test_browser.browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
