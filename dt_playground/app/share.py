@@ -20,6 +20,7 @@ from dt_playground.envs.seeds import APP_SEED
 from dt_playground.errors import PlaygroundError
 
 KEYS = ("env", "checkpoint", "target", "seed", "schedule")
+MAX_LINKS_KEPT = 1000  # pages opened from a link whose choice the pickers still honour
 
 # (env, checkpoint, target, seed, best[, schedule]) -> the address bar, after a play.
 URL_AFTER_PLAY = """(env, ckpt, target, seed, best, schedule) => {
@@ -135,6 +136,8 @@ class Share:
         if choice is None:
             yield (gr.skip(),) * 6 + skip
             return
+        if len(self._shared) >= MAX_LINKS_KEPT:  # the oldest page's link goes first
+            self._shared.pop(next(iter(self._shared)))
         self._shared[session_key(request)] = choice
         best = choice.target == "best"
         r = target_range(card_views.dataset_of(choice.env, choice.checkpoint),

@@ -135,6 +135,19 @@ def test_what_plays_is_what_the_box_shows(played, value, sentence):
     box.fill("7" if value else "100")
 
 
+def test_a_target_beyond_the_slider_is_shown_clamped_before_it_plays(played):
+    page = played
+    page.get_by_role("tab", name="Play", exact=True).click()
+    box = page.get_by_label("number input for Target return")
+    top = box.get_attribute("max")
+    box.fill("1e12")
+    page.get_by_role("button", name="Play episode").click()
+    assert box.input_value() == top  # clamped in the box as the click lands
+    page.wait_for_function("(t) => [...document.querySelectorAll('p')].some(p => "
+                           "p.textContent.includes('Requested ' + Number(t).toFixed(1)))",
+                           arg=top, timeout=180_000)
+
+
 def test_a_refused_rate_leaves_train_usable_and_a_good_one_trains(played):
     page = played
     page.get_by_role("tab", name="Train", exact=True).click()
