@@ -15,23 +15,32 @@ import warnings  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from dt_playground.app import formatting, texts, widgets  # noqa: E402
+from dt_playground.app import share, tabs, texts  # noqa: E402
+from dt_playground.app.checks import CHECK  # noqa: E402
 from dt_playground.app.ui import Handlers  # noqa: E402
 from dt_playground.checkpoints import layout  # noqa: E402
-from dt_playground.envs.seeds import APP_SEED  # noqa: E402
 from dt_playground.paths import DATA_DIR  # noqa: E402
 from dt_playground.serve.sessions import SessionStore, clean_dataset_staging  # noqa: E402
 from dt_playground.serve.workers import pool_from_env, spawn_without_main  # noqa: E402
 
 ROLLOUTS = {"concurrency_limit": 8, "concurrency_id": "rollouts"}  # admission limits each
+HEAVY = {"concurrency_limit": 4, "concurrency_id": "heavy"}
 RAW = {"preprocess": False}  # numbers reach the library as sent; it checks and explains them
 PRIVATE = {"api_visibility": "private"}
+CLEAR_RESULTS = "() => [null, null, null, '', null, null, null, null, null]"
+
+
+def checked(button, check, run, inputs, outputs, api_name, js=None, **kwargs):
+    """``button`` runs ``check`` (no outputs: a refusal is a toast and nothing else
+    changes), then, if it passed, ``run``; returns the run's event."""
+    return button.click(check, inputs, None, js=js, **CHECK).success(
+        run, inputs, outputs, api_name=api_name, **kwargs)
 
 
 def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Blocks:
-    """The app's layout and wiring. ``store`` holds the sessions (default: a fresh one
-    under Gradio's cache, emptied now); ``example``: play the Play tab's arrival example
-    in the background."""
+    """The app's layout (`app.tabs`) and wiring. ``store`` holds the sessions (default: a
+    fresh one under Gradio's cache, emptied now); ``example``: play the Play tab's arrival
+    example in the background."""
     store = store or SessionStore(videos_root=gr.utils.get_upload_folder() + "/dtp-videos")
     store.clean_start()
     clean_dataset_staging(DATA_DIR / "datasets")
@@ -42,181 +51,86 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
     with warnings.catch_warnings():  # Gradio 6 prefers launch(theme=, css=): set here, every
         warnings.filterwarnings("ignore", message="The parameters have been moved")  # launcher
         demo = gr.Blocks(title="DT Playground", delete_cache=(1800, 3600), css=texts.APP_CSS,
-                         theme=gr.themes.Default(font=texts.FONTS))
+                         theme=gr.themes.Default(font=texts.FONTS), js=tabs.KEEP_EMPTY_TARGET)
     demo.handlers = h  # the app's state: held by the demo, found by `main` and the tests
     with demo:
         session = gr.State(None, delete_callback=h.end_session, time_to_live=6 * 3600)
-        gr.Markdown(texts.HEADER)
-        with gr.Row():
-            env = gr.Dropdown(layout.envs_with_checkpoints(), value=default_env,
-                              label="Environment", scale=1, min_width=160)
-            # API calls name any env's checkpoint; `layout.locate` checks it.
-            ckpt = gr.Dropdown(first, value=first[0][1] if first else None, label="Checkpoint",
-                               scale=2, min_width=200, allow_custom_value=True)
-        with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone
-            with gr.Tab("Play"):
-                with gr.Row():
-                    target = gr.Slider(-300, 400, value=200, step=1, label="Target return",
-                                       scale=3, min_width=220)
-                    seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
-                                     min_width=100)
-                    sampled = gr.Checkbox(False, label="Sample actions", scale=1, min_width=100,
-                                          info="discrete actions: sample instead of argmax")
-                    best = gr.Checkbox(False, label="best: the model picks its own target",
-                                       scale=1, visible=False, min_width=160,
-                                       info="Samples a high return from its own predicted "
-                                       "distribution at every step (Multi-Game DT, §3.3)")
-                marks = gr.Markdown()
-                play_btn = gr.Button("Play episode", variant="primary")
-                summary_md = gr.Markdown()
-                video, rtg_plot, reward_plot = widgets.media_row("Episode", ["rtg", "reward"])
-                with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
-                    gr.Markdown(texts.REPROMPT_NOTE)
-                    with gr.Row():
-                        schedule, sched_hint = widgets.example_box(
-                            "0:3000,300:500", label="Schedule (step:target)", scale=3,
-                            min_width=200)
-                        schedule_btn = gr.Button("Play with re-prompt", scale=1, min_width=160)
-                with gr.Accordion("Attention: what the action at a step looked at", open=False):
-                    with gr.Row():
-                        att_step = gr.Number(100, precision=0, label="Step", minimum=0)
-                        att_btn = gr.Button("Show attention")
-                    att_plot = gr.Plot(label="Attention", show_label=False)
-                    widgets.caption("attention")
-                    att_json = gr.JSON(label="Weights", visible=False)
-                with gr.Accordion("Upload a checkpoint (zip of config.json + model.safetensors)",
-                                  open=False):
-                    up_file = gr.File(file_types=[".zip"], label="Checkpoint zip")
-                    up_msg = gr.Markdown()
-                summary_json = widgets.details("Summary")
-            with gr.Tab("Target grid"):
-                gr.Markdown(texts.GRID_NOTE)
-                with gr.Row():
-                    grid_targets = gr.Textbox("", label="Targets (comma-separated)", scale=3,
-                                              placeholder="empty: p10, median, max, 1.5× max",
-                                              min_width=200)
-                    grid_seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0,
-                                          scale=1, min_width=100)
-                grid_btn = gr.Button("Play grid", variant="primary")
-                grid_md = gr.Markdown()
-                grid_video, grid_plot = widgets.media_row("Tiles", ["grid"])
-                grid_json = widgets.details("Tiles")
-                gr.Markdown(formatting.NORMALISED_SCORE_NOTE)
-            with gr.Tab("Sweep"):
-                with gr.Row():
-                    n_targets = gr.Slider(2, 20, value=8, step=1, label="Targets")
-                    n_seeds = gr.Slider(1, 10, value=3, step=1, label="Seeds per target")
-                    sweep_seed = gr.Number(APP_SEED, precision=0, label="First seed")
-                sweep_btn = gr.Button("Run sweep", variant="primary")
-                sweep_md = gr.Markdown()
-                sweep_plot = gr.Plot(label="Achieved vs requested", show_label=False)
-                widgets.caption("sweep")
-                sweep_json = gr.JSON(label="Per target", visible=False)
-            with gr.Tab("Compare"):
-                gr.Markdown(texts.COMPARE_NOTE)
-                with gr.Row():
-                    cmp_seeds = gr.Slider(1, 20, value=5, step=1, label="Seeds")
-                    cmp_seed = gr.Number(APP_SEED, precision=0, label="First seed")
-                cmp_btn = gr.Button("Compare", variant="primary")
-                cmp_plot = gr.Plot(label="Return by model", show_label=False)
-                widgets.caption("compare")
-                cmp_json = widgets.details("Means")
-            with gr.Tab("Train"):
-                gr.Markdown(texts.TRAIN_NOTE)
-                with gr.Row():
-                    algo = gr.Radio([("Decision Transformer", "dt"), ("BC", "bc"),
-                                     ("%BC (top 10%)", "pbc")], value="dt", label="Model")
-                    steps = gr.Slider(50, 5000, value=500, step=50, label="Steps")
-                    klen = gr.Slider(1, 50, value=20, step=1, label="Context length K")
-                    lr = gr.Number(1e-3, label="Learning rate")
-                with gr.Row():
-                    train_btn = gr.Button("Train", variant="primary")
-                    cancel_btn = gr.Button("Cancel")
-                train_md = gr.Markdown()
-                loss_plot = gr.Plot(label="Loss", show_label=False)
-                widgets.caption("loss")
-            with gr.Tab("Dataset"):
-                ds_btn = gr.Button("Reload the dataset behind this checkpoint")
-                with gr.Row():
-                    hist_plot = gr.Plot(label="Returns", min_width=300, show_label=False)
-                    len_plot = gr.Plot(label="Episode lengths", min_width=300, show_label=False)
-                qual_plot = gr.Plot(label="Quality levels", show_label=False)
-                widgets.caption("dataset")
-                ds_json = widgets.details("Summary")
-            with gr.Tab("Stitching"):
-                gr.Markdown(texts.STITCH_NOTE)
-                with gr.Row():
-                    st_data = gr.Radio(["halves", "random-walks"], value="halves", label="Data")
-                    st_seed = gr.Number(1_000_000, precision=0, label="Seed", minimum=0)
-                    st_hist = gr.Slider(1, 20, value=20, step=1, label="DT history (steps)")
-                st_btn = gr.Button("Play every method", variant="primary")
-                st_md = gr.Markdown()
-                st_video, st_plot = widgets.media_row("DT's episode", ["stitch"])
-                st_table = gr.Dataframe(headers=texts.STITCH_HEADERS, label="Success, card seeds")
-            with gr.Tab("About"):
-                gr.Markdown(texts.ABOUT)
-
-        play_out = [video, rtg_plot, reward_plot, summary_md, summary_json]
-        arrival_out = [sweep_plot, sweep_md, sweep_json, hist_plot, len_plot, qual_plot,
-                       ds_json, sched_hint]
+        c = tabs.page(layout.envs_with_checkpoints(), default_env, first)
+        env, ckpt, target, best = c.env, c.ckpt, c.target, c.best
+        picked = [env, ckpt, session]
         demo.load(h.start_session, None, session, **PRIVATE)
-        env.change(h.on_env_change, [env, ckpt, session], ckpt, api_name="checkpoints")
-        env.change(h.compare_on_arrival, env, [cmp_plot, cmp_json], **PRIVATE)
-        env.change(h.training_status, [env, session], train_md, **PRIVATE)
-        ckpt.change(h.on_checkpoint_change, [env, ckpt, session], [target, marks],
+        env.change(h.on_env_change, picked, ckpt, api_name="checkpoints")
+        env.change(h.compare_on_arrival, env, [c.cmp_plot, c.cmp_json], **PRIVATE)
+        env.change(h.training_status, [env, session], c.train_md, **PRIVATE)
+        ckpt.change(h.on_checkpoint_change, picked, [target, c.marks],
                     api_name="target_range", trigger_mode="always_last")
-        for fn, outs in ((h.on_checkpoint_change, [target, marks]), (h.arrival, arrival_out),
-                         (h.controls, [best, sampled])):
-            if fn != h.on_checkpoint_change:
-                ckpt.change(fn, [env, ckpt, session], outs, trigger_mode="always_last", **PRIVATE)
-            demo.load(fn, [env, ckpt, session], outs, **PRIVATE)
-        demo.load(h.compare_on_arrival, env, [cmp_plot, cmp_json], **PRIVATE)
-        example = demo.load(h.example, [env, ckpt], [target, *play_out],
-                            concurrency_limit=None, show_progress_on=[video], **PRIVATE)
-        # Each interactive event first checks its inputs without touching an output (a
-        # refusal is a toast and every result stays), then runs, covering only the video.
-        play_in = [env, ckpt, target, seed, sampled, best, session]
-        play_btn.click(h.check_play, play_in, None, queue=False, **PRIVATE).success(
-            h.play, play_in, play_out, api_name="play", show_progress_on=[video], **RAW,
-            **ROLLOUTS)
+        demo.load(h.on_checkpoint_change, picked, [target, c.marks], **PRIVATE)
+        for fn, outs in ((h.arrival, c.arrival_out), (h.controls, [best, c.sampled])):
+            ckpt.change(fn, picked, outs, trigger_mode="always_last", **PRIVATE)
+            demo.load(fn, picked, outs, **PRIVATE)
+        # Results made by another env or checkpoint go (in the page: nothing to wait for).
+        ckpt.change(None, None, [*c.play_out, c.grid_video, c.grid_plot, c.grid_json,
+                                 c.att_plot], js=CLEAR_RESULTS, **PRIVATE)
+        demo.load(h.compare_on_arrival, env, [c.cmp_plot, c.cmp_json], **PRIVATE)
+        example = demo.load(h.example, [env, ckpt], [target, *c.play_out],
+                            concurrency_limit=None, show_progress_on=[c.video], **PRIVATE)
+        # A link's choice (app/share.py): selected, then played once.
+        demo.load(h.from_query, session, [env, ckpt, target, c.seed, best, c.schedule,
+                                          *c.play_out], show_progress_on=[c.video], **ROLLOUTS,
+                  **PRIVATE)
         # A visitor who moves first keeps what they chose: an example still on its way is
         # dropped when the env or checkpoint changes or they play.
-        gr.on([env.change, ckpt.change, play_btn.click, schedule_btn.click], None,
+        gr.on([env.change, ckpt.change, c.play_btn.click, c.schedule_btn.click], None,
               cancels=[example], **PRIVATE)
-        sched_in = [env, ckpt, schedule, seed, session]
-        schedule_btn.click(h.check_schedule, sched_in, None, queue=False, **PRIVATE).success(
-            h.play_schedule, sched_in, play_out, api_name="play_schedule",
-            show_progress_on=[video], **RAW, **ROLLOUTS)
-        grid_in = [env, ckpt, grid_targets, grid_seed, session]
-        grid_btn.click(h.check_grid, grid_in, None, queue=False, **PRIVATE).success(
-            h.play_grid, grid_in, [grid_video, grid_plot, grid_json], api_name="play_grid",
-            show_progress_on=[grid_video], **RAW, **ROLLOUTS)
-        grid_json.change(h.grid_markdown, grid_json, grid_md, **PRIVATE)
-        att_in = [env, ckpt, target, seed, sampled, att_step, session]
-        att_btn.click(h.check_attention, att_in, None, queue=False, **PRIVATE).success(
-            h.attention, att_in, [att_plot, att_json], api_name="attention", **RAW, **ROLLOUTS)
-        sweep_btn.click(h.sweep, [env, ckpt, n_targets, n_seeds, sweep_seed, session],
-                        [sweep_plot, sweep_md, sweep_json], api_name="sweep",
-                        concurrency_limit=4, concurrency_id="heavy", **RAW)
-        cmp_btn.click(h.compare, [env, cmp_seeds, cmp_seed], [cmp_plot, cmp_json],
-                      api_name="compare", concurrency_limit=4, concurrency_id="heavy", **RAW)
-        train_evt = train_btn.click(lambda: gr.Button(interactive=False), None, train_btn,
-                                    queue=False, **PRIVATE)
-        train_evt.then(h.train_model, [env, algo, steps, klen, lr, session],
-                       [loss_plot, train_md, session, ckpt], api_name="train",
-                       concurrency_limit=1, concurrency_id="train", **RAW).then(
-            lambda: gr.Button(interactive=True), None, train_btn, queue=False, **PRIVATE)
-        cancel_btn.click(h.cancel_training, session, train_md, api_name="cancel_training",
-                         queue=False)
-        ds_btn.click(h.dataset_view, [env, ckpt, session], [hist_plot, len_plot, qual_plot,
-                     ds_json], api_name="dataset")
-        up_file.upload(h.upload, [up_file, env, session], [env, ckpt, up_msg, session],
-                       api_name="upload", **ROLLOUTS)
-        st_out = [st_plot, st_video, st_table, st_md]
-        st_btn.click(h.stitching, [st_data, st_seed, st_hist, session], st_out,
-                     api_name="stitching", show_progress_on=[st_video], **RAW, **ROLLOUTS)
-        for trigger in (demo.load, st_data.change):
-            trigger(h.stitching_arrival, [st_data, session], st_out, **PRIVATE)
+        # Each event first checks its inputs in a queued step without outputs (a refusal is
+        # a toast and every result stays: app/checks.py), then runs.
+        play_in = [env, ckpt, target, c.seed, c.sampled, best, session]
+        checked(c.play_btn, h.check_play, h.play, play_in, c.play_out, "play",
+                js=tabs.TARGET_AS_SHOWN, show_progress_on=[c.video], **RAW, **ROLLOUTS).success(
+            None, [env, ckpt, target, c.seed, best], None, js=share.URL_AFTER_PLAY, **PRIVATE)
+        sched_in = [env, ckpt, c.schedule, c.seed, session]
+        checked(c.schedule_btn, h.check_schedule, h.play_schedule, sched_in, c.play_out,
+                "play_schedule", show_progress_on=[c.video], **RAW, **ROLLOUTS).success(
+            None, [env, ckpt, target, c.seed, best, c.schedule], None, js=share.URL_AFTER_PLAY,
+            **PRIVATE)
+        c.link_btn.click(None, None, c.link_box, js=share.COPY_LINK, **PRIVATE)
+        grid_in = [env, ckpt, c.grid_targets, c.grid_seed, session]
+        checked(c.grid_btn, h.check_grid, h.play_grid, grid_in,
+                [c.grid_video, c.grid_plot, c.grid_json], "play_grid",
+                show_progress_on=[c.grid_video], **RAW, **ROLLOUTS)
+        c.grid_json.change(h.grid_markdown, c.grid_json, c.grid_md, **PRIVATE)
+        att_in = [env, ckpt, target, c.seed, c.sampled, c.att_step, session]
+        checked(c.att_btn, h.check_attention, h.attention, att_in, [c.att_plot, c.att_json],
+                "attention", js=tabs.TARGET_AS_SHOWN, **RAW, **ROLLOUTS)
+        checked(c.sweep_btn, h.check_sweep, h.sweep,
+                [env, ckpt, c.n_targets, c.n_seeds, c.sweep_seed, session],
+                [c.sweep_plot, c.sweep_md, c.sweep_json], "sweep", **HEAVY, **RAW)
+        checked(c.cmp_btn, h.check_compare, h.compare, [env, c.cmp_seeds, c.cmp_seed],
+                [c.cmp_plot, c.cmp_json], "compare", **HEAVY, **RAW)
+        # Train: refused before the button is locked; unlocked after success or failure
+        # (Gradio runs a `.then` step after a success only).
+        train_in = [env, c.algo, c.steps, c.klen, c.lr, session]
+        locked = c.train_btn.click(h.check_train, train_in, None, **CHECK).success(
+            lambda: gr.Button(interactive=False), None, c.train_btn, queue=False, **PRIVATE)
+        trained = locked.success(h.train_model, train_in, [c.loss_plot, c.train_md, session,
+                                                           c.trained], api_name="train",
+                                 concurrency_limit=1, concurrency_id="train", **RAW)
+        for after in (trained.then, trained.failure):
+            after(lambda: gr.Button(interactive=True), None, c.train_btn, queue=False, **PRIVATE)
+        trained.success(h.show_own, [c.trained, session], [env, ckpt], **PRIVATE)
+        c.cancel_btn.click(h.cancel_training, session, c.train_md, api_name="cancel_training",
+                           queue=False)
+        checked(c.ds_btn, h.check_dataset, h.dataset_view, picked,
+                [c.hist_plot, c.len_plot, c.qual_plot, c.ds_json], "dataset")
+        c.up_file.upload(h.upload, [c.up_file, env, session],
+                         [c.up_env, c.up_ckpt, c.up_msg, session], api_name="upload",
+                         **ROLLOUTS).success(h.show_own, [c.up_ckpt, session], [env, ckpt],
+                                             **PRIVATE)
+        checked(c.st_btn, h.check_stitching, h.stitching,
+                [c.st_data, c.st_seed, c.st_hist, session], c.st_out, "stitching",
+                show_progress_on=[c.st_video], **RAW, **ROLLOUTS)
+        gr.on([demo.load, c.st_data.change], h.stitching_arrival, [c.st_data, session],
+              c.st_out, **PRIVATE)
         # While `best` is ticked the slider is not the target.
         best.change(lambda b: gr.Slider(interactive=not b), best, target, **PRIVATE)
     demo.queue(default_concurrency_limit=2, max_size=64)

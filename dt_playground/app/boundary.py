@@ -3,6 +3,7 @@ become session keys, library progress becomes Gradio progress. Imports gradio (l
 `ui`, its only user)."""
 
 import functools
+import importlib
 import inspect
 import logging
 
@@ -11,6 +12,12 @@ import gradio as gr
 from dt_playground.errors import PlaygroundError, scrub_paths
 
 LOG = logging.getLogger("dt_playground.app")
+
+
+def rollout_lib(name: str):
+    """A `dt_playground.rollout` module, imported on first use: it imports torch, which the
+    page's first load does not need."""
+    return importlib.import_module(f"dt_playground.rollout.{name}")
 
 
 def user_error(exc: BaseException) -> gr.Error:

@@ -94,3 +94,22 @@ def sweep_markdown(res: dict) -> str:
         f"**{res['spearman_in_data_range']:.2f}** within the dataset's range "
         f"({len(res['rows'])} episodes in {res['seconds']:.1f} s)."
     )
+
+
+def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None) -> str:
+    """What made a result: env, checkpoint, target (or schedule) and seed, in one line."""
+    if schedule is not None:
+        asked = f"schedule {schedule}"
+    elif target is None:
+        asked = ""
+    else:
+        asked = "target best" if target == "best" else f"target {_num(float(target))}"
+    return " · ".join(p for p in (env_id, checkpoint, asked, f"seed {seed}") if p)
+
+
+def with_source(fig, source: str):
+    """The figure's title over ``source`` (its small second line), so a plot says what
+    made it wherever it is seen; returns the figure."""
+    head = str(fig.layout.title.text or "").split("<br>")[0]
+    fig.update_layout(title_text=f"{head}<br><sup>{source}</sup>")
+    return fig

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from dt_playground.app import card_views, formatting
+from dt_playground.app import card_views, formatting, share
 from dt_playground.app.boundary import (
     LOG,
     boundary,
     progress_steps,
     session_key,
 )
+from dt_playground.app.checks import Checks
 from dt_playground.checkpoints import layout
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
@@ -35,7 +36,12 @@ EXAMPLE_WAIT_S = 120.0  # how long a page's first load waits for the start-up ex
 EXAMPLE_EXIT_WAIT_S = 30.0  # how long exiting waits for it (killed in torch/GL, it aborts)
 
 
-class Handlers:
+def _sourced(source: str, summary: str) -> str:
+    """A result's summary under the line that says what made it."""
+    return f"<small>{source}</small>\n\n{summary}"
+
+
+class Handlers(Checks, share.Share):
     """The app's state and its event handlers (bound methods are the Gradio callbacks)."""
 
     def __init__(self, store: SessionStore, pool: WorkerPool | None = None):
@@ -45,6 +51,7 @@ class Handlers:
         self._selected: dict[str, tuple[str, str]] = {}  # sid -> (env, checkpoint) to show
         self._example: tuple | None = None
         self._example_ready = threading.Event()
+        self._shared: dict = {}  # session hash -> what its link asked for (app/share.py)
 
     # ------------------------------------------------------------ helpers
 
@@ -92,6 +99,9 @@ class Handlers:
         chosen = self._selected.pop(sid, None) if isinstance(sid, str) else None
         if chosen is not None and chosen[0] == env_id and chosen[1] in values:
             checkpoint = chosen[1]  # an upload switched the env: the page may still send
+        link = self.shared(request)
+        if link is not None and link.env == env_id and link.checkpoint in values:
+            checkpoint = link.checkpoint  # a link's choice, set as the page loads
         value = checkpoint if checkpoint in values else (values[0] if values else None)
         return gr.Dropdown(choices=choices, value=value)
 
@@ -109,7 +119,10 @@ class Handlers:
         except (PlaygroundError, CheckpointError) as exc:
             return gr.Slider(), f"⚠️ {exc}"
         r = target_range(dataset, get_spec(env_id).target_presets)
-        return (gr.Slider(minimum=r.minimum, maximum=r.maximum, value=r.value),
+        link, value = self.shared(request), r.value
+        if link is not None and (link.env, link.checkpoint) == (env_id, checkpoint):
+            value = r.value if link.target == "best" else link.target  # the link's target
+        return (gr.Slider(minimum=r.minimum, maximum=r.maximum, value=value),
                 f"Dataset returns: {r.describe()}")
 
     @boundary
@@ -146,40 +159,6 @@ class Handlers:
             return gr.skip(), gr.skip()
         return card_views.compare_view(env_id)
 
-    # ------------------------------------------------------------ checks (nothing cleared)
-
-    @boundary
-    def check_play(self, env_id, checkpoint, target, seed, sampled=False, best=False,
-                   sid=None):
-        """Refuse a bad request before any output is touched (the play that follows
-        checks again: API calls go to it directly)."""
-        from dt_playground.rollout import requests
-        ck = self._checkpoint(sid, checkpoint, env_id)
-        requests.play_target("best" if best is True else target, ck)
-        requests.parse_seed(seed)
-
-    @boundary
-    def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None):
-        from dt_playground.rollout import requests, schedules
-        self._checkpoint(sid, checkpoint, env_id)
-        schedules.parse_schedule(schedule)
-        requests.parse_seed(seed)
-
-    @boundary
-    def check_grid(self, env_id, checkpoint, targets, seed, sid=None):
-        from dt_playground.rollout import grid, requests
-        ck = self._checkpoint(sid, checkpoint, env_id)
-        grid.parse_grid_targets(targets, ck)
-        requests.parse_seed(seed)
-
-    @boundary
-    def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None):
-        from dt_playground.rollout import requests
-        ck = self._checkpoint(sid, checkpoint, env_id)
-        requests.parse_target(target, ck)
-        requests.parse_seed(seed)
-        requests.parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
-
     # ------------------------------------------------------------ interactive work
 
     @boundary
@@ -202,14 +181,16 @@ class Handlers:
                                   target, seed, sampled,
                                   progress=progress_steps(progress, "simulating"))
             summary = episode.episode_summary(trace, ck)
-            figs = (figures.rtg_figure(trace), figures.reward_figure(trace))
-            yield gr.skip(), *figs, formatting.summary_markdown(summary), summary
+            source = formatting.source_line(env_id, checkpoint, trace.seed, target)
+            figs = tuple(formatting.with_source(f, source)
+                         for f in (figures.rtg_figure(trace), figures.reward_figure(trace)))
+            yield gr.skip(), *figs, _sourced(source, formatting.summary_markdown(summary)), summary
             info = self._video(render_trace, trace, progress, sid,
                                f"{ck.spec.short_name}-{trace.seed}", path=video_path,
                                max_frames=MAX_VIDEO_FRAMES)
         summary = {**summary, "video_frames": info.n_frames, "video_seconds": info.duration_s,
                    "render_seconds": round(info.seconds, 3)}
-        yield str(info.path), *figs, formatting.summary_markdown(summary), summary
+        yield str(info.path), *figs, _sourced(source, formatting.summary_markdown(summary)), summary
 
     @boundary
     def play_schedule(self, env_id: str, checkpoint: str, schedule: str, seed: float,
@@ -223,14 +204,19 @@ class Handlers:
             trace = self.pool.run("interactive", schedules.play_schedule, CheckpointRef.of(ck),
                                   schedule, seed, progress=progress_steps(progress, "simulating"))
             summary = schedules.schedule_summary(trace, ck, schedule)
-            figs = glance.schedule_figures(trace)
-            yield gr.skip(), *figs, formatting.schedule_markdown(summary), summary
+            source = formatting.source_line(env_id, checkpoint, trace.seed,
+                                            schedule=str(schedule).strip()[:60])
+            figs = [formatting.with_source(f, source)
+                    for f in glance.schedule_figures(trace)]
+            md = _sourced(source, formatting.schedule_markdown(summary))
+            yield gr.skip(), *figs, md, summary
             info = self._video(render_trace, trace, progress, sid,
                                f"{ck.spec.short_name}-reprompt-{trace.seed}",
                                max_frames=MAX_VIDEO_FRAMES)
             summary = {**summary, "video_frames": info.n_frames,
                        "render_seconds": round(info.seconds, 3)}
-            yield str(info.path), *figs, formatting.schedule_markdown(summary), summary
+            yield str(info.path), *figs, _sourced(source, formatting.schedule_markdown(summary)), \
+                summary
 
     @boundary
     def play_grid(self, env_id: str, checkpoint: str, targets: str, seed: float,
@@ -244,7 +230,8 @@ class Handlers:
             res = self.pool.run("interactive", grid.play_grid, CheckpointRef.of(ck), targets,
                                 seed, progress=progress_steps(progress, "simulating"))
             summary = res.summary(ck)
-            fig = glance.grid_reward_figure(res.traces, res.labels)
+            fig = formatting.with_source(glance.grid_reward_figure(res.traces, res.labels),
+                                         formatting.source_line(env_id, checkpoint, res.seed))
             yield gr.skip(), fig, summary
             info = self._video(tiles.grid_video, res, progress, sid,
                                f"{ck.spec.short_name}-grid-{res.seed}")
@@ -266,23 +253,22 @@ class Handlers:
             ck = self._checkpoint(sid, checkpoint, env_id)
             att = self.pool.run("interactive", episode.attention_at, CheckpointRef.of(ck), target,
                                 seed, step, sampled)
-            return inspect.attention_figure(att), att
+            fig = inspect.attention_figure(att)
+            source = formatting.source_line(env_id, checkpoint, seed, target)
+            return formatting.with_source(fig, f"{source} · step {int(step)}"), att
 
     @boundary
     def upload(self, file: str | None, env_id: str, sid: str | None,
                request: gr.Request = None):
         """A zipped checkpoint folder (ours, or a `transformers` DT folder with its stats):
-        safetensors + JSON only. The page switches to its env, lists that env's
-        checkpoints and selects the upload, in one update."""
+        safetensors + JSON only. Returns its env and checkpoint list (into hidden copies:
+        `show_own` then selects it, so a refusal marks no input of the page), a line and
+        the session."""
         with self.admission.interactive(session_key(request), "upload"):
             from dt_playground.serve import catalogue
             sid, cid, ck = catalogue.import_upload(self.store, sid, file, env_id)
             env = ck.spec.env_id
             choices = layout.choices(env, self.store.owned(sid))
-            # The env's change event that follows may carry the old env's checkpoint (the
-            # page applies the two updates one after the other): it selects this one.
-            if env != env_id:
-                self._selected[sid] = (env, cid)
             return (gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid),
                     f"Loaded `{cid}` for {env}.", sid)
 
@@ -345,6 +331,8 @@ class Handlers:
         session = self.store.get_or_new(sid)
         if session.job is not None and not session.job.done:
             raise PlaygroundError("This session is already training: cancel it first.")
+        # The last output is the new checkpoint's id (`show_own` then selects it): a failure
+        # here marks no input of the page.
         with self.admission.background_job(session_key(request), "training job"):
             cid, out = self.store.reserve(session, "trained")
             job = session.job = TrainJob(request_, out).start()
@@ -360,6 +348,20 @@ class Handlers:
             choices = layout.choices(env_id, self.store.owned(session.id))
             yield (inspect.loss_figure(job.curve()), job.status().replace(out.name, cid),
                    session.id, gr.Dropdown(choices=choices, value=cid))
+
+    @boundary
+    def show_own(self, cid: str | None, sid: str | None):
+        """Select the session's checkpoint ``cid`` (an upload or a trained one): its env,
+        that env's list and the checkpoint, in one update."""
+        path = self.store.owned(sid).get(cid) if cid else None
+        info = layout.peek_checkpoint(path) if path is not None else None
+        if info is None:
+            return gr.skip(), gr.skip()
+        # The env's change event that follows may carry the old env's checkpoint (the
+        # page applies the two updates one after the other): it selects this one.
+        self._selected[sid] = (info.env_id, cid)
+        choices = layout.choices(info.env_id, self.store.owned(sid))
+        return gr.Dropdown(value=info.env_id), gr.Dropdown(choices=choices, value=cid)
 
     @boundary
     def cancel_training(self, sid: str | None) -> str:
@@ -430,9 +432,12 @@ class Handlers:
                               None, lambda *a, **k: None, video_path=video)
         return (env_id, checkpoint, target, *last)
 
-    def example(self, env_id: str, checkpoint: str):
+    def example(self, env_id: str, checkpoint: str, request: gr.Request = None):
         """The arrival example's outputs (target, video, plots, summary), if the page
-        still shows its env and checkpoint; nothing changes otherwise."""
+        still shows its env and checkpoint and came without a link's choice; nothing
+        changes otherwise."""
+        if any(k in (getattr(request, "query_params", None) or {}) for k in share.KEYS):
+            return (gr.skip(),) * 6
         self._example_ready.wait(EXAMPLE_WAIT_S)
         ex = self._example
         if ex is None or (ex[0], ex[1]) != (env_id, checkpoint):

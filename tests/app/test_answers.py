@@ -1,0 +1,42 @@
+"""The checks behind the page's refusals and the link's reading, without a browser."""
+
+import pytest
+
+from dt_playground.app import share
+from dt_playground.app.checks import seed_of
+from dt_playground.checkpoints import layout
+from dt_playground.envs.seeds import APP_SEED
+from dt_playground.errors import PlaygroundError
+
+
+@pytest.mark.parametrize("value", [None, "", "  ", float("nan"), "12e", -5, 2**31, 1.5])
+def test_a_seed_box_that_is_not_a_seed_is_a_sentence(value):
+    with pytest.raises(PlaygroundError, match="Seed"):
+        seed_of(value)
+
+
+def test_a_seed_box_with_a_seed_passes():
+    assert seed_of("7") == 7 and seed_of(7.0) == 7
+
+
+def test_a_link_names_env_target_and_seed():
+    choice, dropped = share.read_query({"env": "Hopper-v5", "target": "3000", "seed": "7"})
+    assert dropped == []
+    assert (choice.env, choice.target, choice.seed) == ("Hopper-v5", 3000.0, 7)
+    assert choice.checkpoint == layout.choices("Hopper-v5")[0][1]
+
+
+def test_a_page_without_a_link_has_no_choice():
+    assert share.read_query({"other": "x"}) == (None, [])
+
+
+@pytest.mark.parametrize("key,value", [("env", "Nope-v0"), ("checkpoint", "../etc"),
+                                       ("target", "abc"), ("target", "1e12"), ("seed", "-5"),
+                                       ("schedule", "50:100")])
+def test_a_bad_link_value_is_dropped_and_named(key, value):
+    choice, dropped = share.read_query({"env": "CartPole-v1", key: value})
+    assert len(dropped) == 1 and dropped[0].startswith(f"{key}=")
+    default_env, _ = layout.arrival_choices()
+    assert choice.env == (default_env if key == "env" else "CartPole-v1")
+    assert choice.seed == APP_SEED and choice.schedule is None
+    assert isinstance(choice.target, float)  # the slider's default
