@@ -184,3 +184,52 @@ def test_push_creates_a_gradio_space_and_uploads_the_staged_folder(tmp_path, mon
     assert calls[1] == ("create", "me/dt-playground",
                         {"repo_type": "space", "space_sdk": "gradio", "exist_ok": True})
     assert calls[2] == ("upload", "me/dt-playground", "space", SPACE_TOP)
+
+
+def _fake_checkout(root: Path) -> Path:
+    """A checkout with the clutter a working folder grows (caches, a venv, data, runs,
+    tests) and one fake checkpoint; returns its pretrained folder."""
+    import shutil
+
+    for name in ("app.py", "requirements.txt", "packages.txt", "README.md", ".gitattributes"):
+        shutil.copyfile(REPO / name, root / name)
+    shutil.copytree(REPO / "dt_playground", root / "dt_playground")
+    for junk in ("dt_playground/__pycache__/paths.cpython-311.pyc", "dt_playground/x.pyc",
+                 "dt_playground/.stage-1/a.py", ".venv/lib/big.so", "data/d.hdf5",
+                 "runs/r/model.safetensors", "tests/test_x.py", "benchmarks/b.py",
+                 "pretrained/.staging-x/config.json", "pretrained/a/__pycache__/c.pyc"):
+        (root / junk).parent.mkdir(parents=True, exist_ok=True)
+        (root / junk).write_bytes(b"junk\0")
+    (root / "pretrained/a/config.json").write_text("{}")
+    (root / "pretrained/a/model.safetensors").write_bytes(b"\0" * 100)
+    return root / "pretrained"
+
+
+def test_nothing_but_the_space_is_staged_from_a_cluttered_checkout(tmp_path):
+    root = tmp_path / "checkout"
+    root.mkdir()
+    pretrained = _fake_checkout(root)
+    entries = space.plan(root, pretrained)
+    out = tmp_path / "space"
+    space.stage(out, entries)
+    rels = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {r.split("/")[0] for r in rels} == SPACE_TOP
+    assert {r for r in rels if r.startswith("pretrained/")} == {
+        "pretrained/a/config.json", "pretrained/a/model.safetensors"}
+    assert not any(".pyc" in r or "/." in r for r in rels)
+    assert space.hub_refusals(entries, space.lfs_patterns((root / ".gitattributes")
+                                                          .read_text())) == []
+
+
+def test_what_the_hub_would_refuse_is_found(tmp_path, capsys):
+    """A binary file that .gitattributes does not route to LFS/Xet, or a file over 10 MB:
+    the Hub would refuse the push (and `space` stages nothing)."""
+    root = tmp_path / "checkout"
+    root.mkdir()
+    pretrained = _fake_checkout(root)
+    (pretrained / "a" / "weights.raw").write_bytes(b"\0\1\2" * 10)
+    (pretrained / "a" / "notes.json").write_text("x" * (space.HUB_FILE_LIMIT + 1))
+    entries = space.plan(root, pretrained)
+    refused = space.hub_refusals(entries, space.lfs_patterns((root / ".gitattributes")
+                                                             .read_text()))
+    assert refused == ["pretrained/a/notes.json (10.5 MB)", "pretrained/a/weights.raw (binary)"]
