@@ -30,6 +30,10 @@ class CheckpointError(ValueError):
     """A checkpoint that can't be used, with the reason."""
 
 
+class PretrainedMissingError(FileNotFoundError):
+    """No folder of shipped checkpoints: neither ``$DTP_PRETRAINED_DIR`` nor the checkout's."""
+
+
 class RenderError(RuntimeError):
     """A video that can't be made: no GL backend, ffmpeg failure, bad output."""
 

@@ -3,6 +3,8 @@
 A plain module rather than conftest: test modules import it by name, and conftest is
 pytest's plugin file, which must not be imported twice."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -82,3 +84,51 @@ def gl_or_skip() -> str:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI installs headless GL, yet: {err}")
         pytest.skip(str(err))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for an app started as a subprocess)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def app_subprocess(cwd, env: dict, log_path, preexec_fn=None, start_timeout: float = 120.0):
+    """`python app.py` in ``cwd`` with ``env`` (which sets GRADIO_SERVER_PORT), as a host runs
+    it; yields (process, url) once a `gradio_client.Client` connects, and stops it after.
+    A server that does not come up fails the test with the end of its log."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+    from gradio_client import Client
+
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=cwd, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+        try:
+            deadline = time.monotonic() + start_timeout
+            client = None
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    client = Client(url, verbose=False)
+                    break
+                except Exception:
+                    time.sleep(0.5)
+            if client is None:
+                pytest.fail("app did not start: " + Path(log_path).read_text()[-2000:])
+            client.close()
+            yield proc, url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=20)

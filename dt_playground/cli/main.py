@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import MISSING, fields
@@ -184,12 +185,13 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dt_playground.cli.space import add_space_parser
     from dt_playground.cli.zoo import add_zoo_parsers
     from dt_playground.training.train import TrainConfig
 
-    p = argparse.ArgumentParser(
-        prog="python -m dt_playground", description="Decision Transformers you can watch."
-    )
+    # `dtp` is the installed console script; `python -m dt_playground` works anywhere
+    prog = "dtp" if os.path.basename(sys.argv[0]) == "dtp" else "python -m dt_playground"
+    p = argparse.ArgumentParser(prog=prog, description="Decision Transformers you can watch.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("collect", help="collect a mixed-quality Minari dataset")
@@ -241,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
 
     add_zoo_parsers(sub, _add_dataclass_args)
+    add_space_parser(sub)
 
     st = sub.add_parser("stitch", help="the stitching lab: DT, %%BC, offline RL and QDT "
                         "on the same seeds")

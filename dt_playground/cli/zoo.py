@@ -10,6 +10,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from dt_playground.envs.registry import env_ids
+from dt_playground.paths import REPO_ROOT
+
+ZOO_DOC = REPO_ROOT / "docs" / "zoo.md"  # its table between the zoo markers: the cards
 
 
 def add_zoo_parsers(sub, add_dataclass_args) -> None:
@@ -27,7 +30,7 @@ def add_zoo_parsers(sub, add_dataclass_args) -> None:
     pt.add_argument("--out", default="", help="checkpoints root (default pretrained/)")
     pt.add_argument("--recollect", action="store_true", help="rebuild the dataset")
     pt.add_argument("--no-ablation", action="store_true", help="skip the K ablation")
-    pt.add_argument("--no-readme", action="store_true", help="don't update README's table")
+    pt.add_argument("--no-readme", action="store_true", help="don't update docs/zoo.md's table")
     pt.add_argument("--jobs", type=int, default=1,
                     help="with --all: envs trained in this many processes at once")
     pt.add_argument("--threads", type=int, default=0, help="torch threads per process "
@@ -114,8 +117,8 @@ def cmd_pretrain(args) -> int:
         flags = {"steps": args.steps, "episodes": args.episodes, "card-seeds": args.card_seeds,
                  "out": args.out, "recollect": args.recollect, "no-ablation": args.no_ablation}
         status = pretrain_in_processes(envs, args.jobs, args.threads, flags)
-        if status == 0 and not args.no_readme and out is None:
-            update_readme(Path(__file__).resolve().parent.parent / "README.md")
+        if status == 0 and not args.no_readme and out is None and ZOO_DOC.exists():
+            update_readme(ZOO_DOC)
         return status
     from dt_playground.dt.runtime import setup_process
 
@@ -134,9 +137,8 @@ def cmd_pretrain(args) -> int:
         )
         print(f"{env}: {time.perf_counter() - t0:.0f} s wall", file=sys.stderr)
     if not args.no_readme:
-        readme = Path(__file__).resolve().parent.parent / "README.md"
-        if out is None and readme.exists():
-            update_readme(readme)
+        if out is None and ZOO_DOC.exists():
+            update_readme(ZOO_DOC)
     return 0
 
 

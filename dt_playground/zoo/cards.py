@@ -1,4 +1,4 @@
-"""Cards: a checkpoint's evaluation on held-out seeds (`card.json`) and the README's zoo
+"""Cards: a checkpoint's evaluation on held-out seeds (`card.json`) and docs/zoo.md's zoo
 table drawn from every card (a folder's README.md is its Hub card: `checkpoints/hub_card.py`)."""
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def zoo_table(root: Path = PRETRAINED_DIR) -> str:
 
 
 def update_readme(readme: Path, root: Path = PRETRAINED_DIR) -> bool:
-    """Replace the table between the zoo markers in the README; True if it changed."""
+    """Replace the table between the zoo markers in the README or doc page; True if it changed."""
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme} has no {README_START} ... {README_END} markers")

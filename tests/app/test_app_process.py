@@ -4,27 +4,17 @@ regression can't take CI down), driven by real `gradio_client.Client`s."""
 import json
 import os
 import resource
-import socket
 import struct
-import subprocess
-import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import predict
+from helpers import app_subprocess, free_port, predict
 
 pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 MEMORY_LIMIT = 4 * 1024**3  # address space; the app idles at ~1 GB of it
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _limit_memory():
@@ -40,42 +30,18 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def app_process(tiny_zoo, tmp_path_factory):
-    from gradio_client import Client
-
     tmp = tmp_path_factory.mktemp("app")
-    port = _free_port()
     env = {
         **os.environ,
         "DTP_PRETRAINED_DIR": str(tiny_zoo),
         "DTP_SESSIONS_DIR": str(tmp / "sessions"),
         "GRADIO_TEMP_DIR": str(tmp / "gradio"),
         "GRADIO_SERVER_NAME": "127.0.0.1",
-        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_SERVER_PORT": str(free_port()),
         "MALLOC_ARENA_MAX": "2",  # per-thread malloc arenas would eat the address space
     }
-    log = open(tmp / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, preexec_fn=_limit_memory)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    client = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            client = Client(url, verbose=False)
-            break
-        except Exception:
-            time.sleep(0.5)
-    if client is None:
-        proc.kill()
-        pytest.fail("app did not start: " + (tmp / "app.log").read_text()[-2000:])
-    yield proc, url, tmp
-    client.close()
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with app_subprocess(REPO, env, tmp / "app.log", preexec_fn=_limit_memory) as (proc, url):
+        yield proc, url, tmp
 
 
 def _client(url):

@@ -1,4 +1,4 @@
-"""The shipped zoo: every checkpoint loads, fits its env and plays; the README
+"""The shipped zoo: every checkpoint loads, fits its env and plays; docs/zoo.md's
 table is the cards' table; `pretrain` runs end to end on a tiny budget."""
 
 import json
@@ -17,7 +17,7 @@ from dt_playground.zoo.cards import README_END, README_START, zoo_table
 from dt_playground.zoo.pretrain import already_trained, pretrain_env
 
 SHIPPED = list_checkpoints(PRETRAINED_DIR)
-README = Path(__file__).resolve().parents[2] / "README.md"
+ZOO_DOC = Path(__file__).resolve().parents[2] / "docs" / "zoo.md"
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -75,8 +75,8 @@ def test_zoo_size_budget():
     assert total < 60 * 1024 * 1024
 
 
-def test_readme_table_matches_cards():
-    text = README.read_text()
+def test_zoo_doc_table_matches_cards():
+    text = ZOO_DOC.read_text()
     table = text.split(README_START, 1)[1].split(README_END, 1)[0].strip()
     assert table == zoo_table(PRETRAINED_DIR)
 
