@@ -23,9 +23,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dt_playground.atomic import remove_stale
 from dt_playground.errors import PlaygroundError
+
+if TYPE_CHECKING:  # jobs imports torch; sessions stays torch-free
+    from dt_playground.serve.jobs import TrainJob
 
 MAX_SESSION_BYTES = 400 * 1024 * 1024  # uploads + trained checkpoints of one session
 MAX_TOTAL_BYTES = 4 * 1024 * 1024 * 1024  # all sessions together
@@ -44,7 +48,7 @@ class Session:
     id: str
     dir: Path
     checkpoints: dict[str, Path] = field(default_factory=dict)  # opaque id -> folder
-    job: object | None = None  # jobs.TrainJob
+    job: TrainJob | None = None
     videos: deque = field(default_factory=deque)
     last_used: float = field(default_factory=time.time)
 

@@ -65,7 +65,7 @@ def grid_reward_figure(traces: Sequence[Trace], labels: Sequence[str] | None = N
 def mark_switches(fig: go.Figure, switches: dict[int, float | str]) -> go.Figure:
     """Add a vertical line at every re-prompt after step 0 (named "re-prompt at
     step s → R"), spanning the figure's data. Returns ``fig``."""
-    ys = [np.asarray(t.y, dtype=np.float64) for t in fig.data if t.y is not None and len(t.y)]
+    ys = [np.asarray(t.y, dtype=np.float64) for t in fig.data if t.y is not None and len(t.y)]  # pyright: ignore[reportAttributeAccessIssue]
     ys = [y[np.isfinite(y)] for y in ys]
     ys = [y for y in ys if len(y)]
     lo = float(min(y.min() for y in ys)) if ys else 0.0
@@ -97,7 +97,7 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
     xs = np.array([r["target"] for r in rows], dtype=np.float64)
     means = np.array([r["mean"] for r in rows], dtype=np.float64)
     stds = np.array([r.get("std", 0.0) for r in rows], dtype=np.float64)
-    refs = {REF_LABELS.get(k, k): float(v) for k, v in (card.get("references") or {}).items()}
+    refs = {REF_LABELS.get(k, k): float(v) for k, v in (card.get("references") or {}).items()}  # pyright: ignore[reportOptionalMemberAccess]
     values = [*xs, *(means - stds), *(means + stds), *refs.values()]
     if dataset and "return_min" in dataset:
         values += [dataset["return_min"], dataset["return_max"]]
@@ -117,13 +117,13 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
         fig.add_trace(go.Scatter(x=[lo, hi], y=[value, value], name=f"{name} ({value:.0f})",
                                  mode="lines",
                                  line={"color": COLORS["ref"], "dash": _REF_DASHES[i % 4]}))
-    n = rows[0].get("n", len(card.get("seeds") or []))
+    n = rows[0].get("n", len(card.get("seeds") or []))  # pyright: ignore[reportOptionalMemberAccess]
     fig.add_trace(go.Scatter(
         x=xs, y=means, name=f"card: mean ± std of {n} seeds", mode="lines+markers",
         error_y={"type": "data", "array": stds, "visible": True},
         line={"color": COLORS["model"]}, marker={"size": 9},
     ))
-    rho = card.get("spearman")
+    rho = card.get("spearman")  # pyright: ignore[reportOptionalMemberAccess]
     if rho is not None:
         title += f" (Spearman ρ = {rho:.2f})"
     fig = styled(fig, title, "requested return", "achieved return")
@@ -152,7 +152,7 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
     rows = sorted(rows, key=lambda r: (r.get("algo") != "dt", r.get("algo") or "", r["name"]))
     names = [r["name"] for r in rows]
     text = [
-        f"{ALGO_LABELS.get(r.get('algo'), r.get('algo'))}, K={r.get('context_len')}"
+        f"{ALGO_LABELS.get(r.get('algo'), r.get('algo'))}, K={r.get('context_len')}"  # pyright: ignore[reportArgumentType, reportCallIssue]
         + (f", ρ={r['spearman']:.2f}" if r.get("spearman") is not None else "")
         for r in rows
     ]
