@@ -184,6 +184,7 @@ def test_a_link_replays_and_the_summary_says_so(app_url, browser):
     source = page.locator("small", has_text="Hopper-v5").first.inner_text()
     assert re.search(r"Hopper-v5 · hopper\S* · target 3000 · seed 7", source), source
     assert "Requested 3000.0" in summary.first.inner_text()
+    page.wait_for_function("() => !location.search.includes('nope')")  # as shown
     assert page.get_by_label("Environment").input_value() == "Hopper-v5"
     assert page.get_by_label("Seed", exact=True).filter(visible=True).input_value() == "7"
     _shot(page, "link-1400.png")
