@@ -37,7 +37,10 @@ def _toast_after(page, click) -> tuple[str, float]:
     click()
     page.wait_for_selector(TOAST, timeout=10_000)
     took = time.monotonic() - t0
-    return page.locator(TOAST).last.inner_text(), took
+    toast = page.locator(TOAST).last
+    box, view = toast.bounding_box(), page.viewport_size
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= view["height"], box  # in sight
+    return toast.inner_text(), took
 
 
 def _state(page) -> tuple:
