@@ -76,8 +76,9 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                             concurrency_limit=None, show_progress_on=[c.video], **PRIVATE)
         # A link's choice (app/share.py): selected, then played once.
         demo.load(h.from_query, session, [env, ckpt, target, c.seed, best, c.schedule,
-                                          *c.play_out], show_progress_on=[c.video], **ROLLOUTS,
-                  **PRIVATE)
+                                          c.link_query, *c.play_out], show_progress_on=[c.video],
+                  **ROLLOUTS, **PRIVATE)
+        c.link_query.change(None, c.link_query, None, js=share.SET_QUERY, **PRIVATE)
         # A visitor who moves first keeps what they chose: an example still on its way is
         # dropped when the env or checkpoint changes or they play.
         gr.on([env.change, ckpt.change, c.play_btn.click, c.schedule_btn.click], None,

@@ -57,6 +57,7 @@ def _play_tab() -> dict:
             link_btn = gr.Button("Copy link", size="sm", scale=0, min_width=110)
             link_box = gr.Textbox(label="Link to this result", visible=False, scale=4,
                                   interactive=False, max_lines=1)
+            link_query = gr.Textbox(visible=False)  # a link's query, as checked
         video, rtg_plot, reward_plot = widgets.media_row("Episode", ["rtg", "reward"])
         with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
             gr.Markdown(texts.REPROMPT_NOTE)
