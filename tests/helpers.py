@@ -86,3 +86,43 @@ def gl_or_skip() -> str:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI installs headless GL, yet: {err}")
         pytest.skip(str(err))
+
+
+def start_app(env: dict, log_path, timeout: float = 120.0, preexec_fn=None):
+    """`python app.py` in its own process with ``env`` (set GRADIO_SERVER_PORT), waited for
+    until a `gradio_client.Client` connects: (process, url, client). Fails the test, with
+    the log's tail, if it does not start in time."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+    from gradio_client import Client
+
+    repo = Path(__file__).resolve().parents[1]
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=repo, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+    log.close()
+    url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            return proc, url, Client(url, verbose=False)
+        except Exception:
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail("app did not start: " + Path(log_path).read_text()[-2000:])
+
+
+def stop_app(proc, timeout: float = 40.0) -> int:
+    """SIGTERM, as a host stops the app; killed if it does not exit in time."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
