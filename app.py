@@ -48,8 +48,8 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
     demo.handlers = h  # the app's state: held by the demo, found by `main` and the tests
     with demo:
         session = gr.State(None, delete_callback=h.end_session, time_to_live=6 * 3600)
-        gr.Markdown(texts.HEADER)
-        with gr.Row():
+        gr.Markdown(texts.HEADER, elem_classes="dtp-header")
+        with gr.Row(elem_classes="dtp-pickers"):  # side by side on a phone too (CSS)
             env = gr.Dropdown(layout.envs_with_checkpoints(), value=default_env,
                               label="Environment", scale=1, min_width=160)
             # API calls name any env's checkpoint; `layout.locate` checks it.
@@ -57,7 +57,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                                scale=2, min_width=200, allow_custom_value=True)
         with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone
             with gr.Tab("Play"):
-                with gr.Row():
+                with gr.Row(elem_classes="dtp-play-controls"):
                     target = gr.Slider(-300, 400, value=200, step=1, label="Target return",
                                        scale=3, min_width=220)
                     seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
@@ -68,7 +68,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                                        scale=1, visible=False, min_width=160,
                                        info="Samples a high return from its own predicted "
                                        "distribution at every step (Multi-Game DT, §3.3)")
-                marks = gr.Markdown()
+                marks = gr.Markdown(elem_classes="dtp-marks")
                 play_btn = gr.Button("Play episode", variant="primary")
                 summary_md = gr.Markdown()
                 video, rtg_plot, reward_plot = widgets.media_row("Episode", ["rtg", "reward"])
@@ -154,7 +154,8 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                 st_btn = gr.Button("Play every method", variant="primary")
                 st_md = gr.Markdown()
                 st_video, st_plot = widgets.media_row("DT's episode", ["stitch"])
-                st_table = gr.Dataframe(headers=texts.STITCH_HEADERS, label="Success, card seeds")
+                st_table = gr.Dataframe(headers=texts.STITCH_HEADERS, label="Success, card seeds",
+                                        pinned_columns=1)  # the method stays in view
             with gr.Tab("About"):
                 gr.Markdown(texts.ABOUT)
 

@@ -189,3 +189,17 @@ def test_attention_figure_rows_and_tokens():
     ticks = list(fig.layout.xaxis.tickvals)
     assert len(ticks) <= plots_inspect.MAX_TOKEN_LABELS and ticks[-1] == 59
     assert list(fig.layout.xaxis.ticktext) == [tokens[i] for i in ticks]
+
+
+def test_two_behaviours_of_one_name_are_two_bars_with_whole_labels():
+    """Two "expert" behaviours (LunarLander's data has them) are two bars, not one stacked
+    bar above the data's max; the y range leaves room for the labels above and below."""
+    levels = {"0": {"label": "expert", "return_mean": 240.0, "episodes": 38},
+              "1": {"label": "expert", "return_mean": 214.0, "episodes": 38},
+              "2": {"label": "eps=0.8", "return_mean": -230.0, "episodes": 37}}
+    fig = plots_inspect.quality_figure({"behaviours": levels})
+    bars = by_name(fig)["mean return"]
+    assert list(bars.x) == ["expert", "expert #2", "eps=0.8"]
+    assert len(set(bars.x)) == 3 and bars.cliponaxis is False
+    lo, hi = fig.layout.yaxis.range
+    assert hi > 240 * 1.1 and lo < -230 * 1.1

@@ -52,6 +52,10 @@ def styled(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> 
         legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0,
                 "xanchor": "left", "x": 0.0},
         hovermode="closest",
+        # Transparent: the page's own background shows through, light or dark (the page's
+        # CSS sets the text and grid colours of dark mode).
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
     )
     return fig
 

@@ -26,6 +26,7 @@ from dt_playground.media.plots.figures import (
     reward_figure,
     rtg_figure,
     styled,
+    two_line_title,
 )
 
 if TYPE_CHECKING:  # rollout imports torch; a figure only needs the Trace's arrays
@@ -213,6 +214,6 @@ def schedule_figures(trace: Trace) -> tuple[go.Figure, go.Figure]:
     reward.update_traces(selector={"name": "target"}, x=xs, y=ys,
                          name="target (cumulative, per the schedule)")
     text = schedule_text(trace.switches) if trace.switches else str(trace.target)
-    reward.update_layout(title={"text": f"Return {trace.ret:.1f}, schedule {text} "
-                                f"({trace.length} steps)"})
+    reward.update_layout(title={"text": two_line_title(  # the schedule on its own line
+        f"Return {trace.ret:.1f} (schedule {text}, {trace.length} steps)")})
     return (mark_switches(rtg_figure(trace), trace.switches), mark_switches(reward, trace.switches))
