@@ -57,8 +57,9 @@ def test_toolbars_and_labels_never_cover_what_they_belong_to(browser, app_url): 
         page.get_by_role("tab", name="Stitching", exact=True).click()
         cell = page.locator(".body-cell", has_text="QDT").first
         cell.wait_for(timeout=120_000)
-        scrolled = page.evaluate("() => [...document.querySelectorAll('.virtual-table-viewport')]"
-                                 ".map(w => { w.scrollLeft = w.scrollWidth; return w.scrollLeft; })")
+        scrolled = page.evaluate(
+            "() => [...document.querySelectorAll('.virtual-table-viewport')]"
+            ".map(w => { w.scrollLeft = w.scrollWidth; return w.scrollLeft; })")
         assert max(scrolled) > 0  # wider than the phone: it scrolls, inside its box
         page.wait_for_timeout(300)
         box = cell.bounding_box()
