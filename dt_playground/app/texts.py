@@ -70,7 +70,8 @@ CAPTIONS = {
     "grid": "How to read it: one line per tile, the same seed at each target; lines that fan "
             "out in the order of their targets are return conditioning at work.",
     "sweep": "How to read it: each point is a target's mean return over seeds; on the diagonal "
-             "the model gets what it is asked for, and the grey band is the data's range.",
+             "the model gets what it is asked for; the green band is the data's return range, "
+             "the orange one its top 10%.",
     "attention": "How to read it: each row is a block (and head) of the transformer; dark cells "
                  "are the tokens, oldest on the left, that the action at this step attended to.",
     "loss": "How to read it: the training loss per step; it should fall fast, then flatten.",

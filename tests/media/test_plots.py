@@ -107,7 +107,11 @@ def test_sweep_identity_line_and_stats(summary):
     assert list(ident.x) == list(ident.y)  # on the diagonal
     returns = [r["return"] for r in rows]
     every = [*returns, 100.0, 300.0, summary["return_min"], summary["return_max"], 150.0, 260.0]
-    assert ident.x[0] <= min(every) and ident.x[-1] >= max(every)
+    # x spans the targets asked for (100..300), not the returns; y spans everything
+    assert 90 < ident.x[0] < 100 and 300 < ident.x[-1] < 310
+    assert list(fig.layout.xaxis.range) == [ident.x[0], ident.x[-1]]
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= min(every) and hi >= max(every)
     mean = lines["mean ± std"]
     assert list(mean.x) == [100.0, 200.0, 300.0]
     np.testing.assert_allclose(mean.y, [0.9 * t + 5.0 for t in (100.0, 200.0, 300.0)])
