@@ -52,6 +52,7 @@ class Handlers(Checks, share.Share):
         self._example: tuple | None = None
         self._example_ready = threading.Event()
         self._shared: dict = {}  # session hash -> what its link asked for (app/share.py)
+        self._example_lock = threading.Lock()
 
     # ------------------------------------------------------------ helpers
 
@@ -442,4 +443,7 @@ class Handlers(Checks, share.Share):
         ex = self._example
         if ex is None or (ex[0], ex[1]) != (env_id, checkpoint):
             return (gr.skip(),) * 6
-        return ex[2:]
+        with self._example_lock:  # its video was deleted (a cache sweep): made again, once
+            if self._example is ex and not Path(ex[3]).is_file():
+                self._example = self._play_example(env_id, checkpoint)
+            return self._example[2:]
