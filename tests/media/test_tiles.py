@@ -3,11 +3,11 @@
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from helpers import gl_or_skip
 
 from dt_playground.checkpoints import cache
 from dt_playground.envs.registry import get_spec
-from dt_playground.errors import RenderError
-from dt_playground.media import gl, replay, tiles
+from dt_playground.media import replay, tiles
 from dt_playground.media.replay import random_trace
 
 
@@ -29,10 +29,7 @@ def hopper():
 
 @pytest.fixture(scope="module")
 def gl_backend():
-    try:
-        return gl.ensure_gl_backend()
-    except RenderError as err:
-        pytest.skip(str(err))
+    return gl_or_skip()
 
 
 def _decoded(path):
