@@ -178,7 +178,7 @@ def test_leaf_layers_import_without_torch():
 
 def test_app_is_layout_and_wiring_only():
     """app.py is at most APP_MAX_LINES lines; it imports no file-format or numeric
-    library and has no loops: every handler is a call into `dt_playground.serve`."""
+    library and has no loops: every handler is a call into `dt_playground.app.ui`."""
     text = (REPO / "app.py").read_text()
     assert len(text.splitlines()) <= APP_MAX_LINES
     tree = ast.parse(text)
@@ -189,7 +189,7 @@ def test_app_is_layout_and_wiring_only():
                  if isinstance(n, ast.ImportFrom)}
     assert not (imported & banned), imported & banned
     loops = [n for n in ast.walk(tree) if isinstance(n, (ast.For, ast.While))]
-    assert len(loops) <= 2, "app.py builds tabs in loops at most; logic goes to serve/"
+    assert len(loops) <= 2, "app.py builds tabs in loops at most; logic goes to app/ui.py"
 
 
 # ---------------------------------------------------------------- docs and tests that can't drift
