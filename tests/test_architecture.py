@@ -160,6 +160,12 @@ def test_only_the_app_layer_imports_gradio(tmp_path):
     assert _imports_gradio(probe)
 
 
+def test_no_two_modules_share_a_name():
+    """A module's own name says which one it is (`grid`, not one of two `glance`s)."""
+    names = [p.stem for p in sources() if p.stem not in ENTRY]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+
+
 @pytest.mark.parametrize("path", sources(), ids=module_name)
 def test_module_size(path):
     assert len(path.read_text().splitlines()) <= MAX_LINES
