@@ -58,3 +58,13 @@ def card_markdown(card: dict | None) -> str:
         "(0 = random policy, 100 = expert). "
         "**Run sweep** measures it again on fresh seeds."
     )
+
+
+def sweep_run_markdown(line: str, card: dict | None) -> str:
+    """The line under a sweep run's figure; where the checkpoint has a card, it says that
+    the card's means are still drawn (the run adds to them, it does not replace them)."""
+    if not card or not card.get("per_target"):
+        return line
+    n = card["per_target"][0].get("n", len(card.get("seeds") or []))
+    return (f"{line} The dotted grey line is the checkpoint's card ({n} held-out seeds per "
+            "target), kept for comparison.")

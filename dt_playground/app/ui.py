@@ -319,8 +319,10 @@ class Handlers:
             res, refs = self.pool.run("background", pg.sweep_with_references,
                                       CheckpointRef.of(ck), targets, n_seeds, seed,
                                       progress=progress_steps(progress, "sweeping"))
-            fig = plots.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
-            return fig, pg.sweep_markdown(res), {**res, "references": refs}
+            card = card_views.card_of(env_id, checkpoint, self.store.owned(sid))
+            fig = plots.sweep_figure(res["rows"], ck.dataset.as_dict(), refs, card)
+            return (fig, formatting.sweep_run_markdown(pg.sweep_markdown(res), card),
+                    {**res, "references": refs})
 
     @boundary
     def compare(self, env_id: str, n_seeds: float, seed: float, request: gr.Request = None,
