@@ -207,6 +207,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                                     queue=False, **PRIVATE)
         train_evt.then(h.train_model, [env, algo, steps, klen, lr, session],
                        [loss_plot, train_md, session, ckpt], api_name="train",
+                       show_progress_on=[train_md],  # one bar; the live curve stays clear
                        concurrency_limit=1, concurrency_id="train", **RAW).then(
             lambda: gr.Button(interactive=True), None, train_btn, queue=False, **PRIVATE)
         cancel_btn.click(h.cancel_training, session, train_md, api_name="cancel_training",

@@ -350,7 +350,7 @@ class Handlers:
             cid, out = self.store.reserve(session, "trained")
             job = session.job = TrainJob(request_, out).start()
             for j in job.watch():
-                progress(len(j.steps) / request_.steps, desc=j.stage)
+                progress(len(j.steps) / request_.steps, desc=j.status())
                 yield (plots_inspect.loss_figure(j.curve()), j.status(), session.id,
                        gr.skip())
             if job.error:
