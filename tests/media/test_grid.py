@@ -334,3 +334,14 @@ def test_a_schedule_target_line_steps_at_each_switch():
     assert "schedule 0:10 → 3:5" in reward.layout.title.text
     target = [t for t in reward.data if t.name.startswith("target")][0]
     assert list(target.y) == ys
+
+
+def test_compare_labels_sit_under_the_bars_names():
+    """Each model's kind reads under its name on the axis, at the axis's font size (drawn
+    inside the bars it shrank to a few pixels on a phone)."""
+    fig = plots_glance.cards_compare_figure(card_views.env_cards("Hopper-v5"))
+    bars = fig.data[0]
+    assert bars.textposition == "none"
+    ticks = dict(zip(fig.layout.xaxis.tickvals, fig.layout.xaxis.ticktext))
+    assert set(ticks) == set(bars.x)
+    assert all(ticks[n] == f"{n}<br><sup>{t}</sup>" for n, t in zip(bars.x, bars.text))
