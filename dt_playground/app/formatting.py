@@ -41,8 +41,30 @@ def schedule_markdown(summary: dict) -> str:
         )
     return (
         f"Re-prompted episode, total **{_num(summary['achieved'])}** in {summary['length']} "
-        "steps: " + "; ".join(parts) + "."
+        "steps: " + "; ".join(parts) + "." + delivery_markdown(summary.get("delivery") or [])
     )
+
+
+def delivery_markdown(delivery: list[dict]) -> str:
+    """A sentence per stretch that missed its target (rollout/delivery.py), e.g. "From
+    step 300 the model was asked for 500 more and collected 2240: 1740 over, it ignored
+    the re-prompt." Empty when every stretch kept to its target or could not be judged."""
+    said = []
+    for d in delivery:
+        if d["verdict"] not in ("over", "under"):
+            continue
+        asked, got, miss = _num(d["target"]), _num(d["collected"]), _num(abs(d["miss"]))
+        where = "From the start" if d["start"] == 0 else f"From step {d['start']}"
+        if d["verdict"] == "over":
+            said.append(f"{where} the model was asked for {asked} more and collected **{got}**:"
+                        f" **{miss} over** its target.")
+        else:
+            said.append(f"{where} the model was asked for {asked} more and collected **{got}**"
+                        f" by the episode's end: **{miss} short** of its target.")
+    met = [d for d in delivery if d["verdict"] == "met"]
+    if not said and met:
+        return " Every stretch that ran to the end kept to its target (within 10%)."
+    return (" ⚠️ " + " ".join(said)) if said else ""
 
 
 def card_markdown(card: dict | None) -> str:

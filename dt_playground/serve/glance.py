@@ -233,9 +233,13 @@ def schedule_summary(trace: Trace, ck: Checkpoint, schedule) -> dict:
         "requested": BEST,
         "target_percentile_in_dataset": None,
     }
+    from dt_playground.rollout.delivery import judge
+
+    segs = segments(trace, schedule)
     return {
         **summary,
         "schedule": [{"step": s, "target": v} for s, v in schedule.items()],
-        "segments": segments(trace, schedule),
+        "segments": segs,
+        "delivery": judge(segs, trace.length),  # each stretch over, under or on target
     }
 
