@@ -88,11 +88,9 @@ CAPTIONS = {
 
 # One line under a control, where its term is used (the About tab explains at length).
 INFO = {
-    "target": "The return-to-go prompt: how much reward the model is asked to collect in "
-              "the whole episode.",
-    "best": "No number: at each step the model samples a high return from its own forecast "
-            "of what is reachable (expert-return sampling, Multi-Game Decision Transformers "
-            "§3.3).",
+    "target": "Return-to-go: the reward the model is asked to collect in the episode.",
+    "best": "At each step the model samples a high return from its own forecast "
+            "(Multi-Game Decision Transformers §3.3).",
     "grid": "p10, p90: the returns that 10% and 90% of the dataset's episodes stay below; "
             "max: its best episode.",
     "K": "How many recent steps (return-to-go, state, action) the model sees at once.",
@@ -119,7 +117,7 @@ APP_CSS = """
   .dtp-pickers .form > * { flex: 1 1 0 !important; width: auto !important;
     padding: 6px !important; }
   .dtp-pickers .wrap { padding-left: 6px !important; padding-right: 0 !important; }
-  .dtp-pickers .wrap-inner input { padding-right: 2px !important; font-size: 0.9rem; }
+  .dtp-pickers .wrap-inner input { font-size: 0.9rem; }
   [role="tablist"] button { padding: 4px 6px !important; font-size: 0.9rem; }
   .dtp-play-controls .form { display: grid !important;
     grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }

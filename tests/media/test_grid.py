@@ -344,4 +344,4 @@ def test_compare_labels_sit_under_the_bars_names():
     assert bars.textposition == "none"
     ticks = dict(zip(fig.layout.xaxis.tickvals, fig.layout.xaxis.ticktext))
     assert set(ticks) == set(bars.x)
-    assert all(ticks[n] == f"{n}<br><sup>{t}</sup>" for n, t in zip(bars.x, bars.text))
+    assert all(ticks[n] == f"{n}<br>{t}" for n, t in zip(bars.x, bars.text))

@@ -182,7 +182,7 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
                                  line={"color": COLORS["data"], "dash": "dash"}))
     fig = styled(fig, title, "checkpoint", "return")
     fig.update_xaxes(type="category", tickvals=names,
-                     ticktext=[f"{n}<br><sup>{t}</sup>" for n, t in zip(names, text)])
+                     ticktext=[f"{n}<br>{t}" for n, t in zip(names, text)])
     return fig
 
 
