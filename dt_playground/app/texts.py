@@ -91,7 +91,7 @@ INFO = {
     "target": "Return-to-go: the reward the model is asked to collect in the episode.",
     "best": "At each step the model samples a high return from its own forecast "
             "(Multi-Game Decision Transformers §3.3).",
-    "grid": "p10, p90: the returns that 10% and 90% of the dataset's episodes stay below; "
+    "grid": "p10: the return that 10% of the dataset's episodes stay below (p90: 90%); "
             "max: its best episode.",
     "K": "How many recent steps (return-to-go, state, action) the model sees at once.",
 }
