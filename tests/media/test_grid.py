@@ -345,3 +345,10 @@ def test_compare_labels_sit_under_the_bars_names():
     ticks = dict(zip(fig.layout.xaxis.tickvals, fig.layout.xaxis.ticktext))
     assert set(ticks) == set(bars.x)
     assert all(ticks[n] == f"{n}<br>{t}" for n, t in zip(bars.x, bars.text))
+
+
+def test_the_card_sweeps_title_has_one_subtitle():
+    fig = plots_glance.card_sweep_figure(_card("hopper-dt"))
+    head, sub = fig.layout.title.text.split("<br>")
+    assert head == "Achieved vs requested return"
+    assert sub.startswith("<sup>checkpoint card, Spearman ρ = ") and sub.count("(") == 0

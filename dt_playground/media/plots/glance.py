@@ -128,7 +128,7 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
     ))
     rho = card.get("spearman")
     if rho is not None:
-        title += f" (Spearman ρ = {rho:.2f})"
+        title = title[:-1] + f", Spearman ρ = {rho:.2f})"  # one bracket: one subtitle
     fig = styled(fig, title, "requested return", "achieved return")
     fig.update_xaxes(range=[xlo, xhi])
     fig.update_yaxes(range=[lo, hi])
