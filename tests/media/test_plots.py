@@ -206,3 +206,13 @@ def test_two_behaviours_of_one_name_are_two_bars_with_whole_labels():
     assert len(set(bars.x)) == 3 and bars.cliponaxis is False
     lo, hi = fig.layout.yaxis.range
     assert hi > 240 * 1.1 and lo < -230 * 1.1
+
+
+def test_a_sweep_run_keeps_the_cards_means_beside_its_own():
+    card = {"per_target": [{"target": 100.0, "mean": 80.0, "n": 30},
+                           {"target": 300.0, "mean": 250.0, "n": 30}]}
+    lines = by_name(figures.sweep_figure(sweep_rows(), card=card))
+    kept = lines["card: mean of 30 held-out seeds"]
+    assert list(kept.x) == [100.0, 300.0] and list(kept.y) == [80.0, 250.0]
+    assert "mean ± std" in lines  # the run's own means too
+    assert not any(n.startswith("card:") for n in by_name(figures.sweep_figure(sweep_rows())))
