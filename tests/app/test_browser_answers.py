@@ -91,11 +91,15 @@ REFUSALS = [  # (tab, field, value, button, the sentence's start)
      "A grid has 1 to"),
     ("Play", "Step", "99999", "Show attention", "Step must be between"),
     ("Play", "Seed", "-5", "Play episode", "Seed must be between 0 and"),
+    # and the other tabs' buttons
+    ("Sweep", "First seed", "-5", "Run sweep", "First seed must be between 0 and"),
+    ("Compare", "First seed", "-5", "Compare", "First seed must be between 0 and"),
+    ("Stitching", "Seed", "-5", "Play every method", "Seed must be between 0 and"),
 ]
 
 
 @pytest.mark.parametrize("tab,field,value,button,sentence", REFUSALS,
-                         ids=[f"{r[1].split()[0]}={r[2][:12]}" for r in REFUSALS])
+                         ids=[f"{r[0]}:{r[1].split()[0]}={r[2][:12]}" for r in REFUSALS])
 def test_a_refusal_is_a_toast_within_a_second_and_results_stay(played, tab, field, value,
                                                                 button, sentence):
     page = played
@@ -111,7 +115,7 @@ def test_a_refusal_is_a_toast_within_a_second_and_results_stay(played, tab, fiel
     assert _state(page) == before
     assert page.locator("text=/^Error$/ >> visible=true").count() == 0  # no red badges
     # Put the field back for the next refusal.
-    defaults = {"Seed": "7", "Step": "5",
+    defaults = {"Seed": "7", "First seed": "7", "Step": "5",
                 "Targets (comma-separated)": "", "Schedule (step:target)": "0:100"}
     _fill(page, field, defaults[field], tab)
 
