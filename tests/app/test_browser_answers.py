@@ -120,6 +120,32 @@ def test_a_refusal_is_a_toast_within_a_second_and_results_stay(played, tab, fiel
     _fill(page, field, defaults[field], tab)
 
 
+def test_every_refusal_shows_on_a_phone(app_url, browser):
+    """At 390 px, over the arrival example's results: each sentence in sight within 1 s."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_function("() => { const v = document.querySelector('video');"
+                           " return v && v.readyState >= 2; }", timeout=180_000)
+    page.get_by_text("Re-prompt mid-episode: a target schedule").click()
+    page.get_by_text("Attention: what the action at a step looked at").click()
+    before = _state(page)
+    slow = {}
+    for tab, field, value, button, sentence in REFUSALS:
+        _fill(page, field, value, tab)
+        text, took = _toast_after(page, lambda b=button: page.get_by_role(
+            "button", name=b, exact=True).click())
+        assert text.startswith(sentence), text
+        if took > GOAL_S:
+            slow[f"{field}={value}"] = round(took, 2)
+        _fill(page, field, "7" if "eed" in field else "5" if field == "Step" else "", tab)
+    page.get_by_role("tab", name="Play", exact=True).click()
+    assert _state(page) == before
+    assert not slow, slow
+    _shot(page, "refusals-390.png")
+    context.close()
+
+
 @pytest.mark.parametrize("value,sentence", [("", "Target return is empty"),
                                             ("12e", "Seed is empty or not a number")])
 def test_what_plays_is_what_the_box_shows(played, value, sentence):
