@@ -408,9 +408,10 @@ class Handlers(Checks, share.Share):
                 LOG.exception("the arrival example could not be played")
             finally:
                 self._example_ready.set()
-            try:  # then the stitching lab's models (its first run would pay ~2 s)
-                from dt_playground.app import stitch_view
+            try:  # then the schedules' module and the stitching lab's models (a first
+                from dt_playground.app import stitch_view  # check or run would pay ~2 s)
 
+                glance_lib()
                 stitch_view.warm_up()
             except Exception:
                 LOG.exception("the stitching lab could not be warmed")
