@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests" / "app"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests" / "app"),
+                str(ROOT / "tests")]
 from load import start_app  # noqa: E402
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -42,7 +43,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
-    from test_browser_answers import REFUSALS, _fill, _toast_after
+    from test_browser_answers import REFUSALS, _fill, _reset, _toast_after
 
     with tempfile.TemporaryDirectory() as d, sync_playwright() as p:
         proc, url, _ = start_app(Path(d))
@@ -58,6 +59,7 @@ def main() -> None:
                             "button", name=b, exact=True).click())
                         assert text.startswith(sentence), text
                         took[w].append(s)
+                        _reset(page, field, tab)
             for w, xs in took.items():
                 print(json.dumps({"width": w, "refusals": len(xs),
                                   "median_s": round(statistics.median(xs), 3),

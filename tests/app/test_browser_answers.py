@@ -77,6 +77,11 @@ def _fill(page, label, value, tab="Play"):
     return box
 
 
+def _reset(page, field, tab):
+    """Put a field back to a value that passes, for the next refusal."""
+    _fill(page, field, {"Seed": "7", "First seed": "7", "Step": "5"}.get(field, ""), tab)
+
+
 REFUSALS = [  # (tab, field, value, button, the sentence's start)
     ("Play", "Schedule (step:target)", "0:3000,abc", "Play with re-prompt",
      "Schedule entries are step:target pairs"),
@@ -115,10 +120,7 @@ def test_a_refusal_is_a_toast_within_a_second_and_results_stay(played, tab, fiel
     page.get_by_role("tab", name="Play", exact=True).click()
     assert _state(page) == before
     assert page.locator("text=/^Error$/ >> visible=true").count() == 0  # no red badges
-    # Put the field back for the next refusal.
-    defaults = {"Seed": "7", "First seed": "7", "Step": "5",
-                "Targets (comma-separated)": "", "Schedule (step:target)": "0:100"}
-    _fill(page, field, defaults[field], tab)
+    _reset(page, field, tab)
 
 
 def test_every_refusal_shows_on_a_phone(app_url, browser):
@@ -136,7 +138,7 @@ def test_every_refusal_shows_on_a_phone(app_url, browser):
         text, _ = _toast_after(page, lambda b=button: page.get_by_role(
             "button", name=b, exact=True).click())
         assert text.startswith(sentence), text
-        _fill(page, field, "7" if "eed" in field else "5" if field == "Step" else "", tab)
+        _reset(page, field, tab)
     page.get_by_role("tab", name="Play", exact=True).click()
     assert _state(page) == before
     _shot(page, "refusals-390.png")
