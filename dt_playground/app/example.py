@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from dt_playground.app import card_views, share
-from dt_playground.app.boundary import LOG
+from dt_playground.app.boundary import LOG, rollout_lib
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
 
@@ -38,9 +38,10 @@ class Example:
                 LOG.exception("the arrival example could not be played")
             finally:
                 self._example_ready.set()
-            try:  # then the stitching lab's models (its first run would pay ~2 s)
-                from dt_playground.app import stitch_view
+            try:  # then the schedules' module and the stitching lab's models (a first
+                from dt_playground.app import stitch_view  # check or run would pay ~2 s)
 
+                rollout_lib("schedules")
                 stitch_view.warm_up()
             except Exception:
                 LOG.exception("the stitching lab could not be warmed")
