@@ -70,9 +70,15 @@ def played(app_url, browser):
     context.close()
 
 
+WITH_INFO = {"Targets (comma-separated)"}  # fields with a line of info under the label
+
+
 def _fill(page, label, value, tab="Play"):
     page.get_by_role("tab", name=tab, exact=True).click()
-    box = page.get_by_label(label, exact=True).filter(visible=True)
+    # A field with an info line has it in its accessible name: matched by its start there
+    # (no other visible field's name contains it), exactly everywhere else ("Step" is inside
+    # "Schedule (step:target)").
+    box = page.get_by_label(label, exact=label not in WITH_INFO).filter(visible=True)
     box.fill(value)
     return box
 
