@@ -247,3 +247,15 @@ def test_switching_the_checkpoint_clears_the_old_results(played):
     page.wait_for_function("() => ![...document.querySelectorAll('p')]"
                            ".some(p => p.textContent.includes('achieved'))", timeout=5_000)
     assert _video_src(page) == ""
+
+
+def test_a_link_with_a_schedule_replays_the_schedule(app_url, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})
+    page = context.new_page()
+    page.goto(app_url + "?env=CartPole-v1&schedule=0:150,40:20&seed=3")
+    page.locator("p", has_text="Re-prompted episode").first.wait_for(timeout=180_000)
+    source = page.locator("small", has_text="CartPole-v1").first.inner_text()
+    assert "schedule 0:150,40:20" in source and "seed 3" in source, source
+    page.get_by_text("Re-prompt mid-episode: a target schedule").click()
+    assert page.get_by_label("Schedule (step:target)").input_value() == "0:150,40:20"
+    context.close()
