@@ -38,6 +38,10 @@ def _toast_after(page, click) -> tuple[str, float]:
     t0 = time.monotonic()
     click()
     page.wait_for_selector(TOAST, timeout=WAIT_MS)
+    # Readable, not just inserted: the toast slides in from transparent (Playwright counts
+    # an element at opacity 0 as visible).
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=toast-body]')]"
+                           ".some(t => getComputedStyle(t).opacity === '1')", timeout=WAIT_MS)
     took = time.monotonic() - t0
     toast = page.locator(TOAST).last
     box, view = toast.bounding_box(), page.viewport_size
