@@ -15,7 +15,9 @@ import gradio as gr
 from dt_playground.app.boundary import boundary, rollout_lib, session_key
 from dt_playground.checkpoints import layout
 from dt_playground.errors import PlaygroundError
+from dt_playground.serve.admission import Admission
 from dt_playground.serve.jobs import TrainRequest
+from dt_playground.serve.sessions import SessionStore
 
 MAX_SEED = 2**31 - 1
 
@@ -46,6 +48,9 @@ def target_of(value, ck) -> float | str:
 class Checks:
     """The check steps, mixed into `ui.Handlers` (which provides ``_checkpoint``)."""
 
+    admission: Admission
+    store: SessionStore
+
     def _checkpoint(self, sid, value, env_id):  # pragma: no cover - Handlers defines it
         raise NotImplementedError
 
@@ -62,7 +67,7 @@ class Checks:
 
     @boundary
     def check_play(self, env_id, checkpoint, target, seed, sampled=False, best=False,
-                   sid=None, request: gr.Request = None):
+                   sid=None, request: gr.Request | None = None):
         self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         target_of("best" if best is True else target, ck)
@@ -70,14 +75,15 @@ class Checks:
 
     @boundary
     def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None,
-                       request: gr.Request = None):
+                       request: gr.Request | None = None):
         self._room(request)
         self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("schedules").parse_schedule(schedule)
         seed_of(seed)
 
     @boundary
-    def check_grid(self, env_id, checkpoint, targets, seed, sid=None, request: gr.Request = None):
+    def check_grid(self, env_id, checkpoint, targets, seed, sid=None,
+                   request: gr.Request | None = None):
         self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("grid").parse_grid_targets(targets, ck)
@@ -85,7 +91,7 @@ class Checks:
 
     @boundary
     def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None,
-                        request: gr.Request = None):
+                        request: gr.Request | None = None):
         self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         target_of(target, ck)
@@ -96,7 +102,7 @@ class Checks:
 
     @boundary
     def check_sweep(self, env_id, checkpoint, n_targets, n_seeds, seed, sid=None,
-                    request: gr.Request = None):
+                    request: gr.Request | None = None):
         self._room(request, background=True)
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("sweep").sweep_targets(ck, n_targets)
@@ -104,7 +110,7 @@ class Checks:
         seed_of(seed, "First seed")
 
     @boundary
-    def check_compare(self, env_id, n_seeds, seed, request: gr.Request = None):
+    def check_compare(self, env_id, n_seeds, seed, request: gr.Request | None = None):
         self._room(request, background=True)
         if env_id not in layout.envs_with_checkpoints():
             raise PlaygroundError(f"No pretrained checkpoints for {str(env_id)[:40]!r}.")
@@ -113,7 +119,7 @@ class Checks:
 
     @boundary
     def check_train(self, env_id, algo, steps, context_len, lr, sid=None,
-                    request: gr.Request = None):
+                    request: gr.Request | None = None):
         self._room(request, background=True)
         if lr is None or (isinstance(lr, str) and not lr.strip()):
             raise PlaygroundError("Learning rate is empty: type a number such as 0.001.")
@@ -123,7 +129,7 @@ class Checks:
             raise PlaygroundError("This session is already training: cancel it first.")
 
     @boundary
-    def check_stitching(self, data, seed, history, sid=None, request: gr.Request = None):
+    def check_stitching(self, data, seed, history, sid=None, request: gr.Request | None = None):
         self._room(request)
         from dt_playground.app import stitch_view
 

@@ -8,6 +8,7 @@ request: a bad one is dropped with a toast that names it, and its default is sho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import gradio as gr
@@ -20,6 +21,8 @@ from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
 from dt_playground.envs.seeds import APP_SEED
 from dt_playground.errors import PlaygroundError
+from dt_playground.serve.admission import Admission
+from dt_playground.serve.sessions import SessionStore
 
 KEYS = ("env", "checkpoint", "target", "seed", "schedule")
 MAX_LINKS_KEPT = 1000  # pages opened from a link whose choice the pickers still honour
@@ -130,13 +133,17 @@ class Share:
     ``admission``)."""
 
     _shared: dict
+    admission: Admission
+    store: SessionStore
+    play_schedule: Callable
+    _play: Callable
 
     def shared(self, request) -> SharedChoice | None:
         """The checked choice of this page's link, if it had one."""
         return self._shared.get(session_key(request))
 
     @boundary
-    def from_query(self, sid=None, request: gr.Request = None, progress=gr.Progress()):
+    def from_query(self, sid=None, request: gr.Request | None = None, progress=gr.Progress()):
         """Select what the link names, then play it once (its schedule, if it has one).
         Yields the controls (env, checkpoint, target, seed, best, schedule), the link's
         query as checked, and the Play tab's results (video, plots, summary, details)."""
@@ -164,9 +171,8 @@ class Share:
                choice.schedule if choice.schedule is not None else gr.skip(), choice.query(),
                *skip[1:])
         if choice.schedule is not None:  # (it takes its own admission turn)
-            for out in self.play_schedule.__wrapped__(self, choice.env, choice.checkpoint,
-                                                      choice.schedule, choice.seed, sid,
-                                                      request, progress):
+            for out in self.play_schedule(choice.env, choice.checkpoint, choice.schedule,
+                                          choice.seed, sid, request, progress):
                 yield (gr.skip(),) * 7 + tuple(out)
             return
         with self.admission.interactive(session_key(request), "play"):
