@@ -358,9 +358,16 @@ def run_episodes(
             wall,
             switches[i],
             policy.band[i, : len(rewards[i])].copy() if policy.offers_best else None,
+            *_critic_of(policy, i, len(rewards[i])),
         )
         for i in range(n)
     ]
+
+
+def _critic_of(policy, row: int, n: int) -> tuple:
+    """The trace's critic values and checked flag (a checked policy keeps them)."""
+    values = getattr(policy, "critic_values", None)
+    return (None, False) if values is None else (values[row, :n].copy(), True)
 
 
 def run_grid(
