@@ -1,6 +1,6 @@
 """The zoo's and the Hub's verbs: ``pretrain``, ``returns``, ``train-expert``, ``export``,
-``import-hf``, ``critic`` and ``card`` (`cli.main.build_parser` adds them beside the data, training and
-evaluation verbs)."""
+``import-hf``, ``critic`` and ``card`` (`cli.main.build_parser` adds them beside the data,
+training and evaluation verbs)."""
 
 from __future__ import annotations
 
