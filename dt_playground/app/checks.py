@@ -41,6 +41,13 @@ def target_of(value, ck) -> float | str:
     return rollout_lib("requests").play_target(value, ck)
 
 
+def critic_of(ck, check) -> None:
+    """A ticked "check with critic" box on a checkpoint that can't be checked is refused
+    with the library's reason (`rollout.playable.check_critic`)."""
+    if check is True:
+        rollout_lib("playable").check_critic(ck)
+
+
 class Checks:
     """The check steps, mixed into `ui.Handlers` (which provides ``_checkpoint``)."""
 
@@ -49,10 +56,11 @@ class Checks:
 
     @boundary
     def check_play(self, env_id, checkpoint, target, seed, sampled=False, best=False,
-                   sid=None):
+                   sid=None, check=False):
         ck = self._checkpoint(sid, checkpoint, env_id)
         target_of("best" if best is True else target, ck)
         seed_of(seed)
+        critic_of(ck, check)
 
     @boundary
     def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None):
@@ -61,10 +69,11 @@ class Checks:
         seed_of(seed)
 
     @boundary
-    def check_grid(self, env_id, checkpoint, targets, seed, sid=None):
+    def check_grid(self, env_id, checkpoint, targets, seed, sid=None, check=False):
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("grid").parse_grid_targets(targets, ck)
         seed_of(seed)
+        critic_of(ck, check)
 
     @boundary
     def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None):
@@ -76,11 +85,13 @@ class Checks:
         rollout_lib("requests").parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
 
     @boundary
-    def check_sweep(self, env_id, checkpoint, n_targets, n_seeds, seed, sid=None):
+    def check_sweep(self, env_id, checkpoint, n_targets, n_seeds, seed, sid=None,
+                    check=False):
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("sweep").sweep_targets(ck, n_targets)
         rollout_lib("requests").parse_count(n_seeds, "Seeds per target", 1, 10)
         seed_of(seed, "First seed")
+        critic_of(ck, check)
 
     @boundary
     def check_compare(self, env_id, n_seeds, seed):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from dt_playground.app import formatting, texts, widgets
+from dt_playground.app import critic_views, formatting, texts, widgets
 from dt_playground.envs.seeds import APP_SEED
 
 # The page keeps an emptied target box empty (Gradio's slider would turn it into 0 when
@@ -50,6 +50,9 @@ def _play_tab() -> dict:
                                visible=False, min_width=160,
                                info="Samples a high return from its own predicted "
                                "distribution at every step (Multi-Game DT, §3.3)")
+            play_check = critic_views.check_box()
+        ignored_md = gr.Markdown(visible=False)  # IQL: the target is not used
+        ignores = gr.Checkbox(False, visible=False)  # the checkpoint ignores targets
         marks = gr.Markdown()
         play_btn = gr.Button("Play episode", variant="primary")
         summary_md = gr.Markdown()
@@ -89,6 +92,7 @@ def _grid_sweep_compare_tabs() -> dict:
                                       min_width=200)
             grid_seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
                                   min_width=100)
+            grid_check = critic_views.check_box()
         grid_btn = gr.Button("Play grid", variant="primary")
         grid_md = gr.Markdown()
         grid_video, grid_plot = widgets.media_row("Tiles", ["grid"])
@@ -99,6 +103,7 @@ def _grid_sweep_compare_tabs() -> dict:
             n_targets = gr.Slider(2, 20, value=8, step=1, label="Targets")
             n_seeds = gr.Slider(1, 10, value=3, step=1, label="Seeds per target")
             sweep_seed = gr.Number(APP_SEED, precision=0, label="First seed")
+            sweep_check = critic_views.check_box()
         sweep_btn = gr.Button("Run sweep", variant="primary")
         sweep_md = gr.Markdown()
         sweep_plot = gr.Plot(label="Achieved vs requested", show_label=False)
@@ -171,4 +176,5 @@ def page(envs: list[str], default_env: str, first: list[tuple[str, str]]) -> Sim
     c.arrival_out = [c.sweep_plot, c.sweep_md, c.sweep_json, c.hist_plot, c.len_plot,
                      c.qual_plot, c.ds_json, c.sched_hint]
     c.st_out = [c.st_plot, c.st_video, c.st_table, c.st_md]
+    c.critic_out = [c.play_check, c.grid_check, c.sweep_check, c.ignores, c.ignored_md]
     return c

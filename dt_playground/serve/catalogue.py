@@ -18,14 +18,15 @@ from dt_playground.checkpoints.hf_validate import is_transformers_folder
 from dt_playground.checkpoints.layout import locate, parse_env
 from dt_playground.checkpoints.uploads import extract_upload
 from dt_playground.errors import CheckpointError, PlaygroundError
+from dt_playground.rollout.playable import load_playable
 from dt_playground.serve.sessions import SessionStore
 
 
 def resolve(value, env_id, owned: dict[str, Path] | None = None) -> Checkpoint:
     """The loaded checkpoint ``value`` names (see `checkpoints.layout.locate`) for
-    env ``env_id``."""
+    env ``env_id``: a DT, BC, %BC or IQL one (`rollout.playable`)."""
     path = locate(value, env_id, owned)
-    ck = load_cached(path)
+    ck = load_playable(path)
     if ck.spec.env_id != parse_env(env_id):
         raise PlaygroundError(
             f"Checkpoint {value} was trained on {ck.spec.env_id}, not {env_id}. "

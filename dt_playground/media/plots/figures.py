@@ -96,6 +96,7 @@ def rtg_figure(trace: Trace) -> go.Figure:
                 line={"color": COLORS["data"], "dash": "dash"},
             ),
         ]
+        + _critic_line(steps, getattr(trace, "critic_value", None))
     )
     return styled(
         fig, f"Return-to-go (target {_target_text(trace.target)}, seed {trace.seed})",
@@ -105,6 +106,16 @@ def rtg_figure(trace: Trace) -> go.Figure:
 
 def _target_text(target) -> str:
     return target if isinstance(target, str) else f"{target:g}"
+
+
+def _critic_line(steps: np.ndarray, values) -> list[go.Scatter]:
+    """A checked episode's critic: the return it expected from each chosen action, beside
+    the asked and the achieved returns-to-go (does the critic believe the promise?)."""
+    if values is None or not np.isfinite(np.asarray(values, dtype=float)).any():
+        return []
+    return [go.Scatter(x=steps, y=np.asarray(values, dtype=float), name="critic's value",
+                       mode="lines", line={"color": COLORS["ref"], "dash": "dot", "width": 1.5},
+                       hovertemplate="step %{x}: the critic expects %{y:.1f}<extra></extra>")]
 
 
 def _return_band(steps: np.ndarray, band) -> list[go.Scatter]:

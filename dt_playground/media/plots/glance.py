@@ -83,8 +83,9 @@ def mark_switches(fig: go.Figure, switches: dict[int, float | str]) -> go.Figure
 
 # ---------------------------------------------------------------- cards
 
-REF_LABELS = {"bc": "BC", "pbc": "%BC"}
-ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC"}
+REF_LABELS = {"bc": "BC", "pbc": "%BC", "iql": "IQL"}
+ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC", "iql": "IQL"}
+IQL_COLOR = "#8c564b"  # offline RL: a colour of its own beside DT's and the references'
 
 
 def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figure:
@@ -149,14 +150,12 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
     dataset_max."""
     if not rows:
         return empty_figure(title, "No checkpoint of this environment has a card yet.")
-    rows = sorted(rows, key=lambda r: (r.get("algo") != "dt", r.get("algo") or "", r["name"]))
+    rows = sorted(rows, key=lambda r: (r.get("algo") != "dt", r.get("algo") == "iql",
+                                       r.get("algo") or "", r["name"]))
     names = [r["name"] for r in rows]
-    text = [
-        f"{ALGO_LABELS.get(r.get('algo'), r.get('algo'))}, K={r.get('context_len')}"
-        + (f", ρ={r['spearman']:.2f}" if r.get("spearman") is not None else "")
-        for r in rows
-    ]
-    colors = [COLORS["model"] if r.get("algo") == "dt" else COLORS["ref"] for r in rows]
+    text = [_bar_text(r) for r in rows]
+    colors = [COLORS["model"] if r.get("algo") == "dt" else
+              IQL_COLOR if r.get("algo") == "iql" else COLORS["ref"] for r in rows]
     fig = go.Figure(go.Bar(
         x=names, y=[float(r["mean"]) for r in rows], name="mean ± std",
         text=text, textposition="inside", marker={"color": colors}, opacity=0.85,
@@ -178,6 +177,14 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
     fig = styled(fig, title, "checkpoint", "return")
     fig.update_xaxes(type="category")
     return fig
+
+
+def _bar_text(row: dict) -> str:
+    """A bar's label: the algo, its K (IQL has none: its objective is fixed) and ρ."""
+    algo = ALGO_LABELS.get(row.get("algo"), row.get("algo"))
+    k = "fixed objective" if row.get("algo") == "iql" else f"K={row.get('context_len')}"
+    rho = f", ρ={row['spearman']:.2f}" if row.get("spearman") is not None else ""
+    return f"{algo}, {k}{rho}"
 
 
 def schedule_text(switches: dict[int, float | str]) -> str:
