@@ -78,3 +78,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if TEMP_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.tmp)
+
+
+@pytest.fixture(scope="session")
+def critic_zoo(tmp_path_factory, tiny_zoo, cartpole_dataset):
+    """`tiny_zoo` (copied) with offline RL: a briefly trained critic in ``cartpole-dt``
+    and ``cartpole-iql`` with a card (tests/critic_zoo.py)."""
+    import shutil
+
+    from critic_zoo import add_offline
+
+    root = tmp_path_factory.mktemp("critic-zoo") / "zoo"
+    shutil.copytree(tiny_zoo, root)
+    add_offline(root, str(cartpole_dataset[0]), "CartPole-v1", "cartpole-dt", steps=200,
+                card_seeds=2, hidden=32)
+    return root

@@ -41,11 +41,12 @@ def target_of(value, ck) -> float | str:
     return rollout_lib("requests").play_target(value, ck)
 
 
-def critic_of(ck, check) -> None:
-    """A ticked "check with critic" box on a checkpoint that can't be checked is refused
-    with the library's reason (`rollout.playable.check_critic`)."""
+def critic_of(ck, check):
+    """``ck``; with a ticked "check with critic" box, refused with the library's reason
+    unless it can be checked (`rollout.playable.check_critic`)."""
     if check is True:
         rollout_lib("playable").check_critic(ck)
+    return ck
 
 
 class Checks:

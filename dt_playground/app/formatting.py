@@ -109,15 +109,18 @@ def sweep_markdown(res: dict) -> str:
     )
 
 
-def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None) -> str:
-    """What made a result: env, checkpoint, target (or schedule) and seed, in one line."""
+def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None,
+                checked: bool = False) -> str:
+    """What made a result: env, checkpoint, target (or schedule) and seed, in one line
+    (and, when ``checked``, that the DT's critic chose its actions)."""
     if schedule is not None:
         asked = f"schedule {schedule}"
     elif target is None:
         asked = ""
     else:
         asked = "target best" if target == "best" else f"target {_num(float(target))}"
-    return " · ".join(p for p in (env_id, checkpoint, asked, f"seed {seed}") if p)
+    critic = "checked by its critic" if checked else ""
+    return " · ".join(p for p in (env_id, checkpoint, asked, f"seed {seed}", critic) if p)
 
 
 def with_source(fig, source: str):

@@ -56,9 +56,9 @@ class Handlers(Checks, share.Share, CriticViews):
 
     # ------------------------------------------------------------ helpers
 
-    def _checkpoint(self, sid, value, env_id):
+    def _checkpoint(self, sid, value, env_id, check=False):  # check: refused if not checkable
         from dt_playground.serve import catalogue  # imports torch: on first use
-        return catalogue.resolve(value, env_id, self.store.owned(sid))
+        return critic_of(catalogue.resolve(value, env_id, self.store.owned(sid)), check)
 
     def _video(self, render, episodes, progress, sid, stem: str, path=None, **kwargs):
         """``render(episodes, path)`` on a worker into a fresh session video; a failure
@@ -167,8 +167,7 @@ class Handlers(Checks, share.Share, CriticViews):
              best: bool = False, sid: str | None = None, check: bool = False,
              request: gr.Request = None, progress=gr.Progress()):
         """Play one episode: summary and plots as soon as it is simulated, then the
-        video. ``best``: the model picks its own target, the slider is ignored. ``check``:
-        the DT's critic chooses each action (the API's optional last parameter)."""
+        video. ``best``: the model picks its own target; ``check``: its critic acts."""
         with self.admission.interactive(session_key(request), "play"):
             yield from self._play(env_id, checkpoint, target, seed, sampled, best, sid,
                                   progress, check=check is True)
@@ -176,16 +175,15 @@ class Handlers(Checks, share.Share, CriticViews):
     def _play(self, env_id, checkpoint, target, seed, sampled, best, sid, progress,
               video_path=None, check: bool = False):
         from dt_playground.rollout import episode
-        ck = self._checkpoint(sid, checkpoint, env_id)
-        critic_of(ck, check)  # an API call's refusal, in the library's words
+        ck = self._checkpoint(sid, checkpoint, env_id, check)
         target = "best" if best is True else target
         with self._turn(progress):
             trace = self.pool.run("interactive", episode.play_episode, CheckpointRef.of(ck),
                                   target, seed, sampled,
                                   progress=progress_steps(progress, "simulating"), check=check)
             summary = episode.episode_summary(trace, ck)
-            source = formatting.source_line(env_id, checkpoint, trace.seed, target) + (
-                " · checked by its critic" if trace.checked else "")
+            source = formatting.source_line(env_id, checkpoint, trace.seed, target,
+                                            checked=trace.checked)
             figs = tuple(formatting.with_source(f, source)
                          for f in (figures.rtg_figure(trace), figures.reward_figure(trace)))
             yield gr.skip(), *figs, _sourced(source, formatting.summary_markdown(summary)), summary
@@ -231,16 +229,13 @@ class Handlers(Checks, share.Share, CriticViews):
         with self.admission.interactive(session_key(request), "grid"), self._turn(progress):
             from dt_playground.media import tiles
             from dt_playground.rollout import grid
-            ck = self._checkpoint(sid, checkpoint, env_id)
-            critic_of(ck, check)
+            ck = self._checkpoint(sid, checkpoint, env_id, check := check is True)
             res = self.pool.run("interactive", grid.play_grid, CheckpointRef.of(ck), targets,
                                 seed, progress=progress_steps(progress, "simulating"),
-                                check=check is True)
+                                check=check)
             summary = res.summary(ck)
-            source = formatting.source_line(env_id, checkpoint, res.seed) + (
-                " · checked by its critic" if summary.get("checked") else "")
-            fig = formatting.with_source(glance.grid_reward_figure(res.traces, res.labels),
-                                         source)
+            source = formatting.source_line(env_id, checkpoint, res.seed, checked=check)
+            fig = formatting.with_source(glance.grid_reward_figure(res.traces, res.labels), source)
             yield gr.skip(), fig, summary
             info = self._video(tiles.grid_video, res, progress, sid,
                                f"{ck.spec.short_name}-grid-{res.seed}")
@@ -307,17 +302,15 @@ class Handlers(Checks, share.Share, CriticViews):
     def sweep(self, env_id: str, checkpoint: str, n_targets: float, n_seeds: float,
               seed: float, sid: str | None = None, check: bool = False,
               request: gr.Request = None, progress=gr.Progress()):
-        """Achieved vs requested return over targets x seeds, batched (``check``: the DT
-        acted by its critic)."""
+        """Achieved vs requested return over targets x seeds, batched."""
         with self.admission.background_job(session_key(request), "sweep"):
             from dt_playground.rollout.sweep import sweep_targets, sweep_with_references
-            ck = self._checkpoint(sid, checkpoint, env_id)
-            critic_of(ck, check)
+            ck = self._checkpoint(sid, checkpoint, env_id, check := check is True)
             targets = sweep_targets(ck, n_targets)
             res, refs = self.pool.run("background", sweep_with_references,
                                       CheckpointRef.of(ck), targets, n_seeds, seed,
                                       progress=progress_steps(progress, "sweeping"),
-                                      check=check is True)
+                                      check=check)
             fig = figures.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
             return fig, formatting.sweep_markdown(res), {**res, "references": refs}
 
