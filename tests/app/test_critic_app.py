@@ -95,7 +95,8 @@ def test_a_checked_play_carries_the_critics_values_onto_the_rtg_plot(zoo):
     assert s["checked"] is True
     assert s["critic_expected_at_start"] == pytest.approx(checked.critic_value[0], abs=0.06)
     line = formatting.summary_markdown(s)
-    assert "**Checked by its critic**" in line and f"{s['critic_expected_at_start']:.1f}" in line
+    start = formatting._num(s["critic_expected_at_start"])
+    assert "**Checked by its critic**" in line and f"it expected **{start}**" in line
     assert "Checked" not in formatting.summary_markdown(episode.episode_summary(plain, ck))
 
 
