@@ -26,8 +26,7 @@ from dt_playground.data.summary import is_number
 from dt_playground.errors import CheckpointError, PlaygroundError
 
 CHECK_LABEL = "check with critic"
-CHECK_INFO = ("the DT proposes several actions a step; its critic keeps the one whose value "
-              "matches the return still asked for (for best: the highest)")
+CHECK_INFO = "its critic picks each action among the DT's candidates"
 # The library's sentence (`rollout.iql_policy.IGNORES_TARGETS`, a test keeps them equal),
 # here without importing torch.
 IGNORES_TARGETS = ("IQL ignores the target return: its objective is fixed, so every target "
