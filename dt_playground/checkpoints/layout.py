@@ -26,6 +26,7 @@ MAX_JSON_BYTES = 8 * 1024 * 1024  # a shipped config.json is ~35 KB
 ALGOS = ("dt", "bc", "pbc")  # the one list: configs, training and the app read it here
 ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC"}
 RETURNS_DIR = "returns"  # a DT's return model, a checkpoint folder inside its own
+CRITIC_DIR = "critic"  # a DT's critic (offline/critic.py), a folder inside its own
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
