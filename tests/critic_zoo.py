@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from dt_playground.atomic import write_json_atomic
 from dt_playground.checkpoints.layout import read_json
 from dt_playground.envs.registry import get_spec
-from dt_playground.envs.seeds import CARD_SEED
 from dt_playground.offline.critic import CheckSettings, write_critic
 from dt_playground.offline.iql import IQLConfig
 from dt_playground.offline.train_iql import base_config, train_iql, write_iql
+from dt_playground.zoo.offline_zoo import iql_card
 
 
 def add_offline(zoo: Path | str, dataset, env_id: str, dt_name: str, steps: int = 300,
@@ -24,8 +22,6 @@ def add_offline(zoo: Path | str, dataset, env_id: str, dt_name: str, steps: int 
     """Train IQL ``steps`` steps on ``dataset`` (default: the DT's own), write it as the
     critic of ``zoo/dt_name`` and as ``zoo/<env>-iql`` with a card of ``card_seeds`` card
     seeds at the data's max. Returns (critic folder, IQL folder)."""
-    from dt_playground.rollout.evaluate import load_any, sweep
-
     zoo, spec = Path(zoo), get_spec(env_id)
     dt_dir = zoo / dt_name
     dt_config = read_json(dt_dir / "config.json", "config")
@@ -38,15 +34,5 @@ def add_offline(zoo: Path | str, dataset, env_id: str, dt_name: str, steps: int 
     critic = write_critic(dt_dir, res.model, dt_config, base, check or CheckSettings(),
                           (float(rtg.min()), float(rtg.max())))
     iql = write_iql(zoo / f"{spec.short_name}-iql", res, spec.env_id, str(dataset))
-    top = float(res.summary["return_max"])
-    traces = sweep(load_any(iql), [top], card_seeds, CARD_SEED)
-    rets = np.array([t.ret for t in traces])
-    row = {"target": top, "mean": float(rets.mean()), "std": float(rets.std()), "n": len(rets)}
-    write_json_atomic(iql / "card.json", {
-        "env_id": spec.env_id, "algo": "iql", "context_len": None,
-        "seeds": [CARD_SEED + i for i in range(card_seeds)], "per_target": [row],
-        "spearman": None, "top_target": top, "top_target_mean": row["mean"],
-        "top_target_std": row["std"], "dataset_max": top,
-        "dataset_top10_mean": res.summary.get("return_top10_mean"),
-    })
+    write_json_atomic(iql / "card.json", iql_card(iql, n_seeds=card_seeds))  # the zoo's card
     return critic, iql

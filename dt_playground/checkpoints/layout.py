@@ -27,6 +27,7 @@ ALGOS = ("dt", "bc", "pbc")  # the one list: configs, training and the app read 
 ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC", "iql": "IQL"}
 OFFLINE_ALGOS = ("iql",)  # listed for playing (offline/store.py loads them), never trained here
 RETURNS_DIR = "returns"  # a DT's return model, a checkpoint folder inside its own
+CRITIC_DIR = "critic"  # a DT's critic (offline/critic.py), a folder inside its own
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -73,7 +74,7 @@ def peek_checkpoint(path: Path | str) -> CheckpointInfo | None:
     try:
         st = (path / "config.json").stat()
         returns = (path / RETURNS_DIR / "config.json").is_file()
-        critic = (path / "critic" / "config.json").is_file()
+        critic = (path / CRITIC_DIR / "config.json").is_file()
     except OSError:
         return None
     return _peek(path, (st.st_ino, st.st_size, st.st_mtime_ns), returns, critic)

@@ -113,7 +113,7 @@ def _train_iql(cfg) -> int:
     dataset = cfg.dataset or default_dataset_id(cfg.env_id)
     iql = IQLConfig(steps=cfg.steps, return_steps=cfg.steps, seed=cfg.seed)
     res = train_iql(dataset, cfg.env_id or None, iql, progress=True)
-    out = write_iql(cfg.out, res, res.env_id, dataset)
+    out = write_iql(cfg.out, res, res.env_id)
     print(f"wrote {out} in {res.seconds:.1f} s; final losses {res.curve[-1]}", file=sys.stderr)
     return 0
 

@@ -79,6 +79,8 @@ def add_zoo_parsers(sub, add_dataclass_args) -> None:
     cr.add_argument("--checkpoint", required=True, help="the DT's checkpoint folder")
     cr.add_argument("--steps", type=int, default=None,
                     help="training steps (default: the env's recipe)")
+    cr.add_argument("--dataset", default=None,
+                    help="the DT's dataset, when not where its config.json says")
     cr.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     cr.set_defaults(fn=cmd_critic)
 
@@ -198,7 +200,8 @@ def cmd_critic(args) -> int:
     from dt_playground.zoo.offline_zoo import make_critic
 
     with torch_threads(args.threads):
-        make_critic(args.checkpoint, args.steps, log=lambda m: print(m, file=sys.stderr))
+        make_critic(args.checkpoint, args.steps, args.dataset,
+                    log=lambda m: print(m, file=sys.stderr))
     return 0
 
 

@@ -104,3 +104,21 @@ def load_critic(dt_dir: Path | str, dt_config: dict) -> tuple[IQLCheckpoint, Che
             and support[0] <= support[1]):
         raise CheckpointError("The critic's 'support' must be two finite numbers, low then high")
     return ck, CheckSettings.parse(ck.config.get("check"))
+
+
+def validate_folder(path: Path | str, allow_iql: bool = True):
+    """Check any checkpoint folder as a stranger's (an upload): an IQL folder (unless not
+    ``allow_iql``: then it is refused as not a DT/BC/%BC), or a DT/BC/%BC one with its
+    return model and, when it has one, its critic. Returns the loaded checkpoint; refuses
+    with a `CheckpointError` naming the problem."""
+    from dt_playground.checkpoints.checkpoint import load_checkpoint
+    from dt_playground.checkpoints.layout import read_json
+
+    path = Path(path)
+    config = read_json(path / "config.json", "The checkpoint's config")
+    if allow_iql and config.get("algo") == "iql":
+        return load_iql(path)
+    ck = load_checkpoint(path)
+    if (critic_dir(path) / "config.json").exists() or critic_dir(path).is_dir():
+        load_critic(path, ck.config)
+    return ck

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dt_playground.atomic import atomic_dir
-from dt_playground.checkpoints.layout import read_json
+from dt_playground.checkpoints.layout import CRITIC_DIR, read_json
 from dt_playground.checkpoints.validate import MAX_PARAMS, check_safetensors
 from dt_playground.data.summary import DatasetSummary, is_number
 from dt_playground.data.windows import Normaliser
@@ -33,7 +33,7 @@ from dt_playground.errors import CheckpointError, UnknownEnvError
 from dt_playground.offline.iql import IQL, PARTS_OF, IQLConfig, expected_shapes, shipped_state
 
 KINDS = ("iql", "critic")
-CRITIC_DIR = "critic"  # a DT's critic, a folder inside the DT's own
+__all__ = ["CRITIC_DIR", "KINDS", "IQLCheckpoint", "load_iql", "save_iql", "iql_config"]
 # Bounds of the `IQLConfig` fields a config.json may hold.
 _INTS = {"state_dim": (1, 4096), "act_dim": (1, 4096), "hidden": (1, 2048),
          "batch_size": (1, 1 << 16), "steps": (0, 10_000_000), "return_steps": (0, 10_000_000),

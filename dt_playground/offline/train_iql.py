@@ -36,23 +36,32 @@ class IQLResult:
     curve: list[dict]
     seconds: float
     env_id: str
+    steps_done: int = 0
 
 
 def load_transitions(dataset: str | Path, env_id: str | None = None,
                      root: Path | str = DEFAULT_DATA_ROOT) -> tuple[Transitions, dict, str]:
     """A Minari dataset as transitions, its summary and its env id."""
-    episodes, data_env, _meta = load_episodes(dataset, root)
+    episodes, data_env, meta = load_episodes(dataset, root)
     if env_id is not None and get_spec(env_id).env_id != data_env:
         raise DatasetError(f"The dataset holds {data_env} episodes, not {env_id}")
     spec = get_spec(data_env)
     _, act_dim = env_dims(spec.env_id)
-    return transitions(episodes, spec, act_dim), dataset_summary(episodes), spec.env_id
+    summary = dataset_summary(episodes)
+    # As the DT trainer's: the id, never a machine path, and the reference scores.
+    summary["dataset_id"] = str(meta.get("dataset_id", dataset))
+    summary["ref_min_score"] = meta.get("ref_min_score")
+    summary["ref_max_score"] = meta.get("ref_max_score")
+    return transitions(episodes, spec, act_dim), summary, spec.env_id
 
 
 def train_iql(dataset: str | Path, env_id: str | None, cfg: IQLConfig, progress: bool = False,
-              root: Path | str = DEFAULT_DATA_ROOT) -> IQLResult:
+              root: Path | str = DEFAULT_DATA_ROOT, snapshot_every: int = 0,
+              on_snapshot=None) -> IQLResult:
     """IQL (and its return net) trained on ``dataset``; ``cfg``'s sizes are filled in from
-    the env, its reward scale from the data when left at 1."""
+    the env, its reward scale from the data when left at 1. Every ``snapshot_every`` steps
+    ``on_snapshot(result)`` gets the run so far (``steps_done`` < ``cfg.steps``), so a run
+    stopped early leaves a usable, honestly labelled checkpoint."""
     t0 = time.perf_counter()
     data, summary, env_id = load_transitions(dataset, env_id, root)
     spec = get_spec(env_id)
@@ -98,13 +107,21 @@ def train_iql(dataset: str | Path, env_id: str | None, cfg: IQLConfig, progress:
             acc = {}
         if bar is not None and (step + 1) % LOG_EVERY == 0:
             bar.update(LOG_EVERY)
+        if on_snapshot and snapshot_every and (step + 1) % snapshot_every == 0 and \
+                step + 1 < cfg.steps:
+            snap = IQLResult(model, data, summary, list(curve), time.perf_counter() - t0, env_id,
+                             step + 1)
+            model.eval()
+            on_snapshot(snap)
+            model.train()
     if bar is not None:
         bar.close()
     model.eval().requires_grad_(False)
-    return IQLResult(model, data, summary, curve, time.perf_counter() - t0, env_id)
+    return IQLResult(model, data, summary, curve, time.perf_counter() - t0, env_id,
+                     cfg.steps)
 
 
-def base_config(res: IQLResult, env_id: str, algo: str, dataset: str) -> dict:
+def base_config(res: IQLResult, env_id: str, algo: str) -> dict:
     """config.json's keys a loader and the keep-check need (no machine paths)."""
     norm = res.data.norm
     return {
@@ -114,17 +131,17 @@ def base_config(res: IQLResult, env_id: str, algo: str, dataset: str) -> dict:
         "state_std": norm.state_std.tolist(),
         "return_scale": float(norm.return_scale),
         "dataset": res.summary,
-        "train": {"dataset": str(dataset), **res.model.cfg.to_dict()},
+        "train": {"dataset": res.summary.get("dataset_id", ""), **res.model.cfg.to_dict()},
         "curve": res.curve,
-        "steps_done": res.model.cfg.steps,
-        "complete": True,
+        "steps_done": res.steps_done,
+        "complete": res.steps_done >= res.model.cfg.steps,
         "train_seconds": round(res.seconds, 1),
     }
 
 
-def write_iql(out: Path | str, res: IQLResult, env_id: str, dataset: str) -> Path:
+def write_iql(out: Path | str, res: IQLResult, env_id: str) -> Path:
     """``res`` as an IQL checkpoint folder at ``out``."""
-    return save_iql(out, res.model, base_config(res, env_id, "iql", dataset))
+    return save_iql(out, res.model, base_config(res, env_id, "iql"))
 
 
 def already_trained(folder: Path | str, cfg: IQLConfig, sha256: str | None,

@@ -18,14 +18,17 @@ from dt_playground.offline.iql import IQLConfig
 from dt_playground.offline.train_iql import already_trained, base_config, train_iql, write_iql
 
 # IQL's D4RL locomotion recipe (tau 0.7, beta 3, gamma 0.99, lr 3e-4, batch 256, two
-# 256-wide layers per net) for every env. A step costs ~10 ms on one thread here, so the
-# MuJoCo envs' 50k steps take ~9 CPU-minutes (the budget is 20): the probe's d3rlpy IQL
-# at 30k steps averaged 1410-1944 on Hopper, at 50k 2406. The smaller envs take fewer.
-_STEPS = {"CartPole-v1": 10_000, "Pendulum-v1": 20_000, "LunarLander-v3": 30_000,
-          "Hopper-v5": 50_000, "HalfCheetah-v5": 50_000, "Walker2d-v5": 50_000}
+# 256-wide layers per net) for every env. A step costs ~13 ms of CPU on one thread here,
+# so the MuJoCo envs' 40k steps take ~9 CPU-minutes (the budget is 20; the probe's d3rlpy
+# IQL averaged 1410-1944 on Hopper at 30k steps, 2406 at 50k). The smaller envs take
+# fewer. The folders are snapshotted every SNAPSHOT_EVERY steps: a stopped run leaves a
+# checkpoint that says how far it got (``steps_done``, ``complete: false``).
+_STEPS = {"CartPole-v1": 10_000, "Pendulum-v1": 10_000, "LunarLander-v3": 15_000,
+          "Hopper-v5": 40_000, "HalfCheetah-v5": 40_000, "Walker2d-v5": 40_000}
 IQL_RECIPES: dict[str, IQLConfig] = {
     env: IQLConfig(steps=n, return_steps=n) for env, n in _STEPS.items()
 }
+SNAPSHOT_EVERY = 2500  # steps between the folders' snapshots (complete: false until done)
 # The checked DT's candidates per env (n, spread), chosen on trial seeds (docs/critic.md).
 CHECKS: dict[str, CheckSettings] = {env: CheckSettings() for env in IQL_RECIPES}
 
@@ -49,25 +52,31 @@ def ensure_iql(env_id: str, dataset: str, sha256: str | None, out_root: Path,
     if already_trained(out, cfg, sha256) and have_critic:
         log(f"  kept {out.name} and its critic: already trained with this recipe")
         return out
+    dt_config = json.loads((dt_dir / "config.json").read_text()) if want_critic else None
+
+    def save(res) -> None:  # the IQL folder and the DT's critic, from one run
+        write_iql(out, res, spec.env_id)
+        if dt_config is not None:
+            base = base_config(res, spec.env_id, "critic")
+            rtg = res.data.rtg * res.data.norm.return_scale
+            support = (float(rtg.min()), float(rtg.max()))
+            write_critic(dt_dir, res.model, dt_config, base, CHECKS[spec.env_id], support)
+
     t0 = time.perf_counter()
-    res = train_iql(dataset, spec.env_id, cfg, progress=True)
-    write_iql(out, res, spec.env_id, str(dataset))
-    log(f"  trained {out.name}: {cfg.steps} steps in {time.perf_counter() - t0:.0f} s, "
-        f"final losses {res.curve[-1]}")
-    if want_critic:
-        dt_config = json.loads((dt_dir / "config.json").read_text())
-        base = base_config(res, spec.env_id, "critic", str(dataset))
-        rtg = res.data.rtg * res.data.norm.return_scale
-        support = (float(rtg.min()), float(rtg.max()))
-        write_critic(dt_dir, res.model, dt_config, base, CHECKS[spec.env_id], support)
-        log(f"  wrote {dt_dir.name}/critic")
+    res = train_iql(dataset, spec.env_id, cfg, progress=True, snapshot_every=SNAPSHOT_EVERY,
+                    on_snapshot=save)
+    save(res)
+    log(f"  trained {out.name}{' and its critic' * want_critic}: {cfg.steps} steps in "
+        f"{time.perf_counter() - t0:.0f} s, final losses {res.curve[-1]}")
     return out
 
 
-def make_critic(dt_dir: Path | str, steps: int | None = None, log=print) -> Path:
+def make_critic(dt_dir: Path | str, steps: int | None = None, dataset: str | None = None,
+                log=print) -> Path:
     """``python -m dt_playground critic --checkpoint DIR``: train the critic of the DT in
     ``dt_dir`` on the DT's own dataset (recollected from its recipe when it is the env's
-    standard one and missing) and write ``DIR/critic``. Refused, with a sentence, for a
+    standard one and missing; ``dataset`` names it when it lives elsewhere) and write
+    ``DIR/critic``. Refused, with a sentence, for a
     folder that is not a DT or whose data is not here or not the DT's."""
     from dt_playground.behaviour.collect import ensure_dataset
     from dt_playground.checkpoints.layout import read_json
@@ -85,7 +94,8 @@ def make_critic(dt_dir: Path | str, steps: int | None = None, log=print) -> Path
         raise CheckpointError(f"A critic checks a DT; {dt_dir.name} is "
                               f"{config.get('algo')!r:.20}, which has no return input")
     spec = get_spec(config.get("env_id", ""))
-    dataset = (config.get("train") or {}).get("dataset") or default_dataset_id(spec.env_id)
+    dataset = dataset or (config.get("train") or {}).get("dataset") or \
+        default_dataset_id(spec.env_id)
     if dataset == default_dataset_id(spec.env_id):
         ensure_dataset(spec.env_id, log=log)
     try:
@@ -101,9 +111,46 @@ def make_critic(dt_dir: Path | str, steps: int | None = None, log=print) -> Path
         cfg = IQLConfig(**{**cfg.to_dict(), "steps": steps, "return_steps": steps})
     t0 = time.perf_counter()
     res = train_iql(dataset, spec.env_id, cfg, progress=True)
-    base = base_config(res, spec.env_id, "critic", str(dataset))
+    base = base_config(res, spec.env_id, "critic")
     rtg = res.data.rtg * res.data.norm.return_scale
     out = write_critic(dt_dir, res.model, config, base, CHECKS.get(spec.env_id, CheckSettings()),
                        (float(rtg.min()), float(rtg.max())))
     log(f"  wrote {dt_dir.name}/critic: {cfg.steps} steps in {time.perf_counter() - t0:.0f} s")
     return out
+
+
+def iql_card(folder: Path | str, refs: dict | None = None, n_seeds: int | None = None) -> dict:
+    """An IQL checkpoint's card: its fixed objective played at the data's max (any target
+    plays the same) on the card seeds, beside its env's BC and %BC (``refs``)."""
+    import numpy as np
+
+    from dt_playground.envs.seeds import CARD_SEED
+    from dt_playground.offline.store import load_iql
+    from dt_playground.rollout.evaluate import summarise, sweep
+    from dt_playground.zoo.cards import CARD_SEEDS
+
+    n_seeds = n_seeds or CARD_SEEDS
+    ck = load_iql(folder)
+    d = ck.config["dataset"]
+    t0 = time.perf_counter()
+    traces = sweep(ck, [d["return_max"]], n_seeds, seed=CARD_SEED)
+    top = summarise(traces)["per_target"][-1]
+    span = d["return_top10_mean"] - d["return_min"]
+    card = {
+        "env_id": ck.spec.env_id, "algo": "iql", "context_len": None,
+        "seeds": list(range(CARD_SEED, CARD_SEED + n_seeds)),
+        "per_target": [top], "spearman": None,
+        "top_target": top["target"], "top_target_mean": top["mean"], "top_target_std": top["std"],
+        "dataset_top10_mean": d["return_top10_mean"], "dataset_max": d["return_max"],
+        "normalised_top": ck.spec.normalised_score(top["mean"]),
+        "shortfall": (d["return_top10_mean"] - top["mean"]) / max(span, 1e-9),
+        "returns": [round(float(t.ret), 2) for t in traces],
+        "eval_seconds": round(time.perf_counter() - t0, 1),
+    }
+    pbc = (refs or {}).get("pbc")
+    card["bars"] = {"iql_ge_pbc": None if pbc is None else bool(top["mean"] >= pbc),
+                    "within_5pct_of_top10": bool(card["shortfall"] <= 0.05)}
+    if refs:
+        card["references"] = refs
+    card["returns_std"] = float(np.std(card["returns"]))
+    return card

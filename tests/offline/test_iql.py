@@ -68,7 +68,7 @@ def test_the_value_loss_is_an_upper_expectile():
 @pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
 def test_save_load_round_trip_gives_identical_actions(trained, env, tmp_path, datasets):
     res = trained[env]
-    out = write_iql(tmp_path / "x-iql", res, env, "dtp/test")
+    out = write_iql(tmp_path / "x-iql", res, env)
     ck = load_iql(out)
     s = torch.from_numpy(res.data.s[:50])
     assert torch.equal(ck.model.act(s), res.model.act(s))
@@ -78,7 +78,7 @@ def test_save_load_round_trip_gives_identical_actions(trained, env, tmp_path, da
 
 
 def test_iql_plays_batched_as_single(trained, tmp_path):
-    ck = load_iql(write_iql(tmp_path / "p-iql", trained["Pendulum-v1"], "Pendulum-v1", "d"))
+    ck = load_iql(write_iql(tmp_path / "p-iql", trained["Pendulum-v1"], "Pendulum-v1"))
     both = run_episodes(IQLPolicy(ck), [0.0, "best"], [7, 8], max_steps=40)
     one = run_episodes(IQLPolicy(ck), [0.0], [8], max_steps=40)
     np.testing.assert_allclose(both[1].actions, one[0].actions, atol=1e-5)  # float rounding
@@ -86,7 +86,7 @@ def test_iql_plays_batched_as_single(trained, tmp_path):
 
 
 def _folder(trained, tmp_path, env="Pendulum-v1"):
-    return write_iql(tmp_path / "bad-iql", trained[env], env, "d")
+    return write_iql(tmp_path / "bad-iql", trained[env], env)
 
 
 def _edit_config(folder, **changes):
@@ -138,3 +138,39 @@ def test_missing_or_non_finite_tensors_are_refused(trained, tmp_path):
         load_iql(folder)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_iql(tmp_path / "nowhere")
+
+
+def test_the_cli_trains_evaluates_and_sweeps_iql_saying_once_it_ignores_targets(
+        datasets, tmp_path, capsys):
+    from dt_playground.cli.main import main
+
+    out = tmp_path / "cp-iql"
+    assert main(["train", "--algo", "iql", "--dataset", datasets["CartPole-v1"],
+                 "--steps", "20", "--out", str(out)]) == 0
+    assert load_iql(out).config["iql"]["steps"] == 20
+    capsys.readouterr()
+    assert main(["sweep", "--checkpoint", str(out), "--targets", "10,20,best", "--seeds", "2",
+                 "--max-steps", "15", "--json"]) == 0
+    io = capsys.readouterr()
+    assert io.err.count("IQL ignores the target return") == 1
+    episodes = json.loads(io.out)["episodes"]
+    assert len(episodes) == 6 and len({e["return"] for e in episodes[::2]}) == 1
+    assert main(["evaluate", "--checkpoint", str(out), "--target", "5", "--episodes", "1",
+                 "--check"]) == 1
+    assert "IQL is not checked" in capsys.readouterr().err
+
+
+def test_snapshots_say_how_far_the_run_got(datasets, tmp_path):
+    seen = []
+
+    def snap(res):
+        seen.append(res.steps_done)
+        write_iql(tmp_path / "s-iql", res, res.env_id)
+
+    train_iql(datasets["CartPole-v1"], "CartPole-v1",
+              IQLConfig(steps=25, return_steps=25, **TINY), snapshot_every=10, on_snapshot=snap)
+    assert seen == [10, 20]
+    config = load_iql(tmp_path / "s-iql").config
+    assert config["steps_done"] == 20 and config["complete"] is False
+    assert not already_trained(tmp_path / "s-iql", IQLConfig(steps=25, return_steps=25, **TINY),
+                               config["dataset"]["sha256"])
