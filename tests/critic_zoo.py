@@ -29,10 +29,10 @@ def add_offline(zoo: Path | str, dataset, env_id: str, dt_name: str, steps: int 
     cfg = IQLConfig(steps=steps, return_steps=steps, **({"hidden": hidden} if hidden else {}))
     kwargs = {"root": data_root} if data_root else {}
     res = train_iql(dataset, spec.env_id, cfg, **kwargs)
-    base = base_config(res, spec.env_id, "critic", str(dataset))
+    base = base_config(res, spec.env_id, "critic")
     rtg = res.data.rtg * res.data.norm.return_scale
     critic = write_critic(dt_dir, res.model, dt_config, base, check or CheckSettings(),
                           (float(rtg.min()), float(rtg.max())))
-    iql = write_iql(zoo / f"{spec.short_name}-iql", res, spec.env_id, str(dataset))
+    iql = write_iql(zoo / f"{spec.short_name}-iql", res, spec.env_id)
     write_json_atomic(iql / "card.json", iql_card(iql, n_seeds=card_seeds))  # the zoo's card
     return critic, iql
