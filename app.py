@@ -20,6 +20,7 @@ from dt_playground.app.checks import CHECK  # noqa: E402
 from dt_playground.app.ui import Handlers  # noqa: E402
 from dt_playground.checkpoints import layout  # noqa: E402
 from dt_playground.paths import DATA_DIR  # noqa: E402
+from dt_playground.serve.instances import exit_on_sigterm  # noqa: E402
 from dt_playground.serve.sessions import SessionStore, clean_dataset_staging  # noqa: E402
 from dt_playground.serve.workers import pool_from_env, spawn_without_main  # noqa: E402
 
@@ -39,9 +40,10 @@ def checked(button, check, run, inputs, outputs, api_name, js=None, **kwargs):
 
 def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Blocks:
     """The app's layout (`app.tabs`) and wiring. ``store`` holds the sessions (default: a
-    fresh one under Gradio's cache, emptied now); ``example``: play the Play tab's arrival
+    fresh one in folders of this instance alone); ``example``: play the Play tab's arrival
     example in the background."""
-    store = store or SessionStore(videos_root=gr.utils.get_upload_folder() + "/dtp-videos")
+    store = store or SessionStore.for_instance(  # this instance's folders only
+        videos_base=gr.utils.get_upload_folder() + "/dtp-videos")
     store.clean_start()
     clean_dataset_staging(DATA_DIR / "datasets")
     h = Handlers(store)
@@ -77,8 +79,9 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                             concurrency_limit=None, show_progress_on=[c.video], **PRIVATE)
         # A link's choice (app/share.py): selected, then played once.
         demo.load(h.from_query, session, [env, ckpt, target, c.seed, best, c.schedule,
-                                          *c.play_out], show_progress_on=[c.video], **ROLLOUTS,
-                  **PRIVATE)
+                                          c.link_query, *c.play_out], show_progress_on=[c.video],
+                  **ROLLOUTS, **PRIVATE)
+        c.link_query.change(None, c.link_query, None, js=share.SET_QUERY, **PRIVATE)
         # A visitor who moves first keeps what they chose: an example still on its way is
         # dropped when the env or checkpoint changes or they play.
         gr.on([env.change, ckpt.change, c.play_btn.click, c.schedule_btn.click], None,
@@ -146,6 +149,7 @@ def main() -> None:
     (rollouts and renders run there, one torch thread each: see `serve/workers.py`;
     DTP_WORKERS=0 keeps them in this process) and the library is warmed."""
     spawn_without_main()  # workers import the library, not this script (Gradio)
+    exit_on_sigterm()  # a stopped app removes its own folders
     demo = build_demo(example=False)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
                 prevent_thread_lock=True)

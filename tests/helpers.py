@@ -95,11 +95,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def app_subprocess(cwd, env: dict, log_path, preexec_fn=None, start_timeout: float = 120.0):
-    """`python app.py` in ``cwd`` with ``env`` (which sets GRADIO_SERVER_PORT), as a host runs
-    it; yields (process, url) once a `gradio_client.Client` connects, and stops it after.
-    A server that does not come up fails the test with the end of its log."""
+def start_app(env: dict, log_path, timeout: float = 120.0, preexec_fn=None, cwd=None):
+    """`python app.py` in its own process (in ``cwd``, default the checkout) with ``env``
+    (set GRADIO_SERVER_PORT), waited for until a `gradio_client.Client` connects:
+    (process, url, client). Fails the test, with the log's tail, if it does not start in
+    time."""
     import subprocess
     import sys
     import time
@@ -108,27 +108,41 @@ def app_subprocess(cwd, env: dict, log_path, preexec_fn=None, start_timeout: flo
     import pytest
     from gradio_client import Client
 
+    repo = Path(__file__).resolve().parents[1]
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=cwd or repo, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+    log.close()
     url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=cwd, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            deadline = time.monotonic() + start_timeout
-            client = None
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    client = Client(url, verbose=False)
-                    break
-                except Exception:
-                    time.sleep(0.5)
-            if client is None:
-                pytest.fail("app did not start: " + Path(log_path).read_text()[-2000:])
-            client.close()
-            yield proc, url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=20)
+            return proc, url, Client(url, verbose=False)
+        except Exception:
+            time.sleep(0.5)
+    proc.kill()
+    pytest.fail("app did not start: " + Path(log_path).read_text()[-2000:])
+
+
+def stop_app(proc, timeout: float = 40.0) -> int:
+    """SIGTERM, as a host stops the app; killed if it does not exit in time."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+@contextmanager
+def app_subprocess(cwd, env: dict, log_path, preexec_fn=None, start_timeout: float = 120.0):
+    """`start_app` in ``cwd`` as a context: yields (process, url) once it answers, and
+    stops it after."""
+    proc, url, client = start_app(env, log_path, start_timeout, preexec_fn, cwd=cwd)
+    client.close()
+    try:
+        yield proc, url
+    finally:
+        stop_app(proc, timeout=20)

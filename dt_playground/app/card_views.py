@@ -99,7 +99,7 @@ def compare_view(env_id: str, root: Path | None = None) -> tuple[go.Figure, dict
     return glance.cards_compare_figure(cards), table
 
 
-def compare_table(results: dict[str, list[float]], notes: list[str] = ()) -> dict:
+def compare_table(results: dict[str, list[float]], notes: tuple | list[str] = ()) -> dict:
     """The /compare JSON: mean, std and episode count per checkpoint, rounded for people
     (and what was skipped)."""
     table = {k: {"mean": round(float(np.mean(v)), 1), "std": round(float(np.std(v)), 1),
@@ -108,7 +108,7 @@ def compare_table(results: dict[str, list[float]], notes: list[str] = ()) -> dic
 
 
 def compare_run_view(env_id: str, results: dict[str, list[float]],
-                     notes: list[str] = ()) -> tuple[go.Figure, dict]:
+                     notes: tuple | list[str] = ()) -> tuple[go.Figure, dict]:
     """(figure, table) after a Compare run: the arrival's figure, with this run's
     episodes (results: label -> returns, labelled as the checkpoint list labels them)."""
     env_id = parse_env(env_id)

@@ -8,6 +8,8 @@ request: a bad one is dropped with a toast that names it, and its default is sho
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import gradio as gr
 
 from dt_playground.app import card_views
@@ -33,6 +35,10 @@ URL_AFTER_PLAY = """(env, ckpt, target, seed, best, schedule) => {
   return [];
 }"""
 
+# (query) -> the address bar: a link's choice as the page shows it (dropped values gone).
+SET_QUERY = """(q) => { if (q) history.replaceState(null, '', location.pathname + '?' + q);
+  return []; }"""
+
 # The link box shows (and the clipboard gets) the address of what was last played.
 COPY_LINK = """() => {
   const url = location.href;
@@ -51,6 +57,13 @@ class SharedChoice:
     def __init__(self, env: str, checkpoint: str, target, seed: int, schedule: str | None):
         self.env, self.checkpoint, self.target = env, checkpoint, target
         self.seed, self.schedule = seed, schedule
+
+    def query(self) -> str:
+        """The address's query that asks for this choice."""
+        asked = {"schedule": self.schedule} if self.schedule is not None else {
+            "target": self.target if self.target == "best" else f"{self.target:.10g}"}
+        return urlencode({"env": self.env, "checkpoint": self.checkpoint, **asked,
+                          "seed": self.seed})
 
 
 def read_query(params, owned=None) -> tuple[SharedChoice | None, list[str]]:
@@ -125,9 +138,9 @@ class Share:
     @boundary
     def from_query(self, sid=None, request: gr.Request = None, progress=gr.Progress()):
         """Select what the link names, then play it once (its schedule, if it has one).
-        Yields the controls (env, checkpoint, target, seed, best, schedule) and the Play
-        tab's results (video, plots, summary, details)."""
-        skip = (gr.skip(),) * 5
+        Yields the controls (env, checkpoint, target, seed, best, schedule), the link's
+        query as checked, and the Play tab's results (video, plots, summary, details)."""
+        skip = (gr.skip(),) * 6
         params = getattr(request, "query_params", None) or {}
         choice, dropped = read_query(params, self.store.owned(sid))
         for line in dropped:
@@ -148,14 +161,15 @@ class Share:
                gr.Dropdown(choices=layout.choices(choice.env, self.store.owned(sid)),
                            value=choice.checkpoint),
                target, choice.seed, gr.Checkbox(value=True, visible=True) if best else gr.skip(),
-               choice.schedule if choice.schedule is not None else gr.skip(), *skip)
+               choice.schedule if choice.schedule is not None else gr.skip(), choice.query(),
+               *skip[1:])
         if choice.schedule is not None:  # (it takes its own admission turn)
             for out in self.play_schedule.__wrapped__(self, choice.env, choice.checkpoint,
                                                       choice.schedule, choice.seed, sid,
                                                       request, progress):
-                yield (gr.skip(),) * 6 + tuple(out)
+                yield (gr.skip(),) * 7 + tuple(out)
             return
         with self.admission.interactive(session_key(request), "play"):
             for out in self._play(choice.env, choice.checkpoint, choice.target, choice.seed,
                                   False, best, sid, progress):
-                yield (gr.skip(),) * 6 + tuple(out)
+                yield (gr.skip(),) * 7 + tuple(out)

@@ -240,7 +240,7 @@ def _title(data: str, seed: int) -> str:
     return f"Each method's path from one start cell ({data}, seed {seed})"
 
 
-def stitching_view(data: str, seed: int, history: int, video_path=None) -> StitchView:
+def stitching_view(data: str, seed: float, history: float, video_path=None) -> StitchView:
     """Play DT (with ``history`` steps of context), %BC, the offline RL table and QDT
     once from reset seed ``seed`` on dataset ``data``'s shipped checkpoints."""
     from dt_playground.stitch import dp

@@ -39,7 +39,7 @@ def _hidden_pick() -> gr.Dropdown:
 
 def _play_tab() -> dict:
     with gr.Tab("Play"):
-        with gr.Row():
+        with gr.Row(elem_classes="dtp-play-controls"):
             target = gr.Slider(-300, 400, value=200, step=1, label="Target return", scale=3,
                                min_width=220)
             seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
@@ -53,13 +53,14 @@ def _play_tab() -> dict:
             play_check = critic_views.check_box()
         ignored_md = gr.Markdown(visible=False)  # IQL: the target is not used
         ignores = gr.Checkbox(False, visible=False)  # the checkpoint ignores targets
-        marks = gr.Markdown()
+        marks = gr.Markdown(elem_classes="dtp-marks")
         play_btn = gr.Button("Play episode", variant="primary")
         summary_md = gr.Markdown()
         with gr.Row():
             link_btn = gr.Button("Copy link", size="sm", scale=0, min_width=110)
             link_box = gr.Textbox(label="Link to this result", visible=False, scale=4,
                                   interactive=False, max_lines=1)
+            link_query = gr.Textbox(visible=False)  # a link's query, as checked
         video, rtg_plot, reward_plot = widgets.media_row("Episode", ["rtg", "reward"])
         with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
             gr.Markdown(texts.REPROMPT_NOTE)
@@ -154,7 +155,8 @@ def _train_dataset_stitch_tabs() -> dict:
         st_btn = gr.Button("Play every method", variant="primary")
         st_md = gr.Markdown()
         st_video, st_plot = widgets.media_row("DT's episode", ["stitch"])
-        st_table = gr.Dataframe(headers=texts.STITCH_HEADERS, label="Success, card seeds")
+        st_table = gr.Dataframe(headers=texts.STITCH_HEADERS, label="Success, card seeds",
+                                pinned_columns=1)  # the method stays in view
     with gr.Tab("About"):
         gr.Markdown(texts.ABOUT)
     return locals()
@@ -163,8 +165,8 @@ def _train_dataset_stitch_tabs() -> dict:
 def page(envs: list[str], default_env: str, first: list[tuple[str, str]]) -> SimpleNamespace:
     """The whole page, in the current `gr.Blocks`: the header, the env and checkpoint
     pickers (``first``: the default env's checkpoints) and the tabs."""
-    gr.Markdown(texts.HEADER)
-    with gr.Row():
+    gr.Markdown(texts.HEADER, elem_classes="dtp-header")
+    with gr.Row(elem_classes="dtp-pickers"):  # side by side on a phone too (CSS)
         env = gr.Dropdown(envs, value=default_env, label="Environment", scale=1, min_width=160)
         # API calls name any env's checkpoint; `layout.locate` checks it.
         ckpt = gr.Dropdown(first, value=first[0][1] if first else None, label="Checkpoint",

@@ -86,8 +86,8 @@ CAPTIONS = {
     "grid": "How to read it: one line per tile, the same seed at each target; lines that fan "
             "out in the order of their targets are return conditioning at work.",
     "sweep": "How to read it: each point is a target's mean return over seeds; on the diagonal "
-             "the model gets what it is asked for, and the grey band is the data's range. "
-             "Flat lines (BC, %BC, IQL) ignore the target.",
+             "the model gets what it is asked for; the green band is the data's return range, "
+             "the orange one its top 10%. Flat lines (BC, %BC, IQL) ignore the target.",
     "attention": "How to read it: each row is a block (and head) of the transformer; dark cells "
                  "are the tokens, oldest on the left, that the action at this step attended to.",
     "loss": "How to read it: the training loss per step; it should fall fast, then flatten.",
@@ -112,10 +112,48 @@ APP_CSS = """
   [role="tablist"] button { flex: 1 1 auto; }
   .row, .form { flex-direction: column !important; }
   .row > *, .form > * { width: 100% !important; min-width: 0 !important; }
+  /* The first screen holds the Play button and the start of the result: a compact header,
+     the two pickers side by side, tighter tabs, seed and switches two to a line. */
+  .dtp-header h1 { font-size: 1.3rem !important; margin: 0 !important; }
+  .dtp-header p { font-size: 0.85rem !important; margin: 2px 0 0 !important; line-height: 1.3; }
+  .dtp-pickers, .dtp-pickers .form { flex-direction: row !important;
+    flex-wrap: nowrap !important; }
+  .dtp-pickers .form > * { flex: 1 1 0 !important; width: auto !important;
+    padding: 6px !important; }
+  .dtp-pickers .wrap { padding-left: 6px !important; padding-right: 0 !important; }
+  .dtp-pickers .wrap-inner input { padding-right: 2px !important; font-size: 0.9rem; }
+  [role="tablist"] button { padding: 4px 6px !important; font-size: 0.9rem; }
+  .dtp-play-controls .form { display: grid !important;
+    grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }
+  .dtp-play-controls .form > :first-child, .dtp-play-controls .form > :last-child {
+    grid-column: 1 / -1; }
+  .dtp-play-controls .form > * { width: auto !important; }
+  .dtp-play-controls [data-testid="block-info"], .dtp-play-controls .info {
+    font-size: 0.75rem !important; }
+  .dtp-marks p { font-size: 0.8rem !important; margin: 0 !important; }
 }
 .caption p { font-size: 0.85rem !important; opacity: 0.8; margin-top: -4px; }
 /* The dropdown's arrow sits beside the text, never over it. */
 .wrap-inner input { padding-right: 28px !important; text-overflow: ellipsis; }
 /* Videos fill their column. */
 video { width: 100% !important; height: auto !important; max-height: 70vh; }
+/* A media label ("Episode", "Tiles") sits above its content, never over it. */
+label[data-testid="block-label"].float { position: static !important; margin: 0 0 4px !important; }
+/* Plot toolbars appear on hover or tap only, where they would otherwise cover the title. */
+.js-plotly-plot .modebar-container { visibility: hidden; }
+.js-plotly-plot:hover .modebar-container,
+.js-plotly-plot:focus-within .modebar-container { visibility: visible; }
+/* Tables scroll inside their box, the first column staying in view. */
+.virtual-row > .body-cell:first-child, .header-table th:first-child {
+  position: sticky !important; left: 0; z-index: 3;
+  background: var(--table-odd-background-fill, var(--background-fill-primary)); }
+/* Dark mode: plots (transparent, see media/plots) take the page's text and grid colours. */
+.dark .js-plotly-plot .main-svg text { fill: var(--body-text-color) !important; }
+.dark .js-plotly-plot .gridlayer path, .dark .js-plotly-plot .zerolinelayer path {
+  stroke: rgba(255, 255, 255, 0.15) !important; }
+.dark .js-plotly-plot .legend .bg { fill: transparent !important; }
+/* Keyboard focus is visible on every input and button. */
+input:focus-visible, textarea:focus-visible, select:focus-visible, button:focus-visible,
+[role="tab"]:focus-visible, [role="option"]:focus-visible {
+  outline: 2px solid var(--color-accent, #f97316) !important; outline-offset: 2px; }
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from dt_playground.app import card_views, formatting, share
+from dt_playground.app import card_views, critic_views, formatting, share
 from dt_playground.app.boundary import (
     LOG,
     boundary,
@@ -21,7 +21,6 @@ from dt_playground.app.boundary import (
     session_key,
 )
 from dt_playground.app.checks import Checks, critic_of
-from dt_playground.app.critic_views import CriticViews
 from dt_playground.checkpoints import layout
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
@@ -42,7 +41,7 @@ def _sourced(source: str, summary: str) -> str:
     return f"<small>{source}</small>\n\n{summary}"
 
 
-class Handlers(Checks, share.Share, CriticViews):
+class Handlers(Checks, share.Share, critic_views.CriticViews):
     """The app's state and its event handlers (bound methods are the Gradio callbacks)."""
 
     def __init__(self, store: SessionStore, pool: WorkerPool | None = None):
@@ -53,6 +52,7 @@ class Handlers(Checks, share.Share, CriticViews):
         self._example: tuple | None = None
         self._example_ready = threading.Event()
         self._shared: dict = {}  # session hash -> what its link asked for (app/share.py)
+        self._example_lock = threading.Lock()
 
     # ------------------------------------------------------------ helpers
 
@@ -182,8 +182,7 @@ class Handlers(Checks, share.Share, CriticViews):
                                   target, seed, sampled,
                                   progress=progress_steps(progress, "simulating"), check=check)
             summary = episode.episode_summary(trace, ck)
-            source = formatting.source_line(env_id, checkpoint, trace.seed, target,
-                                            checked=trace.checked)
+            source = formatting.source_line(env_id, checkpoint, trace.seed, target, checked=check)
             figs = tuple(formatting.with_source(f, source)
                          for f in (figures.rtg_figure(trace), figures.reward_figure(trace)))
             yield gr.skip(), *figs, _sourced(source, formatting.summary_markdown(summary)), summary
@@ -231,8 +230,7 @@ class Handlers(Checks, share.Share, CriticViews):
             from dt_playground.rollout import grid
             ck = self._checkpoint(sid, checkpoint, env_id, check := check is True)
             res = self.pool.run("interactive", grid.play_grid, CheckpointRef.of(ck), targets,
-                                seed, progress=progress_steps(progress, "simulating"),
-                                check=check)
+                                seed, progress=progress_steps(progress, "simulating"), check=check)
             summary = res.summary(ck)
             source = formatting.source_line(env_id, checkpoint, res.seed, checked=check)
             fig = formatting.with_source(glance.grid_reward_figure(res.traces, res.labels), source)
@@ -309,8 +307,7 @@ class Handlers(Checks, share.Share, CriticViews):
             targets = sweep_targets(ck, n_targets)
             res, refs = self.pool.run("background", sweep_with_references,
                                       CheckpointRef.of(ck), targets, n_seeds, seed,
-                                      progress=progress_steps(progress, "sweeping"),
-                                      check=check)
+                                      progress=progress_steps(progress, "sweeping"), check=check)
             fig = figures.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
             return fig, formatting.sweep_markdown(res), {**res, "references": refs}
 
@@ -447,4 +444,7 @@ class Handlers(Checks, share.Share, CriticViews):
         ex = self._example
         if ex is None or (ex[0], ex[1]) != (env_id, checkpoint):
             return (gr.skip(),) * 6
-        return ex[2:]
+        with self._example_lock:  # its video was deleted (a cache sweep): made again, once
+            if self._example is ex and not Path(ex[3]).is_file():
+                self._example = self._play_example(env_id, checkpoint)
+            return self._example[2:]

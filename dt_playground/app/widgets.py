@@ -17,7 +17,7 @@ def media_row(label: str, captions: list[str]) -> list:
     columns stack. Returns the video and the plots."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            out = [gr.Video(label=label, autoplay=True)]
+            out: list[gr.Video | gr.Plot] = [gr.Video(label=label, autoplay=True)]
         with gr.Column(scale=2, min_width=300):
             for key in captions:
                 out.append(gr.Plot(show_label=False))

@@ -58,7 +58,7 @@ class Behaviour:
     def make(self, env) -> Policy:
         # Even at eps 0 the wrapper draws from rng every step: the shipped data relies on it.
         base = expert_policy(env.spec.id, **dict(self.knobs))
-        return StickyRandom(base, env.action_space, eps=self.eps, hold=self.hold)
+        return StickyRandom(base, env.action_space, eps=self.eps, hold=self.hold)  # pyright: ignore[reportReturnType]
 
 
 def _knob(name: str, values, **kw) -> list[Behaviour]:

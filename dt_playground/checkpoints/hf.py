@@ -144,7 +144,7 @@ def export_transformers(ck_path: str | Path, out: str | Path) -> Path:
         "env_id": ck.spec.env_id, "state_mean": ck.config["state_mean"],
         "state_std": ck.config["state_std"], "scale": float(ck.config["return_scale"]),
         "max_len": cfg.context_len, "max_ep_len": ck.spec.max_ep_len,
-        "action_scale": [float(x) for x in action_scale(ck.spec.env_id)],
+        "action_scale": [float(x) for x in action_scale(ck.spec.env_id)],  # pyright: ignore[reportOptionalIterable]
         "dataset": {k: d[k] for k in keep if k in d},
         "source": f"dt-playground checkpoint {ck.name}",
     }
@@ -195,6 +195,7 @@ def import_transformers_folder(
                               f" does not fit {spec.env_id} (state_dim={dims[0]}, "
                               f"act_dim={dims[1]})")
     env_scale = action_scale(spec.env_id)
+    assert env_scale is not None  # continuous (checked above)
     given = env_scale if st["action_scale"] is None and np.all(env_scale == 1) else \
         st["action_scale"]
     if given is None or np.asarray(given, np.float64).shape != env_scale.shape or \

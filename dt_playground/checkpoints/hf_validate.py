@@ -89,7 +89,7 @@ def read_hf_config(path: Path) -> dict:
     h = c["hidden_size"]
     if h % c["n_head"]:
         raise CheckpointError("config.json: 'hidden_size' must be divisible by 'n_head'")
-    c["n_inner"] = raw.get("n_inner")
+    c["n_inner"] = raw.get("n_inner")  # pyright: ignore[reportArgumentType]
     refusals = [
         (raw.get("activation_function", "relu") != "relu",
          f"activation_function {raw.get('activation_function')!r:.30} (ours is ReLU)"),
@@ -106,7 +106,7 @@ def read_hf_config(path: Path) -> dict:
     c["inverse_layer_scale"] = raw.get("scale_attn_by_inverse_layer_idx", False) is True
     for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
         v = raw.get(k, 0.1)
-        c[k] = float(v) if isinstance(v, (int, float)) and 0 <= v < 1 else 0.1
+        c[k] = float(v) if isinstance(v, (int, float)) and 0 <= v < 1 else 0.1  # pyright: ignore[reportArgumentType]
     if sum(math.prod(s) for s in hf_shapes(c).values()) > MAX_PARAMS:
         raise CheckpointError(f"config.json implies over {MAX_PARAMS // 10**6}M parameters")
     return c

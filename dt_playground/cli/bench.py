@@ -110,11 +110,11 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
         blocks = _blocks(kind, B, precision, dev, steps, repeats, step_mode, with_hf, plain)
         timed = dict(zip(blocks, bench_cases.interleave_all(list(blocks.values()), rounds)))
         ta, tb = timed["ours"], timed.get("hf")
-        res["ours"][key] = ta.median
-        res["spread"]["ours"][key] = list(ta.spread)
-        line = f"{label:<26}{_fmt(ta):>26}"
+        res["ours"][key] = ta.median  # pyright: ignore[reportOptionalMemberAccess]
+        res["spread"]["ours"][key] = list(ta.spread)  # pyright: ignore[reportOptionalMemberAccess]
+        line = f"{label:<26}{_fmt(ta):>26}"  # pyright: ignore[reportArgumentType]
         if tb is not None:
-            line += _ratio_cells(res, key, ta, tb, target)
+            line += _ratio_cells(res, key, ta, tb, target)  # pyright: ignore[reportArgumentType]
         echo(line)
         if kind == "train":
             _report_train(res, key, precision, B, cfg, timed, dev, echo)
@@ -226,7 +226,8 @@ def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=prin
             for i in range(repeats):
                 t0 = time.perf_counter()
                 trace = play_episode(ck, target, CARD_SEED + i)
-                figures.rtg_figure(trace), figures.reward_figure(trace), episode_summary(trace, ck)
+                figures.rtg_figure(trace), figures.reward_figure(trace)  # what the page shows
+                episode_summary(trace, ck)
                 t1 = time.perf_counter()
                 info = render_trace(trace, Path(tmp) / f"{i}.mp4")
                 t2 = time.perf_counter()

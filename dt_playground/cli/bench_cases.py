@@ -48,7 +48,7 @@ class Timing:
 def interleave(a: Block, b: Block | None, rounds: int) -> tuple[Timing, Timing | None]:
     """Run ``a`` and ``b`` alternately (the first of each round alternates too)."""
     ta, tb = interleave_all([a, b], rounds)
-    return ta, tb
+    return ta, tb  # pyright: ignore[reportReturnType]
 
 
 def interleave_all(blocks: list[Block | None], rounds: int) -> list[Timing | None]:
@@ -60,7 +60,7 @@ def interleave_all(blocks: list[Block | None], rounds: int) -> list[Timing | Non
         for i in range(n):
             j = (i + r) % n
             if blocks[j] is not None:
-                times[j].append(blocks[j]())
+                times[j].append(blocks[j]())  # pyright: ignore[reportOptionalCall]
     return [Timing(t) if blk is not None else None for t, blk in zip(times, blocks)]
 
 
@@ -134,7 +134,7 @@ def train_block(which: str, B: int, precision: str, device: torch.device, steps:
         def one():
             step(batch, 1e-4)
     else:
-        model = hf_model().to(device).train()
+        model = hf_model().to(device).train()  # pyright: ignore[reportArgumentType]
         opt = make_optimizer(model, 1e-4, 1e-4, device, graph=False)  # the same AdamW
         b = batch
 
@@ -183,7 +183,7 @@ def act_block(which: str, n_episodes: int, precision: str, device: torch.device,
 
         return block
     dtype = DTYPES[precision]
-    model = hf_model().eval().to(device=device, dtype=dtype)
+    model = hf_model().eval().to(device=device, dtype=dtype)  # pyright: ignore[reportCallIssue]
 
     @torch.inference_mode()
     def hf_block() -> float:

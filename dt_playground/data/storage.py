@@ -63,8 +63,8 @@ def write_minari(
             EpisodeBuffer(
                 id=i,
                 seed=ep.seed,
-                observations=ep.observations,
-                actions=ep.actions,
+                observations=ep.observations,  # pyright: ignore[reportArgumentType]
+                actions=ep.actions,  # pyright: ignore[reportArgumentType]
                 rewards=list(ep.rewards),
                 terminations=[False] * (len(ep) - 1) + [ep.terminated],
                 truncations=[False] * (len(ep) - 1) + [ep.truncated],

@@ -180,11 +180,6 @@ class Acting(_Engine):
         head = self.model.predict_action
         self.head = _Linear(head.weight, head.bias, pack=False)
 
-    @classmethod
-    def for_model(cls, model: DecisionTransformer, dtype: torch.dtype = torch.float32) -> Acting:
-        """`engine_for(model, "fast", dtype)`: kept for callers of the old name."""
-        return engine_for(model, "fast", dtype)
-
     @torch.inference_mode()
     def token_features(self, returns_to_go, states, actions, timesteps) -> torch.Tensor:
         """What each token contributes on its own (B, K, n, 4h): the embedded token
@@ -213,7 +208,7 @@ class Acting(_Engine):
         token is read (dt.return_head)."""
         require_head(self.cfg)
         drop = self.n_tokens - 1
-        return self.model.predict_return(self.ln_f(self._last_output(feats, mask, drop=drop)))
+        return self.model.predict_return(self.ln_f(self._last_output(feats, mask, drop=drop)))  # pyright: ignore[reportOptionalCall]
 
     def _last_output(self, feats: torch.Tensor, mask: torch.Tensor | None, drop: int):
         """The last block's output (B, C) for the final token once the window's last

@@ -135,7 +135,8 @@ class BlockOps(Protocol):
     ``attend(q, k, v, mask)``: attention of (B, nh, T, hs) heads under the engine's
     ``mask``."""
 
-    n_heads: int
+    @property
+    def n_heads(self) -> int: ...
 
     def ln1(self, x: torch.Tensor) -> torch.Tensor: ...
 
@@ -225,17 +226,16 @@ class Block(nn.Module):
             return self.mlp[1](self.mlp[0](x))
         return residual + self.mlp[3](self.mlp[2](x))  # fc2
 
-    def attend(self, q, k, v, attn_mask: torch.Tensor | None) -> torch.Tensor:
-        # attn_mask is (B, 1, T, T) bool, or None for plain causal. No dropout on attention
+    def attend(self, q, k, v, mask: torch.Tensor | None) -> torch.Tensor:
+        # mask is (B, 1, T, T) bool, or None for plain causal. No dropout on attention
         # probabilities (GPT-2 has 0.1): on CPU it forces the slow explicit path. When a
         # backward pass will follow, the maths written out (`attention`) is ~3x faster
         # than SDPA's fused CPU kernel under bf16 (its backward is slow for short
         # sequences); inference uses SDPA.
         if q.requires_grad:
             T = q.shape[-2]
-            return attention(q, k, v, attention_bias(attn_mask, T, T, q.dtype, q.device))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                              is_causal=attn_mask is None)
+            return attention(q, k, v, attention_bias(mask, T, T, q.dtype, q.device))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         return block_forward(self, x, attn_mask)
@@ -377,7 +377,7 @@ class DecisionTransformer(nn.Module):
         which in (s, R, a) order has seen s_t but not R_t (dt.return_head)."""
         if self.predict_return is None:
             require_head(self.cfg)
-        return self.predict_return(self.ln_f(x[..., 0, :]))
+        return self.predict_return(self.ln_f(x[..., 0, :]))  # pyright: ignore[reportOptionalCall]
 
     def return_logits(self, returns_to_go, states, actions, timesteps, mask=None) -> torch.Tensor:
         """Logits (B, K, bins) of each step's return-to-go bin, P(R_t | history up to s_t)."""
@@ -399,7 +399,7 @@ class DecisionTransformer(nn.Module):
         x, attn_mask = self._tokens(returns_to_go, states, actions, timesteps, mask)
         maps = []
         for block in self.blocks:
-            maps.append(block.attn.probs(block.ln1(x), attn_mask))
+            maps.append(block.attn.probs(block.ln1(x), attn_mask))  # pyright: ignore[reportAttributeAccessIssue, reportCallIssue]
             x = block(x, attn_mask)
         return maps
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-Progress = Callable[[int, int], None]  # (done, total): how far a long call has got
+Progress = Callable[[int, int], object]  # (done, total): how far a long call has got
 
 # A behaviour policy: ``policy(obs, rng) -> action``. Any randomness comes from ``rng``.
 Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray | int]

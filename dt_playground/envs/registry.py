@@ -204,17 +204,17 @@ def action_scale(env_id: str) -> np.ndarray | None:
         return None
     env = make_env(spec)
     try:
-        return np.asarray(env.action_space.high, dtype=np.float32).copy()
+        return np.asarray(env.action_space.high, dtype=np.float32).copy()  # pyright: ignore[reportAttributeAccessIssue]
     finally:
         env.close()
 
 
 def space_dims(env: gym.Env) -> tuple[int, int]:
     """(state_dim, act_dim) of an env; act_dim is the number of actions when discrete."""
-    obs_dim = int(np.prod(env.observation_space.shape))
+    obs_dim = int(np.prod(env.observation_space.shape or ()))
     if isinstance(env.action_space, gym.spaces.Discrete):
         return obs_dim, int(env.action_space.n)
-    return obs_dim, int(np.prod(env.action_space.shape))
+    return obs_dim, int(np.prod(env.action_space.shape or ()))
 
 
 @functools.cache

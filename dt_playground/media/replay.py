@@ -12,6 +12,9 @@ coarse floor mesh: the settings that cut a 320x320 llvmpipe frame from ~60 ms to
 a few ms. Classic and Box2D envs use their own pygame ``rgb_array`` frames.
 """
 
+# mujoco is a compiled module without type stubs: its attributes are unknown to pyright.
+# pyright: reportAttributeAccessIssue=false
+
 from __future__ import annotations
 
 import threading
@@ -150,11 +153,11 @@ class MujocoFrames:
         mj.mjv_updateScene(
             self.model, self.data, self.opt, self.pert, self.cam, mj.mjtCatBit.mjCAT_ALL, self.scn
         )
-        return self.surface.draw(self.scn)
+        return self.surface.draw(self.scn)  # pyright: ignore[reportOptionalMemberAccess]
 
     def close(self) -> None:
         if self.own:
-            self.surface.close()
+            self.surface.close()  # pyright: ignore[reportOptionalMemberAccess]
 
 
 class GymFrames:
@@ -169,7 +172,7 @@ class GymFrames:
         if frame.shape[:2] != (height, width):
             from PIL import Image
 
-            frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
+            frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))  # pyright: ignore[reportAttributeAccessIssue]
         return frame
 
     def close(self) -> None:
@@ -244,10 +247,10 @@ def replay_frames(
         try:
             env = make_env(spec, render=True)
             env.reset(seed=int(trace.seed))
-            size = tuple(size or spec.render_size)
+            size = tuple(size or spec.render_size)  # pyright: ignore[reportAssignmentType]
             if mujoco and surface is None:
-                surface = kept_surface(env, spec, size, backend)
-            frames = (MujocoFrames if mujoco else GymFrames)(env, size, backend, surface)
+                surface = kept_surface(env, spec, size, backend)  # pyright: ignore[reportArgumentType]
+            frames = (MujocoFrames if mujoco else GymFrames)(env, size, backend, surface)  # pyright: ignore[reportArgumentType]
             if n < cap:
                 n += 1
                 yield frames()

@@ -137,10 +137,10 @@ def _tiles_in_turn(traces, spec, size, n_frames) -> Iterator[list]:
             env = stack.enter_context(closing(make_env(spec)))
             surface = kept_surface(env, spec, size, backend)  # the app's workers
             if surface is None:
-                surface = MujocoSurface(env.unwrapped.model, size, backend)
+                surface = MujocoSurface(env.unwrapped.model, size, backend)  # pyright: ignore[reportAttributeAccessIssue]
                 stack.callback(surface.close)
         # Closed when the stack unwinds (before the surface): frees each replay's env.
-        sources = [stack.enter_context(closing(replay_frames(t, spec, size, n_frames,
+        sources = [stack.enter_context(closing(replay_frames(t, spec, size, n_frames,  # pyright: ignore[reportArgumentType]
                                                              surface=surface)))
                    for t in traces]
         live = [True] * len(sources)
@@ -195,7 +195,7 @@ def lockstep_frames(traces, spec, size, n_frames) -> Iterator[list]:
 
     def produce():
         try:
-            with closing(_tiles_in_turn(traces[1::2], spec, size, n_frames)) as theirs:
+            with closing(_tiles_in_turn(traces[1::2], spec, size, n_frames)) as theirs:  # pyright: ignore[reportArgumentType]
                 for now in theirs:
                     if not _put(q, now, stop):
                         return
@@ -205,7 +205,7 @@ def lockstep_frames(traces, spec, size, n_frames) -> Iterator[list]:
 
     helper = _helper_pool().submit(produce)
     try:
-        with closing(_tiles_in_turn(traces[0::2], spec, size, n_frames)) as mine:
+        with closing(_tiles_in_turn(traces[0::2], spec, size, n_frames)) as mine:  # pyright: ignore[reportArgumentType]
             for now in mine:
                 theirs = _take(q)
                 tiles = [None] * len(traces)
@@ -265,7 +265,7 @@ def render_grid(
     start = time.perf_counter()
 
     def frames():
-        with closing(lockstep_frames(traces, spec, (w, h), n_frames)) as source:
+        with closing(lockstep_frames(traces, spec, (w, h), n_frames)) as source:  # pyright: ignore[reportArgumentType]
             for i, now in enumerate(source):
                 step = i * every
                 for k, (trace, frame) in enumerate(zip(traces, now)):

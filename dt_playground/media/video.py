@@ -63,7 +63,7 @@ class Encoder:
     def write(self, frame: np.ndarray) -> None:
         t = time.perf_counter()
         try:
-            self.proc.stdin.write(np.ascontiguousarray(frame).data)
+            self.proc.stdin.write(np.ascontiguousarray(frame).data)  # pyright: ignore[reportOptionalMemberAccess]
         except (BrokenPipeError, OSError) as err:
             self.proc.wait()
             raise RenderError(f"ffmpeg stopped while encoding: {self._stderr() or err}") from err
@@ -73,7 +73,7 @@ class Encoder:
     def finish(self) -> None:
         t = time.perf_counter()
         try:
-            self.proc.stdin.close()
+            self.proc.stdin.close()  # pyright: ignore[reportOptionalMemberAccess]
         except OSError:
             pass
         code = self.proc.wait()
@@ -159,4 +159,4 @@ def encode_mp4(
     finally:
         if encoder is not None:
             encoder.abort()
-    return Encoded(out_path, encoder.n_frames, encoder.width, encoder.height, encoder.wait_s)
+    return Encoded(out_path, encoder.n_frames, encoder.width, encoder.height, encoder.wait_s)  # pyright: ignore[reportOptionalMemberAccess]

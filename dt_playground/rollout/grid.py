@@ -67,7 +67,7 @@ class GridResult:
         }
 
 
-def default_grid_targets(ck: Checkpoint) -> tuple[list[float], list[str]]:
+def default_grid_targets(ck: Checkpoint) -> tuple[list[float | str], list[str]]:
     """The dataset's p10, median and max returns, and one beyond its max: targets
     and their tile labels."""
     d = ck.dataset.as_dict()
@@ -82,7 +82,7 @@ def default_grid_targets(ck: Checkpoint) -> tuple[list[float], list[str]]:
     return [round(float(v), 1) for v in values], names
 
 
-def parse_grid_targets(targets, ck: Checkpoint) -> tuple[list[float], list[str]]:
+def parse_grid_targets(targets, ck: Checkpoint) -> tuple[list[float | str], list[str]]:
     """``"a,b,c"``, a list of numbers, or ``""``/None for `default_grid_targets`;
     "best" is a target too for checkpoints with a return head."""
     if targets is None or (isinstance(targets, str) and not targets.strip()):

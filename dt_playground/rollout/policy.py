@@ -154,10 +154,10 @@ class DTPolicy:
         """The model's output for the last step of `window(rows, t)`: actions (B, A), or
         with ``returns`` the return model's bin logits (B, bins), by the chosen engine."""
         engine = self.returns_engine if returns else self.engine
-        if engine.name == "fast":
+        if engine.name == "fast":  # pyright: ignore[reportOptionalMemberAccess]
             return self._predict_cached(engine, rows, t, returns)
-        w = self.window(rows, t, K=engine.cfg.context_len)
-        last = engine.return_logits_last if returns else engine.predict_last
+        w = self.window(rows, t, K=engine.cfg.context_len)  # pyright: ignore[reportOptionalMemberAccess]
+        last = engine.return_logits_last if returns else engine.predict_last  # pyright: ignore[reportAttributeAccessIssue, reportOptionalMemberAccess]
         out = last(
             self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
             self._tensor(w["timesteps"], False), self._tensor(w["mask"], False),
@@ -217,7 +217,7 @@ class DTPolicy:
             return
         self.rtg[sub, t] = 0.0  # a placeholder: s_t's prediction never sees it
         probs = softmax(self._predict(sub, t, returns=True))
-        scale, rcfg = self.norm.return_scale, self.returns_model.cfg
+        scale, rcfg = self.norm.return_scale, self.returns_model.cfg  # pyright: ignore[reportOptionalMemberAccess]
         self.band[sub, t] = quantiles(probs, rcfg) * scale
         b = self.best[sub]
         if b.any():
@@ -235,16 +235,16 @@ class DTPolicy:
             return
         pairs = [(r, t) for r, n in enumerate(lengths) for t in range(n)
                  if np.isnan(self.band[r, t, 0])]
-        engine = engine_for(self.returns_model, "reference", self.dtype, self.device)
+        engine = engine_for(self.returns_model, "reference", self.dtype, self.device)  # pyright: ignore[reportArgumentType]
         for i in range(0, len(pairs), BAND_BATCH):
             rows, ts = (np.array(x) for x in zip(*pairs[i:i + BAND_BATCH]))
             w = gather_windows(self.states, self.actions, self.rtg, rows, ts,
                                engine.cfg.context_len, self.spec.max_ep_len)
-            logits = engine.return_logits_last(
+            logits = engine.return_logits_last(  # pyright: ignore[reportAttributeAccessIssue]
                 self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
                 self._tensor(w["timesteps"], False), self._tensor(w["mask"], False))
             probs = softmax(logits.float().cpu().numpy())
-            self.band[rows, ts] = quantiles(probs, self.returns_model.cfg) * self.norm.return_scale
+            self.band[rows, ts] = quantiles(probs, self.returns_model.cfg) * self.norm.return_scale  # pyright: ignore[reportOptionalMemberAccess]
 
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
         """Record observations of episodes ``rows`` at step ``t`` and choose their actions.
@@ -292,7 +292,7 @@ def run_episodes(
     seeds,
     max_steps: int | None = None,
     progress=None,
-    schedules: list[dict[int, float]] | None = None,
+    schedules: list[dict[int, float | str]] | None = None,
 ) -> list[Trace]:
     """Play ``len(targets)`` episodes (target i from reset seed i) in lock-step.
 
@@ -327,7 +327,7 @@ def run_episodes(
                 break
             for r in rows:
                 if t in schedules[r]:
-                    policy.reprompt(r, schedules[r][t])
+                    policy.reprompt(r, schedules[r][t])  # pyright: ignore[reportArgumentType]
                     switches[r][t] = schedules[r][t]
             acts = policy.act(rows, t, np.stack([obs[r] for r in rows]))
             r_step = np.zeros(len(rows))

@@ -33,7 +33,9 @@ from dt_playground.rollout.requests import (
 )
 
 
-def sweep_targets(ck: Checkpoint, n_targets: int, lo=None, hi=None) -> list[float]:
+def sweep_targets(ck: Checkpoint, n_targets: float, lo=None, hi=None) -> list[float]:
+    """``n_targets`` (2 to 20, a whole number) targets evenly from the dataset's p10 to its
+    max, or from ``lo`` to ``hi``."""
     d = ck.dataset.as_dict()
     lo = float(d.get("return_p10", d.get("return_min", 0.0))) if lo is None else lo
     hi = float(d.get("return_max", 1.0)) if hi is None else hi

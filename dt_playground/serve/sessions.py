@@ -7,13 +7,15 @@ it uploaded or trained (opaque id -> folder; `checkpoints.layout.locate` accepts
 ids from this session only), its training job and its videos. Torch-free:
 loading is `catalogue`'s job.
 
-Disk use is bounded per session and in total; the store's root is emptied at
-start-up (sessions of a previous run can't be reached any more), and a
-session's folder is removed when it ends.
+Disk use is bounded per session and in total; a session's folder is removed when it
+ends. An app's store lives in folders of its own instance (`SessionStore.for_instance`,
+serve/instances.py): at start it empties only those, and removes what dead instances
+left, so a second app on the same machine never deletes the first one's files.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -23,9 +25,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dt_playground.atomic import remove_stale
 from dt_playground.errors import PlaygroundError
+from dt_playground.serve import instances
+
+if TYPE_CHECKING:  # jobs imports torch; sessions stays torch-free
+    from dt_playground.serve.jobs import TrainJob
 
 MAX_SESSION_BYTES = 400 * 1024 * 1024  # uploads + trained checkpoints of one session
 MAX_TOTAL_BYTES = 4 * 1024 * 1024 * 1024  # all sessions together
@@ -44,7 +51,7 @@ class Session:
     id: str
     dir: Path
     checkpoints: dict[str, Path] = field(default_factory=dict)  # opaque id -> folder
-    job: object | None = None  # jobs.TrainJob
+    job: TrainJob | None = None
     videos: deque = field(default_factory=deque)
     last_used: float = field(default_factory=time.time)
 
@@ -59,10 +66,32 @@ class SessionStore:
         self._shared_videos: deque = deque()
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_instance(cls, sessions_base: Path | None = None,
+                     videos_base: Path | None = None) -> SessionStore:
+        """A store in folders of this app instance alone: a fresh subfolder of
+        ``sessions_base`` (default `default_root`) and of ``videos_base`` (default: a
+        ``videos`` folder beside the sessions), removed when the process exits; what dead
+        instances left there is removed now."""
+        sessions_base = Path(sessions_base or default_root())
+        root = instances.claim(sessions_base)
+        videos = instances.claim(Path(videos_base or sessions_base.parent / "dtp_videos"))
+        for folder in (root, videos):
+            atexit.register(instances.release, folder)
+        return cls(root, videos)
+
     def clean_start(self) -> None:
-        """Remove everything a previous run left (its sessions can't be reached now)."""
+        """Empty this store's own folders (what this instance left before); nothing
+        outside them is touched."""
         for d in (self.root, self.videos_root):
-            shutil.rmtree(d, ignore_errors=True)
+            if d.is_dir():
+                for entry in d.iterdir():
+                    if entry.name == instances.OWNER_FILE:
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
             d.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------ ids

@@ -108,7 +108,7 @@ def _report(task_id: int) -> Callable[[int, int], None]:
         now = time.monotonic()
         if done >= total or now - last[0] >= PROGRESS_EVERY_S:
             last[0] = now
-            _progress_queue.put((task_id, int(done), int(total)))
+            _progress_queue.put((task_id, int(done), int(total)))  # pyright: ignore[reportOptionalMemberAccess]
 
     return progress
 
@@ -148,7 +148,7 @@ def _all_alive(pool: ProcessPoolExecutor) -> bool:
             return False
     except (OSError, ValueError):  # a sentinel closed under us: the pool is going
         return False
-    return not any(_dying(p.pid) for p in procs)
+    return not any(_dying(p.pid) for p in procs)  # pyright: ignore[reportArgumentType]
 
 
 def _dying(pid: int) -> bool:
@@ -172,7 +172,7 @@ class WorkerPool:
         self.inline_mode = interactive == 0
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._callbacks: dict[int, Callable[[int, int], None]] = {}
+        self._callbacks: dict[int, Callable[[int, int], object]] = {}
         self._pools: dict[str, ProcessPoolExecutor] = {}
         if not self.inline_mode:
             self._mp = mp.get_context("spawn")  # never fork a process with torch's threads
@@ -227,7 +227,7 @@ class WorkerPool:
                 pool.submit(_warm)
 
     def run(self, lane: str, fn: Callable[..., T], /, *args,
-            progress: Callable[[int, int], None] | None = None, **kwargs) -> T:
+            progress: Callable[[int, int], object] | None = None, **kwargs) -> T:
         """``fn(*args, **kwargs)`` on a worker of ``lane``; returns its result or raises
         its exception. ``fn`` must be a module-level function; `CheckpointRef` arguments
         arrive as loaded checkpoints. ``progress(done, total)`` is called in this process
@@ -272,7 +272,7 @@ class WorkerPool:
         """The worker processes now running (for benchmarks and tests)."""
         with self._lock:
             pools = list(self._pools.values())
-        return [p.pid for pool in pools for p in (pool._processes or {}).values()]
+        return [p.pid for pool in pools for p in (pool._processes or {}).values()]  # pyright: ignore[reportReturnType]
 
     def close(self) -> None:
         with self._lock:

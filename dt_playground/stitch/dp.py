@@ -113,7 +113,7 @@ def fit(episodes: list[Episode], act_dim: int, horizon: int,
     q = np.full((n, act_dim), np.nan)
     v = np.zeros(n)
     for _ in range(horizon):
-        v_next = np.where(term, 0.0, np.where(acted[s2], v[s2], unknown_value))
+        v_next = np.where(term, 0.0, np.where(acted[s2], v[s2], unknown_value))  # pyright: ignore[reportIndexIssue]
         backup = np.zeros((n, act_dim))
         np.add.at(backup, (s, a), v_next)
         q = np.where(seen, reward + backup / np.maximum(count, 1), np.nan)

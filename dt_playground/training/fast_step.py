@@ -169,10 +169,11 @@ class _FastBlock:
             return torch.relu(c.linear(x, mlp[0]))
         # proj and fc2 take a bf16 result (attention's, a ReLU's) and add the residual.
         y = c.linear(x, attn.proj if name == "proj" else mlp[2], cast_input=False)
+        assert residual is not None
         return residual + y if keep is None else torch.addcmul(residual, y, keep.view(y.shape))
 
-    def attend(self, q, k, v, bias) -> torch.Tensor:
-        return attention(q, k, v, bias, rounded=self.c.result)
+    def attend(self, q, k, v, mask) -> torch.Tensor:
+        return attention(q, k, v, mask, rounded=self.c.result)  # mask: the additive bias
 
 
 def _block(block, c: _Casts, x, bias, m_attn, m_mlp, read: list[int] | None = None,

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from dt_playground.checkpoints.checkpoint import save_checkpoint
 from dt_playground.paths import relative_to_repo
 from dt_playground.training.step import (
+    DeviceWindows,
     optimizer_state,
     rank_seed,
     restore_optimizer,
@@ -34,7 +35,7 @@ class RunState:
     the batch sampler's random state (numpy's ``rng`` on the CPU; ``gen`` beside
     ``windows`` when batches are gathered on the device)."""
 
-    windows: object | None = None  # `training.step.DeviceWindows`, or None: numpy batches
+    windows: DeviceWindows | None = None  # None: numpy batches
     gen: torch.Generator | None = None
     rng: np.random.Generator | None = None
     step: int = 0

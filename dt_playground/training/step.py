@@ -177,11 +177,13 @@ def make_optimizer(model, lr: float, weight_decay: float, device: torch.device,
     updates on this project's CPU, more on a GPU); the same algorithm as the default.
     A graph needs the learning rate as a device tensor it reads on every replay."""
     lr_arg = torch.tensor(lr, device=device) if graph and device.type == "cuda" else lr
-    kw = dict(lr=lr_arg, weight_decay=weight_decay, capturable=lr_arg is not lr)
+    capturable = lr_arg is not lr
     try:
-        return torch.optim.AdamW(model.parameters(), fused=True, **kw)
+        return torch.optim.AdamW(model.parameters(), lr=lr_arg, weight_decay=weight_decay,
+                                 capturable=capturable, fused=True)
     except (RuntimeError, TypeError, ValueError):  # a device or dtype fused can't take
-        return torch.optim.AdamW(model.parameters(), **kw)
+        return torch.optim.AdamW(model.parameters(), lr=lr_arg, weight_decay=weight_decay,
+                                 capturable=capturable)
 
 
 def choose_mode(mode: str, device: torch.device, world: World) -> str:
@@ -279,14 +281,14 @@ class TrainStep:
             self.static = {k: v.clone() for k, v in batch.items()}
             try:
                 self.opt.zero_grad(set_to_none=True)  # grads are then the graph's own
-                self.replay, self.static_loss = self.capture(lambda: self._eager(self.static))
+                self.replay, self.static_loss = self.capture(lambda: self._eager(self.static))  # pyright: ignore[reportArgumentType]
             except Exception as exc:  # noqa: BLE001 - any capture failure: run eager
                 warnings.warn(f"CUDA graph capture failed ({exc}); training eagerly",
                               stacklevel=2)
                 self.mode = "eager"
                 return self._eager(batch)
         for k, v in batch.items():
-            self.static[k].copy_(v)
+            self.static[k].copy_(v)  # pyright: ignore[reportOptionalSubscript]
         self.replay()
         return self.static_loss.clone()
 

@@ -246,7 +246,7 @@ def _progress_bar(cfg: TrainConfig, spec, step: int):
 
 def _batch(ds, run: RunState, share: int, K: int) -> dict[str, torch.Tensor]:
     """Batches: numpy on the CPU (as every earlier run), gathered on the GPU on CUDA."""
-    if run.windows is not None:
+    if run.windows is not None and run.gen is not None:
         return run.windows.sample(share, K, run.gen)
     return {k: torch.from_numpy(v) for k, v in ds.sample(share, K, run.rng).items()}
 

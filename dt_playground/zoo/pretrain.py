@@ -186,7 +186,7 @@ def _train_one(
 
 def return_model_recipe(recipe: Recipe, steps: int | None = None) -> ReturnModelRecipe:
     """The recipe's return model, trained with the recipe's seed (``steps`` overrides)."""
-    return replace(recipe.returns, seed=recipe.seed, **({"steps": steps} if steps else {}))
+    return replace(recipe.returns, seed=recipe.seed, **({"steps": steps} if steps else {}))  # pyright: ignore[reportArgumentType]
 
 
 def _ensure_return_model(

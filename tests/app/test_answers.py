@@ -40,3 +40,12 @@ def test_a_bad_link_value_is_dropped_and_named(key, value):
     assert choice.env == (default_env if key == "env" else "CartPole-v1")
     assert choice.seed == APP_SEED and choice.schedule is None
     assert isinstance(choice.target, float)  # the slider's default
+
+
+def test_a_choice_reads_back_from_its_own_query():
+    from urllib.parse import parse_qsl
+
+    choice, _ = share.read_query({"env": "CartPole-v1", "target": "123.5", "seed": "9",
+                                  "checkpoint": "nope"})
+    again, dropped = share.read_query(dict(parse_qsl(choice.query())))
+    assert dropped == [] and vars(again) == vars(choice)

@@ -203,3 +203,21 @@ def test_best_box_shows_for_a_dt_with_a_return_model(monkeypatch):
     assert offers_best("hopper-dt-k5") is False
     for name in ("hopper-dt", "cartpole-dt", "hopper-bc"):  # the same as the loaded model says
         assert offers_best(name) is cache.get_checkpoint(name).offers_best
+
+
+def test_the_arrival_example_is_made_again_when_its_video_is_gone(tiny_zoo, monkeypatch):
+    """A deleted example video (a cache sweep) would be a blank player: the next page gets
+    a freshly made one, with the same episode."""
+    from pathlib import Path
+
+    monkeypatch.setenv("DTP_PRETRAINED_DIR", str(tiny_zoo))
+    import app
+
+    h = app.build_demo(example=False).handlers
+    h.start_example("CartPole-v1", "cartpole-dt")
+    first = h.example("CartPole-v1", "cartpole-dt")
+    video = Path(first[1])
+    assert video.is_file()
+    video.unlink()
+    again = h.example("CartPole-v1", "cartpole-dt")
+    assert Path(again[1]).is_file() and again[-1]["achieved"] == first[-1]["achieved"]

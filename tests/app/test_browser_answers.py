@@ -37,7 +37,10 @@ def _toast_after(page, click) -> tuple[str, float]:
     click()
     page.wait_for_selector(TOAST, timeout=10_000)
     took = time.monotonic() - t0
-    return page.locator(TOAST).last.inner_text(), took
+    toast = page.locator(TOAST).last
+    box, view = toast.bounding_box(), page.viewport_size
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= view["height"], box  # in sight
+    return toast.inner_text(), took
 
 
 def _state(page) -> tuple:
@@ -184,6 +187,7 @@ def test_a_link_replays_and_the_summary_says_so(app_url, browser):
     source = page.locator("small", has_text="Hopper-v5").first.inner_text()
     assert re.search(r"Hopper-v5 · hopper\S* · target 3000 · seed 7", source), source
     assert "Requested 3000.0" in summary.first.inner_text()
+    page.wait_for_function("() => !location.search.includes('nope')")  # as shown
     assert page.get_by_label("Environment").input_value() == "Hopper-v5"
     assert page.get_by_label("Seed", exact=True).filter(visible=True).input_value() == "7"
     _shot(page, "link-1400.png")

@@ -106,7 +106,11 @@ def test_sweep_identity_line_and_stats(summary):
     assert list(ident.x) == list(ident.y)  # on the diagonal
     returns = [r["return"] for r in rows]
     every = [*returns, 100.0, 300.0, summary["return_min"], summary["return_max"], 150.0, 260.0]
-    assert ident.x[0] <= min(every) and ident.x[-1] >= max(every)
+    # x spans the targets asked for (100..300), not the returns; y spans everything
+    assert 90 < ident.x[0] < 100 and 300 < ident.x[-1] < 310
+    assert list(fig.layout.xaxis.range) == [ident.x[0], ident.x[-1]]
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= min(every) and hi >= max(every)
     mean = lines["mean ± std"]
     assert list(mean.x) == [100.0, 200.0, 300.0]
     np.testing.assert_allclose(mean.y, [0.9 * t + 5.0 for t in (100.0, 200.0, 300.0)])
@@ -188,3 +192,17 @@ def test_attention_figure_rows_and_tokens():
     ticks = list(fig.layout.xaxis.tickvals)
     assert len(ticks) <= inspect.MAX_TOKEN_LABELS and ticks[-1] == 59
     assert list(fig.layout.xaxis.ticktext) == [tokens[i] for i in ticks]
+
+
+def test_two_behaviours_of_one_name_are_two_bars_with_whole_labels():
+    """Two "expert" behaviours (LunarLander's data has them) are two bars, not one stacked
+    bar above the data's max; the y range leaves room for the labels above and below."""
+    levels = {"0": {"label": "expert", "return_mean": 240.0, "episodes": 38},
+              "1": {"label": "expert", "return_mean": 214.0, "episodes": 38},
+              "2": {"label": "eps=0.8", "return_mean": -230.0, "episodes": 37}}
+    fig = inspect.quality_figure({"behaviours": levels})
+    bars = by_name(fig)["mean return"]
+    assert list(bars.x) == ["expert", "expert #2", "eps=0.8"]
+    assert len(set(bars.x)) == 3 and bars.cliponaxis is False
+    lo, hi = fig.layout.yaxis.range
+    assert hi > 240 * 1.1 and lo < -230 * 1.1

@@ -52,6 +52,10 @@ def styled(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> 
         legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0,
                 "xanchor": "left", "x": 0.0},
         hovermode="closest",
+        # Transparent: the page's own background shows through, light or dark (the page's
+        # CSS sets the text and grid colours of dark mode).
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
     )
     return fig
 
@@ -170,6 +174,13 @@ def reward_figure(trace: Trace) -> go.Figure:
 # ---------------------------------------------------------------- sweeps
 
 
+def padded_range(values, frac: float = 0.03) -> tuple[float, float]:
+    """(low, high) of ``values`` with a margin of ``frac`` of their span on each side."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    pad = frac * (hi - lo or max(abs(hi), 1.0))
+    return lo - pad, hi + pad
+
+
 def data_band(x0: float, x1: float, y0: float, y1: float, name: str, color: str) -> go.Scatter:
     return go.Scatter(
         x=[x0, x1, x1, x0, x0],
@@ -215,13 +226,14 @@ def sweep_figure(
     lo, hi = float(np.min(values)), float(np.max(values))
     pad = 0.03 * (hi - lo or 1.0)
     lo, hi = lo - pad, hi + pad
+    xlo, xhi = padded_range(targets)  # the x axis spans the targets asked for, no more
 
     fig = go.Figure()
     if dataset:
         fig.add_trace(
             data_band(
-                lo,
-                hi,
+                xlo,
+                xhi,
                 dataset["return_min"],
                 dataset["return_max"],
                 "dataset return range",
@@ -230,8 +242,8 @@ def sweep_figure(
         )
         fig.add_trace(
             data_band(
-                lo,
-                hi,
+                xlo,
+                xhi,
                 dataset["return_p90"],
                 dataset["return_max"],
                 "dataset top 10%",
@@ -240,8 +252,8 @@ def sweep_figure(
         )
     fig.add_trace(
         go.Scatter(
-            x=[lo, hi],
-            y=[lo, hi],
+            x=[xlo, xhi],
+            y=[xlo, xhi],
             name="y = x",
             mode="lines",
             line={"color": COLORS["ideal"], "dash": "dash"},
@@ -250,7 +262,7 @@ def sweep_figure(
     for i, (name, value) in enumerate((references or {}).items()):
         fig.add_trace(
             go.Scatter(
-                x=[lo, hi],
+                x=[xlo, xhi],
                 y=[value, value],
                 name=f"{name} ({value:.0f})",
                 mode="lines",
@@ -286,7 +298,7 @@ def sweep_figure(
     if not math.isnan(rho):
         title += f" (Spearman ρ of means = {rho:.2f})"
     fig = styled(fig, title, "requested return", "achieved return")
-    fig.update_xaxes(range=[lo, hi])
+    fig.update_xaxes(range=[xlo, xhi])
     fig.update_yaxes(range=[lo, hi])
     return fig
 

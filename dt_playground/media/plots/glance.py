@@ -23,9 +23,11 @@ from dt_playground.media.plots.figures import (
     COLORS,
     data_band,
     empty_figure,
+    padded_range,
     reward_figure,
     rtg_figure,
     styled,
+    two_line_title,
 )
 
 if TYPE_CHECKING:  # rollout imports torch; a figure only needs the Trace's arrays
@@ -65,7 +67,7 @@ def grid_reward_figure(traces: Sequence[Trace], labels: Sequence[str] | None = N
 def mark_switches(fig: go.Figure, switches: dict[int, float | str]) -> go.Figure:
     """Add a vertical line at every re-prompt after step 0 (named "re-prompt at
     step s → R"), spanning the figure's data. Returns ``fig``."""
-    ys = [np.asarray(t.y, dtype=np.float64) for t in fig.data if t.y is not None and len(t.y)]
+    ys = [np.asarray(t.y, dtype=np.float64) for t in fig.data if t.y is not None and len(t.y)]  # pyright: ignore[reportAttributeAccessIssue]
     ys = [y[np.isfinite(y)] for y in ys]
     ys = [y for y in ys if len(y)]
     lo = float(min(y.min() for y in ys)) if ys else 0.0
@@ -98,37 +100,38 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
     xs = np.array([r["target"] for r in rows], dtype=np.float64)
     means = np.array([r["mean"] for r in rows], dtype=np.float64)
     stds = np.array([r.get("std", 0.0) for r in rows], dtype=np.float64)
-    refs = {REF_LABELS.get(k, k): float(v) for k, v in (card.get("references") or {}).items()}
+    refs = {REF_LABELS.get(k, k): float(v) for k, v in (card.get("references") or {}).items()}  # pyright: ignore[reportOptionalMemberAccess]
     values = [*xs, *(means - stds), *(means + stds), *refs.values()]
     if dataset and "return_min" in dataset:
         values += [dataset["return_min"], dataset["return_max"]]
     lo, hi = float(np.min(values)), float(np.max(values))
     pad = 0.03 * (hi - lo or 1.0)
     lo, hi = lo - pad, hi + pad
+    xlo, xhi = padded_range(xs)  # the x axis spans the targets asked for, no more
     fig = go.Figure()
     if dataset and "return_min" in dataset:
-        fig.add_trace(data_band(lo, hi, dataset["return_min"], dataset["return_max"],
+        fig.add_trace(data_band(xlo, xhi, dataset["return_min"], dataset["return_max"],
                             "dataset return range", COLORS["data"]))
         if "return_p90" in dataset:
-            fig.add_trace(data_band(lo, hi, dataset["return_p90"], dataset["return_max"],
+            fig.add_trace(data_band(xlo, xhi, dataset["return_p90"], dataset["return_max"],
                                 "dataset top 10%", COLORS["top"]))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], name="y = x", mode="lines",
+    fig.add_trace(go.Scatter(x=[xlo, xhi], y=[xlo, xhi], name="y = x", mode="lines",
                              line={"color": COLORS["ideal"], "dash": "dash"}))
     for i, (name, value) in enumerate(refs.items()):
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[value, value], name=f"{name} ({value:.0f})",
+        fig.add_trace(go.Scatter(x=[xlo, xhi], y=[value, value], name=f"{name} ({value:.0f})",
                                  mode="lines",
                                  line={"color": COLORS["ref"], "dash": _REF_DASHES[i % 4]}))
-    n = rows[0].get("n", len(card.get("seeds") or []))
+    n = rows[0].get("n", len(card.get("seeds") or []))  # pyright: ignore[reportOptionalMemberAccess]
     fig.add_trace(go.Scatter(
         x=xs, y=means, name=f"card: mean ± std of {n} seeds", mode="lines+markers",
         error_y={"type": "data", "array": stds, "visible": True},
         line={"color": COLORS["model"]}, marker={"size": 9},
     ))
-    rho = card.get("spearman")
+    rho = card.get("spearman")  # pyright: ignore[reportOptionalMemberAccess]
     if rho is not None:
         title += f" (Spearman ρ = {rho:.2f})"
     fig = styled(fig, title, "requested return", "achieved return")
-    fig.update_xaxes(range=[lo, hi])
+    fig.update_xaxes(range=[xlo, xhi])
     fig.update_yaxes(range=[lo, hi])
     return fig
 
@@ -220,6 +223,6 @@ def schedule_figures(trace: Trace) -> tuple[go.Figure, go.Figure]:
     reward.update_traces(selector={"name": "target"}, x=xs, y=ys,
                          name="target (cumulative, per the schedule)")
     text = schedule_text(trace.switches) if trace.switches else str(trace.target)
-    reward.update_layout(title={"text": f"Return {trace.ret:.1f}, schedule {text} "
-                                f"({trace.length} steps)"})
+    reward.update_layout(title={"text": two_line_title(  # the schedule on its own line
+        f"Return {trace.ret:.1f} (schedule {text}, {trace.length} steps)")})
     return (mark_switches(rtg_figure(trace), trace.switches), mark_switches(reward, trace.switches))

@@ -71,19 +71,35 @@ def quality_figure(summary: dict) -> go.Figure:
     if not behaviours:
         return empty_figure(title, "No behaviour policies recorded for this dataset.")
     keys = sorted(behaviours, key=lambda k: -behaviours[k]["return_mean"])
+    means = [behaviours[k]["return_mean"] for k in keys]
     fig = go.Figure(
         go.Bar(
-            x=[behaviours[k].get("label", k) for k in keys],
-            y=[behaviours[k]["return_mean"] for k in keys],
+            x=distinct_labels([str(behaviours[k].get("label", k)) for k in keys]),
+            y=means,
             name="mean return",
             text=[f"{behaviours[k]['episodes']} eps" for k in keys],
             textposition="outside",
+            cliponaxis=False,  # a label above the tallest bar stays whole
             marker={"color": COLORS["data"]},
         )
     )
     fig = styled(fig, title, "behaviour policy", "mean return")
+    lo, hi = min(0.0, *means), max(0.0, *means)
+    pad = 0.15 * ((hi - lo) or 1.0)  # room for the "N eps" labels above and below
+    fig.update_yaxes(range=[lo - (pad if lo < 0 else 0), hi + pad])
     fig.update_xaxes(type="category")
     return fig
+
+
+def distinct_labels(labels: list[str]) -> list[str]:
+    """Labels made unique in order ("expert", "expert #2"): a category axis draws equal
+    labels as one bar, stacking two behaviours into a bar above the data's max."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out
 
 
 # ---------------------------------------------------------------- training

@@ -228,6 +228,11 @@ def test_card_sweep_figure_from_the_card_alone(hopper):
     assert list(mean.error_y.array) == pytest.approx([r["std"] for r in card["per_target"]])
     assert {"dataset return range", "dataset top 10%", "y = x"} <= set(by)
     assert any(n.startswith("BC (") for n in by) and any(n.startswith("%BC (") for n in by)
+    targets = [r["target"] for r in card["per_target"]]
+    x0, x1 = fig.layout.xaxis.range  # the targets' span, however low a return fell
+    span = max(targets) - min(targets)
+    assert min(targets) - 0.05 * span < x0 < min(targets) < max(targets) < x1
+    assert x1 < max(targets) + 0.05 * span
     empty = glance.card_sweep_figure(None)
     assert not empty.data and "no card" in empty.layout.annotations[0].text
     assert "Run sweep" in formatting.card_markdown(card)

@@ -1,0 +1,69 @@
+"""The page's layout in Chromium at a phone's 390x844 (touch) and at 1400 px: the first
+screen holds the Play button and the start of the result; toolbars, labels and tables
+never cover what they belong to. Measured by bounding boxes, where the visitor sees."""
+
+import pytest
+from test_browser import _pick_env, _shot, app_demo, app_url, browser  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+FIRST_LINE = """(p) => { const r = document.createRange(); r.selectNodeContents(p);
+    const rects = [...r.getClientRects()].filter(x => x.height > 0);
+    return {top: rects[0].top, bottom: rects[0].bottom}; }"""
+
+
+def _page(browser, app_url, width, height):  # noqa: F811
+    touch = width < 600
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  has_touch=touch, is_mobile=touch)
+    page = context.new_page()
+    page.goto(app_url)
+    return context, page
+
+
+@pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
+def test_the_first_screen_holds_play_and_the_results_first_line(browser, app_url, width,  # noqa: F811
+                                                                 height):
+    context, page = _page(browser, app_url, width, height)
+    try:
+        summary = page.locator("p", has_text="achieved").first
+        summary.wait_for(timeout=180_000)
+        assert page.evaluate("() => window.scrollY") == 0
+        button = page.get_by_role("button", name="Play episode").bounding_box()
+        assert 0 <= button["y"] and button["y"] + button["height"] <= height, button
+        line = summary.evaluate(FIRST_LINE)
+        assert 0 <= line["top"] and line["bottom"] <= height, line
+        _shot(page, f"first-screen-{width}.png")
+    finally:
+        context.close()
+
+
+def test_toolbars_and_labels_never_cover_what_they_belong_to(browser, app_url):  # noqa: F811
+    context, page = _page(browser, app_url, 390, 844)
+    try:
+        page.locator("p", has_text="achieved").first.wait_for(timeout=180_000)
+        page.wait_for_selector(".js-plotly-plot .modebar-container", state="attached",
+                               timeout=30_000)
+        # plot toolbars: hidden until the plot is hovered or tapped
+        shown = page.evaluate("() => [...document.querySelectorAll('.modebar-container')]"
+                              ".map(m => getComputedStyle(m).visibility)")
+        assert shown and set(shown) == {"hidden"}, shown
+        # the video's label sits above the video, not over it
+        label = page.locator("[data-testid=block-label]", has_text="Episode").first
+        video = page.locator("video").first
+        assert label.bounding_box()["y"] + label.bounding_box()["height"] <= \
+            video.bounding_box()["y"] + 1
+        # the Stitching table scrolls inside its box, its first column staying in view
+        page.get_by_role("tab", name="Stitching", exact=True).click()
+        cell = page.locator(".body-cell", has_text="QDT").first
+        cell.wait_for(timeout=120_000)
+        scrolled = page.evaluate(
+            "() => [...document.querySelectorAll('.virtual-table-viewport')]"
+            ".map(w => { w.scrollLeft = w.scrollWidth; return w.scrollLeft; })")
+        assert max(scrolled) > 0  # wider than the phone: it scrolls, inside its box
+        page.wait_for_timeout(300)
+        box = cell.bounding_box()
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        assert 0 <= box["x"] and box["x"] + box["width"] <= 390, box
+    finally:
+        context.close()
