@@ -24,6 +24,7 @@ from dt_playground.checkpoints.layout import (
 )
 from dt_playground.data.summary import is_number
 from dt_playground.errors import CheckpointError, PlaygroundError
+from dt_playground.serve.sessions import SessionStore
 
 CHECK_LABEL = "check with critic"
 CHECK_INFO = "its critic picks each action among the DT's candidates"
@@ -66,6 +67,8 @@ def target_box(best: bool, ignores_target: bool):
 
 class CriticViews:
     """The handlers of this module, mixed into `ui.Handlers` (which provides ``store``)."""
+
+    store: SessionStore
 
     def critic_controls(self, env_id: str, checkpoint, sid: str | None = None):
         """`offline_controls` for the checkpoint the page shows."""

@@ -77,7 +77,7 @@ def policy_for(ckpt: Checkpoint | IQLCheckpoint, check: bool = False, **kwargs):
 
 
 def sweep(
-    ckpt: Checkpoint | str,
+    ckpt: Checkpoint | IQLCheckpoint | str,
     targets,
     n_seeds: int,
     seed: int = EVAL_SEED_BASE,

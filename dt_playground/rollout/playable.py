@@ -22,18 +22,19 @@ from dt_playground.paths import pretrained_dir
 from dt_playground.rollout.evaluate import algo_of, policy_for
 from dt_playground.rollout.iql_policy import IGNORES_TARGETS
 
+Playable = Checkpoint | IQLCheckpoint  # what the app can play
 CACHE_SIZE = 16
 _IQL: OrderedDict[Path, IQLCheckpoint] = OrderedDict()
 _LOCK = threading.Lock()
 
-__all__ = ["IGNORES_TARGETS", "check_critic", "get_playable", "is_iql", "load_playable"]
+__all__ = ["IGNORES_TARGETS", "Playable", "check_critic", "get_playable", "is_iql", "load_playable"]
 
 
 def is_iql(ck) -> bool:
     return isinstance(ck, IQLCheckpoint)
 
 
-def load_playable(path: Path | str) -> Checkpoint | IQLCheckpoint:
+def load_playable(path: Path | str) -> Playable:
     """The checkpoint in folder ``path`` (trusted: resolved by `checkpoints.layout.locate`),
     loaded once and kept; a refusal is a `PlaygroundError` naming the folder only."""
     path = Path(path)
@@ -55,7 +56,7 @@ def load_playable(path: Path | str) -> Checkpoint | IQLCheckpoint:
     return ck
 
 
-def get_playable(path: Path | str, env_id: str | None = None) -> Checkpoint | IQLCheckpoint:
+def get_playable(path: Path | str, env_id: str | None = None) -> Playable:
     """`checkpoints.cache.get_checkpoint` for any playable kind: by trusted path or shipped
     name, refusing another env's."""
     path = Path(path)
@@ -70,7 +71,7 @@ def get_playable(path: Path | str, env_id: str | None = None) -> Checkpoint | IQ
     return ck
 
 
-def check_critic(ck: Checkpoint | IQLCheckpoint) -> None:
+def check_critic(ck: Playable) -> None:
     """Refuse checking ``ck`` with the library's reason (IQL, BC and %BC have no return
     input; a DT without a critic is told how to make one; a broken critic says what is
     wrong), before any work is queued."""

@@ -15,6 +15,7 @@ A rollout never renders (docs/ARCHITECTURE.md, "Simulate first, render after"):
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ from dt_playground.dt.runtime import resolve_device
 from dt_playground.envs.episodes import Trace  # noqa: F401  (defined in the torch-free leaf; re-exported)
 from dt_playground.envs.registry import EnvSpec, action_scale, make_env
 from dt_playground.errors import NoReturnHeadError
+
+if TYPE_CHECKING:  # IQL acts through the same runner (rollout/iql_policy.py)
+    from dt_playground.rollout.iql_policy import IQLPolicy
 
 BAND_BATCH = 256  # windows per batch of `DTPolicy.fill_band`
 
@@ -287,7 +291,7 @@ class DTPolicy:
 
 
 def run_episodes(
-    policy: DTPolicy,
+    policy: DTPolicy | IQLPolicy,
     targets,
     seeds,
     max_steps: int | None = None,
@@ -371,7 +375,7 @@ def _critic_of(policy, row: int, n: int) -> tuple:
 
 
 def run_grid(
-    policy: DTPolicy, targets, seeds, max_steps: int | None = None, progress=None
+    policy: DTPolicy | IQLPolicy, targets, seeds, max_steps: int | None = None, progress=None
 ) -> list[Trace]:
     """Every target with every seed (target-major order) in one lock-step run."""
     ts = [as_target(t) for t in targets for _ in seeds]

@@ -19,11 +19,11 @@ from dt_playground.checkpoints.layout import locate, parse_env
 from dt_playground.checkpoints.uploads import extract_upload
 from dt_playground.errors import CheckpointError, PlaygroundError
 from dt_playground.offline.critic import validate_folder
-from dt_playground.rollout.playable import load_playable
+from dt_playground.rollout.playable import Playable, load_playable
 from dt_playground.serve.sessions import SessionStore
 
 
-def resolve(value, env_id, owned: dict[str, Path] | None = None) -> Checkpoint:
+def resolve(value, env_id, owned: dict[str, Path] | None = None) -> Playable:
     """The loaded checkpoint ``value`` names (see `checkpoints.layout.locate`) for
     env ``env_id``: a DT, BC, %BC or IQL one (`rollout.playable`)."""
     path = locate(value, env_id, owned)

@@ -184,10 +184,10 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
 
 def _bar_text(row: dict) -> str:
     """A bar's label: the algo, its K (IQL has none: its objective is fixed) and ρ."""
-    algo = ALGO_LABELS.get(row.get("algo"), row.get("algo"))
-    k = "fixed objective" if row.get("algo") == "iql" else f"K={row.get('context_len')}"
+    algo = str(row.get("algo") or "")
+    k = "fixed objective" if algo == "iql" else f"K={row.get('context_len')}"
     rho = f", ρ={row['spearman']:.2f}" if row.get("spearman") is not None else ""
-    return f"{algo}, {k}{rho}"
+    return f"{ALGO_LABELS.get(algo, algo)}, {k}{rho}"
 
 
 def schedule_text(switches: dict[int, float | str]) -> str:
