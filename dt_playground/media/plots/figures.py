@@ -25,6 +25,7 @@ COLORS = {
     "data": "#2ca02c",
     "top": "#ff7f0e",
     "ref": "#9467bd",
+    "iql": "#8c564b",  # offline RL, beside DT and the BC references
 }
 _REF_DASHES = ("dash", "dot", "dashdot", "longdash")
 
@@ -58,6 +59,11 @@ def styled(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> 
         plot_bgcolor="rgba(0,0,0,0)",
     )
     return fig
+
+
+def ref_color(name: str) -> str:
+    """A flat reference line's colour: IQL (offline RL) its own, BC and %BC the same."""
+    return COLORS["iql"] if name == "IQL" else COLORS["ref"]
 
 
 def empty_figure(title: str, message: str) -> go.Figure:
@@ -266,7 +272,7 @@ def sweep_figure(
                 y=[value, value],
                 name=f"{name} ({value:.0f})",
                 mode="lines",
-                line={"color": COLORS["ref"], "dash": _REF_DASHES[i % 4]},
+                line={"color": ref_color(name), "dash": _REF_DASHES[i % 4]},
             )
         )
     seeds = [r.get("seed", "") for r in rows]

@@ -24,6 +24,7 @@ from dt_playground.media.plots.figures import (
     data_band,
     empty_figure,
     padded_range,
+    ref_color,
     reward_figure,
     rtg_figure,
     styled,
@@ -87,7 +88,6 @@ def mark_switches(fig: go.Figure, switches: dict[int, float | str]) -> go.Figure
 
 REF_LABELS = {"bc": "BC", "pbc": "%BC", "iql": "IQL"}
 ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC", "iql": "IQL"}
-IQL_COLOR = "#8c564b"  # offline RL: a colour of its own beside DT's and the references'
 
 
 def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figure:
@@ -120,7 +120,7 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
     for i, (name, value) in enumerate(refs.items()):
         fig.add_trace(go.Scatter(x=[xlo, xhi], y=[value, value], name=f"{name} ({value:.0f})",
                                  mode="lines",
-                                 line={"color": COLORS["ref"], "dash": _REF_DASHES[i % 4]}))
+                                 line={"color": ref_color(name), "dash": _REF_DASHES[i % 4]}))
     n = rows[0].get("n", len(card.get("seeds") or []))  # pyright: ignore[reportOptionalMemberAccess]
     fig.add_trace(go.Scatter(
         x=xs, y=means, name=f"card: mean ± std of {n} seeds", mode="lines+markers",
@@ -158,7 +158,7 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
     names = [r["name"] for r in rows]
     text = [_bar_text(r) for r in rows]
     colors = [COLORS["model"] if r.get("algo") == "dt" else
-              IQL_COLOR if r.get("algo") == "iql" else COLORS["ref"] for r in rows]
+              COLORS["iql"] if r.get("algo") == "iql" else COLORS["ref"] for r in rows]
     fig = go.Figure(go.Bar(
         x=names, y=[float(r["mean"]) for r in rows], name="mean ± std",
         text=text, textposition="inside", marker={"color": colors}, opacity=0.85,
