@@ -27,7 +27,7 @@ from dt_playground.errors import CheckpointError, PlaygroundError
 from dt_playground.serve.sessions import SessionStore
 
 CHECK_LABEL = "check with critic"
-CHECK_INFO = "its critic picks each action among the DT's candidates"
+CHECK_INFO = "a critic picks among the DT's actions"
 # The library's sentence (`rollout.iql_policy.IGNORES_TARGETS`, a test keeps them equal),
 # here without importing torch.
 IGNORES_TARGETS = ("IQL ignores the target return: its objective is fixed, so every target "

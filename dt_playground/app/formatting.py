@@ -119,7 +119,7 @@ def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None,
         asked = ""
     else:
         asked = "target best" if target == "best" else f"target {_num(float(target))}"
-    critic = "checked by its critic" if checked else ""
+    critic = "checked" if checked else ""  # by its critic: short, so a phone's title fits
     return " · ".join(p for p in (env_id, checkpoint, asked, f"seed {seed}", critic) if p)
 
 

@@ -46,11 +46,12 @@ def _play_tab() -> dict:
                              min_width=100)
             sampled = gr.Checkbox(False, label="Sample actions", scale=1, min_width=100,
                                   info="discrete actions: sample instead of argmax")
+            # Before best: on a phone the row's last box takes a line of its own.
+            play_check = critic_views.check_box()
             best = gr.Checkbox(False, label="best: the model picks its own target", scale=1,
                                visible=False, min_width=160,
                                info="Samples a high return from its own predicted "
                                "distribution at every step (Multi-Game DT, §3.3)")
-            play_check = critic_views.check_box()
         ignored_md = gr.Markdown(visible=False)  # IQL: the target is not used
         ignores = gr.Checkbox(False, visible=False)  # the checkpoint ignores targets
         marks = gr.Markdown(elem_classes="dtp-marks")

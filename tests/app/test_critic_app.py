@@ -98,6 +98,8 @@ def test_a_checked_play_carries_the_critics_values_onto_the_rtg_plot(zoo):
     start = formatting._num(s["critic_expected_at_start"])
     assert "**Checked by its critic**" in line and f"it expected **{start}**" in line
     assert "Checked" not in formatting.summary_markdown(episode.episode_summary(plain, ck))
+    assert formatting.source_line(ENV, "cartpole-dt", 3, 100, checked=True).endswith("· checked")
+    assert "checked" not in formatting.source_line(ENV, "cartpole-dt", 3, 100)
 
 
 def test_iql_plays_in_play_and_says_it_ignores_the_target(zoo):
