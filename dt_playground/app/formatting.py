@@ -101,12 +101,14 @@ def checked_note(s: dict) -> str:
 
 def sweep_markdown(res: dict) -> str:
     """One line under the sweep figure."""
-    return (
-        ("**Checked by its critic.** " if res.get("checked") else "") +
-        f"Spearman ρ(target, mean achieved) = **{res['spearman']:.2f}** over all targets, "
-        f"**{res['spearman_in_data_range']:.2f}** within the dataset's range "
-        f"({len(res['rows'])} episodes in {res['seconds']:.1f} s)."
-    )
+    rho, within = res["spearman"], res["spearman_in_data_range"]
+    if math.isnan(rho) and math.isnan(within):  # as IQL and BC play: they ignore targets
+        corr = "Every target got the same mean return, so ρ is undefined "
+    else:
+        corr = (f"Spearman ρ(target, mean achieved) = **{rho:.2f}** over all targets, "
+                f"**{within:.2f}** within the dataset's range ")
+    return (("**Checked by its critic.** " if res.get("checked") else "") + corr
+            + f"({len(res['rows'])} episodes in {res['seconds']:.1f} s).")
 
 
 def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None,

@@ -143,6 +143,14 @@ def test_the_about_tabs_comparison_points_at_the_live_iql_rows():
     assert "IQL" in texts.ABOUT and "Compare" in texts.ABOUT and "Sweep" in texts.ABOUT
 
 
+def test_a_sweep_of_a_checkpoint_that_ignores_targets_says_so():
+    res = {"spearman": float("nan"), "spearman_in_data_range": float("nan"), "rows": [{}] * 4,
+           "seconds": 1.0}
+    assert formatting.sweep_markdown(res).startswith("Every target got the same mean return")
+    res = {**res, "spearman": 0.9, "spearman_in_data_range": 0.8, "checked": True}
+    assert formatting.sweep_markdown(res).startswith("**Checked by its critic.** Spearman")
+
+
 def test_glance_labels_iql_bars_with_their_fixed_objective():
     rows = [{"name": "x-iql", "algo": "iql", "context_len": None, "mean": 1.0},
             {"name": "x-dt", "algo": "dt", "context_len": 20, "mean": 2.0}]
