@@ -226,7 +226,8 @@ def run_episode_bench(envs: list[str] | None = None, repeats: int = 3, echo=prin
             for i in range(repeats):
                 t0 = time.perf_counter()
                 trace = play_episode(ck, target, CARD_SEED + i)
-                figures.rtg_figure(trace), figures.reward_figure(trace)  # what the page shows
+                figures.rtg_figure(trace)  # the figures the page shows
+                figures.reward_figure(trace)
                 episode_summary(trace, ck)
                 t1 = time.perf_counter()
                 info = render_trace(trace, Path(tmp) / f"{i}.mp4")

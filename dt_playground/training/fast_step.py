@@ -1,7 +1,8 @@
-"""The training loss with fewer, cheaper ops: `DecisionTransformer.loss`'s maths,
-written out for speed. `training.step.TrainStep` uses it unless asked for the plain
-path (``fast=False``: the model's own ``loss`` under autocast, kept as the
-yardstick; the tests train both and compare).
+"""The training loss with fewer, cheaper ops: `DecisionTransformer.loss`'s maths through
+the model's own forward (`dt.model.block_forward`, `DecisionTransformer.embed_tokens`,
+`dt.model.attention`), each piece run cheaper. `training.step.TrainStep` uses it unless
+asked for the plain path (``fast=False``: the model's own ``loss`` under autocast, kept as
+the yardstick; the tests train both and compare).
 
 What the plain bf16 step spends its time on, besides the matmuls (torch profiler,
 one thread), and what this does instead:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_model
 
 from dt_playground.checkpoints import hf, hub_card
 from dt_playground.checkpoints.checkpoint import load_checkpoint
@@ -222,13 +223,12 @@ def test_export_refuses_what_does_not_map(name, why, tmp_path):
 
 def test_export_refuses_a_return_head(tmp_path):
     from dt_playground.checkpoints.checkpoint import save_checkpoint
-    from dt_playground.dt.model import DecisionTransformer, DTConfig
 
-    cfg = DTConfig(state_dim=HOPPER_STATE, act_dim=HOPPER_ACT, hidden=32, n_layers=1,
-                   return_bins=8, return_low=0.0, return_high=3.5, token_order="sra")
     config = {k: v for k, v in load_checkpoint(PRETRAINED_DIR / "hopper-dt").config.items()
               if k in ("env_id", "algo", "state_mean", "state_std", "return_scale")}
-    save_checkpoint(tmp_path / "head", DecisionTransformer(cfg), config)
+    head = tiny_model("Hopper-v5", n_layers=1, return_bins=8,
+                      return_low=0.0, return_high=3.5, token_order="sra")
+    save_checkpoint(tmp_path / "head", head, config)
     with pytest.raises(CheckpointError, match="return-distribution head"):
         hf.export_transformers(tmp_path / "head", tmp_path / "out")
     assert not (tmp_path / "out").exists()

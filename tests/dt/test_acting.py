@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_model
 
 from dt_playground.dt import runtime
 from dt_playground.dt.acting import Acting, Reference, engine_for
-from dt_playground.dt.model import DecisionTransformer, DTConfig
 
 
 def _inputs(B, K, S, A, discrete, seed=0):
@@ -27,20 +27,8 @@ onednn = pytest.mark.skipif(runtime._ONEDNN_LINEAR is None, reason="torch built 
 
 
 def _model(hidden, use_returns=True, discrete=False, K=6):
-    torch.manual_seed(0)
-    cfg = DTConfig(
-        state_dim=5,
-        act_dim=3,
-        discrete=discrete,
-        hidden=hidden,
-        n_layers=3,
-        n_heads=2,
-        context_len=K,
-        max_ep_len=50,
-        dropout=0.0,
-        use_returns=use_returns,
-    )
-    return DecisionTransformer(cfg).eval()
+    return tiny_model(state_dim=5, act_dim=3, discrete=discrete, hidden=hidden, n_layers=3,
+                      context_len=K, use_returns=use_returns)
 
 
 # hidden 32 stays on ATen's matmuls; hidden 128 with K=20 sends the large ones
@@ -232,8 +220,8 @@ def test_fast_and_reference_policies_agree_at_every_step(discrete):
     spec = get_spec("CartPole-v1" if discrete else "Hopper-v5")
     S, A = (4, 2) if discrete else (11, 3)
     model = _model(32, discrete=discrete, K=6)
-    model = DecisionTransformer(DTConfig(**{**model.cfg.to_dict(), "state_dim": S, "act_dim": A,
-                                            "max_ep_len": spec.max_ep_len})).eval()
+    model = tiny_model(**{**model.cfg.to_dict(), "state_dim": S, "act_dim": A,
+                          "max_ep_len": spec.max_ep_len})
     norm = Normaliser(np.zeros(S, np.float32), np.ones(S, np.float32), 100.0)
     fast = DTPolicy(model, norm, spec, engine="fast")
     ref = DTPolicy(model, norm, spec, engine="reference")

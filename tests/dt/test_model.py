@@ -27,18 +27,8 @@ def _inputs(B, K, S, A, discrete, seed=0):
 
 @pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "discrete"])
 def test_shapes_and_output_range(discrete):
-    torch.manual_seed(0)
-    cfg = DTConfig(
-        state_dim=11,
-        act_dim=3,
-        discrete=discrete,
-        hidden=64,
-        n_layers=2,
-        n_heads=2,
-        context_len=6,
-        max_ep_len=100,
-    )
-    model = DecisionTransformer(cfg).eval()
+    model = tiny_model(state_dim=11, act_dim=3, discrete=discrete, hidden=64, context_len=6,
+                       max_ep_len=100, dropout=0.1)
     with torch.no_grad():
         model.predict_action.weight.mul_(100.0)  # pre-activations far outside [-1, 1]
         out = model(*_inputs(4, 6, 11, 3, discrete))
@@ -53,19 +43,7 @@ def test_shapes_and_output_range(discrete):
 @pytest.mark.parametrize("what", ["rtg", "state", "action"])
 def test_causality(discrete, what):
     """Changing step j's tokens leaves every prediction before j unchanged."""
-    torch.manual_seed(0)
-    cfg = DTConfig(
-        state_dim=5,
-        act_dim=3,
-        discrete=discrete,
-        hidden=32,
-        n_layers=3,
-        n_heads=2,
-        context_len=8,
-        max_ep_len=50,
-        dropout=0.0,
-    )
-    model = DecisionTransformer(cfg).eval()
+    model = tiny_model(state_dim=5, act_dim=3, discrete=discrete, n_layers=3, context_len=8)
     rtg, s, a, t, m = _inputs(2, 8, 5, 3, discrete)
     base = model(rtg, s, a, t, m)
     j = 5
@@ -81,11 +59,7 @@ def test_causality(discrete, what):
 
 def test_padding_is_ignored():
     """A left-padded window gives the same predictions as the unpadded one."""
-    torch.manual_seed(0)
-    cfg = DTConfig(
-        state_dim=4, act_dim=2, hidden=32, n_layers=2, context_len=6, max_ep_len=50, dropout=0.0
-    )
-    model = DecisionTransformer(cfg).eval()
+    model = tiny_model(context_len=6, n_heads=1)
     rtg, s, a, t, m = _inputs(2, 6, 4, 2, False)
     m[0, :3] = 0  # row 0 has 3 real steps, row 1 is full
     rtg[0, :3], s[0, :3], a[0, :3] = 5.0, -7.0, 0.3  # junk in the padding
@@ -97,44 +71,19 @@ def test_padding_is_ignored():
 
 
 def test_bc_ignores_returns():
-    torch.manual_seed(0)
-    cfg = DTConfig(
-        state_dim=4,
-        act_dim=2,
-        hidden=32,
-        n_layers=2,
-        context_len=5,
-        max_ep_len=50,
-        use_returns=False,
-    )
-    model = DecisionTransformer(cfg).eval()
+    model = tiny_model(use_returns=False, n_heads=1, dropout=0.1)
     rtg, s, a, t, m = _inputs(2, 5, 4, 2, False)
     torch.testing.assert_close(model(rtg, s, a, t, m), model(rtg * 10 + 3, s, a, t, m))
 
 
 def test_dt_depends_on_returns():
-    torch.manual_seed(0)
-    model = DecisionTransformer(
-        DTConfig(state_dim=4, act_dim=2, hidden=32, n_layers=2, context_len=5, max_ep_len=50)
-    ).eval()
+    model = tiny_model(n_heads=1, dropout=0.1)
     rtg, s, a, t, m = _inputs(2, 5, 4, 2, False)
     assert not torch.allclose(model(rtg, s, a, t, m), model(rtg + 1.0, s, a, t, m))
 
 
 def test_loss_is_masked():
-    torch.manual_seed(0)
-    model = DecisionTransformer(
-        DTConfig(
-            state_dim=4,
-            act_dim=3,
-            discrete=True,
-            hidden=32,
-            n_layers=1,
-            context_len=4,
-            max_ep_len=50,
-            dropout=0.0,
-        )
-    ).eval()
+    model = tiny_model(act_dim=3, discrete=True, n_layers=1, context_len=4, n_heads=1)
     rtg, s, a, t, m = _inputs(3, 4, 4, 3, True)
     m[:, :2] = 0
     batch = {"rtg": rtg, "states": s, "actions": a, "timesteps": t, "mask": m}
@@ -148,19 +97,7 @@ def test_loss_is_masked():
 def test_training_attention_path_matches_sdpa():
     """With gradients on, attention is written out (faster backward on CPU); it must
     compute exactly what the SDPA inference path computes, padding included."""
-    torch.manual_seed(0)
-    model = DecisionTransformer(
-        DTConfig(
-            state_dim=4,
-            act_dim=2,
-            hidden=32,
-            n_layers=2,
-            n_heads=2,
-            context_len=6,
-            max_ep_len=50,
-            dropout=0.0,
-        )
-    )
+    model = tiny_model(context_len=6).train()
     model.train()  # dropout 0: train mode differs only in the attention path
     rtg, s, a, t, m = _inputs(3, 6, 4, 2, False)
     m[0, :2] = 0
@@ -173,19 +110,7 @@ def test_training_attention_path_matches_sdpa():
 
 @pytest.mark.parametrize("use_returns", [True, False], ids=["dt", "bc"])
 def test_attention_maps_are_what_forward_applies(use_returns):
-    torch.manual_seed(0)
-    cfg = DTConfig(
-        state_dim=5,
-        act_dim=3,
-        hidden=32,
-        n_layers=2,
-        n_heads=2,
-        context_len=6,
-        max_ep_len=50,
-        dropout=0.0,
-        use_returns=use_returns,
-    )
-    model = DecisionTransformer(cfg).eval()
+    model = tiny_model(state_dim=5, act_dim=3, context_len=6, use_returns=use_returns)
     rtg, s, a, t, m = _inputs(2, 6, 5, 3, False)
     m[1, :2] = 0  # row 1 is padded at the start
     maps = model.attention_maps(rtg, s, a, t, m)
@@ -210,9 +135,7 @@ def test_training_step_has_no_host_sync(discrete):
     """Forward, loss and backward run on the meta device, where any data-dependent
     host read (``bool(t)``, ``int(t)``, boolean-mask indexing) raises: so nothing in
     the step waits on the GPU and a CUDA graph can capture it."""
-    cfg = DTConfig(state_dim=4, act_dim=3, discrete=discrete, hidden=32, n_layers=2,
-                   n_heads=2, context_len=5, max_ep_len=50)
-    model = DecisionTransformer(cfg).to("meta").train()
+    model = tiny_model(act_dim=3, discrete=discrete, dropout=0.1).to("meta").train()
     rtg, s, a, t, m = (x.to("meta") for x in _inputs(3, 5, 4, 3, discrete))
     batch = {"rtg": rtg, "states": s, "actions": a, "timesteps": t, "mask": m}
     loss = model.loss(batch)
@@ -224,11 +147,7 @@ def test_training_step_has_no_host_sync(discrete):
 
 
 def test_loss_is_the_mean_over_real_steps():
-    torch.manual_seed(0)
-    model = DecisionTransformer(
-        DTConfig(state_dim=4, act_dim=2, hidden=32, n_layers=1, context_len=4, max_ep_len=50,
-                 dropout=0.0)
-    ).eval()
+    model = tiny_model(n_layers=1, context_len=4, n_heads=1)
     rtg, s, a, t, m = _inputs(3, 4, 4, 2, False)
     m[0, :2] = 0
     m[2, :1] = 0
@@ -241,11 +160,7 @@ def test_loss_is_the_mean_over_real_steps():
 
 
 def test_strip_common_padding():
-    torch.manual_seed(0)
-    model = DecisionTransformer(
-        DTConfig(state_dim=4, act_dim=2, hidden=32, n_layers=2, context_len=6, max_ep_len=50,
-                 dropout=0.0)
-    ).eval()
+    model = tiny_model(context_len=6, n_heads=1)
     rtg, s, a, t, m = _inputs(2, 6, 4, 2, False)
     m[:, :2] = 0
     m[0, 2] = 0  # row 0 has one more padded step than row 1
@@ -269,9 +184,7 @@ def test_config_is_keyword_only():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_step_has_no_host_sync_on_cuda():
     """What a CUDA graph needs, checked by CUDA itself: any synchronising call raises."""
-    cfg = DTConfig(state_dim=4, act_dim=3, hidden=32, n_layers=2, n_heads=2, context_len=5,
-                   max_ep_len=50)
-    model = DecisionTransformer(cfg).cuda().train()
+    model = tiny_model(act_dim=3, dropout=0.1).cuda().train()
     rtg, s, a, t, m = (x.cuda() for x in _inputs(3, 5, 4, 3, False))
     m[0, :2] = 0
     batch = {"rtg": rtg, "states": s, "actions": a, "timesteps": t, "mask": m}

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_model
 
 from dt_playground.checkpoints.checkpoint import load_checkpoint
 from dt_playground.checkpoints.layout import list_checkpoints
@@ -22,11 +23,8 @@ PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 
 
 def _head_model(seed=0, K=6, bins=16) -> DecisionTransformer:
-    torch.manual_seed(seed)
-    cfg = DTConfig(state_dim=4, act_dim=2, discrete=True, hidden=32, n_layers=2, context_len=K,
-                   max_ep_len=500, dropout=0.0, return_bins=bins, return_low=0.0,
-                   return_high=5.0, token_order="sra")
-    return DecisionTransformer(cfg).eval()
+    return tiny_model(seed=seed, discrete=True, context_len=K, max_ep_len=500, n_heads=1,
+                      return_bins=bins, return_low=0.0, return_high=5.0, token_order="sra")
 
 
 def _window(B=3, K=6, seed=1):
@@ -74,7 +72,7 @@ def test_return_head_is_causal():
 
 def test_token_order_and_kinds():
     assert _head_model().token_kinds == ["s", "R", "a"]
-    plain = DecisionTransformer(DTConfig(state_dim=4, act_dim=2))
+    plain = tiny_model()
     assert plain.token_kinds == ["R", "s", "a"] and plain.predict_return is None
     with pytest.raises(ValueError, match="no return model"):
         plain.return_logits(*_window(K=20))

@@ -5,10 +5,11 @@ bf16 (native casts, or emulated by rounding), and the same loss curve in trainin
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_model
 
 from dt_playground.data.storage import load_episodes
 from dt_playground.data.windows import OfflineDataset
-from dt_playground.dt.model import DecisionTransformer, DTConfig
+from dt_playground.dt.model import DTConfig
 from dt_playground.envs.registry import get_spec
 from dt_playground.training import fast_step
 from dt_playground.training.step import TrainStep, make_optimizer
@@ -24,10 +25,9 @@ VARIANTS = {
 
 
 def _model(dropout=0.0, seed=0, **kw):
-    torch.manual_seed(seed)
-    cfg = DTConfig(state_dim=5, act_dim=3, hidden=32, n_layers=2, context_len=6,
-                   max_ep_len=100, dropout=dropout, **kw)
-    return DecisionTransformer(cfg).train()
+    fields = {"n_heads": 1, **kw}
+    return tiny_model(seed=seed, state_dim=5, act_dim=3, context_len=6, max_ep_len=100,
+                      dropout=dropout, **fields).train()
 
 
 def _batch(cfg: DTConfig, B=6, seed=0):
@@ -151,10 +151,8 @@ def test_fast_loss_has_no_host_sync(precision):
 
 
 def _curve(ds, fast: bool, bf16: bool, steps: int = 80) -> np.ndarray:
-    torch.manual_seed(0)
-    cfg = DTConfig(state_dim=ds.state_dim, act_dim=ds.act_dim, discrete=True, hidden=32,
-                   n_layers=2, context_len=5, max_ep_len=500, dropout=0.0)
-    model = DecisionTransformer(cfg).train()
+    model = tiny_model(state_dim=ds.state_dim, act_dim=ds.act_dim, discrete=True, n_heads=1,
+                       max_ep_len=500).train()
     opt = make_optimizer(model, 3e-3, 1e-4, torch.device("cpu"), graph=False)
     step = TrainStep(model, opt, device="cpu", bf16=bf16, grad_clip=0.25, fast=fast)
     rng = np.random.default_rng(0)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_model
 from safetensors.torch import load_file, save_file
 
 from dt_playground.checkpoints.checkpoint import load_checkpoint
@@ -67,13 +68,8 @@ def test_keep_check(dt_with_returns, cartpole_dataset):
 
 
 def test_return_model_ignores_returns_and_reads_the_past():
-    from dt_playground.dt.model import DecisionTransformer, DTConfig
-
-    torch.manual_seed(0)
-    m = DecisionTransformer(DTConfig(state_dim=4, act_dim=2, discrete=True, hidden=16,
-                                     n_layers=2, context_len=6, dropout=0.0,
-                                     use_returns=False, return_bins=8, return_low=0.0,
-                                     return_high=1.0)).eval()
+    m = tiny_model(discrete=True, hidden=16, n_heads=1, context_len=6, max_ep_len=1000,
+                   use_returns=False, return_bins=8, return_low=0.0, return_high=1.0)
     g = torch.Generator().manual_seed(1)
     rtg, s = torch.rand(2, 6, 1, generator=g), torch.randn(2, 6, 4, generator=g)
     a = torch.nn.functional.one_hot(torch.randint(0, 2, (2, 6), generator=g), 2).float()

@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import tiny_model
 from safetensors.torch import load_file, save_file
 
 # Light imports only: each spawned rank imports this module (the trainer and the
 # checkpoint loader pull in the envs, so the torchrun test imports them itself).
-from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.training.step import TrainStep, World, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,10 +62,7 @@ def test_torchrun_two_processes_write_one_checkpoint(cartpole_dataset, tmp_path)
 
 
 def _model():
-    torch.manual_seed(0)
-    cfg = DTConfig(state_dim=4, act_dim=2, discrete=True, hidden=32, n_layers=2, n_heads=2,
-                   context_len=5, max_ep_len=100, dropout=0.0)
-    return DecisionTransformer(cfg)
+    return tiny_model(discrete=True, max_ep_len=100).train()
 
 
 def _batch(seed=0):

@@ -4,11 +4,11 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_model
 
 from dt_playground.checkpoints.checkpoint import load_checkpoint
 from dt_playground.data.storage import load_episodes
 from dt_playground.data.windows import OfflineDataset, gather_windows
-from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.envs.registry import get_spec
 from dt_playground.training.step import (
     DeviceWindows,
@@ -97,10 +97,8 @@ def test_pbc_trains_on_top_episodes(cartpole_dataset, tmp_path):
 
 
 def _tiny(seed=0, use_returns=True):
-    torch.manual_seed(seed)
-    cfg = DTConfig(state_dim=4, act_dim=2, discrete=True, hidden=32, n_layers=1, n_heads=1,
-                   context_len=5, max_ep_len=500, dropout=0.0, use_returns=use_returns)
-    return DecisionTransformer(cfg)
+    return tiny_model(seed=seed, discrete=True, n_layers=1, n_heads=1, max_ep_len=500,
+                      use_returns=use_returns).train()
 
 
 def _batches(ds, n, share=8, seed=0):
