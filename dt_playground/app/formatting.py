@@ -103,7 +103,7 @@ def sweep_markdown(res: dict) -> str:
     """One line under the sweep figure."""
     rho, within = res["spearman"], res["spearman_in_data_range"]
     if math.isnan(rho) and math.isnan(within):  # as IQL and BC play: they ignore targets
-        corr = "Every target got the same mean return, so ρ is undefined "
+        corr = "Spearman ρ is undefined: every target got the same mean return "
     else:
         corr = (f"Spearman ρ(target, mean achieved) = **{rho:.2f}** over all targets, "
                 f"**{within:.2f}** within the dataset's range ")
