@@ -189,3 +189,12 @@ def test_attention_figure_rows_and_tokens():
     ticks = list(fig.layout.xaxis.tickvals)
     assert len(ticks) <= plots_inspect.MAX_TOKEN_LABELS and ticks[-1] == 59
     assert list(fig.layout.xaxis.ticktext) == [tokens[i] for i in ticks]
+
+
+def test_rtg_shows_the_critics_value_of_a_checked_episode(trace):
+    import dataclasses
+
+    assert "critic's value" not in by_name(plots.rtg_figure(trace))
+    values = np.linspace(50.0, 0.0, trace.length)
+    checked = dataclasses.replace(trace, critic_value=values, checked=True)
+    np.testing.assert_allclose(by_name(plots.rtg_figure(checked))["critic's value"].y, values)

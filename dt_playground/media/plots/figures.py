@@ -74,7 +74,9 @@ def rtg_figure(trace: Trace) -> go.Figure:
     a gap that opens early means the model stopped believing the request. When the
     trace carries the model's own predicted return-to-go (``return_band``: p10, p50,
     p90 of P(R_t | history), dt.return_head), it is drawn as a band: is the ask realistic
-    from here? For target "best" the conditioned RTG is what the model sampled.
+    from here? For target "best" the conditioned RTG is what the model sampled. A checked
+    episode (``critic_value``, rollout.checked) adds the critic's value of each action it
+    kept: does the critic believe the promise?
     """
     steps = np.arange(trace.length)
     best = isinstance(trace.target, str)
@@ -96,11 +98,20 @@ def rtg_figure(trace: Trace) -> go.Figure:
                 line={"color": COLORS["data"], "dash": "dash"},
             ),
         ]
+        + _critic_line(steps, getattr(trace, "critic_value", None))
     )
     return styled(
         fig, f"Return-to-go (target {_target_text(trace.target)}, seed {trace.seed})",
         "step", "return to go",
     )
+
+
+def _critic_line(steps: np.ndarray, values) -> list[go.Scatter]:
+    """The critic's value of each action a checked episode played (none if unchecked)."""
+    if values is None or not np.isfinite(np.asarray(values, dtype=float)).any():
+        return []
+    return [go.Scatter(x=steps, y=np.asarray(values, dtype=float), name="critic's value",
+                       mode="lines", line={"color": COLORS["ref"], "width": 1})]
 
 
 def _target_text(target) -> str:
