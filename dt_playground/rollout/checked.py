@@ -122,10 +122,11 @@ class CheckedPolicy(DTPolicy):
         st, at = torch.from_numpy(s), torch.from_numpy(enc.astype(np.float32))
         tt = torch.full((len(s),), t / self.spec.max_ep_len)
         g = self.critic.return_value(st, at, tt).numpy().reshape(B, n) * self.norm.return_scale
-        q = self.critic.q_value(st, at).numpy().reshape(B, n)
         best = self.best[rows]
-        pick = np.where(best, q.argmax(1),
-                        np.abs(g - self.next_rtg[rows][:, None]).argmin(1))
+        pick = np.abs(g - self.next_rtg[rows][:, None]).argmin(1)
+        if best.any():  # Q only where a row plays `best` (it is most of the critic's cost)
+            q = self.critic.q_value(st, at).numpy().reshape(B, n)
+            pick = np.where(best, q.argmax(1), pick)
         chosen = enc.reshape(B, n, -1)[np.arange(B), pick]
         self.actions[rows, t] = chosen
         self.critic_values[rows, t] = g[np.arange(B), pick]

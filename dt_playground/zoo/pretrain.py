@@ -4,7 +4,8 @@
 rebuilds that env's dataset from the shipped behaviour policies and seeds,
 trains its DT (K=20), BC and %BC (and the context-length ablation where
 listed) and IQL with the DT's critic (`offline_zoo`), evaluates each on
-held-out seeds and writes ``card.json`` and a ``README.md`` model card into every checkpoint folder under ``pretrained/``.
+held-out seeds and writes ``card.json`` and a ``README.md`` model card into
+every checkpoint folder under ``pretrained/``.
 """
 
 from __future__ import annotations

@@ -206,3 +206,12 @@ def test_two_behaviours_of_one_name_are_two_bars_with_whole_labels():
     assert len(set(bars.x)) == 3 and bars.cliponaxis is False
     lo, hi = fig.layout.yaxis.range
     assert hi > 240 * 1.1 and lo < -230 * 1.1
+
+
+def test_rtg_shows_the_critics_value_of_a_checked_episode(trace):
+    import dataclasses
+
+    assert "critic's value" not in by_name(plots.rtg_figure(trace))
+    values = np.linspace(50.0, 0.0, trace.length)
+    checked = dataclasses.replace(trace, critic_value=values, checked=True)
+    np.testing.assert_allclose(by_name(plots.rtg_figure(checked))["critic's value"].y, values)

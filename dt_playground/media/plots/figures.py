@@ -84,7 +84,9 @@ def rtg_figure(trace: Trace) -> go.Figure:
     a gap that opens early means the model stopped believing the request. When the
     trace carries the model's own predicted return-to-go (``return_band``: p10, p50,
     p90 of P(R_t | history), dt.return_head), it is drawn as a band: is the ask realistic
-    from here? For target "best" the conditioned RTG is what the model sampled.
+    from here? For target "best" the conditioned RTG is what the model sampled. A checked
+    episode (``critic_value``, rollout.checked) adds the critic's value of each action it
+    kept: does the critic believe the promise?
     """
     steps = np.arange(trace.length)
     best = isinstance(trace.target, str)
