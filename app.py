@@ -119,6 +119,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
             lambda: gr.Button(interactive=False), None, c.train_btn, queue=False, **PRIVATE)
         trained = locked.success(h.train_model, train_in, [c.loss_plot, c.train_md, session,
                                                            c.trained], api_name="train",
+                                 show_progress_on=[c.train_md],  # one bar; the curve stays clear
                                  concurrency_limit=1, concurrency_id="train", **RAW)
         for after in (trained.then, trained.failure):
             after(lambda: gr.Button(interactive=True), None, c.train_btn, queue=False, **PRIVATE)

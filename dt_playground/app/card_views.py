@@ -70,6 +70,11 @@ def _open(env_id: str, checkpoint, owned: dict[str, Path] | None) -> tuple[Path,
     return path, config
 
 
+def card_of(env_id: str, checkpoint, owned: dict[str, Path] | None = None) -> dict | None:
+    """The checkpoint's card (None for one without, e.g. an upload)."""
+    return read_card(_open(env_id, checkpoint, owned)[0]) if checkpoint else None
+
+
 def sweep_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
     """(figure, markdown, card) for the Sweep tab: the checkpoint's card sweep over its
     dataset's band, or an empty figure saying a sweep will measure it."""

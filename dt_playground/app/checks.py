@@ -10,7 +10,9 @@ Why queued: Gradio's page drops the ``visible`` flag of an error raised by an un
 
 import math
 
-from dt_playground.app.boundary import boundary, rollout_lib
+import gradio as gr
+
+from dt_playground.app.boundary import boundary, rollout_lib, session_key
 from dt_playground.checkpoints import layout
 from dt_playground.errors import PlaygroundError
 from dt_playground.serve.jobs import TrainRequest
@@ -55,29 +57,47 @@ class Checks:
     def _checkpoint(self, sid, value, env_id):  # pragma: no cover - Handlers defines it
         raise NotImplementedError
 
+    def _room(self, request, background: bool = False) -> None:
+        """Refuse now what admission would refuse once the run starts (its sentence then
+        would come with error marks on the run's outputs)."""
+        interactive, jobs = self.admission.in_flight(session_key(request))
+        if background and jobs >= self.admission.background:
+            raise PlaygroundError("You already have a sweep, comparison or training running; "
+                                  "it will finish first.")
+        if not background and interactive >= 1 + self.admission.waiting:
+            raise PlaygroundError("You already have a request running and another waiting; "
+                                  "they will finish first. Try again when one is done.")
+
     @boundary
     def check_play(self, env_id, checkpoint, target, seed, sampled=False, best=False,
-                   sid=None, check=False):
+                   sid=None, check=False, request: gr.Request = None):
+        self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         target_of("best" if best is True else target, ck)
         seed_of(seed)
         critic_of(ck, check)
 
     @boundary
-    def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None):
+    def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None,
+                       request: gr.Request = None):
+        self._room(request)
         self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("schedules").parse_schedule(schedule)
         seed_of(seed)
 
     @boundary
-    def check_grid(self, env_id, checkpoint, targets, seed, sid=None, check=False):
+    def check_grid(self, env_id, checkpoint, targets, seed, sid=None, check=False,
+                   request: gr.Request = None):
+        self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("grid").parse_grid_targets(targets, ck)
         seed_of(seed)
         critic_of(ck, check)
 
     @boundary
-    def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None):
+    def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None,
+                        request: gr.Request = None):
+        self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         target_of(target, ck)
         seed_of(seed)
@@ -87,7 +107,8 @@ class Checks:
 
     @boundary
     def check_sweep(self, env_id, checkpoint, n_targets, n_seeds, seed, sid=None,
-                    check=False):
+                    check=False, request: gr.Request = None):
+        self._room(request, background=True)
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("sweep").sweep_targets(ck, n_targets)
         rollout_lib("requests").parse_count(n_seeds, "Seeds per target", 1, 10)
@@ -95,14 +116,17 @@ class Checks:
         critic_of(ck, check)
 
     @boundary
-    def check_compare(self, env_id, n_seeds, seed):
+    def check_compare(self, env_id, n_seeds, seed, request: gr.Request = None):
+        self._room(request, background=True)
         if env_id not in layout.envs_with_checkpoints():
             raise PlaygroundError(f"No pretrained checkpoints for {str(env_id)[:40]!r}.")
         rollout_lib("requests").parse_count(n_seeds, "Seeds", 1, 20)
         seed_of(seed, "First seed")
 
     @boundary
-    def check_train(self, env_id, algo, steps, context_len, lr, sid=None):
+    def check_train(self, env_id, algo, steps, context_len, lr, sid=None,
+                    request: gr.Request = None):
+        self._room(request, background=True)
         if lr is None or (isinstance(lr, str) and not lr.strip()):
             raise PlaygroundError("Learning rate is empty: type a number such as 0.001.")
         TrainRequest.parse(env_id, algo, steps, context_len, lr)
@@ -111,7 +135,8 @@ class Checks:
             raise PlaygroundError("This session is already training: cancel it first.")
 
     @boundary
-    def check_stitching(self, data, seed, history, sid=None):
+    def check_stitching(self, data, seed, history, sid=None, request: gr.Request = None):
+        self._room(request)
         from dt_playground.app import stitch_view
 
         seed_of(seed)

@@ -44,8 +44,30 @@ def schedule_markdown(summary: dict) -> str:
         )
     return (
         f"Re-prompted episode, total **{_num(summary['achieved'])}** in {summary['length']} "
-        "steps: " + "; ".join(parts) + "."
+        "steps: " + "; ".join(parts) + "." + delivery_markdown(summary.get("delivery") or [])
     )
+
+
+def delivery_markdown(delivery: list[dict]) -> str:
+    """A sentence per stretch that missed its target (rollout/delivery.py), e.g. "From
+    step 300 the model was asked for 500 more and collected 2240: 1740 over, it ignored
+    the re-prompt." Empty when every stretch kept to its target or could not be judged."""
+    said = []
+    for d in delivery:
+        if d["verdict"] not in ("over", "under"):
+            continue
+        asked, got, miss = _num(d["target"]), _num(d["collected"]), _num(abs(d["miss"]))
+        where = "From the start" if d["start"] == 0 else f"From step {d['start']}"
+        if d["verdict"] == "over":
+            said.append(f"{where} the model was asked for {asked} more and collected **{got}**:"
+                        f" **{miss} over** its target.")
+        else:
+            said.append(f"{where} the model was asked for {asked} more and collected **{got}**"
+                        f" by the episode's end: **{miss} short** of its target.")
+    met = [d for d in delivery if d["verdict"] == "met"]
+    if not said and met:
+        return " Every stretch that ran to the end kept to its target (within 10%)."
+    return (" ⚠️ " + " ".join(said)) if said else ""
 
 
 def card_markdown(card: dict | None) -> str:
@@ -131,3 +153,13 @@ def with_source(fig, source: str):
     head = str(fig.layout.title.text or "").split("<br>")[0]
     fig.update_layout(title_text=f"{head}<br><sup>{source}</sup>")
     return fig
+
+
+def sweep_run_markdown(line: str, card: dict | None) -> str:
+    """The line under a sweep run's figure; where the checkpoint has a card, it says that
+    the card's means are still drawn (the run adds to them, it does not replace them)."""
+    if not card or not card.get("per_target"):
+        return line
+    n = card["per_target"][0].get("n", len(card.get("seeds") or []))
+    return (f"{line} The dotted grey line is the checkpoint's card ({n} held-out seeds per "
+            "target), kept for comparison.")

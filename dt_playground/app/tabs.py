@@ -41,7 +41,7 @@ def _play_tab() -> dict:
     with gr.Tab("Play"):
         with gr.Row(elem_classes="dtp-play-controls"):
             target = gr.Slider(-300, 400, value=200, step=1, label="Target return", scale=3,
-                               min_width=220)
+                               min_width=220, info=texts.INFO["target"])
             seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
                              min_width=100)
             sampled = gr.Checkbox(False, label="Sample actions", scale=1, min_width=100,
@@ -50,8 +50,7 @@ def _play_tab() -> dict:
             play_check = critic_views.check_box()
             best = gr.Checkbox(False, label="best: the model picks its own target", scale=1,
                                visible=False, min_width=160,
-                               info="Samples a high return from its own predicted "
-                               "distribution at every step (Multi-Game DT, §3.3)")
+                               info=texts.INFO["best"])
         ignored_md = gr.Markdown(visible=False)  # IQL: the target is not used
         ignores = gr.Checkbox(False, visible=False)  # the checkpoint ignores targets
         marks = gr.Markdown(elem_classes="dtp-marks")
@@ -91,7 +90,7 @@ def _grid_sweep_compare_tabs() -> dict:
         with gr.Row():
             grid_targets = gr.Textbox("", label="Targets (comma-separated)", scale=3,
                                       placeholder="empty: p10, median, max, 1.5× max",
-                                      min_width=200)
+                                      min_width=200, info=texts.INFO["grid"])
             grid_seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
                                   min_width=100)
             grid_check = critic_views.check_box()
@@ -130,7 +129,8 @@ def _train_dataset_stitch_tabs() -> dict:
             algo = gr.Radio([("Decision Transformer", "dt"), ("BC", "bc"),
                              ("%BC (top 10%)", "pbc")], value="dt", label="Model")
             steps = gr.Slider(50, 5000, value=500, step=50, label="Steps")
-            klen = gr.Slider(1, 50, value=20, step=1, label="Context length K")
+            klen = gr.Slider(1, 50, value=20, step=1, label="Context length K",
+                             info=texts.INFO["K"])
             lr = gr.Number(1e-3, label="Learning rate")
         with gr.Row():
             train_btn = gr.Button("Train", variant="primary")
@@ -156,8 +156,7 @@ def _train_dataset_stitch_tabs() -> dict:
         st_btn = gr.Button("Play every method", variant="primary")
         st_md = gr.Markdown()
         st_video, st_plot = widgets.media_row("DT's episode", ["stitch"])
-        st_table = gr.Dataframe(headers=texts.STITCH_HEADERS, label="Success, card seeds",
-                                pinned_columns=1)  # the method stays in view
+        st_table = gr.Dataframe(headers=texts.STITCH_HEADERS, label="Success, card seeds")
     with gr.Tab("About"):
         gr.Markdown(texts.ABOUT)
     return locals()

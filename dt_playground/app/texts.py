@@ -62,8 +62,9 @@ GRID_NOTE = (
 )
 COMPARE_NOTE = (
     "Every pretrained checkpoint of this environment on the same seeds: DT at its dataset's "
-    "best return, BC and %BC, DTs with other context lengths K where they exist, and IQL "
-    "(offline RL: its objective is fixed, so no target is asked of it)."
+    "best return, BC and %BC, and DTs with other context lengths K (how many recent steps "
+    "the model sees) where they exist, and IQL (offline RL: its objective is fixed, so no "
+    "target is asked of it)."
 )
 
 STITCH_NOTE = (
@@ -79,7 +80,8 @@ STITCH_HEADERS = ["method", "success (card seeds)", "mean return", "target"]
 CAPTIONS = {
     "rtg": "How to read it: the solid line is the return the model was asked for at each "
            "step, the dashed one what the episode actually went on to collect from there; close "
-           "lines mean it kept its promise. A shaded band is the model's own forecast; a "
+           "lines mean it kept its promise. A shaded band is the model's own forecast of the "
+           "return still to come, from its p10 to its p90 (8 guesses in 10 fall inside); a "
            "dotted line, when checked, is what the critic expected from each chosen action.",
     "reward": "How to read it: reward collected so far against the target (dashed). Ending "
               "on the dashed line means the model delivered exactly the return it was asked for.",
@@ -98,6 +100,16 @@ CAPTIONS = {
               "each line is one method's path from the same start cell (S) towards the goal (G).",
     "compare": "How to read it: bars are mean ± std return at each checkpoint's best target; the "
                "dashed line is the best episode in the data.",
+}
+
+# One line under a control, where its term is used (the About tab explains at length).
+INFO = {
+    "target": "Return-to-go: the reward the model is asked to collect in the episode.",
+    "best": "At each step the model samples a high return from its own forecast "
+            "(Multi-Game Decision Transformers §3.3).",
+    "grid": "p10: the return that 10% of the dataset's episodes stay below (p90: 90%); "
+            "max: its best episode.",
+    "K": "How many recent steps (return-to-go, state, action) the model sees at once.",
 }
 
 # System fonts: Gradio 6.31's bundled "Source Sans 3" holds only the glyphs "A" and "B".
@@ -121,7 +133,7 @@ APP_CSS = """
   .dtp-pickers .form > * { flex: 1 1 0 !important; width: auto !important;
     padding: 6px !important; }
   .dtp-pickers .wrap { padding-left: 6px !important; padding-right: 0 !important; }
-  .dtp-pickers .wrap-inner input { padding-right: 2px !important; font-size: 0.9rem; }
+  .dtp-pickers .wrap-inner input { font-size: 0.9rem; }
   [role="tablist"] button { padding: 4px 6px !important; font-size: 0.9rem; }
   .dtp-play-controls .form { display: grid !important;
     grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }

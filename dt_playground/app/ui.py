@@ -7,20 +7,17 @@ session's admission (serve/admission.py), calls the library and turns its result
 component values; every exception becomes a sentence at the `boundary`.
 """
 
-import atexit
-import threading
-from pathlib import Path
 
 import gradio as gr
 
 from dt_playground.app import card_views, critic_views, formatting, share
 from dt_playground.app.boundary import (
-    LOG,
     boundary,
     progress_steps,
     session_key,
 )
 from dt_playground.app.checks import Checks, critic_of
+from dt_playground.app.example import Example
 from dt_playground.checkpoints import layout
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
@@ -32,16 +29,13 @@ from dt_playground.serve.jobs import TrainJob, TrainRequest
 from dt_playground.serve.sessions import SessionStore
 from dt_playground.serve.workers import CheckpointRef, WorkerPool
 
-EXAMPLE_WAIT_S = 120.0  # how long a page's first load waits for the start-up example
-EXAMPLE_EXIT_WAIT_S = 30.0  # how long exiting waits for it (killed in torch/GL, it aborts)
-
 
 def _sourced(source: str, summary: str) -> str:
     """A result's summary under the line that says what made it."""
     return f"<small>{source}</small>\n\n{summary}"
 
 
-class Handlers(Checks, share.Share, critic_views.CriticViews):
+class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
     """The app's state and its event handlers (bound methods are the Gradio callbacks)."""
 
     def __init__(self, store: SessionStore, pool: WorkerPool | None = None):
@@ -49,10 +43,8 @@ class Handlers(Checks, share.Share, critic_views.CriticViews):
         self.use_pool(pool or WorkerPool.inline())
         self.admission = Admission()
         self._selected: dict[str, tuple[str, str]] = {}  # sid -> (env, checkpoint) to show
-        self._example: tuple | None = None
-        self._example_ready = threading.Event()
         self._shared: dict = {}  # session hash -> what its link asked for (app/share.py)
-        self._example_lock = threading.Lock()
+        self.init_example()
 
     # ------------------------------------------------------------ helpers
 
@@ -308,8 +300,10 @@ class Handlers(Checks, share.Share, critic_views.CriticViews):
             res, refs = self.pool.run("background", sweep_with_references,
                                       CheckpointRef.of(ck), targets, n_seeds, seed,
                                       progress=progress_steps(progress, "sweeping"), check=check)
-            fig = figures.sweep_figure(res["rows"], ck.dataset.as_dict(), refs)
-            return fig, formatting.sweep_markdown(res), {**res, "references": refs}
+            card = card_views.card_of(env_id, checkpoint, self.store.owned(sid))
+            fig = figures.sweep_figure(res["rows"], ck.dataset.as_dict(), refs, card)
+            return (fig, formatting.sweep_run_markdown(formatting.sweep_markdown(res), card),
+                    {**res, "references": refs})
 
     @boundary
     def compare(self, env_id: str, n_seeds: float, seed: float, request: gr.Request = None,
@@ -339,7 +333,7 @@ class Handlers(Checks, share.Share, critic_views.CriticViews):
             cid, out = self.store.reserve(session, "trained")
             job = session.job = TrainJob(request_, out).start()
             for j in job.watch():
-                progress(len(j.steps) / request_.steps, desc=j.stage)
+                progress(len(j.steps) / request_.steps, desc=j.status())
                 yield (inspect.loss_figure(j.curve()), j.status(), session.id,
                        gr.skip())
             if job.error:
@@ -387,7 +381,7 @@ class Handlers(Checks, share.Share, critic_views.CriticViews):
         """The return histogram, lengths and quality levels behind a checkpoint."""
         return card_views.dataset_view(env_id, checkpoint, self.store.owned(sid))
 
-    # ------------------------------------------------------------ sessions and example
+    # ------------------------------------------------------------ sessions
 
     def start_session(self) -> str:
         return self.store.new()
@@ -396,55 +390,3 @@ class Handlers(Checks, share.Share, critic_views.CriticViews):
         if isinstance(sid, str):
             self._selected.pop(sid, None)
         self.store.end(sid)
-
-    def start_example(self, env_id: str, checkpoint: str | None) -> None:
-        """Play the Play tab's arrival example once, in the background: the default
-        env's first checkpoint at its default target and the app's seed
-        (deterministic), video included; then warm the stitching lab's models."""
-        def run():
-            try:
-                if checkpoint:  # (none shipped for the env: no example, the lab still warms)
-                    self._example = self._play_example(env_id, checkpoint)
-            except Exception:  # the page works without its example
-                LOG.exception("the arrival example could not be played")
-            finally:
-                self._example_ready.set()
-            try:  # then the stitching lab's models (its first run would pay ~2 s)
-                from dt_playground.app import stitch_view
-
-                stitch_view.warm_up()
-            except Exception:
-                LOG.exception("the stitching lab could not be warmed")
-
-        thread = threading.Thread(target=run, daemon=True, name="dtp-example")
-        thread.start()
-        # Let it finish before the interpreter tears down: killed inside torch or GL at
-        # exit, it aborts the process ("terminate called without an active exception").
-        atexit.register(thread.join, EXAMPLE_EXIT_WAIT_S)
-
-    def _play_example(self, env_id: str, checkpoint: str) -> tuple:
-        """The example's (env, checkpoint, target, *outputs), played now."""
-        from dt_playground.envs.seeds import APP_SEED
-
-        dataset = card_views.dataset_of(env_id, checkpoint)
-        target = target_range(dataset, get_spec(env_id).target_presets).value
-        video = Path(self.store.videos_root) / "example" / f"{checkpoint}.mp4"
-        video.parent.mkdir(parents=True, exist_ok=True)
-        *_, last = self._play(env_id, checkpoint, target, APP_SEED, False, False,
-                              None, lambda *a, **k: None, video_path=video)
-        return (env_id, checkpoint, target, *last)
-
-    def example(self, env_id: str, checkpoint: str, request: gr.Request = None):
-        """The arrival example's outputs (target, video, plots, summary), if the page
-        still shows its env and checkpoint and came without a link's choice; nothing
-        changes otherwise."""
-        if any(k in (getattr(request, "query_params", None) or {}) for k in share.KEYS):
-            return (gr.skip(),) * 6
-        self._example_ready.wait(EXAMPLE_WAIT_S)
-        ex = self._example
-        if ex is None or (ex[0], ex[1]) != (env_id, checkpoint):
-            return (gr.skip(),) * 6
-        with self._example_lock:  # its video was deleted (a cache sweep): made again, once
-            if self._example is ex and not Path(ex[3]).is_file():
-                self._example = self._play_example(env_id, checkpoint)
-            return self._example[2:]

@@ -66,6 +66,18 @@ class VideoInfo:
 # ---------------------------------------------------------------- frame sources
 
 
+_PYGAME_IMPORT = threading.Lock()
+
+
+def _pygame_ready() -> None:
+    """Import pygame's surfarray once, under a lock, before any render. Two threads whose
+    envs import pygame at the same moment can see the half-made module (``module
+    'pygame.surfarray' has no attribute 'pixels3d'``): the arrival example and a first play
+    did, in one process."""
+    with _PYGAME_IMPORT:
+        import pygame.surfarray  # noqa: F401
+
+
 def _fast_model(model, size: tuple[int, int]) -> None:
     """Cheaper drawing settings on a replay env's own model (never physics)."""
     import mujoco
@@ -240,6 +252,8 @@ def replay_frames(
         raise ValueError(f"trace has {total} actions but {len(trace.rewards)} rewards")
     mujoco = spec.family == "mujoco"
     backend = ensure_gl_backend() if mujoco else None
+    if not mujoco:
+        _pygame_ready()
     cap = float("inf") if max_frames is None else max_frames
     env = frames = None
     n = 0

@@ -16,6 +16,7 @@ from dt_playground.checkpoints.checkpoint import Checkpoint
 from dt_playground.dt.return_head import BEST, is_best
 from dt_playground.envs.episodes import Progress, Trace
 from dt_playground.errors import PlaygroundError
+from dt_playground.rollout.delivery import judge
 from dt_playground.rollout.episode import episode_summary
 from dt_playground.rollout.evaluate import policy_for
 from dt_playground.rollout.policy import run_episodes
@@ -105,8 +106,10 @@ def schedule_summary(trace: Trace, ck: Checkpoint, schedule) -> dict:
         "requested": BEST,
         "target_percentile_in_dataset": None,
     }
+    segs = segments(trace, schedule)
     return {
         **summary,
         "schedule": [{"step": s, "target": v} for s, v in schedule.items()],
-        "segments": segments(trace, schedule),
+        "segments": segs,
+        "delivery": judge(segs, trace.length),  # each stretch over, under or on target
     }

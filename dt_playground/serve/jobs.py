@@ -62,6 +62,10 @@ class TrainRequest:
         return cls(env_id, algo, steps, context_len, lr)
 
 
+ETA_WARM_STEPS = 5  # steps left out of the pace (model build, torch warm-up)
+ETA_MIN_STEPS = 20  # steady steps timed before a time left is given
+
+
 @dataclass
 class TrainJob:
     """A training run in a background thread, observable and cancellable."""
@@ -78,6 +82,7 @@ class TrainJob:
     train_seconds: float = 0.0
     stop: threading.Event = field(default_factory=threading.Event)
     train_started: float | None = None  # perf_counter() when the first step began
+    step_times: list = field(default_factory=list)  # perf_counter() after each step
 
     def start(self) -> TrainJob:
         threading.Thread(target=self._run, daemon=True, name="dtp-train").start()
@@ -120,13 +125,29 @@ class TrainJob:
     def _on_step(self, step: int, loss: float, lr: float) -> None:
         self.steps.append(step)
         self.losses.append(loss)
+        self.step_times.append(time.perf_counter())
+
+    def seconds_left(self) -> float | None:
+        """The training time still to go, from the pace of the steps after the first
+        `ETA_WARM_STEPS` (the first ones pay for building the model and warming torch: timed
+        from the start, a first estimate read "about 11 min" for a 90 s job); None until
+        `ETA_MIN_STEPS` steady steps have been timed."""
+        times, total = list(self.step_times), self.request.steps
+        steady = len(times) - 1 - ETA_WARM_STEPS
+        if steady < ETA_MIN_STEPS:
+            return None
+        per_step = (times[-1] - times[ETA_WARM_STEPS]) / steady
+        return per_step * max(0, total - len(times))
 
     def _loss_and_eta(self, n: int, total: int) -> str:
-        if not n or self.train_started is None:
+        if not n or not self.losses:
             return ""
-        left = (time.perf_counter() - self.train_started) / n * (total - n)
-        eta = f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min"
-        return f" · loss {self.losses[-1]:.4g} · about {eta} left"
+        left = self.seconds_left()
+        if left is None:
+            eta = "estimating the time left"
+        else:
+            eta = "about " + (f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min") + " left"
+        return f" · loss {self.losses[-1]:.4g} · {eta}"
 
     def watch(self, every_s: float = 0.5, limit_s: float = 3600.0) -> Iterator[TrainJob]:
         """Yield this job every ``every_s`` seconds while it runs (a page redraws its

@@ -49,3 +49,20 @@ def test_a_choice_reads_back_from_its_own_query():
                                   "checkpoint": "nope"})
     again, dropped = share.read_query(dict(parse_qsl(choice.query())))
     assert dropped == [] and vars(again) == vars(choice)
+
+
+def test_a_check_refuses_what_admission_would():
+    """A second background job, or a third play, is refused by the check step already."""
+    from types import SimpleNamespace
+
+    from dt_playground.app.checks import Checks
+    from dt_playground.serve.admission import Admission
+
+    page = SimpleNamespace(admission=Admission(), session_hash="tab")
+    room = Checks._room
+    room(page, page, background=True)  # nothing running yet
+    with page.admission.background_job("tab", "sweep"):
+        with pytest.raises(PlaygroundError, match="already have a sweep"):
+            room(page, page, background=True)
+        room(page, page)  # plays are a separate budget
+    room(page, page, background=True)

@@ -67,3 +67,38 @@ def test_toolbars_and_labels_never_cover_what_they_belong_to(browser, app_url): 
         assert 0 <= box["x"] and box["x"] + box["width"] <= 390, box
     finally:
         context.close()
+
+
+def _luminance(rgb: str) -> float:
+    r, g, b = (int(v) for v in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def test_dark_mode_plots_and_a_visible_focus_ring(browser, app_url):  # noqa: F811
+    """In dark mode a plot's text is light on the page's dark background (its own
+    background is transparent); a keyboard-focused input shows a ring."""
+    context, page = _page(browser, app_url, 1400, 900)
+    try:
+        page.goto(app_url + "?__theme=dark")
+        page.locator("p", has_text="achieved").first.wait_for(timeout=180_000)
+        page.wait_for_selector(".js-plotly-plot .gtitle", timeout=30_000)
+        title = page.evaluate("() => getComputedStyle(document.querySelector("
+                              "'.js-plotly-plot .gtitle')).fill")
+        paper = page.evaluate("() => getComputedStyle(document.querySelector("
+                              "'.js-plotly-plot .main-svg .bg')).fill")
+        page_bg = page.evaluate(  # what shows behind the plot: its nearest painted ancestor
+            "() => { let e = document.querySelector('.js-plotly-plot'); while (e) {"
+            " const c = getComputedStyle(e).backgroundColor;"
+            " if (c !== 'transparent' && !c.replace(/ /g, '').endsWith(',0)')) return c;"
+            " e = e.parentElement; } return 'rgb(255, 255, 255)'; }")
+        assert _luminance(title) > 0.6 and _luminance(page_bg) < 0.3, (title, page_bg)
+        assert paper.replace(" ", "").endswith(",0)") or paper == "transparent", paper
+        seed = page.get_by_label("Seed").first
+        seed.focus()
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Tab")  # focused from the keyboard: :focus-visible applies
+        ring = seed.evaluate("e => [getComputedStyle(e).outlineStyle, "
+                             "parseFloat(getComputedStyle(e).outlineWidth)]")
+        assert ring[0] == "solid" and ring[1] >= 2, ring
+    finally:
+        context.close()

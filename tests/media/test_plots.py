@@ -211,7 +211,17 @@ def test_two_behaviours_of_one_name_are_two_bars_with_whole_labels():
 def test_rtg_shows_the_critics_value_of_a_checked_episode(trace):
     import dataclasses
 
-    assert "critic's value" not in by_name(plots.rtg_figure(trace))
+    assert "critic's value" not in by_name(figures.rtg_figure(trace))
     values = np.linspace(50.0, 0.0, trace.length)
     checked = dataclasses.replace(trace, critic_value=values, checked=True)
-    np.testing.assert_allclose(by_name(plots.rtg_figure(checked))["critic's value"].y, values)
+    np.testing.assert_allclose(by_name(figures.rtg_figure(checked))["critic's value"].y, values)
+
+
+def test_a_sweep_run_keeps_the_cards_means_beside_its_own():
+    card = {"per_target": [{"target": 100.0, "mean": 80.0, "n": 30},
+                           {"target": 300.0, "mean": 250.0, "n": 30}]}
+    lines = by_name(figures.sweep_figure(sweep_rows(), card=card))
+    kept = lines["card: mean of 30 held-out seeds"]
+    assert list(kept.x) == [100.0, 300.0] and list(kept.y) == [80.0, 250.0]
+    assert "mean ± std" in lines  # the run's own means too
+    assert not any(n.startswith("card:") for n in by_name(figures.sweep_figure(sweep_rows())))

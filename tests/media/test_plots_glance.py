@@ -90,3 +90,22 @@ def test_a_schedule_target_line_steps_at_each_switch():
     assert "schedule 0:10 → 3:5" in reward.layout.title.text
     target = [t for t in reward.data if t.name.startswith("target")][0]
     assert list(target.y) == ys
+
+
+def test_compare_labels_sit_under_the_bars_names():
+    """Each model's kind reads under its name on the axis, at the axis's font size (drawn
+    inside the bars it shrank to a few pixels on a phone)."""
+    fig = glance.cards_compare_figure(card_views.env_cards("Hopper-v5"))
+    bars = fig.data[0]
+    assert bars.textposition == "none"
+    ticks = dict(zip(fig.layout.xaxis.tickvals, fig.layout.xaxis.ticktext))
+    assert set(ticks) == set(bars.x)
+    assert all(ticks[n] == f"{n}<br>{t}" for n, t in zip(bars.x, bars.text))
+
+
+def test_the_card_sweeps_title_has_one_subtitle():
+    fig = glance.card_sweep_figure(_card("hopper-dt"))
+    head, sub = fig.layout.title.text.split("<br>")
+    assert head == "Achieved vs requested return"
+    assert sub.startswith("<sup>checkpoint card, Spearman ρ = ") and sub.count("(") == 0
+

@@ -5,6 +5,7 @@ when it draws alone."""
 import threading
 
 import numpy as np
+import pytest
 from helpers import gl_or_skip
 
 from dt_playground.media.gl import GL_LOCK, render_lock
@@ -70,3 +71,37 @@ def test_a_kept_surface_draws_what_a_fresh_one_does(monkeypatch):
             np.testing.assert_array_equal(a, b)
     for a, b in zip(fresh[1], kept["again"]):
         np.testing.assert_array_equal(a, b)
+
+
+RACE = """
+import threading
+from dt_playground.media.replay import random_trace, render_trace
+errors = []
+def go(i):
+    try:
+        render_trace(random_trace("CartPole-v1", 20, seed=i), f"{OUT}/race{i}.mp4")
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=go, args=(i,)) for i in range(4)]
+[t.start() for t in threads]
+[t.join(timeout=120) for t in threads]
+print(errors)
+"""
+
+
+@pytest.mark.process
+@pytest.mark.slow
+def test_first_renders_in_two_threads_both_work(tmp_path):
+    """A fresh process whose first CartPole renders start in several threads at once (the
+    arrival example and a first play): each one renders (they could see a half-imported
+    pygame.surfarray). The race is at the first import only, so each try is a new process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    for _ in range(6):
+        out = subprocess.run([sys.executable, "-c", f"OUT = {str(tmp_path)!r}\n" + RACE],
+                             capture_output=True, text=True, cwd=repo, timeout=180)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]

@@ -52,3 +52,28 @@ def test_training_request_validation(args, msg):
 
     with pytest.raises(PlaygroundError, match=msg):
         TrainRequest.parse(*args)
+
+
+def test_the_time_left_waits_for_a_steady_pace(tmp_path):
+    """The first steps (model build, warm-up) are slow: an estimate timed from the start
+    read "about 11 min" for a 90 s job. No estimate until 20 steady steps are timed, then
+    the pace of those."""
+    from dt_playground.serve import jobs
+
+    job = jobs.TrainJob(jobs.TrainRequest("CartPole-v1", "dt", 500, 20, 1e-3), tmp_path)
+    job.stage = "training"
+    times = [30.0 + i * 0.01 for i in range(6)]  # a 30 s first step
+    times += [times[-1] + 0.2 * (i + 1) for i in range(jobs.ETA_MIN_STEPS - 1)]  # 0.2 s each
+    for i, t in enumerate(times):
+        job.steps.append(i + 1)
+        job.losses.append(1.0)
+        job.step_times.append(t)
+        assert job.seconds_left() is None
+    assert "estimating the time left" in job.status()
+    job.steps.append(len(times) + 1)
+    job.losses.append(1.0)
+    job.step_times.append(times[-1] + 0.2)
+    left = job.seconds_left()
+    assert left is not None and abs(left - 0.2 * (500 - len(job.steps))) < 1.0
+    assert "about 95 s left" in job.status()
+

@@ -204,7 +204,8 @@ def data_band(x0: float, x1: float, y0: float, y1: float, name: str, color: str)
 
 
 def sweep_figure(
-    rows: list[dict], dataset: dict | None = None, references: dict[str, float] | None = None
+    rows: list[dict], dataset: dict | None = None, references: dict[str, float] | None = None,
+    card: dict | None = None,
 ) -> go.Figure:
     """Achieved vs requested return over a sweep of targets x seeds.
 
@@ -213,6 +214,8 @@ def sweep_figure(
         dataset: `data.windows.dataset_summary` of the training data; shades its return
             range and its top 10% (``return_p90`` to ``return_max``).
         references: flat lines for baselines, e.g. ``{"BC": 1100.0, "10%BC": 2300.0}``.
+        card: the checkpoint's card; its per-target means stay drawn beside this run's,
+            so a new sweep adds to the card's evidence instead of replacing it.
 
     A perfect return-conditioned model sits on the y = x line.
     """
@@ -228,7 +231,8 @@ def sweep_figure(
     means = [float(np.mean(by_target[x])) for x in xs]
     stds = [float(np.std(by_target[x])) for x in xs]
 
-    values = [*targets, *achieved, *(references or {}).values()]
+    card_rows = (card or {}).get("per_target") or []
+    values = [*targets, *achieved, *(references or {}).values(), *(r["mean"] for r in card_rows)]
     if dataset:
         values += [dataset["return_min"], dataset["return_max"]]
     lo, hi = float(np.min(values)), float(np.max(values))
@@ -302,6 +306,18 @@ def sweep_figure(
             marker={"size": 9},
         )
     )
+    if card_rows:
+        n = card_rows[0].get("n", len((card or {}).get("seeds") or []))
+        fig.add_trace(
+            go.Scatter(
+                x=[r["target"] for r in card_rows],
+                y=[r["mean"] for r in card_rows],
+                name=f"card: mean of {n} held-out seeds",
+                mode="lines+markers",
+                line={"color": COLORS["ideal"], "dash": "dot"},
+                marker={"size": 7, "symbol": "diamond"},
+            )
+        )
     rho = spearman(xs, means)  # per-target means, as the app's sweep summary reports
     if not math.isnan(rho):
         title += f" (Spearman ρ of means = {rho:.2f})"

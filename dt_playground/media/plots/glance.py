@@ -129,7 +129,7 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
     ))
     rho = card.get("spearman")  # pyright: ignore[reportOptionalMemberAccess]
     if rho is not None:
-        title += f" (Spearman ρ = {rho:.2f})"
+        title = title[:-1] + f", Spearman ρ = {rho:.2f})"  # one bracket: one subtitle
     fig = styled(fig, title, "requested return", "achieved return")
     fig.update_xaxes(range=[xlo, xhi])
     fig.update_yaxes(range=[lo, hi])
@@ -161,10 +161,12 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
               COLORS["iql"] if r.get("algo") == "iql" else COLORS["ref"] for r in rows]
     fig = go.Figure(go.Bar(
         x=names, y=[float(r["mean"]) for r in rows], name="mean ± std",
-        text=text, textposition="inside", marker={"color": colors}, opacity=0.85,
+        # The model's kind goes under its name on the axis: inside the bars it shrank to
+        # an unreadable size on a phone.
+        text=text, textposition="none", marker={"color": colors}, opacity=0.85,
         error_y={"type": "data", "array": [float(r.get("std") or 0.0) for r in rows],
                  "visible": True},
-        hovertemplate="%{x}: %{y:.1f}<extra></extra>",
+        hovertemplate="%{x} (%{text}): %{y:.1f}<extra></extra>",
     ))
     dots = [(r["name"], float(e)) for r in rows for e in r.get("episodes") or ()]
     if dots:
@@ -178,7 +180,8 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
                                  name=f"dataset max ({best:.0f})",
                                  line={"color": COLORS["data"], "dash": "dash"}))
     fig = styled(fig, title, "checkpoint", "return")
-    fig.update_xaxes(type="category")
+    fig.update_xaxes(type="category", tickvals=names,
+                     ticktext=[f"{n}<br>{t}" for n, t in zip(names, text)])
     return fig
 
 
