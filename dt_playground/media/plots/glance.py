@@ -120,7 +120,7 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
     for i, (name, value) in enumerate(refs.items()):
         fig.add_trace(go.Scatter(x=[xlo, xhi], y=[value, value], name=f"{name} ({value:.0f})",
                                  mode="lines",
-                                 line={"color": ref_color(name), "dash": _REF_DASHES[i % 4]}))
+                                 line={"color": ref_color(str(name)), "dash": _REF_DASHES[i % 4]}))
     n = rows[0].get("n", len(card.get("seeds") or []))  # pyright: ignore[reportOptionalMemberAccess]
     fig.add_trace(go.Scatter(
         x=xs, y=means, name=f"card: mean ± std of {n} seeds", mode="lines+markers",
