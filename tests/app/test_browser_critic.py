@@ -16,12 +16,26 @@ RTG_LINES = """() => [...document.querySelectorAll('.js-plotly-plot')]
 
 
 @pytest.fixture(scope="module")
-def page(critic_zoo):
+def zoo(critic_zoo, tmp_path_factory):
+    """The critic zoo, and a copy of its DT whose critic asks for 0 candidates (refused)."""
+    import json
+    import shutil
+
+    root = tmp_path_factory.mktemp("browser-critic") / "zoo"
+    shutil.copytree(critic_zoo, root)
+    shutil.copytree(root / "cartpole-dt", root / "cartpole-dt-badn")
+    config = root / "cartpole-dt-badn" / "critic" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "check": {"n": 0}}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def page(zoo):
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("DTP_PRETRAINED_DIR", str(critic_zoo))
+    mp.setenv("DTP_PRETRAINED_DIR", str(zoo))
     import app
 
     demo = app.build_demo(example=False)
@@ -77,3 +91,26 @@ def test_iql_disables_the_target_and_says_why(page):
     _pick(page, "cartpole-dt")
     expect(page.locator(TARGET)).to_be_enabled(timeout=30_000)
     expect(page.get_by_text("IQL ignores the target return")).to_be_hidden()
+
+
+def test_a_critic_that_cannot_check_is_a_toast_and_every_result_stays(page):
+    """A box ticked on a DT whose critic is broken: the library's sentence as a toast, read
+    from the toast area, and the summary shown before stays as it was."""
+    from playwright.sync_api import expect
+
+    _pick(page, "cartpole-dt-badn")
+    box = page.locator(BOX)
+    expect(box).to_have_count(1, timeout=30_000)  # it has a critic/ folder
+    expect(box).not_to_be_checked()  # a play first, unchecked: a result to keep
+    page.get_by_role("button", name="Play episode").click()
+    summary = page.locator("p", has_text="achieved").first
+    expect(summary).to_contain_text("Requested", timeout=120_000)
+    before = summary.inner_text()
+    box.check()
+    page.get_by_role("button", name="Play episode").click()
+    # The sentence, read from the toast area (the page may also hold other toasts).
+    toast = page.locator("[data-testid=toast-text]",
+                         has_text="The critic's candidate count n must be an integer")
+    expect(toast.first).to_be_visible(timeout=10_000)
+    assert page.locator("p", has_text="achieved").first.inner_text() == before
+    _shot(page, "critic-refused.png")
