@@ -321,8 +321,8 @@ def test_shipped_cards_have_hub_front_matter(monkeypatch):
         config = json.loads((d / "config.json").read_text())
         card = json.loads((d / "card.json").read_text())
         assert data.library_name == "dt-playground"
-        assert {"decision-transformer", "offline-rl", "gymnasium", config["env_id"]} <= set(
-            data.tags)
+        kind = "iql" if config["algo"] == "iql" else "decision-transformer"
+        assert {kind, "offline-rl", "gymnasium", config["env_id"]} <= set(data.tags)
         assert data.datasets == [config["dataset"]["dataset_id"]]
         top = max(card["per_target"], key=lambda r: r["target"])
         res = data.eval_results[0]
