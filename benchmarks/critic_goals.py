@@ -39,6 +39,16 @@ from dt_playground.rollout.metrics import spearman
 from dt_playground.rollout.policy import DTPolicy, run_grid
 
 
+def default_of(card: dict) -> str:
+    """"checked" where checking kept rho (within 0.01) and lowered the mean error to the
+    asked return, else "unchecked": the better of the two is each env's default."""
+    if card.get("abs_err_plain") is None:
+        return "checked"
+    better = card["abs_err_checked"] < card["abs_err_plain"]
+    kept = (card["spearman_checked"] or 0) >= (card["spearman_plain"] or 0) - 0.01
+    return "checked" if better and kept else "unchecked"
+
+
 def metrics(traces, d: dict) -> dict:
     s = summarise(traces)
     rows = s["per_target"]
@@ -119,6 +129,7 @@ def main(argv=None) -> int:
                 "abs_err_checked": m["abs_err_p10_p90"],
                 "best_plain": plain and plain["best"], "best_checked": m["best"],
                 "iql": out.get("iql")}
+        card["default"] = default_of(card)
         write_json_atomic(critic_dir(dt_dir) / "card.json", card)
         write_hub_card(dt_dir)
     json.dump(out, sys.stdout)

@@ -65,9 +65,15 @@ def checked_lines(card: dict) -> list[str]:
     for r in card.get("rows") or []:
         t = r["target"] if isinstance(r["target"], str) else f"{r['target']:.1f}"
         lines.append(f"| {t} | {r['plain']:.1f} | {r['checked']:.1f} |")
-    for key in ("spearman_plain", "spearman_checked"):
-        if card.get(key) is not None:
-            lines.append(f"\n{key.replace('_', ' ')}: {card[key]:.3f}")
+    rho = [card.get(k) for k in ("spearman_plain", "spearman_checked")]
+    if None not in rho:
+        lines += ["", f"Spearman rho: unchecked {rho[0]:.3f}, checked {rho[1]:.3f}."]
+    err = [card.get(k) for k in ("abs_err_plain", "abs_err_checked")]
+    if None not in err:
+        lines += ["", f"Mean |achieved - asked| over the targets up to the data's p90: "
+                  f"unchecked {err[0]:.1f}, checked {err[1]:.1f}."]
+    if card.get("default"):
+        lines += ["", f"Default for this env: **{card['default']}** (the better of the two)."]
     return lines
 
 

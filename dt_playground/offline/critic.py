@@ -122,3 +122,15 @@ def validate_folder(path: Path | str, allow_iql: bool = True):
     if (critic_dir(path) / "config.json").exists() or critic_dir(path).is_dir():
         load_critic(path, ck.config)
     return ck
+
+
+def attach_check(dt_dir: Path | str, check: CheckSettings) -> None:
+    """Store the candidate settings chosen on trial seeds in the critic's config.json
+    (the weights stay as they are)."""
+    from dt_playground.atomic import write_json_atomic
+    from dt_playground.checkpoints.layout import read_json
+
+    path = critic_dir(dt_dir) / "config.json"
+    config = read_json(path, "The critic's config")
+    config["check"] = CheckSettings.parse(check.to_dict()).to_dict()
+    write_json_atomic(path, config)

@@ -31,6 +31,7 @@ from dt_playground.data.windows import Normaliser
 from dt_playground.envs.registry import EnvSpec, env_dims, get_spec
 from dt_playground.errors import CheckpointError, UnknownEnvError
 from dt_playground.offline.iql import IQL, PARTS_OF, IQLConfig, expected_shapes, shipped_state
+from dt_playground.paths import relative_to_repo
 
 KINDS = ("iql", "critic")
 __all__ = ["CRITIC_DIR", "KINDS", "IQLCheckpoint", "load_iql", "save_iql", "iql_config"]
@@ -78,6 +79,8 @@ def save_iql(path: Path | str, model: IQL, config: dict, card: dict | None = Non
     """Write an IQL/critic folder atomically (built beside ``path``, renamed over it)."""
     path = Path(path)
     config = {**config, "iql": model.cfg.to_dict()}
+    # No machine paths in a checkpoint: the folder relative to the repo.
+    config["train"] = {**config.get("train", {}), "out": relative_to_repo(path)}
     parts = PARTS_OF[config["algo"]]
     with atomic_dir(path) as stage:
         save_file(shipped_state(model, parts), str(stage / "model.safetensors"))

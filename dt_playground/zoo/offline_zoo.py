@@ -33,8 +33,12 @@ IQL_RECIPES: dict[str, IQLConfig] = {
     **{env: IQLConfig(hidden=128, steps=n, return_steps=n) for env, n in _STEPS.items()},
 }
 SNAPSHOT_EVERY = 2500  # steps between the folders' snapshots (complete: false until done)
-# The checked DT's candidates per env (n, spread), chosen on trial seeds (docs/critic.md).
-CHECKS: dict[str, CheckSettings] = {env: CheckSettings() for env in IQL_RECIPES}
+# The checked DT's candidates per env (n, spread; docs/critic.md). Trial seeds (10 a
+# target, 8 targets p10..max), mean |achieved - asked| up to p90, unchecked -> checked:
+# CartPole 64.3 -> 44.7 (n 3, spread 0.05) and 34.1 (5, 0.1); Pendulum 191.8 -> 194.7
+# and 195.1 (checking does not help it). The MuJoCo envs and LunarLander were not tuned
+# in the time this machine had: they use (5, 0.1) as CartPole.
+CHECKS: dict[str, CheckSettings] = {env: CheckSettings(n=5, spread=0.1) for env in IQL_RECIPES}
 
 
 def iql_name(env_id: str) -> str:
