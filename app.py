@@ -15,7 +15,7 @@ import warnings  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from dt_playground.app import share, tabs, texts  # noqa: E402
+from dt_playground.app import critic_views, share, tabs, texts  # noqa: E402
 from dt_playground.app.checks import CHECK  # noqa: E402
 from dt_playground.app.ui import Handlers  # noqa: E402
 from dt_playground.checkpoints import layout  # noqa: E402
@@ -67,7 +67,8 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
         ckpt.change(h.on_checkpoint_change, picked, [target, c.marks],
                     api_name="target_range", trigger_mode="always_last")
         demo.load(h.on_checkpoint_change, picked, [target, c.marks], **PRIVATE)
-        for fn, outs in ((h.arrival, c.arrival_out), (h.controls, [best, c.sampled])):
+        for fn, outs in ((h.arrival, c.arrival_out), (h.controls, [best, c.sampled]),
+                         (h.critic_controls, c.critic_out)):
             ckpt.change(fn, picked, outs, trigger_mode="always_last", **PRIVATE)
             demo.load(fn, picked, outs, **PRIVATE)
         # Results made by another env or checkpoint go (in the page: nothing to wait for).
@@ -87,7 +88,8 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
               cancels=[example], **PRIVATE)
         # Each event first checks its inputs in a queued step without outputs (a refusal is
         # a toast and every result stays: app/checks.py), then runs.
-        play_in = [env, ckpt, target, c.seed, c.sampled, best, session]
+        # "check with critic" is each endpoint's optional last parameter (old calls: off).
+        play_in = [env, ckpt, target, c.seed, c.sampled, best, session, c.play_check]
         checked(c.play_btn, h.check_play, h.play, play_in, c.play_out, "play",
                 js=tabs.TARGET_AS_SHOWN, show_progress_on=[c.video], **RAW, **ROLLOUTS).success(
             None, [env, ckpt, target, c.seed, best], None, js=share.URL_AFTER_PLAY, **PRIVATE)
@@ -97,7 +99,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
             None, [env, ckpt, target, c.seed, best, c.schedule], None, js=share.URL_AFTER_PLAY,
             **PRIVATE)
         c.link_btn.click(None, None, c.link_box, js=share.COPY_LINK, **PRIVATE)
-        grid_in = [env, ckpt, c.grid_targets, c.grid_seed, session]
+        grid_in = [env, ckpt, c.grid_targets, c.grid_seed, session, c.grid_check]
         checked(c.grid_btn, h.check_grid, h.play_grid, grid_in,
                 [c.grid_video, c.grid_plot, c.grid_json], "play_grid",
                 show_progress_on=[c.grid_video], **RAW, **ROLLOUTS)
@@ -106,7 +108,7 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
         checked(c.att_btn, h.check_attention, h.attention, att_in, [c.att_plot, c.att_json],
                 "attention", js=tabs.TARGET_AS_SHOWN, **RAW, **ROLLOUTS)
         checked(c.sweep_btn, h.check_sweep, h.sweep,
-                [env, ckpt, c.n_targets, c.n_seeds, c.sweep_seed, session],
+                [env, ckpt, c.n_targets, c.n_seeds, c.sweep_seed, session, c.sweep_check],
                 [c.sweep_plot, c.sweep_md, c.sweep_json], "sweep", **HEAVY, **RAW)
         checked(c.cmp_btn, h.check_compare, h.compare, [env, c.cmp_seeds, c.cmp_seed],
                 [c.cmp_plot, c.cmp_json], "compare", **HEAVY, **RAW)
@@ -135,8 +137,10 @@ def build_demo(store: SessionStore | None = None, example: bool = True) -> gr.Bl
                 show_progress_on=[c.st_video], **RAW, **ROLLOUTS)
         gr.on([demo.load, c.st_data.change], h.stitching_arrival, [c.st_data, session],
               c.st_out, **PRIVATE)
-        # While `best` is ticked the slider is not the target.
-        best.change(lambda b: gr.Slider(interactive=not b), best, target, **PRIVATE)
+        # While `best` is ticked, or the checkpoint (IQL) ignores targets, the slider is not
+        # the target.
+        gr.on([best.change, c.ignores.change], critic_views.target_box, [best, c.ignores],
+              target, **PRIVATE)
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 

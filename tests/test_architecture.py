@@ -23,6 +23,7 @@ LAYERS = [
     "behaviour",
     "dt",
     "checkpoints",
+    "offline",
     "rollout",
     "training",
     "media",

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
+from dt_playground.app import critic_views
 from dt_playground.app.formatting import card_markdown
 from dt_playground.checkpoints.layout import (
     label_of,
@@ -44,7 +45,7 @@ def env_cards(env_id: str, root: Path | None = None) -> dict[str, dict]:
     """The card of every pretrained checkpoint of ``env_id`` (by folder name);
     checkpoints without a readable card are left out."""
     cards = {}
-    for path in list_checkpoints(root, parse_env(env_id)):
+    for path in list_checkpoints(root, parse_env(env_id), offline=True):  # IQL: a row too
         card = read_card(path)
         if card is not None:
             cards[path.name] = card
@@ -82,7 +83,8 @@ def sweep_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
     path, config = _open(env_id, checkpoint, owned)
     card = read_card(path)
     dataset = DatasetSummary.from_dict(config.get("dataset")).as_dict()
-    return glance.card_sweep_figure(card, dataset), card_markdown(card), card or {}
+    shown = critic_views.with_iql_reference(card, env_id)  # IQL's flat line beside BC's
+    return glance.card_sweep_figure(shown, dataset), card_markdown(card), card or {}
 
 
 def compare_view(env_id: str, root: Path | None = None) -> tuple[go.Figure, dict]:

@@ -45,6 +45,14 @@ def target_of(value, ck) -> float | str:
     return rollout_lib("requests").play_target(value, ck)
 
 
+def critic_of(ck, check):
+    """``ck``; with a ticked "check with critic" box, refused with the library's reason
+    unless it can be checked (`rollout.playable.check_critic`)."""
+    if check is True:
+        rollout_lib("playable").check_critic(ck)
+    return ck
+
+
 class Checks:
     """The check steps, mixed into `ui.Handlers` (which provides ``_checkpoint``)."""
 
@@ -67,11 +75,12 @@ class Checks:
 
     @boundary
     def check_play(self, env_id, checkpoint, target, seed, sampled=False, best=False,
-                   sid=None, request: gr.Request | None = None):
+                   sid=None, check=False, request: gr.Request | None = None):
         self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         target_of("best" if best is True else target, ck)
         seed_of(seed)
+        critic_of(ck, check)
 
     @boundary
     def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None,
@@ -82,12 +91,13 @@ class Checks:
         seed_of(seed)
 
     @boundary
-    def check_grid(self, env_id, checkpoint, targets, seed, sid=None,
+    def check_grid(self, env_id, checkpoint, targets, seed, sid=None, check=False,
                    request: gr.Request | None = None):
         self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("grid").parse_grid_targets(targets, ck)
         seed_of(seed)
+        critic_of(ck, check)
 
     @boundary
     def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None,
@@ -102,12 +112,13 @@ class Checks:
 
     @boundary
     def check_sweep(self, env_id, checkpoint, n_targets, n_seeds, seed, sid=None,
-                    request: gr.Request | None = None):
+                    check=False, request: gr.Request | None = None):
         self._room(request, background=True)
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("sweep").sweep_targets(ck, n_targets)
         rollout_lib("requests").parse_count(n_seeds, "Seeds per target", 1, 10)
         seed_of(seed, "First seed")
+        critic_of(ck, check)
 
     @boundary
     def check_compare(self, env_id, n_seeds, seed, request: gr.Request | None = None):

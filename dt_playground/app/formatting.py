@@ -26,7 +26,8 @@ def grid_markdown(summary: dict) -> str:
         f"{t.get('label') or _num(t['target'])} → **{_num(t['achieved'])}** ({t['length']} steps)"
         for t in summary["tiles"]
     ]
-    return f"Seed {summary['seed']}: " + " · ".join(parts) + "."
+    checked = "**Checked by its critic.** " if summary.get("checked") else ""
+    return f"{checked}Seed {summary['seed']}: " + " · ".join(parts) + "."
 
 
 def schedule_markdown(summary: dict) -> str:
@@ -93,7 +94,8 @@ def summary_markdown(s: dict) -> str:
             if where >= 100
             else f"above {where:.0f}% of the dataset's episodes"
         )
-    note = " (BC ignores the target)" if s["algo"] != "dt" else ""
+    note = {"dt": "", "iql": " (IQL ignores the target: its objective is fixed)"}.get(
+        s["algo"], " (BC ignores the target)")
     if isinstance(s["requested"], str):  # "best": the model picked its own
         asked, where = "**best**", "the model's own pick, step by step (its best of the data)"
         card = s.get("best_on_card")
@@ -105,28 +107,44 @@ def summary_markdown(s: dict) -> str:
     return (
         f"**Requested** {asked} → **achieved** {s['achieved']:.1f}{note} in "
         f"{s['length']} steps · normalised score **{s['normalised_score']:.0f}** "
-        f"(0 = random, 100 = expert) · {where}."
+        f"(0 = random, 100 = expert) · {where}.{checked_note(s)}"
     )
+
+
+def checked_note(s: dict) -> str:
+    """What a checked play adds to its line: the critic chose each action, and what it
+    expected at the start (does the critic believe the promise?)."""
+    if not s.get("checked"):
+        return ""
+    start = s.get("critic_expected_at_start")
+    said = f": at the start it expected **{_num(start)}**" if start is not None else ""
+    return f" **Checked by its critic**, which chose every action{said}."
 
 
 def sweep_markdown(res: dict) -> str:
     """One line under the sweep figure."""
-    return (
-        f"Spearman ρ(target, mean achieved) = **{res['spearman']:.2f}** over all targets, "
-        f"**{res['spearman_in_data_range']:.2f}** within the dataset's range "
-        f"({len(res['rows'])} episodes in {res['seconds']:.1f} s)."
-    )
+    rho, within = res["spearman"], res["spearman_in_data_range"]
+    if math.isnan(rho) and math.isnan(within):  # as IQL and BC play: they ignore targets
+        corr = "Spearman ρ is undefined: every target got the same mean return "
+    else:
+        corr = (f"Spearman ρ(target, mean achieved) = **{rho:.2f}** over all targets, "
+                f"**{within:.2f}** within the dataset's range ")
+    return (("**Checked by its critic.** " if res.get("checked") else "") + corr
+            + f"({len(res['rows'])} episodes in {res['seconds']:.1f} s).")
 
 
-def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None) -> str:
-    """What made a result: env, checkpoint, target (or schedule) and seed, in one line."""
+def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None,
+                checked: bool = False) -> str:
+    """What made a result: env, checkpoint, target (or schedule) and seed, in one line
+    (and, when ``checked``, that the DT's critic chose its actions)."""
     if schedule is not None:
         asked = f"schedule {schedule}"
     elif target is None:
         asked = ""
     else:
         asked = "target best" if target == "best" else f"target {_num(float(target))}"
-    return " · ".join(p for p in (env_id, checkpoint, asked, f"seed {seed}") if p)
+    critic = "checked" if checked else ""  # by its critic: short, so a phone's title fits
+    return " · ".join(p for p in (env_id, checkpoint, asked, f"seed {seed}", critic) if p)
 
 
 def with_source(fig, source: str):

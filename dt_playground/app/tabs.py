@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from dt_playground.app import formatting, texts, widgets
+from dt_playground.app import critic_views, formatting, texts, widgets
 from dt_playground.envs.seeds import APP_SEED
 
 # The page keeps an emptied target box empty (Gradio's slider would turn it into 0 when
@@ -46,9 +46,13 @@ def _play_tab() -> dict:
                              min_width=100)
             sampled = gr.Checkbox(False, label="Sample actions", scale=1, min_width=100,
                                   info="discrete actions: sample instead of argmax")
+            # Before best: on a phone the row's last box takes a line of its own.
+            play_check = critic_views.check_box()
             best = gr.Checkbox(False, label="best: the model picks its own target", scale=1,
                                visible=False, min_width=160,
                                info=texts.INFO["best"])
+        ignored_md = gr.Markdown(visible=False)  # IQL: the target is not used
+        ignores = gr.Checkbox(False, visible=False)  # the checkpoint ignores targets
         marks = gr.Markdown(elem_classes="dtp-marks")
         play_btn = gr.Button("Play episode", variant="primary")
         summary_md = gr.Markdown()
@@ -89,6 +93,7 @@ def _grid_sweep_compare_tabs() -> dict:
                                       min_width=200, info=texts.INFO["grid"])
             grid_seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
                                   min_width=100)
+            grid_check = critic_views.check_box()
         grid_btn = gr.Button("Play grid", variant="primary")
         grid_md = gr.Markdown()
         grid_video, grid_plot = widgets.media_row("Tiles", ["grid"])
@@ -99,6 +104,7 @@ def _grid_sweep_compare_tabs() -> dict:
             n_targets = gr.Slider(2, 20, value=8, step=1, label="Targets")
             n_seeds = gr.Slider(1, 10, value=3, step=1, label="Seeds per target")
             sweep_seed = gr.Number(APP_SEED, precision=0, label="First seed")
+            sweep_check = critic_views.check_box()
         sweep_btn = gr.Button("Run sweep", variant="primary")
         sweep_md = gr.Markdown()
         sweep_plot = gr.Plot(label="Achieved vs requested", show_label=False)
@@ -172,4 +178,5 @@ def page(envs: list[str], default_env: str, first: list[tuple[str, str]]) -> Sim
     c.arrival_out = [c.sweep_plot, c.sweep_md, c.sweep_json, c.hist_plot, c.len_plot,
                      c.qual_plot, c.ds_json, c.sched_hint]
     c.st_out = [c.st_plot, c.st_video, c.st_table, c.st_md]
+    c.critic_out = [c.play_check, c.grid_check, c.sweep_check, c.ignores, c.ignored_md]
     return c

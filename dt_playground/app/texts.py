@@ -24,6 +24,20 @@ behaviour went with which outcome, not how to improve on it.
 the best 10% of episodes. If DT at its top target is no better than %BC, return conditioning
 bought nothing but control.
 
+### DT beside offline RL, live
+| | Decision Transformer | Offline RL (IQL) |
+|---|---|---|
+| Learns | the actions that went with an outcome | a value function (Bellman backups) |
+| Stitching | no: it replays what it saw | yes: values cross shared states (*Stitching*) |
+| Conditioning | on any return you ask for | fixed: one objective, the most return |
+| Live here | each env's `-dt` | its `-iql`: a flat line in **Sweep**, a bar in **Compare** |
+
+**Check with critic.** A DT with a critic (IQL's value nets, trained on the DT's own data)
+can be checked: at each step the DT proposes actions for several returns-to-go around the
+one asked for, and the critic keeps the one whose value matches the return still asked for
+(Doctor, 2025), or the highest-valued one for `best` (QT, 2024). Tick *check with critic* in
+Play, Target grid or Sweep; the return-to-go plot then shows what the critic expected.
+
 All checkpoints were trained by this project on datasets generated from shipped behaviour
 policies and seeds; nothing is downloaded.
 """
@@ -49,7 +63,8 @@ GRID_NOTE = (
 COMPARE_NOTE = (
     "Every pretrained checkpoint of this environment on the same seeds: DT at its dataset's "
     "best return, BC and %BC, and DTs with other context lengths K (how many recent steps "
-    "the model sees) where they exist."
+    "the model sees) where they exist, and IQL (offline RL: its objective is fixed, so no "
+    "target is asked of it)."
 )
 
 STITCH_NOTE = (
@@ -66,14 +81,15 @@ CAPTIONS = {
     "rtg": "How to read it: the solid line is the return the model was asked for at each "
            "step, the dashed one what the episode actually went on to collect from there; close "
            "lines mean it kept its promise. A shaded band is the model's own forecast of the "
-           "return still to come, from its p10 to its p90 (8 guesses in 10 fall inside).",
+           "return still to come, from its p10 to its p90 (8 guesses in 10 fall inside); a "
+           "dotted line, when checked, is what the critic expected from each chosen action.",
     "reward": "How to read it: reward collected so far against the target (dashed). Ending "
               "on the dashed line means the model delivered exactly the return it was asked for.",
     "grid": "How to read it: one line per tile, the same seed at each target; lines that fan "
             "out in the order of their targets are return conditioning at work.",
     "sweep": "How to read it: each point is a target's mean return over seeds; on the diagonal "
              "the model gets what it is asked for; the green band is the data's return range, "
-             "the orange one its top 10%.",
+             "the orange one its top 10%. Flat lines (BC, %BC, IQL) ignore the target.",
     "attention": "How to read it: each row is a block (and head) of the transformer; dark cells "
                  "are the tokens, oldest on the left, that the action at this step attended to.",
     "loss": "How to read it: the training loss per step; it should fall fast, then flatten.",

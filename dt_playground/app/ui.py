@@ -10,13 +10,13 @@ component values; every exception becomes a sentence at the `boundary`.
 
 import gradio as gr
 
-from dt_playground.app import card_views, formatting, share
+from dt_playground.app import card_views, critic_views, formatting, share
 from dt_playground.app.boundary import (
     boundary,
     progress_steps,
     session_key,
 )
-from dt_playground.app.checks import Checks
+from dt_playground.app.checks import Checks, critic_of
 from dt_playground.app.example import Example
 from dt_playground.checkpoints import layout
 from dt_playground.data.summary import target_range
@@ -35,7 +35,7 @@ def _sourced(source: str, summary: str) -> str:
     return f"<small>{source}</small>\n\n{summary}"
 
 
-class Handlers(Checks, share.Share, Example):
+class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
     """The app's state and its event handlers (bound methods are the Gradio callbacks)."""
 
     def __init__(self, store: SessionStore, pool: WorkerPool | None = None):
@@ -48,9 +48,9 @@ class Handlers(Checks, share.Share, Example):
 
     # ------------------------------------------------------------ helpers
 
-    def _checkpoint(self, sid, value, env_id):
+    def _checkpoint(self, sid, value, env_id, check=False):  # check: refused if not checkable
         from dt_playground.serve import catalogue  # imports torch: on first use
-        return catalogue.resolve(value, env_id, self.store.owned(sid))
+        return critic_of(catalogue.resolve(value, env_id, self.store.owned(sid)), check)
 
     def _video(self, render, episodes, progress, sid, stem: str, path=None, **kwargs):
         """``render(episodes, path)`` on a worker into a fresh session video; a failure
@@ -156,25 +156,25 @@ class Handlers(Checks, share.Share, Example):
 
     @boundary
     def play(self, env_id: str, checkpoint: str, target: float, seed: float, sampled: bool,
-             best: bool = False, sid: str | None = None, request: gr.Request = None,
-             progress=gr.Progress()):
+             best: bool = False, sid: str | None = None, check: bool = False,
+             request: gr.Request = None, progress=gr.Progress()):
         """Play one episode: summary and plots as soon as it is simulated, then the
-        video. ``best``: the model picks its own target, the slider is ignored."""
+        video. ``best``: the model picks its own target; ``check``: its critic acts."""
         with self.admission.interactive(session_key(request), "play"):
             yield from self._play(env_id, checkpoint, target, seed, sampled, best, sid,
-                                  progress)
+                                  progress, check=check is True)
 
     def _play(self, env_id, checkpoint, target, seed, sampled, best, sid, progress,
-              video_path=None):
+              video_path=None, check: bool = False):
         from dt_playground.rollout import episode
-        ck = self._checkpoint(sid, checkpoint, env_id)
+        ck = self._checkpoint(sid, checkpoint, env_id, check)
         target = "best" if best is True else target
         with self._turn(progress):
             trace = self.pool.run("interactive", episode.play_episode, CheckpointRef.of(ck),
                                   target, seed, sampled,
-                                  progress=progress_steps(progress, "simulating"))
+                                  progress=progress_steps(progress, "simulating"), check=check)
             summary = episode.episode_summary(trace, ck)
-            source = formatting.source_line(env_id, checkpoint, trace.seed, target)
+            source = formatting.source_line(env_id, checkpoint, trace.seed, target, checked=check)
             figs = tuple(formatting.with_source(f, source)
                          for f in (figures.rtg_figure(trace), figures.reward_figure(trace)))
             yield gr.skip(), *figs, _sourced(source, formatting.summary_markdown(summary)), summary
@@ -213,18 +213,19 @@ class Handlers(Checks, share.Share, Example):
 
     @boundary
     def play_grid(self, env_id: str, checkpoint: str, targets: str, seed: float,
-                  sid: str | None, request: gr.Request = None, progress=gr.Progress()):
+                  sid: str | None, check: bool = False, request: gr.Request = None,
+                  progress=gr.Progress()):
         """The same seed at several targets in one batched rollout: the plot first,
-        then one tiled video."""
+        then one tiled video. ``check``: every tile acted by the DT's critic."""
         with self.admission.interactive(session_key(request), "grid"), self._turn(progress):
             from dt_playground.media import tiles
             from dt_playground.rollout import grid
-            ck = self._checkpoint(sid, checkpoint, env_id)
+            ck = self._checkpoint(sid, checkpoint, env_id, check := check is True)
             res = self.pool.run("interactive", grid.play_grid, CheckpointRef.of(ck), targets,
-                                seed, progress=progress_steps(progress, "simulating"))
+                                seed, progress=progress_steps(progress, "simulating"), check=check)
             summary = res.summary(ck)
-            fig = formatting.with_source(glance.grid_reward_figure(res.traces, res.labels),
-                                         formatting.source_line(env_id, checkpoint, res.seed))
+            source = formatting.source_line(env_id, checkpoint, res.seed, checked=check)
+            fig = formatting.with_source(glance.grid_reward_figure(res.traces, res.labels), source)
             yield gr.skip(), fig, summary
             info = self._video(tiles.grid_video, res, progress, sid,
                                f"{ck.spec.short_name}-grid-{res.seed}")
@@ -289,16 +290,16 @@ class Handlers(Checks, share.Share, Example):
 
     @boundary
     def sweep(self, env_id: str, checkpoint: str, n_targets: float, n_seeds: float,
-              seed: float, sid: str | None = None, request: gr.Request = None,
-              progress=gr.Progress()):
+              seed: float, sid: str | None = None, check: bool = False,
+              request: gr.Request = None, progress=gr.Progress()):
         """Achieved vs requested return over targets x seeds, batched."""
         with self.admission.background_job(session_key(request), "sweep"):
             from dt_playground.rollout.sweep import sweep_targets, sweep_with_references
-            ck = self._checkpoint(sid, checkpoint, env_id)
+            ck = self._checkpoint(sid, checkpoint, env_id, check := check is True)
             targets = sweep_targets(ck, n_targets)
             res, refs = self.pool.run("background", sweep_with_references,
                                       CheckpointRef.of(ck), targets, n_seeds, seed,
-                                      progress=progress_steps(progress, "sweeping"))
+                                      progress=progress_steps(progress, "sweeping"), check=check)
             card = card_views.card_of(env_id, checkpoint, self.store.owned(sid))
             fig = figures.sweep_figure(res["rows"], ck.dataset.as_dict(), refs, card)
             return (fig, formatting.sweep_run_markdown(formatting.sweep_markdown(res), card),

@@ -22,7 +22,8 @@ from dt_playground.envs.registry import get_spec
 
 LIBRARY = "dt-playground"
 ALGO_NAMES = {"dt": "Decision Transformer", "bc": "Behaviour cloning",
-              "pbc": "%BC (behaviour cloning on the top 10%)"}
+              "pbc": "%BC (behaviour cloning on the top 10%)",
+              "iql": "Implicit Q-Learning (IQL, offline RL: a fixed objective, no target)"}
 
 
 def _seeds(card: dict) -> str:
@@ -50,6 +51,29 @@ def card_result_lines(card: dict) -> list[str]:
                   f"{card.get('dataset_max', float('nan')):.1f}."]
     for key, v in (card.get("bars") or {}).items():
         lines.append(f"- bar `{key}`: {'met' if v else ('n/a' if v is None else 'MISSED')}")
+    return lines
+
+
+def checked_lines(card: dict) -> list[str]:
+    """The checked DT's rows (``critic/card.json``): each target, unchecked beside checked,
+    on the same seeds."""
+    lines = [f"The DT proposes {card.get('n')} actions a step (returns-to-go within "
+             f"±{100 * card.get('spread', 0):.0f}% of the data's range around the one asked); "
+             "its critic keeps the one whose value is closest to the return still asked "
+             f"(`best`: the highest Q). Seeds {_seeds(card)}.", "",
+             "| target | unchecked | checked |", "|---:|---:|---:|"]
+    for r in card.get("rows") or []:
+        t = r["target"] if isinstance(r["target"], str) else f"{r['target']:.1f}"
+        lines.append(f"| {t} | {r['plain']:.1f} | {r['checked']:.1f} |")
+    rho = [card.get(k) for k in ("spearman_plain", "spearman_checked")]
+    if None not in rho:
+        lines += ["", f"Spearman rho: unchecked {rho[0]:.3f}, checked {rho[1]:.3f}."]
+    err = [card.get(k) for k in ("abs_err_plain", "abs_err_checked")]
+    if None not in err:
+        lines += ["", f"Mean |achieved - asked| over the targets up to the data's p90: "
+                  f"unchecked {err[0]:.1f}, checked {err[1]:.1f}."]
+    if card.get("default"):
+        lines += ["", f"Default for this env: **{card['default']}** (the better of the two)."]
     return lines
 
 
@@ -86,6 +110,8 @@ def front_matter(name: str, config: dict, card: dict | None, library_name: str =
     tags = ["decision-transformer", "offline-rl", "reinforcement-learning", "gymnasium", env]
     if algo in ("bc", "pbc"):
         tags.insert(1, "behavior-cloning")
+    if algo == "iql":
+        tags[0] = "iql"
     if library_name != LIBRARY:
         tags.append(LIBRARY)
     dataset_id = DatasetSummary.from_dict(config.get("dataset")).dataset_id
@@ -97,7 +123,8 @@ def front_matter(name: str, config: dict, card: dict | None, library_name: str =
     return data.to_yaml()
 
 
-def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY) -> str:
+def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY,
+         checked: dict | None = None) -> str:
     """The card's markdown: what it is, how it was made, how it did, how to use it."""
     env, algo = config["env_id"], config.get("algo", "dt")
     d = DatasetSummary.from_dict(config.get("dataset"))
@@ -108,12 +135,15 @@ def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY
     data = f" on `{d.dataset_id}`" if d.dataset_id else ""
     if d.episodes and d.return_min is not None and d.return_max is not None:
         data += f" ({d.episodes} episodes, returns {d.return_min:.0f} to {d.return_max:.0f})"
-    lines = [f"# {name}", "", f"{ALGO_NAMES.get(algo, algo)} on **{env}** (context K={k}), "
+    context = "" if algo == "iql" else f" (context K={k})"
+    lines = [f"# {name}", "", f"{ALGO_NAMES.get(algo, algo)} on **{env}**{context}, "
              f"{made}{data}.", ""]
     if card:
         lines += card_result_lines(card)
     else:
         lines.append("Not evaluated here yet (no card.json).")
+    if checked:
+        lines += ["", "## Checked by its critic", ""] + checked_lines(checked)
     lines += ["", "## Use", ""]
     if library_name == "transformers":
         lines += [
@@ -138,8 +168,10 @@ def body(name: str, config: dict, card: dict | None, library_name: str = LIBRARY
         if (card or {}).get("best_mean") is not None:  # its return model (returns/) or head
             lines.append(f"python -m dt_playground evaluate --checkpoint pretrained/{name} "
                          "--target best --episodes 5")
-        lines += [f"python -m dt_playground export --checkpoint pretrained/{name} "
-                  f"--format transformers --out {name}-transformers", "```"]
+        if algo != "iql":  # a transformers DT folder needs a DT
+            lines.append(f"python -m dt_playground export --checkpoint pretrained/{name} "
+                         f"--format transformers --out {name}-transformers")
+        lines.append("```")
     return "\n".join(lines) + "\n"
 
 
@@ -148,9 +180,11 @@ def render(ck_dir: str | Path, library_name: str = LIBRARY) -> str:
     ck_dir = Path(ck_dir)
     config = read_json(ck_dir / "config.json", "The checkpoint's config")
     card = read_json(ck_dir / "card.json", "card") if (ck_dir / "card.json").is_file() else None
+    critic_card = ck_dir / "critic" / "card.json"  # the checked rows, when measured
+    checked = read_json(critic_card, "card") if critic_card.is_file() else None
     name = ck_dir.name
     return (f"---\n{front_matter(name, config, card, library_name)}\n---\n\n"
-            f"{body(name, config, card, library_name)}")
+            f"{body(name, config, card, library_name, checked)}")
 
 
 def write(ck_dir: str | Path) -> Path:

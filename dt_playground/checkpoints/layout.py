@@ -24,8 +24,10 @@ from dt_playground.paths import pretrained_dir
 
 MAX_JSON_BYTES = 8 * 1024 * 1024  # a shipped config.json is ~35 KB
 ALGOS = ("dt", "bc", "pbc")  # the one list: configs, training and the app read it here
-ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC"}
+ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC", "iql": "IQL"}
+OFFLINE_ALGOS = ("iql",)  # listed for playing (offline/store.py loads them), never trained here
 RETURNS_DIR = "returns"  # a DT's return model, a checkpoint folder inside its own
+CRITIC_DIR = "critic"  # a DT's critic (offline/critic.py), a folder inside its own
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -57,6 +59,7 @@ class CheckpointInfo:
     context_len: int | None
     offers_best: bool = False  # a DT with a return head or a return model: target "best"
     stopped_at: int | None = None  # training was cancelled after this many steps
+    has_critic: bool = False  # a DT with a critic (``critic/``): value-checked acting
 
     @property
     def name(self) -> str:
@@ -71,19 +74,20 @@ def peek_checkpoint(path: Path | str) -> CheckpointInfo | None:
     try:
         st = (path / "config.json").stat()
         returns = (path / RETURNS_DIR / "config.json").is_file()
+        critic = (path / CRITIC_DIR / "config.json").is_file()
     except OSError:
         return None
-    return _peek(path, (st.st_ino, st.st_size, st.st_mtime_ns), returns)
+    return _peek(path, (st.st_ino, st.st_size, st.st_mtime_ns), returns, critic)
 
 
 @functools.lru_cache(maxsize=1024)
-def _peek(path: Path, _stat: tuple, returns: bool) -> CheckpointInfo | None:
+def _peek(path: Path, _stat: tuple, returns: bool, critic: bool = False) -> CheckpointInfo | None:
     try:
         config = read_json(path / "config.json", "config")
     except CheckpointError:
         return None
     env, algo, k = config.get("env_id"), config.get("algo"), config.get("context_len")
-    if not isinstance(env, str) or algo not in ALGOS:
+    if not isinstance(env, str) or algo not in ALGOS + OFFLINE_ALGOS:
         return None
     # The same test as `Checkpoint.offers_best`, from the files (the loader checks both).
     bins = (config.get("model") or {}).get("return_bins") if isinstance(
@@ -92,19 +96,23 @@ def _peek(path: Path, _stat: tuple, returns: bool) -> CheckpointInfo | None:
     best = algo == "dt" and (own_head or returns)
     done = config.get("steps_done")
     stopped = done if config.get("complete") is False and isinstance(done, int) else None
-    return CheckpointInfo(path, env, algo, k if isinstance(k, int) else None, best, stopped)
+    return CheckpointInfo(path, env, algo, k if isinstance(k, int) else None, best, stopped,
+                          algo == "dt" and critic)
 
 
-def list_checkpoints(root: Path | str | None = None, env_id: str | None = None) -> list[Path]:
+def list_checkpoints(root: Path | str | None = None, env_id: str | None = None,
+                     offline: bool = False) -> list[Path]:
     """Checkpoint folders under ``root`` (default: the pretrained folder) whose config.json
-    is readable, optionally for one env."""
+    is readable, optionally for one env; with ``offline`` the IQL ones too (they load
+    through offline/store.py, not `checkpoint.load_checkpoint`)."""
     root = Path(root) if root is not None else pretrained_dir()
     if not root.is_dir():
         return []
     out = []
     for cfg_path in sorted(root.glob("*/config.json")):
         info = peek_checkpoint(cfg_path.parent)
-        if info is not None and (env_id is None or info.env_id == env_id):
+        if info is not None and (env_id is None or info.env_id == env_id) and (
+                offline or info.algo in ALGOS):
             out.append(cfg_path.parent)
     return out
 
@@ -123,16 +131,17 @@ def label_of(info: CheckpointInfo | None, name: str) -> str:
     if info is None:
         return name
     stopped = f", stopped at step {info.stopped_at}" if info.stopped_at is not None else ""
-    return f"{name} ({ALGO_LABELS.get(info.algo, info.algo)}, K={info.context_len}{stopped})"
+    k = f", K={info.context_len}" if info.context_len is not None else ""  # IQL has no K
+    return f"{name} ({ALGO_LABELS.get(info.algo, info.algo)}{k}{stopped})"
 
 
-def _order(info: CheckpointInfo):  # DT first (K=20 before its ablations), then BC, %BC
-    return ("-dt" not in info.name, "-k" in info.name, info.name)
+def _order(info: CheckpointInfo):  # DT first (K=20 before its ablations), BC, %BC, then IQL
+    return (info.algo in OFFLINE_ALGOS, "-dt" not in info.name, "-k" in info.name, info.name)
 
 
 def pretrained_of_env(env_id: str) -> list[CheckpointInfo]:
-    """The env's readable pretrained checkpoints, in dropdown order."""
-    infos = [peek_checkpoint(p) for p in list_checkpoints(None, env_id)]
+    """The env's readable pretrained checkpoints, IQL included, in dropdown order."""
+    infos = [peek_checkpoint(p) for p in list_checkpoints(None, env_id, offline=True)]
     return sorted(filter(None, infos), key=_order)
 
 

@@ -2,7 +2,8 @@
 
 Only the known checkpoint files are taken, from the archive's root or one
 folder deep, and a DT's return model (``returns/config.json`` and
-``returns/model.safetensors``, `return_model.py`) beside them. Sizes are
+``returns/model.safetensors``, `return_model.py`) and its critic (``critic/``, the same
+two files, `offline/critic.py`) beside them. Sizes are
 checked against the central directory *and* counted while inflating (a zip
 can lie about them), encrypted entries and unknown compression methods are
 refused, and every failure of `zipfile`/`zlib` becomes
@@ -16,7 +17,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from dt_playground.checkpoints.layout import MAX_JSON_BYTES, RETURNS_DIR
+from dt_playground.checkpoints.layout import CRITIC_DIR, MAX_JSON_BYTES, RETURNS_DIR
 from dt_playground.errors import CheckpointError
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
@@ -96,8 +97,8 @@ def _upload_name(parts: tuple[str, ...]) -> str | None:
     if ".." in parts or not parts:
         return None
     name = parts[-1]
-    if len(parts) >= 2 and parts[-2] == RETURNS_DIR and len(parts) <= 3:
-        return f"{RETURNS_DIR}/{name}" if name in RETURN_MODEL_FILES else None
+    if len(parts) >= 2 and parts[-2] in (RETURNS_DIR, CRITIC_DIR) and len(parts) <= 3:
+        return f"{parts[-2]}/{name}" if name in RETURN_MODEL_FILES else None
     return name if name in ALLOWED_UPLOAD_FILES and len(parts) <= 2 else None
 
 

@@ -82,6 +82,8 @@ def cmd_train(args) -> int:
     if not cfg.env_id and not cfg.dataset:
         print("train: give --env (or --env-id) or --dataset", file=sys.stderr)
         return 2
+    if cfg.algo == "iql":
+        return _train_iql(cfg)
     from dt_playground.dt.runtime import setup_process
 
     setup_process(cfg.threads)  # process-wide settings belong to the entry point
@@ -97,6 +99,22 @@ def cmd_train(args) -> int:
             f"  step {e['step']}: target {e['target']:.1f} -> return {e['return']:.1f}",
             file=sys.stderr,
         )
+    return 0
+
+
+def _train_iql(cfg) -> int:
+    """``train --algo iql``: IQL's recipe (offline/iql.py) with the run's steps and seed."""
+    from dt_playground.data.storage import default_dataset_id
+    from dt_playground.dt.runtime import setup_process
+    from dt_playground.offline.iql import IQLConfig
+    from dt_playground.offline.train_iql import train_iql, write_iql
+
+    setup_process(cfg.threads)
+    dataset = cfg.dataset or default_dataset_id(cfg.env_id)
+    iql = IQLConfig(steps=cfg.steps, return_steps=cfg.steps, seed=cfg.seed)
+    res = train_iql(dataset, cfg.env_id or None, iql, progress=True)
+    out = write_iql(cfg.out, res, res.env_id)
+    print(f"wrote {out} in {res.seconds:.1f} s; final losses {res.curve[-1]}", file=sys.stderr)
     return 0
 
 
@@ -144,12 +162,15 @@ def cmd_sweep(args) -> int:
 def _play(args, targets: list, n_seeds: int) -> int:
     """evaluate and sweep: every target at ``n_seeds`` seeds, printed."""
     from dt_playground.dt.runtime import torch_threads
-    from dt_playground.rollout.evaluate import sweep
+    from dt_playground.rollout.evaluate import algo_of, sweep
+    from dt_playground.rollout.iql_policy import IGNORES_TARGETS
 
+    if algo_of(args.checkpoint) == "iql":
+        print(f"note: {IGNORES_TARGETS}", file=sys.stderr)
     with torch_threads(args.threads):
         traces = sweep(args.checkpoint, targets, n_seeds, seed=args.seed, sample=args.sample,
                        max_steps=args.max_steps, precision=args.precision, kappa=args.kappa,
-                       engine=args.engine, device=args.device)
+                       engine=args.engine, device=args.device, check=args.check)
     _print_episodes(traces, args.json)
     return 0
 
@@ -236,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(the model's plain forward on each window; slower, the yardstick)")
         e.add_argument("--device", default="cpu",
                        help="cpu, cuda or auto; cuda pays for hundreds of episodes at once")
+        e.add_argument("--check", action="store_true",
+                       help="value-checked acting: the DT proposes several actions a step and "
+                       "its critic (critic/) keeps one (docs/critic.md)")
         e.add_argument("--threads", type=int, default=1,
                        help="torch threads (default 1, as the cards: in the MuJoCo envs the "
                        "thread count changes float rounding, and with it the episodes; 0: "

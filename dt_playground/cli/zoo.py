@@ -1,6 +1,6 @@
 """The zoo's and the Hub's verbs: ``pretrain``, ``returns``, ``train-expert``, ``export``,
-``import-hf`` and ``card`` (`cli.main.build_parser` adds them beside the data, training and
-evaluation verbs)."""
+``import-hf``, ``critic`` and ``card`` (`cli.main.build_parser` adds them beside the data,
+training and evaluation verbs)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,16 @@ def add_zoo_parsers(sub, add_dataclass_args) -> None:
                     "folder's dt_playground.json)")
     ih.add_argument("--out", required=True, help="checkpoint folder to write")
     ih.set_defaults(fn=cmd_import_hf)
+
+    cr = sub.add_parser("critic", help="train a DT's critic (IQL on the DT's data) into its "
+                        "critic/ folder, for value-checked acting (--check)")
+    cr.add_argument("--checkpoint", required=True, help="the DT's checkpoint folder")
+    cr.add_argument("--steps", type=int, default=None,
+                    help="training steps (default: the env's recipe)")
+    cr.add_argument("--dataset", default=None,
+                    help="the DT's dataset, when not where its config.json says")
+    cr.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    cr.set_defaults(fn=cmd_critic)
 
     cd = sub.add_parser("card", help="regenerate a checkpoint's Hub model card (README.md)")
     cd.add_argument("--checkpoint", required=True, help="checkpoint folder")
@@ -182,6 +192,16 @@ def cmd_import_hf(args) -> int:
     out = import_transformers_folder(args.model, args.out, args.env or None,
                                      args.state_stats or None)
     print(f"wrote {out}: play it with `evaluate --checkpoint {out}`", file=sys.stderr)
+    return 0
+
+
+def cmd_critic(args) -> int:
+    from dt_playground.dt.runtime import torch_threads
+    from dt_playground.zoo.offline_zoo import make_critic
+
+    with torch_threads(args.threads):
+        make_critic(args.checkpoint, args.steps, args.dataset,
+                    log=lambda m: print(m, file=sys.stderr))
     return 0
 
 

@@ -64,6 +64,10 @@ class Trace:
     # Per step, the p10/p50/p90 of the model's predicted return-to-go P(R_t | history)
     # (T, 3), raw units, NaN where not computed; None without a return head (dt.return_head).
     return_band: np.ndarray | None = None
+    # Per step, the critic's value of the action played: the undiscounted return it
+    # expects from there (T,), raw units; None when the episode was not checked.
+    critic_value: np.ndarray | None = None
+    checked: bool = False  # played with a critic choosing among candidate actions
 
     @property
     def length(self) -> int:
@@ -83,6 +87,8 @@ class Trace:
         }
         if isinstance(self.target, str):  # "best": the returns-to-go it sampled, step by step
             out["rtg"] = [round(float(x), 4) for x in self.rtg]
+        if self.checked:
+            out["checked"] = True
         return out
 
 

@@ -15,7 +15,7 @@ from dt_playground.checkpoints.checkpoint import Checkpoint
 from dt_playground.checkpoints.layout import read_json
 from dt_playground.dt.return_head import is_best
 from dt_playground.envs.episodes import Trace
-from dt_playground.errors import CheckpointError
+from dt_playground.errors import CheckpointError, PlaygroundError
 from dt_playground.rollout.evaluate import sweep
 from dt_playground.rollout.requests import (
     MAX_EPISODE_STEPS,
@@ -33,16 +33,18 @@ def play_episode(
     sample: bool = False,
     max_steps: int = MAX_EPISODE_STEPS,
     progress=None,
+    check: bool = False,
 ) -> Trace:
     """One return-conditioned episode (no rendering). ``target`` may be "best" for a
     DT with a return head, whose predicted return-to-go band the trace then carries
-    whatever the target (the RTG plot draws it)."""
+    whatever the target (the RTG plot draws it). ``check``: acted by the DT's critic
+    (`rollout.checked`), whose value of each chosen action the trace carries."""
     target = play_target(target, ck)
     seed = parse_seed(seed)
     steps = int(min(max(1, max_steps), MAX_EPISODE_STEPS))
     sample = bool(sample) and ck.spec.discrete
     return sweep(ck, [target], 1, seed, sample=sample, max_steps=steps, progress=progress,
-                 track_returns=ck.offers_best)[0]
+                 track_returns=getattr(ck, "offers_best", False), check=check)[0]
 
 
 def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> dict:
@@ -57,6 +59,8 @@ def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> di
 
     from dt_playground.rollout.policy import DTPolicy, run_episodes
 
+    if not hasattr(ck, "model") or not hasattr(ck.model, "attention_maps"):
+        raise PlaygroundError(f"{ck.name} is not a transformer: it has no attention to show.")
     target = parse_target(target, ck)
     seed = parse_seed(seed)
     step = parse_count(step, "Step", 0, MAX_EPISODE_STEPS - 1)
@@ -102,7 +106,19 @@ def episode_summary(trace: Trace, ck: Checkpoint) -> dict:
         "dataset_max": d.get("return_max"),
         "sim_seconds": round(trace.wall_time, 3),
         **({"best_on_card": best_on_card(ck)} if is_best(trace.target) else {}),
+        **critic_summary(trace),
     }
+
+
+def critic_summary(trace: Trace) -> dict:
+    """A checked episode's line of evidence: what the critic expected at the start (the
+    undiscounted return its chosen action promised) beside what was asked and achieved."""
+    values = trace.critic_value
+    if not trace.checked or values is None or not len(values):
+        return {}
+    first = float(values[0])
+    return {"checked": True,
+            "critic_expected_at_start": round(first, 1) if math.isfinite(first) else None}
 
 
 def best_on_card(ck: Checkpoint) -> dict | None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from dt_playground.checkpoints.checkpoint import Checkpoint, load_checkpoint
+from dt_playground.checkpoints.layout import read_json
 from dt_playground.dt.return_head import BEST, NO_BEST, is_best
 from dt_playground.envs.episodes import Trace
 from dt_playground.envs.seeds import CARD_SEED
-from dt_playground.errors import NoReturnHeadError
+from dt_playground.errors import CheckpointError, NoReturnHeadError
+from dt_playground.offline.critic import load_critic
+from dt_playground.offline.store import IQLCheckpoint, load_iql
+from dt_playground.rollout.checked import CheckedPolicy
+from dt_playground.rollout.iql_policy import IQLPolicy
 from dt_playground.rollout.metrics import spearman
 from dt_playground.rollout.policy import DTPolicy, run_grid
 
@@ -38,8 +44,40 @@ def as_checkpoint(ckpt: Checkpoint | str) -> Checkpoint:
     return ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
 
 
+def algo_of(path: Path | str) -> str | None:
+    """The ``algo`` a checkpoint folder's config.json names (None if unreadable)."""
+    try:
+        algo = read_json(Path(path) / "config.json", "config").get("algo")
+    except CheckpointError:
+        return None
+    return algo if isinstance(algo, str) else None
+
+
+def load_any(ckpt: Checkpoint | IQLCheckpoint | str | Path) -> Checkpoint | IQLCheckpoint:
+    """A DT/BC/%BC checkpoint, or an IQL one, by what its folder says it is."""
+    if isinstance(ckpt, (Checkpoint, IQLCheckpoint)):
+        return ckpt
+    return load_iql(ckpt) if algo_of(ckpt) == "iql" else load_checkpoint(ckpt)
+
+
+def policy_for(ckpt: Checkpoint | IQLCheckpoint, check: bool = False, **kwargs):
+    """The policy that plays ``ckpt``: a `DTPolicy`, with ``check`` a `CheckedPolicy` with
+    the DT's critic (refused, with how to make one, when it has none; refused for BC and
+    %BC, which have no return input to propose with), or an `IQLPolicy`. ``kwargs``: the
+    `DTPolicy` options (ignored by IQL)."""
+    if isinstance(ckpt, IQLCheckpoint):
+        if check:
+            raise CheckpointError("IQL is not checked: it has no return input to propose "
+                                  "candidates with; check a DT")
+        return IQLPolicy(ckpt)
+    if not check:
+        return DTPolicy.for_checkpoint(ckpt, **kwargs)
+    critic, settings = load_critic(ckpt.path, ckpt.config)
+    return CheckedPolicy.for_checkpoint(ckpt, critic=critic, settings=settings, **kwargs)
+
+
 def sweep(
-    ckpt: Checkpoint | str,
+    ckpt: Checkpoint | IQLCheckpoint | str,
     targets,
     n_seeds: int,
     seed: int = EVAL_SEED_BASE,
@@ -51,6 +89,7 @@ def sweep(
     track_returns: bool = False,
     engine: str = "fast",
     device: str = "cpu",
+    check: bool = False,
 ) -> list[Trace]:
     """Every target x seeds ``seed .. seed + n_seeds - 1``, batched in one lock-step run.
     A target may be "best" (checkpoints with a return model; ``kappa`` (None: the
@@ -61,13 +100,16 @@ def sweep(
     at the same seeds so their numbers line up with the DT's. ``precision="bf16"``
     is faster for large batches; the cards are fp32. ``engine`` "reference" acts
     through the model's plain forward; ``device`` "cuda" pays for hundreds of episodes.
+    ``check``: value-checked acting with the DT's critic (`rollout.checked`). An IQL
+    checkpoint plays its fixed objective whatever the targets (`rollout.iql_policy`).
     """
-    ckpt = as_checkpoint(ckpt)
+    ckpt = load_any(ckpt)
     targets = [BEST if is_best(t) else check_target(t, ckpt.spec) for t in targets]
-    if BEST in targets and not ckpt.offers_best:
+    is_iql = isinstance(ckpt, IQLCheckpoint)
+    if BEST in targets and not is_iql and not ckpt.offers_best:
         raise NoReturnHeadError(NO_BEST)
-    policy = DTPolicy.for_checkpoint(ckpt, sample=sample, precision=precision, kappa=kappa,
-                                     track_returns=track_returns, engine=engine, device=device)
+    policy = policy_for(ckpt, check, sample=sample, precision=precision, kappa=kappa,
+                        track_returns=track_returns, engine=engine, device=device)
     seeds = range(seed, seed + n_seeds)
     return run_grid(policy, targets, seeds, max_steps=max_steps, progress=progress)
 

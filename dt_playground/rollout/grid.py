@@ -15,7 +15,8 @@ from dt_playground.checkpoints.checkpoint import Checkpoint
 from dt_playground.envs.episodes import Progress, Trace
 from dt_playground.errors import PlaygroundError
 from dt_playground.rollout.episode import normalised_score
-from dt_playground.rollout.policy import DTPolicy, run_episodes
+from dt_playground.rollout.evaluate import policy_for
+from dt_playground.rollout.policy import run_episodes
 from dt_playground.rollout.requests import MAX_EPISODE_STEPS, parse_seed, play_target
 
 MAX_TILES = 9  # a 3 x 3 video, one colour each in `media.plots.glance.TILE_COLORS`
@@ -61,6 +62,7 @@ class GridResult:
             "checkpoint": self.checkpoint,
             "seed": self.seed,
             "tiles": tiles,
+            **({"checked": True} if any(t.checked for t in self.traces) else {}),
             "sim_seconds": round(self.seconds, 3),
         }
 
@@ -94,7 +96,8 @@ def parse_grid_targets(targets, ck: Checkpoint) -> tuple[list[float | str], list
 
 
 def play_grid(
-    ck: Checkpoint, targets, seed, sample: bool = False, progress: Progress | None = None
+    ck: Checkpoint, targets, seed, sample: bool = False, progress: Progress | None = None,
+    check: bool = False,
 ) -> GridResult:
     """The same seed at every target, in one batched lock-step rollout.
 
@@ -103,7 +106,8 @@ def play_grid(
     """
     values, names = parse_grid_targets(targets, ck)
     seed = parse_seed(seed)
-    policy = DTPolicy.for_checkpoint(ck, sample=bool(sample) and ck.spec.discrete)
+    # ``check``: every tile acted by the DT's critic (`rollout.checked`); IQL plays its own.
+    policy = policy_for(ck, check, sample=bool(sample) and ck.spec.discrete)
     t0 = time.perf_counter()
     traces = run_episodes(policy, values, [seed] * len(values), MAX_EPISODE_STEPS, progress)
     seconds = time.perf_counter() - t0

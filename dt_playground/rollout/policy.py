@@ -15,6 +15,7 @@ A rollout never renders (docs/ARCHITECTURE.md, "Simulate first, render after"):
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ from dt_playground.dt.runtime import resolve_device
 from dt_playground.envs.episodes import Trace  # noqa: F401  (defined in the torch-free leaf; re-exported)
 from dt_playground.envs.registry import EnvSpec, action_scale, make_env
 from dt_playground.errors import NoReturnHeadError
+
+if TYPE_CHECKING:  # IQL acts through the same runner (rollout/iql_policy.py)
+    from dt_playground.rollout.iql_policy import IQLPolicy
 
 BAND_BATCH = 256  # windows per batch of `DTPolicy.fill_band`
 
@@ -287,7 +291,7 @@ class DTPolicy:
 
 
 def run_episodes(
-    policy: DTPolicy,
+    policy: DTPolicy | IQLPolicy,
     targets,
     seeds,
     max_steps: int | None = None,
@@ -358,13 +362,20 @@ def run_episodes(
             wall,
             switches[i],
             policy.band[i, : len(rewards[i])].copy() if policy.offers_best else None,
+            *_critic_of(policy, i, len(rewards[i])),
         )
         for i in range(n)
     ]
 
 
+def _critic_of(policy, row: int, n: int) -> tuple:
+    """The trace's critic values and checked flag (a checked policy keeps them)."""
+    values = getattr(policy, "critic_values", None)
+    return (None, False) if values is None else (values[row, :n].copy(), True)
+
+
 def run_grid(
-    policy: DTPolicy, targets, seeds, max_steps: int | None = None, progress=None
+    policy: DTPolicy | IQLPolicy, targets, seeds, max_steps: int | None = None, progress=None
 ) -> list[Trace]:
     """Every target with every seed (target-major order) in one lock-step run."""
     ts = [as_target(t) for t in targets for _ in seeds]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dt_playground.checkpoints.checkpoint import Checkpoint
 from dt_playground.dt.return_head import BEST, is_best
 from dt_playground.errors import PlaygroundError
+from dt_playground.offline.store import IQLCheckpoint
 from dt_playground.rollout.evaluate import check_target
 
 MAX_EPISODE_STEPS = 1000  # every registered env ends by then
@@ -34,7 +35,7 @@ def parse_seed(value) -> int:
     return parse_count(value, "Seed", 0, 2**31 - 1)
 
 
-def parse_target(value, ck: Checkpoint) -> float:
+def parse_target(value, ck: Checkpoint | IQLCheckpoint) -> float:
     """A numeric target return within the checkpoint's env's bounds."""
     try:
         return check_target(value, ck.spec)
@@ -42,12 +43,12 @@ def parse_target(value, ck: Checkpoint) -> float:
         raise PlaygroundError(str(exc)) from None
 
 
-def play_target(value, ck: Checkpoint) -> float | str:
+def play_target(value, ck: Checkpoint | IQLCheckpoint) -> float | str:
     """A checked target: a number, or "best" for a DT with a return model
     (`dt.return_head`)."""
     if not is_best(value):
         return parse_target(value, ck)
-    if not ck.offers_best:
+    if not getattr(ck, "offers_best", False):  # IQL: no return model either
         raise PlaygroundError(
             f"{ck.name} has no return model, so it can't pick its own 'best' "
             "target: ask for a number"

@@ -18,7 +18,8 @@ from dt_playground.envs.episodes import Progress, Trace
 from dt_playground.errors import PlaygroundError
 from dt_playground.rollout.delivery import judge
 from dt_playground.rollout.episode import episode_summary
-from dt_playground.rollout.policy import DTPolicy, run_episodes
+from dt_playground.rollout.evaluate import policy_for
+from dt_playground.rollout.policy import run_episodes
 from dt_playground.rollout.requests import MAX_EPISODE_STEPS, parse_count, parse_seed, play_target
 
 MAX_SCHEDULE_ENTRIES = 20
@@ -73,7 +74,7 @@ def play_schedule(
     ``{0: R}`` it is the plain play at target R."""
     schedule = {s: play_target(v, ck) for s, v in parse_schedule(schedule).items()}
     seed = parse_seed(seed)
-    policy = DTPolicy.for_checkpoint(ck, sample=bool(sample) and ck.spec.discrete)
+    policy = policy_for(ck, sample=bool(sample) and ck.spec.discrete)  # IQL too
     return run_episodes(
         policy, [schedule[0]], [seed], MAX_EPISODE_STEPS, progress, schedules=[schedule]
     )[0]

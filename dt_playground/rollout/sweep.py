@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 
-from dt_playground.checkpoints.cache import get_checkpoint
 from dt_playground.checkpoints.checkpoint import Checkpoint
 from dt_playground.checkpoints.layout import (
     ALGO_LABELS,
@@ -24,6 +23,7 @@ from dt_playground.checkpoints.layout import (
 from dt_playground.errors import PlaygroundError
 from dt_playground.rollout.evaluate import summarise, sweep
 from dt_playground.rollout.metrics import spearman
+from dt_playground.rollout.playable import get_playable
 from dt_playground.rollout.requests import (
     MAX_EPISODE_STEPS,
     MAX_SWEEP_EPISODES,
@@ -46,16 +46,17 @@ def sweep_targets(ck: Checkpoint, n_targets: float, lo=None, hi=None) -> list[fl
 def references(
     env_id: str, seeds: list[int], max_steps: int, notes: list[str] | None = None
 ) -> dict[str, float]:
-    """Mean return of the env's pretrained BC and %BC checkpoints at the same seeds
-    (a broken one is skipped, with a line in ``notes``)."""
+    """Mean return of the env's pretrained BC, %BC and IQL checkpoints at the same seeds
+    (a broken one is skipped, with a line in ``notes``). IQL's line is flat like BC's: its
+    objective is fixed, whatever the target."""
     out = {}
-    for path in list_checkpoints(None, parse_env(env_id)):
+    for path in list_checkpoints(None, parse_env(env_id), offline=True):
         try:
-            ck = get_checkpoint(path)
+            ck = get_playable(path)
         except PlaygroundError as exc:
             _note(notes, exc)
             continue
-        if ck.algo in ("bc", "pbc") and ALGO_LABELS[ck.algo] not in out:
+        if ck.algo in ("bc", "pbc", "iql") and ALGO_LABELS[ck.algo] not in out:
             tr = sweep(ck, [0.0], len(seeds), seeds[0], max_steps=max_steps)  # target unused
             out[ALGO_LABELS[ck.algo]] = float(np.mean([t.ret for t in tr]))
     return out
@@ -73,8 +74,10 @@ def run_sweep(
     seed: int = 0,
     max_steps: int = MAX_EPISODE_STEPS,
     progress=None,
+    check: bool = False,
 ) -> dict:
-    """Targets x seeds in one batched run; the DT paper's return-conditioning figure."""
+    """Targets x seeds in one batched run; the DT paper's return-conditioning figure.
+    ``check``: acted by the DT's critic (`rollout.checked`)."""
     n_seeds = parse_count(n_seeds, "Seeds per target", 1, MAX_SWEEP_EPISODES)
     if n_seeds * len(targets) > MAX_SWEEP_EPISODES:
         raise PlaygroundError(
@@ -84,7 +87,8 @@ def run_sweep(
     targets = [parse_target(t, ck) for t in targets]
     seed = parse_seed(seed)
     t0 = time.perf_counter()
-    traces = sweep(ck, targets, n_seeds, seed, max_steps=max_steps, progress=progress)
+    traces = sweep(ck, targets, n_seeds, seed, max_steps=max_steps, progress=progress,
+                   check=check)
     s = summarise(traces)
     d = ck.dataset.as_dict()
     lo, hi = d.get("return_min", -math.inf), d.get("return_max", math.inf)
@@ -97,6 +101,7 @@ def run_sweep(
             [r["target"] for r in in_band], [r["mean"] for r in in_band]
         ),
         "seconds": round(time.perf_counter() - t0, 2),
+        **({"checked": True} if check else {}),
     }
 
 
@@ -116,12 +121,12 @@ def compare_models(
     n = parse_count(n_seeds, "Seeds", 1, 50)
     first = parse_seed(seed)
     results = {}
-    paths = list_checkpoints(None, env_id)
+    paths = list_checkpoints(None, env_id, offline=True)  # IQL: one more row
     for i, path in enumerate(paths):
         if progress is not None:
             progress(i, len(paths))  # per checkpoint: a sweep of one is quick
         try:
-            ck = get_checkpoint(path, env_id)
+            ck = get_playable(path, env_id)
         except PlaygroundError as exc:
             _note(notes, exc)
             continue
@@ -134,10 +139,11 @@ def compare_models(
 
 
 def sweep_with_references(
-    ck: Checkpoint, targets: list[float], n_seeds, seed, progress=None
+    ck: Checkpoint, targets: list[float], n_seeds, seed, progress=None, check: bool = False
 ) -> tuple[dict, dict[str, float]]:
-    """`run_sweep` and the BC / %BC `references` at the same seeds: the Sweep tab's run."""
-    res = run_sweep(ck, targets, n_seeds, seed, progress=progress)
+    """`run_sweep` and the BC / %BC / IQL `references` at the same seeds: the Sweep tab's
+    run (``check``: the DT acted by its critic)."""
+    res = run_sweep(ck, targets, n_seeds, seed, progress=progress, check=check)
     seeds = sweep_seeds(seed, n_seeds)
     return res, references(ck.spec.env_id, seeds, MAX_EPISODE_STEPS)
 

@@ -12,20 +12,22 @@ from pathlib import Path
 
 from dt_playground.atomic import atomic_dir
 from dt_playground.checkpoints.cache import load_cached
-from dt_playground.checkpoints.checkpoint import Checkpoint, load_checkpoint
+from dt_playground.checkpoints.checkpoint import Checkpoint
 from dt_playground.checkpoints.hf import import_transformers_folder
 from dt_playground.checkpoints.hf_validate import is_transformers_folder
 from dt_playground.checkpoints.layout import locate, parse_env
 from dt_playground.checkpoints.uploads import extract_upload
 from dt_playground.errors import CheckpointError, PlaygroundError
+from dt_playground.offline.critic import validate_folder
+from dt_playground.rollout.playable import Playable, load_playable
 from dt_playground.serve.sessions import SessionStore
 
 
-def resolve(value, env_id, owned: dict[str, Path] | None = None) -> Checkpoint:
+def resolve(value, env_id, owned: dict[str, Path] | None = None) -> Playable:
     """The loaded checkpoint ``value`` names (see `checkpoints.layout.locate`) for
-    env ``env_id``."""
+    env ``env_id``: a DT, BC, %BC or IQL one (`rollout.playable`)."""
     path = locate(value, env_id, owned)
-    ck = load_cached(path)
+    ck = load_playable(path)
     if ck.spec.env_id != parse_env(env_id):
         raise PlaygroundError(
             f"Checkpoint {value} was trained on {ck.spec.env_id}, not {env_id}. "
@@ -50,7 +52,7 @@ def import_upload(
             extract_upload(file_path, stage)
             if is_transformers_folder(stage):
                 import_transformers_folder(stage, stage, fallback_env=env_id)
-            load_checkpoint(stage)
+            validate_folder(stage, allow_iql=False)  # with its return model and its critic
     except CheckpointError as exc:
         raise PlaygroundError(f"That upload is not a valid checkpoint: {exc}") from None
     except (OSError, ValueError, RecursionError, MemoryError) as exc:

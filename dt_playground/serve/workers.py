@@ -115,9 +115,9 @@ def _report(task_id: int) -> Callable[[int, int], None]:
 
 def _load(arg):
     if isinstance(arg, CheckpointRef):
-        from dt_playground.checkpoints.cache import load_cached
+        from dt_playground.rollout.playable import load_playable  # IQL too
 
-        return load_cached(Path(arg.path))
+        return load_playable(Path(arg.path))
     return arg
 
 

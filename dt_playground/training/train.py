@@ -62,7 +62,8 @@ class TrainConfig:
     dataset: str = _f("", "Minari dataset id or folder (default: dtp/<env>/mixed-v0)")
     env_id: str = _f("", "environment id; read from the dataset's metadata when empty")
     out: str = _f("runs/checkpoint", "checkpoint folder to write")
-    algo: str = _f("dt", "dt (Decision Transformer), bc (behaviour cloning) or pbc (%BC)")
+    algo: str = _f("dt", "dt (Decision Transformer), bc (behaviour cloning), pbc (%BC) or iql "
+                   "(offline RL; takes --steps and --seed, the rest of IQL's recipe is its own)")
     pbc_fraction: float = _f(0.1, "for pbc: fraction of best episodes to clone")
     steps: int = _f(2000, "gradient steps")
     batch_size: int = _f(64, "windows per batch")

@@ -3,8 +3,9 @@
 ``python -m dt_playground pretrain --env LunarLander-v3`` (or ``--all``)
 rebuilds that env's dataset from the shipped behaviour policies and seeds,
 trains its DT (K=20), BC and %BC (and the context-length ablation where
-listed), evaluates each on held-out seeds and writes ``card.json`` and a
-``README.md`` model card into every checkpoint folder under ``pretrained/``.
+listed) and IQL with the DT's critic (`offline_zoo`), evaluates each on
+held-out seeds and writes ``card.json`` and a ``README.md`` model card into
+every checkpoint folder under ``pretrained/``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dt_playground.zoo.cards import (  # noqa: F401  (re-exported: callers impor
     update_readme,
     zoo_table,
 )
+from dt_playground.zoo.offline_zoo import ensure_iql, iql_card
 
 
 @dataclass
@@ -248,6 +250,14 @@ def pretrain_env(
             f"  {d.name}:{rho} top-target mean {card['top_target_mean']:.1f} "
             f"(dataset top-10% {card['dataset_top10_mean']:.1f})"
         )
+    # IQL on the same data: pretrained/<env>-iql, and the K=20 DT's critic (one run).
+    iql_dir = ensure_iql(spec.env_id, dataset, sha256, Path(out_root), steps, log)
+    card = iql_card(iql_dir, refs, n_seeds)
+    write_json_atomic(iql_dir / "card.json", card)
+    hub_card.write(iql_dir)
+    cards[iql_dir.name] = card
+    log(f"  {iql_dir.name}: mean {card['top_target_mean']:.1f} (dataset top-10% "
+        f"{card['dataset_top10_mean']:.1f})")
     log(f"[{spec.env_id}] done in {time.perf_counter() - t0:.0f} s")
     return cards
 

@@ -50,10 +50,14 @@ class Verified:
 def shipped_datasets(root: Path | str | None = None) -> dict[str, list[tuple[str, dict]]]:
     """env id -> [(checkpoint name, its config.json ``dataset``)] for every checkpoint."""
     out: dict[str, list[tuple[str, dict]]] = {}
-    for cfg_path in sorted(Path(root or pretrained_dir()).glob("*/config.json")):
+    base = Path(root or pretrained_dir())
+    # Checkpoints, and the DTs' critics (``hopper-dt/critic``): trained on the same data.
+    paths = sorted(base.glob("*/config.json")) + sorted(base.glob("*/critic/config.json"))
+    for cfg_path in paths:
         cfg = json.loads(cfg_path.read_text())
         env_id = get_spec(cfg["env_id"]).env_id
-        out.setdefault(env_id, []).append((cfg_path.parent.name, cfg.get("dataset") or {}))
+        name = cfg_path.parent.relative_to(base).as_posix()
+        out.setdefault(env_id, []).append((name, cfg.get("dataset") or {}))
     return out
 
 

@@ -321,8 +321,8 @@ def test_shipped_cards_have_hub_front_matter(monkeypatch):
         config = json.loads((d / "config.json").read_text())
         card = json.loads((d / "card.json").read_text())
         assert data.library_name == "dt-playground"
-        assert {"decision-transformer", "offline-rl", "gymnasium", config["env_id"]} <= set(
-            data.tags)
+        kind = "iql" if config["algo"] == "iql" else "decision-transformer"
+        assert {kind, "offline-rl", "gymnasium", config["env_id"]} <= set(data.tags)
         assert data.datasets == [config["dataset"]["dataset_id"]]
         top = max(card["per_target"], key=lambda r: r["target"])
         res = data.eval_results[0]
@@ -350,3 +350,20 @@ def test_card_cli_regenerates(tmp_path):
         d / "README.md").read_text()
     assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []
     assert get_spec(data.eval_results[0].dataset_type).env_id == "Hopper-v5"
+
+
+def test_a_dts_hub_card_carries_its_checked_rows(tmp_path):
+    d = tmp_path / "hopper-dt"
+    (d / "critic").mkdir(parents=True)
+    for f in ("config.json", "card.json"):
+        (d / f).write_bytes((PRETRAINED_DIR / "hopper-dt" / f).read_bytes())
+    assert "Checked by its critic" not in hub_card.render(d)
+    (d / "critic" / "card.json").write_text(json.dumps({
+        "seeds": [1_000_000, 1_000_009], "n": 5, "spread": 0.1,
+        "rows": [{"target": 404.04, "plain": 430.0, "checked": 410.5},
+                 {"target": "best", "plain": 2975.7, "checked": 3050.25}],
+        "spearman_plain": 0.929, "spearman_checked": 0.95, "abs_err_plain": 120.8,
+        "abs_err_checked": 80.5, "default": "checked"}))
+    text = hub_card.render(d)
+    assert "## Checked by its critic" in text and "| 404.0 | 430.0 | 410.5 |" in text
+    assert "| best | 2975.7 | 3050.2 |" in text and "**checked**" in text

@@ -208,6 +208,15 @@ def test_two_behaviours_of_one_name_are_two_bars_with_whole_labels():
     assert hi > 240 * 1.1 and lo < -230 * 1.1
 
 
+def test_rtg_shows_the_critics_value_of_a_checked_episode(trace):
+    import dataclasses
+
+    assert "critic's value" not in by_name(figures.rtg_figure(trace))
+    values = np.linspace(50.0, 0.0, trace.length)
+    checked = dataclasses.replace(trace, critic_value=values, checked=True)
+    np.testing.assert_allclose(by_name(figures.rtg_figure(checked))["critic's value"].y, values)
+
+
 def test_a_sweep_run_keeps_the_cards_means_beside_its_own():
     card = {"per_target": [{"target": 100.0, "mean": 80.0, "n": 30},
                            {"target": 300.0, "mean": 250.0, "n": 30}]}

@@ -101,7 +101,11 @@ def test_pretrain_tiny_budget(tmp_path, monkeypatch):
         data_root=tmp_path / "data",
         log=logs.append,
     )
-    assert set(cards) == {"cartpole-dt", "cartpole-bc", "cartpole-pbc"}
+    assert set(cards) == {"cartpole-dt", "cartpole-bc", "cartpole-pbc", "cartpole-iql"}
+    iql = cards.pop("cartpole-iql")  # IQL on the same data, and the DT's critic
+    assert iql["algo"] == "iql" and set(iql["references"]) == {"bc", "pbc"}
+    assert (tmp_path / "zoo" / "cartpole-dt" / "critic" / "model.safetensors").is_file()
+    assert "Implicit Q-Learning" in (tmp_path / "zoo" / "cartpole-iql" / "README.md").read_text()
     dt = cards["cartpole-dt"]
     assert len(dt["per_target"]) == 8 and dt["seeds"] == [1_000_000, 1_000_001]
     assert set(dt["references"]) == {"bc", "pbc"} and "bars" in dt
@@ -123,7 +127,8 @@ def test_pretrain_tiny_budget(tmp_path, monkeypatch):
     again = []
     pretrain_env("CartPole-v1", out_root=tmp_path / "zoo", steps=10, episodes=12, n_seeds=2,
                  data_root=tmp_path / "data", log=again.append)
-    assert sum("kept cartpole-" in m for m in again) == 4  # and cartpole-dt/returns
+    # (and cartpole-dt/returns, and cartpole-iql with the DT's critic)
+    assert sum("kept cartpole-" in m for m in again) == 5
     # ...but not one trained on other data (`pretrain`'s keep-check compares the hash)
     cfg = TrainConfig(**{**load_checkpoint(tmp_path / "zoo" / "cartpole-bc").config["train"],
                          "out": str(tmp_path / "zoo" / "cartpole-bc")})

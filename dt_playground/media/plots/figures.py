@@ -25,6 +25,7 @@ COLORS = {
     "data": "#2ca02c",
     "top": "#ff7f0e",
     "ref": "#9467bd",
+    "iql": "#8c564b",  # offline RL, beside DT and the BC references
 }
 _REF_DASHES = ("dash", "dot", "dashdot", "longdash")
 
@@ -60,6 +61,11 @@ def styled(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> 
     return fig
 
 
+def ref_color(name: str) -> str:
+    """A flat reference line's colour: IQL (offline RL) its own, BC and %BC the same."""
+    return COLORS["iql"] if name == "IQL" else COLORS["ref"]
+
+
 def empty_figure(title: str, message: str) -> go.Figure:
     fig = styled(go.Figure(), title, "", "")
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
@@ -78,7 +84,9 @@ def rtg_figure(trace: Trace) -> go.Figure:
     a gap that opens early means the model stopped believing the request. When the
     trace carries the model's own predicted return-to-go (``return_band``: p10, p50,
     p90 of P(R_t | history), dt.return_head), it is drawn as a band: is the ask realistic
-    from here? For target "best" the conditioned RTG is what the model sampled.
+    from here? For target "best" the conditioned RTG is what the model sampled. A checked
+    episode (``critic_value``, rollout.checked) adds the critic's value of each action it
+    kept: does the critic believe the promise?
     """
     steps = np.arange(trace.length)
     best = isinstance(trace.target, str)
@@ -100,6 +108,7 @@ def rtg_figure(trace: Trace) -> go.Figure:
                 line={"color": COLORS["data"], "dash": "dash"},
             ),
         ]
+        + _critic_line(steps, getattr(trace, "critic_value", None))
     )
     return styled(
         fig, f"Return-to-go (target {_target_text(trace.target)}, seed {trace.seed})",
@@ -109,6 +118,16 @@ def rtg_figure(trace: Trace) -> go.Figure:
 
 def _target_text(target) -> str:
     return target if isinstance(target, str) else f"{target:g}"
+
+
+def _critic_line(steps: np.ndarray, values) -> list[go.Scatter]:
+    """A checked episode's critic: the return it expected from each chosen action, beside
+    the asked and the achieved returns-to-go (does the critic believe the promise?)."""
+    if values is None or not np.isfinite(np.asarray(values, dtype=float)).any():
+        return []
+    return [go.Scatter(x=steps, y=np.asarray(values, dtype=float), name="critic's value",
+                       mode="lines", line={"color": COLORS["ref"], "dash": "dot", "width": 1.5},
+                       hovertemplate="step %{x}: the critic expects %{y:.1f}<extra></extra>")]
 
 
 def _return_band(steps: np.ndarray, band) -> list[go.Scatter]:
@@ -259,7 +278,7 @@ def sweep_figure(
                 y=[value, value],
                 name=f"{name} ({value:.0f})",
                 mode="lines",
-                line={"color": COLORS["ref"], "dash": _REF_DASHES[i % 4]},
+                line={"color": ref_color(name), "dash": _REF_DASHES[i % 4]},
             )
         )
     seeds = [r.get("seed", "") for r in rows]

@@ -24,6 +24,7 @@ from dt_playground.media.plots.figures import (
     data_band,
     empty_figure,
     padded_range,
+    ref_color,
     reward_figure,
     rtg_figure,
     styled,
@@ -85,8 +86,8 @@ def mark_switches(fig: go.Figure, switches: dict[int, float | str]) -> go.Figure
 
 # ---------------------------------------------------------------- cards
 
-REF_LABELS = {"bc": "BC", "pbc": "%BC"}
-ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC"}
+REF_LABELS = {"bc": "BC", "pbc": "%BC", "iql": "IQL"}
+ALGO_LABELS = {"dt": "DT", "bc": "BC", "pbc": "%BC", "iql": "IQL"}
 
 
 def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figure:
@@ -119,7 +120,7 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
     for i, (name, value) in enumerate(refs.items()):
         fig.add_trace(go.Scatter(x=[xlo, xhi], y=[value, value], name=f"{name} ({value:.0f})",
                                  mode="lines",
-                                 line={"color": COLORS["ref"], "dash": _REF_DASHES[i % 4]}))
+                                 line={"color": ref_color(str(name)), "dash": _REF_DASHES[i % 4]}))
     n = rows[0].get("n", len(card.get("seeds") or []))  # pyright: ignore[reportOptionalMemberAccess]
     fig.add_trace(go.Scatter(
         x=xs, y=means, name=f"card: mean ± std of {n} seeds", mode="lines+markers",
@@ -152,14 +153,12 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
     dataset_max."""
     if not rows:
         return empty_figure(title, "No checkpoint of this environment has a card yet.")
-    rows = sorted(rows, key=lambda r: (r.get("algo") != "dt", r.get("algo") or "", r["name"]))
+    rows = sorted(rows, key=lambda r: (r.get("algo") != "dt", r.get("algo") == "iql",
+                                       r.get("algo") or "", r["name"]))
     names = [r["name"] for r in rows]
-    text = [
-        f"{ALGO_LABELS.get(r.get('algo'), r.get('algo'))}, K={r.get('context_len')}"  # pyright: ignore[reportArgumentType, reportCallIssue]
-        + (f", ρ={r['spearman']:.2f}" if r.get("spearman") is not None else "")
-        for r in rows
-    ]
-    colors = [COLORS["model"] if r.get("algo") == "dt" else COLORS["ref"] for r in rows]
+    text = [_bar_text(r) for r in rows]
+    colors = [COLORS["model"] if r.get("algo") == "dt" else
+              COLORS["iql"] if r.get("algo") == "iql" else COLORS["ref"] for r in rows]
     fig = go.Figure(go.Bar(
         x=names, y=[float(r["mean"]) for r in rows], name="mean ± std",
         # The model's kind goes under its name on the axis: inside the bars it shrank to
@@ -184,6 +183,14 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
     fig.update_xaxes(type="category", tickvals=names,
                      ticktext=[f"{n}<br>{t}" for n, t in zip(names, text)])
     return fig
+
+
+def _bar_text(row: dict) -> str:
+    """A bar's label: the algo, its K (IQL has none: its objective is fixed) and ρ."""
+    algo = str(row.get("algo") or "")
+    k = "fixed objective" if algo == "iql" else f"K={row.get('context_len')}"
+    rho = f", ρ={row['spearman']:.2f}" if row.get("spearman") is not None else ""
+    return f"{ALGO_LABELS.get(algo, algo)}, {k}{rho}"
 
 
 def schedule_text(switches: dict[int, float | str]) -> str:

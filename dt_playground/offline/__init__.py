@@ -1,0 +1,1 @@
+"""Offline RL beside the DT: IQL (config, maths, training, folders) and the DT's critic."""

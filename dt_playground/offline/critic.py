@@ -1,0 +1,136 @@
+"""A DT's critic: IQL's nets, trained on the DT's own data, kept in ``<dt>/critic/``.
+
+The checked DT (`rollout/checked.py`) proposes ``n`` actions per step, one per
+return-to-go in a band of ``spread`` (a fraction of the data's return range) around the
+one asked for, and the critic picks:
+
+- for a numeric target, the action whose G(s, a, t), the undiscounted return the data
+  went on to collect after such a step, is closest to the return still asked for
+  (Doctor, Pei et al. 2025);
+- for target `best`, the action of highest min(Q1, Q2)(s, a) (QT, Hu et al. 2024).
+
+``check`` in its config.json holds ``n`` and ``spread``, chosen on trial seeds per env
+(docs/critic.md), and ``actor``: whether IQL's own action joins the candidates.
+A critic must see states and returns exactly as its DT does: a folder with other
+normalisation statistics, another env or other sizes is refused before it is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dt_playground.data.summary import is_number
+from dt_playground.errors import CheckpointError
+from dt_playground.offline.store import CRITIC_DIR, IQLCheckpoint, load_iql, save_iql
+
+MAX_CANDIDATES = 64  # the checked DT's forward is (episodes x n) windows
+MAX_SPREAD = 2.0  # in data return ranges; the support ends well before
+HOW_TO_MAKE = "python -m dt_playground critic --checkpoint {}"
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """How the checked DT proposes candidates (config.json's ``check``)."""
+
+    n: int = 5  # candidate returns-to-go (the asked one among them when n is odd)
+    spread: float = 0.1  # half-width of the band, as a fraction of the data's return range
+    actor: bool = False  # IQL's own action as one more candidate
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, raw) -> CheckSettings:
+        """``check`` from config.json (or a caller), refused with a sentence if bad."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict) or set(raw) - {"n", "spread", "actor"}:
+            raise CheckpointError("critic config.json 'check' must hold only n, spread, actor")
+        n, spread = raw.get("n", cls.n), raw.get("spread", cls.spread)
+        actor = raw.get("actor", cls.actor)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CANDIDATES:
+            raise CheckpointError(f"The critic's candidate count n must be an integer in "
+                                  f"[1, {MAX_CANDIDATES}], got {n!r:.40}")
+        if not is_number(spread) or not 0 <= spread <= MAX_SPREAD:
+            raise CheckpointError(f"The critic's spread must be a finite number in "
+                                  f"[0, {MAX_SPREAD}], got {spread!r:.40}")
+        if not isinstance(actor, bool):
+            raise CheckpointError(f"The critic's 'actor' must be true or false, got {actor!r:.40}")
+        return cls(int(n), float(spread), actor)
+
+
+def critic_dir(dt_dir: Path | str) -> Path:
+    return Path(dt_dir) / CRITIC_DIR
+
+
+def write_critic(dt_dir: Path | str, model, dt_config: dict, base: dict,
+                 check: CheckSettings, support: tuple[float, float]) -> Path:
+    """Save ``model`` (an `IQL`) as the critic of the DT in ``dt_dir``. ``base``: the
+    config keys of its training run (`train_iql.base_config`); the DT's statistics must
+    be the run's, to the bit. ``support``: the lowest and highest return-to-go in the
+    data (raw units): candidates stay inside it."""
+    for key in ("state_mean", "state_std", "return_scale"):
+        if not np.array_equal(np.asarray(base[key]), np.asarray(dt_config[key])):
+            raise CheckpointError(f"The critic's {key} differs from its DT's: train it on "
+                                  "the DT's own dataset")
+    config = {**base, "algo": "critic", "check": check.to_dict(), "support": list(support)}
+    return save_iql(critic_dir(dt_dir), model, config)
+
+
+def load_critic(dt_dir: Path | str, dt_config: dict) -> tuple[IQLCheckpoint, CheckSettings]:
+    """The critic of the DT in ``dt_dir`` (config ``dt_config``) and its check settings;
+    refused with how to make one when missing, or with the mismatch when it does not fit."""
+    folder = critic_dir(dt_dir)
+    if dt_config.get("algo") != "dt":
+        raise CheckpointError(f"Checking needs a DT: a {dt_config.get('algo')!r:.20} "
+                              "checkpoint has no return input to propose candidates with")
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{Path(dt_dir).name} has no critic. Make one with: "
+                              + HOW_TO_MAKE.format(Path(dt_dir).name))
+    try:
+        ck = load_iql(folder, dt_config.get("env_id"), kind="critic")
+    except CheckpointError as exc:
+        raise CheckpointError(f"The critic (critic/) is invalid: {exc}") from None
+    same = all(ck.config[k] == dt_config.get(k) for k in ("state_mean", "state_std",
+                                                          "return_scale"))
+    if not same:
+        raise CheckpointError("The critic (critic/) normalises states or returns differently "
+                              "from its DT: it must be trained on the DT's own data")
+    support = ck.config.get("support")
+    if not (isinstance(support, list) and len(support) == 2 and all(map(is_number, support))
+            and support[0] <= support[1]):
+        raise CheckpointError("The critic's 'support' must be two finite numbers, low then high")
+    return ck, CheckSettings.parse(ck.config.get("check"))
+
+
+def validate_folder(path: Path | str, allow_iql: bool = True):
+    """Check any checkpoint folder as a stranger's (an upload): an IQL folder (unless not
+    ``allow_iql``: then it is refused as not a DT/BC/%BC), or a DT/BC/%BC one with its
+    return model and, when it has one, its critic. Returns the loaded checkpoint; refuses
+    with a `CheckpointError` naming the problem."""
+    from dt_playground.checkpoints.checkpoint import load_checkpoint
+    from dt_playground.checkpoints.layout import read_json
+
+    path = Path(path)
+    config = read_json(path / "config.json", "The checkpoint's config")
+    if allow_iql and config.get("algo") == "iql":
+        return load_iql(path)
+    ck = load_checkpoint(path)
+    if (critic_dir(path) / "config.json").exists() or critic_dir(path).is_dir():
+        load_critic(path, ck.config)
+    return ck
+
+
+def attach_check(dt_dir: Path | str, check: CheckSettings) -> None:
+    """Store the candidate settings chosen on trial seeds in the critic's config.json
+    (the weights stay as they are)."""
+    from dt_playground.atomic import write_json_atomic
+    from dt_playground.checkpoints.layout import read_json
+
+    path = critic_dir(dt_dir) / "config.json"
+    config = read_json(path, "The critic's config")
+    config["check"] = CheckSettings.parse(check.to_dict()).to_dict()
+    write_json_atomic(path, config)

@@ -1,0 +1,135 @@
+"""Value-checked acting: the DT proposes, its critic picks (offline/critic.py).
+
+At each step `CheckedPolicy` asks the DT for ``n`` actions in one batched forward: the
+same window, with the current return-to-go replaced by ``n`` values in a band of
+``spread`` times the data's return range around the one asked for (clipped to the
+returns-to-go the data holds: the critic exploits returns the data never saw). The
+critic then keeps, per episode,
+
+- numeric target: the action whose G(s, a, t) is closest to the return still asked for
+  (Doctor);
+- `best`: the action of highest min(Q1, Q2)(s, a) (QT).
+
+Candidates are ordered by distance from the asked return, so a tie keeps the plain DT's
+action. The history keeps the asked returns-to-go (what the DT was promised), so an
+unchecked step and a checked one see the same window. The critic's G of each chosen
+action is recorded (``critic_values``) for the RTG plot: does the critic believe the
+promise? Rows are independent: batched episodes equal single ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dt_playground.data.windows import encode_actions
+from dt_playground.offline.critic import CheckSettings
+from dt_playground.offline.store import IQLCheckpoint
+from dt_playground.rollout.policy import DTPolicy
+
+
+class CheckedPolicy(DTPolicy):
+    """A `DTPolicy` whose every action is chosen by a critic among ``n`` candidates."""
+
+    def __init__(self, *args, critic: IQLCheckpoint, settings: CheckSettings, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.cfg.use_returns:
+            raise ValueError("Checking needs a DT: this model has no return input")
+        self.critic = critic.model
+        self.settings = settings
+        lo, hi = critic.config.get("support") or [None, None]
+        summary = critic.dataset
+        self.support = (float(lo if lo is not None else summary.return_min or 0.0),
+                        float(hi if hi is not None else summary.return_max or 0.0))
+        span = (summary.return_max or 0.0) - (summary.return_min or 0.0)
+        n = settings.n
+        offsets = np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1)
+        offsets = offsets[np.argsort(np.abs(offsets), kind="stable")]  # the asked one first
+        self.offsets = offsets * settings.spread * span
+        self.r_slot = 1 if self.cfg.token_order == "sra" else 0
+
+    @classmethod
+    def for_checkpoint(cls, ck, critic=None, settings=None, kappa=None, **kwargs):
+        returns = getattr(ck, "returns", None)
+        return cls(ck.model, ck.norm, ck.spec, kappa=ck.best_kappa if kappa is None else kappa,
+                   returns_model=None if returns is None else returns.model, critic=critic,
+                   settings=settings, **kwargs)
+
+    def reset(self, targets, seeds, max_steps: int | None = None) -> None:
+        super().reset(targets, seeds, max_steps)
+        self.critic_values = np.full(self.rtg.shape, np.nan)
+
+    def candidates(self, rows: np.ndarray) -> np.ndarray:
+        """(B, n) returns-to-go to propose with, raw units, inside the data's support."""
+        lo, hi = self.support
+        return np.clip(self.next_rtg[rows][:, None] + self.offsets[None, :], lo, hi)
+
+    @torch.inference_mode()
+    def _propose(self, rows: np.ndarray, t: int, cand: np.ndarray) -> np.ndarray:
+        """The DT's outputs (B * n, A) for every row's ``n`` candidate returns-to-go, in
+        one forward: row-major, candidate j of row i at ``i * n + j``."""
+        n = cand.shape[1]
+        rtg = self.norm.returns(cand).reshape(-1)  # (B n,)
+        engine = self.engine
+        if engine.name != "fast":
+            w = self.window(rows, t)
+            w = {k: np.repeat(v, n, axis=0) for k, v in w.items()}
+            w["rtg"][:, -1, 0] = rtg
+            out = engine.predict_last(
+                self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
+                self._tensor(w["timesteps"], False), self._tensor(w["mask"], False))
+            return out.float().cpu().numpy()
+        K = engine.cfg.context_len
+        cache, called = self.feats[id(engine)]
+        first = max(0, t - K + 1)
+        # Step t's features into the cache, as `DTPolicy._predict_cached` does.
+        stale = rows[called[rows] < t - 1] if t > 1 else rows[:0]
+        if len(stale):
+            self._write_features(engine, cache, stale, t, range(first, t + 1), K)
+        self._write_features(engine, cache, rows, t, [t - 1, t] if t > 0 else [t], 2)
+        called[rows] = t
+        window = cache[self._index(rows, cache), slice(first % K, first % K + t - first + 1)]
+        window = window.repeat_interleave(n, 0)  # (B n, L, tokens, 4h), a copy
+        one = self.window(rows, t, K=1)
+        feats = engine.token_features(
+            self._tensor(rtg[:, None, None]),
+            self._tensor(np.repeat(one["states"], n, 0)),
+            self._tensor(np.zeros((len(rtg), 1, self.cfg.act_dim), np.float32)),
+            self._tensor(np.repeat(one["timesteps"], n, 0), False))
+        window[:, -1, self.r_slot] = feats[:, 0, self.r_slot]
+        return engine.predict_from_features(window).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
+        self.states[rows, t] = self.norm.states(obs)
+        self._choose_returns(rows, t)
+        self.rtg_raw[rows, t] = self.next_rtg[rows]
+        self.rtg[rows, t] = self.norm.returns(self.next_rtg[rows])
+        cand = self.candidates(rows)
+        B, n = cand.shape
+        out = self._propose(rows, t, cand)  # (B n, A)
+        if self.spec.discrete:
+            enc = encode_actions(out.argmax(-1), self.cfg.act_dim, True)
+        else:
+            enc = out.astype(np.float32)
+        s = np.repeat(self.states[rows, t], n, axis=0)
+        if self.settings.actor:  # IQL's own action: one more candidate per row
+            own = self.critic.act(torch.from_numpy(self.states[rows, t])).numpy()
+            own = encode_actions(own, self.cfg.act_dim, True) if self.spec.discrete else own
+            enc = np.concatenate([enc.reshape(B, n, -1), own[:, None]], 1).reshape(B * (n + 1), -1)
+            s = np.repeat(self.states[rows, t], n + 1, axis=0)
+            n += 1
+        st, at = torch.from_numpy(s), torch.from_numpy(enc.astype(np.float32))
+        tt = torch.full((len(s),), t / self.spec.max_ep_len)
+        g = self.critic.return_value(st, at, tt).numpy().reshape(B, n) * self.norm.return_scale
+        best = self.best[rows]
+        pick = np.abs(g - self.next_rtg[rows][:, None]).argmin(1)
+        if best.any():  # Q only where a row plays `best` (it is most of the critic's cost)
+            q = self.critic.q_value(st, at).numpy().reshape(B, n)
+            pick = np.where(best, q.argmax(1), pick)
+        chosen = enc.reshape(B, n, -1)[np.arange(B), pick]
+        self.actions[rows, t] = chosen
+        self.critic_values[rows, t] = g[np.arange(B), pick]
+        if self.spec.discrete:
+            return chosen.argmax(-1).tolist()
+        return list((chosen * self.scale).astype(np.float32))
