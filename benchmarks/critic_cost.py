@@ -28,10 +28,20 @@ from dt_playground.rollout.policy import DTPolicy, run_episodes
 
 def cpu_flags() -> str:
     try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("flags")).split()
-        model = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name")).split(":", 1)[1].strip()
+        flags = next(
+            line
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        ).split()
+        model = (
+            next(
+                line
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            )
+            .split(":", 1)[1]
+            .strip()
+        )
     except (OSError, StopIteration):
         return "unknown CPU"
     have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
@@ -61,8 +71,9 @@ def main(argv=None) -> int:
     p.add_argument("--env", default="Hopper-v5")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=300, help="steps timed per per-step round")
-    p.add_argument("--target", type=float, default=None, help="the play's target (default: "
-                   "the data's p90)")
+    p.add_argument(
+        "--target", type=float, default=None, help="the play's target (default: the data's p90)"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     spec = get_spec(args.env)
@@ -70,8 +81,10 @@ def main(argv=None) -> int:
     ck = load_checkpoint(dt_dir)
     critic, settings = load_critic(dt_dir, ck.config)
     target = args.target or ck.config["dataset"]["return_p90"]
-    make = {"plain": lambda: DTPolicy.for_checkpoint(ck),
-            "checked": lambda: CheckedPolicy.for_checkpoint(ck, critic=critic, settings=settings)}
+    make = {
+        "plain": lambda: DTPolicy.for_checkpoint(ck),
+        "checked": lambda: CheckedPolicy.for_checkpoint(ck, critic=critic, settings=settings),
+    }
     step = {k: [] for k in make}
     play = {k: [] for k in make}
     for _ in range(args.rounds):
@@ -80,11 +93,16 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             run_episodes(f(), [target], [0])
             play[k].append(time.perf_counter() - t0)
-    out = {"cpu": cpu_flags(), "env": spec.env_id, "settings": settings.to_dict(),
-           "threads": torch.get_num_threads()}
+    out = {
+        "cpu": cpu_flags(),
+        "env": spec.env_id,
+        "settings": settings.to_dict(),
+        "threads": torch.get_num_threads(),
+    }
     for name, d in (("step_ms", step), ("play_s", play)):
-        out[name] = {k: {"median": statistics.median(v), "min": min(v), "max": max(v)}
-                     for k, v in d.items()}
+        out[name] = {
+            k: {"median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in d.items()
+        }
         out[name]["ratio"] = out[name]["checked"]["median"] / out[name]["plain"]["median"]
     print(json.dumps(out, indent=1))
     return 0

@@ -40,7 +40,7 @@ from dt_playground.rollout.policy import DTPolicy, run_grid
 
 
 def default_of(card: dict) -> str:
-    """"checked" where checking kept rho (within 0.01) and lowered the mean error to the
+    """ "checked" where checking kept rho (within 0.01) and lowered the mean error to the
     asked return, else "unchecked": the better of the two is each env's default."""
     if card.get("abs_err_plain") is None:
         return "checked"
@@ -56,8 +56,10 @@ def metrics(traces, d: dict) -> dict:
     num = [r for r in rows if r["target"] != BEST]
     inside = [r for r in num if r["target"] <= d["return_p90"] + 1e-6]
     return {
-        "rows": [{"target": r["target"], "mean": round(r["mean"], 2), "std": round(r["std"], 2)}
-                 for r in rows],
+        "rows": [
+            {"target": r["target"], "mean": round(r["mean"], 2), "std": round(r["std"], 2)}
+            for r in rows
+        ],
         "spearman": spearman([r["target"] for r in num], [r["mean"] for r in num]),
         "abs_err_p10_p90": float(np.mean([abs(r["mean"] - r["target"]) for r in inside])),
         "best": None if best is None else best["mean"],
@@ -70,8 +72,11 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=str(PRETRAINED_DIR))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--trial", action="store_true", help="trial seeds (choosing n, spread)")
-    p.add_argument("--grid", default="", help="n:spread[:actor],... settings to compare "
-                   "(default: the critic's own)")
+    p.add_argument(
+        "--grid",
+        default="",
+        help="n:spread[:actor],... settings to compare (default: the critic's own)",
+    )
     p.add_argument("--no-plain", action="store_true", help="skip the unchecked DT")
     p.add_argument("--no-iql", action="store_true")
     p.add_argument("--max-steps", type=int, default=None)
@@ -88,11 +93,20 @@ def main(argv=None) -> int:
     seeds = range(first, first + args.seeds)
     targets = np.linspace(d["return_p10"], d["return_max"], 8).round(2).tolist()
     targets += [BEST] if ck.offers_best else []
-    out = {"env_id": spec.env_id, "seeds": [first, first + args.seeds - 1],
-           "trial": args.trial, "dataset_top10_mean": d["return_top10_mean"],
-           "dataset_min": d["return_min"], "pbc": (json.loads(
-               (root / f"{spec.short_name}-pbc" / "card.json").read_text())["top_target_mean"]
-               if (root / f"{spec.short_name}-pbc" / "card.json").is_file() else None)}
+    out = {
+        "env_id": spec.env_id,
+        "seeds": [first, first + args.seeds - 1],
+        "trial": args.trial,
+        "dataset_top10_mean": d["return_top10_mean"],
+        "dataset_min": d["return_min"],
+        "pbc": (
+            json.loads((root / f"{spec.short_name}-pbc" / "card.json").read_text())[
+                "top_target_mean"
+            ]
+            if (root / f"{spec.short_name}-pbc" / "card.json").is_file()
+            else None
+        ),
+    }
     kw = dict(max_steps=args.max_steps)
     if not args.no_plain:
         t0 = time.perf_counter()
@@ -105,10 +119,18 @@ def main(argv=None) -> int:
         rets = [t.ret for t in tr]
         out["iql"] = {"mean": float(np.mean(rets)), "std": float(np.std(rets))}
         print(json.dumps({"iql": out["iql"]}), flush=True)
-    settings = [own] if not args.grid else [
-        CheckSettings(int(x.split(":")[0]), float(x.split(":")[1]),
-                      len(x.split(":")) > 2 and x.split(":")[2] == "actor")
-        for x in args.grid.split(",")]
+    settings = (
+        [own]
+        if not args.grid
+        else [
+            CheckSettings(
+                int(x.split(":")[0]),
+                float(x.split(":")[1]),
+                len(x.split(":")) > 2 and x.split(":")[2] == "actor",
+            )
+            for x in args.grid.split(",")
+        ]
+    )
     out["checked"] = []
     for st in settings:
         t0 = time.perf_counter()
@@ -120,15 +142,24 @@ def main(argv=None) -> int:
         print(json.dumps({"checked": m}), flush=True)
     if args.write and not args.trial:
         m, plain = out["checked"][0], out.get("plain")
-        card = {"env_id": spec.env_id, "seeds": list(seeds), **m["settings"],
-                "rows": [{"target": a["target"], "plain": a["mean"], "checked": b["mean"]}
-                         for a, b in zip(plain["rows"], m["rows"])] if plain else [],
-                "spearman_plain": plain and plain["spearman"],
-                "spearman_checked": m["spearman"],
-                "abs_err_plain": plain and plain["abs_err_p10_p90"],
-                "abs_err_checked": m["abs_err_p10_p90"],
-                "best_plain": plain and plain["best"], "best_checked": m["best"],
-                "iql": out.get("iql")}
+        card = {
+            "env_id": spec.env_id,
+            "seeds": list(seeds),
+            **m["settings"],
+            "rows": [
+                {"target": a["target"], "plain": a["mean"], "checked": b["mean"]}
+                for a, b in zip(plain["rows"], m["rows"])
+            ]
+            if plain
+            else [],
+            "spearman_plain": plain and plain["spearman"],
+            "spearman_checked": m["spearman"],
+            "abs_err_plain": plain and plain["abs_err_p10_p90"],
+            "abs_err_checked": m["abs_err_p10_p90"],
+            "best_plain": plain and plain["best"],
+            "best_checked": m["best"],
+            "iql": out.get("iql"),
+        }
         card["default"] = default_of(card)
         write_json_atomic(critic_dir(dt_dir) / "card.json", card)
         write_hub_card(dt_dir)

@@ -32,8 +32,7 @@ def flood_round(url: str, n: int, seed: int) -> dict:
 
     greedy = Client(url, verbose=False)
     t0 = time.perf_counter()
-    jobs = [greedy.submit(ENV, CKPT, TARGET, seed + i, False, api_name="/play")
-            for i in range(n)]
+    jobs = [greedy.submit(ENV, CKPT, TARGET, seed + i, False, api_name="/play") for i in range(n)]
     time.sleep(2.0)
     other = play(url, seed + 500)
     done, _ = wait(jobs, timeout=600)
@@ -46,9 +45,14 @@ def flood_round(url: str, n: int, seed: int) -> dict:
             refused += 1
             messages.add(str(exc)[:120])
     greedy.close()
-    return {"other_s": round(other, 2), "flood_refused": refused, "flood_served": served,
-            "flood_unfinished": n - len(done), "flood_s": round(time.perf_counter() - t0, 1),
-            "messages": sorted(messages)}
+    return {
+        "other_s": round(other, 2),
+        "flood_refused": refused,
+        "flood_served": served,
+        "flood_unfinished": n - len(done),
+        "flood_s": round(time.perf_counter() - t0, 1),
+        "messages": sorted(messages),
+    }
 
 
 def main() -> None:
@@ -66,11 +70,27 @@ def main() -> None:
                 single = statistics.median(play(url, 10 + i) for i in range(2))
                 res = flood_round(url, args.flood, seed=1000 * (r + 1))
                 ratios.append(res["other_s"] / single)
-                print(json.dumps({"round": r, "single_s": round(single, 2),
-                                  "ratio": round(ratios[-1], 2), **res}), flush=True)
-            print(json.dumps({"median_ratio": round(statistics.median(ratios), 2),
-                              "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
-                              "goal": "<= 2"}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "round": r,
+                            "single_s": round(single, 2),
+                            "ratio": round(ratios[-1], 2),
+                            **res,
+                        }
+                    ),
+                    flush=True,
+                )
+            print(
+                json.dumps(
+                    {
+                        "median_ratio": round(statistics.median(ratios), 2),
+                        "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
+                        "goal": "<= 2",
+                    }
+                ),
+                flush=True,
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -21,8 +21,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import start_app  # noqa: E402
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WATCH = """(seed) => {
   window.__t = {};
   const t0 = performance.now();
@@ -69,8 +77,7 @@ def one_run(browser, url: str, env_id: str, seed: int) -> dict:
     page.get_by_label("Seed").first.fill(str(seed))
     page.evaluate(WATCH, seed)
     page.get_by_role("button", name="Play episode").click()
-    page.wait_for_function("() => 'video' in window.__t && 'plots' in window.__t",
-                           timeout=180_000)
+    page.wait_for_function("() => 'video' in window.__t && 'plots' in window.__t", timeout=180_000)
     t = page.evaluate("() => window.__t")
     context.close()
     return {"plots_s": t["plots"] / 1000, "video_s": t["video"] / 1000}

@@ -64,8 +64,18 @@ class Report:
 
 
 def cuda_tests(report: Report, quick: bool) -> dict:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "tests/test_acting.py",
-           "tests/test_train.py", "tests/test_model.py", "-k", "cuda or device or graph or sync"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "tests/test_acting.py",
+        "tests/test_train.py",
+        "tests/test_model.py",
+        "-k",
+        "cuda or device or graph or sync",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     report.log(proc.stdout[-1500:] + proc.stderr[-1500:])
     return {"returncode": proc.returncode, "tail": proc.stdout[-600:]}
@@ -83,12 +93,18 @@ def step_modes(report: Report, device, quick: bool) -> dict:
             block = bench_cases.train_block("ours", 64, "bf16", device, 5 if quick else 50, mode)
             setup = time.perf_counter() - t
             timing = bench_cases.interleave(block, None, 2 if quick else 5)[0]
-        out[mode] = {"median_ms": timing.median, "spread_ms": list(timing.spread),
-                     "setup_s": round(setup, 1), "warnings": [str(w.message) for w in caught]}
+        out[mode] = {
+            "median_ms": timing.median,
+            "spread_ms": list(timing.spread),
+            "setup_s": round(setup, 1),
+            "warnings": [str(w.message) for w in caught],
+        }
         for w in caught:
             report.log(f"  warning: {w.message}")
-        report.log(f"ours B=64 bf16 {mode:<8} {timing.median:.3f} ms "
-                   f"[{timing.spread[0]:.3f}-{timing.spread[1]:.3f}] (setup {setup:.1f} s)")
+        report.log(
+            f"ours B=64 bf16 {mode:<8} {timing.median:.3f} ms "
+            f"[{timing.spread[0]:.3f}-{timing.spread[1]:.3f}] (setup {setup:.1f} s)"
+        )
     return out
 
 
@@ -96,8 +112,9 @@ def model_bench(report: Report, device, quick: bool) -> dict:
     from dt_playground.cli.bench import run_model_bench
 
     if quick:
-        return run_model_bench(steps=30, repeats=3, rounds=2, device=str(device),
-                               large=False, echo=report.log)
+        return run_model_bench(
+            steps=30, repeats=3, rounds=2, device=str(device), large=False, echo=report.log
+        )
     return run_model_bench(steps=300, repeats=30, rounds=3, device=str(device), echo=report.log)
 
 
@@ -114,10 +131,14 @@ def sweep(report: Report, device, quick: bool) -> dict:
         t = time.perf_counter()
         traces = run_sweep(ck, targets, n_s, max_steps=steps, device=dev)
         secs = time.perf_counter() - t
-        out[name] = {"device": dev, "seconds": round(secs, 2),
-                     "env_steps": int(sum(tr.length for tr in traces))}
-        report.log(f"sweep {n_t}x{n_s}x{steps} on {dev}: {secs:.1f} s "
-                   f"({out[name]['env_steps']} env steps)")
+        out[name] = {
+            "device": dev,
+            "seconds": round(secs, 2),
+            "env_steps": int(sum(tr.length for tr in traces)),
+        }
+        report.log(
+            f"sweep {n_t}x{n_s}x{steps} on {dev}: {secs:.1f} s ({out[name]['env_steps']} env steps)"
+        )
         if quick or device.type != "cuda":
             break
     return out
@@ -126,8 +147,11 @@ def sweep(report: Report, device, quick: bool) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes; runs on the CPU")
-    ap.add_argument("--out", default=os.environ.get("OUT") or "runs/gpu_oneshot",
-                    help="results folder (default: $OUT, else runs/gpu_oneshot)")
+    ap.add_argument(
+        "--out",
+        default=os.environ.get("OUT") or "runs/gpu_oneshot",
+        help="results folder (default: $OUT, else runs/gpu_oneshot)",
+    )
     ap.add_argument("--skip", default="", help="comma-separated sections to skip")
     args = ap.parse_args()
 

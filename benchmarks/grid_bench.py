@@ -29,8 +29,12 @@ from dt_playground.media.plots import figures, glance
 from dt_playground.media.replay import keep_surfaces, render_trace  # noqa: E402
 from dt_playground.rollout import episode, grid
 
-CHECKPOINTS = {"Hopper-v5": "hopper-dt", "CartPole-v1": "cartpole-dt",
-               "HalfCheetah-v5": "halfcheetah-dt", "LunarLander-v3": "lunarlander-dt"}
+CHECKPOINTS = {
+    "Hopper-v5": "hopper-dt",
+    "CartPole-v1": "cartpole-dt",
+    "HalfCheetah-v5": "halfcheetah-dt",
+    "LunarLander-v3": "lunarlander-dt",
+}
 
 
 def single(ck, target: float, seed: int, out: Path) -> tuple[float, float, int]:
@@ -78,12 +82,18 @@ def main() -> None:
             p, v, lengths = time_grid(ck, args.seed, Path(tmp) / f"g{i}.mp4")
             res["grid_plots"].append(p)
             res["grid_video"].append(v)
-    print(f"{args.env}, seed {args.seed}, {args.repeats} interleaved repeats, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"single play ({n1} steps):        plots {spread(res['single_plots'])}, "
-          f"video {spread(res['single_video'])}")
-    print(f"grid of {len(lengths)} tiles ({lengths} steps): plots {spread(res['grid_plots'])}, "
-          f"video {spread(res['grid_video'])}")
+    print(
+        f"{args.env}, seed {args.seed}, {args.repeats} interleaved repeats, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"single play ({n1} steps):        plots {spread(res['single_plots'])}, "
+        f"video {spread(res['single_video'])}"
+    )
+    print(
+        f"grid of {len(lengths)} tiles ({lengths} steps): plots {spread(res['grid_plots'])}, "
+        f"video {spread(res['grid_video'])}"
+    )
     print(json.dumps({k: [round(x, 3) for x in v] for k, v in res.items()}))
 
 

@@ -60,11 +60,21 @@ def _children(pid: int) -> list[int]:
 
 def start_app(tmp: Path) -> tuple[subprocess.Popen, str, float]:
     port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "DTP_SESSIONS_DIR": str(tmp / "sessions"), "GRADIO_TEMP_DIR": str(tmp / "gradio")}
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "DTP_SESSIONS_DIR": str(tmp / "sessions"),
+        "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+    }
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
-                            stdout=open(tmp / "app.log", "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=REPO,
+        env=env,
+        stdout=open(tmp / "app.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     while True:
         if proc.poll() is not None:
@@ -102,10 +112,14 @@ def sweep(url: str, seed: int) -> float:
 def load_round(url: str, clients: int, sweeps: int, seed: int) -> dict:
     plays: list[float] = []
     sweep_times: list[float] = []
-    threads = [threading.Thread(target=lambda s=seed + i: plays.append(play(url, s)))
-               for i in range(clients)]
-    threads += [threading.Thread(target=lambda s=seed + 100 + i: sweep_times.append(
-        sweep(url, s))) for i in range(sweeps)]
+    threads = [
+        threading.Thread(target=lambda s=seed + i: plays.append(play(url, s)))
+        for i in range(clients)
+    ]
+    threads += [
+        threading.Thread(target=lambda s=seed + 100 + i: sweep_times.append(sweep(url, s)))
+        for i in range(sweeps)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -131,22 +145,34 @@ def main() -> None:
                 single = statistics.median(play(url, 1 + i) for i in range(3))
                 res = load_round(url, args.clients, args.sweeps, seed=1000 * (r + 1))
                 ratios = sorted(p / single for p in res["plays"])
-                rounds.append({"single_s": round(single, 2),
-                               "median_s": round(statistics.median(res["plays"]), 2),
-                               "max_s": round(max(res["plays"]), 2),
-                               "median_ratio": round(statistics.median(ratios), 2),
-                               "max_ratio": round(max(ratios), 2),
-                               "sweeps_s": [round(s, 1) for s in res["sweeps"]]})
+                rounds.append(
+                    {
+                        "single_s": round(single, 2),
+                        "median_s": round(statistics.median(res["plays"]), 2),
+                        "max_s": round(max(res["plays"]), 2),
+                        "median_ratio": round(statistics.median(ratios), 2),
+                        "max_ratio": round(max(ratios), 2),
+                        "sweeps_s": [round(s, 1) for s in res["sweeps"]],
+                    }
+                )
                 print(json.dumps({"round": r, **rounds[-1]}), flush=True)
             med = [x["median_ratio"] for x in rounds]
             mx = [x["max_ratio"] for x in rounds]
-            print(json.dumps({
-                "median_ratio": statistics.median(med), "median_ratio_range": [min(med), max(med)],
-                "max_ratio": statistics.median(mx), "max_ratio_range": [min(mx), max(mx)],
-                "peak_rss_mb": round(_status(proc.pid, "VmHWM:")),
-                "workers_peak_rss_mb": round(sum(_status(p, "VmHWM:")
-                                                 for p in _children(proc.pid))),
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "median_ratio": statistics.median(med),
+                        "median_ratio_range": [min(med), max(med)],
+                        "max_ratio": statistics.median(mx),
+                        "max_ratio_range": [min(mx), max(mx)],
+                        "peak_rss_mb": round(_status(proc.pid, "VmHWM:")),
+                        "workers_peak_rss_mb": round(
+                            sum(_status(p, "VmHWM:") for p in _children(proc.pid))
+                        ),
+                    }
+                ),
+                flush=True,
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -61,13 +61,16 @@ def main() -> None:
     sides = {fast: _step(fast, bf16) for fast in (False, True)}
     runs: dict[bool, list] = {False: [], True: []}
     for r in range(args.rounds):  # A B / B A / ...: drift lands on both sides
-        for fast in ((False, True) if r % 2 == 0 else (True, False)):
+        for fast in (False, True) if r % 2 == 0 else (True, False):
             runs[fast].append(profile_ops(*sides[fast], args.steps))
     plain, fast = (_median(runs[False]), _median(runs[True]))
-    keys = sorted(set(plain[0]) | set(fast[0]), key=lambda k: -max(plain[0].get(k, 0),
-                                                                     fast[0].get(k, 0)))
-    print(f"{args.precision}, ms per step (self CPU time; median of {args.rounds} interleaved "
-          f"rounds of {args.steps} steps)")
+    keys = sorted(
+        set(plain[0]) | set(fast[0]), key=lambda k: -max(plain[0].get(k, 0), fast[0].get(k, 0))
+    )
+    print(
+        f"{args.precision}, ms per step (self CPU time; median of {args.rounds} interleaved "
+        f"rounds of {args.steps} steps)"
+    )
     print("| op | plain | fast |\n|---|---:|---:|")
     for k in keys[: args.top]:
         print(f"| {k} | {plain[0].get(k, 0):.2f} | {fast[0].get(k, 0):.2f} |")

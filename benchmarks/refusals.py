@@ -20,12 +20,24 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests" / "app"),
-                str(ROOT / "tests")]
+sys.path[:0] = [
+    str(ROOT),
+    str(ROOT / "benchmarks"),
+    str(ROOT / "tests" / "app"),
+    str(ROOT / "tests"),
+]
 from load import start_app  # noqa: E402
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WIDTHS = {1400: 1000, 390: 844}
 
 
@@ -55,16 +67,28 @@ def main() -> None:
                 for tab, field, value, button, sentence in REFUSALS:
                     for w, page in pages.items():  # interleaved: both widths see the same load
                         _fill(page, field, value, tab)
-                        text, s = _toast_after(page, lambda pg=page, b=button: pg.get_by_role(
-                            "button", name=b, exact=True).click())
+                        text, s = _toast_after(
+                            page,
+                            lambda pg=page, b=button: pg.get_by_role(
+                                "button", name=b, exact=True
+                            ).click(),
+                        )
                         assert text.startswith(sentence), text
                         took[w].append(s)
                         _reset(page, field, tab)
             for w, xs in took.items():
-                print(json.dumps({"width": w, "refusals": len(xs),
-                                  "median_s": round(statistics.median(xs), 3),
-                                  "spread_s": [round(min(xs), 3), round(max(xs), 3)],
-                                  "over_1s": sum(x > 1.0 for x in xs)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "width": w,
+                            "refusals": len(xs),
+                            "median_s": round(statistics.median(xs), 3),
+                            "spread_s": [round(min(xs), 3), round(max(xs), 3)],
+                            "over_1s": sum(x > 1.0 for x in xs),
+                        }
+                    ),
+                    flush=True,
+                )
             browser.close()
         finally:
             proc.terminate()

@@ -27,8 +27,13 @@ from dt_playground.cli import space  # noqa: E402
 def one_round(tmp: Path, i: int) -> dict:
     out = tmp / f"cli-{i}"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dt_playground", "space", "--out", str(out)],
-                   cwd=REPO, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "dt_playground", "space", "--out", str(out)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     cli_s = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     shutil.rmtree(out)
@@ -37,8 +42,13 @@ def one_round(tmp: Path, i: int) -> dict:
     space.stage(tmp / f"lib-{i}", entries)
     stage_s = time.perf_counter() - t0
     shutil.rmtree(tmp / f"lib-{i}")
-    return {"round": i, "cli_s": round(cli_s, 2), "stage_s": round(stage_s, 2),
-            "files": len(entries), "mb": round(size / 1e6, 1)}
+    return {
+        "round": i,
+        "cli_s": round(cli_s, 2),
+        "stage_s": round(stage_s, 2),
+        "files": len(entries),
+        "mb": round(size / 1e6, 1),
+    }
 
 
 def main() -> None:
@@ -55,8 +65,10 @@ def main() -> None:
         v = [r[key] for r in rows]
         return f"{statistics.median(v):.2f} s [{min(v):.2f}-{max(v):.2f}]"
 
-    print(f"space --out (fresh process): {spread('cli_s')}; stage alone: {spread('stage_s')}; "
-          f"{rows[0]['files']} files, {rows[0]['mb']} MB (goals: <= 10 s, <= 70 MB)")
+    print(
+        f"space --out (fresh process): {spread('cli_s')}; stage alone: {spread('stage_s')}; "
+        f"{rows[0]['files']} files, {rows[0]['mb']} MB (goals: <= 10 s, <= 70 MB)"
+    )
 
 
 if __name__ == "__main__":

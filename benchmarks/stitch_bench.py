@@ -36,12 +36,18 @@ def main() -> None:
         for i in range(args.repeats):
             for data in DATA if i % 2 == 0 else DATA[::-1]:
                 t0 = time.perf_counter()
-                stitch_view.stitching_view(data, 1_000_000 + i, 20 if data == "halves" else 4,
-                                           video_path=Path(tmp) / f"{data}-{i}.mp4")
+                stitch_view.stitching_view(
+                    data,
+                    1_000_000 + i,
+                    20 if data == "halves" else 4,
+                    video_path=Path(tmp) / f"{data}-{i}.mp4",
+                )
                 times[data].append(time.perf_counter() - t0)
     for data, ts in times.items():
-        print(f"{data:<14} median {statistics.median(ts):.2f} s "
-              f"(spread {min(ts):.2f}-{max(ts):.2f} s, {len(ts)} runs)")
+        print(
+            f"{data:<14} median {statistics.median(ts):.2f} s "
+            f"(spread {min(ts):.2f}-{max(ts):.2f} s, {len(ts)} runs)"
+        )
 
 
 if __name__ == "__main__":

@@ -36,24 +36,31 @@ from dt_playground.zoo.pretrain import RECIPES, _train_one, checkpoint_name, ens
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", required=True)
-    ap.add_argument("--runs", default="dt:20",
-                    help="comma list of algo:K, 'all' (the recipe's), or 'none' (cards only)")
+    ap.add_argument(
+        "--runs",
+        default="dt:20",
+        help="comma list of algo:K, 'all' (the recipe's), or 'none' (cards only)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-cards", action="store_true")
     args = ap.parse_args()
     setup_process(args.threads)
     recipe = RECIPES[args.env]
     everything = [("bc", 20), ("pbc", 20), ("dt", 20)] + [("dt", k) for k in recipe.ablation_ks]
-    runs = everything if args.runs == "all" else [] if args.runs == "none" else [
-        (a, int(k)) for a, k in (r.split(":") for r in args.runs.split(","))]
+    runs = (
+        everything
+        if args.runs == "all"
+        else []
+        if args.runs == "none"
+        else [(a, int(k)) for a, k in (r.split(":") for r in args.runs.split(","))]
+    )
     t0 = time.perf_counter()
     dataset = ensure_dataset(args.env, recipe)
     sha256 = read_collection(resolve_dataset(dataset, DEFAULT_DATA_ROOT)).get("sha256")
     for algo, k in runs:
         t1 = time.perf_counter()
         _train_one(args.env, algo, k, recipe, dataset, sha256, pretrained_dir(), None, print)
-        print(f"[{args.env}] trained {algo} K={k} in {time.perf_counter() - t1:.0f} s",
-              flush=True)
+        print(f"[{args.env}] trained {algo} K={k} in {time.perf_counter() - t1:.0f} s", flush=True)
     if args.no_cards:
         return 0
     refs: dict = {}
@@ -67,8 +74,11 @@ def main() -> int:
         write_json_atomic(d / "card.json", card)
         hub_card.write(d)
         best = card.get("best_mean")
-        print(f"  {d.name}: rho={card['spearman']} top={card['top_target_mean']:.1f}"
-              + (f" best={best:.1f}" if best is not None else ""), flush=True)
+        print(
+            f"  {d.name}: rho={card['spearman']} top={card['top_target_mean']:.1f}"
+            + (f" best={best:.1f}" if best is not None else ""),
+            flush=True,
+        )
     print(f"[{args.env}] done in {time.perf_counter() - t0:.0f} s", flush=True)
     return 0
 

@@ -93,11 +93,19 @@ def critic_zoo(tmp_path_factory, tiny_zoo, cartpole_dataset):
     from dt_playground.atomic import write_json_atomic
     from dt_playground.zoo.cards import card_evaluation
 
-    add_offline(root, str(cartpole_dataset[0]), "CartPole-v1", "cartpole-dt", steps=200,
-                card_seeds=2, hidden=32)
+    add_offline(
+        root,
+        str(cartpole_dataset[0]),
+        "CartPole-v1",
+        "cartpole-dt",
+        steps=200,
+        card_seeds=2,
+        hidden=32,
+    )
     bc = card_evaluation(root / "cartpole-bc", n_seeds=2, max_steps=100)
     write_json_atomic(root / "cartpole-bc" / "card.json", bc)
-    dt = card_evaluation(root / "cartpole-dt", {"bc": bc["top_target_mean"]}, n_seeds=2,
-                         n_targets=3, max_steps=100)
+    dt = card_evaluation(
+        root / "cartpole-dt", {"bc": bc["top_target_mean"]}, n_seeds=2, n_targets=3, max_steps=100
+    )
     write_json_atomic(root / "cartpole-dt" / "card.json", dt)
     return root

@@ -16,9 +16,17 @@ from dt_playground.offline.train_iql import base_config, train_iql, write_iql
 from dt_playground.zoo.offline_zoo import iql_card
 
 
-def add_offline(zoo: Path | str, dataset, env_id: str, dt_name: str, steps: int = 300,
-                card_seeds: int = 2, data_root=None, hidden: int | None = None,
-                check: CheckSettings | None = None) -> tuple[Path, Path]:
+def add_offline(
+    zoo: Path | str,
+    dataset,
+    env_id: str,
+    dt_name: str,
+    steps: int = 300,
+    card_seeds: int = 2,
+    data_root=None,
+    hidden: int | None = None,
+    check: CheckSettings | None = None,
+) -> tuple[Path, Path]:
     """Train IQL ``steps`` steps on ``dataset`` (default: the DT's own), write it as the
     critic of ``zoo/dt_name`` and as ``zoo/<env>-iql`` with a card of ``card_seeds`` card
     seeds at the data's max. Returns (critic folder, IQL folder)."""
@@ -31,8 +39,14 @@ def add_offline(zoo: Path | str, dataset, env_id: str, dt_name: str, steps: int 
     res = train_iql(dataset, spec.env_id, cfg, **kwargs)
     base = base_config(res, spec.env_id, "critic")
     rtg = res.data.rtg * res.data.norm.return_scale
-    critic = write_critic(dt_dir, res.model, dt_config, base, check or CheckSettings(),
-                          (float(rtg.min()), float(rtg.max())))
+    critic = write_critic(
+        dt_dir,
+        res.model,
+        dt_config,
+        base,
+        check or CheckSettings(),
+        (float(rtg.min()), float(rtg.max())),
+    )
     iql = write_iql(zoo / f"{spec.short_name}-iql", res, spec.env_id)
     write_json_atomic(iql / "card.json", iql_card(iql, n_seeds=card_seeds))  # the zoo's card
     return critic, iql

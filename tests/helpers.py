@@ -12,8 +12,9 @@ from dt_playground.dt.model import DecisionTransformer, DTConfig
 from dt_playground.envs.registry import get_spec
 
 
-def tiny_model(env_id: str | None = None, use_returns: bool = True, K: int = 5, seed: int = 0,
-               **fields):
+def tiny_model(
+    env_id: str | None = None, use_returns: bool = True, K: int = 5, seed: int = 0, **fields
+):
     """An untrained small model in eval mode (random weights are enough for plumbing
     tests): an env's dims, or 4 state and 2 action dims without one; any `DTConfig`
     field in ``fields`` overrides."""
@@ -23,11 +24,23 @@ def tiny_model(env_id: str | None = None, use_returns: bool = True, K: int = 5, 
     if env_id is not None:
         spec = get_spec(env_id)
         s, a = env_dims(spec.env_id)
-        dims = {"state_dim": s, "act_dim": a, "discrete": spec.discrete,
-                "max_ep_len": spec.max_ep_len}
+        dims = {
+            "state_dim": s,
+            "act_dim": a,
+            "discrete": spec.discrete,
+            "max_ep_len": spec.max_ep_len,
+        }
     torch.manual_seed(seed)
-    cfg = {"hidden": 32, "n_layers": 2, "n_heads": 2, "context_len": K, "dropout": 0.0,
-           "use_returns": use_returns, **dims, **fields}
+    cfg = {
+        "hidden": 32,
+        "n_layers": 2,
+        "n_heads": 2,
+        "context_len": K,
+        "dropout": 0.0,
+        "use_returns": use_returns,
+        **dims,
+        **fields,
+    }
     return DecisionTransformer(DTConfig(**cfg)).eval()
 
 
@@ -48,9 +61,22 @@ def head_dt_zip(dataset, root):
     from dt_playground.training.train import TrainConfig, train
 
     out = Path(root) / "head-dt"
-    train(TrainConfig(dataset=str(dataset), out=str(out), algo="dt", steps=30,
-                      batch_size=16, context_len=5, hidden=32, n_layers=1, eval_episodes=0,
-                      save_every=0, seed=0, return_bins=12))
+    train(
+        TrainConfig(
+            dataset=str(dataset),
+            out=str(out),
+            algo="dt",
+            steps=30,
+            batch_size=16,
+            context_len=5,
+            hidden=32,
+            n_layers=1,
+            eval_episodes=0,
+            save_every=0,
+            seed=0,
+            return_bins=12,
+        )
+    )
     z = Path(root) / "head.zip"
     with zipfile.ZipFile(z, "w") as zf:
         for name in ("config.json", "model.safetensors"):
@@ -110,8 +136,14 @@ def start_app(env: dict, log_path, timeout: float = 120.0, preexec_fn=None, cwd=
 
     repo = Path(__file__).resolve().parents[1]
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=cwd or repo, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=cwd or repo,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=preexec_fn,
+    )
     log.close()
     url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
     deadline = time.monotonic() + timeout

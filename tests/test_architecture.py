@@ -103,7 +103,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for d in sorted(graph.get(m, ())):
             if state.get(d) == 1:
-                return stack[stack.index(d):] + [d]
+                return stack[stack.index(d) :] + [d]
             if d not in state and (found := visit(d)):
                 return found
         stack.pop()
@@ -140,21 +140,30 @@ def test_the_layer_test_can_fail(tmp_path):
     deps = imports_of(fake, "dt_playground.data.probe")
     assert {"dt_playground.serve.sessions", "dt_playground.serve.jobs"} <= deps
     assert LAYERS.index(layer_of("dt_playground.serve.sessions")) > LAYERS.index(
-        layer_of("dt_playground.data.probe"))
+        layer_of("dt_playground.data.probe")
+    )
 
 
 def _imports_gradio(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text())):
-        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
         if any(n.split(".")[0] == "gradio" for n in names):
             return True
     return False
 
 
 def test_only_the_app_layer_imports_gradio(tmp_path):
-    outside = [module_name(p) for p in sources()
-               if _imports_gradio(p) and layer_of(module_name(p)) != "app"]
+    outside = [
+        module_name(p)
+        for p in sources()
+        if _imports_gradio(p) and layer_of(module_name(p)) != "app"
+    ]
     assert not outside, f"gradio imported outside dt_playground/app: {outside}"
     probe = tmp_path / "probe.py"  # the check itself can fail
     probe.write_text("import os\nif os:\n    from gradio import Blocks\n")
@@ -173,12 +182,15 @@ def test_module_size(path):
 
 
 def test_leaf_layers_import_without_torch():
-    code = ("import sys; import dt_playground.envs.episodes, dt_playground.data.storage, "
-            "dt_playground.behaviour.collect, dt_playground.behaviour.ars, "
-            "dt_playground.checkpoints.layout, dt_playground.app.card_views; "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, timeout=120)
+    code = (
+        "import sys; import dt_playground.envs.episodes, dt_playground.data.storage, "
+        "dt_playground.behaviour.collect, dt_playground.behaviour.ars, "
+        "dt_playground.checkpoints.layout, dt_playground.app.card_views; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
 
@@ -190,10 +202,12 @@ def test_app_is_layout_and_wiring_only():
     assert len(text.splitlines()) <= APP_MAX_LINES
     tree = ast.parse(text)
     banned = {"uuid", "json", "numpy", "shutil", "tempfile", "zipfile", "torch", "pathlib"}
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-                for a in n.names}
-    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
-                 if isinstance(n, ast.ImportFrom)}
+    imported = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    imported |= {
+        (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+    }
     assert not (imported & banned), imported & banned
     loops = [n for n in ast.walk(tree) if isinstance(n, (ast.For, ast.While))]
     assert len(loops) <= 2, "app.py builds tabs in loops at most; logic goes to app/ui.py"
@@ -228,8 +242,10 @@ def modules_by_layer() -> dict[str, set[str]]:
 def test_the_architecture_doc_names_every_module_in_its_layer():
     rows = layer_rows(ARCHITECTURE.read_text())
     assert set(rows) == set(LAYERS), set(rows) ^ set(LAYERS)
-    missing = {layer: sorted(m for m in mods if f"`{m}`" not in rows[layer])
-               for layer, mods in modules_by_layer().items()}
+    missing = {
+        layer: sorted(m for m in mods if f"`{m}`" not in rows[layer])
+        for layer, mods in modules_by_layer().items()
+    }
     assert not any(missing.values()), f"docs/ARCHITECTURE.md does not name: {missing}"
 
 
@@ -271,7 +287,8 @@ def test_each_test_file_tests_the_module_it_is_named_after(test):
     assert target, f"{test.name} is named after no module of {test.parent.name}"
     imported = imports_of(test, f"tests.{test.parent.name}.{test.stem}")
     assert any(m == target or m.startswith(target + ".") for m in imported), (
-        f"{test.name} does not import {target}")
+        f"{test.name} does not import {target}"
+    )
 
 
 def test_the_naming_check_can_fail():

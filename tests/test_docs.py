@@ -37,8 +37,9 @@ def _anchors(path: Path) -> set[str]:
 
 
 def _links(path: Path) -> list[str]:
-    return [m for line in _prose(path) for m in _LINK.findall(line)
-            if not re.match(r"[a-z]+:", m)]  # http(s):, mailto: are not ours to check
+    return [
+        m for line in _prose(path) for m in _LINK.findall(line) if not re.match(r"[a-z]+:", m)
+    ]  # http(s):, mailto: are not ours to check
 
 
 def test_readme_is_short_and_keeps_the_space_config_and_the_test_command():

@@ -37,8 +37,7 @@ def references(path: Path) -> list[tuple[int, str]]:
     """(line, dotted name) of every single-backticked dotted name in the file's docstrings."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                                 ast.AsyncFunctionDef)):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         doc = ast.get_docstring(node, clean=False)
         if doc:
@@ -99,12 +98,14 @@ def resolves(token: str, home) -> bool:
     return False
 
 
-@pytest.mark.parametrize("path", sorted(p for p in PKG.rglob("*.py") if p.stem != "__main__"),
-                         ids=module_name)
+@pytest.mark.parametrize(
+    "path", sorted(p for p in PKG.rglob("*.py") if p.stem != "__main__"), ids=module_name
+)
 def test_docstrings_name_what_exists(path):
     home = importlib.import_module(module_name(path))
-    stale = [f"line {line}: `{token}`" for line, token in references(path)
-             if not resolves(token, home)]
+    stale = [
+        f"line {line}: `{token}`" for line, token in references(path) if not resolves(token, home)
+    ]
     assert not stale, f"{module_name(path)} docstrings name what does not exist: {stale}"
 
 
@@ -112,11 +113,26 @@ def test_a_stale_name_is_caught():
     """Names of modules that were moved or renamed do not resolve; real ones do."""
     from dt_playground.rollout import episode
 
-    for gone in ("folders.locate", "render.render_trace", "cpu.setup_process",
-                 "io.atomic_dir", "playground.attention_at", "rollout.DTPolicy"):
+    for gone in (
+        "folders.locate",
+        "render.render_trace",
+        "cpu.setup_process",
+        "io.atomic_dir",
+        "playground.attention_at",
+        "rollout.DTPolicy",
+    ):
         assert not resolves(gone, episode), gone
-    for real in ("checkpoints.layout.locate", "replay.render_trace", "runtime.setup_process",
-                 "atomic.atomic_dir", "episode.attention_at", "rollout.policy.DTPolicy",
-                 "DTPolicy.act", "acting.py", "Trace.length", "gymnasium.make"):
+    for real in (
+        "checkpoints.layout.locate",
+        "replay.render_trace",
+        "runtime.setup_process",
+        "atomic.atomic_dir",
+        "episode.attention_at",
+        "rollout.policy.DTPolicy",
+        "DTPolicy.act",
+        "acting.py",
+        "Trace.length",
+        "gymnasium.make",
+    ):
         assert resolves(real, episode), real
     assert references(Path(episode.__file__))  # the reader finds references at all

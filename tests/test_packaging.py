@@ -20,8 +20,11 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
 def _pins(name: str) -> list[str]:
-    return [line.strip() for line in (REPO / name).read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    return [
+        line.strip()
+        for line in (REPO / name).read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_pyproject_keeps_each_fact_in_one_place():
@@ -42,8 +45,10 @@ def test_dtp_is_python_m_dt_playground():
     module, func = PYPROJECT["project"]["scripts"]["dtp"].split(":")
     main = getattr(importlib.import_module(module), func)
     assert main is importlib.import_module("dt_playground.cli.main").main
-    assert "from dt_playground.cli.main import main" in (
-        REPO / "dt_playground" / "__main__.py").read_text()
+    assert (
+        "from dt_playground.cli.main import main"
+        in (REPO / "dt_playground" / "__main__.py").read_text()
+    )
 
 
 def test_installed_metadata_matches_the_source():
@@ -64,8 +69,9 @@ def test_installed_metadata_matches_the_source():
 
 @pytest.mark.skipif(shutil.which("dtp") is None, reason="dtp not installed (pip install .)")
 def test_dtp_runs_from_any_folder(tmp_path):
-    r = subprocess.run(["dtp", "space", "--help"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        ["dtp", "space", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and r.stdout.startswith("usage: dtp space"), r.stderr
 
 

@@ -14,8 +14,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _git(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, input=stdin, capture_output=True,
-                          text=True, check=True, timeout=60).stdout
+    return subprocess.run(
+        ["git", *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +37,11 @@ def tracked() -> dict[str, bool]:
 
 
 def test_no_tracked_file_would_be_refused_by_a_space(tracked):
-    refused = [f for f, lfs in tracked.items() if not lfs and (
-        (REPO / f).stat().st_size > HUB_FILE_LIMIT or is_binary(REPO / f))]
+    refused = [
+        f
+        for f, lfs in tracked.items()
+        if not lfs and ((REPO / f).stat().st_size > HUB_FILE_LIMIT or is_binary(REPO / f))
+    ]
     assert refused == []
     weights = [f for f in tracked if f.endswith(".safetensors")]
     assert weights and all(tracked[f] for f in weights)  # the check saw the binaries

@@ -36,12 +36,17 @@ def _as_an_avx2_machine() -> dict[str, str]:
     paths of a CPU without AVX-512 (empty where there is none to switch off)."""
     from numpy._core._multiarray_umath import __cpu_features__
 
-    avx512 = [f for f in ("X86_V4", "AVX512_ICL", "AVX512_SPR", "AVX512F", "AVX512_SKX")
-              if __cpu_features__.get(f)]
+    avx512 = [
+        f
+        for f in ("X86_V4", "AVX512_ICL", "AVX512_SPR", "AVX512F", "AVX512_SKX")
+        if __cpu_features__.get(f)
+    ]
     if not avx512:
         return {}
-    return {"NPY_DISABLE_CPU_FEATURES": " ".join(avx512),
-            "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ"}
+    return {
+        "NPY_DISABLE_CPU_FEATURES": " ".join(avx512),
+        "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +57,24 @@ def fresh_hashes() -> list[dict]:
     procs = []
     for threads in (1, 2):
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        env.update({k: str(threads) for k in
-                    ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+        env.update(
+            {
+                k: str(threads)
+                for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            }
+        )
         if threads == 2:
             env.update(_as_an_avx2_machine())
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", _COLLECT, str(threads), *CLASSIC], env=env, cwd=REPO_ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _COLLECT, str(threads), *CLASSIC],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outs = []
     for p in procs:
         try:
@@ -120,8 +136,11 @@ def test_shipped_checkpoint_holds_no_machine_paths(config):
         if f.suffix in (".json", ".md"):
             text = f.read_text()
             strings = _strings(json.loads(text)) if f.suffix == ".json" else text.split()
-            found += [f"{f.name}: {s}" for s in strings
-                      if Path(s).is_absolute() or str(REPO_ROOT) in s or s.startswith("~")]
+            found += [
+                f"{f.name}: {s}"
+                for s in strings
+                if Path(s).is_absolute() or str(REPO_ROOT) in s or s.startswith("~")
+            ]
     assert not found
     assert cfg["train"]["dataset"] == cfg["dataset"]["dataset_id"]
     assert cfg["train"]["out"] == f"pretrained/{config.parent.name}"

@@ -31,7 +31,9 @@ def user_error(exc: BaseException) -> gr.Error:
     LOG.exception("unexpected error in a handler")
     return gr.Error(
         f"Something went wrong on the server ({type(exc).__name__}); the request was not "
-        "completed. Other requests are unaffected.", print_exception=False)
+        "completed. Other requests are unaffected.",
+        print_exception=False,
+    )
 
 
 def boundary(fn):

@@ -107,13 +107,20 @@ def compare_view(env_id: str, root: Path | None = None) -> tuple[go.Figure, dict
 def compare_table(results: dict[str, list[float]], notes: tuple | list[str] = ()) -> dict:
     """The /compare JSON: mean, std and episode count per checkpoint, rounded for people
     (and what was skipped)."""
-    table = {k: {"mean": round(float(np.mean(v)), 1), "std": round(float(np.std(v)), 1),
-                 "episodes": len(v)} for k, v in results.items()}
+    table = {
+        k: {
+            "mean": round(float(np.mean(v)), 1),
+            "std": round(float(np.std(v)), 1),
+            "episodes": len(v),
+        }
+        for k, v in results.items()
+    }
     return {**table, **({"skipped": list(notes)} if notes else {})}
 
 
-def compare_run_view(env_id: str, results: dict[str, list[float]],
-                     notes: tuple | list[str] = ()) -> tuple[go.Figure, dict]:
+def compare_run_view(
+    env_id: str, results: dict[str, list[float]], notes: tuple | list[str] = ()
+) -> tuple[go.Figure, dict]:
     """(figure, table) after a Compare run: the arrival's figure, with this run's
     episodes (results: label -> returns, labelled as the checkpoint list labels them)."""
     env_id = parse_env(env_id)
@@ -124,11 +131,20 @@ def compare_run_view(env_id: str, results: dict[str, list[float]],
         if not rets:
             continue
         card = cards.get(info.name) or {}
-        rows.append({"name": info.name, "algo": info.algo, "context_len": info.context_len,
-                     "mean": float(np.mean(rets)), "std": float(np.std(rets)),
-                     "episodes": rets, "dataset_max": card.get("dataset_max")})
-    figure = glance.compare_figure(rows, f"Return by model ({len(rows)} checkpoints, "
-                                         "the same new seeds)")
+        rows.append(
+            {
+                "name": info.name,
+                "algo": info.algo,
+                "context_len": info.context_len,
+                "mean": float(np.mean(rets)),
+                "std": float(np.std(rets)),
+                "episodes": rets,
+                "dataset_max": card.get("dataset_max"),
+            }
+        )
+    figure = glance.compare_figure(
+        rows, f"Return by model ({len(rows)} checkpoints, the same new seeds)"
+    )
     return figure, compare_table(results, notes)
 
 
@@ -141,11 +157,24 @@ def dataset_view(env_id: str, checkpoint, owned: dict[str, Path] | None = None):
     if not summary.get("histogram"):
         empty = figures.empty_figure("Dataset", "This checkpoint records no dataset summary.")
         return empty, empty, empty, {}
-    keys = ("dataset_id", "episodes", "steps", "return_min", "return_p10", "return_median",
-            "return_p90", "return_max", "return_top10_mean")
+    keys = (
+        "dataset_id",
+        "episodes",
+        "steps",
+        "return_min",
+        "return_p10",
+        "return_median",
+        "return_p90",
+        "return_max",
+        "return_top10_mean",
+    )
     info = {k: round(v, 1) if isinstance(v, float) else v for k, v in summary.items() if k in keys}
-    return (inspect.dataset_figure(summary), inspect.lengths_figure(summary),
-            inspect.quality_figure(summary), info)
+    return (
+        inspect.dataset_figure(summary),
+        inspect.lengths_figure(summary),
+        inspect.quality_figure(summary),
+        info,
+    )
 
 
 def schedule_example(env_id: str, checkpoint, owned: dict[str, Path] | None = None) -> str:
@@ -160,6 +189,7 @@ def schedule_example(env_id: str, checkpoint, owned: dict[str, Path] | None = No
     hi = d.get("return_max", max(presets))
     lo = d.get("return_p10", d.get("return_min", min(presets)))
     step = min(300, get_spec(env_id).max_ep_len // 3)
+
     def num(x: float) -> str:
         return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
 

@@ -24,15 +24,20 @@ MAX_SEED = 2**31 - 1
 # Event options of a check step: queued (its toast shows) but never waiting behind work,
 # no progress overlay, not an API endpoint; values as the page sent them (Gradio's own
 # checks would answer in their words, ours say what to type).
-CHECK = {"concurrency_limit": None, "show_progress": "hidden", "api_visibility": "private",
-         "preprocess": False}
+CHECK = {
+    "concurrency_limit": None,
+    "show_progress": "hidden",
+    "api_visibility": "private",
+    "preprocess": False,
+}
 
 
 def seed_of(value, what: str = "Seed") -> int:
     """A reset seed from a form field: an empty or unreadable box is a sentence, not 0."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise PlaygroundError(f"{what} is empty or not a number: type a whole number from 0 "
-                              f"to {MAX_SEED}.")
+        raise PlaygroundError(
+            f"{what} is empty or not a number: type a whole number from 0 to {MAX_SEED}."
+        )
     if isinstance(value, float) and not math.isfinite(value):
         raise PlaygroundError(f"{what} must be a whole number from 0 to {MAX_SEED}.")
     return rollout_lib("requests").parse_count(value, what, 0, MAX_SEED)
@@ -67,15 +72,28 @@ class Checks:
         would come with error marks on the run's outputs)."""
         interactive, jobs = self.admission.in_flight(session_key(request))
         if background and jobs >= self.admission.background:
-            raise PlaygroundError("You already have a sweep, comparison or training running; "
-                                  "it will finish first.")
+            raise PlaygroundError(
+                "You already have a sweep, comparison or training running; it will finish first."
+            )
         if not background and interactive >= 1 + self.admission.waiting:
-            raise PlaygroundError("You already have a request running and another waiting; "
-                                  "they will finish first. Try again when one is done.")
+            raise PlaygroundError(
+                "You already have a request running and another waiting; "
+                "they will finish first. Try again when one is done."
+            )
 
     @boundary
-    def check_play(self, env_id, checkpoint, target, seed, sampled=False, best=False,
-                   sid=None, check=False, request: gr.Request | None = None):
+    def check_play(
+        self,
+        env_id,
+        checkpoint,
+        target,
+        seed,
+        sampled=False,
+        best=False,
+        sid=None,
+        check=False,
+        request: gr.Request | None = None,
+    ):
         self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         target_of("best" if best is True else target, ck)
@@ -83,16 +101,25 @@ class Checks:
         critic_of(ck, check)
 
     @boundary
-    def check_schedule(self, env_id, checkpoint, schedule, seed, sid=None,
-                       request: gr.Request | None = None):
+    def check_schedule(
+        self, env_id, checkpoint, schedule, seed, sid=None, request: gr.Request | None = None
+    ):
         self._room(request)
         self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("schedules").parse_schedule(schedule)
         seed_of(seed)
 
     @boundary
-    def check_grid(self, env_id, checkpoint, targets, seed, sid=None, check=False,
-                   request: gr.Request | None = None):
+    def check_grid(
+        self,
+        env_id,
+        checkpoint,
+        targets,
+        seed,
+        sid=None,
+        check=False,
+        request: gr.Request | None = None,
+    ):
         self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("grid").parse_grid_targets(targets, ck)
@@ -100,8 +127,17 @@ class Checks:
         critic_of(ck, check)
 
     @boundary
-    def check_attention(self, env_id, checkpoint, target, seed, sampled, step, sid=None,
-                        request: gr.Request | None = None):
+    def check_attention(
+        self,
+        env_id,
+        checkpoint,
+        target,
+        seed,
+        sampled,
+        step,
+        sid=None,
+        request: gr.Request | None = None,
+    ):
         self._room(request)
         ck = self._checkpoint(sid, checkpoint, env_id)
         target_of(target, ck)
@@ -111,8 +147,17 @@ class Checks:
         rollout_lib("requests").parse_count(step, "Step", 0, ck.spec.max_ep_len - 1)
 
     @boundary
-    def check_sweep(self, env_id, checkpoint, n_targets, n_seeds, seed, sid=None,
-                    check=False, request: gr.Request | None = None):
+    def check_sweep(
+        self,
+        env_id,
+        checkpoint,
+        n_targets,
+        n_seeds,
+        seed,
+        sid=None,
+        check=False,
+        request: gr.Request | None = None,
+    ):
         self._room(request, background=True)
         ck = self._checkpoint(sid, checkpoint, env_id)
         rollout_lib("sweep").sweep_targets(ck, n_targets)
@@ -129,8 +174,9 @@ class Checks:
         seed_of(seed, "First seed")
 
     @boundary
-    def check_train(self, env_id, algo, steps, context_len, lr, sid=None,
-                    request: gr.Request | None = None):
+    def check_train(
+        self, env_id, algo, steps, context_len, lr, sid=None, request: gr.Request | None = None
+    ):
         self._room(request, background=True)
         if lr is None or (isinstance(lr, str) and not lr.strip()):
             raise PlaygroundError("Learning rate is empty: type a number such as 0.001.")

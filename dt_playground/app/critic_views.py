@@ -30,14 +30,16 @@ CHECK_LABEL = "check with critic"
 CHECK_INFO = "a critic picks among the DT's actions"
 # The library's sentence (`rollout.iql_policy.IGNORES_TARGETS`, a test keeps them equal),
 # here without importing torch.
-IGNORES_TARGETS = ("IQL ignores the target return: its objective is fixed, so every target "
-                   "plays the same policy.")
+IGNORES_TARGETS = (
+    "IQL ignores the target return: its objective is fixed, so every target plays the same policy."
+)
 
 
 def check_box(scale: int = 1, min_width: int = 140) -> gr.Checkbox:
     """A "check with critic" box: hidden until a checkpoint with a critic is selected."""
-    return gr.Checkbox(False, label=CHECK_LABEL, info=CHECK_INFO, visible=False, scale=scale,
-                       min_width=min_width)
+    return gr.Checkbox(
+        False, label=CHECK_LABEL, info=CHECK_INFO, visible=False, scale=scale, min_width=min_width
+    )
 
 
 def info_of(env_id: str, checkpoint, owned: dict[str, Path] | None = None) -> CheckpointInfo | None:

@@ -13,6 +13,7 @@ from dt_playground.app import card_views, share
 from dt_playground.app.boundary import LOG, rollout_lib
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
+from dt_playground.serve.sessions import SessionStore
 
 EXAMPLE_WAIT_S = 120.0  # how long a page's first load waits for the start-up example
 EXAMPLE_EXIT_WAIT_S = 30.0  # how long exiting waits for it (killed in torch/GL, it aborts)
@@ -20,6 +21,11 @@ EXAMPLE_EXIT_WAIT_S = 30.0  # how long exiting waits for it (killed in torch/GL,
 
 class Example:
     """The arrival example's state and handlers."""
+
+    store: SessionStore
+
+    def _play(self, *args, **kwargs):  # pragma: no cover - Handlers defines it
+        raise NotImplementedError
 
     def init_example(self) -> None:
         self._example: tuple | None = None
@@ -30,6 +36,7 @@ class Example:
         """Play the Play tab's arrival example once, in the background: the default
         env's first checkpoint at its default target and the app's seed
         (deterministic), video included; then warm the stitching lab's models."""
+
         def run():
             try:
                 if checkpoint:  # (none shipped for the env: no example, the lab still warms)
@@ -60,8 +67,17 @@ class Example:
         target = target_range(dataset, get_spec(env_id).target_presets).value
         video = Path(self.store.videos_root) / "example" / f"{checkpoint}.mp4"
         video.parent.mkdir(parents=True, exist_ok=True)
-        *_, last = self._play(env_id, checkpoint, target, APP_SEED, False, False,
-                              None, lambda *a, **k: None, video_path=video)
+        *_, last = self._play(
+            env_id,
+            checkpoint,
+            target,
+            APP_SEED,
+            False,
+            False,
+            None,
+            lambda *a, **k: None,
+            video_path=video,
+        )
         return (env_id, checkpoint, target, *last)
 
     def example(self, env_id: str, checkpoint: str, request: gr.Request = None):
@@ -77,4 +93,4 @@ class Example:
         with self._example_lock:  # its video was deleted (a cache sweep): made again, once
             if self._example is ex and not Path(ex[3]).is_file():
                 self._example = self._play_example(env_id, checkpoint)
-            return self._example[2:]
+            return (self._example or ex)[2:]

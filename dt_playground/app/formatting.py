@@ -59,11 +59,15 @@ def delivery_markdown(delivery: list[dict]) -> str:
         asked, got, miss = _num(d["target"]), _num(d["collected"]), _num(abs(d["miss"]))
         where = "From the start" if d["start"] == 0 else f"From step {d['start']}"
         if d["verdict"] == "over":
-            said.append(f"{where} the model was asked for {asked} more and collected **{got}**:"
-                        f" **{miss} over** its target.")
+            said.append(
+                f"{where} the model was asked for {asked} more and collected **{got}**:"
+                f" **{miss} over** its target."
+            )
         else:
-            said.append(f"{where} the model was asked for {asked} more and collected **{got}**"
-                        f" by the episode's end: **{miss} short** of its target.")
+            said.append(
+                f"{where} the model was asked for {asked} more and collected **{got}**"
+                f" by the episode's end: **{miss} short** of its target."
+            )
     met = [d for d in delivery if d["verdict"] == "met"]
     if not said and met:
         return " Every stretch that ran to the end kept to its target (within 10%)."
@@ -95,13 +99,16 @@ def summary_markdown(s: dict) -> str:
             else f"above {where:.0f}% of the dataset's episodes"
         )
     note = {"dt": "", "iql": " (IQL ignores the target: its objective is fixed)"}.get(
-        s["algo"], " (BC ignores the target)")
+        s["algo"], " (BC ignores the target)"
+    )
     if isinstance(s["requested"], str):  # "best": the model picked its own
         asked, where = "**best**", "the model's own pick, step by step (its best of the data)"
         card = s.get("best_on_card")
         if card:
-            where += (f". On its card best scores **{card['mean']:.0f} ± {card['std']:.0f}** "
-                      f"over {card['seeds']} held-out seeds: one episode is one draw from that")
+            where += (
+                f". On its card best scores **{card['mean']:.0f} ± {card['std']:.0f}** "
+                f"over {card['seeds']} held-out seeds: one episode is one draw from that"
+            )
     else:
         asked, where = f"{s['requested']:.1f}", f"the request is {where}"
     return (
@@ -127,14 +134,20 @@ def sweep_markdown(res: dict) -> str:
     if math.isnan(rho) and math.isnan(within):  # as IQL and BC play: they ignore targets
         corr = "Spearman ρ is undefined: every target got the same mean return "
     else:
-        corr = (f"Spearman ρ(target, mean achieved) = **{rho:.2f}** over all targets, "
-                f"**{within:.2f}** within the dataset's range ")
-    return (("**Checked by its critic.** " if res.get("checked") else "") + corr
-            + f"({len(res['rows'])} episodes in {res['seconds']:.1f} s).")
+        corr = (
+            f"Spearman ρ(target, mean achieved) = **{rho:.2f}** over all targets, "
+            f"**{within:.2f}** within the dataset's range "
+        )
+    return (
+        ("**Checked by its critic.** " if res.get("checked") else "")
+        + corr
+        + f"({len(res['rows'])} episodes in {res['seconds']:.1f} s)."
+    )
 
 
-def source_line(env_id: str, checkpoint: str, seed, target=None, schedule=None,
-                checked: bool = False) -> str:
+def source_line(
+    env_id: str, checkpoint: str, seed, target=None, schedule=None, checked: bool = False
+) -> str:
     """What made a result: env, checkpoint, target (or schedule) and seed, in one line
     (and, when ``checked``, that the DT's critic chose its actions)."""
     if schedule is not None:
@@ -161,5 +174,7 @@ def sweep_run_markdown(line: str, card: dict | None) -> str:
     if not card or not card.get("per_target"):
         return line
     n = card["per_target"][0].get("n", len(card.get("seeds") or []))
-    return (f"{line} The dotted grey line is the checkpoint's card ({n} held-out seeds per "
-            "target), kept for comparison.")
+    return (
+        f"{line} The dotted grey line is the checkpoint's card ({n} held-out seeds per "
+        "target), kept for comparison."
+    )

@@ -63,10 +63,14 @@ class SharedChoice:
 
     def query(self) -> str:
         """The address's query that asks for this choice."""
-        asked = {"schedule": self.schedule} if self.schedule is not None else {
-            "target": self.target if self.target == "best" else f"{self.target:.10g}"}
-        return urlencode({"env": self.env, "checkpoint": self.checkpoint, **asked,
-                          "seed": self.seed})
+        asked = (
+            {"schedule": self.schedule}
+            if self.schedule is not None
+            else {"target": self.target if self.target == "best" else f"{self.target:.10g}"}
+        )
+        return urlencode(
+            {"env": self.env, "checkpoint": self.checkpoint, **asked, "seed": self.seed}
+        )
 
 
 def read_query(params, owned=None) -> tuple[SharedChoice | None, list[str]]:
@@ -122,8 +126,10 @@ def _target(text: str, env, ckpt, r, owned, dropped: list[str]) -> float | str:
         dropped.append(f"target={_short(text)} (not a number)")
         return r.value
     if not r.minimum <= value <= r.maximum:
-        dropped.append(f"target={_short(text)} (outside {r.minimum}…{r.maximum}, the slider's "
-                       "range for this checkpoint)")
+        dropped.append(
+            f"target={_short(text)} (outside {r.minimum}…{r.maximum}, the slider's "
+            "range for this checkpoint)"
+        )
         return r.value
     return value
 
@@ -160,22 +166,43 @@ class Share:
             self._shared.pop(next(iter(self._shared)))
         self._shared[session_key(request)] = choice
         best = choice.target == "best"
-        r = target_range(card_views.dataset_of(choice.env, choice.checkpoint),
-                         get_spec(choice.env).target_presets)
-        target = gr.Slider(minimum=r.minimum, maximum=r.maximum,
-                           value=r.value if best else choice.target, interactive=not best)
-        yield (gr.Dropdown(value=choice.env),
-               gr.Dropdown(choices=layout.choices(choice.env, self.store.owned(sid)),
-                           value=choice.checkpoint),
-               target, choice.seed, gr.Checkbox(value=True, visible=True) if best else gr.skip(),
-               choice.schedule if choice.schedule is not None else gr.skip(), choice.query(),
-               *skip[1:])
+        r = target_range(
+            card_views.dataset_of(choice.env, choice.checkpoint),
+            get_spec(choice.env).target_presets,
+        )
+        target = gr.Slider(
+            minimum=r.minimum,
+            maximum=r.maximum,
+            value=r.value if best else choice.target,
+            interactive=not best,
+        )
+        yield (
+            gr.Dropdown(value=choice.env),
+            gr.Dropdown(
+                choices=layout.choices(choice.env, self.store.owned(sid)), value=choice.checkpoint
+            ),
+            target,
+            choice.seed,
+            gr.Checkbox(value=True, visible=True) if best else gr.skip(),
+            choice.schedule if choice.schedule is not None else gr.skip(),
+            choice.query(),
+            *skip[1:],
+        )
         if choice.schedule is not None:  # (it takes its own admission turn)
-            for out in self.play_schedule(choice.env, choice.checkpoint, choice.schedule,
-                                          choice.seed, sid, request, progress):
+            for out in self.play_schedule(
+                choice.env, choice.checkpoint, choice.schedule, choice.seed, sid, request, progress
+            ):
                 yield (gr.skip(),) * 7 + tuple(out)
             return
         with self.admission.interactive(session_key(request), "play"):
-            for out in self._play(choice.env, choice.checkpoint, choice.target, choice.seed,
-                                  False, best, sid, progress):
+            for out in self._play(
+                choice.env,
+                choice.checkpoint,
+                choice.target,
+                choice.seed,
+                False,
+                best,
+                sid,
+                progress,
+            ):
                 yield (gr.skip(),) * 7 + tuple(out)

@@ -55,17 +55,20 @@ def _lab() -> dict:
     try:
         return json.loads(f.read_text())
     except (OSError, ValueError):
-        raise PlaygroundError("The stitching lab has no shipped results yet: build them with "
-                              "`python -m dt_playground pretrain --stitch`.") from None
+        raise PlaygroundError(
+            "The stitching lab has no shipped results yet: build them with "
+            "`python -m dt_playground pretrain --stitch`."
+        ) from None
 
 
 def _card(data: str, method: str) -> dict:
     try:
         return json.loads((folder(data, method) / "card.json").read_text())
     except (OSError, ValueError):
-        raise PlaygroundError(f"The stitching lab's {data} {LABELS[method]} card is missing: "
-                              "rebuild it with `python -m dt_playground pretrain --stitch`.") \
-            from None
+        raise PlaygroundError(
+            f"The stitching lab's {data} {LABELS[method]} card is missing: "
+            "rebuild it with `python -m dt_playground pretrain --stitch`."
+        ) from None
 
 
 def check_inputs(data, seed, history, context_len: int = 20) -> tuple[str, int, int]:
@@ -82,8 +85,7 @@ def check_inputs(data, seed, history, context_len: int = 20) -> tuple[str, int, 
             raise PlaygroundError(f"The {name} must be a whole number from {lo} to {hi}.")
         return int(x)
 
-    return data, whole(seed, "seed", 0, MAX_SEED), whole(history, "history length", 1,
-                                                          context_len)
+    return data, whole(seed, "seed", 0, MAX_SEED), whole(history, "history length", 1, context_len)
 
 
 def replay(seed: int, actions) -> Trace:
@@ -97,8 +99,15 @@ def replay(seed: int, actions) -> Trace:
         if term:
             break
     n = len(rewards)
-    return Trace(maze.ENV_ID, int(seed), 0.0, np.asarray(actions[:n], dtype=np.int64),
-                 np.asarray(rewards, np.float64), np.zeros(n), bool(term))
+    return Trace(
+        maze.ENV_ID,
+        int(seed),
+        0.0,
+        np.asarray(actions[:n], dtype=np.int64),
+        np.asarray(rewards, np.float64),
+        np.zeros(n),
+        bool(term),
+    )
 
 
 def path_cells(trace: Trace) -> list[tuple[int, int]]:
@@ -112,37 +121,76 @@ def path_cells(trace: Trace) -> list[tuple[int, int]]:
     return cells
 
 
-def maze_figure(heat: np.ndarray, paths: dict[str, list[tuple[int, int]]],
-                title: str = "") -> go.Figure:
+def maze_figure(
+    heat: np.ndarray, paths: dict[str, list[tuple[int, int]]], title: str = ""
+) -> go.Figure:
     """The maze: walls dark, the data's visits as a heat map (log scale), each
     method's path a named line (slightly offset so overlapping paths stay visible),
     start cells and goal marked."""
     z = np.log1p(np.asarray(heat, np.float64))
     z[maze.WALLS] = np.nan
-    fig = go.Figure(go.Heatmap(z=z, colorscale="Greys", showscale=False, name="data visits",
-                               hovertemplate="row %{y}, col %{x}<extra>data visits</extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            colorscale="Greys",
+            showscale=False,
+            name="data visits",
+            hovertemplate="row %{y}, col %{x}<extra>data visits</extra>",
+        )
+    )
     walls = np.where(maze.WALLS, 1.0, np.nan)
-    fig.add_trace(go.Heatmap(z=walls, colorscale=[[0, "#2e3440"], [1, "#2e3440"]],
-                             showscale=False, name="walls", hoverinfo="skip"))
+    fig.add_trace(
+        go.Heatmap(
+            z=walls,
+            colorscale=[[0, "#2e3440"], [1, "#2e3440"]],
+            showscale=False,
+            name="walls",
+            hoverinfo="skip",
+        )
+    )
     starts = np.array(maze.START_CELLS)
-    fig.add_trace(go.Scatter(x=starts[:, 1], y=starts[:, 0], mode="markers", name="start cells",
-                             marker={"symbol": "square-open", "size": 22, "color": "#5e81ac"}))
-    fig.add_trace(go.Scatter(x=[maze.GOAL[1]], y=[maze.GOAL[0]], mode="markers+text",
-                             name="goal", text=["G"], textposition="middle center",
-                             marker={"symbol": "square", "size": 26, "color": "#a3be8c"}))
+    fig.add_trace(
+        go.Scatter(
+            x=starts[:, 1],
+            y=starts[:, 0],
+            mode="markers",
+            name="start cells",
+            marker={"symbol": "square-open", "size": 22, "color": "#5e81ac"},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[maze.GOAL[1]],
+            y=[maze.GOAL[0]],
+            mode="markers+text",
+            name="goal",
+            text=["G"],
+            textposition="middle center",
+            marker={"symbol": "square", "size": 26, "color": "#a3be8c"},
+        )
+    )
     for k, (method, cells) in enumerate(paths.items()):
         off = (k - (len(paths) - 1) / 2) * 0.09
         c = np.array(cells, np.float64)
-        fig.add_trace(go.Scatter(
-            x=c[:, 1] + off, y=c[:, 0] + off, mode="lines+markers", name=LABELS[method],
-            line={"color": COLOURS[method], "width": 3}, marker={"size": 5},
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=c[:, 1] + off,
+                y=c[:, 0] + off,
+                mode="lines+markers",
+                name=LABELS[method],
+                line={"color": COLOURS[method], "width": 3},
+                marker={"size": 5},
+            )
+        )
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
-    fig.update_layout(template="plotly_white", height=380,
-                      title={"text": two_line_title(title), "x": 0.02, "font": {"size": 15}},
-                      margin={"l": 10, "r": 10, "t": 56, "b": 10},
-                      legend={"orientation": "h", "y": -0.02, "yanchor": "top"})
+    fig.update_layout(
+        template="plotly_white",
+        height=380,
+        title={"text": two_line_title(title), "x": 0.02, "font": {"size": 15}},
+        margin={"l": 10, "r": 10, "t": 56, "b": 10},
+        legend={"orientation": "h", "y": -0.02, "yanchor": "top"},
+    )
     return fig
 
 
@@ -155,12 +203,14 @@ def table_rows(data: str, history: int) -> list[list]:
         tgt = "-" if m in ("pbc", "offline_rl") else f"{c['target']:g}"
         if m == "dt":
             K = int(c["history"])
-            rows.append([f"DT (history {K})", round(c["success"], 2),
-                         round(c["return_mean"], 1), tgt])
+            rows.append(
+                [f"DT (history {K})", round(c["success"], 2), round(c["return_mean"], 1), tgt]
+            )
             if history != K:
                 s = c.get("history_sweep", {}).get(str(history))
-                rows.append([f"DT (history {history})", None if s is None else round(s, 2),
-                             "-", tgt])
+                rows.append(
+                    [f"DT (history {history})", None if s is None else round(s, 2), "-", tgt]
+                )
             continue
         rows.append([LABELS[m], round(c["success"], 2), round(c["return_mean"], 1), tgt])
     return rows
@@ -257,12 +307,14 @@ def stitching_view(data: str, seed: float, history: float, video_path=None) -> S
             traces[m] = dp.play(_table(str(folder(data, m))), maze.ENV_ID, [seed])[0]
             continue
         ck = _loaded(str(folder(data, m)))
-        traces[m] = play_checkpoint(ck, _card(data, m).get("target", 0.0), [seed],
-                                    history if m == "dt" else None)[0]
+        traces[m] = play_checkpoint(
+            ck, _card(data, m).get("target", 0.0), [seed], history if m == "dt" else None
+        )[0]
     paths = {m: path_cells(t) for m, t in traces.items()}
     fig = maze_figure(np.array(lab["heat"]), paths, _title(data, seed))
-    return StitchView(fig, _video(traces["dt"], video_path), table_rows(data, history),
-                      explanation(data))
+    return StitchView(
+        fig, _video(traces["dt"], video_path), table_rows(data, history), explanation(data)
+    )
 
 
 def arrival_view(data: str = "halves", video_path=None) -> StitchView:
@@ -275,8 +327,8 @@ def arrival_view(data: str = "halves", video_path=None) -> StitchView:
     arrival = lab["arrival"]
     seed = int(arrival["seed"])
     traces = {m: replay(seed, arrival["actions"][m]) for m in METHODS}
-    fig = maze_figure(np.array(lab["heat"]), {m: path_cells(t) for m, t in traces.items()},
-                      _title(data, seed))
+    fig = maze_figure(
+        np.array(lab["heat"]), {m: path_cells(t) for m, t in traces.items()}, _title(data, seed)
+    )
     K = int(_card(data, "dt")["history"])
-    return StitchView(fig, _video(traces["dt"], video_path), table_rows(data, K),
-                      explanation(data))
+    return StitchView(fig, _video(traces["dt"], video_path), table_rows(data, K), explanation(data))

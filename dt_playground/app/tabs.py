@@ -40,17 +40,34 @@ def _hidden_pick() -> gr.Dropdown:
 def _play_tab() -> dict:
     with gr.Tab("Play"):
         with gr.Row(elem_classes="dtp-play-controls"):
-            target = gr.Slider(-300, 400, value=200, step=1, label="Target return", scale=3,
-                               min_width=220, info=texts.INFO["target"])
-            seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
-                             min_width=100)
-            sampled = gr.Checkbox(False, label="Sample actions", scale=1, min_width=100,
-                                  info="discrete actions: sample instead of argmax")
+            target = gr.Slider(
+                -300,
+                400,
+                value=200,
+                step=1,
+                label="Target return",
+                scale=3,
+                min_width=220,
+                info=texts.INFO["target"],
+            )
+            seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1, min_width=100)
+            sampled = gr.Checkbox(
+                False,
+                label="Sample actions",
+                scale=1,
+                min_width=100,
+                info="discrete actions: sample instead of argmax",
+            )
             # Before best: on a phone the row's last box takes a line of its own.
             play_check = critic_views.check_box()
-            best = gr.Checkbox(False, label="best: the model picks its own target", scale=1,
-                               visible=False, min_width=160,
-                               info=texts.INFO["best"])
+            best = gr.Checkbox(
+                False,
+                label="best: the model picks its own target",
+                scale=1,
+                visible=False,
+                min_width=160,
+                info=texts.INFO["best"],
+            )
         ignored_md = gr.Markdown(visible=False)  # IQL: the target is not used
         ignores = gr.Checkbox(False, visible=False)  # the checkpoint ignores targets
         marks = gr.Markdown(elem_classes="dtp-marks")
@@ -58,15 +75,17 @@ def _play_tab() -> dict:
         summary_md = gr.Markdown()
         with gr.Row():
             link_btn = gr.Button("Copy link", size="sm", scale=0, min_width=110)
-            link_box = gr.Textbox(label="Link to this result", visible=False, scale=4,
-                                  interactive=False, max_lines=1)
+            link_box = gr.Textbox(
+                label="Link to this result", visible=False, scale=4, interactive=False, max_lines=1
+            )
             link_query = gr.Textbox(visible=False)  # a link's query, as checked
         video, rtg_plot, reward_plot = widgets.media_row("Episode", ["rtg", "reward"])
         with gr.Accordion("Re-prompt mid-episode: a target schedule", open=False):
             gr.Markdown(texts.REPROMPT_NOTE)
             with gr.Row():
                 schedule, sched_hint = widgets.example_box(
-                    "0:3000,300:500", label="Schedule (step:target)", scale=3, min_width=200)
+                    "0:3000,300:500", label="Schedule (step:target)", scale=3, min_width=200
+                )
                 schedule_btn = gr.Button("Play with re-prompt", scale=1, min_width=160)
         with gr.Accordion("Attention: what the action at a step looked at", open=False):
             with gr.Row():
@@ -75,8 +94,9 @@ def _play_tab() -> dict:
             att_plot = gr.Plot(label="Attention", show_label=False)
             widgets.caption("attention")
             att_json = gr.JSON(label="Weights", visible=False)
-        with gr.Accordion("Upload a checkpoint (zip of config.json + model.safetensors)",
-                          open=False):
+        with gr.Accordion(
+            "Upload a checkpoint (zip of config.json + model.safetensors)", open=False
+        ):
             up_file = gr.File(file_types=[".zip"], label="Checkpoint zip")
             up_msg = gr.Markdown()
             up_env, up_ckpt = _hidden_pick(), _hidden_pick()
@@ -88,11 +108,17 @@ def _grid_sweep_compare_tabs() -> dict:
     with gr.Tab("Target grid"):
         gr.Markdown(texts.GRID_NOTE)
         with gr.Row():
-            grid_targets = gr.Textbox("", label="Targets (comma-separated)", scale=3,
-                                      placeholder="empty: p10, median, max, 1.5× max",
-                                      min_width=200, info=texts.INFO["grid"])
-            grid_seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1,
-                                  min_width=100)
+            grid_targets = gr.Textbox(
+                "",
+                label="Targets (comma-separated)",
+                scale=3,
+                placeholder="empty: p10, median, max, 1.5× max",
+                min_width=200,
+                info=texts.INFO["grid"],
+            )
+            grid_seed = gr.Number(
+                APP_SEED, precision=0, label="Seed", minimum=0, scale=1, min_width=100
+            )
             grid_check = critic_views.check_box()
         grid_btn = gr.Button("Play grid", variant="primary")
         grid_md = gr.Markdown()
@@ -126,11 +152,15 @@ def _train_dataset_stitch_tabs() -> dict:
     with gr.Tab("Train"):
         gr.Markdown(texts.TRAIN_NOTE)
         with gr.Row():
-            algo = gr.Radio([("Decision Transformer", "dt"), ("BC", "bc"),
-                             ("%BC (top 10%)", "pbc")], value="dt", label="Model")
+            algo = gr.Radio(
+                [("Decision Transformer", "dt"), ("BC", "bc"), ("%BC (top 10%)", "pbc")],
+                value="dt",
+                label="Model",
+            )
             steps = gr.Slider(50, 5000, value=500, step=50, label="Steps")
-            klen = gr.Slider(1, 50, value=20, step=1, label="Context length K",
-                             info=texts.INFO["K"])
+            klen = gr.Slider(
+                1, 50, value=20, step=1, label="Context length K", info=texts.INFO["K"]
+            )
             lr = gr.Number(1e-3, label="Learning rate")
         with gr.Row():
             train_btn = gr.Button("Train", variant="primary")
@@ -169,14 +199,28 @@ def page(envs: list[str], default_env: str, first: list[tuple[str, str]]) -> Sim
     with gr.Row(elem_classes="dtp-pickers"):  # side by side on a phone too (CSS)
         env = gr.Dropdown(envs, value=default_env, label="Environment", scale=1, min_width=160)
         # API calls name any env's checkpoint; `layout.locate` checks it.
-        ckpt = gr.Dropdown(first, value=first[0][1] if first else None, label="Checkpoint",
-                           scale=2, min_width=200, allow_custom_value=True)
+        ckpt = gr.Dropdown(
+            first,
+            value=first[0][1] if first else None,
+            label="Checkpoint",
+            scale=2,
+            min_width=200,
+            allow_custom_value=True,
+        )
     with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone
         c = {**_play_tab(), **_grid_sweep_compare_tabs(), **_train_dataset_stitch_tabs()}
     c = SimpleNamespace(env=env, ckpt=ckpt, **c)
     c.play_out = [c.video, c.rtg_plot, c.reward_plot, c.summary_md, c.summary_json]
-    c.arrival_out = [c.sweep_plot, c.sweep_md, c.sweep_json, c.hist_plot, c.len_plot,
-                     c.qual_plot, c.ds_json, c.sched_hint]
+    c.arrival_out = [
+        c.sweep_plot,
+        c.sweep_md,
+        c.sweep_json,
+        c.hist_plot,
+        c.len_plot,
+        c.qual_plot,
+        c.ds_json,
+        c.sched_hint,
+    ]
     c.st_out = [c.st_plot, c.st_video, c.st_table, c.st_md]
     c.critic_out = [c.play_check, c.grid_check, c.sweep_check, c.ignores, c.ignored_md]
     return c

@@ -49,8 +49,10 @@ TRAIN_NOTE = (
     "belongs to this browser session only, and is selected when it is done."
 )
 
-HEADER = ("# DT Playground\nPick an environment, a checkpoint and a target return; watch the "
-          "Decision Transformer try to collect exactly that much reward.")
+HEADER = (
+    "# DT Playground\nPick an environment, a checkpoint and a target return; watch the "
+    "Decision Transformer try to collect exactly that much reward."
+)
 REPROMPT_NOTE = (
     "Rows of `step:target`. At each step the model is prompted anew: its return-to-go is "
     "reset to the new target, whatever it has collected. `best` lets a checkpoint with a "
@@ -79,42 +81,52 @@ STITCH_HEADERS = ["method", "success (card seeds)", "mean return", "target"]
 
 CAPTIONS = {
     "rtg": "How to read it: the solid line is the return the model was asked for at each "
-           "step, the dashed one what the episode actually went on to collect from there; close "
-           "lines mean it kept its promise. A shaded band is the model's own forecast of the "
-           "return still to come, from its p10 to its p90 (8 guesses in 10 fall inside); a "
-           "dotted line, when checked, is what the critic expected from each chosen action.",
+    "step, the dashed one what the episode actually went on to collect from there; close "
+    "lines mean it kept its promise. A shaded band is the model's own forecast of the "
+    "return still to come, from its p10 to its p90 (8 guesses in 10 fall inside); a "
+    "dotted line, when checked, is what the critic expected from each chosen action.",
     "reward": "How to read it: reward collected so far against the target (dashed). Ending "
-              "on the dashed line means the model delivered exactly the return it was asked for.",
+    "on the dashed line means the model delivered exactly the return it was asked for.",
     "grid": "How to read it: one line per tile, the same seed at each target; lines that fan "
-            "out in the order of their targets are return conditioning at work.",
+    "out in the order of their targets are return conditioning at work.",
     "sweep": "How to read it: each point is a target's mean return over seeds; on the diagonal "
-             "the model gets what it is asked for; the green band is the data's return range, "
-             "the orange one its top 10%. Flat lines (BC, %BC, IQL) ignore the target.",
+    "the model gets what it is asked for; the green band is the data's return range, "
+    "the orange one its top 10%. Flat lines (BC, %BC, IQL) ignore the target.",
     "attention": "How to read it: each row is a block (and head) of the transformer; dark cells "
-                 "are the tokens, oldest on the left, that the action at this step attended to.",
+    "are the tokens, oldest on the left, that the action at this step attended to.",
     "loss": "How to read it: the training loss per step; it should fall fast, then flatten.",
     "dataset": "How to read it: the returns and lengths of the episodes the checkpoint learned "
-               "from, and the behaviour policies that played them; a DT can only reproduce what "
-               "is in here.",
+    "from, and the behaviour policies that played them; a DT can only reproduce what "
+    "is in here.",
     "stitch": "How to read it: the shading is how often the dataset's episodes visit each cell; "
-              "each line is one method's path from the same start cell (S) towards the goal (G).",
+    "each line is one method's path from the same start cell (S) towards the goal (G).",
     "compare": "How to read it: bars are mean ± std return at each checkpoint's best target; the "
-               "dashed line is the best episode in the data.",
+    "dashed line is the best episode in the data.",
 }
 
 # One line under a control, where its term is used (the About tab explains at length).
 INFO = {
     "target": "Return-to-go: the reward the model is asked to collect in the episode.",
     "best": "At each step the model samples a high return from its own forecast "
-            "(Multi-Game Decision Transformers §3.3).",
+    "(Multi-Game Decision Transformers §3.3).",
     "grid": "p10: the return that 10% of the dataset's episodes stay below (p90: 90%); "
-            "max: its best episode.",
+    "max: its best episode.",
     "K": "How many recent steps (return-to-go, state, action) the model sees at once.",
 }
 
 # System fonts: Gradio 6.31's bundled "Source Sans 3" holds only the glyphs "A" and "B".
-FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Liberation Sans",
-         "DejaVu Sans", "Helvetica Neue", "Arial", "sans-serif"]
+FONTS = [
+    "system-ui",
+    "-apple-system",
+    "Segoe UI",
+    "Roboto",
+    "Noto Sans",
+    "Liberation Sans",
+    "DejaVu Sans",
+    "Helvetica Neue",
+    "Arial",
+    "sans-serif",
+]
 
 APP_CSS = """
 /* Phone: controls stack full width; tabs wrap instead of hiding behind an overflow menu. */

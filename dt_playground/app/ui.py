@@ -7,10 +7,10 @@ session's admission (serve/admission.py), calls the library and turns its result
 component values; every exception becomes a sentence at the `boundary`.
 """
 
-
 import gradio as gr
 
 from dt_playground.app import card_views, critic_views, formatting, share
+from dt_playground.app.background import Background
 from dt_playground.app.boundary import (
     boundary,
     progress_steps,
@@ -25,7 +25,6 @@ from dt_playground.errors import CheckpointError, PlaygroundError, RenderError, 
 from dt_playground.media.plots import figures, glance, inspect
 from dt_playground.media.replay import MAX_VIDEO_FRAMES, render_trace
 from dt_playground.serve.admission import Admission, PlaySlots
-from dt_playground.serve.jobs import TrainJob, TrainRequest
 from dt_playground.serve.sessions import SessionStore
 from dt_playground.serve.workers import CheckpointRef, WorkerPool
 
@@ -35,7 +34,7 @@ def _sourced(source: str, summary: str) -> str:
     return f"<small>{source}</small>\n\n{summary}"
 
 
-class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
+class Handlers(Background, Checks, share.Share, Example, critic_views.CriticViews):
     """The app's state and its event handlers (bound methods are the Gradio callbacks)."""
 
     def __init__(self, store: SessionStore, pool: WorkerPool | None = None):
@@ -50,6 +49,7 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
 
     def _checkpoint(self, sid, value, env_id, check=False):  # check: refused if not checkable
         from dt_playground.serve import catalogue  # imports torch: on first use
+
         return critic_of(catalogue.resolve(value, env_id, self.store.owned(sid)), check)
 
     def _video(self, render, episodes, progress, sid, stem: str, path=None, **kwargs):
@@ -57,8 +57,14 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
         says that the episode itself ran."""
         path = path or self.store.video_path(sid, stem)
         try:
-            return self.pool.run("interactive", render, episodes, str(path),
-                                 progress=progress_steps(progress, "rendering video"), **kwargs)
+            return self.pool.run(
+                "interactive",
+                render,
+                episodes,
+                str(path),
+                progress=progress_steps(progress, "rendering video"),
+                **kwargs,
+            )
         except RenderError as exc:
             msg = f"The episode ran (see plots) but its video could not be made: {exc}"
             raise gr.Error(scrub_paths(msg), print_exception=False) from None
@@ -80,8 +86,9 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
     # ------------------------------------------------------------ lists and arrival
 
     @boundary
-    def on_env_change(self, env_id: str, checkpoint: str | None, sid: str | None,
-                      request: gr.Request = None):
+    def on_env_change(
+        self, env_id: str, checkpoint: str | None, sid: str | None, request: gr.Request = None
+    ):
         """The env's checkpoint list (pretrained + this session's); the shown checkpoint
         stays when it belongs to the env (an upload that switched the env), so the
         update is idempotent and triggers nothing when nothing changed."""
@@ -99,14 +106,17 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
         return gr.Dropdown(choices=choices, value=value)
 
     @boundary
-    def on_checkpoint_change(self, env_id: str, checkpoint: str, sid: str | None = None,
-                             request: gr.Request = None):
+    def on_checkpoint_change(
+        self, env_id: str, checkpoint: str, sid: str | None = None, request: gr.Request = None
+    ):
         """Target slider range and the dataset line, from config.json alone (no model)."""
         if not self._cheap(request):
             return gr.skip(), gr.skip()
         if not checkpoint:
-            return gr.Slider(), "No checkpoint for this environment yet: train one in the " \
-                "Train tab."
+            return (
+                gr.Slider(),
+                "No checkpoint for this environment yet: train one in the Train tab.",
+            )
         try:
             dataset = card_views.dataset_of(env_id, checkpoint, self.store.owned(sid))
         except (PlaygroundError, CheckpointError) as exc:
@@ -115,8 +125,10 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
         link, value = self.shared(request), r.value
         if link is not None and (link.env, link.checkpoint) == (env_id, checkpoint):
             value = r.value if link.target == "best" else link.target  # the link's target
-        return (gr.Slider(minimum=r.minimum, maximum=r.maximum, value=value),
-                f"Dataset returns: {r.describe()}")
+        return (
+            gr.Slider(minimum=r.minimum, maximum=r.maximum, value=value),
+            f"Dataset returns: {r.describe()}",
+        )
 
     @boundary
     def controls(self, env_id: str, checkpoint: str, sid: str | None = None):
@@ -125,8 +137,7 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
         hides and clears the box; one with it leaves the tick as the visitor set it (a
         late or repeated update must not untick what they just ticked)."""
         try:
-            info = layout.peek_checkpoint(layout.locate(checkpoint, env_id,
-                                                        self.store.owned(sid)))
+            info = layout.peek_checkpoint(layout.locate(checkpoint, env_id, self.store.owned(sid)))
             best, discrete = bool(info and info.offers_best), get_spec(env_id).discrete
         except (PlaygroundError, CheckpointError):
             best, discrete = False, True
@@ -134,16 +145,19 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
         return shown, gr.Checkbox(visible=discrete)
 
     @boundary
-    def arrival(self, env_id: str, checkpoint: str, sid: str | None = None,
-                request: gr.Request = None):
+    def arrival(
+        self, env_id: str, checkpoint: str, sid: str | None = None, request: gr.Request = None
+    ):
         """What the Sweep and Dataset tabs and the re-prompt box show for a checkpoint,
         read from its files (no rollout, no torch)."""
         if not self._cheap(request):
             return (gr.skip(),) * 8
         owned = self.store.owned(sid)
-        return (*card_views.sweep_view(env_id, checkpoint, owned),
-                *card_views.dataset_view(env_id, checkpoint, owned),
-                card_views.schedule_example(env_id, checkpoint, owned))
+        return (
+            *card_views.sweep_view(env_id, checkpoint, owned),
+            *card_views.dataset_view(env_id, checkpoint, owned),
+            card_views.schedule_example(env_id, checkpoint, owned),
+        )
 
     @boundary
     def compare_on_arrival(self, env_id: str, request: gr.Request = None):
@@ -155,127 +169,251 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
     # ------------------------------------------------------------ interactive work
 
     @boundary
-    def play(self, env_id: str, checkpoint: str, target: float, seed: float, sampled: bool,
-             best: bool = False, sid: str | None = None, check: bool = False,
-             request: gr.Request = None, progress=gr.Progress()):
+    def play(
+        self,
+        env_id: str,
+        checkpoint: str,
+        target: float,
+        seed: float,
+        sampled: bool,
+        best: bool = False,
+        sid: str | None = None,
+        check: bool = False,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         """Play one episode: summary and plots as soon as it is simulated, then the
         video. ``best``: the model picks its own target; ``check``: its critic acts."""
         with self.admission.interactive(session_key(request), "play"):
-            yield from self._play(env_id, checkpoint, target, seed, sampled, best, sid,
-                                  progress, check=check is True)
+            yield from self._play(
+                env_id, checkpoint, target, seed, sampled, best, sid, progress, check=check is True
+            )
 
-    def _play(self, env_id, checkpoint, target, seed, sampled, best, sid, progress,
-              video_path=None, check: bool = False):
+    def _play(
+        self,
+        env_id,
+        checkpoint,
+        target,
+        seed,
+        sampled,
+        best,
+        sid,
+        progress,
+        video_path=None,
+        check: bool = False,
+    ):
         from dt_playground.rollout import episode
+
         ck = self._checkpoint(sid, checkpoint, env_id, check)
         target = "best" if best is True else target
         with self._turn(progress):
-            trace = self.pool.run("interactive", episode.play_episode, CheckpointRef.of(ck),
-                                  target, seed, sampled,
-                                  progress=progress_steps(progress, "simulating"), check=check)
-            summary = episode.episode_summary(trace, ck)
+            trace = self.pool.run(
+                "interactive",
+                episode.play_episode,
+                CheckpointRef.of(ck),
+                target,
+                seed,
+                sampled,
+                progress=progress_steps(progress, "simulating"),
+                check=check,
+            )
+            summary = episode.episode_summary(trace, ck)  # pyright: ignore[reportArgumentType] (an IQL checkpoint has what it reads)
             source = formatting.source_line(env_id, checkpoint, trace.seed, target, checked=check)
-            figs = tuple(formatting.with_source(f, source)
-                         for f in (figures.rtg_figure(trace), figures.reward_figure(trace)))
+            figs = tuple(
+                formatting.with_source(f, source)
+                for f in (figures.rtg_figure(trace), figures.reward_figure(trace))
+            )
             yield gr.skip(), *figs, _sourced(source, formatting.summary_markdown(summary)), summary
-            info = self._video(render_trace, trace, progress, sid,
-                               f"{ck.spec.short_name}-{trace.seed}", path=video_path,
-                               max_frames=MAX_VIDEO_FRAMES)
-        summary = {**summary, "video_frames": info.n_frames, "video_seconds": info.duration_s,
-                   "render_seconds": round(info.seconds, 3)}
+            info = self._video(
+                render_trace,
+                trace,
+                progress,
+                sid,
+                f"{ck.spec.short_name}-{trace.seed}",
+                path=video_path,
+                max_frames=MAX_VIDEO_FRAMES,
+            )
+        summary = {
+            **summary,
+            "video_frames": info.n_frames,
+            "video_seconds": info.duration_s,
+            "render_seconds": round(info.seconds, 3),
+        }
         yield str(info.path), *figs, _sourced(source, formatting.summary_markdown(summary)), summary
 
     @boundary
-    def play_schedule(self, env_id: str, checkpoint: str, schedule: str, seed: float,
-                      sid: str | None, request: gr.Request = None, progress=gr.Progress()):
+    def play_schedule(
+        self,
+        env_id: str,
+        checkpoint: str,
+        schedule: str,
+        seed: float,
+        sid: str | None,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         """One episode re-prompted mid-way ("0:3000,300:500"); the same outputs as
         `play`, with the switches marked."""
-        with (self.admission.interactive(session_key(request), "re-prompted play"),
-              self._turn(progress)):
+        with (
+            self.admission.interactive(session_key(request), "re-prompted play"),
+            self._turn(progress),
+        ):
             from dt_playground.rollout import schedules
+
             ck = self._checkpoint(sid, checkpoint, env_id)
-            trace = self.pool.run("interactive", schedules.play_schedule, CheckpointRef.of(ck),
-                                  schedule, seed, progress=progress_steps(progress, "simulating"))
-            summary = schedules.schedule_summary(trace, ck, schedule)
-            source = formatting.source_line(env_id, checkpoint, trace.seed,
-                                            schedule=str(schedule).strip()[:60])
-            figs = [formatting.with_source(f, source)
-                    for f in glance.schedule_figures(trace)]
+            trace = self.pool.run(
+                "interactive",
+                schedules.play_schedule,
+                CheckpointRef.of(ck),
+                schedule,
+                seed,
+                progress=progress_steps(progress, "simulating"),
+            )
+            summary = schedules.schedule_summary(trace, ck, schedule)  # pyright: ignore[reportArgumentType] (an IQL checkpoint has what it reads)
+            source = formatting.source_line(
+                env_id, checkpoint, trace.seed, schedule=str(schedule).strip()[:60]
+            )
+            figs = [formatting.with_source(f, source) for f in glance.schedule_figures(trace)]
             md = _sourced(source, formatting.schedule_markdown(summary))
             yield gr.skip(), *figs, md, summary
-            info = self._video(render_trace, trace, progress, sid,
-                               f"{ck.spec.short_name}-reprompt-{trace.seed}",
-                               max_frames=MAX_VIDEO_FRAMES)
-            summary = {**summary, "video_frames": info.n_frames,
-                       "render_seconds": round(info.seconds, 3)}
-            yield str(info.path), *figs, _sourced(source, formatting.schedule_markdown(summary)), \
-                summary
+            info = self._video(
+                render_trace,
+                trace,
+                progress,
+                sid,
+                f"{ck.spec.short_name}-reprompt-{trace.seed}",
+                max_frames=MAX_VIDEO_FRAMES,
+            )
+            summary = {
+                **summary,
+                "video_frames": info.n_frames,
+                "render_seconds": round(info.seconds, 3),
+            }
+            yield (
+                str(info.path),
+                *figs,
+                _sourced(source, formatting.schedule_markdown(summary)),
+                summary,
+            )
 
     @boundary
-    def play_grid(self, env_id: str, checkpoint: str, targets: str, seed: float,
-                  sid: str | None, check: bool = False, request: gr.Request = None,
-                  progress=gr.Progress()):
+    def play_grid(
+        self,
+        env_id: str,
+        checkpoint: str,
+        targets: str,
+        seed: float,
+        sid: str | None,
+        check: bool = False,
+        request: gr.Request = None,
+        progress=gr.Progress(),
+    ):
         """The same seed at several targets in one batched rollout: the plot first,
         then one tiled video. ``check``: every tile acted by the DT's critic."""
         with self.admission.interactive(session_key(request), "grid"), self._turn(progress):
             from dt_playground.media import tiles
             from dt_playground.rollout import grid
+
             ck = self._checkpoint(sid, checkpoint, env_id, check := check is True)
-            res = self.pool.run("interactive", grid.play_grid, CheckpointRef.of(ck), targets,
-                                seed, progress=progress_steps(progress, "simulating"), check=check)
-            summary = res.summary(ck)
+            res = self.pool.run(
+                "interactive",
+                grid.play_grid,
+                CheckpointRef.of(ck),
+                targets,
+                seed,
+                progress=progress_steps(progress, "simulating"),
+                check=check,
+            )
+            summary = res.summary(ck)  # pyright: ignore[reportArgumentType] (an IQL checkpoint has what it reads)
             source = formatting.source_line(env_id, checkpoint, res.seed, checked=check)
             fig = formatting.with_source(glance.grid_reward_figure(res.traces, res.labels), source)
             yield gr.skip(), fig, summary
-            info = self._video(tiles.grid_video, res, progress, sid,
-                               f"{ck.spec.short_name}-grid-{res.seed}")
-            yield str(info.path), fig, {**summary, "video_frames": info.n_frames,
-                                        "render_seconds": round(info.seconds, 3)}
+            info = self._video(
+                tiles.grid_video, res, progress, sid, f"{ck.spec.short_name}-grid-{res.seed}"
+            )
+            yield (
+                str(info.path),
+                fig,
+                {
+                    **summary,
+                    "video_frames": info.n_frames,
+                    "render_seconds": round(info.seconds, 3),
+                },
+            )
 
     @staticmethod
     def grid_markdown(summary: dict | None) -> str:
         return formatting.grid_markdown(summary) if summary and summary.get("tiles") else ""
 
     @boundary
-    def attention(self, env_id: str, checkpoint: str, target: float, seed: float,
-                  sampled: bool, step: float, sid: str | None = None,
-                  request: gr.Request = None):
+    def attention(
+        self,
+        env_id: str,
+        checkpoint: str,
+        target: float,
+        seed: float,
+        sampled: bool,
+        step: float,
+        sid: str | None = None,
+        request: gr.Request = None,
+    ):
         """What the action at one step of the episode attended to (replayed)."""
-        with (self.admission.interactive(session_key(request), "attention view"),
-              self.slots.turn(lambda text: None)):
+        with (
+            self.admission.interactive(session_key(request), "attention view"),
+            self.slots.turn(lambda text: None),
+        ):
             from dt_playground.rollout import episode
+
             ck = self._checkpoint(sid, checkpoint, env_id)
-            att = self.pool.run("interactive", episode.attention_at, CheckpointRef.of(ck), target,
-                                seed, step, sampled)
+            att = self.pool.run(
+                "interactive",
+                episode.attention_at,
+                CheckpointRef.of(ck),
+                target,
+                seed,
+                step,
+                sampled,
+            )
             fig = inspect.attention_figure(att)
             source = formatting.source_line(env_id, checkpoint, seed, target)
             return formatting.with_source(fig, f"{source} · step {int(step)}"), att
 
     @boundary
-    def upload(self, file: str | None, env_id: str, sid: str | None,
-               request: gr.Request = None):
+    def upload(self, file: str | None, env_id: str, sid: str | None, request: gr.Request = None):
         """A zipped checkpoint folder (ours, or a `transformers` DT folder with its stats):
         safetensors + JSON only. Returns its env and checkpoint list (into hidden copies:
         `show_own` then selects it, so a refusal marks no input of the page), a line and
         the session."""
         with self.admission.interactive(session_key(request), "upload"):
             from dt_playground.serve import catalogue
+
             sid, cid, ck = catalogue.import_upload(self.store, sid, file, env_id)
             env = ck.spec.env_id
             choices = layout.choices(env, self.store.owned(sid))
-            return (gr.Dropdown(value=env), gr.Dropdown(choices=choices, value=cid),
-                    f"Loaded `{cid}` for {env}.", sid)
+            return (
+                gr.Dropdown(value=env),
+                gr.Dropdown(choices=choices, value=cid),
+                f"Loaded `{cid}` for {env}.",
+                sid,
+            )
 
     @boundary
-    def stitching(self, data: str, seed: float, history: float, sid: str | None = None,
-                  request: gr.Request = None):
+    def stitching(
+        self,
+        data: str,
+        seed: float,
+        history: float,
+        sid: str | None = None,
+        request: gr.Request = None,
+    ):
         """The stitching lab: every method from one start cell of ``data``'s maze, the
         DT with ``history`` steps of context; the success table from the lab's cards."""
         from dt_playground.app import stitch_view
 
         with self.admission.interactive(session_key(request), "stitching lab run"):
-            return stitch_view.stitching_view(data, seed, history,
-                                       self.store.video_path(sid, "stitch")).outputs()
+            return stitch_view.stitching_view(
+                data, seed, history, self.store.video_path(sid, "stitch")
+            ).outputs()
 
     @boundary
     def stitching_arrival(self, data: str, sid: str | None = None, request: gr.Request = None):
@@ -285,101 +423,6 @@ class Handlers(Checks, share.Share, Example, critic_views.CriticViews):
         if not self._cheap(request):
             return (gr.skip(),) * 4
         return stitch_view.arrival_view(data, self.store.video_path(sid, "stitch")).outputs()
-
-    # ------------------------------------------------------------ background work
-
-    @boundary
-    def sweep(self, env_id: str, checkpoint: str, n_targets: float, n_seeds: float,
-              seed: float, sid: str | None = None, check: bool = False,
-              request: gr.Request = None, progress=gr.Progress()):
-        """Achieved vs requested return over targets x seeds, batched."""
-        with self.admission.background_job(session_key(request), "sweep"):
-            from dt_playground.rollout.sweep import sweep_targets, sweep_with_references
-            ck = self._checkpoint(sid, checkpoint, env_id, check := check is True)
-            targets = sweep_targets(ck, n_targets)
-            res, refs = self.pool.run("background", sweep_with_references,
-                                      CheckpointRef.of(ck), targets, n_seeds, seed,
-                                      progress=progress_steps(progress, "sweeping"), check=check)
-            card = card_views.card_of(env_id, checkpoint, self.store.owned(sid))
-            fig = figures.sweep_figure(res["rows"], ck.dataset.as_dict(), refs, card)
-            return (fig, formatting.sweep_run_markdown(formatting.sweep_markdown(res), card),
-                    {**res, "references": refs})
-
-    @boundary
-    def compare(self, env_id: str, n_seeds: float, seed: float, request: gr.Request = None,
-                progress=gr.Progress()):
-        """Every pretrained checkpoint of the env on the same seeds; progress advances
-        per checkpoint; the same figure as on arrival."""
-        with self.admission.background_job(session_key(request), "comparison"):
-            from dt_playground.rollout.sweep import compare_report
-            progress(0, desc="playing every checkpoint")
-            results, notes = self.pool.run("background", compare_report, env_id, n_seeds,
-                                           seed, progress=progress_steps(progress, "checkpoints"))
-            return card_views.compare_run_view(env_id, results, notes)
-
-    @boundary
-    def train_model(self, env_id: str, algo: str, steps: float, context_len: float,
-                    lr: float, sid: str | None, request: gr.Request = None,
-                    progress=gr.Progress()):
-        """Collect (first use) and train in the background, streaming the loss curve;
-        the finished checkpoint is listed and selected."""
-        request_ = TrainRequest.parse(env_id, algo, steps, context_len, lr)
-        session = self.store.get_or_new(sid)
-        if session.job is not None and not session.job.done:
-            raise PlaygroundError("This session is already training: cancel it first.")
-        # The last output is the new checkpoint's id (`show_own` then selects it): a failure
-        # here marks no input of the page.
-        with self.admission.background_job(session_key(request), "training job"):
-            cid, out = self.store.reserve(session, "trained")
-            job = session.job = TrainJob(request_, out).start()
-            for j in job.watch():
-                progress(len(j.steps) / request_.steps, desc=j.status())
-                yield (inspect.loss_figure(j.curve()), j.status(), session.id,
-                       gr.skip())
-            if job.error:
-                self.store.tidy(session)
-                raise PlaygroundError(job.status())
-            if out.is_dir():
-                self.store.adopt(session, cid, out)
-            choices = layout.choices(env_id, self.store.owned(session.id))
-            yield (inspect.loss_figure(job.curve()), job.status().replace(out.name, cid),
-                   session.id, gr.Dropdown(choices=choices, value=cid))
-
-    @boundary
-    def show_own(self, cid: str | None, sid: str | None):
-        """Select the session's checkpoint ``cid`` (an upload or a trained one): its env,
-        that env's list and the checkpoint, in one update."""
-        path = self.store.owned(sid).get(cid) if cid else None
-        info = layout.peek_checkpoint(path) if path is not None else None
-        if info is None:
-            return gr.skip(), gr.skip()
-        # The env's change event that follows may carry the old env's checkpoint (the
-        # page applies the two updates one after the other): it selects this one.
-        self._selected[sid] = (info.env_id, cid)
-        choices = layout.choices(info.env_id, self.store.owned(sid))
-        return gr.Dropdown(value=info.env_id), gr.Dropdown(choices=choices, value=cid)
-
-    @boundary
-    def cancel_training(self, sid: str | None) -> str:
-        """Stop this session's training job (the checkpoint so far is kept)."""
-        session = self.store.get(sid)
-        if session is None or session.job is None or session.job.done:
-            return "No training running."
-        session.job.stop.set()
-        return "Cancelling…"
-
-    def training_status(self, env_id: str, sid: str | None) -> str:
-        """The Train tab's status line belongs to the env of the session's job."""
-        session = self.store.get(sid)
-        job = session.job if session is not None else None
-        if job is None or job.request.env_id != env_id:
-            return ""
-        return job.status()
-
-    @boundary
-    def dataset_view(self, env_id: str, checkpoint: str, sid: str | None = None):
-        """The return histogram, lengths and quality levels behind a checkpoint."""
-        return card_views.dataset_view(env_id, checkpoint, self.store.owned(sid))
 
     # ------------------------------------------------------------ sessions
 

@@ -43,6 +43,7 @@ def example_box(value: str, **kwargs) -> tuple[gr.Textbox, gr.Textbox]:
     Returns (textbox, example box)."""
     box = gr.Textbox(value, **kwargs)
     example, shown = gr.Textbox(visible=False), gr.Textbox(value, visible=False)
-    example.change(None, [example, box, shown], [box, shown], js=_TAKE_EXAMPLE,
-                   api_visibility="private")
+    example.change(
+        None, [example, box, shown], [box, shown], js=_TAKE_EXAMPLE, api_visibility="private"
+    )
     return box, example

@@ -123,20 +123,32 @@ class SnapshotBehaviour:
         return base if self.sigma == 0 else GaussianNoise(base, env.action_space, self.sigma)
 
 
-def snapshot_behaviours(env_id: str | EnvSpec,
-                        root: Path | str | None = None) -> list[SnapshotBehaviour]:
+def snapshot_behaviours(
+    env_id: str | EnvSpec, root: Path | str | None = None
+) -> list[SnapshotBehaviour]:
     """A MuJoCo env's grid from its ``snapshots.json``: every kept snapshot plus the
     kept noisy versions of the best, sorted worst to best expected return."""
     meta = read_snapshots_json(env_id, root)
     snaps = meta["snapshots"]
     best = max(snaps, key=lambda e: e["eval_return_mean"])
     items = [(e["file"], e["iteration"], 0.0, e["eval_return_mean"]) for e in snaps]
-    items += [(best["file"], best["iteration"], n["sigma"], n["eval_return_mean"])
-              for n in meta.get("noisy", [])]
+    items += [
+        (best["file"], best["iteration"], n["sigma"], n["eval_return_mean"])
+        for n in meta.get("noisy", [])
+    ]
     lo, hi = min(i[3] for i in items), best["eval_return_mean"]
     root = Path(root) if root is not None else None
-    grid = [SnapshotBehaviour(f, it, s, r, round(float(np.clip(
-        1.0 - (r - lo) / max(hi - lo, 1e-9), 0.0, 1.0)), 4), root) for f, it, s, r in items]
+    grid = [
+        SnapshotBehaviour(
+            f,
+            it,
+            s,
+            r,
+            round(float(np.clip(1.0 - (r - lo) / max(hi - lo, 1e-9), 0.0, 1.0)), 4),
+            root,
+        )
+        for f, it, s, r in items
+    ]
     return sorted(grid, key=lambda b: (b.expected_return, b.file, b.sigma))
 
 
@@ -152,9 +164,13 @@ def behaviour_labels(env_id: str | EnvSpec) -> dict[int, str]:
     return {i: b.label() for i, b in enumerate(behaviour_grid(env_id))}
 
 
-def collect_episodes(env_id: str | EnvSpec, n_episodes: int, seed: int = DATASET_SEED,
-                     progress: Progress | None = None,
-                     grid: list | None = None) -> list[Episode]:
+def collect_episodes(
+    env_id: str | EnvSpec,
+    n_episodes: int,
+    seed: int = DATASET_SEED,
+    progress: Progress | None = None,
+    grid: list | None = None,
+) -> list[Episode]:
     """Mixed-quality behaviour data: episode ``i`` is played by behaviour
     ``i % len(grid)`` from reset seed ``seed + i`` with ``rng =
     default_rng([seed, i])``. Same arguments, same data (module docstring)."""
@@ -197,20 +213,35 @@ DATASETS: dict[str, DatasetRecipe] = {
 }
 
 
-def collect_dataset(env_id: str, episodes: int, seed: int = DATASET_SEED,
-                    dataset_id: str | None = None, root: Path | str | None = None,
-                    progress: Progress | None = None) -> tuple[Path, list[Episode]]:
+def collect_dataset(
+    env_id: str,
+    episodes: int,
+    seed: int = DATASET_SEED,
+    dataset_id: str | None = None,
+    root: Path | str | None = None,
+    progress: Progress | None = None,
+) -> tuple[Path, list[Episode]]:
     """Collect ``episodes`` episodes and write them as a Minari dataset (default id
     ``dtp/<env>/mixed-v0`` under the data root); returns (folder, episodes)."""
     eps = collect_episodes(env_id, episodes, seed, progress)
-    path = write_minari(eps, dataset_id or default_dataset_id(env_id), env_id,
-                        root if root is not None else DEFAULT_DATA_ROOT, seed=seed)
+    path = write_minari(
+        eps,
+        dataset_id or default_dataset_id(env_id),
+        env_id,
+        root if root is not None else DEFAULT_DATA_ROOT,
+        seed=seed,
+    )
     return path, eps
 
 
-def ensure_dataset(env_id: str, episodes: int | None = None, seed: int | None = None,
-                   recollect: bool = False, root: Path | str | None = None,
-                   log: Callable[[str], None] = print) -> str:
+def ensure_dataset(
+    env_id: str,
+    episodes: int | None = None,
+    seed: int | None = None,
+    recollect: bool = False,
+    root: Path | str | None = None,
+    log: Callable[[str], None] = print,
+) -> str:
     """The env's standard dataset, collected first unless one made with the same
     env, episode count and seed (its ``collection.json``) is already there.
 

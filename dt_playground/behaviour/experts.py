@@ -113,8 +113,9 @@ class LinearPolicy:
         return linear_action(self.weights, self.obs_mean, self.obs_std, obs, self.low, self.high)
 
 
-def linear_action(weights, obs_mean, obs_std, obs, low: float = -1.0,
-                  high: float = 1.0) -> np.ndarray:
+def linear_action(
+    weights, obs_mean, obs_std, obs, low: float = -1.0, high: float = 1.0
+) -> np.ndarray:
     """``clip(W (obs - mu) / sigma, low, high)`` as float32, the same on every CPU:
     elementwise IEEE products, then numpy's row sums, whose (pairwise) order is
     fixed in its source rather than chosen by a BLAS kernel for the CPU at hand."""
@@ -189,7 +190,8 @@ def read_snapshots_json(env_id: str | EnvSpec, root: Path | str | None = None) -
     if not path.is_file():
         raise FileNotFoundError(
             f"No expert snapshots for {get_spec(env_id).env_id} at {path}. "
-            "Train them with `python -m dt_playground train-expert`.")
+            "Train them with `python -m dt_playground train-expert`."
+        )
     return json.loads(path.read_text())
 
 
@@ -215,8 +217,10 @@ def write_snapshots(out: Path | str, policies: dict[str, LinearPolicy], meta: di
     atomically, then remove ``snap_*.safetensors`` files not in ``policies``."""
     out = Path(out)
     for name, pol in policies.items():
-        tensors = {k: np.asarray(getattr(pol, k), dtype=np.float32)
-                   for k in ("weights", "obs_mean", "obs_std")}
+        tensors = {
+            k: np.asarray(getattr(pol, k), dtype=np.float32)
+            for k in ("weights", "obs_mean", "obs_std")
+        }
         with atomic_path(out / name, suffix=".safetensors") as tmp:
             save_file(tensors, str(tmp))
     write_json_atomic(out / "snapshots.json", meta)

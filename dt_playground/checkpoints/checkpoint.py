@@ -51,9 +51,16 @@ from dt_playground.paths import PRETRAINED_DIR, pretrained_dir
 MAX_KAPPA = 1000.0  # a stored kappa beyond this is a typo, not a choice
 
 __all__ = [  # re-exported: callers imported these from here before the split
-    "ALLOWED_UPLOAD_FILES", "MAX_UPLOAD_BYTES", "PRETRAINED_DIR", "CheckpointError",
-    "extract_upload", "pretrained_dir", "write_json_atomic", "CheckpointInfo",
-    "list_checkpoints", "peek_checkpoint",
+    "ALLOWED_UPLOAD_FILES",
+    "MAX_UPLOAD_BYTES",
+    "PRETRAINED_DIR",
+    "CheckpointError",
+    "extract_upload",
+    "pretrained_dir",
+    "write_json_atomic",
+    "CheckpointInfo",
+    "list_checkpoints",
+    "peek_checkpoint",
 ]
 
 
@@ -164,8 +171,10 @@ def load_return_model(folder: Path, ck: Checkpoint) -> Checkpoint:
         raise CheckpointError("The return model (returns/) has no return-distribution head")
     same = all(ret.config[k] == ck.config[k] for k in ("state_mean", "state_std", "return_scale"))
     if not same:
-        raise CheckpointError("The return model (returns/) normalises states or returns "
-                              "differently from the DT: it must be trained on the same data")
+        raise CheckpointError(
+            "The return model (returns/) normalises states or returns "
+            "differently from the DT: it must be trained on the same data"
+        )
     return ret
 
 
@@ -224,8 +233,12 @@ def _check_stats(config: dict, cfg: DTConfig) -> None:
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
         raise CheckpointError("state_mean/state_std contain NaN, infinite or non-positive values")
     scale = config["return_scale"]
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not \
-            np.isfinite(scale) or scale <= 0:
+    if (
+        not isinstance(scale, (int, float))
+        or isinstance(scale, bool)
+        or not np.isfinite(scale)
+        or scale <= 0
+    ):
         raise CheckpointError(f"return_scale must be a positive number, got {scale!r:.40}")
 
 

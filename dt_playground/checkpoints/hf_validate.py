@@ -31,22 +31,39 @@ _BUFFERS = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers older GPT-
 
 def hf_shapes(c: dict) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every weight a `DecisionTransformerModel` of config ``c`` has."""
-    h, s, a, inner = c["hidden_size"], c["state_dim"], c["act_dim"], c["n_inner"] or 4 * c[
-        "hidden_size"]
-    out = {"embed_timestep.weight": (c["max_ep_len"], h), "embed_return.weight": (h, 1),
-           "embed_state.weight": (h, s), "embed_action.weight": (h, a),
-           "encoder.wte.weight": (c["vocab_size"], h), "encoder.wpe.weight": (c["n_positions"], h),
-           "predict_state.weight": (s, h), "predict_state.bias": (s,),
-           "predict_action.0.weight": (a, h), "predict_action.0.bias": (a,),
-           "predict_return.weight": (1, h), "predict_return.bias": (1,)}
+    h, s, a, inner = (
+        c["hidden_size"],
+        c["state_dim"],
+        c["act_dim"],
+        c["n_inner"] or 4 * c["hidden_size"],
+    )
+    out = {
+        "embed_timestep.weight": (c["max_ep_len"], h),
+        "embed_return.weight": (h, 1),
+        "embed_state.weight": (h, s),
+        "embed_action.weight": (h, a),
+        "encoder.wte.weight": (c["vocab_size"], h),
+        "encoder.wpe.weight": (c["n_positions"], h),
+        "predict_state.weight": (s, h),
+        "predict_state.bias": (s,),
+        "predict_action.0.weight": (a, h),
+        "predict_action.0.bias": (a,),
+        "predict_return.weight": (1, h),
+        "predict_return.bias": (1,),
+    }
     for n in ("embed_return", "embed_state", "embed_action", "embed_ln", "encoder.ln_f"):
         out[f"{n}.bias"] = (h,)
     out["embed_ln.weight"] = out["encoder.ln_f.weight"] = (h,)
     for i in range(c["n_layer"]):
         p = f"encoder.h.{i}."
-        for n, shape in (("ln_1", (h,)), ("ln_2", (h,)), ("attn.c_attn", (h, 3 * h)),
-                         ("attn.c_proj", (h, h)), ("mlp.c_fc", (h, inner)),
-                         ("mlp.c_proj", (inner, h))):
+        for n, shape in (
+            ("ln_1", (h,)),
+            ("ln_2", (h,)),
+            ("attn.c_attn", (h, 3 * h)),
+            ("attn.c_proj", (h, h)),
+            ("mlp.c_fc", (h, inner)),
+            ("mlp.c_proj", (inner, h)),
+        ):
             out[f"{p}{n}.weight"] = shape
             out[f"{p}{n}.bias"] = (shape[-1],)
     return out
@@ -70,8 +87,9 @@ def is_transformers_folder(path: str | Path) -> bool:
 def _int(c: dict, key: str, lo: int, hi: int, default=None) -> int:
     v = c.get(key, default)
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise CheckpointError(f"config.json '{key}' must be an integer in [{lo}, {hi}], "
-                              f"got {v!r:.40}")
+        raise CheckpointError(
+            f"config.json '{key}' must be an integer in [{lo}, {hi}], got {v!r:.40}"
+        )
     return v
 
 
@@ -79,11 +97,21 @@ def read_hf_config(path: Path) -> dict:
     """The HF config, every number range-checked and every unmappable setting refused."""
     raw = _read_small_json(path / "config.json", "The model's config")
     if raw.get("model_type") != MODEL_TYPE:
-        raise CheckpointError(f"config.json is not a transformers Decision Transformer "
-                              f"(model_type {raw.get('model_type')!r:.40})")
-    c = {k: _int(raw, k, *INT_BOUNDS[ours]) for k, ours in (
-        ("state_dim", "state_dim"), ("act_dim", "act_dim"), ("hidden_size", "hidden"),
-        ("n_layer", "n_layers"), ("n_head", "n_heads"), ("max_ep_len", "max_ep_len"))}
+        raise CheckpointError(
+            f"config.json is not a transformers Decision Transformer "
+            f"(model_type {raw.get('model_type')!r:.40})"
+        )
+    c = {
+        k: _int(raw, k, *INT_BOUNDS[ours])
+        for k, ours in (
+            ("state_dim", "state_dim"),
+            ("act_dim", "act_dim"),
+            ("hidden_size", "hidden"),
+            ("n_layer", "n_layers"),
+            ("n_head", "n_heads"),
+            ("max_ep_len", "max_ep_len"),
+        )
+    }
     c["vocab_size"] = _int(raw, "vocab_size", 1, 1_000_000, 1)
     c["n_positions"] = _int(raw, "n_positions", 1, 1_000_000, 1024)
     h = c["hidden_size"]
@@ -91,8 +119,10 @@ def read_hf_config(path: Path) -> dict:
         raise CheckpointError("config.json: 'hidden_size' must be divisible by 'n_head'")
     c["n_inner"] = raw.get("n_inner")  # pyright: ignore[reportArgumentType]
     refusals = [
-        (raw.get("activation_function", "relu") != "relu",
-         f"activation_function {raw.get('activation_function')!r:.30} (ours is ReLU)"),
+        (
+            raw.get("activation_function", "relu") != "relu",
+            f"activation_function {raw.get('activation_function')!r:.30} (ours is ReLU)",
+        ),
         (c["n_inner"] not in (None, 4 * h), f"n_inner {c['n_inner']!r:.20} (ours is 4*hidden)"),
         (raw.get("layer_norm_epsilon", 1e-5) != 1e-5, "layer_norm_epsilon other than 1e-5"),
         (raw.get("action_tanh", True) is not True, "action_tanh false (ours squashes with tanh)"),
@@ -100,8 +130,7 @@ def read_hf_config(path: Path) -> dict:
     ]
     for bad, what in refusals:
         if bad:
-            raise CheckpointError(f"Can't import: this model uses {what}; the actions would "
-                                  "differ")
+            raise CheckpointError(f"Can't import: this model uses {what}; the actions would differ")
     c["scale_attn_weights"] = raw.get("scale_attn_weights", True) is not False
     c["inverse_layer_scale"] = raw.get("scale_attn_by_inverse_layer_idx", False) is True
     for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
@@ -119,18 +148,27 @@ def read_header(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
     extra = [k for k in meta if k not in shapes and not k.endswith(_BUFFERS)]
     missing = [k for k in shapes if k not in meta]
     if missing or extra:
-        raise CheckpointError(f"model.safetensors does not match config.json: missing "
-                              f"{missing[:4]}, unexpected {extra[:4]}")
+        raise CheckpointError(
+            f"model.safetensors does not match config.json: missing "
+            f"{missing[:4]}, unexpected {extra[:4]}"
+        )
     for name, shape in shapes.items():
         info = meta[name]
-        ok = isinstance(info, dict) and info.get("dtype") in DTYPES and \
-            info.get("shape") == list(shape)
+        ok = (
+            isinstance(info, dict)
+            and info.get("dtype") in DTYPES
+            and info.get("shape") == list(shape)
+        )
         offs = info.get("data_offsets") if ok else None
-        if not (isinstance(offs, list) and len(offs) == 2 and all(
-                isinstance(o, int) and 0 <= o <= size - 8 - n for o in offs)
-                and offs[1] - offs[0] == math.prod(shape) * DTYPES[info["dtype"]][1]):
-            raise CheckpointError(f"Tensor '{name}' is not a {list(shape)} float tensor "
-                                  "within the file")
+        if not (
+            isinstance(offs, list)
+            and len(offs) == 2
+            and all(isinstance(o, int) and 0 <= o <= size - 8 - n for o in offs)
+            and offs[1] - offs[0] == math.prod(shape) * DTYPES[info["dtype"]][1]
+        ):
+            raise CheckpointError(
+                f"Tensor '{name}' is not a {list(shape)} float tensor within the file"
+            )
 
 
 def read_stats(stats: dict | str | Path | None, src: Path, state_dim: int) -> dict:
@@ -140,10 +178,13 @@ def read_stats(stats: dict | str | Path | None, src: Path, state_dim: int) -> di
         stats = _read_small_json(Path(stats), "The state stats file")
     elif stats is None:
         stats = _read_small_json(src / SIDECAR, "") if (src / SIDECAR).is_file() else {}
-    out = {"env_id": stats.get("env_id"),
-           "max_len": stats.get("max_len", stats.get("context_len", 20)),
-           "scale": stats.get("scale", stats.get("return_scale")),
-           "action_scale": stats.get("action_scale"), "dataset": stats.get("dataset")}
+    out = {
+        "env_id": stats.get("env_id"),
+        "max_len": stats.get("max_len", stats.get("context_len", 20)),
+        "scale": stats.get("scale", stats.get("return_scale")),
+        "action_scale": stats.get("action_scale"),
+        "dataset": stats.get("dataset"),
+    }
     missing = [k for k in ("state_mean", "state_std") if k not in stats]
     missing += ["scale"] if out["scale"] is None else []
     if missing:
@@ -151,7 +192,8 @@ def read_stats(stats: dict | str | Path | None, src: Path, state_dim: int) -> di
             f"transformers keeps no input normalisation; missing {', '.join(missing)}. Give "
             f"a JSON file (--state-stats) with state_mean and state_std ({state_dim} numbers "
             "each: the dataset's state mean/std) and scale (returns-to-go are divided by it; "
-            f"the HF blog uses 1000 for MuJoCo), or put it in the model folder as {SIDECAR}")
+            f"the HF blog uses 1000 for MuJoCo), or put it in the model folder as {SIDECAR}"
+        )
     for k in ("state_mean", "state_std"):
         try:
             v = np.asarray(stats[k], dtype=np.float64)

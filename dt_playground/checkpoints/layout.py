@@ -90,18 +90,23 @@ def _peek(path: Path, _stat: tuple, returns: bool, critic: bool = False) -> Chec
     if not isinstance(env, str) or algo not in ALGOS + OFFLINE_ALGOS:
         return None
     # The same test as `Checkpoint.offers_best`, from the files (the loader checks both).
-    bins = (config.get("model") or {}).get("return_bins") if isinstance(
-        config.get("model"), dict) else None
+    bins = (
+        (config.get("model") or {}).get("return_bins")
+        if isinstance(config.get("model"), dict)
+        else None
+    )
     own_head = isinstance(bins, int) and bins > 0
     best = algo == "dt" and (own_head or returns)
     done = config.get("steps_done")
     stopped = done if config.get("complete") is False and isinstance(done, int) else None
-    return CheckpointInfo(path, env, algo, k if isinstance(k, int) else None, best, stopped,
-                          algo == "dt" and critic)
+    return CheckpointInfo(
+        path, env, algo, k if isinstance(k, int) else None, best, stopped, algo == "dt" and critic
+    )
 
 
-def list_checkpoints(root: Path | str | None = None, env_id: str | None = None,
-                     offline: bool = False) -> list[Path]:
+def list_checkpoints(
+    root: Path | str | None = None, env_id: str | None = None, offline: bool = False
+) -> list[Path]:
     """Checkpoint folders under ``root`` (default: the pretrained folder) whose config.json
     is readable, optionally for one env; with ``offline`` the IQL ones too (they load
     through offline/store.py, not `checkpoint.load_checkpoint`)."""
@@ -111,8 +116,11 @@ def list_checkpoints(root: Path | str | None = None, env_id: str | None = None,
     out = []
     for cfg_path in sorted(root.glob("*/config.json")):
         info = peek_checkpoint(cfg_path.parent)
-        if info is not None and (env_id is None or info.env_id == env_id) and (
-                offline or info.algo in ALGOS):
+        if (
+            info is not None
+            and (env_id is None or info.env_id == env_id)
+            and (offline or info.algo in ALGOS)
+        ):
             out.append(cfg_path.parent)
     return out
 

@@ -50,8 +50,17 @@ def extract_upload(archive: Path | str, dest: Path | str) -> Path:
             taken = _extract(zf, dest)
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
-            NotImplementedError, KeyError, OverflowError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        ValueError,
+        RuntimeError,
+        NotImplementedError,
+        KeyError,
+        OverflowError,
+    ) as exc:
         raise CheckpointError(f"The zip archive is corrupt ({type(exc).__name__})") from None
     if not taken:
         raise CheckpointError(
@@ -112,4 +121,3 @@ def _copy_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path, cap: int
                 raise CheckpointError(f"{out.name} inflates past {cap} bytes")
             dst.write(chunk)
     return n
-

@@ -120,8 +120,9 @@ def expected_tensors(cfg: DTConfig) -> dict[str, tuple[int, ...]]:
         model = DecisionTransformer(cfg)
     n = sum(p.numel() for p in model.parameters())
     if n > MAX_PARAMS:  # the arithmetic bound above is approximate; this one is exact
-        raise CheckpointError(f"The model has {n / 1e6:.1f}M parameters; the limit is "
-                              f"{MAX_PARAMS / 1e6:.0f}M")
+        raise CheckpointError(
+            f"The model has {n / 1e6:.1f}M parameters; the limit is {MAX_PARAMS / 1e6:.0f}M"
+        )
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -174,8 +175,9 @@ def check_safetensors(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
                 f"Tensor '{name}' is {dtype!r}; weights must be one of {sorted(DTYPES)}"
             )
         if not isinstance(got, list) or tuple(got) != shape:
-            raise CheckpointError(f"Tensor '{name}' has shape {got}, config.json implies "
-                                  f"{list(shape)}")
+            raise CheckpointError(
+                f"Tensor '{name}' has shape {got}, config.json implies {list(shape)}"
+            )
         nbytes = math.prod(shape) * DTYPES[dtype][1]
         if (
             not isinstance(offsets, list)

@@ -38,14 +38,22 @@ CASES = (
 PAPER_STEPS = 100_000  # a paper-scale DT run (Chen et al. train 100k steps)
 
 
-def _blocks(kind: str, B: int, precision: str, device, steps: int, repeats: int,
-            step_mode: str, with_hf: bool, plain: bool) -> dict:
+def _blocks(
+    kind: str,
+    B: int,
+    precision: str,
+    device,
+    steps: int,
+    repeats: int,
+    step_mode: str,
+    with_hf: bool,
+    plain: bool,
+) -> dict:
     """The timed sides of a case by name: "ours", "hf"; for training also "plain"
     (our plain step) and "mm:<precision>" (the step's matmuls alone)."""
     if kind == "train":
         n = repeats if B <= 64 else max(2, repeats // 8)
-        mode = step_mode if step_mode != "auto" else ("graph" if device.type == "cuda"
-                                                      else "eager")
+        mode = step_mode if step_mode != "auto" else ("graph" if device.type == "cuda" else "eager")
         blocks = {"ours": bench_cases.train_block("ours", B, precision, device, n, mode)}
         if with_hf:
             blocks["hf"] = bench_cases.train_block("hf", B, precision, device, n)
@@ -71,10 +79,18 @@ def _limit_precisions(precision: str, device) -> list[str]:
     return [precision]
 
 
-def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
-                    echo=print, device: str = "cpu", rounds: int = 5,
-                    precisions: tuple[str, ...] = ("fp32", "bf16"), large: bool = True,
-                    step_mode: str = "auto", plain: bool = True) -> dict:
+def run_model_bench(
+    steps: int = 1000,
+    repeats: int = 20,
+    with_hf: bool = True,
+    echo=print,
+    device: str = "cpu",
+    rounds: int = 5,
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+    large: bool = True,
+    step_mode: str = "auto",
+    plain: bool = True,
+) -> dict:
     """Print and return the model benchmark: per case, ours and HF's median ms over
     ``rounds`` interleaved rounds, with min-max spreads and the ratio of medians
     (lower is better); for training steps also our plain step (``plain``), the
@@ -84,25 +100,40 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
     p = PAPER
     dev = runtime.resolve_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
-    echo(f"torch {torch.__version__} on {name}, {torch.get_num_threads()} threads; paper "
-         f"config: K={p['K']} hidden={p['hidden']} layers={p['n_layers']} heads={p['n_heads']} "
-         f"state={p['state_dim']} action={p['act_dim']}; {rounds} interleaved rounds; "
-         f"actions over a {steps}-step episode")
+    echo(
+        f"torch {torch.__version__} on {name}, {torch.get_num_threads()} threads; paper "
+        f"config: K={p['K']} hidden={p['hidden']} layers={p['n_layers']} heads={p['n_heads']} "
+        f"state={p['state_dim']} action={p['act_dim']}; {rounds} interleaved rounds; "
+        f"actions over a {steps}-step episode"
+    )
     try:
         import transformers  # noqa: F401
     except ImportError:
         with_hf = False
-        echo("transformers not installed: skipping the Hugging Face comparison "
-             "(pip install transformers)")
-    res: dict = {"device": str(dev), "rounds": rounds, "ours": {}, "spread": {"ours": {}},
-                 "native_bf16": fast_step.native_bf16(dev)}
+        echo(
+            "transformers not installed: skipping the Hugging Face comparison "
+            "(pip install transformers)"
+        )
+    res: dict = {
+        "device": str(dev),
+        "rounds": rounds,
+        "ours": {},
+        "spread": {"ours": {}},
+        "native_bf16": fast_step.native_bf16(dev),
+    }
     if with_hf:
         res.update(hf={}, ratio={}, ratio_spread={})
         res["spread"]["hf"] = {}
-    echo("bf16 matmuls: native" if res["native_bf16"] else "bf16 matmuls: no native kernels "
-         "here, so our fast step emulates bf16 with fp32 matmuls (fast_step.py)")
-    echo(f"{'median ms [min-max]':<26}{'ours':>26}" + (f"{'HF':>26}{'ratio':>16}{'target':>8}"
-                                                        if with_hf else ""))
+    echo(
+        "bf16 matmuls: native"
+        if res["native_bf16"]
+        else "bf16 matmuls: no native kernels "
+        "here, so our fast step emulates bf16 with fp32 matmuls (fast_step.py)"
+    )
+    echo(
+        f"{'median ms [min-max]':<26}{'ours':>26}"
+        + (f"{'HF':>26}{'ratio':>16}{'target':>8}" if with_hf else "")
+    )
     cfg = bench_cases.ours_model().cfg
     for key, label, kind, B, precision, target in CASES:
         if precision not in precisions or (B == 1024 and not large):
@@ -126,14 +157,17 @@ def run_model_bench(steps: int = 1000, repeats: int = 20, with_hf: bool = True,
         res["sample_ms"] = sample.median
         res["paper_run_minutes"] = PAPER_STEPS * per_step / 60_000
         prec = "fp32" if train_key == "train_fp32_ms" else "bf16"
-        echo(f"projected {PAPER_STEPS // 1000}k-step Hopper DT (B={p['batch']}, {prec}): "
-             f"{res['ours'][train_key]:.3f} ms step + {sample.median:.3f} ms sampling -> "
-             f"{res['paper_run_minutes']:.1f} min (no evaluation)")
+        echo(
+            f"projected {PAPER_STEPS // 1000}k-step Hopper DT (B={p['batch']}, {prec}): "
+            f"{res['ours'][train_key]:.3f} ms step + {sample.median:.3f} ms sampling -> "
+            f"{res['paper_run_minutes']:.1f} min (no evaluation)"
+        )
     return res
 
 
-def _ratio_cells(res: dict, key: str, ta: bench_cases.Timing, tb: bench_cases.Timing, target,
-                 table: str = "") -> str:
+def _ratio_cells(
+    res: dict, key: str, ta: bench_cases.Timing, tb: bench_cases.Timing, target, table: str = ""
+) -> str:
     """Record HF's side and the ratio of medians (with the per-round range) under
     ``key``; the table's cells for them."""
     ratios = [x / y for x, y in zip(ta.rounds, tb.rounds)]
@@ -141,14 +175,15 @@ def _ratio_cells(res: dict, key: str, ta: bench_cases.Timing, tb: bench_cases.Ti
     res["spread"]["hf"][key] = list(tb.spread)
     res["ratio"][key] = ta.median / tb.median
     res["ratio_spread"][key] = [min(ratios), max(ratios)]
-    verdict = "" if target is None else (
-        f"{'<=' + str(target):>8} {'ok' if res['ratio'][key] <= target else 'MISS'}")
-    return (f"{_fmt(tb):>26}{res['ratio'][key]:>6.2f} [{min(ratios):.2f}-"
-            f"{max(ratios):.2f}]{verdict}")
+    verdict = (
+        ""
+        if target is None
+        else (f"{'<=' + str(target):>8} {'ok' if res['ratio'][key] <= target else 'MISS'}")
+    )
+    return f"{_fmt(tb):>26}{res['ratio'][key]:>6.2f} [{min(ratios):.2f}-{max(ratios):.2f}]{verdict}"
 
 
-def _report_train(res: dict, key: str, precision: str, B: int, cfg, timed: dict, dev,
-                  echo) -> None:
+def _report_train(res: dict, key: str, precision: str, B: int, cfg, timed: dict, dev, echo) -> None:
     """A training case's extra lines: our plain step, and GFLOP/s against the matmul
     throughput measured at the step's shapes in the same rounds."""
     flops = bench_cases.train_flops(cfg, B)
@@ -166,8 +201,9 @@ def _report_train(res: dict, key: str, precision: str, B: int, cfg, timed: dict,
         echo(f"{line}   (fast step {speedup:.2f}x faster)")
     gflops = flops / timed["ours"].median / 1e6
     runs_at = fast_step.matmul_precision(dev, precision == "bf16")
-    limits = {mm.split(":")[1]: flops / t.median / 1e6 for mm, t in timed.items()
-              if mm.startswith("mm:")}
+    limits = {
+        mm.split(":")[1]: flops / t.median / 1e6 for mm, t in timed.items() if mm.startswith("mm:")
+    }
     limit = limits["fp32" if runs_at == "fp32" or runs_at == "bf16-emulated" else "bf16"]
     res.setdefault("gflop_per_step", {})[key] = flops / 1e9
     res.setdefault("gflops", {})[key] = gflops
@@ -175,9 +211,11 @@ def _report_train(res: dict, key: str, precision: str, B: int, cfg, timed: dict,
     res.setdefault("matmul_precision", {})[key] = runs_at
     res.setdefault("matmul_fraction", {})[key] = gflops / limit
     extra = "".join(f", {k} {v:.0f}" for k, v in limits.items())
-    echo(f"{'  achieved':<26}{gflops:>18.1f} GFLOP/s = {100 * gflops / limit:.0f}% of the "
-         f"{runs_at} step's matmul limit ({flops / 1e9:.1f} GFLOP/step; matmuls alone at "
-         f"these shapes, GFLOP/s{extra})")
+    echo(
+        f"{'  achieved':<26}{gflops:>18.1f} GFLOP/s = {100 * gflops / limit:.0f}% of the "
+        f"{runs_at} step's matmul limit ({flops / 1e9:.1f} GFLOP/step; matmuls alone at "
+        f"these shapes, GFLOP/s{extra})"
+    )
 
 
 def _fmt(t: bench_cases.Timing) -> str:

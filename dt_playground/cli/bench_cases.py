@@ -86,18 +86,31 @@ def _mean_ms(one, steps: int, device: torch.device) -> Block:
 
 def ours_model() -> DecisionTransformer:
     p = PAPER
-    return DecisionTransformer(DTConfig(state_dim=p["state_dim"], act_dim=p["act_dim"],
-                                        hidden=p["hidden"], n_layers=p["n_layers"],
-                                        n_heads=p["n_heads"], context_len=p["K"]))
+    return DecisionTransformer(
+        DTConfig(
+            state_dim=p["state_dim"],
+            act_dim=p["act_dim"],
+            hidden=p["hidden"],
+            n_layers=p["n_layers"],
+            n_heads=p["n_heads"],
+            context_len=p["K"],
+        )
+    )
 
 
 def hf_model():
     from transformers import DecisionTransformerConfig, DecisionTransformerModel
 
     p = PAPER
-    cfg = DecisionTransformerConfig(state_dim=p["state_dim"], act_dim=p["act_dim"],
-                                    hidden_size=p["hidden"], n_layer=p["n_layers"],
-                                    n_head=p["n_heads"], max_ep_len=1000, n_positions=1024)
+    cfg = DecisionTransformerConfig(
+        state_dim=p["state_dim"],
+        act_dim=p["act_dim"],
+        hidden_size=p["hidden"],
+        n_layer=p["n_layers"],
+        n_head=p["n_heads"],
+        max_ep_len=1000,
+        n_positions=1024,
+    )
     return DecisionTransformerModel(cfg)
 
 
@@ -116,8 +129,9 @@ def random_batch(B: int, device: torch.device, seed: int = 0) -> dict[str, torch
     return {k: torch.from_numpy(v).to(device) for k, v in raw.items()}
 
 
-def train_block(which: str, B: int, precision: str, device: torch.device, steps: int,
-                mode: str = "eager") -> Block:
+def train_block(
+    which: str, B: int, precision: str, device: torch.device, steps: int, mode: str = "eager"
+) -> Block:
     """One AdamW step (forward, backward, clip at 0.25, update) at batch ``B``; ours
     through the trainer's `TrainStep` (``mode`` on CUDA: eager, compile or graph),
     "ours" its fast step, "plain" its plain one (autocast); HF's as shipped with an
@@ -128,8 +142,9 @@ def train_block(which: str, B: int, precision: str, device: torch.device, steps:
     if which in ("ours", "plain"):
         model = ours_model().to(device).train()
         opt = make_optimizer(model, 1e-4, 1e-4, device, graph=mode == "graph")
-        step = TrainStep(model, opt, device=device, bf16=bf16, grad_clip=0.25, mode=mode,
-                         fast=which == "ours")
+        step = TrainStep(
+            model, opt, device=device, bf16=bf16, grad_clip=0.25, mode=mode, fast=which == "ours"
+        )
 
         def one():
             step(batch, 1e-4)
@@ -140,8 +155,13 @@ def train_block(which: str, B: int, precision: str, device: torch.device, steps:
 
         def one():
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = model(states=b["states"], actions=b["actions"], returns_to_go=b["rtg"],
-                            timesteps=b["timesteps"], attention_mask=b["mask"].long())
+                out = model(
+                    states=b["states"],
+                    actions=b["actions"],
+                    returns_to_go=b["rtg"],
+                    timesteps=b["timesteps"],
+                    attention_mask=b["mask"].long(),
+                )
                 loss = ((out.action_preds.float() - b["actions"]) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -155,8 +175,14 @@ def train_block(which: str, B: int, precision: str, device: torch.device, steps:
     return _mean_ms(one, steps, device)
 
 
-def act_block(which: str, n_episodes: int, precision: str, device: torch.device,
-              steps: int, engine: str = "fast") -> Block:
+def act_block(
+    which: str,
+    n_episodes: int,
+    precision: str,
+    device: torch.device,
+    steps: int,
+    engine: str = "fast",
+) -> Block:
     """Median per-step latency of choosing ``n_episodes`` actions in lock-step over a
     ``steps``-long episode (no env; the window is full after step K). Ours is
     `DTPolicy.act`; HF's is one forward of its model on the same windows (built with
@@ -168,8 +194,9 @@ def act_block(which: str, n_episodes: int, precision: str, device: torch.device,
     if which == "ours":
         spec = get_spec("Hopper-v5")  # the paper's sizes: state 11, action 3
         norm = Normaliser(np.zeros(S), np.ones(S), 1000.0)
-        policy = DTPolicy(ours_model().eval(), norm, spec, precision=precision, engine=engine,
-                          device=device)
+        policy = DTPolicy(
+            ours_model().eval(), norm, spec, precision=precision, engine=engine, device=device
+        )
 
         def block() -> float:
             policy.reset([3000.0] * n_episodes, list(range(n_episodes)), steps)
@@ -197,9 +224,13 @@ def act_block(which: str, n_episodes: int, precision: str, device: torch.device,
             rtg[:, t] = 3.0
             w = gather_windows(states, actions, rtg, rows, np.full(n_episodes, t), K, 1000)
             w = {k: torch.from_numpy(v).to(device) for k, v in w.items()}
-            out = model(states=w["states"].to(dtype), actions=w["actions"].to(dtype),
-                        returns_to_go=w["rtg"].to(dtype), timesteps=w["timesteps"],
-                        attention_mask=w["mask"].long())
+            out = model(
+                states=w["states"].to(dtype),
+                actions=w["actions"].to(dtype),
+                returns_to_go=w["rtg"].to(dtype),
+                timesteps=w["timesteps"],
+                attention_mask=w["mask"].long(),
+            )
             actions[:, t] = out.action_preds[:, -1].float().cpu().numpy()
             times.append((time.perf_counter() - t0) * 1000)
         return statistics.median(times[K:] or times)
@@ -236,8 +267,15 @@ def sample_block(B: int, device: torch.device, steps: int) -> Block:
 
         def one():
             pick = rng.integers(len(data.window_rows), size=B)
-            w = gather_windows(data.states, data.actions, data.rtg, data.window_rows[pick],
-                               data.window_ends[pick], K, 1000)
+            w = gather_windows(
+                data.states,
+                data.actions,
+                data.rtg,
+                data.window_rows[pick],
+                data.window_ends[pick],
+                K,
+                1000,
+            )
             {k: torch.from_numpy(v) for k, v in w.items()}
 
     return _mean_ms(one, steps, device)
@@ -258,9 +296,15 @@ def matmul_shapes(cfg: DTConfig, B: int) -> list[tuple[int, int, int, int]]:
         shapes.append((1, rows, 1, h))
     for layer in range(cfg.n_layers):
         q = read * cfg.context_len if layer == cfg.n_layers - 1 else T  # query tokens
-        shapes += [(1, B * q, h, h), (1, n * rows, h, 2 * h), (B * cfg.n_heads, q, hs, T),
-                   (B * cfg.n_heads, q, T, hs), (1, B * q, h, h),
-                   (1, B * q, h, 4 * h), (1, B * q, 4 * h, h)]
+        shapes += [
+            (1, B * q, h, h),
+            (1, n * rows, h, 2 * h),
+            (B * cfg.n_heads, q, hs, T),
+            (B * cfg.n_heads, q, T, hs),
+            (1, B * q, h, h),
+            (1, B * q, h, 4 * h),
+            (1, B * q, 4 * h, h),
+        ]
     shapes.append((1, read * rows, h, cfg.act_dim))  # the heads (the return head's ~ same)
     return shapes
 
@@ -278,8 +322,9 @@ def train_flops(cfg: DTConfig, B: int) -> float:
     return total
 
 
-def matmul_block(cfg: DTConfig, B: int, precision: str, device: torch.device,
-                 repeats: int = 1) -> Block:
+def matmul_block(
+    cfg: DTConfig, B: int, precision: str, device: torch.device, repeats: int = 1
+) -> Block:
     """A `Block` timing the step's own matmuls (`matmul_shapes`; forward, and both
     backward products) in ``precision`` with nothing else: ms for all of them, which
     with `train_flops` gives the machine's matmul throughput at the model's shapes."""

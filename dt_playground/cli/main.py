@@ -168,9 +168,19 @@ def _play(args, targets: list, n_seeds: int) -> int:
     if algo_of(args.checkpoint) == "iql":
         print(f"note: {IGNORES_TARGETS}", file=sys.stderr)
     with torch_threads(args.threads):
-        traces = sweep(args.checkpoint, targets, n_seeds, seed=args.seed, sample=args.sample,
-                       max_steps=args.max_steps, precision=args.precision, kappa=args.kappa,
-                       engine=args.engine, device=args.device, check=args.check)
+        traces = sweep(
+            args.checkpoint,
+            targets,
+            n_seeds,
+            seed=args.seed,
+            sample=args.sample,
+            max_steps=args.max_steps,
+            precision=args.precision,
+            kappa=args.kappa,
+            engine=args.engine,
+            device=args.device,
+            check=args.check,
+        )
     _print_episodes(traces, args.json)
     return 0
 
@@ -191,11 +201,18 @@ def cmd_bench(args) -> int:
 
     setup_process()  # the process-wide settings ours and HF's run under alike
     precisions = ("fp32", "bf16") if args.precision == "both" else (args.precision,)
-    res = run_model_bench(steps=args.steps, repeats=args.repeats, with_hf=not args.no_hf,
-                          device=args.device, rounds=args.rounds, precisions=precisions,
-                          large=not args.no_large, step_mode=args.step_mode,
-                          plain=not args.no_plain,
-                          echo=lambda m: print(m, file=sys.stderr if args.json else sys.stdout))
+    res = run_model_bench(
+        steps=args.steps,
+        repeats=args.repeats,
+        with_hf=not args.no_hf,
+        device=args.device,
+        rounds=args.rounds,
+        precisions=precisions,
+        large=not args.no_large,
+        step_mode=args.step_mode,
+        plain=not args.no_plain,
+        echo=lambda m: print(m, file=sys.stderr if args.json else sys.stdout),
+    )
     if args.json:
         print(json.dumps(res))
     if not args.models_only:
@@ -234,50 +251,96 @@ def build_parser() -> argparse.ArgumentParser:
         e = sub.add_parser(name, help=help_)
         e.add_argument("--checkpoint", required=True, help="checkpoint folder")
         if name == "evaluate":
-            e.add_argument("--target", type=_target_arg, required=True,
-                           help="target return, or 'best' (DTs with a return model)")
+            e.add_argument(
+                "--target",
+                type=_target_arg,
+                required=True,
+                help="target return, or 'best' (DTs with a return model)",
+            )
             e.add_argument("--episodes", type=int, default=5, help="episodes (seeds S..S+N-1)")
         else:
-            e.add_argument("--targets", required=True,
-                           help="comma-separated target returns; 'best' may be one of them")
+            e.add_argument(
+                "--targets",
+                required=True,
+                help="comma-separated target returns; 'best' may be one of them",
+            )
             e.add_argument("--seeds", type=int, default=5, help="seeds per target (S..S+N-1)")
-        e.add_argument("--seed", type=int, default=CARD_SEED,
-                       help=f"first seed S (default {CARD_SEED}: the cards' seeds)")
+        e.add_argument(
+            "--seed",
+            type=int,
+            default=CARD_SEED,
+            help=f"first seed S (default {CARD_SEED}: the cards' seeds)",
+        )
         e.add_argument("--sample", action="store_true", help="sample discrete actions")
         e.add_argument("--max-steps", type=int, default=None, help="cap episode length")
-        e.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                       help="acting precision: bf16 is 1.2-1.4x faster for many episodes at "
-                       "once on CPUs with native bf16 (cards are fp32)")
+        e.add_argument(
+            "--precision",
+            choices=("fp32", "bf16"),
+            default="fp32",
+            help="acting precision: bf16 is 1.2-1.4x faster for many episodes at "
+            "once on CPUs with native bf16 (cards are fp32)",
+        )
         e.add_argument("--json", action="store_true", help="print JSON episodes on stdout")
-        e.add_argument("--kappa", type=float, default=None,
-                       help="target 'best': how hard it leans to high returns (default: the "
-                       "checkpoint's, chosen on trial seeds, else 10)")
-        e.add_argument("--engine", choices=("fast", "reference"), default="fast",
-                       help="acting engine: fast (cached features, oneDNN on CPU) or reference "
-                       "(the model's plain forward on each window; slower, the yardstick)")
-        e.add_argument("--device", default="cpu",
-                       help="cpu, cuda or auto; cuda pays for hundreds of episodes at once")
-        e.add_argument("--check", action="store_true",
-                       help="value-checked acting: the DT proposes several actions a step and "
-                       "its critic (critic/) keeps one (docs/critic.md)")
-        e.add_argument("--threads", type=int, default=1,
-                       help="torch threads (default 1, as the cards: in the MuJoCo envs the "
-                       "thread count changes float rounding, and with it the episodes; 0: "
-                       "torch's default)")
+        e.add_argument(
+            "--kappa",
+            type=float,
+            default=None,
+            help="target 'best': how hard it leans to high returns (default: the "
+            "checkpoint's, chosen on trial seeds, else 10)",
+        )
+        e.add_argument(
+            "--engine",
+            choices=("fast", "reference"),
+            default="fast",
+            help="acting engine: fast (cached features, oneDNN on CPU) or reference "
+            "(the model's plain forward on each window; slower, the yardstick)",
+        )
+        e.add_argument(
+            "--device",
+            default="cpu",
+            help="cpu, cuda or auto; cuda pays for hundreds of episodes at once",
+        )
+        e.add_argument(
+            "--check",
+            action="store_true",
+            help="value-checked acting: the DT proposes several actions a step and "
+            "its critic (critic/) keeps one (docs/critic.md)",
+        )
+        e.add_argument(
+            "--threads",
+            type=int,
+            default=1,
+            help="torch threads (default 1, as the cards: in the MuJoCo envs the "
+            "thread count changes float rounding, and with it the episodes; 0: "
+            "torch's default)",
+        )
         e.set_defaults(fn=cmd_evaluate if name == "evaluate" else cmd_sweep)
 
     add_zoo_parsers(sub, _add_dataclass_args)
     add_space_parser(sub)
 
-    st = sub.add_parser("stitch", help="the stitching lab: DT, %%BC, offline RL and QDT "
-                        "on the same seeds")
-    st.add_argument("--data", choices=("halves", "random-walks"), default="halves",
-                    help="the lab's dataset (default halves)")
+    st = sub.add_parser(
+        "stitch", help="the stitching lab: DT, %%BC, offline RL and QDT on the same seeds"
+    )
+    st.add_argument(
+        "--data",
+        choices=("halves", "random-walks"),
+        default="halves",
+        help="the lab's dataset (default halves)",
+    )
     st.add_argument("--episodes", type=int, default=30, help="episodes (seeds S..S+N-1)")
-    st.add_argument("--seed", type=int, default=CARD_SEED,
-                    help=f"first seed S (default {CARD_SEED}: the cards' seeds)")
-    st.add_argument("--history", type=int, default=None,
-                    help="the DT's history length at inference, 1..K (default K)")
+    st.add_argument(
+        "--seed",
+        type=int,
+        default=CARD_SEED,
+        help=f"first seed S (default {CARD_SEED}: the cards' seeds)",
+    )
+    st.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        help="the DT's history length at inference, 1..K (default K)",
+    )
     st.add_argument("--json", action="store_true", help="print JSON on stdout")
     st.set_defaults(fn=cmd_stitch)
 
@@ -288,18 +351,39 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--models-only", action="store_true", help="skip the episode/video timings")
     b.add_argument("--envs", default="", help="comma-separated envs for episode timings")
     b.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    b.add_argument("--rounds", type=int, default=5,
-                   help="interleaved ours/HF rounds per case (median and min-max reported)")
-    b.add_argument("--precision", choices=("both", "fp32", "bf16"), default="both",
-                   help="precision of both sides (always the same on both)")
-    b.add_argument("--no-large", action="store_true",
-                   help="skip the B=1024 training and batch-1024 acting cases")
-    b.add_argument("--no-plain", action="store_true",
-                   help="skip timing our plain training step beside the fast one")
-    b.add_argument("--step-mode", default="auto", choices=("auto", "eager", "compile", "graph"),
-                   help="our training step on CUDA (auto: one CUDA graph)")
-    b.add_argument("--json", action="store_true",
-                   help="print the model benchmark as JSON on stdout (tables go to stderr)")
+    b.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved ours/HF rounds per case (median and min-max reported)",
+    )
+    b.add_argument(
+        "--precision",
+        choices=("both", "fp32", "bf16"),
+        default="both",
+        help="precision of both sides (always the same on both)",
+    )
+    b.add_argument(
+        "--no-large",
+        action="store_true",
+        help="skip the B=1024 training and batch-1024 acting cases",
+    )
+    b.add_argument(
+        "--no-plain",
+        action="store_true",
+        help="skip timing our plain training step beside the fast one",
+    )
+    b.add_argument(
+        "--step-mode",
+        default="auto",
+        choices=("auto", "eager", "compile", "graph"),
+        help="our training step on CUDA (auto: one CUDA graph)",
+    )
+    b.add_argument(
+        "--json",
+        action="store_true",
+        help="print the model benchmark as JSON on stdout (tables go to stderr)",
+    )
     b.set_defaults(fn=cmd_bench)
 
     return p

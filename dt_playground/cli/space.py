@@ -84,8 +84,10 @@ def front_matter(root: Path = REPO_ROOT) -> dict:
         raise SpaceInputError(f"README.md's front matter lacks {', '.join(sorted(missing))}.")
     pin = re.search(r"^gradio==(\S+)", (root / "requirements.txt").read_text(), re.M)
     if pin and str(meta["sdk_version"]) != pin.group(1):
-        raise SpaceInputError(f"README.md's sdk_version {meta['sdk_version']} is not "
-                              f"requirements.txt's gradio=={pin.group(1)}.")
+        raise SpaceInputError(
+            f"README.md's sdk_version {meta['sdk_version']} is not "
+            f"requirements.txt's gradio=={pin.group(1)}."
+        )
     return meta
 
 
@@ -93,8 +95,9 @@ def space_readme(meta: dict) -> str:
     """The staged README: the Space's config as front matter, a short body for visitors."""
     from huggingface_hub import CardData, RepoCard
 
-    card = RepoCard(f"---\n{CardData(**meta).to_yaml()}\n---\n"
-                    + SPACE_BODY.format(hardware=SPACE_HARDWARE))
+    card = RepoCard(
+        f"---\n{CardData(**meta).to_yaml()}\n---\n" + SPACE_BODY.format(hardware=SPACE_HARDWARE)
+    )
     return str(card)
 
 
@@ -107,24 +110,32 @@ def plan(root: Path = REPO_ROOT, pretrained: Path | None = None) -> list[Entry]:
     """Every file the Space gets, in order (``pretrained``: default `pretrained_dir()`);
     raises SpaceInputError when a part is missing."""
     if not (root / "app.py").is_file() or (root == REPO_ROOT and not IN_CHECKOUT):
-        raise SpaceInputError("space needs a checkout of DT Playground (app.py beside "
-                              "dt_playground/), not an installed package.")
+        raise SpaceInputError(
+            "space needs a checkout of DT Playground (app.py beside "
+            "dt_playground/), not an installed package."
+        )
     try:
         pretrained = pretrained or pretrained_dir()
     except PretrainedMissingError as err:
         raise SpaceInputError(str(err)) from None
     if not any(pretrained.glob("*/config.json")):
-        raise SpaceInputError(f"No checkpoints in {pretrained}: a Space without them has "
-                              "nothing to play.")
+        raise SpaceInputError(
+            f"No checkpoints in {pretrained}: a Space without them has nothing to play."
+        )
     for name in SPACE_FILES:
         if not (root / name).is_file():
             raise SpaceInputError(f"{name} is missing from {root}.")
     readme = space_readme(front_matter(root))
     requirements = space_requirements((root / "requirements.txt").read_text())
-    entries = [Entry("README.md", len(readme.encode()), text=readme),
-               Entry("requirements.txt", len(requirements.encode()), text=requirements)]
-    entries += [Entry(n, (root / n).stat().st_size, src=root / n)
-                for n in SPACE_FILES if n != "requirements.txt"]
+    entries = [
+        Entry("README.md", len(readme.encode()), text=readme),
+        Entry("requirements.txt", len(requirements.encode()), text=requirements),
+    ]
+    entries += [
+        Entry(n, (root / n).stat().st_size, src=root / n)
+        for n in SPACE_FILES
+        if n != "requirements.txt"
+    ]
     entries += _walk(root / "dt_playground", "dt_playground")
     entries += _walk(pretrained, "pretrained")
     return entries
@@ -132,8 +143,11 @@ def plan(root: Path = REPO_ROOT, pretrained: Path | None = None) -> list[Entry]:
 
 def lfs_patterns(gitattributes: str) -> list[str]:
     """The patterns a .gitattributes routes to LFS/Xet (``filter=lfs``)."""
-    return [line.split()[0] for line in gitattributes.splitlines()
-            if line.strip() and not line.startswith("#") and "filter=lfs" in line.split()]
+    return [
+        line.split()[0]
+        for line in gitattributes.splitlines()
+        if line.strip() and not line.startswith("#") and "filter=lfs" in line.split()
+    ]
 
 
 def routed(rel: str, patterns: list[str]) -> bool:
@@ -172,7 +186,7 @@ def stage(out: Path, entries: list[Entry]) -> None:
             if e.src is not None:
                 shutil.copyfile(e.src, dst)
             else:
-                dst.write_text(e.text)
+                dst.write_text(e.text or "")
         tmp.chmod(0o755)
 
 
@@ -192,8 +206,9 @@ def _token(args) -> str:
 
     token = args.token or os.environ.get("HF_TOKEN") or get_token()
     if not token:
-        raise SpaceInputError("--push needs a token: pass --token, set HF_TOKEN or run "
-                              "`hf auth login`.")
+        raise SpaceInputError(
+            "--push needs a token: pass --token, set HF_TOKEN or run `hf auth login`."
+        )
     return token
 
 
@@ -206,8 +221,9 @@ def _check_repo_id(repo_id: str) -> None:
     except HFValidationError:
         ok = False
     if not ok:
-        raise SpaceInputError(f"--push wants USER/NAME (letters, digits, '-', '_', '.'), "
-                              f"got {repo_id!r}.")
+        raise SpaceInputError(
+            f"--push wants USER/NAME (letters, digits, '-', '_', '.'), got {repo_id!r}."
+        )
 
 
 def _reachable(endpoint: str) -> None:
@@ -219,8 +235,9 @@ def _reachable(endpoint: str) -> None:
     try:
         socket.create_connection((url.hostname, port), timeout=NETWORK_TIMEOUT_S).close()
     except OSError as err:
-        raise ConnectionError(f"Cannot reach {endpoint} ({err.__class__.__name__}); "
-                              "nothing was pushed.") from None
+        raise ConnectionError(
+            f"Cannot reach {endpoint} ({err.__class__.__name__}); nothing was pushed."
+        ) from None
 
 
 def push(folder: Path, repo_id: str, token: str) -> str:
@@ -229,8 +246,12 @@ def push(folder: Path, repo_id: str, token: str) -> str:
 
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio", exist_ok=True)
-    api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space",
-                      commit_message="DT Playground: staged by `python -m dt_playground space`")
+    api.upload_folder(
+        folder_path=folder,
+        repo_id=repo_id,
+        repo_type="space",
+        commit_message="DT Playground: staged by `python -m dt_playground space`",
+    )
     return f"{constants.ENDPOINT}/spaces/{repo_id}"
 
 
@@ -261,8 +282,10 @@ def run_space(args, root: Path = REPO_ROOT) -> int:
     patterns = lfs_patterns((root / ".gitattributes").read_text())
     refused = hub_refusals(entries, patterns)
     if refused:
-        raise SpaceInputError("The Hub would refuse these files (not routed to LFS by "
-                              f".gitattributes): {', '.join(refused[:5])}.")
+        raise SpaceInputError(
+            "The Hub would refuse these files (not routed to LFS by "
+            f".gitattributes): {', '.join(refused[:5])}."
+        )
     total = sum(e.size for e in entries)
     if args.dry_run:
         for e in entries:
@@ -276,14 +299,18 @@ def run_space(args, root: Path = REPO_ROOT) -> int:
         tmp_root, folder = None, out
     try:
         stage(folder, entries)
-        print(f"staged {len(entries)} files, {total / 1e6:.1f} MB, in {folder} "
-              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        print(
+            f"staged {len(entries)} files, {total / 1e6:.1f} MB, in {folder} "
+            f"({time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
+        )
         if args.push:
             try:
-                url = push(folder, args.push, token)
+                url = push(folder, args.push, token or "")
             except Exception as err:  # the Hub's refusals: one sentence, not a traceback
-                print(f"space: the Hub refused the push: {str(err).splitlines()[0]}",
-                      file=sys.stderr)
+                print(
+                    f"space: the Hub refused the push: {str(err).splitlines()[0]}", file=sys.stderr
+                )
                 return 1
             print(f"pushed to {url} (it builds on {SPACE_HARDWARE})", file=sys.stderr)
     finally:
@@ -305,10 +332,20 @@ def add_space_parser(sub) -> None:
     sp = sub.add_parser("space", help="stage the Hugging Face Space folder; push it")
     sp.add_argument("--out", default="", help="stage the Space into this folder (atomic)")
     sp.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    sp.add_argument("--dry-run", action="store_true",
-                    help="print the files with their sizes and the total; write nothing")
-    sp.add_argument("--push", default="", metavar="USER/NAME",
-                    help="create the Space (gradio SDK) if needed and upload the staged folder")
-    sp.add_argument("--token", default="",
-                    help="Hub token (default: $HF_TOKEN, else the cached `hf auth login`)")
+    sp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the files with their sizes and the total; write nothing",
+    )
+    sp.add_argument(
+        "--push",
+        default="",
+        metavar="USER/NAME",
+        help="create the Space (gradio SDK) if needed and upload the staged folder",
+    )
+    sp.add_argument(
+        "--token",
+        default="",
+        help="Hub token (default: $HF_TOKEN, else the cached `hf auth login`)",
+    )
     sp.set_defaults(fn=cmd_space)

@@ -25,62 +25,102 @@ def add_zoo_parsers(sub, add_dataclass_args) -> None:
     pt.add_argument("--all", action="store_true", help="every environment in the recipes")
     pt.add_argument("--steps", type=int, default=None, help="override training steps (tests)")
     pt.add_argument("--episodes", type=int, default=None, help="override dataset size (tests)")
-    pt.add_argument("--card-seeds", type=int, default=None,
-                    help="held-out seeds per target (default: pretrain.CARD_SEEDS, 30)")
+    pt.add_argument(
+        "--card-seeds",
+        type=int,
+        default=None,
+        help="held-out seeds per target (default: pretrain.CARD_SEEDS, 30)",
+    )
     pt.add_argument("--out", default="", help="checkpoints root (default pretrained/)")
     pt.add_argument("--recollect", action="store_true", help="rebuild the dataset")
     pt.add_argument("--no-ablation", action="store_true", help="skip the K ablation")
     pt.add_argument("--no-readme", action="store_true", help="don't update docs/zoo.md's table")
-    pt.add_argument("--jobs", type=int, default=1,
-                    help="with --all: envs trained in this many processes at once")
-    pt.add_argument("--threads", type=int, default=0, help="torch threads per process "
-                    "(0: torch's default; with --jobs, the cores split between the jobs)")
-    pt.add_argument("--stitch", action="store_true",
-                    help="also rebuild the stitching lab (pretrained/stitch/: its datasets, "
-                    "DT, %%BC, offline RL table, QDT and cards); alone, only the lab")
-    pt.add_argument("--verify", action="store_true",
-                    help="recollect the datasets into a temp folder and compare their sha256 "
-                    "with the shipped checkpoints' (no training); exit 1 unless all match")
+    pt.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --all: envs trained in this many processes at once",
+    )
+    pt.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads per process "
+        "(0: torch's default; with --jobs, the cores split between the jobs)",
+    )
+    pt.add_argument(
+        "--stitch",
+        action="store_true",
+        help="also rebuild the stitching lab (pretrained/stitch/: its datasets, "
+        "DT, %%BC, offline RL table, QDT and cards); alone, only the lab",
+    )
+    pt.add_argument(
+        "--verify",
+        action="store_true",
+        help="recollect the datasets into a temp folder and compare their sha256 "
+        "with the shipped checkpoints' (no training); exit 1 unless all match",
+    )
     pt.set_defaults(fn=cmd_pretrain)
 
-    rm = sub.add_parser("returns", help="train a DT's return model into its returns/ folder, "
-                        "so that it plays target 'best'")
+    rm = sub.add_parser(
+        "returns",
+        help="train a DT's return model into its returns/ folder, so that it plays target 'best'",
+    )
     rm.add_argument("--checkpoint", required=True, help="the DT's checkpoint folder")
-    rm.add_argument("--dataset", default="", help="Minari id or folder of the DT's data "
-                    "(default: the id in its config.json)")
+    rm.add_argument(
+        "--dataset",
+        default="",
+        help="Minari id or folder of the DT's data (default: the id in its config.json)",
+    )
     add_dataclass_args(rm, ReturnModelRecipe)
     rm.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     rm.set_defaults(fn=cmd_returns)
 
     te = sub.add_parser("train-expert", help="re-run ARS to rebuild a MuJoCo env's snapshots")
     te.add_argument("--env", required=True, help="Hopper-v5, HalfCheetah-v5 or Walker2d-v5")
-    te.add_argument("--seed", type=int, default=None,
-                    help="ARS seed (default: the seed the shipped snapshots came from)")
+    te.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="ARS seed (default: the seed the shipped snapshots came from)",
+    )
     te.set_defaults(fn=cmd_train_expert)
 
     x = sub.add_parser("export", help="write a checkpoint as a transformers DT folder")
     x.add_argument("--checkpoint", required=True, help="checkpoint folder")
-    x.add_argument("--format", choices=("transformers",), default="transformers",
-                   help="output format (default transformers)")
+    x.add_argument(
+        "--format",
+        choices=("transformers",),
+        default="transformers",
+        help="output format (default transformers)",
+    )
     x.add_argument("--out", required=True, help="folder to write (replaced atomically)")
     x.set_defaults(fn=cmd_export)
 
     ih = sub.add_parser("import-hf", help="make a transformers DT folder a playable checkpoint")
     ih.add_argument("--model", required=True, help="folder with config.json + model.safetensors")
     ih.add_argument("--env", default="", help="environment id (default: the sidecar's)")
-    ih.add_argument("--state-stats", default="",
-                    help="JSON with state_mean, state_std, scale[, max_len] (default: the "
-                    "folder's dt_playground.json)")
+    ih.add_argument(
+        "--state-stats",
+        default="",
+        help="JSON with state_mean, state_std, scale[, max_len] (default: the "
+        "folder's dt_playground.json)",
+    )
     ih.add_argument("--out", required=True, help="checkpoint folder to write")
     ih.set_defaults(fn=cmd_import_hf)
 
-    cr = sub.add_parser("critic", help="train a DT's critic (IQL on the DT's data) into its "
-                        "critic/ folder, for value-checked acting (--check)")
+    cr = sub.add_parser(
+        "critic",
+        help="train a DT's critic (IQL on the DT's data) into its "
+        "critic/ folder, for value-checked acting (--check)",
+    )
     cr.add_argument("--checkpoint", required=True, help="the DT's checkpoint folder")
-    cr.add_argument("--steps", type=int, default=None,
-                    help="training steps (default: the env's recipe)")
-    cr.add_argument("--dataset", default=None,
-                    help="the DT's dataset, when not where its config.json says")
+    cr.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the env's recipe)"
+    )
+    cr.add_argument(
+        "--dataset", default=None, help="the DT's dataset, when not where its config.json says"
+    )
     cr.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     cr.set_defaults(fn=cmd_critic)
 
@@ -115,8 +155,7 @@ def cmd_pretrain(args) -> int:
 
         setup_process(1)
         lab = build_lab(stitch_root, log=lambda m: print(m, file=sys.stderr))
-        print(f"stitching lab: {lab['train_cpu_seconds']:.0f} CPU-s of training",
-              file=sys.stderr)
+        print(f"stitching lab: {lab['train_cpu_seconds']:.0f} CPU-s of training", file=sys.stderr)
         if not envs:
             return 0
     out = Path(args.out) if args.out else None
@@ -124,8 +163,14 @@ def cmd_pretrain(args) -> int:
     if args.jobs > 1 and len(envs) > 1:
         from dt_playground.zoo.pretrain import pretrain_in_processes
 
-        flags = {"steps": args.steps, "episodes": args.episodes, "card-seeds": args.card_seeds,
-                 "out": args.out, "recollect": args.recollect, "no-ablation": args.no_ablation}
+        flags = {
+            "steps": args.steps,
+            "episodes": args.episodes,
+            "card-seeds": args.card_seeds,
+            "out": args.out,
+            "recollect": args.recollect,
+            "no-ablation": args.no_ablation,
+        }
         status = pretrain_in_processes(envs, args.jobs, args.threads, flags)
         if status == 0 and not args.no_readme and out is None and ZOO_DOC.exists():
             update_readme(ZOO_DOC)
@@ -159,10 +204,13 @@ def cmd_returns(args) -> int:
     setup_process(args.threads)
     recipe = ReturnModelRecipe(**{f.name: getattr(args, f.name) for f in fields(ReturnModelRecipe)})
     t0 = time.perf_counter()
-    out = train_return_model(args.checkpoint, recipe, threads=args.threads, progress=True,
-                             dataset=args.dataset or None)
-    print(f"wrote {out} in {time.perf_counter() - t0:.0f} s: the DT now plays target 'best'",
-          file=sys.stderr)
+    out = train_return_model(
+        args.checkpoint, recipe, threads=args.threads, progress=True, dataset=args.dataset or None
+    )
+    print(
+        f"wrote {out} in {time.perf_counter() - t0:.0f} s: the DT now plays target 'best'",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -178,19 +226,26 @@ def cmd_export(args) -> int:
     from dt_playground.checkpoints.layout import RETURNS_DIR
 
     out = export_transformers(args.checkpoint, args.out)
-    print(f"wrote {out}: load it with DecisionTransformerModel.from_pretrained; input "
-          "normalisation is in dt_playground.json", file=sys.stderr)
+    print(
+        f"wrote {out}: load it with DecisionTransformerModel.from_pretrained; input "
+        "normalisation is in dt_playground.json",
+        file=sys.stderr,
+    )
     if (Path(args.checkpoint) / RETURNS_DIR).is_dir():
-        print("its return model (returns/, for target 'best') has no counterpart in "
-              "transformers and was left out", file=sys.stderr)
+        print(
+            "its return model (returns/, for target 'best') has no counterpart in "
+            "transformers and was left out",
+            file=sys.stderr,
+        )
     return 0
 
 
 def cmd_import_hf(args) -> int:
     from dt_playground.checkpoints.hf import import_transformers_folder
 
-    out = import_transformers_folder(args.model, args.out, args.env or None,
-                                     args.state_stats or None)
+    out = import_transformers_folder(
+        args.model, args.out, args.env or None, args.state_stats or None
+    )
     print(f"wrote {out}: play it with `evaluate --checkpoint {out}`", file=sys.stderr)
     return 0
 
@@ -200,8 +255,9 @@ def cmd_critic(args) -> int:
     from dt_playground.zoo.offline_zoo import make_critic
 
     with torch_threads(args.threads):
-        make_critic(args.checkpoint, args.steps, args.dataset,
-                    log=lambda m: print(m, file=sys.stderr))
+        make_critic(
+            args.checkpoint, args.steps, args.dataset, log=lambda m: print(m, file=sys.stderr)
+        )
     return 0
 
 
@@ -210,5 +266,3 @@ def cmd_card(args) -> int:
 
     print(f"wrote {write(args.checkpoint)}", file=sys.stderr)
     return 0
-
-

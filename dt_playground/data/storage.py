@@ -97,13 +97,16 @@ def write_minari(
                 else:
                     os.environ["MINARI_DATASETS_PATH"] = old
         built = staging / dataset_id
-        write_json_atomic(built / COLLECTION_FILE, {
-            "env_id": spec.env_id,
-            "episodes": len(episodes),
-            "seed": seed,
-            "sha256": dataset_sha256(episodes),
-            "behaviour_labels": behaviour_names(episodes),
-        })
+        write_json_atomic(
+            built / COLLECTION_FILE,
+            {
+                "env_id": spec.env_id,
+                "episodes": len(episodes),
+                "seed": seed,
+                "sha256": dataset_sha256(episodes),
+                "behaviour_labels": behaviour_names(episodes),
+            },
+        )
         final = root / dataset_id
         final.parent.mkdir(parents=True, exist_ok=True)
         replace_dir(built, final)
@@ -156,8 +159,9 @@ def read_collection(path: Path | str) -> dict:
     out.update({k: raw[k] for k in ("episodes", "seed") if type(raw.get(k)) is int})
     labels = raw.get("behaviour_labels")
     if isinstance(labels, dict):
-        out["behaviour_labels"] = {str(k)[:20]: v[:200] for k, v in labels.items()
-                                   if isinstance(v, str)}
+        out["behaviour_labels"] = {
+            str(k)[:20]: v[:200] for k, v in labels.items() if isinstance(v, str)
+        }
     return out
 
 

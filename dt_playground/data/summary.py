@@ -63,8 +63,14 @@ class DatasetSummary:
             elif f.name in ("return_deciles", "returns", "lengths"):
                 v = _numbers(v, where)
             elif f.name == "histogram":
-                v = {"counts": _numbers(v.get("counts"), where),
-                     "edges": _numbers(v.get("edges"), where)} if isinstance(v, dict) else None
+                v = (
+                    {
+                        "counts": _numbers(v.get("counts"), where),
+                        "edges": _numbers(v.get("edges"), where),
+                    }
+                    if isinstance(v, dict)
+                    else None
+                )
                 if v is None or len(v["edges"]) != len(v["counts"]) + 1:
                     raise CheckpointError(f"{where} must have counts and one more edge")
             elif f.name == "behaviours":
@@ -76,8 +82,11 @@ class DatasetSummary:
 
     def as_dict(self) -> dict:
         """The fields that are set, as the plots and JSON replies take them."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) not in (None, [], {})}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) not in (None, [], {})
+        }
 
 
 def is_number(v) -> bool:
@@ -98,11 +107,17 @@ def _behaviours(v, where: str) -> dict:
         if not isinstance(level, dict):
             raise CheckpointError(f"{where} must map levels to objects")
         label = level.get("label", str(key))
-        if not isinstance(label, str) or not is_number(level.get("return_mean", 0)) or not \
-                is_number(level.get("episodes", 0)):
+        if (
+            not isinstance(label, str)
+            or not is_number(level.get("return_mean", 0))
+            or not is_number(level.get("episodes", 0))
+        ):
             raise CheckpointError(f"{where}['{key:.20}'] has ill-typed fields")
-        out[str(key)[:50]] = {"episodes": level.get("episodes", 0),
-                              "return_mean": level.get("return_mean", 0.0), "label": label[:200]}
+        out[str(key)[:50]] = {
+            "episodes": level.get("episodes", 0),
+            "return_mean": level.get("return_mean", 0.0),
+            "label": label[:200],
+        }
     return out
 
 
@@ -128,5 +143,6 @@ def target_range(d: DatasetSummary, presets: tuple[float, ...]) -> TargetRange:
     if d.return_top10_mean is not None:
         marks["top-10% mean"] = float(d.return_top10_mean)
     value = d.return_p90 if d.return_p90 is not None else hi
-    return TargetRange(math.floor(lo - 0.1 * span), math.ceil(hi + 0.5 * span),
-                       round(float(value), 1), marks)
+    return TargetRange(
+        math.floor(lo - 0.1 * span), math.ceil(hi + 0.5 * span), round(float(value), 1), marks
+    )

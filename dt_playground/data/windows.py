@@ -77,8 +77,9 @@ class Normaliser:
         return (np.asarray(r, dtype=np.float64) / self.return_scale).astype(np.float32)
 
 
-def encode_actions(actions: np.ndarray, act_dim: int, discrete: bool,
-                   scale: np.ndarray | None = None) -> np.ndarray:
+def encode_actions(
+    actions: np.ndarray, act_dim: int, discrete: bool, scale: np.ndarray | None = None
+) -> np.ndarray:
     """Actions as model inputs/targets: one-hot (T, A) for discrete, (T, A) floats
     divided by the action half-range ``scale`` (so they lie in [-1, 1]) otherwise."""
     if discrete:

@@ -63,7 +63,11 @@ class _Linear:
 class _LayerNorm:
     def __init__(self, ln: torch.nn.LayerNorm):
         self.shape, self.weight, self.bias, self.eps = (
-            ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+            ln.normalized_shape,
+            ln.weight,
+            ln.bias,
+            ln.eps,
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, self.shape, self.weight, self.bias, self.eps)
@@ -174,8 +178,9 @@ class Acting(_Engine):
     ):
         super().__init__(model, dtype, device)
         n = len(self.model.blocks)
-        self.blocks = [_Block(b, first=i == 0, last=i == n - 1)
-                       for i, b in enumerate(self.model.blocks)]
+        self.blocks = [
+            _Block(b, first=i == 0, last=i == n - 1) for i, b in enumerate(self.model.blocks)
+        ]
         self.ln_f = _LayerNorm(self.model.ln_f)
         head = self.model.predict_action
         self.head = _Linear(head.weight, head.bias, pack=False)

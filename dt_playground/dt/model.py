@@ -106,8 +106,12 @@ def attention_probs(q, k, bias: torch.Tensor, rounded=_same) -> torch.Tensor:
     fast training step's bf16 rounding)."""
     B, nh, Tq, hs = q.shape
     Tk = k.shape[2]
-    scores = torch.baddbmm(_flat_bias(bias, B, nh), q.reshape(B * nh, Tq, hs),
-                           k.reshape(B * nh, Tk, hs).mT, alpha=hs**-0.5)
+    scores = torch.baddbmm(
+        _flat_bias(bias, B, nh),
+        q.reshape(B * nh, Tq, hs),
+        k.reshape(B * nh, Tk, hs).mT,
+        alpha=hs**-0.5,
+    )
     return rounded(rounded(scores).softmax(-1))
 
 
@@ -142,15 +146,26 @@ class BlockOps(Protocol):
 
     def ln2(self, x: torch.Tensor) -> torch.Tensor: ...
 
-    def linear(self, name: str, x: torch.Tensor, relu: bool = False,
-               residual: torch.Tensor | None = None,
-               keep: torch.Tensor | None = None) -> torch.Tensor: ...
+    def linear(
+        self,
+        name: str,
+        x: torch.Tensor,
+        relu: bool = False,
+        residual: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor: ...
 
     def attend(self, q, k, v, mask) -> torch.Tensor: ...
 
 
-def block_forward(ops: BlockOps, x: torch.Tensor, mask, qkv: torch.Tensor | None = None,
-                  rows=None, keep=(None, None)) -> torch.Tensor:
+def block_forward(
+    ops: BlockOps,
+    x: torch.Tensor,
+    mask,
+    qkv: torch.Tensor | None = None,
+    rows=None,
+    keep=(None, None),
+) -> torch.Tensor:
     """A pre-LN transformer block, as GPT-2: ``x + proj(attention(ln1 x))``, then
     ``+ fc2(relu(fc1(ln2 x)))``; the model, the acting engine and the fast training step
     each run it through their own `BlockOps`.

@@ -126,15 +126,20 @@ def background(px: int = CELL_PX) -> np.ndarray:
     img = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     for r, row in enumerate(LAYOUT):
         for c, ch in enumerate(row):
-            key = {"#": "wall", "S": "start", "G": "goal", "M": "middle", "O": "pit",
-                   "$": "prize"}.get(
-                ch, "floor")
+            key = {
+                "#": "wall",
+                "S": "start",
+                "G": "goal",
+                "M": "middle",
+                "O": "pit",
+                "$": "prize",
+            }.get(ch, "floor")
             img[r, c] = _COLOURS[key]
     big = np.repeat(np.repeat(img, px, 0), px, 1)
     big[::px, :] = _COLOURS["grid"]
     big[:, ::px] = _COLOURS["grid"]
     r, c = LEDGE  # the ledge: a thick bar on its east edge (no way back up)
-    big[r * px:(r + 1) * px, (c + 1) * px - px // 6:(c + 1) * px] = _COLOURS["ledge"]
+    big[r * px : (r + 1) * px, (c + 1) * px - px // 6 : (c + 1) * px] = _COLOURS["ledge"]
     return big
 
 
@@ -143,7 +148,7 @@ def draw_agent(frame: np.ndarray, cell: tuple[int, int], px: int = CELL_PX) -> n
     yy, xx = np.mgrid[0:px, 0:px]
     disc = (yy - px / 2 + 0.5) ** 2 + (xx - px / 2 + 0.5) ** 2 <= (px * 0.36) ** 2
     r, c = cell
-    tile = frame[r * px:(r + 1) * px, c * px:(c + 1) * px]
+    tile = frame[r * px : (r + 1) * px, c * px : (c + 1) * px]
     tile[disc] = _COLOURS["agent"]
     return frame
 

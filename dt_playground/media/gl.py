@@ -33,6 +33,7 @@ def render_lock(backend: str | None):
     """The lock a replay on ``backend`` must hold (none for EGL, see `GL_LOCK`)."""
     return contextlib.nullcontext() if backend in (None, "egl") else GL_LOCK
 
+
 _PROBE = """
 import mujoco
 m = mujoco.MjModel.from_xml_string('<mujoco><worldbody><geom size="1"/></worldbody></mujoco>')

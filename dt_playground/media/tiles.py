@@ -140,9 +140,20 @@ def _tiles_in_turn(traces, spec, size, n_frames) -> Iterator[list]:
                 surface = MujocoSurface(env.unwrapped.model, size, backend)  # pyright: ignore[reportAttributeAccessIssue]
                 stack.callback(surface.close)
         # Closed when the stack unwinds (before the surface): frees each replay's env.
-        sources = [stack.enter_context(closing(replay_frames(t, spec, size, n_frames,  # pyright: ignore[reportArgumentType]
-                                                             surface=surface)))
-                   for t in traces]
+        sources = [
+            stack.enter_context(
+                closing(
+                    replay_frames(
+                        t,
+                        spec,
+                        size,
+                        n_frames,  # pyright: ignore[reportArgumentType]
+                        surface=surface,
+                    )
+                )
+            )
+            for t in traces
+        ]
         live = [True] * len(sources)
         for _ in range(n_frames):
             now = []
@@ -259,8 +270,9 @@ def render_grid(
     if max_frames is not None:
         n_frames = min(n_frames, max_frames)
     cum = [np.concatenate([[0.0], np.cumsum(np.asarray(t.rewards, np.float64))]) for t in traces]
-    canvas = np.full((rows * (LABEL_H + h) + (rows - 1) * GAP, cols * w + (cols - 1) * GAP, 3),
-                     255, np.uint8)
+    canvas = np.full(
+        (rows * (LABEL_H + h) + (rows - 1) * GAP, cols * w + (cols - 1) * GAP, 3), 255, np.uint8
+    )
     label = _Labeller(w)
     start = time.perf_counter()
 
@@ -285,13 +297,22 @@ def render_grid(
 
     enc = encode_mp4(frames(), out_path, spec.video_fps)  # video.X264_PRESET
     total_s = time.perf_counter() - start
-    return VideoInfo(enc.path, enc.n_frames, spec.video_fps, enc.n_frames / spec.video_fps,
-                     enc.width, enc.height, total_s - enc.encode_s, enc.encode_s)
+    return VideoInfo(
+        enc.path,
+        enc.n_frames,
+        spec.video_fps,
+        enc.n_frames / spec.video_fps,
+        enc.width,
+        enc.height,
+        total_s - enc.encode_s,
+        enc.encode_s,
+    )
 
 
 def grid_video(
     result: GridResult, out_path: str | Path, progress: Progress | None = None
 ) -> VideoInfo:
     """A grid's tiled video (`render_grid`), labelled as its tiles."""
-    return render_grid(result.traces, out_path, result.labels, max_frames=MAX_VIDEO_FRAMES,
-                       progress=progress)
+    return render_grid(
+        result.traces, out_path, result.labels, max_frames=MAX_VIDEO_FRAMES, progress=progress
+    )

@@ -52,11 +52,15 @@ class CheckSettings:
         n, spread = raw.get("n", cls.n), raw.get("spread", cls.spread)
         actor = raw.get("actor", cls.actor)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CANDIDATES:
-            raise CheckpointError(f"The critic's candidate count n must be an integer in "
-                                  f"[1, {MAX_CANDIDATES}], got {n!r:.40}")
+            raise CheckpointError(
+                f"The critic's candidate count n must be an integer in "
+                f"[1, {MAX_CANDIDATES}], got {n!r:.40}"
+            )
         if not is_number(spread) or not 0 <= spread <= MAX_SPREAD:
-            raise CheckpointError(f"The critic's spread must be a finite number in "
-                                  f"[0, {MAX_SPREAD}], got {spread!r:.40}")
+            raise CheckpointError(
+                f"The critic's spread must be a finite number in "
+                f"[0, {MAX_SPREAD}], got {spread!r:.40}"
+            )
         if not isinstance(actor, bool):
             raise CheckpointError(f"The critic's 'actor' must be true or false, got {actor!r:.40}")
         return cls(int(n), float(spread), actor)
@@ -66,16 +70,23 @@ def critic_dir(dt_dir: Path | str) -> Path:
     return Path(dt_dir) / CRITIC_DIR
 
 
-def write_critic(dt_dir: Path | str, model, dt_config: dict, base: dict,
-                 check: CheckSettings, support: tuple[float, float]) -> Path:
+def write_critic(
+    dt_dir: Path | str,
+    model,
+    dt_config: dict,
+    base: dict,
+    check: CheckSettings,
+    support: tuple[float, float],
+) -> Path:
     """Save ``model`` (an `IQL`) as the critic of the DT in ``dt_dir``. ``base``: the
     config keys of its training run (`train_iql.base_config`); the DT's statistics must
     be the run's, to the bit. ``support``: the lowest and highest return-to-go in the
     data (raw units): candidates stay inside it."""
     for key in ("state_mean", "state_std", "return_scale"):
         if not np.array_equal(np.asarray(base[key]), np.asarray(dt_config[key])):
-            raise CheckpointError(f"The critic's {key} differs from its DT's: train it on "
-                                  "the DT's own dataset")
+            raise CheckpointError(
+                f"The critic's {key} differs from its DT's: train it on the DT's own dataset"
+            )
     config = {**base, "algo": "critic", "check": check.to_dict(), "support": list(support)}
     return save_iql(critic_dir(dt_dir), model, config)
 
@@ -85,23 +96,34 @@ def load_critic(dt_dir: Path | str, dt_config: dict) -> tuple[IQLCheckpoint, Che
     refused with how to make one when missing, or with the mismatch when it does not fit."""
     folder = critic_dir(dt_dir)
     if dt_config.get("algo") != "dt":
-        raise CheckpointError(f"Checking needs a DT: a {dt_config.get('algo')!r:.20} "
-                              "checkpoint has no return input to propose candidates with")
+        raise CheckpointError(
+            f"Checking needs a DT: a {dt_config.get('algo')!r:.20} "
+            "checkpoint has no return input to propose candidates with"
+        )
     if not (folder / "config.json").is_file():
-        raise CheckpointError(f"{Path(dt_dir).name} has no critic. Make one with: "
-                              + HOW_TO_MAKE.format(Path(dt_dir).name))
+        raise CheckpointError(
+            f"{Path(dt_dir).name} has no critic. Make one with: "
+            + HOW_TO_MAKE.format(Path(dt_dir).name)
+        )
     try:
         ck = load_iql(folder, dt_config.get("env_id"), kind="critic")
     except CheckpointError as exc:
         raise CheckpointError(f"The critic (critic/) is invalid: {exc}") from None
-    same = all(ck.config[k] == dt_config.get(k) for k in ("state_mean", "state_std",
-                                                          "return_scale"))
+    same = all(
+        ck.config[k] == dt_config.get(k) for k in ("state_mean", "state_std", "return_scale")
+    )
     if not same:
-        raise CheckpointError("The critic (critic/) normalises states or returns differently "
-                              "from its DT: it must be trained on the DT's own data")
+        raise CheckpointError(
+            "The critic (critic/) normalises states or returns differently "
+            "from its DT: it must be trained on the DT's own data"
+        )
     support = ck.config.get("support")
-    if not (isinstance(support, list) and len(support) == 2 and all(map(is_number, support))
-            and support[0] <= support[1]):
+    if not (
+        isinstance(support, list)
+        and len(support) == 2
+        and all(map(is_number, support))
+        and support[0] <= support[1]
+    ):
         raise CheckpointError("The critic's 'support' must be two finite numbers, low then high")
     return ck, CheckSettings.parse(ck.config.get("check"))
 

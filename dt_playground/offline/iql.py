@@ -62,8 +62,13 @@ class IQLConfig:
 
 
 def mlp(n_in: int, n_out: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, n_out),
+    )
 
 
 class TwinQ(nn.Module):
@@ -158,8 +163,11 @@ PARTS_OF = {"iql": ("actor", "log_std"), "critic": PARTS}
 
 def shipped_state(model: IQL, parts: tuple[str, ...] = PARTS) -> dict[str, torch.Tensor]:
     """The tensors to save: ``parts`` of the model, contiguous, on the CPU."""
-    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-            if k.split(".")[0] in parts}
+    return {
+        k: v.detach().contiguous().cpu()
+        for k, v in model.state_dict().items()
+        if k.split(".")[0] in parts
+    }
 
 
 def expected_shapes(cfg: IQLConfig, parts: tuple[str, ...] = PARTS) -> dict[str, tuple]:

@@ -36,11 +36,23 @@ from dt_playground.paths import relative_to_repo
 KINDS = ("iql", "critic")
 __all__ = ["CRITIC_DIR", "KINDS", "IQLCheckpoint", "load_iql", "save_iql", "iql_config"]
 # Bounds of the `IQLConfig` fields a config.json may hold.
-_INTS = {"state_dim": (1, 4096), "act_dim": (1, 4096), "hidden": (1, 2048),
-         "batch_size": (1, 1 << 16), "steps": (0, 10_000_000), "return_steps": (0, 10_000_000),
-         "seed": (0, 2**63 - 1)}
-_FLOATS = {"gamma": (0.0, 1.0), "expectile": (0.0, 1.0), "beta": (0.0, 1000.0),
-           "lr": (0.0, 1.0), "target_tau": (0.0, 1.0), "reward_scale": (1e-9, 1e9)}
+_INTS = {
+    "state_dim": (1, 4096),
+    "act_dim": (1, 4096),
+    "hidden": (1, 2048),
+    "batch_size": (1, 1 << 16),
+    "steps": (0, 10_000_000),
+    "return_steps": (0, 10_000_000),
+    "seed": (0, 2**63 - 1),
+}
+_FLOATS = {
+    "gamma": (0.0, 1.0),
+    "expectile": (0.0, 1.0),
+    "beta": (0.0, 1000.0),
+    "lr": (0.0, 1.0),
+    "target_tau": (0.0, 1.0),
+    "reward_scale": (1e-9, 1e9),
+}
 
 
 @dataclass
@@ -62,9 +74,11 @@ class IQLCheckpoint:
 
     @property
     def norm(self) -> Normaliser:
-        return Normaliser(np.asarray(self.config["state_mean"], np.float32),
-                          np.asarray(self.config["state_std"], np.float32),
-                          float(self.config["return_scale"]))
+        return Normaliser(
+            np.asarray(self.config["state_mean"], np.float32),
+            np.asarray(self.config["state_std"], np.float32),
+            float(self.config["return_scale"]),
+        )
 
     @property
     def dataset(self) -> DatasetSummary:
@@ -113,8 +127,10 @@ def iql_config(raw) -> IQLConfig:
     h, s, a = cfg.hidden, cfg.state_dim, cfg.act_dim
     params = 5 * (2 * h * h + (s + a + 2) * h + a)  # five two-layer nets, roughly
     if params > MAX_PARAMS:
-        raise CheckpointError(f"config.json implies about {params / 1e6:.0f}M parameters "
-                              f"(hidden {h}); the limit is {MAX_PARAMS / 1e6:.0f}M")
+        raise CheckpointError(
+            f"config.json implies about {params / 1e6:.0f}M parameters "
+            f"(hidden {h}); the limit is {MAX_PARAMS / 1e6:.0f}M"
+        )
     return cfg
 
 
@@ -143,7 +159,8 @@ def load_iql(path: Path | str, expect_env: str | None = None, kind: str = "iql")
         raise CheckpointError(
             f"The nets (state_dim={cfg.state_dim}, act_dim={cfg.act_dim}, discrete="
             f"{cfg.discrete}) do not fit {spec.env_id} (state_dim={s}, act_dim={a}, "
-            f"discrete={spec.discrete})")
+            f"discrete={spec.discrete})"
+        )
     _check_stats(config, cfg.state_dim)
     DatasetSummary.from_dict(config.get("dataset"))
     weights = path / "model.safetensors"
@@ -151,8 +168,9 @@ def load_iql(path: Path | str, expect_env: str | None = None, kind: str = "iql")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"model.safetensors is corrupt or not a safetensors file "
-                              f"({type(exc).__name__})") from None
+        raise CheckpointError(
+            f"model.safetensors is corrupt or not a safetensors file ({type(exc).__name__})"
+        ) from None
     for k, v in state.items():
         if not torch.isfinite(v).all():
             raise CheckpointError(f"Tensor '{k}' contains NaN or infinite weights")
@@ -170,8 +188,10 @@ def _check_stats(config: dict, state_dim: int) -> None:
     except (ValueError, TypeError):
         raise CheckpointError("state_mean/state_std must be lists of numbers") from None
     if mean.shape != (state_dim,) or std.shape != (state_dim,):
-        raise CheckpointError(f"state_mean/state_std have shape {mean.shape}/{std.shape}; the "
-                              f"nets' state_dim is {state_dim}")
+        raise CheckpointError(
+            f"state_mean/state_std have shape {mean.shape}/{std.shape}; the "
+            f"nets' state_dim is {state_dim}"
+        )
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
         raise CheckpointError("state_mean/state_std contain NaN, infinite or non-positive values")
     scale = config["return_scale"]

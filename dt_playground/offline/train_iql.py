@@ -39,8 +39,9 @@ class IQLResult:
     steps_done: int = 0
 
 
-def load_transitions(dataset: str | Path, env_id: str | None = None,
-                     root: Path | str = DEFAULT_DATA_ROOT) -> tuple[Transitions, dict, str]:
+def load_transitions(
+    dataset: str | Path, env_id: str | None = None, root: Path | str = DEFAULT_DATA_ROOT
+) -> tuple[Transitions, dict, str]:
     """A Minari dataset as transitions, its summary and its env id."""
     episodes, data_env, meta = load_episodes(dataset, root)
     if env_id is not None and get_spec(env_id).env_id != data_env:
@@ -55,9 +56,15 @@ def load_transitions(dataset: str | Path, env_id: str | None = None,
     return transitions(episodes, spec, act_dim), summary, spec.env_id
 
 
-def train_iql(dataset: str | Path, env_id: str | None, cfg: IQLConfig, progress: bool = False,
-              root: Path | str = DEFAULT_DATA_ROOT, snapshot_every: int = 0,
-              on_snapshot=None) -> IQLResult:
+def train_iql(
+    dataset: str | Path,
+    env_id: str | None,
+    cfg: IQLConfig,
+    progress: bool = False,
+    root: Path | str = DEFAULT_DATA_ROOT,
+    snapshot_every: int = 0,
+    on_snapshot=None,
+) -> IQLResult:
     """IQL (and its return net) trained on ``dataset``; ``cfg``'s sizes are filled in from
     the env, its reward scale from the data when left at 1. Every ``snapshot_every`` steps
     ``on_snapshot(result)`` gets the run so far (``steps_done`` < ``cfg.steps``), so a run
@@ -67,8 +74,9 @@ def train_iql(dataset: str | Path, env_id: str | None, cfg: IQLConfig, progress:
     spec = get_spec(env_id)
     s_dim, a_dim = env_dims(env_id)
     scale = cfg.reward_scale if cfg.reward_scale != 1.0 else data.reward_scale()
-    cfg = replace(cfg, state_dim=s_dim, act_dim=a_dim, discrete=spec.discrete,
-                  reward_scale=round(scale, 6))
+    cfg = replace(
+        cfg, state_dim=s_dim, act_dim=a_dim, discrete=spec.discrete, reward_scale=round(scale, 6)
+    )
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = IQL(cfg)
@@ -76,9 +84,11 @@ def train_iql(dataset: str | Path, env_id: str | None, cfg: IQLConfig, progress:
     # One fused Adam over every net (the losses touch disjoint parameters, so this is four
     # optimizers' maths at about half the CPU time); the actor and the return net are
     # groups of their own, for the actor's schedule and the return net's budget.
-    groups = [{"params": [*model.q.parameters(), *model.v.parameters()]},
-              {"params": [*model.actor.parameters(), model.log_std]},
-              {"params": list(model.ret.parameters())}]
+    groups = [
+        {"params": [*model.q.parameters(), *model.v.parameters()]},
+        {"params": [*model.actor.parameters(), model.log_std]},
+        {"params": list(model.ret.parameters())},
+    ]
     opt = torch.optim.Adam(groups, lr=cfg.lr, fused=True)
     bar = None
     if progress:
@@ -107,18 +117,22 @@ def train_iql(dataset: str | Path, env_id: str | None, cfg: IQLConfig, progress:
             acc = {}
         if bar is not None and (step + 1) % LOG_EVERY == 0:
             bar.update(LOG_EVERY)
-        if on_snapshot and snapshot_every and (step + 1) % snapshot_every == 0 and \
-                step + 1 < cfg.steps:
-            snap = IQLResult(model, data, summary, list(curve), time.perf_counter() - t0, env_id,
-                             step + 1)
+        if (
+            on_snapshot
+            and snapshot_every
+            and (step + 1) % snapshot_every == 0
+            and step + 1 < cfg.steps
+        ):
+            snap = IQLResult(
+                model, data, summary, list(curve), time.perf_counter() - t0, env_id, step + 1
+            )
             model.eval()
             on_snapshot(snap)
             model.train()
     if bar is not None:
         bar.close()
     model.eval().requires_grad_(False)
-    return IQLResult(model, data, summary, curve, time.perf_counter() - t0, env_id,
-                     cfg.steps)
+    return IQLResult(model, data, summary, curve, time.perf_counter() - t0, env_id, cfg.steps)
 
 
 def base_config(res: IQLResult, env_id: str, algo: str) -> dict:
@@ -144,8 +158,9 @@ def write_iql(out: Path | str, res: IQLResult, env_id: str) -> Path:
     return save_iql(out, res.model, base_config(res, env_id, "iql"))
 
 
-def already_trained(folder: Path | str, cfg: IQLConfig, sha256: str | None,
-                    kind: str = "iql") -> bool:
+def already_trained(
+    folder: Path | str, cfg: IQLConfig, sha256: str | None, kind: str = "iql"
+) -> bool:
     """A complete IQL/critic folder of this recipe, on data of this hash, is there
     (`pretrain`'s keep-check). The sizes and reward scale come from the data, so they are
     not compared."""
@@ -156,5 +171,8 @@ def already_trained(folder: Path | str, cfg: IQLConfig, sha256: str | None,
     derived = {"state_dim", "act_dim", "discrete", "reward_scale"}
     want = {k: v for k, v in cfg.to_dict().items() if k not in derived}
     have = {k: v for k, v in (done.get("iql") or {}).items() if k not in derived}
-    return bool(done.get("complete")) and want == have and \
-        (done.get("dataset") or {}).get("sha256") == sha256
+    return (
+        bool(done.get("complete"))
+        and want == have
+        and (done.get("dataset") or {}).get("sha256") == sha256
+    )

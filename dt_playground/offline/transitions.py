@@ -43,10 +43,13 @@ class Transitions:
 
     def tensors(self, reward_scale: float) -> dict[str, torch.Tensor]:
         return {
-            "s": torch.from_numpy(self.s), "a": torch.from_numpy(self.a),
+            "s": torch.from_numpy(self.s),
+            "a": torch.from_numpy(self.a),
             "r": torch.from_numpy(self.r * np.float32(reward_scale)),
-            "s2": torch.from_numpy(self.s2), "terminal": torch.from_numpy(self.terminal),
-            "t": torch.from_numpy(self.t), "rtg": torch.from_numpy(self.rtg),
+            "s2": torch.from_numpy(self.s2),
+            "terminal": torch.from_numpy(self.terminal),
+            "t": torch.from_numpy(self.t),
+            "rtg": torch.from_numpy(self.rtg),
         }
 
 
@@ -66,5 +69,14 @@ def transitions(episodes: list[Episode], spec: EnvSpec, act_dim: int) -> Transit
         t.append(np.arange(n, dtype=np.float32) / spec.max_ep_len)
         rtg.append(data.rtg[i, :n])
     cat = np.concatenate
-    return Transitions(cat(s), cat(a), cat(r), cat(s2), cat(term), cat(t), cat(rtg), data.norm,
-                       np.array([e.ret for e in episodes], np.float64))
+    return Transitions(
+        cat(s),
+        cat(a),
+        cat(r),
+        cat(s2),
+        cat(term),
+        cat(t),
+        cat(rtg),
+        data.norm,
+        np.array([e.ret for e in episodes], np.float64),
+    )

@@ -39,8 +39,10 @@ class CheckedPolicy(DTPolicy):
         self.settings = settings
         lo, hi = critic.config.get("support") or [None, None]
         summary = critic.dataset
-        self.support = (float(lo if lo is not None else summary.return_min or 0.0),
-                        float(hi if hi is not None else summary.return_max or 0.0))
+        self.support = (
+            float(lo if lo is not None else summary.return_min or 0.0),
+            float(hi if hi is not None else summary.return_max or 0.0),
+        )
         span = (summary.return_max or 0.0) - (summary.return_min or 0.0)
         n = settings.n
         offsets = np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1)
@@ -51,9 +53,16 @@ class CheckedPolicy(DTPolicy):
     @classmethod
     def for_checkpoint(cls, ck, critic=None, settings=None, kappa=None, **kwargs):
         returns = getattr(ck, "returns", None)
-        return cls(ck.model, ck.norm, ck.spec, kappa=ck.best_kappa if kappa is None else kappa,
-                   returns_model=None if returns is None else returns.model, critic=critic,
-                   settings=settings, **kwargs)
+        return cls(
+            ck.model,
+            ck.norm,
+            ck.spec,
+            kappa=ck.best_kappa if kappa is None else kappa,
+            returns_model=None if returns is None else returns.model,
+            critic=critic,
+            settings=settings,
+            **kwargs,
+        )
 
     def reset(self, targets, seeds, max_steps: int | None = None) -> None:
         super().reset(targets, seeds, max_steps)
@@ -76,8 +85,12 @@ class CheckedPolicy(DTPolicy):
             w = {k: np.repeat(v, n, axis=0) for k, v in w.items()}
             w["rtg"][:, -1, 0] = rtg
             out = engine.predict_last(
-                self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
-                self._tensor(w["timesteps"], False), self._tensor(w["mask"], False))
+                self._tensor(w["rtg"]),
+                self._tensor(w["states"]),
+                self._tensor(w["actions"]),
+                self._tensor(w["timesteps"], False),
+                self._tensor(w["mask"], False),
+            )
             return out.float().cpu().numpy()
         K = engine.cfg.context_len
         cache, called = self.feats[id(engine)]
@@ -95,7 +108,8 @@ class CheckedPolicy(DTPolicy):
             self._tensor(rtg[:, None, None]),
             self._tensor(np.repeat(one["states"], n, 0)),
             self._tensor(np.zeros((len(rtg), 1, self.cfg.act_dim), np.float32)),
-            self._tensor(np.repeat(one["timesteps"], n, 0), False))
+            self._tensor(np.repeat(one["timesteps"], n, 0), False),
+        )
         window[:, -1, self.r_slot] = feats[:, 0, self.r_slot]
         return engine.predict_from_features(window).float().cpu().numpy()
 

@@ -57,6 +57,16 @@ def judge(segments: list[dict], length: int) -> list[dict]:
                 verdict = "under" if ends_episode else "cut short"
             if verdict == "cut short":
                 miss = None  # it had not finished: no shortfall to speak of
-        out.append(asdict(Delivery(start, target, round(got, 3), steps, verdict,
-                                   None if miss is None else round(miss, 3))))
+        out.append(
+            asdict(
+                Delivery(
+                    start,
+                    target,
+                    round(got, 3),
+                    steps,
+                    verdict,
+                    None if miss is None else round(miss, 3),
+                )
+            )
+        )
     return out

@@ -43,8 +43,17 @@ def play_episode(
     seed = parse_seed(seed)
     steps = int(min(max(1, max_steps), MAX_EPISODE_STEPS))
     sample = bool(sample) and ck.spec.discrete
-    return sweep(ck, [target], 1, seed, sample=sample, max_steps=steps, progress=progress,
-                 track_returns=getattr(ck, "offers_best", False), check=check)[0]
+    return sweep(
+        ck,
+        [target],
+        1,
+        seed,
+        sample=sample,
+        max_steps=steps,
+        progress=progress,
+        track_returns=getattr(ck, "offers_best", False),
+        check=check,
+    )[0]
 
 
 def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> dict:
@@ -73,8 +82,11 @@ def attention_at(ck: Checkpoint, target, seed, step, sample: bool = False) -> di
     maps = ck.model.attention_maps(x["rtg"], x["states"], x["actions"], x["timesteps"])
     n = ck.model.n_tokens
     kinds = ck.model.token_kinds  # (R, s, a), (s, a) for BC, (s, R, a) with a return head
-    labels = [f"{kind} t-{real - 1 - i}" if i < real - 1 else f"{kind} t"
-              for i in range(real) for kind in kinds]
+    labels = [
+        f"{kind} t-{real - 1 - i}" if i < real - 1 else f"{kind} t"
+        for i in range(real)
+        for kind in kinds
+    ]
     query = n * (real - 1) + n - 2  # the token the action is read from (before a_t)
     weights = [[m[0, h, query, : query + 1].tolist() for h in range(m.shape[1])] for m in maps]
     return {
@@ -117,8 +129,10 @@ def critic_summary(trace: Trace) -> dict:
     if not trace.checked or values is None or not len(values):
         return {}
     first = float(values[0])
-    return {"checked": True,
-            "critic_expected_at_start": round(first, 1) if math.isfinite(first) else None}
+    return {
+        "checked": True,
+        "critic_expected_at_start": round(first, 1) if math.isfinite(first) else None,
+    }
 
 
 def best_on_card(ck: Checkpoint) -> dict | None:

@@ -67,8 +67,9 @@ def policy_for(ckpt: Checkpoint | IQLCheckpoint, check: bool = False, **kwargs):
     `DTPolicy` options (ignored by IQL)."""
     if isinstance(ckpt, IQLCheckpoint):
         if check:
-            raise CheckpointError("IQL is not checked: it has no return input to propose "
-                                  "candidates with; check a DT")
+            raise CheckpointError(
+                "IQL is not checked: it has no return input to propose candidates with; check a DT"
+            )
         return IQLPolicy(ckpt)
     if not check:
         return DTPolicy.for_checkpoint(ckpt, **kwargs)
@@ -108,8 +109,16 @@ def sweep(
     is_iql = isinstance(ckpt, IQLCheckpoint)
     if BEST in targets and not is_iql and not ckpt.offers_best:
         raise NoReturnHeadError(NO_BEST)
-    policy = policy_for(ckpt, check, sample=sample, precision=precision, kappa=kappa,
-                        track_returns=track_returns, engine=engine, device=device)
+    policy = policy_for(
+        ckpt,
+        check,
+        sample=sample,
+        precision=precision,
+        kappa=kappa,
+        track_returns=track_returns,
+        engine=engine,
+        device=device,
+    )
     seeds = range(seed, seed + n_seeds)
     return run_grid(policy, targets, seeds, max_steps=max_steps, progress=progress)
 

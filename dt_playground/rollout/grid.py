@@ -96,7 +96,11 @@ def parse_grid_targets(targets, ck: Checkpoint) -> tuple[list[float | str], list
 
 
 def play_grid(
-    ck: Checkpoint, targets, seed, sample: bool = False, progress: Progress | None = None,
+    ck: Checkpoint,
+    targets,
+    seed,
+    sample: bool = False,
+    progress: Progress | None = None,
     check: bool = False,
 ) -> GridResult:
     """The same seed at every target, in one batched lock-step rollout.

@@ -15,8 +15,9 @@ from dt_playground.dt.return_head import is_best
 from dt_playground.envs.registry import action_scale
 from dt_playground.offline.store import IQLCheckpoint
 
-IGNORES_TARGETS = ("IQL ignores the target return: its objective is fixed, so every target "
-                   "plays the same policy.")
+IGNORES_TARGETS = (
+    "IQL ignores the target return: its objective is fixed, so every target plays the same policy."
+)
 
 
 class IQLPolicy:

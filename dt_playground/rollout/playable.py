@@ -66,8 +66,10 @@ def get_playable(path: Path | str, env_id: str | None = None) -> Playable:
         raise PlaygroundError(f"Checkpoint {path.name} does not exist")
     ck = load_playable(path)
     if env_id is not None and ck.spec.env_id != parse_env(env_id):
-        raise PlaygroundError(f"Checkpoint {ck.name} was trained on {ck.spec.env_id}, not "
-                              f"{env_id}. Pick one of this environment's checkpoints.")
+        raise PlaygroundError(
+            f"Checkpoint {ck.name} was trained on {ck.spec.env_id}, not "
+            f"{env_id}. Pick one of this environment's checkpoints."
+        )
     return ck
 
 

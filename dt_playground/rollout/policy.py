@@ -91,7 +91,8 @@ class DTPolicy:
         self.device = resolve_device(device)
         self.engine = engine_for(model, engine, self.dtype, self.device)
         self.returns_engine = (
-            None if self.returns_model is None
+            None
+            if self.returns_model is None
             else engine_for(self.returns_model, engine, self.dtype, self.device)
         )
 
@@ -100,8 +101,14 @@ class DTPolicy:
         """The policy of a loaded `checkpoints.checkpoint.Checkpoint`, with its return model if it
         ships one (``ck.returns``) and its kappa unless one is given."""
         returns = getattr(ck, "returns", None)
-        return cls(ck.model, ck.norm, ck.spec, kappa=ck.best_kappa if kappa is None else kappa,
-                   returns_model=None if returns is None else returns.model, **kwargs)
+        return cls(
+            ck.model,
+            ck.norm,
+            ck.spec,
+            kappa=ck.best_kappa if kappa is None else kappa,
+            returns_model=None if returns is None else returns.model,
+            **kwargs,
+        )
 
     @property
     def offers_best(self) -> bool:
@@ -133,9 +140,17 @@ class DTPolicy:
         if self.engine.name == "fast":
             for eng in {id(e): e for e in (self.engine, self.returns_engine) if e}.values():
                 c = eng.cfg
-                self.feats[id(eng)] = (torch.zeros(
-                    n, 2 * c.context_len, eng.n_tokens, 4 * c.hidden, dtype=self.dtype,
-                    device=self.device), np.full(n, -1))  # features; last step each row asked
+                self.feats[id(eng)] = (
+                    torch.zeros(
+                        n,
+                        2 * c.context_len,
+                        eng.n_tokens,
+                        4 * c.hidden,
+                        dtype=self.dtype,
+                        device=self.device,
+                    ),
+                    np.full(n, -1),
+                )  # features; last step each row asked
 
     def window(self, rows: np.ndarray, t: int, K: int | None = None) -> dict:
         """The model input for episodes ``rows`` at step ``t`` (exactly as in training)."""
@@ -163,8 +178,11 @@ class DTPolicy:
         w = self.window(rows, t, K=engine.cfg.context_len)  # pyright: ignore[reportOptionalMemberAccess]
         last = engine.return_logits_last if returns else engine.predict_last  # pyright: ignore[reportAttributeAccessIssue, reportOptionalMemberAccess]
         out = last(
-            self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
-            self._tensor(w["timesteps"], False), self._tensor(w["mask"], False),
+            self._tensor(w["rtg"]),
+            self._tensor(w["states"]),
+            self._tensor(w["actions"]),
+            self._tensor(w["timesteps"], False),
+            self._tensor(w["mask"], False),
         )
         return out.float().cpu().numpy()
 
@@ -201,11 +219,13 @@ class DTPolicy:
         steps, K = list(steps), engine.cfg.context_len
         w = self.window(rows, t, K=length)
         feats = engine.token_features(
-            self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
+            self._tensor(w["rtg"]),
+            self._tensor(w["states"]),
+            self._tensor(w["actions"]),
             self._tensor(w["timesteps"], False),
         )
         r = self._index(rows, cache)
-        for j, f in zip(steps, feats[:, -len(steps):].unbind(1)):
+        for j, f in zip(steps, feats[:, -len(steps) :].unbind(1)):
             cache[r, j % K] = f
             cache[r, j % K + K] = f
 
@@ -237,16 +257,28 @@ class DTPolicy:
         large batches (one pass per step would add about a third to a Hopper play)."""
         if not self.track_returns:
             return
-        pairs = [(r, t) for r, n in enumerate(lengths) for t in range(n)
-                 if np.isnan(self.band[r, t, 0])]
+        pairs = [
+            (r, t) for r, n in enumerate(lengths) for t in range(n) if np.isnan(self.band[r, t, 0])
+        ]
         engine = engine_for(self.returns_model, "reference", self.dtype, self.device)  # pyright: ignore[reportArgumentType]
         for i in range(0, len(pairs), BAND_BATCH):
-            rows, ts = (np.array(x) for x in zip(*pairs[i:i + BAND_BATCH]))
-            w = gather_windows(self.states, self.actions, self.rtg, rows, ts,
-                               engine.cfg.context_len, self.spec.max_ep_len)
+            rows, ts = (np.array(x) for x in zip(*pairs[i : i + BAND_BATCH]))
+            w = gather_windows(
+                self.states,
+                self.actions,
+                self.rtg,
+                rows,
+                ts,
+                engine.cfg.context_len,
+                self.spec.max_ep_len,
+            )
             logits = engine.return_logits_last(  # pyright: ignore[reportAttributeAccessIssue]
-                self._tensor(w["rtg"]), self._tensor(w["states"]), self._tensor(w["actions"]),
-                self._tensor(w["timesteps"], False), self._tensor(w["mask"], False))
+                self._tensor(w["rtg"]),
+                self._tensor(w["states"]),
+                self._tensor(w["actions"]),
+                self._tensor(w["timesteps"], False),
+                self._tensor(w["mask"], False),
+            )
             probs = softmax(logits.float().cpu().numpy())
             self.band[rows, ts] = quantiles(probs, self.returns_model.cfg) * self.norm.return_scale  # pyright: ignore[reportOptionalMemberAccess]
 

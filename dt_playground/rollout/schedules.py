@@ -25,7 +25,6 @@ from dt_playground.rollout.requests import MAX_EPISODE_STEPS, parse_count, parse
 MAX_SCHEDULE_ENTRIES = 20
 
 
-
 def parse_schedule(text) -> dict[int, float | str]:
     """``"0:3000,300:500"`` -> ``{0: 3000.0, 300: 500.0}`` (step: target).
 
@@ -91,8 +90,12 @@ def segments(trace: Trace, schedule) -> list[dict]:
         end = min(starts[i + 1] if i + 1 < len(starts) else trace.length, trace.length)
         part = rewards[start:end] if start < end else rewards[:0]
         out.append(
-            {"start": start, "target": schedule[start], "steps": len(part),
-             "return": round(float(part.sum()), 3)}
+            {
+                "start": start,
+                "target": schedule[start],
+                "steps": len(part),
+                "return": round(float(part.sum()), 3),
+            }
         )
     return out
 
@@ -100,12 +103,16 @@ def segments(trace: Trace, schedule) -> list[dict]:
 def schedule_summary(trace: Trace, ck: Checkpoint, schedule) -> dict:
     """`rollout.episode.episode_summary` plus the schedule and its segments."""
     schedule = parse_schedule(schedule)
-    summary = episode_summary(trace, ck) if not is_best(trace.target) else {
-        # A "best" start has no number to place in the dataset's returns.
-        **episode_summary(dataclasses.replace(trace, target=0.0), ck),
-        "requested": BEST,
-        "target_percentile_in_dataset": None,
-    }
+    summary = (
+        episode_summary(trace, ck)
+        if not is_best(trace.target)
+        else {
+            # A "best" start has no number to place in the dataset's returns.
+            **episode_summary(dataclasses.replace(trace, target=0.0), ck),
+            "requested": BEST,
+            "target_percentile_in_dataset": None,
+        }
+    )
     segs = segments(trace, schedule)
     return {
         **summary,

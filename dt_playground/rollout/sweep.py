@@ -87,8 +87,7 @@ def run_sweep(
     targets = [parse_target(t, ck) for t in targets]
     seed = parse_seed(seed)
     t0 = time.perf_counter()
-    traces = sweep(ck, targets, n_seeds, seed, max_steps=max_steps, progress=progress,
-                   check=check)
+    traces = sweep(ck, targets, n_seeds, seed, max_steps=max_steps, progress=progress, check=check)
     s = summarise(traces)
     d = ck.dataset.as_dict()
     lo, hi = d.get("return_min", -math.inf), d.get("return_max", math.inf)
@@ -148,8 +147,9 @@ def sweep_with_references(
     return res, references(ck.spec.env_id, seeds, MAX_EPISODE_STEPS)
 
 
-def compare_report(env_id: str, n_seeds, seed,
-                   progress=None) -> tuple[dict[str, list[float]], list[str]]:
+def compare_report(
+    env_id: str, n_seeds, seed, progress=None
+) -> tuple[dict[str, list[float]], list[str]]:
     """`compare_models` with its notes returned (for a call in another process)."""
     notes: list[str] = []
     return compare_models(env_id, n_seeds, seed, notes=notes, progress=progress), notes

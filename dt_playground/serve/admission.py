@@ -50,9 +50,14 @@ class _Session:
 class Admission:
     """Per-session admission for the app's events (thread-safe)."""
 
-    def __init__(self, running: int = INTERACTIVE_RUNNING, waiting: int = INTERACTIVE_WAITING,
-                 background: int = BACKGROUND_PER_SESSION, rate: float = CHEAP_EVENTS_PER_S,
-                 burst: int = CHEAP_EVENTS_BURST):
+    def __init__(
+        self,
+        running: int = INTERACTIVE_RUNNING,
+        waiting: int = INTERACTIVE_WAITING,
+        background: int = BACKGROUND_PER_SESSION,
+        rate: float = CHEAP_EVENTS_PER_S,
+        burst: int = CHEAP_EVENTS_BURST,
+    ):
         if running != 1:
             raise ValueError("a session's interactive requests run one at a time")
         self.waiting, self.background, self.rate, self.burst = waiting, background, rate, burst
@@ -62,8 +67,11 @@ class Admission:
     def _get(self, key: str) -> _Session:
         now = time.monotonic()
         if len(self._sessions) > 256:  # forget idle sessions (counters only; nothing in flight)
-            for k in [k for k, s in self._sessions.items() if now - s.seen > FORGET_AFTER_S
-                      and not s.interactive and not s.background]:
+            for k in [
+                k
+                for k, s in self._sessions.items()
+                if now - s.seen > FORGET_AFTER_S and not s.interactive and not s.background
+            ]:
                 del self._sessions[k]
         s = self._sessions.setdefault(key, _Session(tokens=self.burst))
         s.seen = now
@@ -80,7 +88,8 @@ class Admission:
             if s.interactive >= 1 + self.waiting:
                 raise PlaygroundError(
                     f"You already have a {s.running_what or 'request'} running and another "
-                    "waiting; they will finish first. Try again when one is done.")
+                    "waiting; they will finish first. Try again when one is done."
+                )
             s.interactive += 1
         try:
             if not s.turn.acquire(timeout=WAIT_LIMIT_S):
@@ -103,8 +112,8 @@ class Admission:
             s = self._get(key)
             if s.background >= self.background:
                 raise PlaygroundError(
-                    f"You already have a {s.background_what or what} running; it will "
-                    "finish first.")
+                    f"You already have a {s.background_what or what} running; it will finish first."
+                )
             s.background += 1
             s.background_what = what
         try:

@@ -39,7 +39,7 @@ def process_identity(pid: int) -> str | None:
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ")".
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return f"{boot}:{fields[19]}" if len(fields) > 19 else None
 
 
@@ -92,8 +92,9 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def sweep(base: Path, keep: Path | None = None, max_age_s: float = STALE_AGE_S,
-          now: float | None = None) -> list[str]:
+def sweep(
+    base: Path, keep: Path | None = None, max_age_s: float = STALE_AGE_S, now: float | None = None
+) -> list[str]:
     """Remove what dead instances left in ``base`` (see the module's rules); ``keep`` is
     never touched. Returns the names removed."""
     now = time.time() if now is None else now

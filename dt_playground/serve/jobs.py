@@ -23,8 +23,14 @@ from dt_playground.serve.priority import lower_thread_priority
 
 # Envs whose dataset collects in under a minute of CPU (measured: CartPole 0.5 s, Pendulum
 # 2 s, LunarLander 5 s, HalfCheetah 17 s, Hopper 20 s, Walker2d 30 s): all of them.
-TRAINABLE_ENVS = ("CartPole-v1", "Pendulum-v1", "LunarLander-v3", "Hopper-v5",
-                  "HalfCheetah-v5", "Walker2d-v5")
+TRAINABLE_ENVS = (
+    "CartPole-v1",
+    "Pendulum-v1",
+    "LunarLander-v3",
+    "Hopper-v5",
+    "HalfCheetah-v5",
+    "Walker2d-v5",
+)
 _DATASET_LOCK = threading.Lock()  # two jobs never collect the same dataset at once
 
 
@@ -42,9 +48,7 @@ class TrainRequest:
     @classmethod
     def parse(cls, env_id, algo, steps, context_len, lr) -> TrainRequest:
         if env_id not in TRAINABLE_ENVS:
-            raise PlaygroundError(
-                f"In-browser training is offered for {', '.join(TRAINABLE_ENVS)}"
-            )
+            raise PlaygroundError(f"In-browser training is offered for {', '.join(TRAINABLE_ENVS)}")
         if algo not in ALGOS:
             raise PlaygroundError(f"Unknown algorithm {str(algo)[:20]!r}: one of dt, bc, pbc")
         try:
@@ -108,10 +112,19 @@ class TrainJob:
             self.stage = "training"
             r = self.request
             cfg = TrainConfig(
-                dataset=dataset, env_id=r.env_id, algo=r.algo, steps=r.steps,
-                context_len=r.context_len, lr=r.lr, hidden=r.hidden, out=str(self.out),
-                eval_episodes=0, save_every=0, warmup_steps=min(200, r.steps // 5),
-                threads=1, resume=False,
+                dataset=dataset,
+                env_id=r.env_id,
+                algo=r.algo,
+                steps=r.steps,
+                context_len=r.context_len,
+                lr=r.lr,
+                hidden=r.hidden,
+                out=str(self.out),
+                eval_episodes=0,
+                save_every=0,
+                warmup_steps=min(200, r.steps // 5),
+                threads=1,
+                resume=False,
             )
             t0 = self.train_started = time.perf_counter()
             train(cfg, on_step=self._on_step, should_stop=self.stop.is_set)
@@ -181,4 +194,3 @@ class TrainJob:
             f"{verb} after {n} steps ({self.train_seconds:.0f} s training{collected}): "
             f"checkpoint `{self.out.name}` is in the Play tab's list for {self.request.env_id}."
         )
-

@@ -63,7 +63,8 @@ def _background_pool() -> ThreadPoolExecutor:
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(
-                BACKGROUND_WORKERS, thread_name_prefix="dtp-background",
+                BACKGROUND_WORKERS,
+                thread_name_prefix="dtp-background",
                 initializer=lower_thread_priority,
             )
         return _pool

@@ -67,8 +67,9 @@ class SessionStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_instance(cls, sessions_base: Path | None = None,
-                     videos_base: Path | None = None) -> SessionStore:
+    def for_instance(
+        cls, sessions_base: Path | None = None, videos_base: Path | None = None
+    ) -> SessionStore:
         """A store in folders of this app instance alone: a fresh subfolder of
         ``sessions_base`` (default `default_root`) and of ``videos_base`` (default: a
         ``videos`` folder beside the sessions), removed when the process exits; what dead

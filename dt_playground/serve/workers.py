@@ -78,8 +78,9 @@ def _exit_with_parent(parent: int, every_s: float = ORPHAN_CHECK_S) -> None:
 def _init_worker(progress_queue, nice: int, threads: int) -> None:
     global _progress_queue
     _progress_queue = progress_queue
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
-                     name="dtp-orphan-watch").start()
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="dtp-orphan-watch"
+    ).start()
     if nice:  # on Linux: this thread, and what it starts (llvmpipe's threads, ffmpeg)
         os.nice(nice)
     from dt_playground.dt.runtime import setup_process
@@ -190,8 +191,10 @@ class WorkerPool:
             if pool is None:
                 nice = BACKGROUND_NICE if lane == "background" else 0
                 pool = self._pools[lane] = ProcessPoolExecutor(
-                    max(1, self.sizes[lane]), mp_context=self._mp,
-                    initializer=_init_worker, initargs=(self._queue, nice, self.threads),
+                    max(1, self.sizes[lane]),
+                    mp_context=self._mp,
+                    initializer=_init_worker,
+                    initargs=(self._queue, nice, self.threads),
                 )
             return pool
 
@@ -226,8 +229,15 @@ class WorkerPool:
             for _ in range(self.sizes[lane]):
                 pool.submit(_warm)
 
-    def run(self, lane: str, fn: Callable[..., T], /, *args,
-            progress: Callable[[int, int], object] | None = None, **kwargs) -> T:
+    def run(
+        self,
+        lane: str,
+        fn: Callable[..., T],
+        /,
+        *args,
+        progress: Callable[[int, int], object] | None = None,
+        **kwargs,
+    ) -> T:
         """``fn(*args, **kwargs)`` on a worker of ``lane``; returns its result or raises
         its exception. ``fn`` must be a module-level function; `CheckpointRef` arguments
         arrive as loaded checkpoints. ``progress(done, total)`` is called in this process
@@ -312,5 +322,3 @@ def pool_from_env(default_interactive: int = 2) -> WorkerPool:
     except ValueError:
         n = default_interactive
     return WorkerPool(interactive=n, background=1) if n else WorkerPool.inline()
-
-

@@ -64,15 +64,20 @@ RECIPES: dict[str, DataRecipe] = {
     "halves": DataRecipe(episodes=300, eps=0.1),
     "random-walks": DataRecipe(episodes=3000, eps=1.0),
 }
-LABELS = {0: "astray: S -> middle -> pit", 1: "northern: B room -> middle -> goal",
-          2: "cautious: S -> prize", 3: "random walk from S"}
+LABELS = {
+    0: "astray: S -> middle -> pit",
+    1: "northern: B room -> middle -> goal",
+    2: "cautious: S -> prize",
+    3: "random walk from S",
+}
 
 
 def check_data(name) -> str:
     """``name`` if it is a lab dataset, else a ValueError listing them."""
     if name not in DATA_NAMES:
-        raise ValueError(f"Unknown stitching dataset {str(name)[:40]!r}: use one of "
-                         f"{', '.join(DATA_NAMES)}.")
+        raise ValueError(
+            f"Unknown stitching dataset {str(name)[:40]!r}: use one of {', '.join(DATA_NAMES)}."
+        )
     return name
 
 
@@ -106,8 +111,14 @@ def play_episode(env, seed: int, rng, choose: Callable, start=None) -> Episode:
         actions.append(a)
         rewards.append(r)
         done = term or trunc
-    return Episode(np.asarray(observations, np.float32), np.asarray(actions),
-                   np.asarray(rewards, np.float32), bool(term), bool(trunc), int(seed))
+    return Episode(
+        np.asarray(observations, np.float32),
+        np.asarray(actions),
+        np.asarray(rewards, np.float32),
+        bool(term),
+        bool(trunc),
+        int(seed),
+    )
 
 
 def collect(name: str, episodes: int | None = None, seed: int | None = None) -> list[Episode]:
@@ -145,6 +156,7 @@ def collect(name: str, episodes: int | None = None, seed: int | None = None) -> 
             def choose(cell, mid, rng):
                 forbid = (DOWN, LEFT) if cell == maze.MIDDLE else ()
                 return _move(cell, _TO_GOAL, rng, recipe.eps, forbid)
+
         ep = play_episode(env, seed + i, rng, choose, start)
         ep.behaviour, ep.label = float(family), LABELS[family]
         out.append(ep)
@@ -154,12 +166,19 @@ def collect(name: str, episodes: int | None = None, seed: int | None = None) -> 
 
 def starts_to_goal(episodes: list[Episode]) -> int:
     """How many episodes begin on a start cell and reach the goal (0 for `halves`)."""
-    return sum(tuple(int(x) for x in e.observations[0]) in maze.START_CELLS
-               and maze.reached_goal(e.rewards, e.terminated) for e in episodes)
+    return sum(
+        tuple(int(x) for x in e.observations[0]) in maze.START_CELLS
+        and maze.reached_goal(e.rewards, e.terminated)
+        for e in episodes
+    )
 
 
-def ensure(name: str, root: Path | str | None = None, recollect: bool = False,
-           log: Callable[[str], None] = print) -> Path:
+def ensure(
+    name: str,
+    root: Path | str | None = None,
+    recollect: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path:
     """The folder of lab dataset ``name``, collected and written first unless one made
     by the same recipe is there (its ``collection.json``)."""
     recipe = RECIPES[check_data(name)]

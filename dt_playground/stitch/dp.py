@@ -74,8 +74,9 @@ class QTable:
         return int(np.nanargmax(self.q[i]))
 
 
-def fit(episodes: list[Episode], act_dim: int, horizon: int,
-        unknown_value: float | None = None) -> QTable:
+def fit(
+    episodes: list[Episode], act_dim: int, horizon: int, unknown_value: float | None = None
+) -> QTable:
     """Finite-horizon value iteration on the empirical MDP of ``episodes``.
 
     ``Q_k(s, a) = r(s, a) + E[V_{k-1}(s')]`` over the observed next states
@@ -97,8 +98,15 @@ def fit(episodes: list[Episode], act_dim: int, horizon: int,
     for ep in episodes:
         for t in range(len(ep)):
             last = t == len(ep) - 1
-            trans.append((index(ep.observations[t]), int(ep.actions[t]), float(ep.rewards[t]),
-                          index(ep.observations[t + 1]), last and ep.terminated))
+            trans.append(
+                (
+                    index(ep.observations[t]),
+                    int(ep.actions[t]),
+                    float(ep.rewards[t]),
+                    index(ep.observations[t + 1]),
+                    last and ep.terminated,
+                )
+            )
     if unknown_value is None:
         unknown_value = min(ep.ret for ep in episodes)
     n = len(states)
@@ -139,8 +147,17 @@ def play(table: QTable, env_id: str, seeds, max_steps: int | None = None) -> lis
             rewards.append(rew)
             if term or trunc:
                 break
-        out.append(Trace(spec.env_id, int(seed), 0.0, np.asarray(actions),
-                         np.asarray(rewards, np.float64), np.zeros(len(rewards)), bool(term)))
+        out.append(
+            Trace(
+                spec.env_id,
+                int(seed),
+                0.0,
+                np.asarray(actions),
+                np.asarray(rewards, np.float64),
+                np.zeros(len(rewards)),
+                bool(term),
+            )
+        )
     env.close()
     return out
 
@@ -152,11 +169,20 @@ def save(table: QTable, path: Path | str, config: dict, card: dict | None = None
 
     path = Path(path)
     with atomic_dir(path) as stage:
-        save_file({"states": table.states.astype(np.float32),
-                   "q": np.nan_to_num(table.q, nan=0.0).astype(np.float32),
-                   "seen": table.seen.astype(np.uint8)}, str(stage / "model.safetensors"))
-        cfg = {**config, "algo": ALGO, "horizon": table.horizon,
-               "unknown_value": table.unknown_value}
+        save_file(
+            {
+                "states": table.states.astype(np.float32),
+                "q": np.nan_to_num(table.q, nan=0.0).astype(np.float32),
+                "seen": table.seen.astype(np.uint8),
+            },
+            str(stage / "model.safetensors"),
+        )
+        cfg = {
+            **config,
+            "algo": ALGO,
+            "horizon": table.horizon,
+            "unknown_value": table.unknown_value,
+        }
         (stage / "config.json").write_text(json.dumps(cfg, indent=1))
         if card is not None:
             (stage / "card.json").write_text(json.dumps(card, indent=1))
@@ -175,8 +201,15 @@ def load(path: Path | str) -> tuple[QTable, dict]:
     except (SafetensorError, OSError, ValueError):
         raise CheckpointError(f"{path.name}/model.safetensors is missing or corrupt") from None
     states, q, seen = t.get("states"), t.get("q"), t.get("seen")
-    if states is None or q is None or seen is None or states.ndim != 2 or q.ndim != 2 \
-            or q.shape != seen.shape or len(states) != len(q):
+    if (
+        states is None
+        or q is None
+        or seen is None
+        or states.ndim != 2
+        or q.ndim != 2
+        or q.shape != seen.shape
+        or len(states) != len(q)
+    ):
         raise CheckpointError("model.safetensors must hold states (N, S), q and seen (N, A)")
     if not (np.isfinite(states).all() and np.isfinite(q).all()):
         raise CheckpointError("The table holds NaN or infinite values")

@@ -123,28 +123,51 @@ def choose_target(ck, candidates: list[float]) -> tuple[float, dict]:
 
 def card_of(traces: list[Trace], **extra) -> dict:
     rets = np.array([t.ret for t in traces])
-    return {"env_id": maze.ENV_ID, "seeds": {"first": CARD_SEED, "n": len(traces)},
-            "success": success(traces), "return_mean": float(rets.mean()),
-            "return_std": float(rets.std()), **extra}
+    return {
+        "env_id": maze.ENV_ID,
+        "seeds": {"first": CARD_SEED, "n": len(traces)},
+        "success": success(traces),
+        "return_mean": float(rets.mean()),
+        "return_std": float(rets.std()),
+        **extra,
+    }
 
 
 def train_net(ds: OfflineDataset, summary: dict, algo: str, out: Path, recipe: NetRecipe):
     """Train one of the lab's networks (``algo`` "dt" or "pbc") on ``ds`` into ``out``."""
     from dt_playground.training.train import TrainConfig, train
 
-    cfg = TrainConfig(dataset=summary["dataset_id"], env_id=maze.ENV_ID, out=str(out), algo=algo,
-                      pbc_fraction=recipe.pbc_fraction,
-                      steps=recipe.pbc_steps if algo == "pbc" else recipe.steps,
-                      batch_size=recipe.batch_size, context_len=recipe.context_len,
-                      hidden=recipe.hidden, n_layers=recipe.n_layers, lr=recipe.lr,
-                      warmup_steps=recipe.warmup_steps, eval_episodes=0, save_every=0,
-                      resume=False, seed=recipe.seed, threads=1, bf16=False)
+    cfg = TrainConfig(
+        dataset=summary["dataset_id"],
+        env_id=maze.ENV_ID,
+        out=str(out),
+        algo=algo,
+        pbc_fraction=recipe.pbc_fraction,
+        steps=recipe.pbc_steps if algo == "pbc" else recipe.steps,
+        batch_size=recipe.batch_size,
+        context_len=recipe.context_len,
+        hidden=recipe.hidden,
+        n_layers=recipe.n_layers,
+        lr=recipe.lr,
+        warmup_steps=recipe.warmup_steps,
+        eval_episodes=0,
+        save_every=0,
+        resume=False,
+        seed=recipe.seed,
+        threads=1,
+        bf16=False,
+    )
     data = ds.top_fraction(recipe.pbc_fraction) if algo == "pbc" else ds
     return train(cfg, dataset=(data, summary, maze.ENV_ID))
 
 
-def build_data(data: str, root: Path | None = None, data_root: Path | None = None,
-               recipe: NetRecipe | None = None, log=print) -> dict:
+def build_data(
+    data: str,
+    root: Path | None = None,
+    data_root: Path | None = None,
+    recipe: NetRecipe | None = None,
+    log=print,
+) -> dict:
     """Collect (or reuse) dataset ``data``, train its four methods and write their
     folders and cards under ``root`` (default `lab_root`). Returns this dataset's
     part of ``lab.json``."""
@@ -162,8 +185,12 @@ def build_data(data: str, root: Path | None = None, data_root: Path | None = Non
     table = dp.fit(episodes, act_dim, spec.max_ep_len)
     seconds["offline_rl"] = time.process_time() - t0
     tab_card = card_of(dp.play(table, maze.ENV_ID, card_seeds), data=data, method="offline_rl")
-    dp.save(table, folder(data, "offline_rl", root),
-            {"env_id": maze.ENV_ID, "dataset": summary, "data": data}, tab_card)
+    dp.save(
+        table,
+        folder(data, "offline_rl", root),
+        {"env_id": maze.ENV_ID, "dataset": summary, "data": data},
+        tab_card,
+    )
 
     full = OfflineDataset(episodes, spec, act_dim)
     relabelled, labels = qdt.relabelled_dataset(episodes, table, maze.ENV_ID, act_dim)
@@ -180,24 +207,34 @@ def build_data(data: str, root: Path | None = None, data_root: Path | None = Non
             target, trials = 0.0, {}  # BC has no return input
         else:
             target, trials = choose_target(ck, candidate_targets(firsts[method]))
-            sweep = {h: success(play_checkpoint(ck, target, card_seeds, h))
-                     for h in range(1, recipe.context_len + 1)}
+            sweep = {
+                h: success(play_checkpoint(ck, target, card_seeds, h))
+                for h in range(1, recipe.context_len + 1)
+            }
             extra["history_sweep"] = {str(h): s for h, s in sweep.items()}
-        card = card_of(play_checkpoint(ck, target, card_seeds), target=target,
-                       target_trials=trials, **extra)
+        card = card_of(
+            play_checkpoint(ck, target, card_seeds), target=target, target_trials=trials, **extra
+        )
         if method == "qdt":
             cfg = json.loads((out / "config.json").read_text())
             cfg["relabelled_by"] = f"{data}-offline_rl"  # the table whose values relabel
             write_json_atomic(out / "config.json", cfg)
         write_json_atomic(out / "card.json", card)
         cards[method] = card
-        log(f"  {data}-{method}: success {card['success']:.2f} (target {target:g}) "
-            f"in {seconds[method]:.0f} CPU-s")
+        log(
+            f"  {data}-{method}: success {card['success']:.2f} (target {target:g}) "
+            f"in {seconds[method]:.0f} CPU-s"
+        )
     arrival = arrival_paths(data, card_seeds[0], root, cards)
-    return {"sha256": summary["sha256"], "episodes": len(episodes),
-            "starts_to_goal": datasets.starts_to_goal(episodes),
-            "heat": visits(episodes).tolist(), "train_cpu_seconds": seconds,
-            "success": {m: cards[m]["success"] for m in METHODS}, "arrival": arrival}
+    return {
+        "sha256": summary["sha256"],
+        "episodes": len(episodes),
+        "starts_to_goal": datasets.starts_to_goal(episodes),
+        "heat": visits(episodes).tolist(),
+        "train_cpu_seconds": seconds,
+        "success": {m: cards[m]["success"] for m in METHODS},
+        "arrival": arrival,
+    }
 
 
 def visits(episodes) -> np.ndarray:
@@ -222,21 +259,30 @@ def arrival_paths(data: str, seed: int, root: Path | None, cards: dict) -> dict:
     return out
 
 
-def build_lab(root: Path | None = None, data_root: Path | None = None,
-              recipe: NetRecipe | None = None, names=datasets.DATA_NAMES, log=print) -> dict:
+def build_lab(
+    root: Path | None = None,
+    data_root: Path | None = None,
+    recipe: NetRecipe | None = None,
+    names=datasets.DATA_NAMES,
+    log=print,
+) -> dict:
     """Build the whole lab (both datasets) and write ``lab.json``; returns it."""
     import torch
 
     torch.set_num_threads(1)
     t0, c0 = time.perf_counter(), time.process_time()
-    lab = {"recipes": {n: asdict(recipe or RECIPES[n]) for n in names},
-           "card_seeds": {"first": CARD_SEED, "n": CARD_EPISODES},
-           "trial_seeds": {"first": TRIAL_SEED, "n": TRIAL_EPISODES}, "data": {}}
+    lab = {
+        "recipes": {n: asdict(recipe or RECIPES[n]) for n in names},
+        "card_seeds": {"first": CARD_SEED, "n": CARD_EPISODES},
+        "trial_seeds": {"first": TRIAL_SEED, "n": TRIAL_EPISODES},
+        "data": {},
+    }
     for name in names:
         log(f"[stitch] {name}")
         lab["data"][name] = build_data(name, root, data_root, recipe, log)
-    lab["train_cpu_seconds"] = round(sum(sum(d["train_cpu_seconds"].values())
-                                         for d in lab["data"].values()), 1)
+    lab["train_cpu_seconds"] = round(
+        sum(sum(d["train_cpu_seconds"].values()) for d in lab["data"].values()), 1
+    )
     lab["build_cpu_seconds"] = round(time.process_time() - c0, 1)
     lab["build_wall_seconds"] = round(time.perf_counter() - t0, 1)
     write_json_atomic((root or lab_root()) / LAB_FILE, lab)
@@ -261,6 +307,13 @@ def verify_rows(root: Path | None = None, log=print) -> list:
         for m in METHODS:
             f = folder(name, m, root) / "config.json"
             d = json.loads(f.read_text()).get("dataset", {}) if f.is_file() else {}
-            rows.append(Verified(maze.ENV_ID, f"stitch/{name}-{m}", int(d.get("episodes") or 0),
-                                 d.get("sha256"), fresh))
+            rows.append(
+                Verified(
+                    maze.ENV_ID,
+                    f"stitch/{name}-{m}",
+                    int(d.get("episodes") or 0),
+                    d.get("sha256"),
+                    fresh,
+                )
+            )
     return rows

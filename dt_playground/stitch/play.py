@@ -26,8 +26,9 @@ def _card(path: Path) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
-def play_methods(data: str, episodes: int, seed: int, history: int | None = None,
-                 root: Path | None = None) -> dict:
+def play_methods(
+    data: str, episodes: int, seed: int, history: int | None = None, root: Path | None = None
+) -> dict:
     """``{"data": data, "methods": {method: {"success": f, "return": f}}}`` over reset
     seeds ``seed .. seed + episodes - 1``; ``history`` shortens the DT's context."""
     datasets.check_data(data)
@@ -44,14 +45,17 @@ def play_methods(data: str, episodes: int, seed: int, history: int | None = None
     for m in METHODS:
         path = folder(data, m, root)
         if not (path / "config.json").is_file():
-            raise ValueError(f"The lab's {data} {LABELS[m]} is not built: run "
-                             "`python -m dt_playground pretrain --stitch`")
+            raise ValueError(
+                f"The lab's {data} {LABELS[m]} is not built: run "
+                "`python -m dt_playground pretrain --stitch`"
+            )
         if m == "offline_rl":
             traces = dp.play(dp.load(path)[0], maze.ENV_ID, seeds)
         else:
             ck = load_checkpoint(path)
-            traces = play_checkpoint(ck, _card(path).get("target", 0.0), seeds,
-                                     history if m == "dt" else None)
+            traces = play_checkpoint(
+                ck, _card(path).get("target", 0.0), seeds, history if m == "dt" else None
+            )
         out[m] = {"success": success(traces), "return": float(np.mean([t.ret for t in traces]))}
     return {"data": data, "methods": out}
 
@@ -60,6 +64,7 @@ def table(result: dict) -> str:
     """The plain-text table the CLI prints without ``--json``."""
     lines = [f"{result['data']}: {'method':<30}{'success':>9}{'return':>9}"]
     for m, r in result["methods"].items():
-        lines.append(f"{'':{len(result['data']) + 2}}{LABELS[m]:<30}{r['success']:>9.2f}"
-                     f"{r['return']:>9.2f}")
+        lines.append(
+            f"{'':{len(result['data']) + 2}}{LABELS[m]:<30}{r['success']:>9.2f}{r['return']:>9.2f}"
+        )
     return "\n".join(lines)

@@ -44,8 +44,9 @@ def relabel(episode: Episode, table: QTable) -> np.ndarray:
     return out
 
 
-def relabelled_dataset(episodes: list[Episode], table: QTable, env_id: str,
-                       act_dim: int) -> tuple[OfflineDataset, list[np.ndarray]]:
+def relabelled_dataset(
+    episodes: list[Episode], table: QTable, env_id: str, act_dim: int
+) -> tuple[OfflineDataset, list[np.ndarray]]:
     """An `OfflineDataset` of ``episodes`` whose returns-to-go are QDT's (states,
     actions and normalisation unchanged), and the relabelled returns-to-go."""
     ds = OfflineDataset(episodes, get_spec(env_id), act_dim)

@@ -177,8 +177,9 @@ class _FastBlock:
         return attention(q, k, v, mask, rounded=self.c.result)  # mask: the additive bias
 
 
-def _block(block, c: _Casts, x, bias, m_attn, m_mlp, read: list[int] | None = None,
-           n: int = 1) -> torch.Tensor:
+def _block(
+    block, c: _Casts, x, bias, m_attn, m_mlp, read: list[int] | None = None, n: int = 1
+) -> torch.Tensor:
     """`model.block_forward` with `_Casts` matmuls, dropout masks given (flat, or None).
 
     ``read``: the token slots (of ``n`` per step) whose outputs are used, for the last
@@ -208,8 +209,9 @@ def read_slots(model) -> list[int]:
     return sorted({n - 2} | ({0} if model.predict_return is not None else set()))
 
 
-def trunk(model, batch: dict[str, torch.Tensor], precision: str,
-          read: list[int] | None = None) -> torch.Tensor:
+def trunk(
+    model, batch: dict[str, torch.Tensor], precision: str, read: list[int] | None = None
+) -> torch.Tensor:
     """`DecisionTransformer.trunk` (B, K, n, h) in training mode (dropout on when the
     model's rate is above 0 and it is in ``train()``); with ``read``, the last block
     computes those slots alone (B, K, len(read), h): the same values, less work."""
@@ -218,8 +220,9 @@ def trunk(model, batch: dict[str, torch.Tensor], precision: str,
     states = batch["states"]
     B, K, _ = states.shape
     T, h = n * K, cfg.hidden
-    x = model.embed_tokens(batch["rtg"], states, batch["actions"], batch["timesteps"],
-                           project=_project(c))
+    x = model.embed_tokens(
+        batch["rtg"], states, batch["actions"], batch["timesteps"], project=_project(c)
+    )
     x = x.reshape(B, T, h)
     bias_dtype = torch.bfloat16 if c.native else x.dtype
     bias = _attention_bias(model, batch["mask"], T, bias_dtype, x.device)
@@ -249,8 +252,7 @@ def loss(model, batch: dict[str, torch.Tensor], precision: str = "fp32") -> torc
     A = model.cfg.act_dim
     target = batch["actions"].reshape(-1, A)
     if model.cfg.discrete:
-        per_step = F.cross_entropy(pred.reshape(-1, A).float(), target.argmax(-1),
-                                   reduction="none")
+        per_step = F.cross_entropy(pred.reshape(-1, A).float(), target.argmax(-1), reduction="none")
     else:
         per_step = (pred.reshape(-1, A).float() - target.float()).square().mean(-1)
     out = (per_step * w).sum() / w.sum().clamp_min(1.0)

@@ -48,8 +48,9 @@ class ReturnModelRecipe:
     batch_size: int = _f(64, "windows per batch")
     seed: int = _f(0, "seed for initialisation and batch sampling")
     # Not a training setting: written to returns/config.json (`Checkpoint.best_kappa`).
-    kappa: float = _f(DEFAULT_KAPPA, "kappa of this DT's target best, stored beside it "
-                      "(choose it on trial seeds)")
+    kappa: float = _f(
+        DEFAULT_KAPPA, "kappa of this DT's target best, stored beside it (choose it on trial seeds)"
+    )
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
@@ -61,8 +62,11 @@ class ReturnModelRecipe:
         """The `TrainConfig` of a return model for the DT whose config.json is ``dt_config``:
         a BC model with a head, on the DT's dataset (or ``dataset``: an id or folder of the
         same data) and context length."""
-        dataset = dataset or (dt_config.get("dataset") or {}).get("dataset_id") or \
-            (dt_config.get("train") or {}).get("dataset")
+        dataset = (
+            dataset
+            or (dt_config.get("dataset") or {}).get("dataset_id")
+            or (dt_config.get("train") or {}).get("dataset")
+        )
         if not dataset:
             raise ValueError("the DT's config.json names no dataset to train a return model on")
         return TrainConfig(
@@ -87,8 +91,11 @@ class ReturnModelRecipe:
 
 
 def train_return_model(
-    dt_dir: Path | str, recipe: ReturnModelRecipe | None = None, threads: int = 0,
-    progress: bool = False, dataset: str | None = None,
+    dt_dir: Path | str,
+    recipe: ReturnModelRecipe | None = None,
+    threads: int = 0,
+    progress: bool = False,
+    dataset: str | None = None,
 ) -> Path:
     """Train a return model for the DT in ``dt_dir`` on its dataset (or ``dataset``) and
     write it to ``dt_dir/returns`` (replacing any there; nothing changes if training
@@ -118,8 +125,10 @@ def attach(
     ``out_name`` replaces the training folder recorded in its config (no temp paths in
     a shipped file)."""
     config = json.loads((Path(trained) / "config.json").read_text())
-    config["train"] = {**config.get("train", {}),
-                       "out": out_name or relative_to_repo(dt_dir / RETURNS_DIR)}
+    config["train"] = {
+        **config.get("train", {}),
+        "out": out_name or relative_to_repo(dt_dir / RETURNS_DIR),
+    }
     config["kappa"] = float(kappa)
     dt = load_checkpoint(dt_dir, returns=False)  # the one there now may be what's broken
     with atomic_dir(Path(dt_dir) / RETURNS_DIR) as stage:

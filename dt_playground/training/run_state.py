@@ -44,8 +44,7 @@ class RunState:
     elapsed: float = 0.0
 
 
-def restore(cfg, model, opt, summary: dict, world, device: torch.device,
-            windows=None) -> RunState:
+def restore(cfg, model, opt, summary: dict, world, device: torch.device, windows=None) -> RunState:
     """A fresh run, or the run saved in ``cfg.out`` when ``cfg.resume`` and its recipe
     (and dataset) match: weights, optimizer, random states, curve and steps restored.
     The sampler continues exactly where it stopped in a world of one; otherwise every
@@ -67,7 +66,11 @@ def restore(cfg, model, opt, summary: dict, world, device: torch.device,
         sampler_rng = tensors.pop("__sampler_rng", None)
         restore_optimizer(opt, tensors, st["optimizer"])
         run.step, run.curve, run.evals, run.elapsed = (
-            st["step"], st["curve"], st["evals"], st["seconds"])
+            st["step"],
+            st["curve"],
+            st["evals"],
+            st["seconds"],
+        )
         # The saved sampler state is rank 0's of a world of one.
         same_world = world.size == 1 and st.get("world_size", 1) == 1
         if same_world and windows is None and "numpy_rng" in st:
@@ -95,8 +98,10 @@ def _check_same_run(cfg, out: Path, saved: dict, summary: dict) -> None:
         )
     done = json.loads((out / "config.json").read_text()).get("dataset", {})
     if done.get("dataset_id") != summary["dataset_id"]:
-        raise ValueError(f"{out} holds a run on dataset {done.get('dataset_id')!r}, not "
-                         f"{summary['dataset_id']!r}; choose another output folder")
+        raise ValueError(
+            f"{out} holds a run on dataset {done.get('dataset_id')!r}, not "
+            f"{summary['dataset_id']!r}; choose another output folder"
+        )
 
 
 class Checkpointer:
@@ -104,15 +109,19 @@ class Checkpointer:
     and, until the run is complete (or with ``keep_train_state``), the state to resume
     from."""
 
-    def __init__(self, cfg, model, opt, spec, norm, summary: dict, world,
-                 device: torch.device, run: RunState):
+    def __init__(
+        self, cfg, model, opt, spec, norm, summary: dict, world, device: torch.device, run: RunState
+    ):
         self.cfg, self.model, self.opt, self.spec, self.norm = cfg, model, opt, spec, norm
         self.summary, self.world, self.device, self.run = summary, world, device, run
 
     def _train_config(self) -> dict:
         # No machine paths in a checkpoint: the dataset id, the folder relative to the repo.
-        return {**asdict(self.cfg), "dataset": self.summary.get("dataset_id", ""),
-                "out": relative_to_repo(self.cfg.out)}
+        return {
+            **asdict(self.cfg),
+            "dataset": self.summary.get("dataset_id", ""),
+            "out": relative_to_repo(self.cfg.out),
+        }
 
     def config_json(self, final: bool) -> dict:
         cfg, run = self.cfg, self.run
@@ -158,8 +167,7 @@ class Checkpointer:
             return
         keep = not final or self.cfg.keep_train_state
         extra = self._resume_files() if keep else {}
-        save_checkpoint(Path(self.cfg.out), self.model, self.config_json(final),
-                        extra_files=extra)
+        save_checkpoint(Path(self.cfg.out), self.model, self.config_json(final), extra_files=extra)
 
 
 class LossLog:
@@ -167,10 +175,14 @@ class LossLog:
     only sync): every `LOG_EVERY` steps a point on the curve, every step a call of
     ``on_step(step, loss, lr)`` (rank 0) and a tick of the progress bar."""
 
-    def __init__(self, run: RunState, last_step: int, on_step=None, bar=None,
-                 main: bool = True):
+    def __init__(self, run: RunState, last_step: int, on_step=None, bar=None, main: bool = True):
         self.run, self.last_step, self.on_step, self.bar, self.main = (
-            run, last_step, on_step, bar, main)
+            run,
+            last_step,
+            on_step,
+            bar,
+            main,
+        )
         self.pending: list[tuple[int, torch.Tensor, float]] = []
         self.last = float("nan")  # the last loss read back
 

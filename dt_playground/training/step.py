@@ -47,8 +47,10 @@ class World:
     def batch_share(self, global_batch: int) -> int:
         """Windows this rank samples: the global batch split as evenly as possible."""
         if global_batch < self.size:
-            raise ValueError(f"batch size {global_batch} is smaller than the world size "
-                             f"{self.size}: every rank needs at least one window")
+            raise ValueError(
+                f"batch size {global_batch} is smaller than the world size "
+                f"{self.size}: every rank needs at least one window"
+            )
         return global_batch // self.size + int(self.rank < global_batch % self.size)
 
     def barrier(self) -> None:
@@ -65,16 +67,24 @@ def join_world(device: torch.device) -> World:
     environment): NCCL on CUDA, gloo on the CPU. A group that is already up is
     used as it is. Without torchrun: a world of one."""
     if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), dist.get_world_size(),
-                     int(os.environ.get("LOCAL_RANK", 0)), owns_group=False)
+        return World(
+            dist.get_rank(),
+            dist.get_world_size(),
+            int(os.environ.get("LOCAL_RANK", 0)),
+            owns_group=False,
+        )
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
     if not dist.is_available():
         raise ValueError("WORLD_SIZE > 1 but this torch has no torch.distributed")
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return World(dist.get_rank(), dist.get_world_size(),
-                 int(os.environ.get("LOCAL_RANK", 0)), owns_group=True)
+    return World(
+        dist.get_rank(),
+        dist.get_world_size(),
+        int(os.environ.get("LOCAL_RANK", 0)),
+        owns_group=True,
+    )
 
 
 def rank_seed(seed: int, rank: int, step: int = 0) -> int:
@@ -171,19 +181,26 @@ class _Loss(torch.nn.Module):
         return fast_step.loss(self.model, batch, self.precision)
 
 
-def make_optimizer(model, lr: float, weight_decay: float, device: torch.device,
-                   graph: bool) -> torch.optim.AdamW:
+def make_optimizer(
+    model, lr: float, weight_decay: float, device: torch.device, graph: bool
+) -> torch.optim.AdamW:
     """Fused AdamW (one kernel per step instead of ~10 per tensor group: ~5x faster
     updates on this project's CPU, more on a GPU); the same algorithm as the default.
     A graph needs the learning rate as a device tensor it reads on every replay."""
     lr_arg = torch.tensor(lr, device=device) if graph and device.type == "cuda" else lr
     capturable = lr_arg is not lr
     try:
-        return torch.optim.AdamW(model.parameters(), lr=lr_arg, weight_decay=weight_decay,
-                                 capturable=capturable, fused=True)
+        return torch.optim.AdamW(
+            model.parameters(),
+            lr=lr_arg,
+            weight_decay=weight_decay,
+            capturable=capturable,
+            fused=True,
+        )
     except (RuntimeError, TypeError, ValueError):  # a device or dtype fused can't take
-        return torch.optim.AdamW(model.parameters(), lr=lr_arg, weight_decay=weight_decay,
-                                 capturable=capturable)
+        return torch.optim.AdamW(
+            model.parameters(), lr=lr_arg, weight_decay=weight_decay, capturable=capturable
+        )
 
 
 def choose_mode(mode: str, device: torch.device, world: World) -> str:
@@ -214,22 +231,34 @@ class TrainStep:
     If capture raises, the step falls back to eager with a warning.
     """
 
-    def __init__(self, model: DecisionTransformer, opt: torch.optim.Optimizer, *, device,
-                 bf16: bool, grad_clip: float, mode: str = "eager", world: World | None = None,
-                 capture=None, fast: bool = True):
+    def __init__(
+        self,
+        model: DecisionTransformer,
+        opt: torch.optim.Optimizer,
+        *,
+        device,
+        bf16: bool,
+        grad_clip: float,
+        mode: str = "eager",
+        world: World | None = None,
+        capture=None,
+        fast: bool = True,
+    ):
         self.model, self.opt, self.device = model, opt, torch.device(device)
         self.bf16, self.grad_clip, self.mode = bf16, grad_clip, mode
         self.fast = fast
         # What the step's matmuls compute in ("fp32", "bf16" or "bf16-emulated").
-        self.precision = fast_step.matmul_precision(self.device, bf16) if fast else (
-            "bf16" if bf16 else "fp32")
+        self.precision = (
+            fast_step.matmul_precision(self.device, bf16) if fast else ("bf16" if bf16 else "fp32")
+        )
         module = _Loss(model, self.precision if fast else None)
         world = world or World()
         if world.size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # BC has no return tokens: its return embedding gets no gradient.
             module = torch.nn.parallel.DistributedDataParallel(
-                module, device_ids=ids, find_unused_parameters=not model.cfg.use_returns)
+                module, device_ids=ids, find_unused_parameters=not model.cfg.use_returns
+            )
         self.module = module
         self.loss_fn = torch.compile(module) if mode == "compile" else module
         self.capture = capture or _cuda_graph
@@ -247,9 +276,12 @@ class TrainStep:
     def _eager(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # No autocast weight cache under capture: cached casts would be graph outputs.
         # The fast loss makes its own casts: autocast is the plain path's.
-        with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                            enabled=self.bf16 and not self.fast,
-                            cache_enabled=self.mode != "graph"):
+        with torch.autocast(
+            self.device.type,
+            dtype=torch.bfloat16,
+            enabled=self.bf16 and not self.fast,
+            cache_enabled=self.mode != "graph",
+        ):
             loss = self.loss_fn(batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -283,8 +315,7 @@ class TrainStep:
                 self.opt.zero_grad(set_to_none=True)  # grads are then the graph's own
                 self.replay, self.static_loss = self.capture(lambda: self._eager(self.static))  # pyright: ignore[reportArgumentType]
             except Exception as exc:  # noqa: BLE001 - any capture failure: run eager
-                warnings.warn(f"CUDA graph capture failed ({exc}); training eagerly",
-                              stacklevel=2)
+                warnings.warn(f"CUDA graph capture failed ({exc}); training eagerly", stacklevel=2)
                 self.mode = "eager"
                 return self._eager(batch)
         for k, v in batch.items():

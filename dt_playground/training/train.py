@@ -47,10 +47,22 @@ from dt_playground.training.step import (
 
 # Keys that say how and where a run goes, not what it trains: two configs that
 # differ only here train the same model (`TrainConfig.identity`).
-RUN_ONLY = frozenset({
-    "dataset", "out", "resume", "save_every", "keep_train_state", "threads", "device",
-    "step_mode", "fast_step", "eval_every", "eval_episodes", "eval_targets",
-})
+RUN_ONLY = frozenset(
+    {
+        "dataset",
+        "out",
+        "resume",
+        "save_every",
+        "keep_train_state",
+        "threads",
+        "device",
+        "step_mode",
+        "fast_step",
+        "eval_every",
+        "eval_episodes",
+        "eval_targets",
+    }
+)
 
 
 def _f(default, help: str):
@@ -62,8 +74,11 @@ class TrainConfig:
     dataset: str = _f("", "Minari dataset id or folder (default: dtp/<env>/mixed-v0)")
     env_id: str = _f("", "environment id; read from the dataset's metadata when empty")
     out: str = _f("runs/checkpoint", "checkpoint folder to write")
-    algo: str = _f("dt", "dt (Decision Transformer), bc (behaviour cloning), pbc (%BC) or iql "
-                   "(offline RL; takes --steps and --seed, the rest of IQL's recipe is its own)")
+    algo: str = _f(
+        "dt",
+        "dt (Decision Transformer), bc (behaviour cloning), pbc (%BC) or iql "
+        "(offline RL; takes --steps and --seed, the rest of IQL's recipe is its own)",
+    )
     pbc_fraction: float = _f(0.1, "for pbc: fraction of best episodes to clone")
     steps: int = _f(2000, "gradient steps")
     batch_size: int = _f(64, "windows per batch")
@@ -94,9 +109,10 @@ class TrainConfig:
     )
     fast_step: bool = _f(True, "the fast training step (same maths; --no-fast-step: the plain)")
     return_bins: int = _f(
-        0, f"bins of a return-distribution head for target 'best' (e.g. {DEFAULT_BINS}); 0: "
+        0,
+        f"bins of a return-distribution head for target 'best' (e.g. {DEFAULT_BINS}); 0: "
         "none. On a dt it is MGDT's head, whose (s, R, a) order can cost action quality; on a "
-        "bc it makes a return model to put in a DT's returns/ folder (see `returns`)"
+        "bc it makes a return model to put in a DT's returns/ folder (see `returns`)",
     )
 
     @classmethod
@@ -230,8 +246,9 @@ def _evaluate(model, ds, spec, cfg: TrainConfig, targets, world, run: RunState) 
     if world.main:
         model.eval()
         model.weights_changed()  # the acting engine copies these weights anew
-        for e in evaluate_targets(model, ds.norm, spec, targets, cfg.eval_episodes,
-                                  TRAIN_EVAL_SEED):
+        for e in evaluate_targets(
+            model, ds.norm, spec, targets, cfg.eval_episodes, TRAIN_EVAL_SEED
+        ):
             run.evals.append({"step": run.step, **e})
         model.train()
     world.barrier()
@@ -240,8 +257,7 @@ def _evaluate(model, ds, spec, cfg: TrainConfig, targets, world, run: RunState) 
 def _progress_bar(cfg: TrainConfig, spec, step: int):
     from tqdm import tqdm
 
-    return tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.algo} {spec.env_id}",
-                unit="step")
+    return tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.algo} {spec.env_id}", unit="step")
 
 
 def _batch(ds, run: RunState, share: int, K: int) -> dict[str, torch.Tensor]:
@@ -263,8 +279,16 @@ def _train(cfg, device, world, on_step, progress, dataset, should_stop) -> Train
     if world.size > 1:  # dropout masks differ per rank (weights are already made)
         torch.manual_seed(rank_seed(cfg.seed, world.rank, run.step + 1))
     share = world.batch_share(cfg.batch_size)
-    train_step = TrainStep(model, opt, device=device, bf16=cfg.bf16, grad_clip=cfg.grad_clip,
-                           mode=mode, world=world, fast=cfg.fast_step)
+    train_step = TrainStep(
+        model,
+        opt,
+        device=device,
+        bf16=cfg.bf16,
+        grad_clip=cfg.grad_clip,
+        mode=mode,
+        world=world,
+        fast=cfg.fast_step,
+    )
     targets = _eval_targets(cfg, summary)
     saver = Checkpointer(cfg, model, opt, spec, ds.norm, summary, world, device, run)
     bar = _progress_bar(cfg, spec, run.step) if progress and world.main else None

@@ -19,8 +19,6 @@ CARD_TARGETS = 8
 CARD_SEEDS = 30
 
 
-
-
 def card_evaluation(
     ckpt_dir: Path,
     refs: dict | None = None,
@@ -112,8 +110,13 @@ def zoo_table(root: Path = PRETRAINED_DIR) -> str:
             f"{c['top_target']:.1f} | {c['top_target_mean']:.1f} ± {c['top_target_std']:.1f} | "
             f"{c['dataset_top10_mean']:.1f} | {fmt(refs.get('bc'))} | {fmt(refs.get('pbc'))} | "
             f"{marks} |"
-            + ("" if not with_best else " - |" if c.get("best_mean") is None
-               else f" {c['best_mean']:.1f} ± {c['best_std']:.1f} |")
+            + (
+                ""
+                if not with_best
+                else " - |"
+                if c.get("best_mean") is None
+                else f" {c['best_mean']:.1f} ± {c['best_std']:.1f} |"
+            )
         )
     return "\n".join(lines)
 

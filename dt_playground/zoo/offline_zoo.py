@@ -26,8 +26,13 @@ from dt_playground.offline.train_iql import already_trained, base_config, train_
 # CartPole's run is the 256-wide recipe of 10k steps. The folders are snapshotted every
 # SNAPSHOT_EVERY steps: a stopped run leaves a checkpoint that says how far it got
 # (``steps_done``, ``complete: false``).
-_STEPS = {"Pendulum-v1": 8_000, "LunarLander-v3": 12_000, "Hopper-v5": 20_000,
-          "HalfCheetah-v5": 20_000, "Walker2d-v5": 20_000}
+_STEPS = {
+    "Pendulum-v1": 8_000,
+    "LunarLander-v3": 12_000,
+    "Hopper-v5": 20_000,
+    "HalfCheetah-v5": 20_000,
+    "Walker2d-v5": 20_000,
+}
 IQL_RECIPES: dict[str, IQLConfig] = {
     "CartPole-v1": IQLConfig(steps=10_000, return_steps=10_000),
     **{env: IQLConfig(hidden=128, steps=n, return_steps=n) for env, n in _STEPS.items()},
@@ -45,8 +50,14 @@ def iql_name(env_id: str) -> str:
     return f"{get_spec(env_id).short_name}-iql"
 
 
-def ensure_iql(env_id: str, dataset: str, sha256: str | None, out_root: Path,
-               steps: int | None = None, log=print) -> Path:
+def ensure_iql(
+    env_id: str,
+    dataset: str,
+    sha256: str | None,
+    out_root: Path,
+    steps: int | None = None,
+    log=print,
+) -> Path:
     """``<out_root>/<env>-iql`` and ``<env>-dt/critic`` (when that DT is there), trained
     unless both are of this recipe and data already. Returns the IQL folder."""
     spec = get_spec(env_id)
@@ -71,16 +82,20 @@ def ensure_iql(env_id: str, dataset: str, sha256: str | None, out_root: Path,
             write_critic(dt_dir, res.model, dt_config, base, CHECKS[spec.env_id], support)
 
     t0 = time.perf_counter()
-    res = train_iql(dataset, spec.env_id, cfg, progress=True, snapshot_every=SNAPSHOT_EVERY,
-                    on_snapshot=save)
+    res = train_iql(
+        dataset, spec.env_id, cfg, progress=True, snapshot_every=SNAPSHOT_EVERY, on_snapshot=save
+    )
     save(res)
-    log(f"  trained {out.name}{' and its critic' * want_critic}: {cfg.steps} steps in "
-        f"{time.perf_counter() - t0:.0f} s, final losses {res.curve[-1]}")
+    log(
+        f"  trained {out.name}{' and its critic' * want_critic}: {cfg.steps} steps in "
+        f"{time.perf_counter() - t0:.0f} s, final losses {res.curve[-1]}"
+    )
     return out
 
 
-def make_critic(dt_dir: Path | str, steps: int | None = None, dataset: str | None = None,
-                log=print) -> Path:
+def make_critic(
+    dt_dir: Path | str, steps: int | None = None, dataset: str | None = None, log=print
+) -> Path:
     """``python -m dt_playground critic --checkpoint DIR``: train the critic of the DT in
     ``dt_dir`` on the DT's own dataset (recollected from its recipe when it is the env's
     standard one and missing; ``dataset`` names it when it lives elsewhere) and write
@@ -99,11 +114,14 @@ def make_critic(dt_dir: Path | str, steps: int | None = None, dataset: str | Non
     dt_dir = Path(dt_dir)
     config = read_json(dt_dir / "config.json", "The checkpoint's config")
     if config.get("algo") != "dt":
-        raise CheckpointError(f"A critic checks a DT; {dt_dir.name} is "
-                              f"{config.get('algo')!r:.20}, which has no return input")
+        raise CheckpointError(
+            f"A critic checks a DT; {dt_dir.name} is "
+            f"{config.get('algo')!r:.20}, which has no return input"
+        )
     spec = get_spec(config.get("env_id", ""))
-    dataset = dataset or (config.get("train") or {}).get("dataset") or \
-        default_dataset_id(spec.env_id)
+    dataset = (
+        dataset or (config.get("train") or {}).get("dataset") or default_dataset_id(spec.env_id)
+    )
     if dataset == default_dataset_id(spec.env_id):
         ensure_dataset(spec.env_id, log=log)
     try:
@@ -112,8 +130,10 @@ def make_critic(dt_dir: Path | str, steps: int | None = None, dataset: str | Non
         raise DatasetError(f"The DT's dataset {dataset!r:.80} is not here: {exc}") from None
     want = (config.get("dataset") or {}).get("sha256")
     if want and sha and sha != want:
-        raise DatasetError("The dataset here differs from the one the DT was trained on "
-                           "(sha256 mismatch): its critic would score other data")
+        raise DatasetError(
+            "The dataset here differs from the one the DT was trained on "
+            "(sha256 mismatch): its critic would score other data"
+        )
     cfg = IQL_RECIPES.get(spec.env_id, IQLConfig())
     if steps:
         cfg = IQLConfig(**{**cfg.to_dict(), "steps": steps, "return_steps": steps})
@@ -121,8 +141,14 @@ def make_critic(dt_dir: Path | str, steps: int | None = None, dataset: str | Non
     res = train_iql(dataset, spec.env_id, cfg, progress=True)
     base = base_config(res, spec.env_id, "critic")
     rtg = res.data.rtg * res.data.norm.return_scale
-    out = write_critic(dt_dir, res.model, config, base, CHECKS.get(spec.env_id, CheckSettings()),
-                       (float(rtg.min()), float(rtg.max())))
+    out = write_critic(
+        dt_dir,
+        res.model,
+        config,
+        base,
+        CHECKS.get(spec.env_id, CheckSettings()),
+        (float(rtg.min()), float(rtg.max())),
+    )
     log(f"  wrote {dt_dir.name}/critic: {cfg.steps} steps in {time.perf_counter() - t0:.0f} s")
     return out
 
@@ -145,19 +171,27 @@ def iql_card(folder: Path | str, refs: dict | None = None, n_seeds: int | None =
     top = summarise(traces)["per_target"][-1]
     span = d["return_top10_mean"] - d["return_min"]
     card = {
-        "env_id": ck.spec.env_id, "algo": "iql", "context_len": None,
+        "env_id": ck.spec.env_id,
+        "algo": "iql",
+        "context_len": None,
         "seeds": list(range(CARD_SEED, CARD_SEED + n_seeds)),
-        "per_target": [top], "spearman": None,
-        "top_target": top["target"], "top_target_mean": top["mean"], "top_target_std": top["std"],
-        "dataset_top10_mean": d["return_top10_mean"], "dataset_max": d["return_max"],
+        "per_target": [top],
+        "spearman": None,
+        "top_target": top["target"],
+        "top_target_mean": top["mean"],
+        "top_target_std": top["std"],
+        "dataset_top10_mean": d["return_top10_mean"],
+        "dataset_max": d["return_max"],
         "normalised_top": ck.spec.normalised_score(top["mean"]),
         "shortfall": (d["return_top10_mean"] - top["mean"]) / max(span, 1e-9),
         "returns": [round(float(t.ret), 2) for t in traces],
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
     pbc = (refs or {}).get("pbc")
-    card["bars"] = {"iql_ge_pbc": None if pbc is None else bool(top["mean"] >= pbc),
-                    "within_5pct_of_top10": bool(card["shortfall"] <= 0.05)}
+    card["bars"] = {
+        "iql_ge_pbc": None if pbc is None else bool(top["mean"] >= pbc),
+        "within_5pct_of_top10": bool(card["shortfall"] <= 0.05),
+    }
     if refs:
         card["references"] = refs
     card["returns_std"] = float(np.std(card["returns"]))

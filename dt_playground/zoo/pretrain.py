@@ -78,16 +78,23 @@ _TRAINING: dict[str, dict] = {
     "CartPole-v1": dict(steps=1500, hidden=64, dt_steps=3000, return_bins=60),
     # Pendulum's DT: 64 wide. 128 wide (8000 steps) played the top target at -648 on trial
     # seeds against -502 (rho 1.0 both).
-    "Pendulum-v1": dict(steps=3000, hidden=64, dt_steps=8000,
-                        returns=ReturnModelRecipe(kappa=100.0)),
-    "LunarLander-v3": dict(steps=3000, ablation_ks=(1, 5, 10), dt_steps=8000,
-                           returns=ReturnModelRecipe(kappa=10.0)),
+    "Pendulum-v1": dict(
+        steps=3000, hidden=64, dt_steps=8000, returns=ReturnModelRecipe(kappa=100.0)
+    ),
+    "LunarLander-v3": dict(
+        steps=3000, ablation_ks=(1, 5, 10), dt_steps=8000, returns=ReturnModelRecipe(kappa=10.0)
+    ),
     # Hopper's DT: 10000 steps (trial seeds: rho 0.93, top 2684) over 3000 (rho 0.86, 2900);
     # its K ablation stayed at 3000 steps (the K=20 DT's budget when it was run).
     # No return head: with it (60 bins, 10000 steps) 30 trial seeds gave rho -0.05, top 451,
     # best 179, against rho 0.95, top 2816 without (%BC 2977); a return model instead.
-    "Hopper-v5": dict(steps=3000, ablation_ks=(1, 5, 10), dt_steps=10000, ablation_steps=3000,
-                      returns=ReturnModelRecipe(kappa=30.0)),
+    "Hopper-v5": dict(
+        steps=3000,
+        ablation_ks=(1, 5, 10),
+        dt_steps=10000,
+        ablation_steps=3000,
+        returns=ReturnModelRecipe(kappa=30.0),
+    ),
     "HalfCheetah-v5": dict(steps=3000, dt_steps=20000, returns=ReturnModelRecipe(kappa=30.0)),
     # Walker2d's DT: 8000 steps (trial seeds, 10/30: rho 0.76/0.93, top 5549/5750) over
     # 16000 (rho 0.33/0.79, top 4456/4524); %BC on the same seeds 5797/5373.
@@ -98,6 +105,8 @@ RECIPES: dict[str, Recipe] = {
     env: Recipe(episodes=DATASETS[env].episodes, seed=DATASETS[env].seed, **kw)
     for env, kw in _TRAINING.items()
 }
+
+
 def checkpoint_name(env_id: str, algo: str, k: int = 20) -> str:
     name = f"{get_spec(env_id).short_name}-{algo}"
     return name if k == 20 or algo != "dt" else f"{name}-k{k}"
@@ -132,7 +141,12 @@ def already_trained(cfg: TrainConfig, sha256: str | None) -> bool:
 
 
 def recipe_config(
-    env_id: str, algo: str, k: int, recipe: Recipe, dataset: str, out_root: Path,
+    env_id: str,
+    algo: str,
+    k: int,
+    recipe: Recipe,
+    dataset: str,
+    out_root: Path,
     steps: int | None = None,
 ) -> TrainConfig:
     """The `TrainConfig` a recipe gives one checkpoint (``steps`` overrides the budget)."""
@@ -256,8 +270,10 @@ def pretrain_env(
     write_json_atomic(iql_dir / "card.json", card)
     hub_card.write(iql_dir)
     cards[iql_dir.name] = card
-    log(f"  {iql_dir.name}: mean {card['top_target_mean']:.1f} (dataset top-10% "
-        f"{card['dataset_top10_mean']:.1f})")
+    log(
+        f"  {iql_dir.name}: mean {card['top_target_mean']:.1f} (dataset top-10% "
+        f"{card['dataset_top10_mean']:.1f})"
+    )
     log(f"[{spec.env_id}] done in {time.perf_counter() - t0:.0f} s")
     return cards
 
@@ -266,8 +282,20 @@ def pretrain_commands(envs: list[str], threads: int, flags: dict) -> list[list[s
     """One ``pretrain --env E`` command line per env, with the caller's ``flags``
     (name -> value; True for switches; falsy values left out) and ``threads``."""
     passed = [f"--{k}" if v is True else f"--{k}={v}" for k, v in flags.items() if v]
-    return [[sys.executable, "-m", "dt_playground", "pretrain", "--env", env, "--no-readme",
-             f"--threads={threads}", *passed] for env in envs]
+    return [
+        [
+            sys.executable,
+            "-m",
+            "dt_playground",
+            "pretrain",
+            "--env",
+            env,
+            "--no-readme",
+            f"--threads={threads}",
+            *passed,
+        ]
+        for env in envs
+    ]
 
 
 def pretrain_in_processes(envs: list[str], jobs: int, threads: int, flags: dict) -> int:
@@ -277,8 +305,12 @@ def pretrain_in_processes(envs: list[str], jobs: int, threads: int, flags: dict)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     env_vars = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with ThreadPoolExecutor(jobs) as pool:
-        codes = list(pool.map(lambda cmd: subprocess.run(cmd, env=env_vars).returncode,
-                              pretrain_commands(envs, threads, flags)))
+        codes = list(
+            pool.map(
+                lambda cmd: subprocess.run(cmd, env=env_vars).returncode,
+                pretrain_commands(envs, threads, flags),
+            )
+        )
     for env, code in zip(envs, codes):
         print(f"{env}: {'ok' if code == 0 else f'failed ({code})'}", file=sys.stderr)
     return 0 if all(c == 0 for c in codes) else 1

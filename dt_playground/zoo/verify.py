@@ -61,8 +61,9 @@ def shipped_datasets(root: Path | str | None = None) -> dict[str, list[tuple[str
     return out
 
 
-def verify_datasets(env_ids: list[str], root: Path | str | None = None,
-                    log: Callable[[str], None] = print) -> tuple[list[Verified], dict[str, float]]:
+def verify_datasets(
+    env_ids: list[str], root: Path | str | None = None, log: Callable[[str], None] = print
+) -> tuple[list[Verified], dict[str, float]]:
     """Recollect each env's dataset and compare it with every shipped checkpoint of
     that env. Returns the rows and, per env, the seconds collection took.
 
@@ -84,17 +85,20 @@ def verify_datasets(env_ids: list[str], root: Path | str | None = None,
             seconds[spec.env_id] = time.perf_counter() - t0
             loaded, _, _ = load_episodes(path)
         if dataset_sha256(loaded) != dataset_sha256(eps):
-            raise RuntimeError(f"{spec.env_id}: the dataset read back from disk hashes "
-                               "differently from the one collected; storage is broken")
+            raise RuntimeError(
+                f"{spec.env_id}: the dataset read back from disk hashes "
+                "differently from the one collected; storage is broken"
+            )
         log(f"  {spec.env_id}: collected {n} episodes in {seconds[spec.env_id]:.1f} s")
         for name, d in ckpts:
-            fresh = dataset_sha256(eps[:counts[name]])
+            fresh = dataset_sha256(eps[: counts[name]])
             row = Verified(spec.env_id, name, counts[name], d.get("sha256"), fresh)
             shipped_rets = d.get("returns")
             if row.shipped is None and isinstance(shipped_rets, list):
                 row.returns_equal = sum(
                     isinstance(r, (int, float)) and abs(e.ret - r) < 1e-2
-                    for e, r in zip(eps[:counts[name]], shipped_rets))
+                    for e, r in zip(eps[: counts[name]], shipped_rets)
+                )
             rows.append(row)
     return rows, seconds
 
@@ -106,15 +110,19 @@ def verify_table(rows: list[Verified], seconds: dict[str, float]) -> str:
     lines = [f"{'checkpoint':<{w}}{'env':<{e}}{'episodes':>9}  {'shipped':<14}{'fresh':<14}status"]
     for r in rows:
         short = lambda h: "-" if h is None else h[:12]  # noqa: E731
-        lines.append(f"{r.checkpoint:<{w}}{r.env_id:<{e}}{r.episodes:>9}  "
-                     f"{short(r.shipped):<14}{short(r.fresh):<14}{r.status}")
+        lines.append(
+            f"{r.checkpoint:<{w}}{r.env_id:<{e}}{r.episodes:>9}  "
+            f"{short(r.shipped):<14}{short(r.fresh):<14}{r.status}"
+        )
     lines.append("")
     lines += [f"collect {env}: {s:.1f} s" for env, s in seconds.items()]
     missing = sum(r.shipped is None for r in rows)
     bad = sum(r.status == "MISMATCH" for r in rows)
     if missing:
-        lines.append(f"{missing} checkpoint(s) have no dataset.sha256 yet (trained before "
-                     "hashes were recorded): retrain them with `pretrain` to record one.")
+        lines.append(
+            f"{missing} checkpoint(s) have no dataset.sha256 yet (trained before "
+            "hashes were recorded): retrain them with `pretrain` to record one."
+        )
     if bad:
         lines.append(f"{bad} checkpoint(s) were trained on data this code no longer makes.")
     if rows and not (missing or bad):

@@ -30,9 +30,17 @@ def test_a_page_without_a_link_has_no_choice():
     assert share.read_query({"other": "x"}) == (None, [])
 
 
-@pytest.mark.parametrize("key,value", [("env", "Nope-v0"), ("checkpoint", "../etc"),
-                                       ("target", "abc"), ("target", "1e12"), ("seed", "-5"),
-                                       ("schedule", "50:100")])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("env", "Nope-v0"),
+        ("checkpoint", "../etc"),
+        ("target", "abc"),
+        ("target", "1e12"),
+        ("seed", "-5"),
+        ("schedule", "50:100"),
+    ],
+)
 def test_a_bad_link_value_is_dropped_and_named(key, value):
     choice, dropped = share.read_query({"env": "CartPole-v1", key: value})
     assert len(dropped) == 1 and dropped[0].startswith(f"{key}=")
@@ -45,8 +53,9 @@ def test_a_bad_link_value_is_dropped_and_named(key, value):
 def test_a_choice_reads_back_from_its_own_query():
     from urllib.parse import parse_qsl
 
-    choice, _ = share.read_query({"env": "CartPole-v1", "target": "123.5", "seed": "9",
-                                  "checkpoint": "nope"})
+    choice, _ = share.read_query(
+        {"env": "CartPole-v1", "target": "123.5", "seed": "9", "checkpoint": "nope"}
+    )
     again, dropped = share.read_query(dict(parse_qsl(choice.query())))
     assert dropped == [] and vars(again) == vars(choice)
 

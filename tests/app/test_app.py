@@ -35,8 +35,12 @@ def test_a_late_arrival_example_never_overwrites_the_visitors_choice(tiny_zoo, m
     example = next(f for f in fns if f.fn == demo.handlers.example)
     by_label = {b.label: b._id for b in demo.blocks.values() if getattr(b, "label", None)}
     buttons = {b.value: b._id for b in demo.blocks.values() if type(b).__name__ == "Button"}
-    wanted = {(by_label["Environment"], "change"), (by_label["Checkpoint"], "change"),
-              (buttons["Play episode"], "click"), (buttons["Play with re-prompt"], "click")}
+    wanted = {
+        (by_label["Environment"], "change"),
+        (by_label["Checkpoint"], "change"),
+        (buttons["Play episode"], "click"),
+        (buttons["Play with re-prompt"], "click"),
+    }
     cancelling = {tuple(t) for f in fns if example._id in f.cancels for t in f.targets}
     assert wanted <= cancelling
 
@@ -68,8 +72,8 @@ def _frames(path) -> int:
 def test_play_endpoint_matches_library(server):
     client, zoo = server
     ck_path = "cartpole-dt"  # as the dropdown offers it
-    video, rtg_plot, reward_plot, md, summary = predict(client,
-        "CartPole-v1", ck_path, 250, 7, False, api_name="/play"
+    video, rtg_plot, reward_plot, md, summary = predict(
+        client, "CartPole-v1", ck_path, 250, 7, False, api_name="/play"
     )
     ck = cache.get_checkpoint(ck_path)
     ref = run_episodes(DTPolicy(ck.model, ck.norm, ck.spec), [250.0], [7])[0]
@@ -154,8 +158,9 @@ def test_failed_video_keeps_results_and_server(server, monkeypatch):
 
 def test_attention_endpoint(server):
     client, _ = server
-    fig, att = predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 12,
-                              api_name="/attention")
+    fig, att = predict(
+        client, "CartPole-v1", "cartpole-dt", 150, 2, False, 12, api_name="/attention"
+    )
     ck = cache.get_checkpoint("cartpole-dt")
     assert att == episode.attention_at(ck, 150, 2, 12)
     assert att["tokens"][-1] == "s t"
@@ -163,8 +168,9 @@ def test_attention_endpoint(server):
         predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 5000, api_name="/attention")
     with pytest.raises(Exception, match="Step must be between"):
         predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, -4, api_name="/attention")
-    assert predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 0,
-                          api_name="/attention")[1]["tokens"] == ["R t", "s t"]
+    assert predict(client, "CartPole-v1", "cartpole-dt", 150, 2, False, 0, api_name="/attention")[
+        1
+    ]["tokens"] == ["R t", "s t"]
 
 
 def test_api_reaches_any_checkpoint_by_name_and_nothing_else(server, tmp_path):

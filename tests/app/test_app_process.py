@@ -107,8 +107,12 @@ def test_sessions_cannot_reach_each_other(app_process, tiny_zoo, tmp_path):
     assert str(tmp) not in json.dumps([env, cid, msg])
     mine = predict(alice, "CartPole-v1", cid, 100, 1, False, api_name="/play")[4]
     assert mine["requested"] == 100 and str(tmp) not in json.dumps(mine)
-    for api, args in [("/play", (cid, 100, 1, False)), ("/dataset", (cid,)),
-                      ("/attention", (cid, 100, 1, False, 3)), ("/sweep", (cid, 2, 1, 0))]:
+    for api, args in [
+        ("/play", (cid, 100, 1, False)),
+        ("/dataset", (cid,)),
+        ("/attention", (cid, 100, 1, False, 3)),
+        ("/sweep", (cid, 2, 1, 0)),
+    ]:
         with pytest.raises(AppError, match="Unknown checkpoint") as err:
             predict(bob, "CartPole-v1", *args, api_name=api)
         assert str(tmp) not in str(err.value)
@@ -166,8 +170,7 @@ def test_no_unnamed_endpoints(app_process):
     info = _client(url).view_api(return_format="dict", print_info=False)
     names = set(info["named_endpoints"])
     assert "/on_env_change" not in names and not info.get("unnamed_endpoints")
-    assert {"/play", "/sweep", "/compare", "/train", "/dataset", "/upload",
-            "/checkpoints"} <= names
+    assert {"/play", "/sweep", "/compare", "/train", "/dataset", "/upload", "/checkpoints"} <= names
 
 
 def test_upload_of_a_transformers_folder_plays(app_process, tmp_path):
@@ -177,12 +180,18 @@ def test_upload_of_a_transformers_folder_plays(app_process, tmp_path):
     import torch
 
     torch.manual_seed(0)
-    cfg = transformers.DecisionTransformerConfig(state_dim=11, act_dim=3, hidden_size=32,
-                                                 n_layer=1, n_head=1, max_ep_len=1000)
+    cfg = transformers.DecisionTransformerConfig(
+        state_dim=11, act_dim=3, hidden_size=32, n_layer=1, n_head=1, max_ep_len=1000
+    )
     model = transformers.DecisionTransformerModel(cfg)
     model.save_pretrained(tmp_path / "hf", safe_serialization=True)
-    stats = {"env_id": "Hopper-v5", "state_mean": [0.0] * 11, "state_std": [1.0] * 11,
-             "scale": 1000.0, "max_len": 5}
+    stats = {
+        "env_id": "Hopper-v5",
+        "state_mean": [0.0] * 11,
+        "state_std": [1.0] * 11,
+        "scale": 1000.0,
+        "max_len": 5,
+    }
     files = {p.name: p.read_bytes() for p in (tmp_path / "hf").iterdir()}
     files["dt_playground.json"] = json.dumps(stats).encode()
     _, url, _ = app_process

@@ -218,11 +218,12 @@ def _pick_env(page, env_id):
     page.get_by_label("Environment").click()
     page.get_by_role("option", name=env_id).click()
     short = env_id.split("-")[0].lower()
-    expect(page.get_by_label("Checkpoint")).to_have_value(re.compile(f"^{short}"),
-                                                          timeout=30_000)
-    page.wait_for_function(f"(before) => {{ const now = ({MARKS})(); "
-                           "return now !== '' && now !== before; }", arg=before,
-                           timeout=30_000)
+    expect(page.get_by_label("Checkpoint")).to_have_value(re.compile(f"^{short}"), timeout=30_000)
+    page.wait_for_function(
+        f"(before) => {{ const now = ({MARKS})(); return now !== '' && now !== before; }}",
+        arg=before,
+        timeout=30_000,
+    )
 
 
 def _first_checkpoint(env_id) -> str:
@@ -242,8 +243,9 @@ def _schedule_box(page, env_id):
 
     page.get_by_text("Re-prompt mid-episode: a target schedule").click()
     box = page.get_by_label("Schedule (step:target)")
-    expect(box).to_have_value(card_views.schedule_example(env_id, _first_checkpoint(env_id)),
-                              timeout=30_000)
+    expect(box).to_have_value(
+        card_views.schedule_example(env_id, _first_checkpoint(env_id)), timeout=30_000
+    )
     return box
 
 
@@ -269,14 +271,16 @@ def test_tabs_show_a_plot_on_arrival(fresh, tab, text):
     _shot(fresh, f"arrival-{tab.lower()}.png")
 
 
-VISIBLE_VIDEO = ("(i) => [...document.querySelectorAll('video')]"
-                 ".filter(v => v.offsetParent !== null)[i]")
+VISIBLE_VIDEO = (
+    "(i) => [...document.querySelectorAll('video')].filter(v => v.offsetParent !== null)[i]"
+)
 
 
 def _video_src(page, index=0) -> str:
     """The address of the ``index``-th visible video ('' when there is none yet)."""
-    return page.evaluate(f"(i) => {{ const v = ({VISIBLE_VIDEO})(i); "
-                         "return v ? v.currentSrc : ''; }", index)
+    return page.evaluate(
+        f"(i) => {{ const v = ({VISIBLE_VIDEO})(i); return v ? v.currentSrc : ''; }}", index
+    )
 
 
 def _video_plays(page, index=0, timeout=120_000, after=None):
@@ -285,12 +289,13 @@ def _video_plays(page, index=0, timeout=120_000, after=None):
     page.wait_for_function(
         f"([i, old]) => {{ const v = ({VISIBLE_VIDEO})(i); "
         "return v && v.readyState >= 2 && (old === null || v.currentSrc !== old); }",
-        arg=[index, after], timeout=timeout,
+        arg=[index, after],
+        timeout=timeout,
     )
-    page.evaluate(f"(i) => {{ const v = ({VISIBLE_VIDEO})(i); v.muted = true; v.play(); }}",
-                  index)
-    page.wait_for_function(f"(i) => ({VISIBLE_VIDEO})(i).currentTime > 0.3", arg=index,
-                           timeout=30_000)
+    page.evaluate(f"(i) => {{ const v = ({VISIBLE_VIDEO})(i); v.muted = true; v.play(); }}", index)
+    page.wait_for_function(
+        f"(i) => ({VISIBLE_VIDEO})(i).currentTime > 0.3", arg=index, timeout=30_000
+    )
     return page.evaluate(
         f"(i) => {{ const v = ({VISIBLE_VIDEO})(i); const r = v.getBoundingClientRect();"
         " return [v.videoWidth, v.videoHeight, r.width, document.documentElement.clientWidth]; }",
@@ -331,12 +336,15 @@ def test_reprompt_marks_the_switch(fresh):
     fresh.get_by_role("button", name="Play with re-prompt").click()
     fresh.wait_for_selector("text=Re-prompted episode >> visible=true", timeout=180_000)
     # Both the RTG and the reward plots mark the switch (plotly draws after the text).
-    names = ("() => [...document.querySelectorAll('.js-plotly-plot')]"
-             ".map(p => (p.data || []).map(t => t.name))")
+    names = (
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".map(p => (p.data || []).map(t => t.name))"
+    )
     try:
-        fresh.wait_for_function(f"() => ({names})().flat()"
-                                ".filter(n => n === 're-prompt at step 60 → 20').length === 2",
-                                timeout=60_000)
+        fresh.wait_for_function(
+            f"() => ({names})().flat().filter(n => n === 're-prompt at step 60 → 20').length === 2",
+            timeout=60_000,
+        )
     except Exception:
         _shot(fresh, "reprompt-failed.png")
         raise AssertionError(f"the plots' traces: {fresh.evaluate(names)}") from None
@@ -344,9 +352,11 @@ def test_reprompt_marks_the_switch(fresh):
     _shot(fresh, "reprompt-1400.png")
     _phone(fresh)
     # The video is laid out again for the narrow page: wait for it, then measure.
-    fresh.wait_for_function("() => [...document.querySelectorAll('video')].some(v => "
-                            "v.offsetParent !== null && v.getBoundingClientRect().width > 0)",
-                            timeout=30_000)
+    fresh.wait_for_function(
+        "() => [...document.querySelectorAll('video')].some(v => "
+        "v.offsetParent !== null && v.getBoundingClientRect().width > 0)",
+        timeout=30_000,
+    )
     box_v = fresh.locator("video >> visible=true").first.bounding_box()
     assert box_v["width"] <= 390
     _shot(fresh, "reprompt-390.png")
@@ -361,8 +371,9 @@ def test_a_waiting_play_says_where_it_stands(fresh, app_url, app_demo):
 
     def busy(seed):
         client = Client(app_url, verbose=False)  # each its own session
-        client.submit("Hopper-v5", "hopper-dt", 3000, seed, False,
-                      api_name="/play").result(timeout=300)
+        client.submit("Hopper-v5", "hopper-dt", 3000, seed, False, api_name="/play").result(
+            timeout=300
+        )
 
     threads = [threading.Thread(target=busy, args=(s,), daemon=True) for s in range(4)]
     for t in threads:
@@ -372,8 +383,7 @@ def test_a_waiting_play_says_where_it_stands(fresh, app_url, app_demo):
         time.sleep(0.05)
     assert handlers.slots.ahead() >= 1
     fresh.get_by_role("button", name="Play episode").click()
-    status = fresh.wait_for_selector("text=/waiting for a free worker: \\d+ ahead/",
-                                     timeout=60_000)
+    status = fresh.wait_for_selector("text=/waiting for a free worker: \\d+ ahead/", timeout=60_000)
     assert status.is_visible()
     _shot(fresh, "queued.png")
     for t in threads:
@@ -417,7 +427,8 @@ def test_the_play_tab_arrives_with_an_example_playing(fresh):
     fresh.wait_for_function(  # both plots drawn, each with its lines
         "() => [...document.querySelectorAll('.js-plotly-plot')]"
         ".filter(p => p.offsetParent !== null && (p.data || []).length >= 2).length >= 2",
-        timeout=30_000)
+        timeout=30_000,
+    )
     _shot(fresh, "arrival-play.png")
 
 
@@ -441,8 +452,7 @@ def test_an_upload_for_another_env_is_selected_and_played(fresh, tmp_path):
     fresh.locator("input[type=file]").first.set_input_files(str(z))
     fresh.wait_for_selector("text=/Loaded `?upload-/", timeout=60_000)
     expect(fresh.get_by_label("Environment")).to_have_value("CartPole-v1", timeout=30_000)
-    expect(fresh.get_by_label("Checkpoint")).to_have_value(re.compile("^upload-"),
-                                                           timeout=30_000)
+    expect(fresh.get_by_label("Checkpoint")).to_have_value(re.compile("^upload-"), timeout=30_000)
     expect(fresh.get_by_text("Dataset returns:")).to_be_visible(timeout=30_000)
     requests: list[str] = []
     fresh.on("request", lambda r: requests.append(r.url))
@@ -458,7 +468,7 @@ def test_an_upload_for_another_env_is_selected_and_played(fresh, tmp_path):
     fresh.get_by_role("button", name="Play episode").click()
     fresh.wait_for_selector("text=/Requested .* achieved/", timeout=120_000)
     fresh.get_by_text("Details").first.click()
-    fresh.wait_for_selector("text=/\"checkpoint\": \"upload-/", timeout=30_000)
+    fresh.wait_for_selector('text=/"checkpoint": "upload-/', timeout=30_000)
     _shot(fresh, "upload-other-env.png")
 
 
@@ -474,8 +484,11 @@ def test_a_typed_schedule_outlives_a_late_example(fresh):
     card = card_views.sweep_view("CartPole-v1", _first_checkpoint("CartPole-v1"))[1]
     card = card.replace("**", "")
     fresh.get_by_role("tab", name="Sweep", exact=True).click()
-    fresh.wait_for_function("(t) => [...document.querySelectorAll('p')]"
-                            ".some(p => p.textContent.trim() === t)", arg=card, timeout=30_000)
+    fresh.wait_for_function(
+        "(t) => [...document.querySelectorAll('p')].some(p => p.textContent.trim() === t)",
+        arg=card,
+        timeout=30_000,
+    )
     assert box.input_value() == "0:150,40:20"
 
 
@@ -557,7 +570,9 @@ def test_the_stitching_tab_arrives_filled_and_plays(fresh):
     fresh.wait_for_selector("text=/offline RL/ >> visible=true", timeout=60_000)  # the table
     fresh.wait_for_function(
         "() => [...document.querySelectorAll('.js-plotly-plot')]"
-        ".some(p => p.offsetParent !== null && (p.data || []).length >= 4)", timeout=60_000)
+        ".some(p => p.offsetParent !== null && (p.data || []).length >= 4)",
+        timeout=60_000,
+    )
     before = _video_src(fresh)
     fresh.get_by_role("button", name="Play every method").click()
     _video_plays(fresh, after=before)

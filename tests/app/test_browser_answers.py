@@ -28,8 +28,11 @@ WAIT_MS = 10_000
 def _close_toasts(page):
     for close in page.locator("[data-testid=toast-close] >> visible=true").all():
         close.click()
-    page.wait_for_function("() => ![...document.querySelectorAll('[data-testid=toast-text]')]"
-                           ".some(e => e.offsetParent !== null)", timeout=5_000)
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('[data-testid=toast-text]')]"
+        ".some(e => e.offsetParent !== null)",
+        timeout=5_000,
+    )
 
 
 def _toast_after(page, click) -> tuple[str, float]:
@@ -40,8 +43,11 @@ def _toast_after(page, click) -> tuple[str, float]:
     page.wait_for_selector(TOAST, timeout=WAIT_MS)
     # Readable, not just inserted: the toast slides in from transparent (Playwright counts
     # an element at opacity 0 as visible).
-    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=toast-body]')]"
-                           ".some(t => getComputedStyle(t).opacity === '1')", timeout=WAIT_MS)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=toast-body]')]"
+        ".some(t => getComputedStyle(t).opacity === '1')",
+        timeout=WAIT_MS,
+    )
     took = time.monotonic() - t0
     toast = page.locator(TOAST).last
     box, view = toast.bounding_box(), page.viewport_size
@@ -51,16 +57,22 @@ def _toast_after(page, click) -> tuple[str, float]:
 
 def _state(page) -> tuple:
     """What the Play tab shows: its summary, video and number of drawn plots."""
-    summary = page.evaluate("() => [...document.querySelectorAll('p')].map(p => p.textContent)"
-                            ".filter(t => t.includes('achieved')).join('|')")
+    summary = page.evaluate(
+        "() => [...document.querySelectorAll('p')].map(p => p.textContent)"
+        ".filter(t => t.includes('achieved')).join('|')"
+    )
     plots = page.locator(".js-plotly-plot >> visible=true").count()
     return summary, _video_src(page), plots
 
 
 def _plots_drawn(page, n=2):
-    page.wait_for_function("(n) => [...document.querySelectorAll('.js-plotly-plot')]"
-                           ".filter(p => p.offsetParent !== null && (p.data || []).length)"
-                           ".length >= n", arg=n, timeout=60_000)
+    page.wait_for_function(
+        "(n) => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(p => p.offsetParent !== null && (p.data || []).length)"
+        ".length >= n",
+        arg=n,
+        timeout=60_000,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +84,10 @@ def played(app_url, browser):
     page.wait_for_selector("text=Play episode", timeout=60_000)
     _pick_env(page, "CartPole-v1")
     page.get_by_role("button", name="Play episode").click()
-    page.wait_for_function("() => { const v = document.querySelector('video');"
-                           " return v && v.readyState >= 2; }", timeout=180_000)
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
+        timeout=180_000,
+    )
     page.get_by_text("Re-prompt mid-episode: a target schedule").click()
     page.get_by_text("Attention: what the action at a step looked at").click()
     yield page
@@ -99,19 +113,49 @@ def _reset(page, field, tab):
 
 
 REFUSALS = [  # (tab, field, value, button, the sentence's start)
-    ("Play", "Schedule (step:target)", "0:3000,abc", "Play with re-prompt",
-     "Schedule entries are step:target pairs"),
-    ("Play", "Schedule (step:target)", "abc", "Play with re-prompt",
-     "Schedule entries are step:target pairs"),
-    ("Play", "Schedule (step:target)", "0:3000,,300:", "Play with re-prompt",
-     "Schedule target must be a number"),
-    ("Play", "Schedule (step:target)", "50:100", "Play with re-prompt",
-     "The schedule must start at step 0"),
+    (
+        "Play",
+        "Schedule (step:target)",
+        "0:3000,abc",
+        "Play with re-prompt",
+        "Schedule entries are step:target pairs",
+    ),
+    (
+        "Play",
+        "Schedule (step:target)",
+        "abc",
+        "Play with re-prompt",
+        "Schedule entries are step:target pairs",
+    ),
+    (
+        "Play",
+        "Schedule (step:target)",
+        "0:3000,,300:",
+        "Play with re-prompt",
+        "Schedule target must be a number",
+    ),
+    (
+        "Play",
+        "Schedule (step:target)",
+        "50:100",
+        "Play with re-prompt",
+        "The schedule must start at step 0",
+    ),
     ("Play", "Schedule (step:target)", "", "Play with re-prompt", "The schedule is empty"),
-    ("Target grid", "Targets (comma-separated)", "abc, 5", "Play grid",
-     "Target return must be a number"),
-    ("Target grid", "Targets (comma-separated)", ",".join(map(str, range(40))), "Play grid",
-     "A grid has 1 to"),
+    (
+        "Target grid",
+        "Targets (comma-separated)",
+        "abc, 5",
+        "Play grid",
+        "Target return must be a number",
+    ),
+    (
+        "Target grid",
+        "Targets (comma-separated)",
+        ",".join(map(str, range(40))),
+        "Play grid",
+        "A grid has 1 to",
+    ),
     ("Play", "Step", "99999", "Show attention", "Step must be between"),
     ("Play", "Seed", "-5", "Play episode", "Seed must be between 0 and"),
     # and the other tabs' buttons
@@ -121,17 +165,22 @@ REFUSALS = [  # (tab, field, value, button, the sentence's start)
 ]
 
 
-@pytest.mark.parametrize("tab,field,value,button,sentence", REFUSALS,
-                         ids=[f"{r[0]}:{r[1].split()[0]}={r[2][:12]}" for r in REFUSALS])
-def test_a_refusal_is_a_toast_within_a_second_and_results_stay(played, tab, field, value,
-                                                                button, sentence):
+@pytest.mark.parametrize(
+    "tab,field,value,button,sentence",
+    REFUSALS,
+    ids=[f"{r[0]}:{r[1].split()[0]}={r[2][:12]}" for r in REFUSALS],
+)
+def test_a_refusal_is_a_toast_within_a_second_and_results_stay(
+    played, tab, field, value, button, sentence
+):
     page = played
     page.get_by_role("tab", name="Play", exact=True).click()
     before = _state(page)
     assert before[0] and before[1] and before[2] >= 2, before
     _fill(page, field, value, tab)
-    text, _ = _toast_after(page, lambda: page.get_by_role("button", name=button,
-                                                              exact=True).click())
+    text, _ = _toast_after(
+        page, lambda: page.get_by_role("button", name=button, exact=True).click()
+    )
     assert text.startswith(sentence), text
     page.get_by_role("tab", name="Play", exact=True).click()
     assert _state(page) == before
@@ -144,16 +193,19 @@ def test_every_refusal_shows_on_a_phone(app_url, browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
     page = context.new_page()
     page.goto(app_url)
-    page.wait_for_function("() => { const v = document.querySelector('video');"
-                           " return v && v.readyState >= 2; }", timeout=180_000)
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
+        timeout=180_000,
+    )
     _plots_drawn(page)
     page.get_by_text("Re-prompt mid-episode: a target schedule").click()
     page.get_by_text("Attention: what the action at a step looked at").click()
     before = _state(page)
     for tab, field, value, button, sentence in REFUSALS:
         _fill(page, field, value, tab)
-        text, _ = _toast_after(page, lambda b=button: page.get_by_role(
-            "button", name=b, exact=True).click())
+        text, _ = _toast_after(
+            page, lambda b=button: page.get_by_role("button", name=b, exact=True).click()
+        )
         assert text.startswith(sentence), text
         _reset(page, field, tab)
     page.get_by_role("tab", name="Play", exact=True).click()
@@ -162,8 +214,9 @@ def test_every_refusal_shows_on_a_phone(app_url, browser):
     context.close()
 
 
-@pytest.mark.parametrize("value,sentence", [("", "Target return is empty"),
-                                            ("12e", "Seed is empty or not a number")])
+@pytest.mark.parametrize(
+    "value,sentence", [("", "Target return is empty"), ("12e", "Seed is empty or not a number")]
+)
 def test_what_plays_is_what_the_box_shows(played, value, sentence):
     """An emptied target box, or a seed the browser can't read, is a sentence (not 0)."""
     page = played
@@ -192,9 +245,12 @@ def test_a_target_beyond_the_slider_is_shown_clamped_before_it_plays(played):
     box.fill("1e12")
     page.get_by_role("button", name="Play episode").click()
     assert box.input_value() == top  # clamped in the box as the click lands
-    page.wait_for_function("(t) => [...document.querySelectorAll('p')].some(p => "
-                           "p.textContent.includes('Requested ' + Number(t).toFixed(1)))",
-                           arg=top, timeout=180_000)
+    page.wait_for_function(
+        "(t) => [...document.querySelectorAll('p')].some(p => "
+        "p.textContent.includes('Requested ' + Number(t).toFixed(1)))",
+        arg=top,
+        timeout=180_000,
+    )
 
 
 def test_a_refused_rate_leaves_train_usable_and_a_good_one_trains(played):
@@ -211,12 +267,18 @@ def test_a_refused_rate_leaves_train_usable_and_a_good_one_trains(played):
     assert page.locator("text=/^Error$/ >> visible=true").count() == 0
     page.get_by_label("Learning rate").fill("0.001")
     train.click()
-    page.wait_for_function("() => [...document.querySelectorAll('button')].some(b => "
-                           "b.textContent.trim() === 'Train' && b.disabled)", timeout=10_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('button')].some(b => "
+        "b.textContent.trim() === 'Train' && b.disabled)",
+        timeout=10_000,
+    )
     page.wait_for_selector("text=/Collecting|Training/ >> visible=true", timeout=120_000)
     page.get_by_role("button", name="Cancel").click()
-    page.wait_for_function("() => [...document.querySelectorAll('button')].some(b => "
-                           "b.textContent.trim() === 'Train' && !b.disabled)", timeout=180_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('button')].some(b => "
+        "b.textContent.trim() === 'Train' && !b.disabled)",
+        timeout=180_000,
+    )
 
 
 def test_a_link_replays_and_the_summary_says_so(app_url, browser):
@@ -254,8 +316,10 @@ def test_switching_the_checkpoint_clears_the_old_results(played):
         page.get_by_role("button", name="Play episode").click()
         page.locator("p", has_text="achieved").first.wait_for(timeout=180_000)
     _pick_env(page, "Pendulum-v1")
-    page.wait_for_function("() => ![...document.querySelectorAll('p')]"
-                           ".some(p => p.textContent.includes('achieved'))", timeout=5_000)
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('p')].some(p => p.textContent.includes('achieved'))",
+        timeout=5_000,
+    )
     assert _video_src(page) == ""
 
 

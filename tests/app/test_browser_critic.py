@@ -58,8 +58,7 @@ def _pick(page, name):
 
     page.get_by_label("Checkpoint").click()
     page.get_by_role("option", name=re.compile(f"^{name} ")).click()
-    expect(page.get_by_label("Checkpoint")).to_have_value(re.compile(f"^{name} "),
-                                                          timeout=30_000)
+    expect(page.get_by_label("Checkpoint")).to_have_value(re.compile(f"^{name} "), timeout=30_000)
 
 
 def test_a_ticked_box_plays_a_checked_episode(page):
@@ -76,8 +75,7 @@ def test_a_ticked_box_plays_a_checked_episode(page):
     summary = page.locator("p", has_text="achieved").first
     expect(summary).to_contain_text("Checked by its critic", timeout=120_000)
     expect(summary).to_contain_text("at the start it expected")
-    page.wait_for_function(f"() => ({RTG_LINES})().includes(\"critic's value\")",
-                           timeout=30_000)
+    page.wait_for_function(f'() => ({RTG_LINES})().includes("critic\'s value")', timeout=30_000)
     _shot(page, "critic-checked-play.png")
 
 
@@ -109,8 +107,9 @@ def test_a_critic_that_cannot_check_is_a_toast_and_every_result_stays(page):
     box.check()
     page.get_by_role("button", name="Play episode").click()
     # The sentence, read from the toast area (the page may also hold other toasts).
-    toast = page.locator("[data-testid=toast-text]",
-                         has_text="The critic's candidate count n must be an integer")
+    toast = page.locator(
+        "[data-testid=toast-text]", has_text="The critic's candidate count n must be an integer"
+    )
     expect(toast.first).to_be_visible(timeout=10_000)
     assert page.locator("p", has_text="achieved").first.inner_text() == before
     _shot(page, "critic-refused.png")

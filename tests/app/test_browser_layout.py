@@ -12,18 +12,23 @@ FIRST_LINE = """(p) => { const r = document.createRange(); r.selectNodeContents(
     return {top: rects[0].top, bottom: rects[0].bottom}; }"""
 
 
-def _page(browser, app_url, width, height):  # noqa: F811
+def _page(browser, app_url, width, height):
     touch = width < 600
-    context = browser.new_context(viewport={"width": width, "height": height},
-                                  has_touch=touch, is_mobile=touch)
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, has_touch=touch, is_mobile=touch
+    )
     page = context.new_page()
     page.goto(app_url)
     return context, page
 
 
 @pytest.mark.parametrize("width,height", [(390, 844), (1400, 900)])
-def test_the_first_screen_holds_play_and_the_results_first_line(browser, app_url, width,  # noqa: F811
-                                                                 height):
+def test_the_first_screen_holds_play_and_the_results_first_line(
+    browser,
+    app_url,
+    width,
+    height,
+):
     context, page = _page(browser, app_url, width, height)
     try:
         summary = page.locator("p", has_text="achieved").first
@@ -38,28 +43,34 @@ def test_the_first_screen_holds_play_and_the_results_first_line(browser, app_url
         context.close()
 
 
-def test_toolbars_and_labels_never_cover_what_they_belong_to(browser, app_url):  # noqa: F811
+def test_toolbars_and_labels_never_cover_what_they_belong_to(browser, app_url):
     context, page = _page(browser, app_url, 390, 844)
     try:
         page.locator("p", has_text="achieved").first.wait_for(timeout=180_000)
-        page.wait_for_selector(".js-plotly-plot .modebar-container", state="attached",
-                               timeout=30_000)
+        page.wait_for_selector(
+            ".js-plotly-plot .modebar-container", state="attached", timeout=30_000
+        )
         # plot toolbars: hidden until the plot is hovered or tapped
-        shown = page.evaluate("() => [...document.querySelectorAll('.modebar-container')]"
-                              ".map(m => getComputedStyle(m).visibility)")
+        shown = page.evaluate(
+            "() => [...document.querySelectorAll('.modebar-container')]"
+            ".map(m => getComputedStyle(m).visibility)"
+        )
         assert shown and set(shown) == {"hidden"}, shown
         # the video's label sits above the video, not over it
         label = page.locator("[data-testid=block-label]", has_text="Episode").first
         video = page.locator("video").first
-        assert label.bounding_box()["y"] + label.bounding_box()["height"] <= \
-            video.bounding_box()["y"] + 1
+        assert (
+            label.bounding_box()["y"] + label.bounding_box()["height"]
+            <= video.bounding_box()["y"] + 1
+        )
         # the Stitching table scrolls inside its box, its first column staying in view
         page.get_by_role("tab", name="Stitching", exact=True).click()
         cell = page.locator(".body-cell", has_text="QDT").first
         cell.wait_for(timeout=120_000)
         scrolled = page.evaluate(
             "() => [...document.querySelectorAll('.virtual-table-viewport')]"
-            ".map(w => { w.scrollLeft = w.scrollWidth; return w.scrollLeft; })")
+            ".map(w => { w.scrollLeft = w.scrollWidth; return w.scrollLeft; })"
+        )
         assert max(scrolled) > 0  # wider than the phone: it scrolls, inside its box
         page.wait_for_timeout(300)
         box = cell.bounding_box()
@@ -70,11 +81,11 @@ def test_toolbars_and_labels_never_cover_what_they_belong_to(browser, app_url): 
 
 
 def _luminance(rgb: str) -> float:
-    r, g, b = (int(v) for v in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
+    r, g, b = (int(v) for v in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3])
     return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
 
 
-def test_dark_mode_plots_and_a_visible_focus_ring(browser, app_url):  # noqa: F811
+def test_dark_mode_plots_and_a_visible_focus_ring(browser, app_url):
     """In dark mode a plot's text is light on the page's dark background (its own
     background is transparent); a keyboard-focused input shows a ring."""
     context, page = _page(browser, app_url, 1400, 900)
@@ -82,23 +93,27 @@ def test_dark_mode_plots_and_a_visible_focus_ring(browser, app_url):  # noqa: F8
         page.goto(app_url + "?__theme=dark")
         page.locator("p", has_text="achieved").first.wait_for(timeout=180_000)
         page.wait_for_selector(".js-plotly-plot .gtitle", timeout=30_000)
-        title = page.evaluate("() => getComputedStyle(document.querySelector("
-                              "'.js-plotly-plot .gtitle')).fill")
-        paper = page.evaluate("() => getComputedStyle(document.querySelector("
-                              "'.js-plotly-plot .main-svg .bg')).fill")
+        title = page.evaluate(
+            "() => getComputedStyle(document.querySelector('.js-plotly-plot .gtitle')).fill"
+        )
+        paper = page.evaluate(
+            "() => getComputedStyle(document.querySelector('.js-plotly-plot .main-svg .bg')).fill"
+        )
         page_bg = page.evaluate(  # what shows behind the plot: its nearest painted ancestor
             "() => { let e = document.querySelector('.js-plotly-plot'); while (e) {"
             " const c = getComputedStyle(e).backgroundColor;"
             " if (c !== 'transparent' && !c.replace(/ /g, '').endsWith(',0)')) return c;"
-            " e = e.parentElement; } return 'rgb(255, 255, 255)'; }")
+            " e = e.parentElement; } return 'rgb(255, 255, 255)'; }"
+        )
         assert _luminance(title) > 0.6 and _luminance(page_bg) < 0.3, (title, page_bg)
         assert paper.replace(" ", "").endswith(",0)") or paper == "transparent", paper
         seed = page.get_by_label("Seed").first
         seed.focus()
         page.keyboard.press("Shift+Tab")
         page.keyboard.press("Tab")  # focused from the keyboard: :focus-visible applies
-        ring = seed.evaluate("e => [getComputedStyle(e).outlineStyle, "
-                             "parseFloat(getComputedStyle(e).outlineWidth)]")
+        ring = seed.evaluate(
+            "e => [getComputedStyle(e).outlineStyle, parseFloat(getComputedStyle(e).outlineWidth)]"
+        )
         assert ring[0] == "solid" and ring[1] >= 2, ring
     finally:
         context.close()

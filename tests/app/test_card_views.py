@@ -33,6 +33,12 @@ def test_tabs_on_arrival_do_not_import_torch():
         "card_views.sweep_view('Hopper-v5', 'hopper-dt'); card_views.compare_view('Hopper-v5')\n"
         "card_views.dataset_view('Hopper-v5', 'hopper-dt')\nprint('torch' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.stdout.strip() == "False", out.stderr[-2000:]

@@ -144,19 +144,27 @@ def test_the_about_tabs_comparison_points_at_the_live_iql_rows():
 
 
 def test_a_sweep_of_a_checkpoint_that_ignores_targets_says_so():
-    res = {"spearman": float("nan"), "spearman_in_data_range": float("nan"), "rows": [{}] * 4,
-           "seconds": 1.0}
+    res = {
+        "spearman": float("nan"),
+        "spearman_in_data_range": float("nan"),
+        "rows": [{}] * 4,
+        "seconds": 1.0,
+    }
     assert formatting.sweep_markdown(res).startswith("Spearman ρ is undefined: every target")
     res = {**res, "spearman": 0.9, "spearman_in_data_range": 0.8, "checked": True}
     assert formatting.sweep_markdown(res).startswith("**Checked by its critic.** Spearman")
 
 
 def test_glance_labels_iql_bars_with_their_fixed_objective():
-    rows = [{"name": "x-iql", "algo": "iql", "context_len": None, "mean": 1.0},
-            {"name": "x-dt", "algo": "dt", "context_len": 20, "mean": 2.0}]
+    rows = [
+        {"name": "x-iql", "algo": "iql", "context_len": None, "mean": 1.0},
+        {"name": "x-dt", "algo": "dt", "context_len": 20, "mean": 2.0},
+    ]
     bar = glance.compare_figure(rows).data[0]
-    assert list(bar.x) == ["x-dt", "x-iql"] and list(bar.text) == ["DT, K=20",
-                                                                  "IQL, fixed objective"]
+    assert list(bar.x) == ["x-dt", "x-iql"] and list(bar.text) == [
+        "DT, K=20",
+        "IQL, fixed objective",
+    ]
 
 
 # ---------------------------------------------------------------- a real client
@@ -187,10 +195,11 @@ def test_check_is_an_optional_last_parameter(client):
 
     old5 = predict(client, ENV, "cartpole-dt", 100, 7, False, api_name="/play")[4]
     old6 = predict(client, ENV, "cartpole-dt", 100, 7, False, False, api_name="/play")[4]
-    checked = predict(client, ENV, "cartpole-dt", 100, 7, False, False, True,
-                      api_name="/play")
-    assert "checked" not in old5 and old5 == {**old6, **{k: old5[k] for k in old5
-                                                          if "seconds" in k}}
+    checked = predict(client, ENV, "cartpole-dt", 100, 7, False, False, True, api_name="/play")
+    assert "checked" not in old5 and old5 == {
+        **old6,
+        **{k: old5[k] for k in old5 if "seconds" in k},
+    }
     assert checked[4]["checked"] is True and "Checked by its critic" in checked[3]
     with pytest.raises(AppError, match="Checking needs a DT: a 'bc' checkpoint"):
         predict(client, ENV, "cartpole-bc", 100, 7, False, False, True, api_name="/play")

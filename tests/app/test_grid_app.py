@@ -31,8 +31,9 @@ def _path(video):
 
 
 def test_play_grid_tiles_match_single_plays(client):
-    video, fig, summary = predict(client, "CartPole-v1", "cartpole-dt", "20, 200,500", 3,
-                                         api_name="/play_grid")
+    video, fig, summary = predict(
+        client, "CartPole-v1", "cartpole-dt", "20, 200,500", 3, api_name="/play_grid"
+    )
     ck = cache.get_checkpoint("cartpole-dt")
     assert [t["target"] for t in summary["tiles"]] == [20.0, 200.0, 500.0]
     for tile in summary["tiles"]:
@@ -53,10 +54,12 @@ def test_play_grid_defaults_come_from_the_dataset(client):
 
 
 def test_play_schedule_without_switch_equals_play(client):
-    _, _, _, _, plain = predict(client, "CartPole-v1", "cartpole-dt", 300, 4, False,
-                                       api_name="/play")
-    video, rtg, reward, md, sched = predict(client, "CartPole-v1", "cartpole-dt", "0:300", 4,
-                                                   api_name="/play_schedule")
+    _, _, _, _, plain = predict(
+        client, "CartPole-v1", "cartpole-dt", 300, 4, False, api_name="/play"
+    )
+    video, rtg, reward, md, sched = predict(
+        client, "CartPole-v1", "cartpole-dt", "0:300", 4, api_name="/play_schedule"
+    )
     assert sched["achieved"] == plain["achieved"] and sched["length"] == plain["length"]
     assert sched["segments"] == [
         {"start": 0, "target": 300.0, "steps": plain["length"], "return": plain["achieved"]}
@@ -65,8 +68,9 @@ def test_play_schedule_without_switch_equals_play(client):
 
 
 def test_play_schedule_reports_segments(client):
-    *_, md, s = predict(client, "CartPole-v1", "cartpole-dt", "0:500,10:5", 4,
-                               api_name="/play_schedule")
+    *_, md, s = predict(
+        client, "CartPole-v1", "cartpole-dt", "0:500,10:5", 4, api_name="/play_schedule"
+    )
     assert s["schedule"] == [{"step": 0, "target": 500.0}, {"step": 10, "target": 5.0}]
     assert [seg["start"] for seg in s["segments"]] == [0, 10]
     assert sum(seg["steps"] for seg in s["segments"]) == s["length"]
@@ -92,14 +96,21 @@ def test_play_grid_refuses_too_many_tiles(client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="1 to 9"):
-        predict(client, "CartPole-v1", "cartpole-dt", ",".join(["1"] * 10), 0,
-                       api_name="/play_grid")
+        predict(
+            client, "CartPole-v1", "cartpole-dt", ",".join(["1"] * 10), 0, api_name="/play_grid"
+        )
 
 
 def test_play_schedule_with_best_then_a_number(client, head_upload):
     cid, ck = head_upload
-    *_, md, s = predict(client, "CartPole-v1", cid, "0:best,10:300", 0,  # 12 steps
-                               api_name="/play_schedule")
+    *_, md, s = predict(
+        client,
+        "CartPole-v1",
+        cid,
+        "0:best,10:300",
+        0,  # 12 steps
+        api_name="/play_schedule",
+    )
     assert [seg["target"] for seg in s["segments"]] == ["best", 300.0]
     trace = schedules.play_schedule(ck, "0:best,10:300", 0)
     assert trace.switches == {0: "best", 10: 300.0}
@@ -108,8 +119,7 @@ def test_play_schedule_with_best_then_a_number(client, head_upload):
 
 def test_play_grid_with_a_best_tile(client, head_upload):
     cid, _ = head_upload
-    video, fig, s = predict(client, "CartPole-v1", cid, "50,best", 1,
-                                   api_name="/play_grid")
+    video, fig, s = predict(client, "CartPole-v1", cid, "50,best", 1, api_name="/play_grid")
     assert [t["target"] for t in s["tiles"]] == [50.0, "best"]
     assert s["tiles"][1]["label"] == "target best" and s["video_frames"] > 1
 
@@ -132,8 +142,7 @@ def test_play_best_on_a_head_dt_equals_the_library_and_draws_the_band(client, he
     assert "predicted return p10-p90" in _trace_names(rtg)
     _, rtg, _, _, s = predict(client, "CartPole-v1", cid, 100, 3, False, api_name="/play")
     assert s["requested"] == 100 and "predicted return p10-p90" in _trace_names(rtg)
-    _, rtg, _, _, s = predict(client, "CartPole-v1", "cartpole-bc", 100, 3, False,
-                                     api_name="/play")
+    _, rtg, _, _, s = predict(client, "CartPole-v1", "cartpole-bc", 100, 3, False, api_name="/play")
     assert "predicted return p10-p90" not in _trace_names(rtg)
 
 

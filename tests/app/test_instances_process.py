@@ -22,10 +22,16 @@ def _free_port() -> int:
 
 
 def _env(tiny_zoo, tmp: Path) -> dict:
-    return {**os.environ, "DTP_PRETRAINED_DIR": str(tiny_zoo),
-            "DTP_SESSIONS_DIR": str(tmp / "sessions"), "GRADIO_TEMP_DIR": str(tmp / "gradio"),
-            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(_free_port()),
-            "DTP_WORKERS": "1", "MALLOC_ARENA_MAX": "2"}  # plays load from disk, as hosted
+    return {
+        **os.environ,
+        "DTP_PRETRAINED_DIR": str(tiny_zoo),
+        "DTP_SESSIONS_DIR": str(tmp / "sessions"),
+        "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(_free_port()),
+        "DTP_WORKERS": "1",
+        "MALLOC_ARENA_MAX": "2",
+    }  # plays load from disk, as hosted
 
 
 def _played(out) -> bool:
@@ -40,9 +46,11 @@ def _arrival_plays(browser, url: str) -> None:
     try:
         page.goto(url)
         page.wait_for_selector("text=/Requested .* achieved/", timeout=120_000)
-        page.wait_for_function("() => { const v = document.querySelector('video');"
-                               " return v && v.readyState >= 2 && v.videoWidth > 0; }",
-                               timeout=60_000)
+        page.wait_for_function(
+            "() => { const v = document.querySelector('video');"
+            " return v && v.readyState >= 2 && v.videoWidth > 0; }",
+            timeout=60_000,
+        )
     finally:
         page.close()
 

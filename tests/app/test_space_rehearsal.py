@@ -24,18 +24,21 @@ def test_staged_space_plays_an_episode(tmp_path):
     space.stage(folder, entries)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DTP_", "PYTHONPATH"))}
-    env.update({
-        "SYSTEM": "spaces",  # what a Space sets
-        "GRADIO_SERVER_NAME": "0.0.0.0",
-        "GRADIO_SERVER_PORT": str(port),
-        "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
+    env.update(
+        {
+            "SYSTEM": "spaces",  # what a Space sets
+            "GRADIO_SERVER_NAME": "0.0.0.0",
+            "GRADIO_SERVER_PORT": str(port),
+            "GRADIO_TEMP_DIR": str(tmp_path / "gradio"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     with app_subprocess(folder, env, tmp_path / "app.log") as (proc, url):
         client = Client(url, verbose=False)
         try:
-            *_, summary = predict(client, "LunarLander-v3", "lunarlander-dt", 200, 0, False,
-                                  api_name="/play")
+            *_, summary = predict(
+                client, "LunarLander-v3", "lunarlander-dt", 200, 0, False, api_name="/play"
+            )
             listed = predict(client, "LunarLander-v3", api_name="/checkpoints")["choices"]
         finally:
             client.close()

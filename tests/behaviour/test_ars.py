@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from dt_playground.behaviour import ars, experts
+from dt_playground.behaviour import ars, experts, snapshots
 from dt_playground.behaviour.collect import behaviour_labels, collect_episodes, snapshot_behaviours
 from dt_playground.behaviour.experts import LinearPolicy, expert_policy
 from dt_playground.envs.episodes import run_episode
@@ -54,8 +54,9 @@ def test_shipped_snapshots_span_the_learning_curve():
 
 
 def test_ars_iterations_change_weights_and_are_reproducible(tmp_path):
-    cfg = ars.ARSConfig(n_directions=2, top_b=1, step_size=0.02, noise=0.03,
-                        max_steps=1500, shift=1.0)
+    cfg = ars.ARSConfig(
+        n_directions=2, top_b=1, step_size=0.02, noise=0.03, max_steps=1500, shift=1.0
+    )
     h1 = ars.train_ars("Hopper-v5", seed=3, config=cfg)
     assert len(h1.weights) >= 3
     assert h1.weights.shape[1:] == (3, 11)
@@ -66,9 +67,17 @@ def test_ars_iterations_change_weights_and_are_reproducible(tmp_path):
     np.testing.assert_array_equal(h1.obs_mean, h2.obs_mean)
 
     # grading + writing + reading back (atomic files, JSON listing)
-    entries = ars.save_snapshots("Hopper-v5", h1, cfg, 3, tmp_path, n_snapshots=3,
-                                 eval_episodes=2, n_best_candidates=2,
-                                 quick_episodes=1)
+    entries = snapshots.save_snapshots(
+        "Hopper-v5",
+        h1,
+        cfg,
+        3,
+        tmp_path,
+        n_snapshots=3,
+        eval_episodes=2,
+        n_best_candidates=2,
+        quick_episodes=1,
+    )
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == sorted([e["file"] for e in entries] + ["snapshots.json"])
     listed = experts.list_snapshots("Hopper-v5", tmp_path)
@@ -77,7 +86,7 @@ def test_ars_iterations_change_weights_and_are_reproducible(tmp_path):
     assert meta["seed"] == 3 and meta["hyperparameters"]["n_directions"] == 2
     best = experts.load_best_snapshot("Hopper-v5", tmp_path)
     e = max(entries, key=lambda e: e["eval_return_mean"])
-    ret = ars.evaluate("Hopper-v5", best, episodes=2, seed=e["eval_seed"])
+    ret = snapshots.evaluate("Hopper-v5", best, episodes=2, seed=e["eval_seed"])
     np.testing.assert_allclose(ret, e["eval_returns"], rtol=1e-6)
 
 

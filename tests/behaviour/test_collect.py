@@ -34,8 +34,9 @@ def test_episode_depends_only_on_seed_and_index(env_id):
     eps = collect_episodes(env_id, n, seed=5)
     env = make_env(env_id)
     for i in range(n):
-        alone = run_episode(env, grid[i % len(grid)].make(env), 5 + i,
-                            np.random.default_rng([5, i]))
+        alone = run_episode(
+            env, grid[i % len(grid)].make(env), 5 + i, np.random.default_rng([5, i])
+        )
         np.testing.assert_array_equal(alone.actions, eps[i].actions)
         np.testing.assert_array_equal(alone.observations, eps[i].observations)
         assert eps[i].behaviour == i % len(grid) and eps[i].seed == 5 + i
@@ -59,8 +60,11 @@ def test_ensure_dataset_collects_once_per_recipe(tmp_path):
     col = read_collection(path)
     assert (col["episodes"], col["seed"], col["env_id"]) == (6, 2, "CartPole-v1")
     eps, _, _ = load_episodes(path)
-    assert col["sha256"] == dataset_sha256(eps) == dataset_sha256(collect_episodes(
-        "CartPole-v1", 6, seed=2))
+    assert (
+        col["sha256"]
+        == dataset_sha256(eps)
+        == dataset_sha256(collect_episodes("CartPole-v1", 6, seed=2))
+    )
     # same recipe: kept; another count or seed, or a dataset without collection.json: recollected
     ensure_dataset("CartPole-v1", episodes=6, seed=2, root=tmp_path, log=logs.append)
     assert len(logs) == 1
@@ -76,14 +80,16 @@ def test_ensure_dataset_names_default_root_datasets_by_id(tmp_path, monkeypatch)
     trained on it records no machine path."""
     monkeypatch.setattr(collect, "DEFAULT_DATA_ROOT", tmp_path)
     assert ensure_dataset("CartPole-v1", episodes=3, log=lambda m: None) == "dtp/cartpole/mixed-v0"
-    assert read_collection(tmp_path / "dtp/cartpole/mixed-v0")["seed"] == DATASETS[
-        "CartPole-v1"].seed
+    assert (
+        read_collection(tmp_path / "dtp/cartpole/mixed-v0")["seed"] == DATASETS["CartPole-v1"].seed
+    )
 
 
 def _fake_checkpoint(root, name, dataset: dict):
     (root / name).mkdir(parents=True)
-    (root / name / "config.json").write_text(json.dumps({"env_id": "CartPole-v1",
-                                                         "dataset": dataset}))
+    (root / name / "config.json").write_text(
+        json.dumps({"env_id": "CartPole-v1", "dataset": dataset})
+    )
 
 
 def test_verify_tells_match_mismatch_and_missing_hash(tmp_path, capsys):
@@ -98,8 +104,12 @@ def test_verify_tells_match_mismatch_and_missing_hash(tmp_path, capsys):
     _fake_checkpoint(zoo, "old2", {"episodes": n, "returns": rets[:-2] + [-1.0, -1.0]})
     rows, seconds = verify_datasets(["CartPole-v1"], zoo, log=lambda m: None)
     assert {r.checkpoint: r.status for r in rows} == {
-        "good": "match", "prefix": "match", "stale": "MISMATCH", "old": "no hash yet",
-        "old2": f"no hash yet; returns equal in {n - 2}/{n}"}
+        "good": "match",
+        "prefix": "match",
+        "stale": "MISMATCH",
+        "old": "no hash yet",
+        "old2": f"no hash yet; returns equal in {n - 2}/{n}",
+    }
     assert seconds["CartPole-v1"] > 0
     table = verify_table(rows, seconds)
     assert "2 checkpoint(s) have no dataset.sha256 yet" in table
@@ -115,8 +125,13 @@ def test_verify_tells_match_mismatch_and_missing_hash(tmp_path, capsys):
 
 def test_verify_table_keeps_long_names_apart_from_their_env():
     long = "stitch/random-walks-offline_rl"
-    table = verify_table([Verified("StitchMaze-v0", long, 3000, "a" * 64, "a" * 64),
-                          Verified("CartPole-v1", "cartpole-dt", 30, "b" * 64, "b" * 64)], {})
+    table = verify_table(
+        [
+            Verified("StitchMaze-v0", long, 3000, "a" * 64, "a" * 64),
+            Verified("CartPole-v1", "cartpole-dt", 30, "b" * 64, "b" * 64),
+        ],
+        {},
+    )
     rows = [line.split() for line in table.splitlines()[1:3]]
     assert rows[0][:3] == [long, "StitchMaze-v0", "3000"]
     assert rows[1][:3] == ["cartpole-dt", "CartPole-v1", "30"]

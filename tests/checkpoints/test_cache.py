@@ -1,6 +1,5 @@
 """checkpoints.cache (with layout.choices and summary.target_range): checkpoints by name."""
 
-
 import pytest
 
 from dt_playground.checkpoints import cache, layout

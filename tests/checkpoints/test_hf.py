@@ -47,8 +47,14 @@ def random_hf(transformers, tmp_path_factory):
     position embedding and attention scaling differ from ours, so import must fold them."""
     torch.manual_seed(0)
     cfg = transformers.DecisionTransformerConfig(
-        state_dim=HOPPER_STATE, act_dim=HOPPER_ACT, hidden_size=64, n_layer=2, n_head=2,
-        max_ep_len=1000, scale_attn_by_inverse_layer_idx=True)
+        state_dim=HOPPER_STATE,
+        act_dim=HOPPER_ACT,
+        hidden_size=64,
+        n_layer=2,
+        n_head=2,
+        max_ep_len=1000,
+        scale_attn_by_inverse_layer_idx=True,
+    )
     model = transformers.DecisionTransformerModel(cfg).eval()
     with torch.no_grad():
         model.encoder.wpe.weight.normal_(0.0, 0.5)
@@ -60,26 +66,49 @@ def random_hf(transformers, tmp_path_factory):
     model.save_pretrained(d, safe_serialization=True)
     stats = d.parent / "stats.json"
     rng = np.random.default_rng(0)
-    stats.write_text(json.dumps({"state_mean": rng.normal(0, 0.1, HOPPER_STATE).tolist(),
-                                 "state_std": rng.uniform(0.5, 2, HOPPER_STATE).tolist(),
-                                 "scale": 1000.0}))
+    stats.write_text(
+        json.dumps(
+            {
+                "state_mean": rng.normal(0, 0.1, HOPPER_STATE).tolist(),
+                "state_std": rng.uniform(0.5, 2, HOPPER_STATE).tolist(),
+                "scale": 1000.0,
+            }
+        )
+    )
     return model, d, stats
 
 
 def _hf_last(model, w: dict) -> np.ndarray:
     with torch.no_grad():
-        out = model(states=torch.from_numpy(w["states"]), actions=torch.from_numpy(w["actions"]),
-                    returns_to_go=torch.from_numpy(w["rtg"]),
-                    timesteps=torch.from_numpy(w["timesteps"]),
-                    attention_mask=torch.from_numpy(w["mask"]).long())
+        out = model(
+            states=torch.from_numpy(w["states"]),
+            actions=torch.from_numpy(w["actions"]),
+            returns_to_go=torch.from_numpy(w["rtg"]),
+            timesteps=torch.from_numpy(w["timesteps"]),
+            attention_mask=torch.from_numpy(w["mask"]).long(),
+        )
     return out.action_preds[:, -1].numpy()
 
 
 def test_imported_model_acts_as_transformers_at_every_step(random_hf, tmp_path):
     model, src, stats = random_hf
     out = tmp_path / "imported"
-    assert main(["import-hf", "--model", str(src), "--env", "Hopper-v5",
-                 "--state-stats", str(stats), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "import-hf",
+                "--model",
+                str(src),
+                "--env",
+                "Hopper-v5",
+                "--state-stats",
+                str(stats),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ck = load_checkpoint(out, expect_env="Hopper-v5")
     assert ck.config["return_scale"] == 1000.0 and ck.model.cfg.context_len == 20
 
@@ -88,8 +117,9 @@ def test_imported_model_acts_as_transformers_at_every_step(random_hf, tmp_path):
 
         def act(self, rows, t, obs):
             acts = super().act(rows, t, obs)
-            errors.append(np.abs(_hf_last(model, self.window(rows, t)) -
-                                 self.actions[rows, t]).max())
+            errors.append(
+                np.abs(_hf_last(model, self.window(rows, t)) - self.actions[rows, t]).max()
+            )
             return acts
 
     for engine in ("fast", "reference"):
@@ -118,20 +148,28 @@ def _windows(n: int = 6, K: int = 20, seed: int = 0) -> dict:
     for i, pad in enumerate([0, 3, 19, 0, 10, 1][:n]):
         mask[i, :pad] = 0
     m = mask[..., None]
-    return {"states": (rng.normal(size=(n, K, HOPPER_STATE)) * m).astype(np.float32),
-            "actions": (rng.uniform(-1, 1, (n, K, HOPPER_ACT)) * m).astype(np.float32),
-            "rtg": (rng.uniform(0, 3.5, (n, K, 1)) * m).astype(np.float32),
-            "timesteps": (np.arange(K)[None] + rng.integers(0, 900, (n, 1))).astype(np.int64),
-            "mask": mask}
+    return {
+        "states": (rng.normal(size=(n, K, HOPPER_STATE)) * m).astype(np.float32),
+        "actions": (rng.uniform(-1, 1, (n, K, HOPPER_ACT)) * m).astype(np.float32),
+        "rtg": (rng.uniform(0, 3.5, (n, K, 1)) * m).astype(np.float32),
+        "timesteps": (np.arange(K)[None] + rng.integers(0, 900, (n, 1))).astype(np.int64),
+        "mask": mask,
+    }
 
 
 def test_export_loads_cleanly_and_matches_to_1e4(transformers, tmp_path, capfd):
     ck_dir = PRETRAINED_DIR / "hopper-dt"
     out = tmp_path / "hopper-dt-hf"
-    assert main(["export", "--checkpoint", str(ck_dir), "--format", "transformers",
-                 "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json",
-                                                     hf.SIDECAR, "model.safetensors"]
+    assert (
+        main(["export", "--checkpoint", str(ck_dir), "--format", "transformers", "--out", str(out)])
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "config.json",
+        hf.SIDECAR,
+        "model.safetensors",
+    ]
     capfd.readouterr()
     transformers.logging.set_verbosity_warning()
     records = []
@@ -141,7 +179,8 @@ def test_export_loads_cleanly_and_matches_to_1e4(transformers, tmp_path, capfd):
     logger.addHandler(handler)
     try:
         model, info = transformers.DecisionTransformerModel.from_pretrained(
-            out, output_loading_info=True)
+            out, output_loading_info=True
+        )
     finally:
         logger.removeHandler(handler)
     assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
@@ -156,13 +195,16 @@ def test_export_loads_cleanly_and_matches_to_1e4(transformers, tmp_path, capfd):
     assert side["max_len"] == 20 and side["env_id"] == "Hopper-v5"
     w = _windows()
     with torch.no_grad():
-        ours = ck.model(*(torch.from_numpy(w[k]) for k in
-                          ("rtg", "states", "actions", "timesteps", "mask")))
-        theirs = model.eval()(states=torch.from_numpy(w["states"]),
-                              actions=torch.from_numpy(w["actions"]),
-                              returns_to_go=torch.from_numpy(w["rtg"]),
-                              timesteps=torch.from_numpy(w["timesteps"]),
-                              attention_mask=torch.from_numpy(w["mask"]).long()).action_preds
+        ours = ck.model(
+            *(torch.from_numpy(w[k]) for k in ("rtg", "states", "actions", "timesteps", "mask"))
+        )
+        theirs = model.eval()(
+            states=torch.from_numpy(w["states"]),
+            actions=torch.from_numpy(w["actions"]),
+            returns_to_go=torch.from_numpy(w["rtg"]),
+            timesteps=torch.from_numpy(w["timesteps"]),
+            attention_mask=torch.from_numpy(w["mask"]).long(),
+        ).action_preds
     real = torch.from_numpy(w["mask"]).bool()
     assert (ours - theirs)[real].abs().max() < 1e-4
 
@@ -213,8 +255,9 @@ def test_import_skips_old_gpt2_mask_buffers(tmp_path):
     assert torch.equal(ck.model.state_dict()["ln_f.bias"], ours["ln_f.bias"])
 
 
-@pytest.mark.parametrize("name,why", [("cartpole-dt", "discrete actions"),
-                                      ("hopper-bc", "without return tokens")])
+@pytest.mark.parametrize(
+    "name,why", [("cartpole-dt", "discrete actions"), ("hopper-bc", "without return tokens")]
+)
 def test_export_refuses_what_does_not_map(name, why, tmp_path):
     with pytest.raises(CheckpointError, match=why):
         hf.export_transformers(PRETRAINED_DIR / name, tmp_path / "out")
@@ -224,10 +267,14 @@ def test_export_refuses_what_does_not_map(name, why, tmp_path):
 def test_export_refuses_a_return_head(tmp_path):
     from dt_playground.checkpoints.checkpoint import save_checkpoint
 
-    config = {k: v for k, v in load_checkpoint(PRETRAINED_DIR / "hopper-dt").config.items()
-              if k in ("env_id", "algo", "state_mean", "state_std", "return_scale")}
-    head = tiny_model("Hopper-v5", n_layers=1, return_bins=8,
-                      return_low=0.0, return_high=3.5, token_order="sra")
+    config = {
+        k: v
+        for k, v in load_checkpoint(PRETRAINED_DIR / "hopper-dt").config.items()
+        if k in ("env_id", "algo", "state_mean", "state_std", "return_scale")
+    }
+    head = tiny_model(
+        "Hopper-v5", n_layers=1, return_bins=8, return_low=0.0, return_high=3.5, token_order="sra"
+    )
     save_checkpoint(tmp_path / "head", head, config)
     with pytest.raises(CheckpointError, match="return-distribution head"):
         hf.export_transformers(tmp_path / "head", tmp_path / "out")
@@ -294,11 +341,12 @@ def test_import_refuses_pickles_and_hostile_folders(tmp_path):
     # a header that lies about a shape is refused before any tensor is read
     raw = (src / "model.safetensors").read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    header = raw[8:8 + n].replace(b'"shape":[1000,128]', b'"shape":[1000,129]')
-    (src / "model.safetensors").write_bytes(raw[:8] + header + raw[8 + n:])
+    header = raw[8 : 8 + n].replace(b'"shape":[1000,128]', b'"shape":[1000,129]')
+    (src / "model.safetensors").write_bytes(raw[:8] + header + raw[8 + n :])
     with pytest.raises(CheckpointError, match="embed_timestep"):
-        hf.import_transformers_folder(src, tmp_path / "o", "Hopper-v5",
-                                      stats=PRETRAINED_DIR / "hopper-dt" / "config.json")
+        hf.import_transformers_folder(
+            src, tmp_path / "o", "Hopper-v5", stats=PRETRAINED_DIR / "hopper-dt" / "config.json"
+        )
     assert not (tmp_path / "o").exists()
 
 
@@ -346,8 +394,10 @@ def test_card_cli_regenerates(tmp_path):
 
     data = ModelCard((d / "README.md").read_text()).data
     assert [r.metric_value for r in data.eval_results][1] == "3100.50 +/- 100.25"
-    assert "Target `best` (kappa 12.5): 3100.5 ± 100.2 (shortfall 7.2%" in (
-        d / "README.md").read_text()
+    assert (
+        "Target `best` (kappa 12.5): 3100.5 ± 100.2 (shortfall 7.2%"
+        in (d / "README.md").read_text()
+    )
     assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []
     assert get_spec(data.eval_results[0].dataset_type).env_id == "Hopper-v5"
 
@@ -358,12 +408,24 @@ def test_a_dts_hub_card_carries_its_checked_rows(tmp_path):
     for f in ("config.json", "card.json"):
         (d / f).write_bytes((PRETRAINED_DIR / "hopper-dt" / f).read_bytes())
     assert "Checked by its critic" not in hub_card.render(d)
-    (d / "critic" / "card.json").write_text(json.dumps({
-        "seeds": [1_000_000, 1_000_009], "n": 5, "spread": 0.1,
-        "rows": [{"target": 404.04, "plain": 430.0, "checked": 410.5},
-                 {"target": "best", "plain": 2975.7, "checked": 3050.25}],
-        "spearman_plain": 0.929, "spearman_checked": 0.95, "abs_err_plain": 120.8,
-        "abs_err_checked": 80.5, "default": "checked"}))
+    (d / "critic" / "card.json").write_text(
+        json.dumps(
+            {
+                "seeds": [1_000_000, 1_000_009],
+                "n": 5,
+                "spread": 0.1,
+                "rows": [
+                    {"target": 404.04, "plain": 430.0, "checked": 410.5},
+                    {"target": "best", "plain": 2975.7, "checked": 3050.25},
+                ],
+                "spearman_plain": 0.929,
+                "spearman_checked": 0.95,
+                "abs_err_plain": 120.8,
+                "abs_err_checked": 80.5,
+                "default": "checked",
+            }
+        )
+    )
     text = hub_card.render(d)
     assert "## Checked by its critic" in text and "| 404.0 | 430.0 | 410.5 |" in text
     assert "| best | 2975.7 | 3050.2 |" in text and "**checked**" in text

@@ -113,8 +113,20 @@ def test_collect_train_evaluate_sweep(tmp_path):
     one = json.loads(r2.stdout)["episodes"][0]
     assert one == next(e for e in eps if e["target"] == 50.0 and e["seed"] == 3)
 
-    r = _run("sweep", "--checkpoint", str(ck), "--targets", "50,500", "--seeds", "2",
-             "--seed", "3", "--precision", "bf16", "--json")
+    r = _run(
+        "sweep",
+        "--checkpoint",
+        str(ck),
+        "--targets",
+        "50,500",
+        "--seeds",
+        "2",
+        "--seed",
+        "3",
+        "--precision",
+        "bf16",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     bf = json.loads(r.stdout)["episodes"]
     assert [(e["target"], e["seed"]) for e in bf] == [(e["target"], e["seed"]) for e in eps]
@@ -148,14 +160,17 @@ def test_pretrain_jobs_spread_envs_over_processes():
     and the caller's flags (switches bare, values with '=', absent ones left out)."""
     from dt_playground.zoo.pretrain import pretrain_commands
 
-    cmds = pretrain_commands(["CartPole-v1", "Pendulum-v1"], 3,
-                             {"steps": 20, "episodes": None, "recollect": True,
-                              "no-ablation": False, "out": "runs/zoo"})
+    cmds = pretrain_commands(
+        ["CartPole-v1", "Pendulum-v1"],
+        3,
+        {"steps": 20, "episodes": None, "recollect": True, "no-ablation": False, "out": "runs/zoo"},
+    )
     assert [c[c.index("--env") + 1] for c in cmds] == ["CartPole-v1", "Pendulum-v1"]
     for c in cmds:
         assert c[1:4] == ["-m", "dt_playground", "pretrain"]
-        assert {"--threads=3", "--steps=20", "--recollect", "--out=runs/zoo",
-                "--no-readme"} <= set(c)
+        assert {"--threads=3", "--steps=20", "--recollect", "--out=runs/zoo", "--no-readme"} <= set(
+            c
+        )
         assert not any(a.startswith(("--episodes", "--no-ablation")) for a in c)
 
 
@@ -170,7 +185,19 @@ def test_sweep_with_defaults_reproduces_a_card(capsys):
     ck = Path(__file__).resolve().parents[2] / "pretrained" / "pendulum-dt"
     card = json.loads((ck / "card.json").read_text())
     top = card["per_target"][-1]
-    assert main(["sweep", "--checkpoint", str(ck), f"--targets={top['target']}", "--seeds",
-                 str(top["n"]), "--json"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--checkpoint",
+                str(ck),
+                f"--targets={top['target']}",
+                "--seeds",
+                str(top["n"]),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rets = [e["return"] for e in json.loads(capsys.readouterr().out)["episodes"]]
     assert sum(rets) / len(rets) == pytest.approx(top["mean"], abs=0.5)

@@ -14,8 +14,15 @@ from dt_playground.cli import space
 from dt_playground.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
-SPACE_TOP = {"app.py", "dt_playground", "pretrained", "requirements.txt", "packages.txt",
-             "README.md", ".gitattributes"}
+SPACE_TOP = {
+    "app.py",
+    "dt_playground",
+    "pretrained",
+    "requirements.txt",
+    "packages.txt",
+    "README.md",
+    ".gitattributes",
+}
 SPACE_MAX_BYTES = 70 * 1024**2
 
 
@@ -45,7 +52,8 @@ def test_stage_holds_exactly_what_a_space_needs(tmp_path, capsys):
     assert not any("__pycache__" in r or r.endswith(".pyc") for r in rels)
     assert "pretrained/lunarlander-dt/model.safetensors" in rels
     assert {r for r in rels if r.startswith("dt_playground/")} == {
-        p.relative_to(REPO).as_posix() for p in (REPO / "dt_playground").rglob("*.py")}
+        p.relative_to(REPO).as_posix() for p in (REPO / "dt_playground").rglob("*.py")
+    }
     assert sum(p.stat().st_size for p in files) <= SPACE_MAX_BYTES
     assert [p.name for p in tmp_path.iterdir()] == ["space"]  # no staging folder left
 
@@ -54,8 +62,11 @@ def test_space_readme_front_matter_is_the_space_config(tmp_path):
     out = tmp_path / "space"
     assert main(["space", "--out", str(out)]) == 0
     meta = metadata_load(out / "README.md")  # huggingface_hub's own reader
-    pin = next(line.split("==")[1] for line in (REPO / "requirements.txt").read_text()
-               .splitlines() if line.startswith("gradio=="))
+    pin = next(
+        line.split("==")[1]
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.startswith("gradio==")
+    )
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py"
     assert meta["sdk_version"] == pin and meta["license"] == "apache-2.0"
     assert meta == metadata_load(REPO / "README.md")  # one config for git push and `space`
@@ -107,15 +118,18 @@ def _refused(argv, capsys, tmp_path, before):
 @pytest.mark.parametrize("repo_id", ["no-slash", "a/b/c", "../x", "user/", "us er/name"])
 def test_malformed_repo_id_is_refused(repo_id, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_dummy")
-    err = _refused(["space", "--push", repo_id, "--out", str(tmp_path / "o")], capsys,
-                   tmp_path, [])
+    err = _refused(["space", "--push", repo_id, "--out", str(tmp_path / "o")], capsys, tmp_path, [])
     assert "USER/NAME" in err
 
 
 def test_push_without_a_token_is_refused(no_token, tmp_path, capsys):
     before = sorted(p.name for p in tmp_path.iterdir())
-    err = _refused(["space", "--push", "me/dt-playground", "--out", str(tmp_path / "o")],
-                   capsys, tmp_path, before)
+    err = _refused(
+        ["space", "--push", "me/dt-playground", "--out", str(tmp_path / "o")],
+        capsys,
+        tmp_path,
+        before,
+    )
     assert "token" in err
 
 
@@ -138,9 +152,23 @@ def test_missing_pretrained_is_refused(tmp_path, capsys, monkeypatch):
 def test_bad_input_exits_2_from_the_command_line(tmp_path):
     """The real CLI, as a user runs it: the code is 2 and the message one line."""
     env = {**os.environ, "HF_TOKEN": "hf_dummy"}
-    r = subprocess.run([sys.executable, "-m", "dt_playground", "space", "--push", "oops",
-                        "--out", str(tmp_path / "o")], capture_output=True, text=True,
-                       env=env, cwd=REPO, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dt_playground",
+            "space",
+            "--push",
+            "oops",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
     assert not (tmp_path / "o").exists()
 
@@ -181,8 +209,11 @@ def test_push_creates_a_gradio_space_and_uploads_the_staged_folder(tmp_path, mon
     monkeypatch.setenv("HF_TOKEN", "hf_env")
     assert main(["space", "--push", "me/dt-playground", "--token", "hf_flag"]) == 0
     assert calls[0] == ("token", "hf_flag")  # --token before HF_TOKEN
-    assert calls[1] == ("create", "me/dt-playground",
-                        {"repo_type": "space", "space_sdk": "gradio", "exist_ok": True})
+    assert calls[1] == (
+        "create",
+        "me/dt-playground",
+        {"repo_type": "space", "space_sdk": "gradio", "exist_ok": True},
+    )
     assert calls[2] == ("upload", "me/dt-playground", "space", SPACE_TOP)
 
 
@@ -194,10 +225,18 @@ def _fake_checkout(root: Path) -> Path:
     for name in ("app.py", "requirements.txt", "packages.txt", "README.md", ".gitattributes"):
         shutil.copyfile(REPO / name, root / name)
     shutil.copytree(REPO / "dt_playground", root / "dt_playground")
-    for junk in ("dt_playground/__pycache__/paths.cpython-311.pyc", "dt_playground/x.pyc",
-                 "dt_playground/.stage-1/a.py", ".venv/lib/big.so", "data/d.hdf5",
-                 "runs/r/model.safetensors", "tests/test_x.py", "benchmarks/b.py",
-                 "pretrained/.staging-x/config.json", "pretrained/a/__pycache__/c.pyc"):
+    for junk in (
+        "dt_playground/__pycache__/paths.cpython-311.pyc",
+        "dt_playground/x.pyc",
+        "dt_playground/.stage-1/a.py",
+        ".venv/lib/big.so",
+        "data/d.hdf5",
+        "runs/r/model.safetensors",
+        "tests/test_x.py",
+        "benchmarks/b.py",
+        "pretrained/.staging-x/config.json",
+        "pretrained/a/__pycache__/c.pyc",
+    ):
         (root / junk).parent.mkdir(parents=True, exist_ok=True)
         (root / junk).write_bytes(b"junk\0")
     (root / "pretrained/a/config.json").write_text("{}")
@@ -215,10 +254,13 @@ def test_nothing_but_the_space_is_staged_from_a_cluttered_checkout(tmp_path):
     rels = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert {r.split("/")[0] for r in rels} == SPACE_TOP
     assert {r for r in rels if r.startswith("pretrained/")} == {
-        "pretrained/a/config.json", "pretrained/a/model.safetensors"}
+        "pretrained/a/config.json",
+        "pretrained/a/model.safetensors",
+    }
     assert not any(".pyc" in r or "/." in r for r in rels)
-    assert space.hub_refusals(entries, space.lfs_patterns((root / ".gitattributes")
-                                                          .read_text())) == []
+    assert (
+        space.hub_refusals(entries, space.lfs_patterns((root / ".gitattributes").read_text())) == []
+    )
 
 
 def test_what_the_hub_would_refuse_is_found(tmp_path, capsys):
@@ -230,6 +272,5 @@ def test_what_the_hub_would_refuse_is_found(tmp_path, capsys):
     (pretrained / "a" / "weights.raw").write_bytes(b"\0\1\2" * 10)
     (pretrained / "a" / "notes.json").write_text("x" * (space.HUB_FILE_LIMIT + 1))
     entries = space.plan(root, pretrained)
-    refused = space.hub_refusals(entries, space.lfs_patterns((root / ".gitattributes")
-                                                             .read_text()))
+    refused = space.hub_refusals(entries, space.lfs_patterns((root / ".gitattributes").read_text()))
     assert refused == ["pretrained/a/notes.json (10.5 MB)", "pretrained/a/weights.raw (binary)"]

@@ -101,8 +101,16 @@ def test_sha256_is_canonical_and_sees_every_array():
         h.update(e.rewards.astype("<f4").tobytes())
     assert dataset_sha256(eps) == h.hexdigest()
     # dtype of the inputs does not matter, only their values
-    wide = [Episode(e.observations.astype(np.float64), e.actions.astype(np.int32),
-                    e.rewards.astype(np.float64), e.terminated, e.truncated) for e in eps]
+    wide = [
+        Episode(
+            e.observations.astype(np.float64),
+            e.actions.astype(np.int32),
+            e.rewards.astype(np.float64),
+            e.terminated,
+            e.truncated,
+        )
+        for e in eps
+    ]
     assert dataset_sha256(wide) == dataset_sha256(eps)
     for field_name in ("observations", "actions", "rewards"):
         changed = [_episode(3), _episode(2, start=50.0, reward=-1.0)]

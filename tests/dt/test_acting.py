@@ -19,28 +19,41 @@ def _inputs(B, K, S, A, discrete, seed=0):
         actions = F.one_hot(torch.randint(A, (B, K), generator=g), A).float()
     else:
         actions = torch.rand(B, K, A, generator=g) * 2 - 1
-    return (torch.randn(B, K, 1, generator=g), torch.randn(B, K, S, generator=g), actions,
-            torch.arange(K).repeat(B, 1) + 7, torch.ones(B, K))
+    return (
+        torch.randn(B, K, 1, generator=g),
+        torch.randn(B, K, S, generator=g),
+        actions,
+        torch.arange(K).repeat(B, 1) + 7,
+        torch.ones(B, K),
+    )
 
 
 onednn = pytest.mark.skipif(runtime._ONEDNN_LINEAR is None, reason="torch built without oneDNN")
 
 
 def _model(hidden, use_returns=True, discrete=False, K=6):
-    return tiny_model(state_dim=5, act_dim=3, discrete=discrete, hidden=hidden, n_layers=3,
-                      context_len=K, use_returns=use_returns)
+    return tiny_model(
+        state_dim=5,
+        act_dim=3,
+        discrete=discrete,
+        hidden=hidden,
+        n_layers=3,
+        context_len=K,
+        use_returns=use_returns,
+    )
 
 
 # hidden 32 stays on ATen's matmuls; hidden 128 with K=20 sends the large ones
 # through packed oneDNN weights with fused ReLU and residual adds where oneDNN
 # takes fp32 (`runtime.ONEDNN_FP32`: AVX-512 CPUs; forced here), else through ATen.
-@pytest.mark.parametrize("hidden,K,fp32_onednn", [(32, 6, False), (128, 20, True),
-                                                  (128, 20, False)],
-                         ids=["aten", "onednn", "aten-large"])
+@pytest.mark.parametrize(
+    "hidden,K,fp32_onednn",
+    [(32, 6, False), (128, 20, True), (128, 20, False)],
+    ids=["aten", "onednn", "aten-large"],
+)
 @pytest.mark.parametrize("use_returns", [True, False], ids=["dt", "bc"])
 @pytest.mark.parametrize("pad", [0, 2, "mixed"])
-def test_predict_last_equals_forward_last(hidden, K, fp32_onednn, use_returns, pad,
-                                          monkeypatch):
+def test_predict_last_equals_forward_last(hidden, K, fp32_onednn, use_returns, pad, monkeypatch):
     if fp32_onednn and runtime._ONEDNN_LINEAR is None:
         pytest.skip("torch built without oneDNN")
     monkeypatch.setattr(runtime, "ONEDNN_FP32", fp32_onednn)
@@ -165,8 +178,9 @@ def test_onednn_failure_falls_back_to_plain_matmuls(monkeypatch):
         out = engine.predict_last(rtg, s, a, t, m)
     assert runtime._ONEDNN_LINEAR is None  # off for the rest of the process (monkeypatch restores)
     torch.testing.assert_close(out, full, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(Acting(model).predict_last(rtg, s, a, t, m), full,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        Acting(model).predict_last(rtg, s, a, t, m), full, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_engine_on_explicit_device_and_bad_device():
@@ -220,8 +234,9 @@ def test_fast_and_reference_policies_agree_at_every_step(discrete):
     spec = get_spec("CartPole-v1" if discrete else "Hopper-v5")
     S, A = (4, 2) if discrete else (11, 3)
     model = _model(32, discrete=discrete, K=6)
-    model = tiny_model(**{**model.cfg.to_dict(), "state_dim": S, "act_dim": A,
-                          "max_ep_len": spec.max_ep_len})
+    model = tiny_model(
+        **{**model.cfg.to_dict(), "state_dim": S, "act_dim": A, "max_ep_len": spec.max_ep_len}
+    )
     norm = Normaliser(np.zeros(S, np.float32), np.ones(S, np.float32), 100.0)
     fast = DTPolicy(model, norm, spec, engine="fast")
     ref = DTPolicy(model, norm, spec, engine="reference")
@@ -286,8 +301,9 @@ def test_fast_policy_is_the_reference_at_the_paper_config(n):
             p.mul_(3)
     S = model.cfg.state_dim
     norm = Normaliser(np.zeros(S), np.ones(S), 1000.0)
-    fast, ref = (DTPolicy(model, norm, get_spec("Hopper-v5"), engine=e)
-                 for e in ("fast", "reference"))
+    fast, ref = (
+        DTPolicy(model, norm, get_spec("Hopper-v5"), engine=e) for e in ("fast", "reference")
+    )
     T = 30  # the window fills at step 20
     obs = np.random.default_rng(0).normal(size=(T, n, S)).astype(np.float32)
     rows = np.arange(n)

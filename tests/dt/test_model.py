@@ -27,8 +27,15 @@ def _inputs(B, K, S, A, discrete, seed=0):
 
 @pytest.mark.parametrize("discrete", [False, True], ids=["continuous", "discrete"])
 def test_shapes_and_output_range(discrete):
-    model = tiny_model(state_dim=11, act_dim=3, discrete=discrete, hidden=64, context_len=6,
-                       max_ep_len=100, dropout=0.1)
+    model = tiny_model(
+        state_dim=11,
+        act_dim=3,
+        discrete=discrete,
+        hidden=64,
+        context_len=6,
+        max_ep_len=100,
+        dropout=0.1,
+    )
     with torch.no_grad():
         model.predict_action.weight.mul_(100.0)  # pre-activations far outside [-1, 1]
         out = model(*_inputs(4, 6, 11, 3, discrete))
@@ -222,7 +229,8 @@ VARIANTS = {
 
 def test_the_variants_change_every_config_field():
     assert {k for v in VARIANTS.values() for k in v} == {
-        f.name for f in dataclasses.fields(DTConfig)}
+        f.name for f in dataclasses.fields(DTConfig)
+    }
 
 
 @pytest.mark.parametrize("fields", VARIANTS.values(), ids=list(VARIANTS))

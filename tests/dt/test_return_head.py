@@ -23,8 +23,17 @@ PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 
 
 def _head_model(seed=0, K=6, bins=16) -> DecisionTransformer:
-    return tiny_model(seed=seed, discrete=True, context_len=K, max_ep_len=500, n_heads=1,
-                      return_bins=bins, return_low=0.0, return_high=5.0, token_order="sra")
+    return tiny_model(
+        seed=seed,
+        discrete=True,
+        context_len=K,
+        max_ep_len=500,
+        n_heads=1,
+        return_bins=bins,
+        return_low=0.0,
+        return_high=5.0,
+        token_order="sra",
+    )
 
 
 def _window(B=3, K=6, seed=1):
@@ -42,9 +51,22 @@ def head_ckpt(cartpole_dataset, tmp_path_factory):
     """A DT with a return head, trained a few steps on the small CartPole dataset."""
     path, _ = cartpole_dataset
     out = tmp_path_factory.mktemp("best") / "dt"
-    cfg = TrainConfig(dataset=str(path), out=str(out), algo="dt", steps=30, batch_size=16,
-                      context_len=5, hidden=32, n_layers=2, warmup_steps=5, eval_episodes=0,
-                      threads=1, bf16=False, return_bins=12, resume=False)
+    cfg = TrainConfig(
+        dataset=str(path),
+        out=str(out),
+        algo="dt",
+        steps=30,
+        batch_size=16,
+        context_len=5,
+        hidden=32,
+        n_layers=2,
+        warmup_steps=5,
+        eval_episodes=0,
+        threads=1,
+        bf16=False,
+        return_bins=12,
+        resume=False,
+    )
     train(cfg)
     return load_checkpoint(out)
 
@@ -118,7 +140,13 @@ def test_loss_includes_return_ce_and_decreases():
 def test_bins_and_kappa():
     cfg = SimpleNamespace(return_bins=10, return_low=0.0, return_high=1.0)
     assert return_head.bin_index(torch.tensor([-1.0, 0.0, 0.05, 0.5, 0.99, 2.0]), cfg).tolist() == [
-        0, 0, 0, 5, 9, 9]
+        0,
+        0,
+        0,
+        5,
+        9,
+        9,
+    ]
     probs = return_head.softmax(np.random.default_rng(0).normal(size=(1, 10)))
     assert np.allclose(return_head.best_probs(probs, cfg, kappa=0.0), probs)
     centres = return_head.bin_centres(cfg)
@@ -138,8 +166,9 @@ def test_best_rollout_deterministic_and_batch_independent(head_ckpt):
     ck = head_ckpt
 
     def play(targets, seeds, **kw):
-        return run_episodes(DTPolicy(ck.model, ck.norm, ck.spec, **kw), targets, seeds,
-                            max_steps=60)
+        return run_episodes(
+            DTPolicy(ck.model, ck.norm, ck.spec, **kw), targets, seeds, max_steps=60
+        )
 
     a = play(["best", 150.0, "best"], [11, 12, 13])
     b = play(["best", 150.0, "best"], [11, 12, 13])
@@ -222,23 +251,38 @@ def test_train_records_head_in_config(head_ckpt, cartpole_dataset, tmp_path):
     saved = json.loads((head_ckpt.path / "config.json").read_text())
     assert saved["model"]["return_bins"] == 12 and saved["train"]["return_bins"] == 12
     assert cfg.return_high * head_ckpt.norm.return_scale == pytest.approx(
-        max(e.ret for e in cartpole_dataset[1]), rel=1e-5)
+        max(e.ret for e in cartpole_dataset[1]), rel=1e-5
+    )
     out = tmp_path / "bc"
-    train(TrainConfig(dataset=str(cartpole_dataset[0]), out=str(out), algo="bc", steps=2,
-                      batch_size=4, context_len=5, hidden=16, n_layers=1, warmup_steps=1,
-                      eval_episodes=0, threads=1, bf16=False, resume=False))
+    train(
+        TrainConfig(
+            dataset=str(cartpole_dataset[0]),
+            out=str(out),
+            algo="bc",
+            steps=2,
+            batch_size=4,
+            context_len=5,
+            hidden=16,
+            n_layers=1,
+            warmup_steps=1,
+            eval_episodes=0,
+            threads=1,
+            bf16=False,
+            resume=False,
+        )
+    )
     bc = load_checkpoint(out).model.cfg
     assert bc.return_bins == 0 and bc.token_order == "rsa"
 
 
 def test_summarise_and_plot_with_best(head_ckpt):
-    traces = sweep(head_ckpt, [100.0, "best", 20.0], 2, seed=3_000_000, max_steps=25,
-                   track_returns=True)
+    traces = sweep(
+        head_ckpt, [100.0, "best", 20.0], 2, seed=3_000_000, max_steps=25, track_returns=True
+    )
     s = summarise(traces)
     assert [r["target"] for r in s["per_target"]] == [20.0, 100.0, "best"]
     names = {t.name for t in rtg_figure(traces[2]).data}
-    assert {"predicted return p10-p90", "predicted return (median)",
-            "sampled RTG (best)"} <= names
+    assert {"predicted return p10-p90", "predicted return (median)", "sampled RTG (best)"} <= names
     assert "best" in rtg_figure(traces[2]).layout.title.text
     traces[0].return_band = None
     assert "predicted return (median)" not in {t.name for t in rtg_figure(traces[0]).data}
@@ -246,17 +290,52 @@ def test_summarise_and_plot_with_best(head_ckpt):
 
 def test_cli_best_json(head_ckpt, capsys):
     ck = str(head_ckpt.path)
-    assert cli_main(["evaluate", "--checkpoint", ck, "--target", "best", "--episodes", "2",
-                     "--seed", "3000000", "--max-steps", "15", "--json"]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--checkpoint",
+                ck,
+                "--target",
+                "best",
+                "--episodes",
+                "2",
+                "--seed",
+                "3000000",
+                "--max-steps",
+                "15",
+                "--json",
+            ]
+        )
+        == 0
+    )
     eps = json.loads(capsys.readouterr().out)["episodes"]
     assert [e["target"] for e in eps] == ["best", "best"]
     assert all(len(e["rtg"]) == e["length"] for e in eps)
-    assert cli_main(["sweep", "--checkpoint", ck, "--targets=best,50", "--seeds", "1",
-                     "--max-steps", "10", "--json"]) == 0
+    assert (
+        cli_main(
+            [
+                "sweep",
+                "--checkpoint",
+                ck,
+                "--targets=best,50",
+                "--seeds",
+                "1",
+                "--max-steps",
+                "10",
+                "--json",
+            ]
+        )
+        == 0
+    )
     eps = json.loads(capsys.readouterr().out)["episodes"]
     assert sorted(str(e["target"]) for e in eps) == ["50.0", "best"]
-    assert cli_main(["sweep", "--checkpoint", ck, "--targets=best,50", "--seeds", "1",
-                     "--max-steps", "10"]) == 0
+    assert (
+        cli_main(
+            ["sweep", "--checkpoint", ck, "--targets=best,50", "--seeds", "1", "--max-steps", "10"]
+        )
+        == 0
+    )
     assert "best" in capsys.readouterr().out
 
 
@@ -270,8 +349,9 @@ def test_card_reports_best(head_ckpt, tmp_path):
     shutil.copytree(head_ckpt.path, root / "cartpole-dt")
     refs = {"bc": 20.0, "pbc": 1e6}
     card = card_evaluation(root / "cartpole-dt", refs, n_seeds=2, n_targets=2, max_steps=15)
-    assert [r["target"] for r in card["per_target"]] == sorted(r["target"] for r in
-                                                                card["per_target"])
+    assert [r["target"] for r in card["per_target"]] == sorted(
+        r["target"] for r in card["per_target"]
+    )
     assert card["best_mean"] >= 0 and card["best_std"] >= 0
     assert card["bars"]["best_ge_pbc"] is False  # no run reaches 1e6
     assert isinstance(card["bars"]["best_shortfall_le_5pct"], bool)

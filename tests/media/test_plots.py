@@ -177,8 +177,7 @@ def test_compare_figure_mean_and_std():
 
 
 def test_attention_figure_rows_and_tokens():
-    att = {"step": 4, "tokens": ["R t", "s t"],
-           "weights": [[[0.25, 0.75]], [[0.5, 0.5]]]}
+    att = {"step": 4, "tokens": ["R t", "s t"], "weights": [[[0.25, 0.75]], [[0.5, 0.5]]]}
     fig = inspect.attention_figure(att)
     (hm,) = fig.data
     assert list(hm.y) == ["block 1", "block 2"]
@@ -187,8 +186,7 @@ def test_attention_figure_rows_and_tokens():
     assert "step 4" in fig.layout.title.text
     assert inspect.attention_figure({"step": 0, "tokens": [], "weights": []}).data == ()
     tokens = [f"{k} t-{i}" for i in range(19, -1, -1) for k in "Rsa"]  # K=20: 60 tokens
-    fig = inspect.attention_figure({"step": 30, "tokens": tokens,
-                                          "weights": [[[1 / 60] * 60]]})
+    fig = inspect.attention_figure({"step": 30, "tokens": tokens, "weights": [[[1 / 60] * 60]]})
     ticks = list(fig.layout.xaxis.tickvals)
     assert len(ticks) <= inspect.MAX_TOKEN_LABELS and ticks[-1] == 59
     assert list(fig.layout.xaxis.ticktext) == [tokens[i] for i in ticks]
@@ -197,9 +195,11 @@ def test_attention_figure_rows_and_tokens():
 def test_two_behaviours_of_one_name_are_two_bars_with_whole_labels():
     """Two "expert" behaviours (LunarLander's data has them) are two bars, not one stacked
     bar above the data's max; the y range leaves room for the labels above and below."""
-    levels = {"0": {"label": "expert", "return_mean": 240.0, "episodes": 38},
-              "1": {"label": "expert", "return_mean": 214.0, "episodes": 38},
-              "2": {"label": "eps=0.8", "return_mean": -230.0, "episodes": 37}}
+    levels = {
+        "0": {"label": "expert", "return_mean": 240.0, "episodes": 38},
+        "1": {"label": "expert", "return_mean": 214.0, "episodes": 38},
+        "2": {"label": "eps=0.8", "return_mean": -230.0, "episodes": 37},
+    }
     fig = inspect.quality_figure({"behaviours": levels})
     bars = by_name(fig)["mean return"]
     assert list(bars.x) == ["expert", "expert #2", "eps=0.8"]
@@ -218,8 +218,12 @@ def test_rtg_shows_the_critics_value_of_a_checked_episode(trace):
 
 
 def test_a_sweep_run_keeps_the_cards_means_beside_its_own():
-    card = {"per_target": [{"target": 100.0, "mean": 80.0, "n": 30},
-                           {"target": 300.0, "mean": 250.0, "n": 30}]}
+    card = {
+        "per_target": [
+            {"target": 100.0, "mean": 80.0, "n": 30},
+            {"target": 300.0, "mean": 250.0, "n": 30},
+        ]
+    }
     lines = by_name(figures.sweep_figure(sweep_rows(), card=card))
     kept = lines["card: mean of 30 held-out seeds"]
     assert list(kept.x) == [100.0, 300.0] and list(kept.y) == [80.0, 250.0]

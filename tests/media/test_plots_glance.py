@@ -63,9 +63,12 @@ def test_card_sweep_figure_from_the_card_alone(hopper):
 
 def test_cards_compare_figure_covers_every_checkpoint_of_the_env():
     cards = card_views.env_cards("Hopper-v5")
-    with_card = {p.name for p in (REPO / "pretrained").glob("hopper-*/card.json")
-                 for p in [p.parent] if json.loads((p / "config.json").read_text())
-                 ["env_id"] == "Hopper-v5"}
+    with_card = {
+        p.name
+        for p in (REPO / "pretrained").glob("hopper-*/card.json")
+        for p in [p.parent]
+        if json.loads((p / "config.json").read_text())["env_id"] == "Hopper-v5"
+    }
     assert set(cards) == with_card and "hopper-dt" in cards
     fig = glance.cards_compare_figure(cards)
     bars = fig.data[0]
@@ -81,8 +84,18 @@ def test_a_schedule_target_line_steps_at_each_switch():
     from dt_playground.envs.episodes import Trace
 
     rewards = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
-    trace = Trace("CartPole-v1", 0, 10.0, np.zeros(6), rewards, np.zeros(6), False, 0.0,
-                  {0: 10.0, 3: 5.0}, None)
+    trace = Trace(
+        "CartPole-v1",
+        0,
+        10.0,
+        np.zeros(6),
+        rewards,
+        np.zeros(6),
+        False,
+        0.0,
+        {0: 10.0, 3: 5.0},
+        None,
+    )
     xs, ys = glance.schedule_target_line(trace)
     assert xs == [0, 3, None, 3, 6, None]
     assert ys == [10.0, 10.0, None, 6.0 + 5.0, 6.0 + 5.0, None]
@@ -108,4 +121,3 @@ def test_the_card_sweeps_title_has_one_subtitle():
     head, sub = fig.layout.title.text.split("<br>")
     assert head == "Achieved vs requested return"
     assert sub.startswith("<sup>checkpoint card, Spearman ρ = ") and sub.count("(") == 0
-

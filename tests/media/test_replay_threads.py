@@ -28,8 +28,9 @@ def test_parallel_replays_match_sequential():
     for i, tr in enumerate(traces):
         _frames(tr, alone, i)
     together: dict = {}
-    threads = [threading.Thread(target=_frames, args=(tr, together, i))
-               for i, tr in enumerate(traces)]
+    threads = [
+        threading.Thread(target=_frames, args=(tr, together, i)) for i, tr in enumerate(traces)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -101,7 +102,12 @@ def test_first_renders_in_two_threads_both_work(tmp_path):
 
     repo = Path(__file__).resolve().parents[2]
     for _ in range(6):
-        out = subprocess.run([sys.executable, "-c", f"OUT = {str(tmp_path)!r}\n" + RACE],
-                             capture_output=True, text=True, cwd=repo, timeout=180)
+        out = subprocess.run(
+            [sys.executable, "-c", f"OUT = {str(tmp_path)!r}\n" + RACE],
+            capture_output=True,
+            text=True,
+            cwd=repo,
+            timeout=180,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]

@@ -39,8 +39,18 @@ def test_the_critic_verb_makes_a_critic_that_fits_its_dt(checked_dt):
 def test_check_without_a_critic_says_how_to_make_one(tiny_zoo, capsys):
     with pytest.raises(CheckpointError, match="python -m dt_playground critic --checkpoint"):
         sweep(tiny_zoo / "cartpole-dt", [50.0], 1, check=True)
-    code = main(["evaluate", "--checkpoint", str(tiny_zoo / "cartpole-dt"), "--target", "50",
-                 "--episodes", "1", "--check"])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tiny_zoo / "cartpole-dt"),
+            "--target",
+            "50",
+            "--episodes",
+            "1",
+            "--check",
+        ]
+    )
     assert code == 1
     assert "python -m dt_playground critic --checkpoint cartpole-dt" in capsys.readouterr().err
 
@@ -67,19 +77,22 @@ def _broken(checked_dt, tmp_path, **changes):
     return dt
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"check.n": 0}, "candidate count n must be an integer"),
-    ({"check.n": 10**9}, "candidate count n must be an integer"),
-    ({"check.spread": float("nan")}, "spread must be a finite number"),
-    ({"check.spread": float("inf")}, "spread must be a finite number"),
-    ({"check.spread": "wide"}, "spread must be a finite number"),
-    ({"support": [5.0, 1.0]}, "'support' must be two finite numbers"),
-    ({"state_mean": [0.0, 0.0, 0.0, 0.0]}, "normalises states or returns differently"),
-    ({"return_scale": 7.0}, "normalises states or returns differently"),
-    ({"iql.hidden": 8}, "critic \\(critic/\\) is invalid.*shape"),
-    ({"env_id": "Pendulum-v1"}, "trained on Pendulum-v1, not CartPole-v1"),
-    ({"algo": "iql"}, "'algo' must be 'critic'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"check.n": 0}, "candidate count n must be an integer"),
+        ({"check.n": 10**9}, "candidate count n must be an integer"),
+        ({"check.spread": float("nan")}, "spread must be a finite number"),
+        ({"check.spread": float("inf")}, "spread must be a finite number"),
+        ({"check.spread": "wide"}, "spread must be a finite number"),
+        ({"support": [5.0, 1.0]}, "'support' must be two finite numbers"),
+        ({"state_mean": [0.0, 0.0, 0.0, 0.0]}, "normalises states or returns differently"),
+        ({"return_scale": 7.0}, "normalises states or returns differently"),
+        ({"iql.hidden": 8}, "critic \\(critic/\\) is invalid.*shape"),
+        ({"env_id": "Pendulum-v1"}, "trained on Pendulum-v1, not CartPole-v1"),
+        ({"algo": "iql"}, "'algo' must be 'critic'"),
+    ],
+)
 def test_a_critic_that_does_not_fit_is_refused(checked_dt, tmp_path, change, message):
     dt = _broken(checked_dt, tmp_path, **change)
     with pytest.raises(CheckpointError, match=message):
@@ -97,8 +110,12 @@ def test_an_upload_with_a_broken_critic_is_refused_before_it_is_adopted(checked_
     dt = _broken(checked_dt, tmp_path, **{"check.spread": float("nan")})
     z = tmp_path / "up.zip"
     with zipfile.ZipFile(z, "w") as zf:
-        for f in ("config.json", "model.safetensors", "critic/config.json",
-                  "critic/model.safetensors"):
+        for f in (
+            "config.json",
+            "model.safetensors",
+            "critic/config.json",
+            "critic/model.safetensors",
+        ):
             zf.write(dt / f, f"cartpole-dt/{f}")
     stage = extract_upload(z, tmp_path / "stage")
     assert (stage / "critic" / "model.safetensors").is_file()

@@ -24,15 +24,18 @@ TINY = dict(hidden=32, batch_size=64)
 def datasets(tmp_path_factory, cartpole_dataset):
     """A discrete (CartPole) and a continuous (Pendulum) dataset."""
     root = tmp_path_factory.mktemp("iql-data")
-    pend = write_minari(collect_episodes("Pendulum-v1", 6, seed=0), "dtp/pendulum/test-v0",
-                        "Pendulum-v1", root=root)
+    pend = write_minari(
+        collect_episodes("Pendulum-v1", 6, seed=0), "dtp/pendulum/test-v0", "Pendulum-v1", root=root
+    )
     return {"CartPole-v1": str(cartpole_dataset[0]), "Pendulum-v1": str(pend)}
 
 
 @pytest.fixture(scope="module")
 def trained(datasets):
-    return {env: train_iql(ds, env, IQLConfig(steps=300, return_steps=300, **TINY))
-            for env, ds in datasets.items()}
+    return {
+        env: train_iql(ds, env, IQLConfig(steps=300, return_steps=300, **TINY))
+        for env, ds in datasets.items()
+    }
 
 
 @pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
@@ -53,9 +56,15 @@ def test_the_value_loss_is_an_upper_expectile():
     model = IQL(IQLConfig(state_dim=1, act_dim=1, hidden=8, expectile=0.9))
     del model.q_target
     model.q_target = lambda s, a: torch.cat([a, a], -1)  # Q(s, a) = a, for both twins
-    b = {"s": torch.zeros(4, 1), "a": torch.tensor([[0.0], [0.0], [0.0], [10.0]]),
-         "r": torch.zeros(4), "s2": torch.zeros(4, 1), "terminal": torch.ones(4),
-         "t": torch.zeros(4), "rtg": torch.zeros(4)}
+    b = {
+        "s": torch.zeros(4, 1),
+        "a": torch.tensor([[0.0], [0.0], [0.0], [10.0]]),
+        "r": torch.zeros(4),
+        "s2": torch.zeros(4, 1),
+        "terminal": torch.ones(4),
+        "t": torch.zeros(4),
+        "rtg": torch.zeros(4),
+    }
     opt = torch.optim.Adam(model.v.parameters(), lr=0.05)
     for _ in range(600):
         opt.zero_grad()
@@ -101,17 +110,20 @@ def _edit_config(folder, **changes):
     path.write_text(json.dumps(config))
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"iql.hidden": 64}, "has shape"),
-    ({"iql.hidden": "wide"}, "must be an integer"),
-    ({"iql.hidden": 10**6}, "must be an integer in"),
-    ({"iql.expectile": float("nan")}, "must be a number"),
-    ({"iql.act_dim": 2}, "do not fit Pendulum-v1"),
-    ({"iql.colour": 1}, "unknown fields"),
-    ({"algo": "dt"}, "'algo' must be 'iql'"),
-    ({"state_mean": [0.0]}, "state_mean/state_std have shape"),
-    ({"env_id": "Nope-v0"}, "unknown environment"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"iql.hidden": 64}, "has shape"),
+        ({"iql.hidden": "wide"}, "must be an integer"),
+        ({"iql.hidden": 10**6}, "must be an integer in"),
+        ({"iql.expectile": float("nan")}, "must be a number"),
+        ({"iql.act_dim": 2}, "do not fit Pendulum-v1"),
+        ({"iql.colour": 1}, "unknown fields"),
+        ({"algo": "dt"}, "'algo' must be 'iql'"),
+        ({"state_mean": [0.0]}, "state_mean/state_std have shape"),
+        ({"env_id": "Nope-v0"}, "unknown environment"),
+    ],
+)
 def test_a_bad_config_is_refused_with_a_sentence(trained, tmp_path, change, message):
     folder = _folder(trained, tmp_path)
     _edit_config(folder, **change)
@@ -122,8 +134,9 @@ def test_a_bad_config_is_refused_with_a_sentence(trained, tmp_path, change, mess
 def test_missing_or_non_finite_tensors_are_refused(trained, tmp_path):
     folder = _folder(trained, tmp_path)
     weights = load_file(str(folder / "model.safetensors"))
-    save_file({k: v for k, v in weights.items() if k != "log_std"},
-              str(folder / "model.safetensors"))
+    save_file(
+        {k: v for k, v in weights.items() if k != "log_std"}, str(folder / "model.safetensors")
+    )
     with pytest.raises(CheckpointError, match="missing tensors"):
         load_iql(folder)
     weights["log_std"] = torch.full_like(weights["log_std"], float("nan"))
@@ -141,22 +154,54 @@ def test_missing_or_non_finite_tensors_are_refused(trained, tmp_path):
 
 
 def test_the_cli_trains_evaluates_and_sweeps_iql_saying_once_it_ignores_targets(
-        datasets, tmp_path, capsys):
+    datasets, tmp_path, capsys
+):
     from dt_playground.cli.main import main
 
     out = tmp_path / "cp-iql"
-    assert main(["train", "--algo", "iql", "--dataset", datasets["CartPole-v1"],
-                 "--steps", "20", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--algo",
+                "iql",
+                "--dataset",
+                datasets["CartPole-v1"],
+                "--steps",
+                "20",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert load_iql(out).config["iql"]["steps"] == 20
     capsys.readouterr()
-    assert main(["sweep", "--checkpoint", str(out), "--targets", "10,20,best", "--seeds", "2",
-                 "--max-steps", "15", "--json"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--checkpoint",
+                str(out),
+                "--targets",
+                "10,20,best",
+                "--seeds",
+                "2",
+                "--max-steps",
+                "15",
+                "--json",
+            ]
+        )
+        == 0
+    )
     io = capsys.readouterr()
     assert io.err.count("IQL ignores the target return") == 1
     episodes = json.loads(io.out)["episodes"]
     assert len(episodes) == 6 and len({e["return"] for e in episodes[::2]}) == 1
-    assert main(["evaluate", "--checkpoint", str(out), "--target", "5", "--episodes", "1",
-                 "--check"]) == 1
+    assert (
+        main(["evaluate", "--checkpoint", str(out), "--target", "5", "--episodes", "1", "--check"])
+        == 1
+    )
     assert "IQL is not checked" in capsys.readouterr().err
 
 
@@ -167,10 +212,18 @@ def test_snapshots_say_how_far_the_run_got(datasets, tmp_path):
         seen.append(res.steps_done)
         write_iql(tmp_path / "s-iql", res, res.env_id)
 
-    train_iql(datasets["CartPole-v1"], "CartPole-v1",
-              IQLConfig(steps=25, return_steps=25, **TINY), snapshot_every=10, on_snapshot=snap)
+    train_iql(
+        datasets["CartPole-v1"],
+        "CartPole-v1",
+        IQLConfig(steps=25, return_steps=25, **TINY),
+        snapshot_every=10,
+        on_snapshot=snap,
+    )
     assert seen == [10, 20]
     config = load_iql(tmp_path / "s-iql").config
     assert config["steps_done"] == 20 and config["complete"] is False
-    assert not already_trained(tmp_path / "s-iql", IQLConfig(steps=25, return_steps=25, **TINY),
-                               config["dataset"]["sha256"])
+    assert not already_trained(
+        tmp_path / "s-iql",
+        IQLConfig(steps=25, return_steps=25, **TINY),
+        config["dataset"]["sha256"],
+    )

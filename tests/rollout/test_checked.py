@@ -24,10 +24,15 @@ ENVS = ["CartPole-v1", "Pendulum-v1"]
 def critic_for(model, env: str, support=(-2000.0, 2000.0)) -> IQLCheckpoint:
     cfg = model.cfg
     torch.manual_seed(1)
-    iql = IQL(IQLConfig(state_dim=cfg.state_dim, act_dim=cfg.act_dim, discrete=cfg.discrete,
-                        hidden=16)).eval()
-    config = {"env_id": env, "algo": "critic", "support": list(support),
-              "dataset": {"return_min": -1500.0, "return_max": 500.0}}
+    iql = IQL(
+        IQLConfig(state_dim=cfg.state_dim, act_dim=cfg.act_dim, discrete=cfg.discrete, hidden=16)
+    ).eval()
+    config = {
+        "env_id": env,
+        "algo": "critic",
+        "support": list(support),
+        "dataset": {"return_min": -1500.0, "return_max": 500.0},
+    }
     return IQLCheckpoint(Path("critic"), iql, config)
 
 
@@ -35,9 +40,14 @@ def policies(env, n=5, spread=0.1, engine="fast", actor=False):
     model = tiny_model(env)
     spec = get_spec(env)
     plain = DTPolicy(model, tiny_norm(model), spec, engine=engine)
-    checked = CheckedPolicy(model, tiny_norm(model), spec, engine=engine,
-                            critic=critic_for(model, env),
-                            settings=CheckSettings(n=n, spread=spread, actor=actor))
+    checked = CheckedPolicy(
+        model,
+        tiny_norm(model),
+        spec,
+        engine=engine,
+        critic=critic_for(model, env),
+        settings=CheckSettings(n=n, spread=spread, actor=actor),
+    )
     return plain, checked
 
 
@@ -48,8 +58,9 @@ def test_one_candidate_without_spread_is_the_plain_dt(env, engine):
     a = run_episodes(plain, [40.0, 80.0], [3, 4], max_steps=30)
     b = run_episodes(checked, [40.0, 80.0], [3, 4], max_steps=30)
     for x, y in zip(a, b):
-        np.testing.assert_allclose(np.asarray(x.actions, float), np.asarray(y.actions, float),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            np.asarray(x.actions, float), np.asarray(y.actions, float), atol=1e-5
+        )
         assert y.checked and not x.checked
         assert y.critic_value.shape == (y.length,) and np.isfinite(y.critic_value).all()
 
@@ -68,10 +79,14 @@ def test_candidates_are_the_dts_own_predictions_for_those_returns(env):
     for j in range(cand.shape[1]):
         rtg = w["rtg"].copy()
         rtg[:, -1, 0] = checked.norm.returns(cand[:, j])
-        want = ref.predict_last(torch.from_numpy(rtg), torch.from_numpy(w["states"]),
-                                torch.from_numpy(w["actions"]), torch.from_numpy(w["timesteps"]),
-                                torch.from_numpy(w["mask"])).numpy()
-        np.testing.assert_allclose(got[j::cand.shape[1]], want, atol=1e-5)
+        want = ref.predict_last(
+            torch.from_numpy(rtg),
+            torch.from_numpy(w["states"]),
+            torch.from_numpy(w["actions"]),
+            torch.from_numpy(w["timesteps"]),
+            torch.from_numpy(w["mask"]),
+        ).numpy()
+        np.testing.assert_allclose(got[j :: cand.shape[1]], want, atol=1e-5)
 
 
 class _StubCritic:
@@ -104,8 +119,9 @@ def test_the_critic_keeps_the_closest_value_for_a_number_and_the_highest_for_bes
     scale = checked.scale[0]
     want_number = proposals[0][np.abs(proposals[0] - 0.3).argmin()]
     want_best = proposals[1][(-proposals[1]).argmax()]
-    np.testing.assert_allclose([acts[0][0] / scale, acts[1][0] / scale],
-                               [want_number, want_best], atol=1e-6)
+    np.testing.assert_allclose(
+        [acts[0][0] / scale, acts[1][0] / scale], [want_number, want_best], atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("engine", ["fast", "reference"])
@@ -115,8 +131,9 @@ def test_checked_batched_equals_single(env, engine):
     both = run_episodes(checked, [20.0, 90.0, 60.0], [5, 6, 7], max_steps=40)
     _, alone = policies(env, n=5, spread=0.3, engine=engine, actor=env == "Pendulum-v1")
     one = run_episodes(alone, [90.0], [6], max_steps=40)[0]
-    np.testing.assert_allclose(np.asarray(both[1].actions, float),
-                               np.asarray(one.actions, float), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(both[1].actions, float), np.asarray(one.actions, float), atol=1e-5
+    )
     np.testing.assert_allclose(both[1].critic_value, one.critic_value, atol=1e-4)
 
 
@@ -126,8 +143,9 @@ def test_checked_fast_equals_reference(env):
     _, ref = policies(env, n=5, spread=0.3, engine="reference")
     a = run_episodes(fast, [50.0], [9], max_steps=30)[0]
     b = run_episodes(ref, [50.0], [9], max_steps=30)[0]
-    np.testing.assert_allclose(np.asarray(a.actions, float), np.asarray(b.actions, float),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(a.actions, float), np.asarray(b.actions, float), atol=1e-4
+    )
 
 
 def test_candidates_stay_inside_the_datas_support():

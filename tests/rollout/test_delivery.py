@@ -41,7 +41,6 @@ def test_best_has_no_number_to_miss():
 
 def test_the_summary_line_carries_the_verdict():
     segs = [_seg(0, 3000.0, 300, 900.0), _seg(300, 500.0, 700, 2240.0)]
-    summary = {"achieved": 3140.0, "length": 1000, "segments": segs,
-               "delivery": judge(segs, 1000)}
+    summary = {"achieved": 3140.0, "length": 1000, "segments": segs, "delivery": judge(segs, 1000)}
     md = schedule_markdown(summary)
     assert "from step 300 asked **500**" in md and "1740 over" in md

@@ -1,6 +1,5 @@
 """rollout.episode and rollout.requests: one checked play, its summary and what it attended to."""
 
-
 import numpy as np
 import pytest
 
@@ -116,11 +115,18 @@ def test_a_best_play_says_how_best_scores_on_the_card(tmp_path):
     for bad in ({"best_mean": "lots"}, {"best_mean": float("nan")}, {"seeds": 3}, [1, 2]):
         (tmp_path / "card.json").write_text(json.dumps(bad))
         assert episode.best_on_card(ck) is None, bad
-    (tmp_path / "card.json").write_text(json.dumps(
-        {"best_mean": 3020.8, "best_std": 352.66, "seeds": list(range(30))}))
+    (tmp_path / "card.json").write_text(
+        json.dumps({"best_mean": 3020.8, "best_std": 352.66, "seeds": list(range(30))})
+    )
     card = episode.best_on_card(ck)
     assert card == {"mean": 3020.8, "std": 352.7, "seeds": 30}
-    summary = {"requested": "best", "achieved": 1683.0, "algo": "dt", "length": 400,
-               "normalised_score": 50.0, "target_percentile_in_dataset": float("nan"),
-               "best_on_card": card}
+    summary = {
+        "requested": "best",
+        "achieved": 1683.0,
+        "algo": "dt",
+        "length": 400,
+        "normalised_score": 50.0,
+        "target_percentile_in_dataset": float("nan"),
+        "best_on_card": card,
+    }
     assert "**3021 ± 353** over 30 held-out seeds" in formatting.summary_markdown(summary)

@@ -124,10 +124,16 @@ def test_continuous_actions_span_the_env_range():
     model = tiny_model("Pendulum-v1")
     with torch.no_grad():
         model.predict_action.bias.fill_(50.0)  # tanh saturates at +1
-    tr = run_episodes(DTPolicy(model, tiny_norm(model), get_spec("Pendulum-v1")), [0.0], [0],
-                      max_steps=3)[0]
+    tr = run_episodes(
+        DTPolicy(model, tiny_norm(model), get_spec("Pendulum-v1")), [0.0], [0], max_steps=3
+    )[0]
     np.testing.assert_allclose(tr.actions, 2.0, rtol=1e-5)
-    ep = Episode(np.zeros((3, 3), np.float32), np.array([[2.0], [-1.0]], np.float32),
-                 np.zeros(2, np.float32), True, False)
+    ep = Episode(
+        np.zeros((3, 3), np.float32),
+        np.array([[2.0], [-1.0]], np.float32),
+        np.zeros(2, np.float32),
+        True,
+        False,
+    )
     ds = OfflineDataset([ep], get_spec("Pendulum-v1"), act_dim=1)
     np.testing.assert_allclose(ds.actions[0, :2, 0], [1.0, -0.5])

@@ -1,6 +1,5 @@
 """rollout.sweep: sweeps over targets x seeds, references and comparisons."""
 
-
 import numpy as np
 import pytest
 

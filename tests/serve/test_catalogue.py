@@ -82,33 +82,47 @@ def _refused(store, tmp_path, name: str, data: bytes, match: str):
 def test_huge_model_refused_before_building(good, tmp_path, store):
     """Each dimension within its bound, their product far beyond: refused by arithmetic."""
     files = _with_config(good, model__hidden=4096, model__n_layers=48, model__n_heads=1)
-    _refused(store, tmp_path, "big.zip", _zip(tmp_path / "b.zip", files).read_bytes(),
-             "parameters")
+    _refused(store, tmp_path, "big.zip", _zip(tmp_path / "b.zip", files).read_bytes(), "parameters")
     files = _with_config(good, model__hidden=2048, model__context_len=1000, model__n_layers=1)
-    _refused(store, tmp_path, "act.zip", _zip(tmp_path / "a.zip", files).read_bytes(),
-             "activations|parameters")
+    _refused(
+        store,
+        tmp_path,
+        "act.zip",
+        _zip(tmp_path / "a.zip", files).read_bytes(),
+        "activations|parameters",
+    )
     files = _with_config(good, model__n_layers=1000)
-    _refused(store, tmp_path, "deep.zip", _zip(tmp_path / "d.zip", files).read_bytes(),
-             "n_layers")
+    _refused(store, tmp_path, "deep.zip", _zip(tmp_path / "d.zip", files).read_bytes(), "n_layers")
 
 
 def test_safetensors_header_checked_before_loading(good, tmp_path, store):
     huge = struct.pack("<Q", 50 * 1024 * 1024) + b"{" + b" " * 1000
     files = {**good, "model.safetensors": huge}
-    _refused(store, tmp_path, "hdr.zip", _zip(tmp_path / "h.zip", files).read_bytes(),
-             "header claims")
+    _refused(
+        store, tmp_path, "hdr.zip", _zip(tmp_path / "h.zip", files).read_bytes(), "header claims"
+    )
     # a well-formed header whose shapes disagree with the config
     save_file({"embed_state.weight": __import__("torch").zeros(2, 2)}, str(tmp_path / "w.st"))
     files = {**good, "model.safetensors": (tmp_path / "w.st").read_bytes()}
-    _refused(store, tmp_path, "shape.zip", _zip(tmp_path / "s.zip", files).read_bytes(),
-             "does not match config.json")
+    _refused(
+        store,
+        tmp_path,
+        "shape.zip",
+        _zip(tmp_path / "s.zip", files).read_bytes(),
+        "does not match config.json",
+    )
     # an int tensor where weights must be floats
-    header = json.dumps({"embed_state.weight": {"dtype": "I64", "shape": [1],
-                                                "data_offsets": [0, 8]}}).encode()
+    header = json.dumps(
+        {"embed_state.weight": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}
+    ).encode()
     st = struct.pack("<Q", len(header)) + header + b"\0" * 8
-    err = _refused(store, tmp_path, "dtype.zip",
-                   _zip(tmp_path / "t.zip", {**good, "model.safetensors": st}).read_bytes(),
-                   "does not match|I64")
+    err = _refused(
+        store,
+        tmp_path,
+        "dtype.zip",
+        _zip(tmp_path / "t.zip", {**good, "model.safetensors": st}).read_bytes(),
+        "does not match|I64",
+    )
     assert "safetensors" in str(err)
 
 
@@ -134,8 +148,9 @@ def test_ill_typed_config_refused(good, tmp_path, store, changes, match):
 def test_nested_json_refused_and_session_keeps_working(good, tmp_path, store):
     deep = "[" * 100_000 + "]" * 100_000
     files = {**good, "config.json": deep}
-    _refused(store, tmp_path, "n.zip", _zip(tmp_path / "n0.zip", files).read_bytes(),
-             "not valid JSON")
+    _refused(
+        store, tmp_path, "n.zip", _zip(tmp_path / "n0.zip", files).read_bytes(), "not valid JSON"
+    )
     ok = _zip(tmp_path / "ok.zip", good)
     sid = store.new()
     _, cid, _ = catalogue.import_upload(store, sid, ok)  # the next upload works
@@ -148,15 +163,20 @@ def test_broken_zips_refused(good, tmp_path, store):
     # corrupt deflate stream: flip bytes in the middle of the compressed data
     b = bytearray(plain)
     start = b.find(b"model.safetensors") + 40
-    b[start:start + 64] = bytes(64)
+    b[start : start + 64] = bytes(64)
     _refused(store, tmp_path, "deflate.zip", bytes(b), "corrupt|not valid|does not match")
     _refused(store, tmp_path, "enc.zip", _patch_zip(plain, flags=1), "encrypted")
     _refused(store, tmp_path, "method.zip", _patch_zip(plain, method=99), "compression")
     # sizes that lie: the directory says 10 bytes, the data inflates to much more
     _refused(store, tmp_path, "lie.zip", _patch_zip(stored, size=10), "corrupt|inflates")
     _refused(store, tmp_path, "trunc.zip", plain[: len(plain) // 2], "not a zip|corrupt")
-    _refused(store, tmp_path, "empty.zip", _zip(tmp_path / "e.zip", {"x.txt": "hi"}).read_bytes(),
-             "no checkpoint files")
+    _refused(
+        store,
+        tmp_path,
+        "empty.zip",
+        _zip(tmp_path / "e.zip", {"x.txt": "hi"}).read_bytes(),
+        "no checkpoint files",
+    )
 
 
 def test_zip_bomb_refused_while_inflating(tmp_path):

@@ -86,11 +86,18 @@ def test_two_stores_on_one_machine_keep_to_themselves(tmp_path):
 def test_an_instance_removes_only_its_own_folder_at_exit(tmp_path):
     """A second process claims folders and exits: they are gone, ours stay."""
     mine = instances.claim(tmp_path)
-    code = ("import sys; from dt_playground.serve.sessions import SessionStore; "
-            "s = SessionStore.for_instance(sys.argv[1], sys.argv[2]); "
-            "(s.root / 'f').write_text('x'); print(s.root.name)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "v")],
-                         capture_output=True, text=True, check=True, timeout=60)
+    code = (
+        "import sys; from dt_playground.serve.sessions import SessionStore; "
+        "s = SessionStore.for_instance(sys.argv[1], sys.argv[2]); "
+        "(s.root / 'f').write_text('x'); print(s.root.name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(tmp_path / "v")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     theirs = out.stdout.strip()
     assert theirs.startswith("inst-") and not (tmp_path / theirs).exists()
     assert mine.exists() and instances.read_owner(mine)["pid"] == os.getpid()

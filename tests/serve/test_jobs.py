@@ -1,6 +1,5 @@
 """serve.jobs: in-app training runs, reports and cancels."""
 
-
 import pytest
 
 from dt_playground.errors import PlaygroundError
@@ -76,4 +75,3 @@ def test_the_time_left_waits_for_a_steady_pace(tmp_path):
     left = job.seconds_left()
     assert left is not None and abs(left - 0.2 * (500 - len(job.steps))) < 1.0
     assert "about 95 s left" in job.status()
-

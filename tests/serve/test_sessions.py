@@ -63,9 +63,17 @@ def test_sessions_own_their_checkpoints(zoo, tmp_path, store):
     _, cid, ck = catalogue.import_upload(store, alice, z)
     assert catalogue.resolve(cid, "CartPole-v1", store.owned(alice)).path == ck.path
     assert catalogue.resolve("cartpole-dt", "CartPole-v1", store.owned(bob)).name == "cartpole-dt"
-    for who, value in [(bob, cid), (None, cid), (bob, str(ck.path)), (alice, str(ck.path)),
-                       (alice, str(zoo / "cartpole-dt")), (alice, "../cartpole-dt"),
-                       (alice, "a/b"), (alice, "."), (alice, "missing")]:
+    for who, value in [
+        (bob, cid),
+        (None, cid),
+        (bob, str(ck.path)),
+        (alice, str(ck.path)),
+        (alice, str(zoo / "cartpole-dt")),
+        (alice, "../cartpole-dt"),
+        (alice, "a/b"),
+        (alice, "."),
+        (alice, "missing"),
+    ]:
         with pytest.raises(PlaygroundError, match="Unknown checkpoint") as err:
             catalogue.resolve(value, "CartPole-v1", store.owned(who))
         # The message may echo what the user sent (cut to 60 characters); beyond that echo

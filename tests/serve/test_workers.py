@@ -31,8 +31,14 @@ def test_a_play_in_a_worker_equals_the_play_here_and_reports_progress(pool):
     ck = cache.get_checkpoint("cartpole-dt", "CartPole-v1")
     seen = []
     VAR.set("the request's context")
-    trace = pool.run("interactive", episode.play_episode, CheckpointRef.of(ck), 200, 5,
-                     progress=lambda d, n: seen.append((d, n, VAR.get())))
+    trace = pool.run(
+        "interactive",
+        episode.play_episode,
+        CheckpointRef.of(ck),
+        200,
+        5,
+        progress=lambda d, n: seen.append((d, n, VAR.get())),
+    )
     here = episode.play_episode(ck, 200, 5)
     assert trace.ret == here.ret
     np.testing.assert_array_equal(trace.actions, here.actions)
@@ -42,12 +48,15 @@ def test_a_play_in_a_worker_equals_the_play_here_and_reports_progress(pool):
 
 def test_work_runs_in_other_processes_and_background_runs_niced(pool):
     assert pool.run("interactive", os.getpid) != os.getpid()
-    assert pool.run("background", os.getpid) not in (os.getpid(), pool.run("interactive",
-                                                                           os.getpid))
+    assert pool.run("background", os.getpid) not in (
+        os.getpid(),
+        pool.run("interactive", os.getpid),
+    )
     if sys.platform.startswith("linux"):
         assert pool.run("background", os.getpriority, os.PRIO_PROCESS, 0) >= BACKGROUND_NICE
         assert pool.run("interactive", os.getpriority, os.PRIO_PROCESS, 0) == os.getpriority(
-            os.PRIO_PROCESS, 0)
+            os.PRIO_PROCESS, 0
+        )
 
 
 def test_a_workers_error_reaches_the_caller_as_itself(pool):
@@ -70,12 +79,18 @@ def test_inline_pool_runs_here_with_background_on_a_low_priority_thread():
     assert inline.run("interactive", os.getpid) == os.getpid()
     ck = cache.get_checkpoint("cartpole-dt", "CartPole-v1")
     seen = []
-    trace = inline.run("background", episode.play_episode, CheckpointRef.of(ck), 200, 5,
-                       progress=lambda d, n: seen.append(d))
+    trace = inline.run(
+        "background",
+        episode.play_episode,
+        CheckpointRef.of(ck),
+        200,
+        5,
+        progress=lambda d, n: seen.append(d),
+    )
     assert trace.ret == episode.play_episode(ck, 200, 5).ret and seen
 
 
-SCRIPT = '''
+SCRIPT = """
 import os, sys
 if __name__ != "__main__":  # imported by a worker
     open(os.environ["MARK"], "w").write(__name__)
@@ -86,7 +101,7 @@ if __name__ == "__main__":
     pool = WorkerPool(interactive=1, background=0)
     print(pool.run("interactive", os.getpid))
     pool.close()
-'''
+"""
 
 
 @pytest.mark.parametrize("mode", ["import", "skip"])
@@ -99,14 +114,15 @@ def test_workers_skip_the_servers_script_when_asked(tmp_path, mode):
     script.write_text(SCRIPT)
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "MARK": str(mark), "PYTHONPATH": str(repo)}
-    out = subprocess.run([sys.executable, str(script), mode], env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(script), mode], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > 0
     assert mark.exists() == (mode == "import")  # the default re-imports the script
 
 
-ORPHANS = '''
+ORPHANS = """
 import os
 from dt_playground.serve.workers import WorkerPool
 
@@ -115,7 +131,7 @@ if __name__ == "__main__":
     pids = {pool.run("interactive", os.getpid), pool.run("background", os.getpid)}
     print(" ".join(map(str, pool.pids())), flush=True)
     os._exit(0)  # as a killed server: no shutdown, no atexit
-'''
+"""
 
 
 def test_workers_exit_when_their_server_dies(tmp_path):
@@ -127,16 +143,24 @@ def test_workers_exit_when_their_server_dies(tmp_path):
     script = tmp_path / "server.py"
     script.write_text(ORPHANS)
     repo = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(repo)})
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) >= 2, out.stderr[-2000:]
     deadline = time.monotonic() + 20
     alive = pids
     while alive and time.monotonic() < deadline:
         time.sleep(0.5)
-        alive = [p for p in pids if Path(f"/proc/{p}").exists()
-                 and "zombie" not in Path(f"/proc/{p}/status").read_text()]
+        alive = [
+            p
+            for p in pids
+            if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text()
+        ]
     assert not alive, f"workers {alive} outlived their server"
 
 

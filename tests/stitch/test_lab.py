@@ -35,12 +35,15 @@ def test_history_h_equals_the_model_on_the_last_h_steps_only():
     short = {k: torch.from_numpy(v[:, -3:]) for k, v in full.items()}
     masked = {k: torch.from_numpy(v) for k, v in w.items()}
     with torch.no_grad():
-        a = ck.model(short["rtg"], short["states"], short["actions"], short["timesteps"],
-                     short["mask"])[:, -1]
-        b = ck.model(masked["rtg"], masked["states"], masked["actions"], masked["timesteps"],
-                     masked["mask"])[:, -1]
-        c = ck.model(*(torch.from_numpy(full[k]) for k in
-                       ("rtg", "states", "actions", "timesteps", "mask")))[:, -1]
+        a = ck.model(
+            short["rtg"], short["states"], short["actions"], short["timesteps"], short["mask"]
+        )[:, -1]
+        b = ck.model(
+            masked["rtg"], masked["states"], masked["actions"], masked["timesteps"], masked["mask"]
+        )[:, -1]
+        c = ck.model(
+            *(torch.from_numpy(full[k]) for k in ("rtg", "states", "actions", "timesteps", "mask"))
+        )[:, -1]
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(b, c)  # the older steps did matter before they were masked
     assert HistoryPolicy(ck).history == K
@@ -48,8 +51,15 @@ def test_history_h_equals_the_model_on_the_last_h_steps_only():
 
 def test_success_counts_the_goal_only():
     def tr(rewards, term):
-        return Trace(maze.ENV_ID, 0, 0.0, np.zeros(len(rewards)), np.array(rewards),
-                     np.zeros(len(rewards)), term)
+        return Trace(
+            maze.ENV_ID,
+            0,
+            0.0,
+            np.zeros(len(rewards)),
+            np.array(rewards),
+            np.zeros(len(rewards)),
+            term,
+        )
 
     traces = [tr([-1, 20], True), tr([-1, 8], True), tr([-1, -1], True), tr([-1] * 3, False)]
     assert lab.success(traces) == 0.25
@@ -66,9 +76,19 @@ def test_cli_json_shape(capsys):
     assert main(["stitch", "--data", "halves", "--episodes", "2", "--history", "99"]) == 1
 
 
-@pytest.mark.parametrize("bad", [("nope", 1, 5), ("halves", -1, 5), ("halves", 1.5, 5),
-                                 ("halves", 1, 0), ("halves", 1, 21), ("halves", True, 5),
-                                 ("halves", "1", 5), (None, 1, 5)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("nope", 1, 5),
+        ("halves", -1, 5),
+        ("halves", 1.5, 5),
+        ("halves", 1, 0),
+        ("halves", 1, 21),
+        ("halves", True, 5),
+        ("halves", "1", 5),
+        (None, 1, 5),
+    ],
+)
 def test_view_refuses_bad_inputs_with_a_sentence(bad):
     with pytest.raises(PlaygroundError) as err:
         stitch_view.stitching_view(*bad)

@@ -9,8 +9,13 @@ from dt_playground.stitch import datasets, dp, qdt
 
 
 def _ep(states, actions, rewards, terminated):
-    return Episode(np.array(states, np.float32).reshape(-1, 1), np.array(actions),
-                   np.array(rewards, np.float32), terminated, not terminated)
+    return Episode(
+        np.array(states, np.float32).reshape(-1, 1),
+        np.array(actions),
+        np.array(rewards, np.float32),
+        terminated,
+        not terminated,
+    )
 
 
 def test_relabel_by_hand():

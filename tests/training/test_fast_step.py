@@ -26,8 +26,9 @@ VARIANTS = {
 
 def _model(dropout=0.0, seed=0, **kw):
     fields = {"n_heads": 1, **kw}
-    return tiny_model(seed=seed, state_dim=5, act_dim=3, context_len=6, max_ep_len=100,
-                      dropout=dropout, **fields).train()
+    return tiny_model(
+        seed=seed, state_dim=5, act_dim=3, context_len=6, max_ep_len=100, dropout=dropout, **fields
+    ).train()
 
 
 def _batch(cfg: DTConfig, B=6, seed=0):
@@ -40,9 +41,13 @@ def _batch(cfg: DTConfig, B=6, seed=0):
     mask = torch.ones(B, K)
     mask[0, :3] = 0  # episode starts: left padding
     mask[1, :1] = 0
-    return {"rtg": torch.randn(B, K, 1, generator=g), "states": torch.randn(B, K, 5, generator=g),
-            "actions": actions, "timesteps": torch.randint(0, 90, (B, 1)) + torch.arange(K),
-            "mask": mask}
+    return {
+        "rtg": torch.randn(B, K, 1, generator=g),
+        "states": torch.randn(B, K, 5, generator=g),
+        "actions": actions,
+        "timesteps": torch.randint(0, 90, (B, 1)) + torch.arange(K),
+        "mask": mask,
+    }
 
 
 def _loss_and_grads(model, loss):
@@ -93,8 +98,9 @@ def test_fast_bf16_rounds_where_autocast_does(kw):
         for p in model.parameters():
             p.mul_(10)
     b = _batch(model.cfg)
-    native, emulated, fp32 = (fast_step.trunk(model, b, p)
-                              for p in ("bf16", "bf16-emulated", "fp32"))
+    native, emulated, fp32 = (
+        fast_step.trunk(model, b, p) for p in ("bf16", "bf16-emulated", "fp32")
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         plain = model.trunk(b["rtg"], b["states"], b["actions"], b["timesteps"], b["mask"])
     assert _rel(fp32, native) > 2e-3  # bf16's rounding is visible at this scale
@@ -151,8 +157,9 @@ def test_fast_loss_has_no_host_sync(precision):
 
 
 def _curve(ds, fast: bool, bf16: bool, steps: int = 80) -> np.ndarray:
-    model = tiny_model(state_dim=ds.state_dim, act_dim=ds.act_dim, discrete=True, n_heads=1,
-                       max_ep_len=500).train()
+    model = tiny_model(
+        state_dim=ds.state_dim, act_dim=ds.act_dim, discrete=True, n_heads=1, max_ep_len=500
+    ).train()
     opt = make_optimizer(model, 3e-3, 1e-4, torch.device("cpu"), graph=False)
     step = TrainStep(model, opt, device="cpu", bf16=bf16, grad_clip=0.25, fast=fast)
     rng = np.random.default_rng(0)

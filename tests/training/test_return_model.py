@@ -30,21 +30,56 @@ def dt_with_returns(cartpole_dataset, tmp_path_factory):
     """A tiny (R, s, a) DT without a head, then given a return model through the CLI:
     (the DT's folder, its model.safetensors bytes before the return model came)."""
     out = tmp_path_factory.mktemp("rm") / "cartpole-dt"
-    train(TrainConfig(dataset=str(cartpole_dataset[0]), out=str(out), algo="dt", steps=30,
-                      batch_size=16, context_len=5, hidden=32, n_layers=1, warmup_steps=5,
-                      eval_episodes=0, threads=1, bf16=False, resume=False))
+    train(
+        TrainConfig(
+            dataset=str(cartpole_dataset[0]),
+            out=str(out),
+            algo="dt",
+            steps=30,
+            batch_size=16,
+            context_len=5,
+            hidden=32,
+            n_layers=1,
+            warmup_steps=5,
+            eval_episodes=0,
+            threads=1,
+            bf16=False,
+            resume=False,
+        )
+    )
     before = (out / "model.safetensors").read_bytes()
-    assert cli_main(["returns", "--checkpoint", str(out), "--dataset", str(cartpole_dataset[0]),
-                     "--steps", "20", "--hidden", "16", "--n-layers", "1", "--bins", "12",
-                     "--threads", "1"]) == 0
+    assert (
+        cli_main(
+            [
+                "returns",
+                "--checkpoint",
+                str(out),
+                "--dataset",
+                str(cartpole_dataset[0]),
+                "--steps",
+                "20",
+                "--hidden",
+                "16",
+                "--n-layers",
+                "1",
+                "--bins",
+                "12",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     return out, before
 
 
 def test_cli_writes_a_checked_return_model_and_leaves_the_dt_alone(dt_with_returns):
     out, before = dt_with_returns
     assert (out / "model.safetensors").read_bytes() == before
-    assert sorted(p.name for p in (out / "returns").iterdir()) == ["config.json",
-                                                                  "model.safetensors"]
+    assert sorted(p.name for p in (out / "returns").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no staging left
     ck = load_checkpoint(out)
     assert ck.offers_best and ck.returns is not None and not return_head.has_head(ck.model.cfg)
@@ -68,8 +103,17 @@ def test_keep_check(dt_with_returns, cartpole_dataset):
 
 
 def test_return_model_ignores_returns_and_reads_the_past():
-    m = tiny_model(discrete=True, hidden=16, n_heads=1, context_len=6, max_ep_len=1000,
-                   use_returns=False, return_bins=8, return_low=0.0, return_high=1.0)
+    m = tiny_model(
+        discrete=True,
+        hidden=16,
+        n_heads=1,
+        context_len=6,
+        max_ep_len=1000,
+        use_returns=False,
+        return_bins=8,
+        return_low=0.0,
+        return_high=1.0,
+    )
     g = torch.Generator().manual_seed(1)
     rtg, s = torch.rand(2, 6, 1, generator=g), torch.randn(2, 6, 4, generator=g)
     a = torch.nn.functional.one_hot(torch.randint(0, 2, (2, 6), generator=g), 2).float()
@@ -121,14 +165,23 @@ def test_reprompt_to_best_refills_the_return_models_window(dt_with_returns):
             out = super()._predict(rows, t, returns)
             if returns:
                 w = self.window(rows, t)
-                want = reference.return_logits_last(*(torch.from_numpy(w[k]) for k in (
-                    "rtg", "states", "actions", "timesteps", "mask")))
+                want = reference.return_logits_last(
+                    *(
+                        torch.from_numpy(w[k])
+                        for k in ("rtg", "states", "actions", "timesteps", "mask")
+                    )
+                )
                 gaps.append(float(np.abs(out - want.numpy()).max()))
             return out
 
     sched = [{0: 120.0, 9: "best"}, {0: "best"}, {0: 80.0, 3: "best", 6: 60.0, 14: "best"}]
-    traces = run_episodes(Checked.for_checkpoint(ck), [s[0] for s in sched], [21, 22, 23],
-                          max_steps=30, schedules=sched)
+    traces = run_episodes(
+        Checked.for_checkpoint(ck),
+        [s[0] for s in sched],
+        [21, 22, 23],
+        max_steps=30,
+        schedules=sched,
+    )
     assert len(gaps) >= 25 and max(gaps) < 1e-4
     assert np.isnan(traces[0].return_band[:9]).all()
     assert np.isfinite(traces[0].return_band[9:]).all()
@@ -156,8 +209,10 @@ def test_return_models_that_do_not_fit_are_refused(dt_with_returns, tmp_path):
     cfg["model"]["return_bins"] = 0
     (d / "returns" / "config.json").write_text(json.dumps(cfg))
     state = load_file(str(d / "returns" / "model.safetensors"))
-    save_file({k: v for k, v in state.items() if not k.startswith("predict_return")},
-              str(d / "returns" / "model.safetensors"))
+    save_file(
+        {k: v for k, v in state.items() if not k.startswith("predict_return")},
+        str(d / "returns" / "model.safetensors"),
+    )
     with pytest.raises(CheckpointError, match="no return-distribution head"):
         load_checkpoint(d)
     # Broken weights are named as the return model's.
@@ -188,13 +243,21 @@ def test_upload_with_a_return_model(dt_with_returns, tmp_path):
     out, _ = dt_with_returns
     z = tmp_path / "up.zip"
     with zipfile.ZipFile(z, "w") as zf:
-        for name in ("config.json", "model.safetensors", "returns/config.json",
-                     "returns/model.safetensors"):
+        for name in (
+            "config.json",
+            "model.safetensors",
+            "returns/config.json",
+            "returns/model.safetensors",
+        ):
             zf.write(out / name, f"cartpole-dt/{name}")
         zf.writestr("cartpole-dt/returns/notes.txt", "ignored")
     dest = extract_upload(z, tmp_path / "unz")
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
-        "config.json", "model.safetensors", "returns/config.json", "returns/model.safetensors"]
+        "config.json",
+        "model.safetensors",
+        "returns/config.json",
+        "returns/model.safetensors",
+    ]
     assert load_checkpoint(dest).offers_best
 
 
@@ -240,12 +303,12 @@ def test_band_after_the_episode_is_the_band_step_by_step(dt_with_returns, monkey
     policy = DTPolicy.for_checkpoint(ck, track_returns=True)
     best, numeric = run_episodes(policy, ["best", 120.0], [31, 32], max_steps=40)
     assert np.isfinite(best.return_band).all() and np.isfinite(numeric.return_band).all()
-    step_by_step = policy.band[0, :best.length].copy()
+    step_by_step = policy.band[0, : best.length].copy()
     policy.band[:] = np.nan
     monkeypatch.setattr(policy_module, "BAND_BATCH", 7)  # several batches, split mid-episode
     policy.fill_band([best.length, numeric.length])
-    assert np.allclose(policy.band[0, :best.length], step_by_step)
-    assert np.allclose(policy.band[1, :numeric.length], numeric.return_band)
+    assert np.allclose(policy.band[0, : best.length], step_by_step)
+    assert np.allclose(policy.band[1, : numeric.length], numeric.return_band)
 
 
 def test_whole_windows_are_embedded_only_for_skipped_rows(dt_with_returns, monkeypatch):
@@ -261,8 +324,13 @@ def test_whole_windows_are_embedded_only_for_skipped_rows(dt_with_returns, monke
 
     monkeypatch.setattr(DTPolicy, "_write_features", spy)
     ck = load_checkpoint(dt_with_returns[0])
-    run_episodes(DTPolicy.for_checkpoint(ck), [100.0, "best"], [41, 42], max_steps=30,
-                 schedules=[{0: 100.0, 9: "best"}, {0: "best"}])
+    run_episodes(
+        DTPolicy.for_checkpoint(ck),
+        [100.0, "best"],
+        [41, 42],
+        max_steps=30,
+        schedules=[{0: 100.0, 9: "best"}, {0: "best"}],
+    )
     assert refills == [(9, [0])]
     head = load_checkpoint(PRETRAINED / "cartpole-dt")  # MGDT's head: one engine, two passes
     run_episodes(DTPolicy.for_checkpoint(head), ["best"], [43], max_steps=30)

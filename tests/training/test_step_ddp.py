@@ -19,15 +19,43 @@ from safetensors.torch import load_file, save_file
 from dt_playground.training.step import TrainStep, World, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch without distributed"),
-              pytest.mark.process, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.skipif(not dist.is_available(), reason="torch without distributed"),
+    pytest.mark.process,
+    pytest.mark.slow,
+]
 
 
 def _tiny_args(dataset, out, steps):
-    return ["--dataset", str(dataset), "--out", str(out), "--steps", str(steps),
-            "--batch-size", "16", "--context-len", "5", "--hidden", "32", "--n-layers", "1",
-            "--eval-episodes", "0", "--save-every", "10", "--keep-train-state",
-            "--return-bins", "0", "--device", "cpu", "--seed", "0", "--warmup-steps", "5"]
+    return [
+        "--dataset",
+        str(dataset),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "16",
+        "--context-len",
+        "5",
+        "--hidden",
+        "32",
+        "--n-layers",
+        "1",
+        "--eval-episodes",
+        "0",
+        "--save-every",
+        "10",
+        "--keep-train-state",
+        "--return-bins",
+        "0",
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+        "--warmup-steps",
+        "5",
+    ]
 
 
 def test_torchrun_two_processes_write_one_checkpoint(cartpole_dataset, tmp_path):
@@ -37,11 +65,20 @@ def test_torchrun_two_processes_write_one_checkpoint(cartpole_dataset, tmp_path)
     from dt_playground.training.train import TrainConfig, train
 
     out = tmp_path / "runs" / "ck"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "dt_playground", "train", *_tiny_args(cartpole_dataset[0], out, 20)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "dt_playground",
+        "train",
+        *_tiny_args(cartpole_dataset[0], out, 20),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=240)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.parent.iterdir()) == ["ck"]  # no staging leftovers
     ck = load_checkpoint(out)
@@ -50,10 +87,22 @@ def test_torchrun_two_processes_write_one_checkpoint(cartpole_dataset, tmp_path)
     assert state["world_size"] == 2 and state["step"] == 20
     assert proc.stderr.count("wrote ") == 1  # only rank 0 logs
     # Resume on another world size (one process): it continues from step 20.
-    cfg = TrainConfig(dataset=str(cartpole_dataset[0]), out=str(out), steps=30, batch_size=16,
-                      context_len=5, hidden=32, n_layers=1, eval_episodes=0, save_every=10,
-                      keep_train_state=True, return_bins=0, device="cpu", seed=0,
-                      warmup_steps=5)
+    cfg = TrainConfig(
+        dataset=str(cartpole_dataset[0]),
+        out=str(out),
+        steps=30,
+        batch_size=16,
+        context_len=5,
+        hidden=32,
+        n_layers=1,
+        eval_episodes=0,
+        save_every=10,
+        keep_train_state=True,
+        return_bins=0,
+        device="cpu",
+        seed=0,
+        warmup_steps=5,
+    )
     steps = []
     res = train(cfg, on_step=lambda s, loss, lr: steps.append(s))
     assert steps == list(range(21, 31))
@@ -70,8 +119,13 @@ def _batch(seed=0):
     acts = torch.nn.functional.one_hot(torch.randint(2, (6, 5), generator=g), 2).float()
     mask = torch.ones(6, 5)
     mask[0, :2] = 0
-    return {"rtg": torch.randn(6, 5, 1, generator=g), "states": torch.randn(6, 5, 4, generator=g),
-            "actions": acts, "timesteps": torch.arange(5).repeat(6, 1), "mask": mask}
+    return {
+        "rtg": torch.randn(6, 5, 1, generator=g),
+        "states": torch.randn(6, 5, 4, generator=g),
+        "actions": acts,
+        "timesteps": torch.arange(5).repeat(6, 1),
+        "mask": mask,
+    }
 
 
 def _one_step(model, world=None):
@@ -94,8 +148,7 @@ def _rank(rank: int, init: str, out: str) -> None:
 
 def test_ddp_step_with_identical_batches_equals_single_process_step(tmp_path):
     out = tmp_path / "ddp.safetensors"
-    mp.spawn(_rank, args=(f"file://{tmp_path / 'rendezvous'}", str(out)), nprocs=2,
-             join=True)
+    mp.spawn(_rank, args=(f"file://{tmp_path / 'rendezvous'}", str(out)), nprocs=2, join=True)
     single = _model()
     before = {k: v.clone() for k, v in single.state_dict().items()}
     _one_step(single)

@@ -97,14 +97,14 @@ def test_pbc_trains_on_top_episodes(cartpole_dataset, tmp_path):
 
 
 def _tiny(seed=0, use_returns=True):
-    return tiny_model(seed=seed, discrete=True, n_layers=1, n_heads=1, max_ep_len=500,
-                      use_returns=use_returns).train()
+    return tiny_model(
+        seed=seed, discrete=True, n_layers=1, n_heads=1, max_ep_len=500, use_returns=use_returns
+    ).train()
 
 
 def _batches(ds, n, share=8, seed=0):
     rng = np.random.default_rng(seed)
-    return [{k: torch.from_numpy(v) for k, v in ds.sample(share, 5, rng).items()}
-            for _ in range(n)]
+    return [{k: torch.from_numpy(v) for k, v in ds.sample(share, 5, rng).items()} for _ in range(n)]
 
 
 def _dataset(path):
@@ -137,11 +137,24 @@ def test_graph_step_logic_matches_eager_on_cpu(cartpole_dataset):
     batches = _batches(ds, 7)
     lrs = [1e-3 * (i + 1) for i in range(7)]
     eager_model, graph_model = _tiny(), _tiny()
-    eager = TrainStep(eager_model, torch.optim.AdamW(eager_model.parameters(), foreach=False),
-                      device="cpu", bf16=False, grad_clip=0.25, mode="eager")
+    eager = TrainStep(
+        eager_model,
+        torch.optim.AdamW(eager_model.parameters(), foreach=False),
+        device="cpu",
+        bf16=False,
+        grad_clip=0.25,
+        mode="eager",
+    )
     opt = torch.optim.AdamW(graph_model.parameters(), lr=torch.tensor(0.0), foreach=False)
-    graph = TrainStep(graph_model, opt, device="cpu", bf16=False, grad_clip=0.25, mode="graph",
-                      capture=eager_capture)
+    graph = TrainStep(
+        graph_model,
+        opt,
+        device="cpu",
+        bf16=False,
+        grad_clip=0.25,
+        mode="graph",
+        capture=eager_capture,
+    )
     for b, lr in zip(batches, lrs):
         torch.testing.assert_close(graph(b, lr), eager(b, lr))
     assert graph.replay is not None and graph.calls == 7  # captured after the warm-up
@@ -168,13 +181,23 @@ def test_step_mode_and_optimizer_choice():
 
 def test_identity_ignores_run_only_keys():
     a = TrainConfig(env_id="CartPole-v1", steps=100)
-    b = TrainConfig(env_id="CartPole-v1", steps=100, out="elsewhere", device="cpu", threads=3,
-                    step_mode="eager", eval_every=5, save_every=1, dataset="/abs/path",
-                    fast_step=False)
+    b = TrainConfig(
+        env_id="CartPole-v1",
+        steps=100,
+        out="elsewhere",
+        device="cpu",
+        threads=3,
+        step_mode="eager",
+        eval_every=5,
+        save_every=1,
+        dataset="/abs/path",
+        fast_step=False,
+    )
     assert a.identity() == b.identity()
     assert a.identity() != TrainConfig(env_id="CartPole-v1", steps=200).identity()
     assert a.identity(steps=False) == TrainConfig(env_id="CartPole-v1", steps=200).identity(
-        steps=False)
+        steps=False
+    )
     assert a.identity() != TrainConfig(env_id="CartPole-v1", steps=100, lr=2e-3).identity()
     saved = {k: v for k, v in asdict(a).items() if k != "batch_size"}  # an older run's keys
     assert TrainConfig.identity_of(saved) != a.identity()
@@ -190,8 +213,10 @@ def test_train_leaves_process_settings_alone(cartpole_dataset, tmp_path, monkeyp
     monkeypatch.setattr(runtime, "setup_process", no)
     before = torch.get_num_threads()
     seen = []
-    train(_cfg(cartpole_dataset[0], tmp_path / "t", steps=3, threads=1),
-          on_step=lambda *a: seen.append(torch.get_num_threads()))
+    train(
+        _cfg(cartpole_dataset[0], tmp_path / "t", steps=3, threads=1),
+        on_step=lambda *a: seen.append(torch.get_num_threads()),
+    )
     assert seen == [1, 1, 1] and torch.get_num_threads() == before
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
@@ -206,8 +231,10 @@ def test_cuda_training_writes_a_cpu_checkpoint(cartpole_dataset, tmp_path, mode)
     losses = []
     with warnings.catch_warnings():  # a capture that falls back to eager fails the test
         warnings.filterwarnings("error", message="CUDA graph capture failed")
-        res = train(_cfg(cartpole_dataset[0], tmp_path / mode, device="cuda", step_mode=mode),
-                    on_step=lambda s, loss, lr: losses.append(loss))
+        res = train(
+            _cfg(cartpole_dataset[0], tmp_path / mode, device="cuda", step_mode=mode),
+            on_step=lambda s, loss, lr: losses.append(loss),
+        )
     assert len(losses) == 60 and np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5])
     ck = load_checkpoint(res.checkpoint)
     assert next(ck.model.parameters()).device.type == "cpu"
@@ -225,10 +252,12 @@ def test_device_batch_path_runs_and_resumes_on_cpu(cartpole_dataset, tmp_path, m
     full = train(_cfg(path, tmp_path / "a", steps=25), on_step=lambda s, loss, lr: seen.append(s))
     assert seen == list(range(1, 26))  # bursts of 10, then the rest: every step reported once
     asked = []  # should_stop is asked before every step; on_step comes in bursts here
-    train(_cfg(path, tmp_path / "b", steps=25),
-          should_stop=lambda: asked.append(1) or len(asked) > 13)
+    train(
+        _cfg(path, tmp_path / "b", steps=25), should_stop=lambda: asked.append(1) or len(asked) > 13
+    )
     state = json.loads((tmp_path / "b" / "train_state.json").read_text())
     assert state["step"] == 13 and "numpy_rng" not in state
     resumed = train(_cfg(path, tmp_path / "b", steps=25))
-    np.testing.assert_allclose([c["loss"] for c in resumed.curve],
-                               [c["loss"] for c in full.curve], rtol=1e-4)
+    np.testing.assert_allclose(
+        [c["loss"] for c in resumed.curve], [c["loss"] for c in full.curve], rtol=1e-4
+    )

@@ -31,7 +31,7 @@ _REF_DASHES = ("dash", "dot", "dashdot", "longdash")
 
 
 def two_line_title(title: str) -> str:
-    """"Return-to-go (target 283.8, seed 7)" as a short title over a small second line, so
+    """ "Return-to-go (target 283.8, seed 7)" as a short title over a small second line, so
     titles fit a phone's width (plotly does not wrap them)."""
     head, sep, rest = title.partition(" (")
     if not sep or not rest.endswith(")"):
@@ -43,15 +43,27 @@ def styled(fig: go.Figure, title: str, x: str, y: str, height: int = HEIGHT) -> 
     """The house style: a title that fits a phone, the legend below the plot (above it,
     legends collided with titles at 390 px)."""
     fig.update_layout(
-        title={"text": two_line_title(title), "x": 0.02, "xanchor": "left", "y": 0.97,
-               "yanchor": "top", "font": {"size": 15}},
+        title={
+            "text": two_line_title(title),
+            "x": 0.02,
+            "xanchor": "left",
+            "y": 0.97,
+            "yanchor": "top",
+            "font": {"size": 15},
+        },
         template=TEMPLATE,
         height=height,
         margin={"l": 56, "r": 12, "t": 56, "b": 40},
         xaxis_title=x,
         yaxis_title=y,
-        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0,
-                "xanchor": "left", "x": 0.0},
+        legend={
+            "orientation": "h",
+            "yref": "container",
+            "yanchor": "bottom",
+            "y": 0.0,
+            "xanchor": "left",
+            "x": 0.0,
+        },
         hovermode="closest",
         # Transparent: the page's own background shows through, light or dark (the page's
         # CSS sets the text and grid colours of dark mode).
@@ -111,8 +123,10 @@ def rtg_figure(trace: Trace) -> go.Figure:
         + _critic_line(steps, getattr(trace, "critic_value", None))
     )
     return styled(
-        fig, f"Return-to-go (target {_target_text(trace.target)}, seed {trace.seed})",
-        "step", "return to go",
+        fig,
+        f"Return-to-go (target {_target_text(trace.target)}, seed {trace.seed})",
+        "step",
+        "return to go",
     )
 
 
@@ -125,9 +139,16 @@ def _critic_line(steps: np.ndarray, values) -> list[go.Scatter]:
     the asked and the achieved returns-to-go (does the critic believe the promise?)."""
     if values is None or not np.isfinite(np.asarray(values, dtype=float)).any():
         return []
-    return [go.Scatter(x=steps, y=np.asarray(values, dtype=float), name="critic's value",
-                       mode="lines", line={"color": COLORS["ref"], "dash": "dot", "width": 1.5},
-                       hovertemplate="step %{x}: the critic expects %{y:.1f}<extra></extra>")]
+    return [
+        go.Scatter(
+            x=steps,
+            y=np.asarray(values, dtype=float),
+            name="critic's value",
+            mode="lines",
+            line={"color": COLORS["ref"], "dash": "dot", "width": 1.5},
+            hovertemplate="step %{x}: the critic expects %{y:.1f}<extra></extra>",
+        )
+    ]
 
 
 def _return_band(steps: np.ndarray, band) -> list[go.Scatter]:
@@ -138,12 +159,31 @@ def _return_band(steps: np.ndarray, band) -> list[go.Scatter]:
     color = COLORS["top"]
     edge = {"color": color, "width": 0}
     return [
-        go.Scatter(x=steps, y=band[:, 0], name="predicted p10", mode="lines", line=edge,
-                   showlegend=False, hoverinfo="skip"),
-        go.Scatter(x=steps, y=band[:, 2], name="predicted return p10-p90", mode="lines",
-                   line=edge, fill="tonexty", fillcolor="rgba(255,127,14,0.18)"),
-        go.Scatter(x=steps, y=band[:, 1], name="predicted return (median)", mode="lines",
-                   line={"color": color, "dash": "dot"}),
+        go.Scatter(
+            x=steps,
+            y=band[:, 0],
+            name="predicted p10",
+            mode="lines",
+            line=edge,
+            showlegend=False,
+            hoverinfo="skip",
+        ),
+        go.Scatter(
+            x=steps,
+            y=band[:, 2],
+            name="predicted return p10-p90",
+            mode="lines",
+            line=edge,
+            fill="tonexty",
+            fillcolor="rgba(255,127,14,0.18)",
+        ),
+        go.Scatter(
+            x=steps,
+            y=band[:, 1],
+            name="predicted return (median)",
+            mode="lines",
+            line={"color": color, "dash": "dot"},
+        ),
     ]
 
 
@@ -172,8 +212,7 @@ def reward_figure(trace: Trace) -> go.Figure:
     )
     return styled(
         fig,
-        f"Return {trace.ret:.1f} of {_target_text(trace.target)} requested "
-        f"({trace.length} steps)",
+        f"Return {trace.ret:.1f} of {_target_text(trace.target)} requested ({trace.length} steps)",
         "step",
         "cumulative reward",
     )
@@ -204,7 +243,9 @@ def data_band(x0: float, x1: float, y0: float, y1: float, name: str, color: str)
 
 
 def sweep_figure(
-    rows: list[dict], dataset: dict | None = None, references: dict[str, float] | None = None,
+    rows: list[dict],
+    dataset: dict | None = None,
+    references: dict[str, float] | None = None,
     card: dict | None = None,
 ) -> go.Figure:
     """Achieved vs requested return over a sweep of targets x seeds.

@@ -36,8 +36,17 @@ if TYPE_CHECKING:  # rollout imports torch; a figure only needs the Trace's arra
 
 # The tiles' colours in the grid video (`tiles.TILE_COLORS`), so a line and its
 # tile match.
-TILE_COLORS = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692",
-               "#B6E880", "#FF97FF")
+TILE_COLORS = (
+    "#636EFA",
+    "#EF553B",
+    "#00CC96",
+    "#AB63FA",
+    "#FFA15A",
+    "#19D3F3",
+    "#FF6692",
+    "#B6E880",
+    "#FF97FF",
+)
 
 
 def grid_reward_figure(traces: Sequence[Trace], labels: Sequence[str] | None = None) -> go.Figure:
@@ -49,20 +58,38 @@ def grid_reward_figure(traces: Sequence[Trace], labels: Sequence[str] | None = N
     for i, (tr, label) in enumerate(zip(traces, labels)):
         color = TILE_COLORS[i % len(TILE_COLORS)]
         cum = np.cumsum(np.asarray(tr.rewards, dtype=np.float64))
-        fig.add_trace(go.Scatter(
-            x=np.arange(1, tr.length + 1), y=cum, mode="lines", line={"color": color},
-            name=f"{label} → {tr.ret:.0f}", legendgroup=str(i),
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, tr.length + 1),
+                y=cum,
+                mode="lines",
+                line={"color": color},
+                name=f"{label} → {tr.ret:.0f}",
+                legendgroup=str(i),
+            )
+        )
         if isinstance(tr.target, str):  # "best": no number was asked for
             continue
-        fig.add_trace(go.Scatter(
-            x=[0, x_end], y=[tr.target, tr.target], mode="lines", showlegend=False,
-            line={"color": color, "dash": "dot", "width": 1}, name=f"{label} (target)",
-            legendgroup=str(i), hoverinfo="name",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[0, x_end],
+                y=[tr.target, tr.target],
+                mode="lines",
+                showlegend=False,
+                line={"color": color, "dash": "dot", "width": 1},
+                name=f"{label} (target)",
+                legendgroup=str(i),
+                hoverinfo="name",
+            )
+        )
     seed = traces[0].seed if traces else ""
-    return styled(fig, f"Cumulative reward at each target (seed {seed})", "step",
-                   "cumulative reward", height=400)
+    return styled(
+        fig,
+        f"Cumulative reward at each target (seed {seed})",
+        "step",
+        "cumulative reward",
+        height=400,
+    )
 
 
 def mark_switches(fig: go.Figure, switches: dict[int, float | str]) -> go.Figure:
@@ -77,10 +104,15 @@ def mark_switches(fig: go.Figure, switches: dict[int, float | str]) -> go.Figure
         if step == 0:
             continue
         value = f"{target:g}" if isinstance(target, (int, float)) else str(target)
-        fig.add_trace(go.Scatter(
-            x=[step, step], y=[lo, hi], mode="lines", name=f"re-prompt at step {step} → {value}",
-            line={"color": "#444444", "dash": "dashdot", "width": 1.5},
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[step, step],
+                y=[lo, hi],
+                mode="lines",
+                name=f"re-prompt at step {step} → {value}",
+                line={"color": "#444444", "dash": "dashdot", "width": 1.5},
+            )
+        )
     return fig
 
 
@@ -110,23 +142,58 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
     xlo, xhi = padded_range(xs)  # the x axis spans the targets asked for, no more
     fig = go.Figure()
     if dataset and "return_min" in dataset:
-        fig.add_trace(data_band(xlo, xhi, dataset["return_min"], dataset["return_max"],
-                            "dataset return range", COLORS["data"]))
+        fig.add_trace(
+            data_band(
+                xlo,
+                xhi,
+                dataset["return_min"],
+                dataset["return_max"],
+                "dataset return range",
+                COLORS["data"],
+            )
+        )
         if "return_p90" in dataset:
-            fig.add_trace(data_band(xlo, xhi, dataset["return_p90"], dataset["return_max"],
-                                "dataset top 10%", COLORS["top"]))
-    fig.add_trace(go.Scatter(x=[xlo, xhi], y=[xlo, xhi], name="y = x", mode="lines",
-                             line={"color": COLORS["ideal"], "dash": "dash"}))
+            fig.add_trace(
+                data_band(
+                    xlo,
+                    xhi,
+                    dataset["return_p90"],
+                    dataset["return_max"],
+                    "dataset top 10%",
+                    COLORS["top"],
+                )
+            )
+    fig.add_trace(
+        go.Scatter(
+            x=[xlo, xhi],
+            y=[xlo, xhi],
+            name="y = x",
+            mode="lines",
+            line={"color": COLORS["ideal"], "dash": "dash"},
+        )
+    )
     for i, (name, value) in enumerate(refs.items()):
-        fig.add_trace(go.Scatter(x=[xlo, xhi], y=[value, value], name=f"{name} ({value:.0f})",
-                                 mode="lines",
-                                 line={"color": ref_color(str(name)), "dash": _REF_DASHES[i % 4]}))
+        fig.add_trace(
+            go.Scatter(
+                x=[xlo, xhi],
+                y=[value, value],
+                name=f"{name} ({value:.0f})",
+                mode="lines",
+                line={"color": ref_color(str(name)), "dash": _REF_DASHES[i % 4]},
+            )
+        )
     n = rows[0].get("n", len(card.get("seeds") or []))  # pyright: ignore[reportOptionalMemberAccess]
-    fig.add_trace(go.Scatter(
-        x=xs, y=means, name=f"card: mean ± std of {n} seeds", mode="lines+markers",
-        error_y={"type": "data", "array": stds, "visible": True},
-        line={"color": COLORS["model"]}, marker={"size": 9},
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=means,
+            name=f"card: mean ± std of {n} seeds",
+            mode="lines+markers",
+            error_y={"type": "data", "array": stds, "visible": True},
+            line={"color": COLORS["model"]},
+            marker={"size": 9},
+        )
+    )
     rho = card.get("spearman")  # pyright: ignore[reportOptionalMemberAccess]
     if rho is not None:
         title = title[:-1] + f", Spearman ρ = {rho:.2f})"  # one bracket: one subtitle
@@ -138,10 +205,19 @@ def card_sweep_figure(card: dict | None, dataset: dict | None = None) -> go.Figu
 
 def cards_compare_figure(cards: dict[str, dict]) -> go.Figure:
     """Each checkpoint's card at its top target (the Compare tab on arrival)."""
-    rows = [{"name": name, "algo": c.get("algo"), "context_len": c.get("context_len"),
-             "mean": c["top_target_mean"], "std": c.get("top_target_std") or 0.0,
-             "spearman": c.get("spearman"), "dataset_max": c.get("dataset_max")}
-            for name, c in cards.items() if c and c.get("top_target_mean") is not None]
+    rows = [
+        {
+            "name": name,
+            "algo": c.get("algo"),
+            "context_len": c.get("context_len"),
+            "mean": c["top_target_mean"],
+            "std": c.get("top_target_std") or 0.0,
+            "spearman": c.get("spearman"),
+            "dataset_max": c.get("dataset_max"),
+        }
+        for name, c in cards.items()
+        if c and c.get("top_target_mean") is not None
+    ]
     return compare_figure(rows, "Return by model (checkpoint cards, same seeds)")
 
 
@@ -153,35 +229,71 @@ def compare_figure(rows: list[dict], title: str = "Return by model (same seeds)"
     dataset_max."""
     if not rows:
         return empty_figure(title, "No checkpoint of this environment has a card yet.")
-    rows = sorted(rows, key=lambda r: (r.get("algo") != "dt", r.get("algo") == "iql",
-                                       r.get("algo") or "", r["name"]))
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            r.get("algo") != "dt",
+            r.get("algo") == "iql",
+            r.get("algo") or "",
+            r["name"],
+        ),
+    )
     names = [r["name"] for r in rows]
     text = [_bar_text(r) for r in rows]
-    colors = [COLORS["model"] if r.get("algo") == "dt" else
-              COLORS["iql"] if r.get("algo") == "iql" else COLORS["ref"] for r in rows]
-    fig = go.Figure(go.Bar(
-        x=names, y=[float(r["mean"]) for r in rows], name="mean ± std",
-        # The model's kind goes under its name on the axis: inside the bars it shrank to
-        # an unreadable size on a phone.
-        text=text, textposition="none", marker={"color": colors}, opacity=0.85,
-        error_y={"type": "data", "array": [float(r.get("std") or 0.0) for r in rows],
-                 "visible": True},
-        hovertemplate="%{x} (%{text}): %{y:.1f}<extra></extra>",
-    ))
+    colors = [
+        COLORS["model"]
+        if r.get("algo") == "dt"
+        else COLORS["iql"]
+        if r.get("algo") == "iql"
+        else COLORS["ref"]
+        for r in rows
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[float(r["mean"]) for r in rows],
+            name="mean ± std",
+            # The model's kind goes under its name on the axis: inside the bars it shrank to
+            # an unreadable size on a phone.
+            text=text,
+            textposition="none",
+            marker={"color": colors},
+            opacity=0.85,
+            error_y={
+                "type": "data",
+                "array": [float(r.get("std") or 0.0) for r in rows],
+                "visible": True,
+            },
+            hovertemplate="%{x} (%{text}): %{y:.1f}<extra></extra>",
+        )
+    )
     dots = [(r["name"], float(e)) for r in rows for e in r.get("episodes") or ()]
     if dots:
-        fig.add_trace(go.Scatter(
-            x=[d[0] for d in dots], y=[d[1] for d in dots], name="episodes", mode="markers",
-            marker={"color": "black", "size": 5, "opacity": 0.5},
-            hovertemplate="%{y:.1f}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[d[0] for d in dots],
+                y=[d[1] for d in dots],
+                name="episodes",
+                mode="markers",
+                marker={"color": "black", "size": 5, "opacity": 0.5},
+                hovertemplate="%{y:.1f}<extra></extra>",
+            )
+        )
     best = next((r["dataset_max"] for r in rows if r.get("dataset_max") is not None), None)
     if best is not None:
-        fig.add_trace(go.Scatter(x=[names[0], names[-1]], y=[best, best], mode="lines",
-                                 name=f"dataset max ({best:.0f})",
-                                 line={"color": COLORS["data"], "dash": "dash"}))
+        fig.add_trace(
+            go.Scatter(
+                x=[names[0], names[-1]],
+                y=[best, best],
+                mode="lines",
+                name=f"dataset max ({best:.0f})",
+                line={"color": COLORS["data"], "dash": "dash"},
+            )
+        )
     fig = styled(fig, title, "checkpoint", "return")
-    fig.update_xaxes(type="category", tickvals=names,
-                     ticktext=[f"{n}<br>{t}" for n, t in zip(names, text)])
+    fig.update_xaxes(
+        type="category", tickvals=names, ticktext=[f"{n}<br>{t}" for n, t in zip(names, text)]
+    )
     return fig
 
 
@@ -194,9 +306,11 @@ def _bar_text(row: dict) -> str:
 
 
 def schedule_text(switches: dict[int, float | str]) -> str:
-    """"0:3000 → 300:500": a schedule as people read it."""
+    """ "0:3000 → 300:500": a schedule as people read it."""
+
     def value(t):
         return f"{t:g}" if isinstance(t, (int, float)) else str(t)
+
     return " → ".join(f"{s}:{value(t)}" for s, t in sorted(switches.items()))
 
 
@@ -223,9 +337,15 @@ def schedule_figures(trace: Trace) -> tuple[go.Figure, go.Figure]:
     each switch and its title names the schedule."""
     reward = reward_figure(trace)
     xs, ys = schedule_target_line(trace)
-    reward.update_traces(selector={"name": "target"}, x=xs, y=ys,
-                         name="target (cumulative, per the schedule)")
+    reward.update_traces(
+        selector={"name": "target"}, x=xs, y=ys, name="target (cumulative, per the schedule)"
+    )
     text = schedule_text(trace.switches) if trace.switches else str(trace.target)
-    reward.update_layout(title={"text": two_line_title(  # the schedule on its own line
-        f"Return {trace.ret:.1f} (schedule {text}, {trace.length} steps)")})
+    reward.update_layout(
+        title={
+            "text": two_line_title(  # the schedule on its own line
+                f"Return {trace.ret:.1f} (schedule {text}, {trace.length} steps)"
+            )
+        }
+    )
     return (mark_switches(rtg_figure(trace), trace.switches), mark_switches(reward, trace.switches))

@@ -209,8 +209,9 @@ def attention_figure(att: dict) -> go.Figure:
     )
     fig = styled(fig, title, "token (oldest first)", "", height=max(220, 60 + 40 * len(rows)))
     ticks = attention_ticks(len(att["tokens"]))
-    fig.update_xaxes(tickmode="array", tickvals=ticks,
-                     ticktext=[att["tokens"][i] for i in ticks], tickangle=-60)
+    fig.update_xaxes(
+        tickmode="array", tickvals=ticks, ticktext=[att["tokens"][i] for i in ticks], tickangle=-60
+    )
     return fig
 
 
