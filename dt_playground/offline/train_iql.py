@@ -106,7 +106,7 @@ def train_iql(
         opt.param_groups[1]["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * progress_))
         opt.param_groups[2]["lr"] = cfg.lr if with_return else 0.0
         opt.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
+        sum(losses.values()).backward()  # pyright: ignore[reportAttributeAccessIssue] (a tensor)
         opt.step()
         model.update_target()
         for k, v in losses.items():

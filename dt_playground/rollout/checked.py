@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dt_playground.data.windows import encode_actions
+from dt_playground.dt.acting import Acting
 from dt_playground.offline.critic import CheckSettings
 from dt_playground.offline.store import IQLCheckpoint
 from dt_playground.rollout.policy import DTPolicy
@@ -59,8 +60,8 @@ class CheckedPolicy(DTPolicy):
             ck.spec,
             kappa=ck.best_kappa if kappa is None else kappa,
             returns_model=None if returns is None else returns.model,
-            critic=critic,
-            settings=settings,
+            critic=critic,  # pyright: ignore[reportArgumentType] (a checked policy needs both)
+            settings=settings,  # pyright: ignore[reportArgumentType]
             **kwargs,
         )
 
@@ -92,6 +93,7 @@ class CheckedPolicy(DTPolicy):
                 self._tensor(w["mask"], False),
             )
             return out.float().cpu().numpy()
+        assert isinstance(engine, Acting)  # the fast engine: it keeps per-token features
         K = engine.cfg.context_len
         cache, called = self.feats[id(engine)]
         first = max(0, t - K + 1)
@@ -143,7 +145,7 @@ class CheckedPolicy(DTPolicy):
             pick = np.where(best, q.argmax(1), pick)
         chosen = enc.reshape(B, n, -1)[np.arange(B), pick]
         self.actions[rows, t] = chosen
-        self.critic_values[rows, t] = g[np.arange(B), pick]
+        self.critic_values[rows, t] = g[np.arange(B), pick]  # pyright: ignore[reportOptionalSubscript]
         if self.spec.discrete:
             return chosen.argmax(-1).tolist()
-        return list((chosen * self.scale).astype(np.float32))
+        return list((chosen * self.scale).astype(np.float32))  # pyright: ignore[reportOperatorIssue] (continuous: a scale)

@@ -88,8 +88,11 @@ def test_pretrain_tiny_budget(tmp_path, monkeypatch):
     from dt_playground.zoo import pretrain
 
     # CartPole's recipe with a return model instead of the head, as the other envs'.
-    recipe = replace(pretrain.RECIPES["CartPole-v1"], return_bins=0,
-                     returns=ReturnModelRecipe(hidden=16, n_layers=1, kappa=30.0))
+    recipe = replace(
+        pretrain.RECIPES["CartPole-v1"],
+        return_bins=0,
+        returns=ReturnModelRecipe(hidden=16, n_layers=1, kappa=30.0),
+    )
     monkeypatch.setitem(pretrain.RECIPES, "CartPole-v1", recipe)
     logs = []
     cards = pretrain_env(
@@ -125,12 +128,23 @@ def test_pretrain_tiny_budget(tmp_path, monkeypatch):
     assert any("done in" in m for m in logs)
     # Re-running the same recipe keeps finished checkpoints (and re-evaluates their cards).
     again = []
-    pretrain_env("CartPole-v1", out_root=tmp_path / "zoo", steps=10, episodes=12, n_seeds=2,
-                 data_root=tmp_path / "data", log=again.append)
+    pretrain_env(
+        "CartPole-v1",
+        out_root=tmp_path / "zoo",
+        steps=10,
+        episodes=12,
+        n_seeds=2,
+        data_root=tmp_path / "data",
+        log=again.append,
+    )
     # (and cartpole-dt/returns, and cartpole-iql with the DT's critic)
     assert sum("kept cartpole-" in m for m in again) == 5
     # ...but not one trained on other data (`pretrain`'s keep-check compares the hash)
-    cfg = TrainConfig(**{**load_checkpoint(tmp_path / "zoo" / "cartpole-bc").config["train"],
-                         "out": str(tmp_path / "zoo" / "cartpole-bc")})
+    cfg = TrainConfig(
+        **{
+            **load_checkpoint(tmp_path / "zoo" / "cartpole-bc").config["train"],
+            "out": str(tmp_path / "zoo" / "cartpole-bc"),
+        }
+    )
     assert already_trained(cfg, sha) and not already_trained(cfg, "0" * 64)
     shutil.rmtree(tmp_path / "zoo")
