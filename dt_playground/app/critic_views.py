@@ -38,7 +38,13 @@ IGNORES_TARGETS = (
 def check_box(scale: int = 1, min_width: int = 140) -> gr.Checkbox:
     """A "check with critic" box: hidden until a checkpoint with a critic is selected."""
     return gr.Checkbox(
-        False, label=CHECK_LABEL, info=CHECK_INFO, visible=False, scale=scale, min_width=min_width
+        False,
+        label=CHECK_LABEL,
+        info=CHECK_INFO,
+        visible=False,
+        scale=scale,
+        min_width=min_width,
+        elem_classes="dtp-check",  # its info line is desktop-only (texts.APP_CSS)
     )
 
 

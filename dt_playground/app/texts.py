@@ -155,6 +155,7 @@ APP_CSS = """
   .dtp-play-controls [data-testid="block-info"], .dtp-play-controls .info {
     font-size: 0.75rem !important; }
   .dtp-marks p { font-size: 0.8rem !important; margin: 0 !important; }
+  .dtp-check [data-testid="block-info"], .dtp-check .info { display: none !important; }
 }
 .caption p { font-size: 0.85rem !important; opacity: 0.8; margin-top: -4px; }
 /* The dropdown's arrow sits beside the text, never over it. */

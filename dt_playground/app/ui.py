@@ -30,8 +30,9 @@ from dt_playground.serve.workers import CheckpointRef, WorkerPool
 
 
 def _sourced(source: str, summary: str) -> str:
-    """A result's summary under the line that says what made it."""
-    return f"<small>{source}</small>\n\n{summary}"
+    """A result's summary, then the line that says what made it (the summary first: on a
+    phone its first line must sit on the first screen)."""
+    return f"{summary}\n\n<small>{source}</small>"
 
 
 class Handlers(Background, Checks, share.Share, Example, critic_views.CriticViews):
