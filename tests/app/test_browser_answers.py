@@ -229,12 +229,17 @@ def test_what_plays_is_what_the_box_shows(played, value, sentence):
         box = page.get_by_label("Seed", exact=True).filter(visible=True)
         box.fill("")
         box.press_sequentially(value)
-    text, _ = _toast_after(page, lambda: page.get_by_role("button", name="Play episode").click())
-    assert text.startswith(sentence), text
-    # The box still shows what was typed (a number box holding "12e" reads as '').
-    assert box.input_value() == "" and box.evaluate("e => e.validity.badInput") == bool(value)
-    assert _state(page) == before
-    box.fill("7" if value else "100")
+    try:
+        text, _ = _toast_after(
+            page, lambda: page.get_by_role("button", name="Play episode").click()
+        )
+        assert text.startswith(sentence), text
+        # Nothing played, and the box shows no number: what was typed (a number box holding
+        # "12e" reads as ''), or, after a late re-render of the row, nothing.
+        assert box.input_value() == ""
+        assert _state(page) == before
+    finally:  # a failure here must not leave the next tests an unplayable box
+        box.fill("7" if value else "100")
 
 
 def test_a_target_beyond_the_slider_is_shown_clamped_before_it_plays(played):
