@@ -83,11 +83,19 @@ def played(app_url, browser):
     page.goto(app_url)
     page.wait_for_selector("text=Play episode", timeout=60_000)
     _pick_env(page, "CartPole-v1")
-    page.get_by_role("button", name="Play episode").click()
-    page.wait_for_function(
-        "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
-        timeout=180_000,
-    )
+    # Once in CI (load ~2 on 2 cores) a late checkpoint change cleared this first result
+    # right after it was shown, and every test below saw an empty page: the result must
+    # still be there a moment later (played once more if not; see the stop's note).
+    for _ in range(2):
+        page.get_by_role("button", name="Play episode").click()
+        page.wait_for_function(
+            "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
+            timeout=180_000,
+        )
+        page.wait_for_timeout(2_000)
+        if _state(page)[0]:
+            break
+    assert _state(page)[0], "the played result was cleared twice"
     page.get_by_text("Re-prompt mid-episode: a target schedule").click()
     page.get_by_text("Attention: what the action at a step looked at").click()
     yield page
