@@ -142,6 +142,10 @@ def _rank(rank: int, init: str, out: str) -> None:
         _one_step(model, World(rank=rank, size=2))
         if rank == 0:
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out)
+        # Both ranks leave together, as the trainer's ranks do (`World.barrier`): a rank
+        # that tears gloo down while its peer is still talking to it can abort the
+        # peer ("terminate called without an active exception", seen once in CI).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
