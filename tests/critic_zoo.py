@@ -13,7 +13,7 @@ from dt_playground.envs.registry import get_spec
 from dt_playground.offline.critic import CheckSettings, write_critic
 from dt_playground.offline.iql import IQLConfig
 from dt_playground.offline.train_iql import base_config, train_iql, write_iql
-from dt_playground.zoo.offline_zoo import iql_card
+from dt_playground.zoo.offline_zoo import iql_card, support_of
 
 
 def add_offline(
@@ -38,14 +38,8 @@ def add_offline(
     kwargs = {"root": data_root} if data_root else {}
     res = train_iql(dataset, spec.env_id, cfg, **kwargs)
     base = base_config(res, spec.env_id, "critic")
-    rtg = res.data.rtg * res.data.norm.return_scale
     critic = write_critic(
-        dt_dir,
-        res.model,
-        dt_config,
-        base,
-        check or CheckSettings(),
-        (float(rtg.min()), float(rtg.max())),
+        dt_dir, res.model, dt_config, base, check or CheckSettings(), support_of(res)
     )
     iql = write_iql(zoo / f"{spec.short_name}-iql", res, spec.env_id)
     write_json_atomic(iql / "card.json", iql_card(iql, n_seeds=card_seeds))  # the zoo's card

@@ -9,11 +9,13 @@ step before a job is queued (`rollout.playable.check_critic`, through `app.check
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 
 from dt_playground.checkpoints.layout import (
+    CRITIC_DIR,
     OFFLINE_ALGOS,
     CheckpointInfo,
     list_checkpoints,
@@ -57,12 +59,26 @@ def info_of(env_id: str, checkpoint, owned: dict[str, Path] | None = None) -> Ch
         return None
 
 
-def offline_controls(info: CheckpointInfo | None) -> tuple:
+def checked_by_default(info: CheckpointInfo | None) -> bool:
+    """Whether the checkpoint's critic measured checking better than not (its card's
+    ``default``, from card seeds: docs/critic.md): its boxes then start ticked."""
+    if info is None or not info.has_critic:
+        return False
+    try:
+        card = read_json(info.path / CRITIC_DIR / "card.json", "The critic's card")
+    except CheckpointError:
+        return False
+    return card.get("default") == "checked"
+
+
+def offline_controls(info: CheckpointInfo | None, ticked: bool | None = None) -> tuple:
     """(play box, grid box, sweep box, ignores-target flag, its note) for a checkpoint: the
-    boxes shown where it has a critic (a hidden box is also unticked), the target box
-    disabled with one line where it is IQL."""
+    boxes shown where it has a critic, ticked as ``ticked`` says or else as its critic's
+    card measured better (a hidden box is also unticked), the target box disabled with
+    one line where it is IQL."""
     critic = bool(info is not None and info.has_critic)
-    box = gr.Checkbox(visible=True) if critic else gr.Checkbox(value=False, visible=False)
+    value = checked_by_default(info) if ticked is None else ticked
+    box = gr.Checkbox(value=value if critic else False, visible=critic)
     iql = bool(info is not None and info.algo in OFFLINE_ALGOS)
     note = gr.Markdown(f"ℹ️ {IGNORES_TARGETS}" if iql else "", visible=iql)
     return box, box, box, iql, note
@@ -77,10 +93,18 @@ class CriticViews:
     """The handlers of this module, mixed into `ui.Handlers` (which provides ``store``)."""
 
     store: SessionStore
+    shared: Callable  # (request) -> the page's link choice (`app.share.Share`)
 
-    def critic_controls(self, env_id: str, checkpoint, sid: str | None = None):
-        """`offline_controls` for the checkpoint the page shows."""
-        return offline_controls(info_of(env_id, checkpoint, self.store.owned(sid)))
+    def critic_controls(
+        self, env_id: str, checkpoint, sid: str | None = None, request: gr.Request = None
+    ):
+        """`offline_controls` for the checkpoint the page shows; a page opened from a link
+        shows the link's choice for the checkpoint it names."""
+        link = self.shared(request)
+        ticked = None
+        if link is not None and (link.env, link.checkpoint) == (env_id, checkpoint):
+            ticked = link.check
+        return offline_controls(info_of(env_id, checkpoint, self.store.owned(sid)), ticked)
 
 
 def iql_card(env_id: str, root: Path | None = None) -> dict | None:

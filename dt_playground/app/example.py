@@ -1,5 +1,6 @@
 """The Play tab's arrival example: one episode played in the background at start-up (the
-default env's first checkpoint at its default target and the app's seed, deterministic),
+default env's first checkpoint at its default target and the app's seed, deterministic;
+checked by its critic where the "check with critic" box starts ticked),
 shown to every page that arrives without a link's choice; made again if its video is gone.
 Mixed into `app.ui.Handlers`, which provides ``_play`` and ``store``."""
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from dt_playground.app import card_views, share
+from dt_playground.app import card_views, critic_views, share
 from dt_playground.app.boundary import LOG, rollout_lib
 from dt_playground.data.summary import target_range
 from dt_playground.envs.registry import get_spec
@@ -77,6 +78,7 @@ class Example:
             None,
             lambda *a, **k: None,
             video_path=video,
+            check=critic_views.checked_by_default(critic_views.info_of(env_id, checkpoint)),
         )
         return (env_id, checkpoint, target, *last)
 

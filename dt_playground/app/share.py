@@ -1,5 +1,7 @@
-"""Links that replay: the page's address carries env, checkpoint, target (or ``best``), seed
-and schedule; opening such a link selects them and plays once.
+"""Links that replay: the page's address carries env, checkpoint, target (or ``best``), seed,
+schedule and whether the critic checked the play (``check=1``); opening such a link
+selects them and plays once. A link without ``check`` plays unchecked, as every link did
+before checking existed, whatever the box's default for that checkpoint.
 
 The address is written in the page (`URL_AFTER_PLAY`, after each play that succeeded) and
 read here, on the server (`Share.from_query`), where every value is checked like any other
@@ -24,16 +26,19 @@ from dt_playground.errors import PlaygroundError
 from dt_playground.serve.admission import Admission
 from dt_playground.serve.sessions import SessionStore
 
-KEYS = ("env", "checkpoint", "target", "seed", "schedule")
+KEYS = ("env", "checkpoint", "target", "seed", "schedule", "check")
+CHECK_WORDS = {"1": True, "true": True, "0": False, "false": False}
 MAX_LINKS_KEPT = 1000  # pages opened from a link whose choice the pickers still honour
 
-# (env, checkpoint, target, seed, best[, schedule]) -> the address bar, after a play.
-URL_AFTER_PLAY = """(env, ckpt, target, seed, best, schedule) => {
+# (env, checkpoint, target, seed, best, check) -> the address bar, after a play; after a
+# schedule's play: (env, checkpoint, target, seed, best, schedule) (schedules play unchecked).
+URL_AFTER_PLAY = """(env, ckpt, target, seed, best, extra) => {
   const q = new URLSearchParams();
   q.set('env', env); if (ckpt) q.set('checkpoint', ckpt);
-  if (schedule !== undefined && schedule !== null) q.set('schedule', schedule);
+  if (typeof extra === 'string') q.set('schedule', extra);
   else q.set('target', best === true ? 'best' : String(target));
   q.set('seed', String(seed));
+  if (extra === true) q.set('check', '1');
   history.replaceState(null, '', location.pathname + '?' + q.toString());
   return [];
 }"""
@@ -57,9 +62,17 @@ def _short(value) -> str:
 class SharedChoice:
     """What a link asked for, once checked: the values the page should show."""
 
-    def __init__(self, env: str, checkpoint: str, target, seed: int, schedule: str | None):
+    def __init__(
+        self,
+        env: str,
+        checkpoint: str,
+        target,
+        seed: int,
+        schedule: str | None,
+        check: bool = False,
+    ):
         self.env, self.checkpoint, self.target = env, checkpoint, target
-        self.seed, self.schedule = seed, schedule
+        self.seed, self.schedule, self.check = seed, schedule, check
 
     def query(self) -> str:
         """The address's query that asks for this choice."""
@@ -68,8 +81,9 @@ class SharedChoice:
             if self.schedule is not None
             else {"target": self.target if self.target == "best" else f"{self.target:.10g}"}
         )
+        checked = {"check": 1} if self.check else {}
         return urlencode(
-            {"env": self.env, "checkpoint": self.checkpoint, **asked, "seed": self.seed}
+            {"env": self.env, "checkpoint": self.checkpoint, **asked, "seed": self.seed, **checked}
         )
 
 
@@ -108,7 +122,32 @@ def read_query(params, owned=None) -> tuple[SharedChoice | None, list[str]]:
         except PlaygroundError as exc:
             dropped.append(f"schedule={_short(schedule)} ({exc})")
             schedule = None
-    return SharedChoice(env, ckpt, target, seed, schedule), dropped
+    check = _check(q.get("check"), env, ckpt, schedule, owned, dropped)
+    return SharedChoice(env, ckpt, target, seed, schedule, check), dropped
+
+
+def _check(text, env, ckpt, schedule, owned, dropped: list[str]) -> bool:
+    """The link's ``check``: 1/true or 0/false, where the checkpoint has a critic and the
+    link plays a target (a schedule plays unchecked); anything else is dropped."""
+    if text is None:
+        return False
+    value = CHECK_WORDS.get(str(text).strip().lower())
+    if value is None:
+        dropped.append(f"check={_short(text)} (not 1 or 0)")
+        return False
+    if value and schedule is not None:
+        dropped.append("check=1 (a schedule plays unchecked)")
+        return False
+    if value and not has_critic(env, ckpt, owned):
+        dropped.append(f"check=1 ({ckpt} has no critic)")
+        return False
+    return value
+
+
+def has_critic(env, ckpt, owned) -> bool:
+    """Whether the checkpoint has a critic (its folder says so; nothing is loaded)."""
+    info = layout.peek_checkpoint(layout.locate(ckpt, env, owned))
+    return bool(info is not None and info.has_critic)
 
 
 def _target(text: str, env, ckpt, r, owned, dropped: list[str]) -> float | str:
@@ -152,8 +191,9 @@ class Share:
     def from_query(self, sid=None, request: gr.Request | None = None, progress=gr.Progress()):
         """Select what the link names, then play it once (its schedule, if it has one).
         Yields the controls (env, checkpoint, target, seed, best, schedule), the link's
-        query as checked, and the Play tab's results (video, plots, summary, details)."""
-        skip = (gr.skip(),) * 6
+        query as checked, the Play tab's "check with critic" box, and the Play tab's
+        results (video, plots, summary, details)."""
+        skip = (gr.skip(),) * 7
         params = getattr(request, "query_params", None) or {}
         choice, dropped = read_query(params, self.store.owned(sid))
         for line in dropped:
@@ -186,13 +226,14 @@ class Share:
             gr.Checkbox(value=True, visible=True) if best else gr.skip(),
             choice.schedule if choice.schedule is not None else gr.skip(),
             choice.query(),
-            *skip[1:],
+            gr.Checkbox(value=choice.check),
+            *skip[2:],
         )
         if choice.schedule is not None:  # (it takes its own admission turn)
             for out in self.play_schedule(
                 choice.env, choice.checkpoint, choice.schedule, choice.seed, sid, request, progress
             ):
-                yield (gr.skip(),) * 7 + tuple(out)
+                yield (gr.skip(),) * 8 + tuple(out)
             return
         with self.admission.interactive(session_key(request), "play"):
             for out in self._play(
@@ -204,5 +245,6 @@ class Share:
                 best,
                 sid,
                 progress,
+                check=choice.check,
             ):
-                yield (gr.skip(),) * 7 + tuple(out)
+                yield (gr.skip(),) * 8 + tuple(out)

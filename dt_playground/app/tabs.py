@@ -50,13 +50,22 @@ def _play_tab() -> dict:
                 min_width=220,
                 info=texts.INFO["target"],
             )
-            seed = gr.Number(APP_SEED, precision=0, label="Seed", minimum=0, scale=1, min_width=100)
-            sampled = gr.Checkbox(
+            seed = gr.Number(
+                APP_SEED,
+                precision=0,
+                label="Seed",
+                minimum=0,
+                scale=1,
+                min_width=100,
+                elem_classes="dtp-seed",
+            )
+            sampled = gr.Checkbox(  # hidden on continuous envs
                 False,
                 label="Sample actions",
                 scale=1,
                 min_width=100,
                 info="discrete actions: sample instead of argmax",
+                elem_classes="dtp-sampled",
             )
             # Before best: on a phone the row's last box takes a line of its own.
             play_check = critic_views.check_box()

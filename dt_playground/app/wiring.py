@@ -79,7 +79,7 @@ def wire(demo: gr.Blocks, h, default_env: str, first: list) -> None:
     demo.load(
         h.from_query,
         session,
-        [env, ckpt, target, c.seed, best, c.schedule, c.link_query, *c.play_out],
+        [env, ckpt, target, c.seed, best, c.schedule, c.link_query, c.play_check, *c.play_out],
         show_progress_on=[c.video],
         **ROLLOUTS,
         **PRIVATE,
@@ -108,7 +108,13 @@ def wire(demo: gr.Blocks, h, default_env: str, first: list) -> None:
         show_progress_on=[c.video],
         **RAW,
         **ROLLOUTS,
-    ).success(None, [env, ckpt, target, c.seed, best], None, js=share.URL_AFTER_PLAY, **PRIVATE)
+    ).success(
+        None,
+        [env, ckpt, target, c.seed, best, c.play_check],
+        None,
+        js=share.URL_AFTER_PLAY,
+        **PRIVATE,
+    )
     sched_in = [env, ckpt, c.schedule, c.seed, session]
     checked(
         c.schedule_btn,

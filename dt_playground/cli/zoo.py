@@ -18,6 +18,7 @@ ZOO_DOC = REPO_ROOT / "docs" / "zoo.md"  # its table between the zoo markers: th
 def add_zoo_parsers(sub, add_dataclass_args) -> None:
     """Add these verbs to subparsers ``sub``; ``add_dataclass_args(parser, cls)`` gives
     a parser one flag per field of a dataclass (as `train`'s)."""
+    from dt_playground.offline.critic import MAX_REFIT_SEEDS
     from dt_playground.training.return_model import ReturnModelRecipe
 
     pt = sub.add_parser("pretrain", help="rebuild the pretrained zoo: collect, train, cards")
@@ -120,6 +121,14 @@ def add_zoo_parsers(sub, add_dataclass_args) -> None:
     )
     cr.add_argument(
         "--dataset", default=None, help="the DT's dataset, when not where its config.json says"
+    )
+    cr.add_argument(
+        "--refit-seeds",
+        type=int,
+        default=None,
+        help="after training, the DT plays each of the goals' 8 targets on this many "
+        "critic-rollout seeds and the critic's G is refit on them (default: the env's "
+        f"recipe, 10; 0: no refit; at most {MAX_REFIT_SEEDS})",
     )
     cr.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     cr.set_defaults(fn=cmd_critic)
@@ -252,11 +261,20 @@ def cmd_import_hf(args) -> int:
 
 def cmd_critic(args) -> int:
     from dt_playground.dt.runtime import torch_threads
+    from dt_playground.offline.critic import MAX_REFIT_SEEDS
     from dt_playground.zoo.offline_zoo import make_critic
 
+    seeds = args.refit_seeds
+    if seeds is not None and not 0 <= seeds <= MAX_REFIT_SEEDS:
+        print(f"critic: --refit-seeds must be in [0, {MAX_REFIT_SEEDS}]", file=sys.stderr)
+        return 2
     with torch_threads(args.threads):
         make_critic(
-            args.checkpoint, args.steps, args.dataset, log=lambda m: print(m, file=sys.stderr)
+            args.checkpoint,
+            args.steps,
+            args.dataset,
+            log=lambda m: print(m, file=sys.stderr),
+            refit_seeds=seeds,
         )
     return 0
 

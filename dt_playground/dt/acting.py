@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from dt_playground.dt import runtime
 from dt_playground.dt.model import (
     DecisionTransformer,
+    _heads,
     attention,
     attention_bias,
     block_forward,
@@ -202,6 +203,65 @@ class Acting(_Engine):
         # Drop the placeholder action token of the last step.
         out = self.head(self.ln_f(self._last_output(feats, mask, drop=1)))
         return out if self.cfg.discrete else torch.tanh(out)
+
+    @torch.inference_mode()
+    def predict_candidates(self, feats: torch.Tensor, cand: torch.Tensor, slot: int):
+        """The last step's action (B, n, A) for ``n`` versions of the window's final step
+        that differ in its token ``slot`` alone (the checked DT's candidate returns).
+
+        ``feats`` (B, K, tokens, 4h): the window's `token_features`, unpadded; ``cand``
+        (B, n, 4h): token ``slot`` of the final step, one per candidate. Every token
+        before it attends to nothing after it, so this shared prefix runs once per row;
+        the tokens from ``slot`` on run once per candidate, attending to the prefix's
+        keys and values. The maths is `predict_from_features` on each candidate's window
+        (a test checks they agree); the work is one window plus n short suffixes."""
+        B, L, nt, _ = feats.shape
+        n, h = cand.shape[1], self.cfg.hidden
+        f = feats.reshape(B, L * nt, 4 * h)[:, :-1]  # the final action token dropped
+        split = (L - 1) * nt + slot
+        if split == 0:  # nothing shared (the first step's return token comes first)
+            w = feats.repeat_interleave(n, 0)
+            w[:, -1, slot] = cand.reshape(B * n, 4 * h)
+            return self.predict_from_features(w).view(B, n, -1)
+        pre = f[:, :split]
+        suf = f[:, split:].repeat_interleave(n, 0)  # (B n, Ts, 4h), a copy
+        suf[:, 0] = cand.reshape(B * n, 4 * h)
+        xp, xs = pre[..., :h], suf[..., :h]
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            nh, final = block.n_heads, i == last
+            if i == 0:  # the first block's q, k, v are in the features
+                qp, kp, vp = _heads(pre[..., h:], 3, nh)
+                qs, ks, vs = _heads(suf[..., h:], 3, nh)
+                if final:
+                    qs = qs[:, :, -1:]
+            elif final:  # keys and values for all, one query: the last token's
+                kp, vp = _heads(block.linear("kv", block.ln1(xp)), 2, nh)
+                hs = block.ln1(xs)
+                ks, vs = _heads(block.linear("kv", hs), 2, nh)
+                qs = _heads(block.linear("q", hs[:, -1:]), 1, nh)[0]
+                qp = None
+            else:
+                qp, kp, vp = _heads(block.linear("qkv", block.ln1(xp)), 3, nh)
+                qs, ks, vs = _heads(block.linear("qkv", block.ln1(xs)), 3, nh)
+            k = torch.cat([kp.repeat_interleave(n, 0), ks], 2)
+            v = torch.cat([vp.repeat_interleave(n, 0), vs], 2)
+            if final:
+                xs = xs[:, -1:]
+            ys = _attention(qs, k, v, None, causal=not final)
+            xs = self._mlp(block, ys, xs)
+            if not final:
+                xp = self._mlp(block, _attention(qp, kp, vp, None, causal=True), xp)
+        out = self.head(self.ln_f(xs[:, -1]))
+        out = out if self.cfg.discrete else torch.tanh(out)
+        return out.view(B, n, -1)
+
+    @staticmethod
+    def _mlp(block, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The rest of `model.block_forward` after attention: projection, residual, MLP."""
+        B, nh, T, hs = y.shape
+        x = block.linear("proj", y.transpose(1, 2).reshape(B, T, nh * hs), residual=x)
+        return block.linear("fc2", block.linear("fc1", block.ln2(x), relu=True), residual=x)
 
     @torch.inference_mode()
     def return_logits_from_features(

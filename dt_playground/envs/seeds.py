@@ -11,6 +11,7 @@ reported on seeds that chose the model, the behaviour or the budget behind it:
 | trials | 1 500 000 | choosing budgets and hyperparameters (never the card seeds) |
 | app defaults | 2 000 000 | the app's sweep and compare tabs |
 | ARS grading | 3 000 000 | grading ARS iterates into behaviour snapshots |
+| critic rollouts | 3 500 000 | the episodes a critic's G is refit on (`training/critic_refit.py`) |
 
 The ARS snapshots shipped in ``pretrained/experts`` were graded on seeds
 1 000 000.. before these ranges were separated; each ``snapshots.json``
@@ -27,6 +28,7 @@ CARD_SEED = 1_000_000
 TRIAL_SEED = 1_500_000
 APP_SEED = 2_000_000
 ARS_GRADING_SEED = 3_000_000
+CRITIC_SEED = 3_500_000
 
 RANGES: dict[str, range] = {
     name: range(start, start + SEED_BLOCK)
@@ -37,6 +39,7 @@ RANGES: dict[str, range] = {
         ("trial", TRIAL_SEED),
         ("app", APP_SEED),
         ("ars_grading", ARS_GRADING_SEED),
+        ("critic", CRITIC_SEED),
     )
 }
 

@@ -10,7 +10,10 @@ one asked for, and the critic picks:
 - for target `best`, the action of highest min(Q1, Q2)(s, a) (QT, Hu et al. 2024).
 
 ``check`` in its config.json holds ``n`` and ``spread``, chosen on trial seeds per env
-(docs/critic.md), and ``actor``: whether IQL's own action joins the candidates.
+(docs/critic.md), and three switches: ``actor`` (IQL's own action joins the candidates
+where a row plays `best`), ``actor_asks`` (for numeric asks too) and ``q_for_best``
+(false: `best` plays the DT's own action). After the IQL run, G is refit on the DT's
+own rollouts (`training/critic_refit.py`); ``refit`` in config.json records how.
 A critic must see states and returns exactly as its DT does: a folder with other
 normalisation statistics, another env or other sizes is refused before it is used.
 """
@@ -29,15 +32,23 @@ from dt_playground.offline.store import CRITIC_DIR, IQLCheckpoint, load_iql, sav
 MAX_CANDIDATES = 64  # the checked DT's forward is (episodes x n) windows
 MAX_SPREAD = 2.0  # in data return ranges; the support ends well before
 HOW_TO_MAKE = "python -m dt_playground critic --checkpoint {}"
+MAX_REFIT_SEEDS = 50  # critic-rollout seeds a target for G's refit: 400 episodes at most
+
+
+CHECK_KEYS = ("n", "spread", "actor", "actor_asks", "q_for_best")
 
 
 @dataclass(frozen=True)
 class CheckSettings:
-    """How the checked DT proposes candidates (config.json's ``check``)."""
+    """How the checked DT proposes candidates and picks among them (config.json's
+    ``check``). Only ``n`` and ``spread`` are required; the rest default as below, so a
+    critic written before a key existed reads as it always did."""
 
     n: int = 5  # candidate returns-to-go (the asked one among them when n is odd)
     spread: float = 0.1  # half-width of the band, as a fraction of the data's return range
-    actor: bool = False  # IQL's own action as one more candidate
+    actor: bool = False  # IQL's own action as one more candidate where a row plays `best`
+    actor_asks: bool = False  # ... and for numeric asks too (judged by G, as the DT's)
+    q_for_best: bool = True  # `best` keeps the highest Q; false: the DT's own action
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,10 +58,11 @@ class CheckSettings:
         """``check`` from config.json (or a caller), refused with a sentence if bad."""
         if raw is None:
             return cls()
-        if not isinstance(raw, dict) or set(raw) - {"n", "spread", "actor"}:
-            raise CheckpointError("critic config.json 'check' must hold only n, spread, actor")
+        if not isinstance(raw, dict) or set(raw) - set(CHECK_KEYS):
+            raise CheckpointError(
+                "critic config.json 'check' must hold only " + ", ".join(CHECK_KEYS)
+            )
         n, spread = raw.get("n", cls.n), raw.get("spread", cls.spread)
-        actor = raw.get("actor", cls.actor)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CANDIDATES:
             raise CheckpointError(
                 f"The critic's candidate count n must be an integer in "
@@ -61,9 +73,13 @@ class CheckSettings:
                 f"The critic's spread must be a finite number in "
                 f"[0, {MAX_SPREAD}], got {spread!r:.40}"
             )
-        if not isinstance(actor, bool):
-            raise CheckpointError(f"The critic's 'actor' must be true or false, got {actor!r:.40}")
-        return cls(int(n), float(spread), actor)
+        flags = {k: raw.get(k, getattr(cls, k)) for k in CHECK_KEYS[2:]}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                raise CheckpointError(
+                    f"The critic's {key!r} must be true or false, got {value!r:.40}"
+                )
+        return cls(int(n), float(spread), **flags)
 
 
 def critic_dir(dt_dir: Path | str) -> Path:

@@ -8,7 +8,12 @@ critic then keeps, per episode,
 
 - numeric target: the action whose G(s, a, t) is closest to the return still asked for
   (Doctor);
-- `best`: the action of highest min(Q1, Q2)(s, a) (QT).
+- `best`: the action of highest min(Q1, Q2)(s, a) (QT), or the DT's own where the
+  critic's settings say Q picks worse (``q_for_best`` false).
+
+IQL's own action is one more candidate where ``actor`` (for `best`) or ``actor_asks``
+(for numeric asks) says so. `act` is `propose`, `choose`, `play`: the critic's refit
+(`training/critic_refit.py`) explores by overriding `choose` alone.
 
 Candidates are ordered by distance from the asked return, so a tie keeps the plain DT's
 action. The history keeps the asked returns-to-go (what the DT was promised), so an
@@ -104,16 +109,17 @@ class CheckedPolicy(DTPolicy):
         self._write_features(engine, cache, rows, t, [t - 1, t] if t > 0 else [t], 2)
         called[rows] = t
         window = cache[self._index(rows, cache), slice(first % K, first % K + t - first + 1)]
-        window = window.repeat_interleave(n, 0)  # (B n, L, tokens, 4h), a copy
         one = self.window(rows, t, K=1)
-        feats = engine.token_features(
+        feats = engine.token_features(  # the candidates' return tokens (B n, 1, tokens, 4h)
             self._tensor(rtg[:, None, None]),
             self._tensor(np.repeat(one["states"], n, 0)),
             self._tensor(np.zeros((len(rtg), 1, self.cfg.act_dim), np.float32)),
             self._tensor(np.repeat(one["timesteps"], n, 0), False),
         )
-        window[:, -1, self.r_slot] = feats[:, 0, self.r_slot]
-        return engine.predict_from_features(window).float().cpu().numpy()
+        cand_feats = feats[:, 0, self.r_slot].reshape(len(rows), n, -1)
+        # The window up to the return token runs once per row, the rest once per candidate.
+        out = engine.predict_candidates(window, cand_feats, self.r_slot)
+        return out.reshape(len(rows) * n, -1).float().cpu().numpy()
 
     @torch.inference_mode()
     def act(self, rows: np.ndarray, t: int, obs: np.ndarray) -> list:
@@ -121,6 +127,24 @@ class CheckedPolicy(DTPolicy):
         self._choose_returns(rows, t)
         self.rtg_raw[rows, t] = self.next_rtg[rows]
         self.rtg[rows, t] = self.norm.returns(self.next_rtg[rows])
+        enc = self.propose(rows, t)
+        pick, g = self.choose(rows, t, enc)
+        return self.play(rows, t, enc, pick, g)
+
+    def actor_allowed(self, rows: np.ndarray) -> np.ndarray:
+        """(B,) whether IQL's action may be kept for each row: where it plays `best`
+        with ``actor``, where it plays a numeric ask with ``actor_asks``."""
+        best = self.best[rows]
+        return (best & self.settings.actor) | (~best & self.settings.actor_asks)
+
+    @property
+    def with_actor(self) -> bool:
+        """Whether IQL's action is proposed at all (as the last candidate)."""
+        return self.settings.actor or self.settings.actor_asks
+
+    def propose(self, rows: np.ndarray, t: int) -> np.ndarray:
+        """(B, m, A) encoded candidate actions: the DT's ``n`` (the asked return's
+        first), then IQL's own when `with_actor`."""
         cand = self.candidates(rows)
         B, n = cand.shape
         out = self._propose(rows, t, cand)  # (B n, A)
@@ -128,22 +152,48 @@ class CheckedPolicy(DTPolicy):
             enc = encode_actions(out.argmax(-1), self.cfg.act_dim, True)
         else:
             enc = out.astype(np.float32)
-        s = np.repeat(self.states[rows, t], n, axis=0)
-        if self.settings.actor:  # IQL's own action: one more candidate per row
+        enc = enc.reshape(B, n, -1)
+        if self.with_actor:
             own = self.critic.act(torch.from_numpy(self.states[rows, t])).numpy()
             own = encode_actions(own, self.cfg.act_dim, True) if self.spec.discrete else own
-            enc = np.concatenate([enc.reshape(B, n, -1), own[:, None]], 1).reshape(B * (n + 1), -1)
-            s = np.repeat(self.states[rows, t], n + 1, axis=0)
-            n += 1
-        st, at = torch.from_numpy(s), torch.from_numpy(enc.astype(np.float32))
+            enc = np.concatenate([enc, own[:, None].astype(np.float32)], 1)
+        return enc
+
+    def _scored(self, rows: np.ndarray, t: int, enc: np.ndarray):
+        B, m, _ = enc.shape
+        s = torch.from_numpy(np.repeat(self.states[rows, t], m, axis=0))
+        a = torch.from_numpy(enc.reshape(B * m, -1).astype(np.float32))
+        return s, a, B, m
+
+    def choose(self, rows: np.ndarray, t: int, enc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B,) the candidate each row keeps, and (B, m) the critic's G of every one (raw
+        return units): nearest G to the return still asked for; for `best`, highest Q
+        (or, without ``q_for_best``, the DT's own action)."""
+        s, a, B, m = self._scored(rows, t, enc)
         tt = torch.full((len(s),), t / self.spec.max_ep_len)
-        g = self.critic.return_value(st, at, tt).numpy().reshape(B, n) * self.norm.return_scale
+        g = self.critic.return_value(s, a, tt).numpy().reshape(B, m) * self.norm.return_scale
+        allowed = self.actor_allowed(rows)
+        dist = np.abs(g - self.next_rtg[rows][:, None])
+        if self.with_actor:
+            dist[~allowed, -1] = np.inf
+        pick = dist.argmin(1)
         best = self.best[rows]
-        pick = np.abs(g - self.next_rtg[rows][:, None]).argmin(1)
-        if best.any():  # Q only where a row plays `best` (it is most of the critic's cost)
-            q = self.critic.q_value(st, at).numpy().reshape(B, n)
+        if best.any() and self.settings.q_for_best:  # Q only where a row plays `best`
+            q = self.critic.q_value(s, a).numpy().reshape(B, m)  # (most of the critic's cost)
+            if self.with_actor:
+                q[~allowed, -1] = -np.inf
             pick = np.where(best, q.argmax(1), pick)
-        chosen = enc.reshape(B, n, -1)[np.arange(B), pick]
+        elif best.any():
+            pick = np.where(best, 0, pick)  # the DT's own action at its own return
+        return pick, g
+
+    def play(
+        self, rows: np.ndarray, t: int, enc: np.ndarray, pick: np.ndarray, g: np.ndarray
+    ) -> list:
+        """Keep each row's picked candidate: the history's action, the critic's value
+        for the plot, and the env's action."""
+        B = len(rows)
+        chosen = enc[np.arange(B), pick]
         self.actions[rows, t] = chosen
         self.critic_values[rows, t] = g[np.arange(B), pick]  # pyright: ignore[reportOptionalSubscript]
         if self.spec.discrete:

@@ -60,6 +60,26 @@ def test_a_choice_reads_back_from_its_own_query():
     assert dropped == [] and vars(again) == vars(choice)
 
 
+def test_a_links_check_plays_checked_only_where_there_is_a_critic():
+    from urllib.parse import parse_qsl
+
+    asked = {"env": "Hopper-v5", "checkpoint": "hopper-dt", "target": "3000", "seed": "7"}
+    choice, dropped = share.read_query({**asked, "check": "1"})
+    assert dropped == [] and choice.check is True and "check=1" in choice.query()
+    again, _ = share.read_query(dict(parse_qsl(choice.query())))
+    assert vars(again) == vars(choice)
+    assert share.read_query(asked)[0].check is False  # no `check`: unchecked, as old links
+    assert share.read_query({**asked, "check": "0"})[0].check is False
+    for value, why in [("maybe", "not 1 or 0"), ("1", "has no critic")]:
+        where = {**asked, "checkpoint": "hopper-bc"} if why == "has no critic" else asked
+        choice, dropped = share.read_query({**where, "check": value})
+        assert choice.check is False and len(dropped) == 1, dropped
+        assert dropped[0].startswith("check=") and why in dropped[0]
+    sched = {**asked, "schedule": "0:3000,300:500", "check": "1"}
+    choice, dropped = share.read_query(sched)
+    assert choice.check is False and dropped == ["check=1 (a schedule plays unchecked)"]
+
+
 def test_a_check_refuses_what_admission_would():
     """A second background job, or a third play, is refused by the check step already."""
     from types import SimpleNamespace

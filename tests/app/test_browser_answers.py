@@ -329,6 +329,42 @@ def test_a_link_replays_and_the_summary_says_so(app_url, browser):
     context.close()
 
 
+CHECK_BOX = "label:has-text('check with critic') input[type=checkbox] >> visible=true"
+
+
+def test_a_links_check_decides_the_box_and_the_play(app_url, browser):
+    """hopper-dt's critic measured checking better, so its box starts ticked; a link
+    without ``check`` plays unchecked (as links did before checking) and unticks the box;
+    ``check=1`` plays checked, ticks it, and the next play's link keeps it."""
+    import json
+
+    from playwright.sync_api import expect
+
+    from dt_playground.paths import PRETRAINED_DIR
+
+    card = json.loads((PRETRAINED_DIR / "hopper-dt" / "critic" / "card.json").read_text())
+    assert card["default"] == "checked"  # the premise: the box's default is not the link's
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})
+    page = context.new_page()
+    try:
+        for query, checked in [("", False), ("&check=1", True)]:
+            page.goto(app_url + "?env=Hopper-v5&checkpoint=hopper-dt&target=2000&seed=7" + query)
+            summary = page.locator("p", has_text="achieved").first
+            summary.wait_for(timeout=180_000)
+            box = page.locator(CHECK_BOX)
+            expect(box).to_have_count(1, timeout=30_000)
+            time.sleep(2.0)  # the checkpoint's own update of the box has landed
+            assert box.is_checked() is checked
+            assert ("Checked by its critic" in summary.inner_text()) is checked
+        page.get_by_label("Seed", exact=True).filter(visible=True).fill("8")
+        page.get_by_role("button", name="Play episode").click()
+        page.wait_for_function("() => location.search.includes('seed=8')", timeout=180_000)
+        assert "check=1" in page.evaluate("() => location.search")
+        _shot(page, "link-checked-1400.png")
+    finally:
+        context.close()
+
+
 def test_switching_the_checkpoint_clears_the_old_results(played):
     page = played
     page.get_by_role("tab", name="Play", exact=True).click()

@@ -117,3 +117,40 @@ def test_dark_mode_plots_and_a_visible_focus_ring(browser, app_url):
         assert ring[0] == "solid" and ring[1] >= 2, ring
     finally:
         context.close()
+
+
+# Each line of the Play controls' grid: its cells' left and right edges, and the form's.
+CONTROL_LINES = """() => {
+    const form = document.querySelector('.dtp-play-controls .form');
+    const box = form.getBoundingClientRect();
+    const lines = {};
+    for (const c of form.children) {
+        const r = c.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) continue;
+        (lines[Math.round(r.top)] ||= []).push([r.left, r.right]);
+    }
+    return {left: box.left, right: box.right, lines: Object.values(lines)};
+}"""
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "LunarLander-v3"])
+def test_the_phone_play_controls_leave_no_empty_cell(browser, app_url, env_id):
+    """At 390 px the Play controls sit two to a line; a line with one control (the seed
+    when "Sample actions" is hidden on a continuous env) spans the whole line."""
+    context, page = _page(browser, app_url, 390, 844)
+    try:
+        page.locator("p", has_text="achieved").first.wait_for(timeout=180_000)
+        _pick_env(page, env_id)
+        sampled = page.get_by_label("Sample actions")
+        if env_id == "Pendulum-v1":
+            sampled.wait_for(state="hidden", timeout=30_000)
+        else:
+            sampled.wait_for(state="visible", timeout=30_000)
+        got = page.evaluate(CONTROL_LINES)
+        assert len(got["lines"]) >= 3, got  # the target, then cells two to a line
+        for cells in got["lines"]:
+            right = max(r for _, r in cells)
+            assert right >= got["right"] - 24, (env_id, cells, got["right"])
+        _shot(page, f"phone-play-controls-{env_id.split('-')[0].lower()}.png")
+    finally:
+        context.close()

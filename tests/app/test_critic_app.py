@@ -32,7 +32,7 @@ def test_the_boxes_show_only_where_the_checkpoint_has_a_critic(zoo):
         return [_args(u) for u in critic_views.offline_controls(critic_views.info_of(ENV, name))]
 
     dt = controls("cartpole-dt")
-    assert dt[:3] == [{"visible": True}] * 3  # no value: a tick stays as the visitor set it
+    assert dt[:3] == [{"value": False, "visible": True}] * 3  # its critic has no card
     assert dt[3] is False and dt[4]["visible"] is False
     bc = controls("cartpole-bc")
     assert bc[:3] == [{"value": False, "visible": False}] * 3  # hidden and unticked
@@ -41,6 +41,25 @@ def test_the_boxes_show_only_where_the_checkpoint_has_a_critic(zoo):
     assert iql[3] is True and iql[4]["visible"] is True
     assert critic_views.IGNORES_TARGETS in iql[4]["value"]
     assert controls("no-such-checkpoint")[0] == {"value": False, "visible": False}
+
+
+def test_the_boxes_start_as_the_critics_card_measured_better(zoo, tmp_path):
+    import json
+    import shutil
+
+    dt = tmp_path / "cartpole-dt"
+    shutil.copytree(zoo / "cartpole-dt", dt)
+    info = layout.peek_checkpoint(dt)
+
+    def ticked(default, link=None):
+        (dt / "critic" / "card.json").write_text(json.dumps({"default": default}))
+        return [_args(u)["value"] for u in critic_views.offline_controls(info, link)[:3]]
+
+    assert ticked("checked") == [True] * 3
+    assert ticked("unchecked") == [False] * 3
+    assert ticked("checked", False) == [False] * 3  # a link's choice wins
+    (dt / "critic" / "card.json").write_text("{not json")
+    assert critic_views.checked_by_default(info) is False  # an unreadable card: unticked
 
 
 def test_the_target_box_is_off_for_best_and_for_a_checkpoint_that_ignores_targets():

@@ -348,3 +348,37 @@ def test_interleave_all_rotates_the_first_block():
     out = interleave_all([side("a"), None, side("c")], 3)
     assert calls == ["a", "c", "c", "a", "c", "a"] and out[1] is None
     assert out[0].rounds == [1.0] * 3
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+@pytest.mark.parametrize("token_order", ["rsa", "sra"])
+@pytest.mark.parametrize("steps", [1, 4])
+def test_candidates_share_the_prefix_and_equal_one_window_each(token_order, n_layers, steps):
+    """`Acting.predict_candidates` (the prefix once, n suffixes) == `predict_from_features`
+    on each candidate's own window, for either token order and any depth."""
+    model = tiny_model(token_order=token_order, n_layers=n_layers, seed=3)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # weights far from the init's 0.02: every token's effect shows
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    eng = Acting(model)
+    B, n, S, A = 2, 4, model.cfg.state_dim, model.cfg.act_dim
+    feats = eng.token_features(
+        torch.randn(B, steps, 1, generator=g),
+        torch.randn(B, steps, S, generator=g),
+        torch.randn(B, steps, A, generator=g),
+        torch.arange(steps).repeat(B, 1),
+    )
+    slot = int(token_order == "sra")
+    cand = eng.token_features(
+        torch.randn(B * n, 1, 1, generator=g),
+        torch.randn(B * n, 1, S, generator=g),
+        torch.zeros(B * n, 1, A),
+        torch.full((B * n, 1), steps - 1),
+    )[:, 0, slot].reshape(B, n, -1)
+    got = eng.predict_candidates(feats, cand, slot)
+    for j in range(n):
+        w = feats.clone()
+        w[:, -1, slot] = cand[:, j]
+        torch.testing.assert_close(got[:, j], eng.predict_from_features(w), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got[:, 0], got[:, 1])  # (the candidates do differ)

@@ -154,3 +154,51 @@ def test_candidates_stay_inside_the_datas_support():
     checked.reset([5.0], [0], 3)
     cand = checked.candidates(np.array([0]))
     assert cand.max() <= 10.0 and cand.min() >= -100.0 and cand[0, 0] == 5.0
+
+
+class _HighQCritic(_StubCritic):
+    """As `_StubCritic`, but Q is the action itself: Q picks the highest proposal."""
+
+    def q_value(self, s, a):
+        return a[:, 0].clone()
+
+
+def _stub_step(settings: CheckSettings, best_rows=(1,), critic=None):
+    """One checked step of two Pendulum rows under a stub critic (G = the action; IQL's
+    own action is 0.0): (the actions played / scale, the DT's proposals)."""
+    _, checked = policies("Pendulum-v1", n=6, spread=0.5)
+    checked.settings = settings
+    checked.critic = critic or _StubCritic()
+    checked.norm.return_scale = 1.0
+    checked.reset([0.01, 0.01], [0, 1], 5)
+    for r in best_rows:
+        checked.best[r] = True
+    checked._choose_returns = lambda rows, t: None
+    obs = np.zeros((2, 3), np.float32)
+    rows = np.array([0, 1])
+    checked.states[rows, 0] = checked.norm.states(obs)
+    proposals = checked._propose(rows, 0, checked.candidates(rows))[:, 0].reshape(2, 6)
+    acts = checked.act(rows, 0, obs)
+    return np.array([a[0] for a in acts]) / checked.scale[0], proposals
+
+
+def test_the_dts_own_action_plays_best_without_q_for_best():
+    critic = _HighQCritic()
+    by_q, proposals = _stub_step(CheckSettings(n=6, spread=0.5), critic=critic)
+    assert by_q[1] == pytest.approx(proposals[1].max(), abs=1e-7)
+    assert proposals[1].max() > proposals[1][0] + 1e-6  # (the premise: Q picks another)
+    own, _ = _stub_step(CheckSettings(n=6, spread=0.5, q_for_best=False), critic=critic)
+    assert own[1] == pytest.approx(proposals[1][0], abs=1e-7)  # the asked return's
+
+
+def test_iqls_action_is_kept_for_numeric_asks_only_with_actor_asks():
+    # The actor's action (0.0) has G 0.0, closer to the asked 0.01 than any proposal here.
+    far = _stub_step(CheckSettings(n=6, spread=0.5, actor=True), best_rows=())[1]
+    assert np.abs(far - 0.01).min() > 0.01  # (the premise: no proposal is that close)
+    only_best, proposals = _stub_step(CheckSettings(n=6, spread=0.5, actor=True), ())
+    assert only_best[0] != pytest.approx(0.0, abs=1e-7)
+    asks, _ = _stub_step(CheckSettings(n=6, spread=0.5, actor=True, actor_asks=True), ())
+    assert asks[0] == pytest.approx(0.0, abs=1e-7)
+    assert only_best[0] == pytest.approx(
+        proposals[0][np.abs(proposals[0] - 0.01).argmin()], abs=1e-6
+    )
