@@ -2,7 +2,7 @@
 (the plain DT, fast engine) against checked (n candidates in one batched forward plus the
 critic), interleaved A/B rounds, median and min-max.
 
-    python benchmarks/critic_cost.py --env Hopper-v5 --rounds 5
+    python benchmarks/critic_cost.py --env Hopper-v5 --rounds 5 [--n 5]
 
 One thread, as the cards. Prints the CPU's flags that matter (AVX-512 bf16, AMX).
 """
@@ -13,6 +13,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,12 +75,15 @@ def main(argv=None) -> int:
     p.add_argument(
         "--target", type=float, default=None, help="the play's target (default: the data's p90)"
     )
+    p.add_argument("--n", type=int, default=None, help="candidates (default: the critic's own)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     spec = get_spec(args.env)
     dt_dir = PRETRAINED_DIR / f"{spec.short_name}-dt"
     ck = load_checkpoint(dt_dir)
     critic, settings = load_critic(dt_dir, ck.config)
+    if args.n:
+        settings = replace(settings, n=args.n)
     target = args.target or ck.config["dataset"]["return_p90"]
     make = {
         "plain": lambda: DTPolicy.for_checkpoint(ck),
@@ -87,19 +91,23 @@ def main(argv=None) -> int:
     }
     step = {k: [] for k in make}
     play = {k: [] for k in make}
+    lengths = {k: [] for k in make}
     for _ in range(args.rounds):
         for k, f in make.items():  # interleaved: A, B, A, B, ...
             step[k].append(per_step_ms(f(), spec, args.steps))
             t0 = time.perf_counter()
-            run_episodes(f(), [target], [0])
-            play[k].append(time.perf_counter() - t0)
+            (trace,) = run_episodes(f(), [target], [0])
+            # Per 1000 steps: a checked play may last longer (or shorter) than its twin.
+            play[k].append((time.perf_counter() - t0) * 1000 / max(1, len(trace.rewards)))
+            lengths[k].append(len(trace.rewards))
     out = {
         "cpu": cpu_flags(),
         "env": spec.env_id,
         "settings": settings.to_dict(),
         "threads": torch.get_num_threads(),
     }
-    for name, d in (("step_ms", step), ("play_s", play)):
+    out["play_steps"] = lengths
+    for name, d in (("step_ms", step), ("play_s_per_1000_steps", play)):
         out[name] = {
             k: {"median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in d.items()
         }

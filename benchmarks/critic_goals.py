@@ -41,7 +41,7 @@ from dt_playground.rollout.evaluate import summarise
 from dt_playground.rollout.iql_policy import IQLPolicy
 from dt_playground.rollout.metrics import spearman
 from dt_playground.rollout.policy import DTPolicy, run_grid
-from dt_playground.training.critic_refit import grid_targets
+from dt_playground.training.critic_refit import grid_targets, is_refit
 
 RHO_GOAL = 0.95  # the goal for the checked DT's Spearman rho
 
@@ -254,6 +254,7 @@ def main(argv=None) -> int:
             "best_plain": plain and plain["best"],
             "best_checked": m["best"],
             "iql": out.get("iql"),
+            "refit": is_refit(critic.config),
         }
         card["default"] = default_of(card)
         write_json_atomic(critic_dir(dt_dir) / "card.json", card)

@@ -152,9 +152,11 @@ APP_CSS = """
   .dtp-play-controls .form > :first-child, .dtp-play-controls .form > :last-child {
     grid-column: 1 / -1; }
   .dtp-play-controls .form > * { width: auto !important; }
-  /* On continuous envs "Sample actions" is hidden: the seed takes its line, leaving no
-     empty cell beside it. */
-  .dtp-play-controls .form > .dtp-seed:not(:has(+ .dtp-sampled)) { grid-column: 1 / -1; }
+  /* No empty cell beside a lone control: on continuous envs "Sample actions" is hidden
+     and the seed takes its line; the critic's box always takes its own. */
+  .dtp-play-controls .form > .dtp-seed:not(:has(+ .dtp-sampled)),
+  .dtp-play-controls .form > .dtp-check { grid-column: 1 / -1; }
+  .dtp-play-controls .form > .dtp-check { margin: 0 !important; justify-self: stretch; }
   .dtp-play-controls [data-testid="block-info"], .dtp-play-controls .info {
     font-size: 0.75rem !important; }
   .dtp-marks p { font-size: 0.8rem !important; margin: 0 !important; }

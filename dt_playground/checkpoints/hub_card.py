@@ -69,14 +69,28 @@ def card_result_lines(card: dict) -> list[str]:
     return lines
 
 
+REFIT_LINE = (
+    " The critic's return net was refit on the DT's own episodes (critic-rollout seeds, "
+    "never these)."
+)
+
+
 def checked_lines(card: dict) -> list[str]:
     """The checked DT's rows (``critic/card.json``): each target, unchecked beside checked,
     on the same seeds."""
+    actor = (
+        " IQL's own action is one more candidate"
+        + (" for every row." if card.get("actor_asks") else " where `best` plays.")
+        if card.get("actor") or card.get("actor_asks")
+        else ""
+    )
+    best = "the highest Q" if card.get("q_for_best", True) else "the DT's own action"
     lines = [
         f"The DT proposes {card.get('n')} actions a step (returns-to-go within "
         f"±{100 * card.get('spread', 0):.0f}% of the data's range around the one asked); "
         "its critic keeps the one whose value is closest to the return still asked "
-        f"(`best`: the highest Q). Seeds {_seeds(card)}.",
+        f"(`best`: {best}).{actor}{REFIT_LINE if card.get('refit') else ''} "
+        f"Seeds {_seeds(card)}.",
         "",
         "| target | unchecked | checked |",
         "|---:|---:|---:|",

@@ -218,50 +218,70 @@ class Acting(_Engine):
         B, L, nt, _ = feats.shape
         n, h = cand.shape[1], self.cfg.hidden
         f = feats.reshape(B, L * nt, 4 * h)[:, :-1]  # the final action token dropped
-        split = (L - 1) * nt + slot
-        if split == 0:  # nothing shared (the first step's return token comes first)
+        cut = (L - 1) * nt + slot  # the shared prefix's length
+        if cut == 0:  # nothing shared (the first step's return token comes first)
             w = feats.repeat_interleave(n, 0)
             w[:, -1, slot] = cand.reshape(B * n, 4 * h)
             return self.predict_from_features(w).view(B, n, -1)
-        pre = f[:, :split]
-        suf = f[:, split:].repeat_interleave(n, 0)  # (B n, Ts, 4h), a copy
+        pre = f[:, :cut]
+        suf = f[:, cut:].repeat_interleave(n, 0)  # (B n, Ts, 4h), a copy
         suf[:, 0] = cand.reshape(B * n, 4 * h)
         xp, xs = pre[..., :h], suf[..., :h]
+        Tp, Ts = xp.shape[1], xs.shape[1]
+
+        def flat(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+            """The prefix's and the suffixes' tokens as rows of one tensor: the
+            position-wise ops (layer norms, linears) run once for both."""
+            return torch.cat([p.reshape(B * Tp, -1), q.reshape(B * n * Ts, -1)])
+
+        def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return x[: B * Tp].view(B, Tp, -1), x[B * Tp :].view(B * n, Ts, -1)
+
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             nh, final = block.n_heads, i == last
+            x = flat(xp, xs)
             if i == 0:  # the first block's q, k, v are in the features
-                qp, kp, vp = _heads(pre[..., h:], 3, nh)
-                qs, ks, vs = _heads(suf[..., h:], 3, nh)
-                if final:
-                    qs = qs[:, :, -1:]
-            elif final:  # keys and values for all, one query: the last token's
-                kp, vp = _heads(block.linear("kv", block.ln1(xp)), 2, nh)
-                hs = block.ln1(xs)
-                ks, vs = _heads(block.linear("kv", hs), 2, nh)
-                qs = _heads(block.linear("q", hs[:, -1:]), 1, nh)[0]
-                qp = None
+                qkv_p, qkv_s = pre[..., h:], suf[..., h:]
+            elif not final:
+                qkv_p, qkv_s = split(block.linear("qkv", block.ln1(x)))
+            if final:  # keys and values for all, one query: the last token's
+                if i == 0:
+                    kv_p, kv_s, q = qkv_p[..., h:], qkv_s[..., h:], qkv_s[:, -1:, :h]
+                else:
+                    hx = block.ln1(x)
+                    kv_p, kv_s = split(block.linear("kv", hx))
+                    q = block.linear("q", split(hx)[1][:, -1:])
+                kp, vp = _heads(kv_p, 2, nh)
+                ks, vs = _heads(kv_s, 2, nh)
+                qs = _heads(q, 1, nh)[0]
             else:
-                qp, kp, vp = _heads(block.linear("qkv", block.ln1(xp)), 3, nh)
-                qs, ks, vs = _heads(block.linear("qkv", block.ln1(xs)), 3, nh)
+                qp, kp, vp = _heads(qkv_p, 3, nh)
+                qs, ks, vs = _heads(qkv_s, 3, nh)
             k = torch.cat([kp.repeat_interleave(n, 0), ks], 2)
             v = torch.cat([vp.repeat_interleave(n, 0), vs], 2)
-            if final:
-                xs = xs[:, -1:]
             ys = _attention(qs, k, v, None, causal=not final)
-            xs = self._mlp(block, ys, xs)
-            if not final:
-                xp = self._mlp(block, _attention(qp, kp, vp, None, causal=True), xp)
+            if final:
+                xs = self._mlp(block, ys, xs[:, -1:])
+                break
+            yp = _attention(qp, kp, vp, None, causal=True)  # the prefix sees only itself
+            y = flat(*(t.transpose(1, 2).reshape(len(t), -1, h) for t in (yp, ys)))
+            xp, xs = split(self._mlp_flat(block, y, x))
         out = self.head(self.ln_f(xs[:, -1]))
         out = out if self.cfg.discrete else torch.tanh(out)
         return out.view(B, n, -1)
 
     @staticmethod
+    def _mlp_flat(block, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """`_mlp` on (tokens, C) rows: attention's output ``y``, the residual ``x``."""
+        x = block.linear("proj", y, residual=x)
+        return block.linear("fc2", block.linear("fc1", block.ln2(x), relu=True), residual=x)
+
+    @staticmethod
     def _mlp(block, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The rest of `model.block_forward` after attention: projection, residual, MLP."""
         B, nh, T, hs = y.shape
-        x = block.linear("proj", y.transpose(1, 2).reshape(B, T, nh * hs), residual=x)
-        return block.linear("fc2", block.linear("fc1", block.ln2(x), relu=True), residual=x)
+        return Acting._mlp_flat(block, y.transpose(1, 2).reshape(B, T, nh * hs), x)
 
     @torch.inference_mode()
     def return_logits_from_features(

@@ -127,7 +127,7 @@ CONTROL_LINES = """() => {
     for (const c of form.children) {
         const r = c.getBoundingClientRect();
         if (r.width === 0 || r.height === 0) continue;
-        (lines[Math.round(r.top)] ||= []).push([r.left, r.right]);
+        (lines[Math.round(r.top)] ||= []).push([r.left, r.right, c.className.slice(0, 60)]);
     }
     return {left: box.left, right: box.right, lines: Object.values(lines)};
 }"""
@@ -146,11 +146,11 @@ def test_the_phone_play_controls_leave_no_empty_cell(browser, app_url, env_id):
             sampled.wait_for(state="hidden", timeout=30_000)
         else:
             sampled.wait_for(state="visible", timeout=30_000)
+        _shot(page, f"phone-play-controls-{env_id.split('-')[0].lower()}.png")
         got = page.evaluate(CONTROL_LINES)
         assert len(got["lines"]) >= 3, got  # the target, then cells two to a line
         for cells in got["lines"]:
-            right = max(r for _, r in cells)
-            assert right >= got["right"] - 24, (env_id, cells, got["right"])
-        _shot(page, f"phone-play-controls-{env_id.split('-')[0].lower()}.png")
+            right = max(c[1] for c in cells)
+            assert right >= got["right"] - 24, (env_id, got)
     finally:
         context.close()
