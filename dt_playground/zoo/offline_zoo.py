@@ -57,11 +57,17 @@ SNAPSHOT_EVERY = 2500  # steps between the folders' snapshots (complete: false u
 #   lowered it (241 -> 230).
 # - Hopper: 160.8 -> 180.8 at (5, 0.1) with Q's `best` 3030 -> 2592; 90.6 at (3, 0.05),
 #   rho 0.929 -> 0.976, with the DT's own `best`.
+# - HalfCheetah: 498.5 -> 569.6 at (5, 0.1), 536.0 at (3, 0.05) (rho 0.929 kept); Q's
+#   `best` 4073 -> 4734 at (3, 0.05), 5109 with IQL's action among the candidates.
+# - Walker2d: 841.5 -> 780.0 at (5, 0.1), 714.3 at (3, 0.05); rho 0.833 -> 0.881; Q's
+#   `best` 5476 -> 5732 at (3, 0.05) (5873 at (5, 0.1)); the DT's own `best` 5392.
 _CHECK = CheckSettings(n=5, spread=0.1)
 CHECKS: dict[str, CheckSettings] = {
     **{env: _CHECK for env in IQL_RECIPES},
     "Pendulum-v1": replace(_CHECK, actor=True, actor_asks=True),
     "Hopper-v5": CheckSettings(n=3, spread=0.05, q_for_best=False),
+    "HalfCheetah-v5": CheckSettings(n=3, spread=0.05, actor=True),
+    "Walker2d-v5": CheckSettings(n=3, spread=0.05),
 }
 # How each env's critic's G is refit on its DT's rollouts (`training/critic_refit.py`).
 # Pendulum's DT cannot swing the pendulum up and IQL can: its rollouts explore IQL's

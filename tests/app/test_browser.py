@@ -456,14 +456,15 @@ def test_an_upload_for_another_env_is_selected_and_played(fresh, tmp_path):
     expect(fresh.get_by_text("Dataset returns:")).to_be_visible(timeout=30_000)
     requests: list[str] = []
     fresh.on("request", lambda r: requests.append(r.url))
-    # The page settles (no request for a second): the old loop sent ~30 a second and
-    # never settled; now a few stragglers of the one round of updates at most.
+    # The page goes quiet (no request for 3 s, within 30 s): an event loop (the old one
+    # sent ~30 requests a second) never does. How many requests the one round of
+    # updates takes is not the point: it grows with every output the round updates.
     seen, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 30
-    while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.0:
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 3.0:
         fresh.wait_for_timeout(250)
         if len(requests) != seen:
             seen, quiet_since = len(requests), time.monotonic()
-    assert len(requests) <= 10, requests[:20]
+    assert time.monotonic() - quiet_since >= 3.0, (len(requests), requests[-10:])
     expect(fresh.get_by_label("Checkpoint")).to_have_value(re.compile("^upload-"))
     fresh.get_by_role("button", name="Play episode").click()
     fresh.wait_for_selector("text=/Requested .* achieved/", timeout=120_000)

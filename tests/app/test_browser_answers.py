@@ -333,7 +333,7 @@ CHECK_BOX = "label:has-text('check with critic') input[type=checkbox] >> visible
 
 
 def test_a_links_check_decides_the_box_and_the_play(app_url, browser):
-    """hopper-dt's critic measured checking better, so its box starts ticked; a link
+    """pendulum-dt's critic measured checking better, so its box starts ticked; a link
     without ``check`` plays unchecked (as links did before checking) and unticks the box;
     ``check=1`` plays checked, ticks it, and the next play's link keeps it."""
     import json
@@ -342,13 +342,14 @@ def test_a_links_check_decides_the_box_and_the_play(app_url, browser):
 
     from dt_playground.paths import PRETRAINED_DIR
 
-    card = json.loads((PRETRAINED_DIR / "hopper-dt" / "critic" / "card.json").read_text())
+    card = json.loads((PRETRAINED_DIR / "pendulum-dt" / "critic" / "card.json").read_text())
     assert card["default"] == "checked"  # the premise: the box's default is not the link's
     context = browser.new_context(viewport={"width": 1400, "height": 1200})
     page = context.new_page()
     try:
+        link = app_url + "?env=Pendulum-v1&checkpoint=pendulum-dt&target=-300&seed=7"
         for query, checked in [("", False), ("&check=1", True)]:
-            page.goto(app_url + "?env=Hopper-v5&checkpoint=hopper-dt&target=2000&seed=7" + query)
+            page.goto(link + query)
             summary = page.locator("p", has_text="achieved").first
             summary.wait_for(timeout=180_000)
             box = page.locator(CHECK_BOX)

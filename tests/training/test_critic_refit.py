@@ -30,7 +30,7 @@ from dt_playground.training.critic_refit import (
     refit_done,
     refit_return,
 )
-from dt_playground.zoo.offline_zoo import make_critic
+from dt_playground.zoo.offline_zoo import CHECKS, REFITS, make_critic, refit_recipe
 
 
 def _exploring(env="Pendulum-v1", seed=0):
@@ -156,3 +156,16 @@ def test_a_critic_records_its_refit_and_is_not_refit_twice(refit_dt, cartpole_da
 def test_the_critic_verb_refuses_refit_seeds_out_of_range(refit_dt, seeds, capsys):
     assert main(["critic", "--checkpoint", str(refit_dt), f"--refit-seeds={seeds}"]) == 2
     assert "--refit-seeds must be in [0, 50]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env_id", sorted(REFITS))
+def test_every_shipped_critic_is_refit_and_checks_as_its_recipe_says(env_id):
+    """What `pretrain` would keep is what ships: each K=20 DT's critic was refit with its
+    env's `REFITS` recipe and holds its env's `CHECKS` settings."""
+    from dt_playground.paths import PRETRAINED_DIR
+
+    dt = PRETRAINED_DIR / f"{get_spec(env_id).short_name}-dt"
+    config = json.loads((dt / "critic" / "config.json").read_text())
+    assert refit_done(config, refit_recipe(env_id)), config.get("refit")
+    _, settings = load_critic(dt, json.loads((dt / "config.json").read_text()))
+    assert settings == CHECKS[env_id]
