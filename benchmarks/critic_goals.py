@@ -33,7 +33,7 @@ from dt_playground.checkpoints.hub_card import write as write_hub_card
 from dt_playground.dt.return_head import BEST
 from dt_playground.envs.registry import get_spec
 from dt_playground.envs.seeds import CARD_SEED, TRIAL_SEED
-from dt_playground.offline.critic import CheckSettings, critic_dir, load_critic
+from dt_playground.offline.critic import CheckSettings, critic_dir, default_of, load_critic
 from dt_playground.offline.store import load_iql
 from dt_playground.paths import PRETRAINED_DIR
 from dt_playground.rollout.checked import CheckedPolicy
@@ -43,30 +43,6 @@ from dt_playground.rollout.metrics import spearman
 from dt_playground.rollout.policy import DTPolicy, run_grid
 from dt_playground.training.critic_refit import grid_targets, is_refit
 from dt_playground.zoo.offline_zoo import IQL_RECIPES
-
-RHO_GOAL = 0.95  # the issue's goal for the checked DT's Spearman rho
-
-
-TIE = 0.01  # a relative difference this small in an error or a `best` is a tie
-
-
-def default_of(card: dict) -> str:
-    """ "checked" where checking is at least as good on every measure and better on one,
-    else "unchecked": the better of the two is each env's default. At least as good: the
-    mean error to the asked return within 1% (or lower), rho within 0.01 of the unchecked
-    DT's (or at or above the goal's 0.95), `best` within 1% (or higher). Better: a lower
-    error, or a `best` more than 1% higher."""
-    if card.get("abs_err_plain") is None:
-        return "checked"
-    err_c, err_p = card["abs_err_checked"], card["abs_err_plain"]
-    rho = card["spearman_checked"] or 0
-    rho_ok = rho >= (card["spearman_plain"] or 0) - 0.01 or rho >= RHO_GOAL
-    best_c, best_p = card.get("best_checked"), card.get("best_plain")
-    has_best = best_c is not None and best_p is not None
-    best_ok = not has_best or best_c >= best_p - TIE * abs(best_p)
-    better = err_c < err_p or (has_best and best_c > best_p + TIE * abs(best_p))
-    ok = err_c <= err_p * (1 + TIE) and rho_ok and best_ok
-    return "checked" if ok and better else "unchecked"
 
 
 def parse_setting(token: str) -> CheckSettings:

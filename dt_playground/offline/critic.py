@@ -82,6 +82,31 @@ class CheckSettings:
         return cls(int(n), float(spread), **flags)
 
 
+RHO_GOAL = 0.95  # the goal for the checked DT's Spearman rho (docs/critic.md)
+
+
+TIE = 0.01  # a relative difference this small in an error or a `best` is a tie
+
+
+def default_of(card: dict) -> str:
+    """ "checked" where checking is at least as good on every measure and better on one,
+    else "unchecked": the better of the two is each env's default. At least as good: the
+    mean error to the asked return within 1% (or lower), rho within 0.01 of the unchecked
+    DT's (or at or above the goal's 0.95), `best` within 1% (or higher). Better: a lower
+    error, or a `best` more than 1% higher."""
+    if card.get("abs_err_plain") is None:
+        return "checked"
+    err_c, err_p = card["abs_err_checked"], card["abs_err_plain"]
+    rho = card["spearman_checked"] or 0
+    rho_ok = rho >= (card["spearman_plain"] or 0) - 0.01 or rho >= RHO_GOAL
+    best_c, best_p = card.get("best_checked"), card.get("best_plain")
+    has_best = best_c is not None and best_p is not None
+    best_ok = not has_best or best_c >= best_p - TIE * abs(best_p)
+    better = err_c < err_p or (has_best and best_c > best_p + TIE * abs(best_p))
+    ok = err_c <= err_p * (1 + TIE) and rho_ok and best_ok
+    return "checked" if ok and better else "unchecked"
+
+
 def critic_dir(dt_dir: Path | str) -> Path:
     return Path(dt_dir) / CRITIC_DIR
 

@@ -27,14 +27,15 @@ from dt_playground.training.critic_refit import (
 
 # IQL's D4RL locomotion recipe (tau 0.7, beta 3, gamma 0.99, lr 3e-4, batch 256) for
 # every env, with two 128-wide layers per net (the paper's are 256 wide): a step costs
-# ~9 ms of CPU on one thread here against ~18 ms at 256, and the nets are a quarter of
-# the size. The probe's d3rlpy IQL on Hopper averaged 1410-1944 at 30k steps and 2406
-# at 50k; the first shipped runs (8-20k steps, the MuJoCo ones stopped at 10k) were
-# below %BC everywhere. The step counts are now what fits the 20 CPU-minute budget with
-# room for the critic's refit (`training/critic_refit.py`): ~6 CPU-minutes at 40k.
-# CartPole's run is the 256-wide recipe. The folders are snapshotted every
-# SNAPSHOT_EVERY steps: a stopped run leaves a checkpoint that says how far it got
-# (``steps_done``, ``complete: false``).
+# 6-9 ms of CPU on one thread against ~18 ms at 256, and the nets are a quarter of the
+# size. The first shipped runs (8-20k steps, the MuJoCo ones stopped at 10k) were below
+# %BC everywhere; these complete runs take 2-5 CPU-minutes (docs/critic.md), leaving
+# the 20 CPU-minute budget room for the critic's refit (`training/critic_refit.py`).
+# More steps are not IQL's lever on Hopper: complete 10k/20k/40k runs averaged 1357,
+# 1233 and 838 on its trial seeds (bimodal: a run falls or reaches ~3300); the 40k run
+# is kept for its critic, chosen on trial seeds. CartPole's run is the 256-wide recipe.
+# The folders are snapshotted every SNAPSHOT_EVERY steps: a stopped run leaves a
+# checkpoint that says how far it got (``steps_done``, ``complete: false``).
 _STEPS = {
     "Pendulum-v1": 20_000,
     "LunarLander-v3": 40_000,

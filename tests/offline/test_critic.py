@@ -8,7 +8,7 @@ import pytest
 
 from dt_playground.cli.main import main
 from dt_playground.errors import CheckpointError
-from dt_playground.offline.critic import load_critic
+from dt_playground.offline.critic import default_of, load_critic
 from dt_playground.rollout.evaluate import sweep
 from dt_playground.zoo.offline_zoo import make_critic
 
@@ -123,3 +123,31 @@ def test_an_upload_with_a_broken_critic_is_refused_before_it_is_adopted(checked_
         validate_folder(stage)
     shutil.copy(checked_dt / "critic" / "config.json", stage / "critic" / "config.json")
     assert validate_folder(stage).algo == "dt"
+
+
+def _card(err=(100.0, 80.0), rho=(0.9, 0.9), best=(1000.0, 1000.0)):
+    return {
+        "abs_err_plain": err[0],
+        "abs_err_checked": err[1],
+        "spearman_plain": rho[0],
+        "spearman_checked": rho[1],
+        "best_plain": best[0],
+        "best_checked": best[1],
+    }
+
+
+@pytest.mark.parametrize(
+    "card,default",
+    [
+        (_card(), "checked"),  # a lower error, the rest kept
+        (_card(err=(100.0, 100.5), best=(1000.0, 1200.0)), "checked"),  # a tie, a better best
+        (_card(err=(100.0, 100.5)), "unchecked"),  # ties everywhere: nothing gained
+        (_card(err=(100.0, 103.0), best=(1000.0, 1200.0)), "unchecked"),  # worse matching
+        (_card(rho=(0.98, 0.96)), "checked"),  # rho fell, but stays at the goal's 0.95
+        (_card(rho=(0.93, 0.9)), "unchecked"),  # rho fell below the goal
+        (_card(best=(1000.0, 950.0)), "unchecked"),  # `best` fell
+        ({**_card(), "best_plain": None, "best_checked": None}, "checked"),  # no `best`
+    ],
+)
+def test_the_default_is_checked_only_where_it_is_as_good_everywhere_and_better_once(card, default):
+    assert default_of(card) == default
