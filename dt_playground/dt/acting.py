@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from dt_playground.dt import runtime
 from dt_playground.dt.model import (
     DecisionTransformer,
-    _heads,
     attention,
     attention_bias,
     block_forward,
@@ -134,7 +133,9 @@ def _attention(q, k, v, attn_mask: torch.Tensor | None, causal: bool) -> torch.T
     if q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=causal)
     Tq, Tk = q.shape[2], k.shape[2]
-    if attn_mask is not None:  # (B, 1, Tq, Tk) boolean, True = may attend
+    if attn_mask is not None and attn_mask.dtype == q.dtype:  # an additive mask, made once
+        bias = attn_mask
+    elif attn_mask is not None:  # (B, 1, Tq, Tk) boolean, True = may attend
         bias = attention_bias(attn_mask, Tq, Tk, q.dtype, q.device)
     elif causal:
         key = (Tq, Tk, q.dtype)
@@ -144,6 +145,32 @@ def _attention(q, k, v, attn_mask: torch.Tensor | None, causal: bool) -> torch.T
     else:
         bias = torch.zeros((), dtype=q.dtype)
     return attention(q, k, v, bias)
+
+
+_CANDIDATE_MASKS: dict = {}  # (prefix, suffix, n, dtype, device) -> (masks, last rows)
+
+
+def candidate_mask(
+    prefix: int, suffix: int, n: int, dtype, device
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The additive attention masks (1, 1, T, T) and, for each candidate's last token
+    alone, (1, 1, n, T) of a shared ``prefix`` followed by ``n`` candidates' ``suffix``
+    tokens each (T = prefix + n suffix): the prefix is causal; a candidate's token sees
+    the prefix and its own earlier tokens, never another candidate's. Also the rows of
+    each candidate's last token."""
+    key = (prefix, suffix, n, dtype, str(device))
+    hit = _CANDIDATE_MASKS.get(key)
+    if hit is None:
+        T = prefix + n * suffix
+        allowed = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+        block = torch.arange(T, device=device)
+        owner = torch.where(block < prefix, -1, (block - prefix) // max(suffix, 1))
+        other = (owner[:, None] != owner[None, :]) & (owner[None, :] >= 0)
+        allowed &= ~other  # no candidate sees another's tokens
+        rows = [prefix + c * suffix + suffix - 1 for c in range(n)]
+        bias = attention_bias(allowed, T, T, dtype, device)[None, None]
+        hit = _CANDIDATE_MASKS[key] = (bias, bias[..., rows, :].contiguous(), rows)
+    return hit
 
 
 class _Engine:
@@ -195,6 +222,15 @@ class Acting(_Engine):
         return torch.cat([x, first.linear("qkv", first.ln1(x))], dim=-1)
 
     @torch.inference_mode()
+    def return_token_features(self, returns_to_go, timesteps) -> torch.Tensor:
+        """`token_features` of return tokens alone (N, 4h), for returns-to-go (N, 1) at
+        timesteps (N,): a token depends on its own inputs only, so the checked DT's
+        candidate returns need neither the state nor the action embedded."""
+        m, first = self.model, self.blocks[0]
+        x = m.embed_ln(m.embed_return(returns_to_go) + m.embed_timestep(timesteps))
+        return torch.cat([x, first.linear("qkv", first.ln1(x))], dim=-1)
+
+    @torch.inference_mode()
     def predict_from_features(
         self, feats: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -211,77 +247,31 @@ class Acting(_Engine):
 
         ``feats`` (B, K, tokens, 4h): the window's `token_features`, unpadded; ``cand``
         (B, n, 4h): token ``slot`` of the final step, one per candidate. Every token
-        before it attends to nothing after it, so this shared prefix runs once per row;
-        the tokens from ``slot`` on run once per candidate, attending to the prefix's
-        keys and values. The maths is `predict_from_features` on each candidate's window
-        (a test checks they agree); the work is one window plus n short suffixes."""
+        before it attends to nothing after it, so this shared prefix is laid out once,
+        followed by each candidate's own last tokens: one sequence of ``Tp + n Ts``
+        tokens per row, run through the blocks as one window under a mask
+        (`candidate_mask`) that lets each candidate's tokens see the prefix and
+        themselves only. The maths is `predict_from_features` on each candidate's window
+        (a test checks they agree); the work is about one window's."""
         B, L, nt, _ = feats.shape
         n, h = cand.shape[1], self.cfg.hidden
         f = feats.reshape(B, L * nt, 4 * h)[:, :-1]  # the final action token dropped
         cut = (L - 1) * nt + slot  # the shared prefix's length
-        if cut == 0:  # nothing shared (the first step's return token comes first)
-            w = feats.repeat_interleave(n, 0)
-            w[:, -1, slot] = cand.reshape(B * n, 4 * h)
-            return self.predict_from_features(w).view(B, n, -1)
-        pre = f[:, :cut]
-        suf = f[:, cut:].repeat_interleave(n, 0)  # (B n, Ts, 4h), a copy
-        suf[:, 0] = cand.reshape(B * n, 4 * h)
-        xp, xs = pre[..., :h], suf[..., :h]
-        Tp, Ts = xp.shape[1], xs.shape[1]
-
-        def flat(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-            """The prefix's and the suffixes' tokens as rows of one tensor: the
-            position-wise ops (layer norms, linears) run once for both."""
-            return torch.cat([p.reshape(B * Tp, -1), q.reshape(B * n * Ts, -1)])
-
-        def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return x[: B * Tp].view(B, Tp, -1), x[B * Tp :].view(B * n, Ts, -1)
-
+        Ts = f.shape[1] - cut  # each candidate's own tokens
+        suf = f[:, None, cut:].repeat(1, n, 1, 1)  # (B, n, Ts, 4h), a copy
+        suf[:, :, 0] = cand
+        x = torch.cat([f[:, :cut], suf.reshape(B, n * Ts, 4 * h)], 1)
+        mask, last_mask, rows = candidate_mask(cut, Ts, n, x.dtype, x.device)
         last = len(self.blocks) - 1
+        y = x[..., :h]
         for i, block in enumerate(self.blocks):
-            nh, final = block.n_heads, i == last
-            x = flat(xp, xs)
-            if i == 0:  # the first block's q, k, v are in the features
-                qkv_p, qkv_s = pre[..., h:], suf[..., h:]
-            elif not final:
-                qkv_p, qkv_s = split(block.linear("qkv", block.ln1(x)))
-            if final:  # keys and values for all, one query: the last token's
-                if i == 0:
-                    kv_p, kv_s, q = qkv_p[..., h:], qkv_s[..., h:], qkv_s[:, -1:, :h]
-                else:
-                    hx = block.ln1(x)
-                    kv_p, kv_s = split(block.linear("kv", hx))
-                    q = block.linear("q", split(hx)[1][:, -1:])
-                kp, vp = _heads(kv_p, 2, nh)
-                ks, vs = _heads(kv_s, 2, nh)
-                qs = _heads(q, 1, nh)[0]
-            else:
-                qp, kp, vp = _heads(qkv_p, 3, nh)
-                qs, ks, vs = _heads(qkv_s, 3, nh)
-            k = torch.cat([kp.repeat_interleave(n, 0), ks], 2)
-            v = torch.cat([vp.repeat_interleave(n, 0), vs], 2)
-            ys = _attention(qs, k, v, None, causal=not final)
-            if final:
-                xs = self._mlp(block, ys, xs[:, -1:])
-                break
-            yp = _attention(qp, kp, vp, None, causal=True)  # the prefix sees only itself
-            y = flat(*(t.transpose(1, 2).reshape(len(t), -1, h) for t in (yp, ys)))
-            xp, xs = split(self._mlp_flat(block, y, x))
-        out = self.head(self.ln_f(xs[:, -1]))
-        out = out if self.cfg.discrete else torch.tanh(out)
-        return out.view(B, n, -1)
-
-    @staticmethod
-    def _mlp_flat(block, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """`_mlp` on (tokens, C) rows: attention's output ``y``, the residual ``x``."""
-        x = block.linear("proj", y, residual=x)
-        return block.linear("fc2", block.linear("fc1", block.ln2(x), relu=True), residual=x)
-
-    @staticmethod
-    def _mlp(block, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The rest of `model.block_forward` after attention: projection, residual, MLP."""
-        B, nh, T, hs = y.shape
-        return Acting._mlp_flat(block, y.transpose(1, 2).reshape(B, T, nh * hs), x)
+            qkv = x[..., h:] if i == 0 else None
+            if i < last:
+                y = block_forward(block, y, (mask, False), qkv)
+            else:  # queries for each candidate's last token only
+                y = block_forward(block, y, (last_mask, False), qkv, rows=lambda t: t[:, rows])
+        out = self.head(self.ln_f(y))  # (B, n, A)
+        return out if self.cfg.discrete else torch.tanh(out)
 
     @torch.inference_mode()
     def return_logits_from_features(

@@ -109,14 +109,10 @@ class CheckedPolicy(DTPolicy):
         self._write_features(engine, cache, rows, t, [t - 1, t] if t > 0 else [t], 2)
         called[rows] = t
         window = cache[self._index(rows, cache), slice(first % K, first % K + t - first + 1)]
-        one = self.window(rows, t, K=1)
-        feats = engine.token_features(  # the candidates' return tokens (B n, 1, tokens, 4h)
-            self._tensor(rtg[:, None, None]),
-            self._tensor(np.repeat(one["states"], n, 0)),
-            self._tensor(np.zeros((len(rtg), 1, self.cfg.act_dim), np.float32)),
-            self._tensor(np.repeat(one["timesteps"], n, 0), False),
-        )
-        cand_feats = feats[:, 0, self.r_slot].reshape(len(rows), n, -1)
+        step = np.full(len(rtg), min(t, self.spec.max_ep_len - 1))  # as the window's
+        cand_feats = engine.return_token_features(  # the candidates' return tokens
+            self._tensor(rtg[:, None]), self._tensor(step, False)
+        ).reshape(len(rows), n, -1)
         # The window up to the return token runs once per row, the rest once per candidate.
         out = engine.predict_candidates(window, cand_feats, self.r_slot)
         return out.reshape(len(rows) * n, -1).float().cpu().numpy()

@@ -370,12 +370,13 @@ def test_candidates_share_the_prefix_and_equal_one_window_each(token_order, n_la
         torch.arange(steps).repeat(B, 1),
     )
     slot = int(token_order == "sra")
+    rtg = torch.randn(B * n, 1, 1, generator=g)
     cand = eng.token_features(
-        torch.randn(B * n, 1, 1, generator=g),
-        torch.randn(B * n, 1, S, generator=g),
-        torch.zeros(B * n, 1, A),
+        rtg, torch.randn(B * n, 1, S, generator=g), torch.zeros(B * n, 1, A),
         torch.full((B * n, 1), steps - 1),
-    )[:, 0, slot].reshape(B, n, -1)
+    )[:, 0, slot].reshape(B, n, -1)  # fmt: skip
+    alone = eng.return_token_features(rtg[:, 0], torch.full((B * n,), steps - 1))
+    torch.testing.assert_close(alone.reshape(B, n, -1), cand)  # the return token alone
     got = eng.predict_candidates(feats, cand, slot)
     for j in range(n):
         w = feats.clone()
