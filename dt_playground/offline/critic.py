@@ -100,9 +100,11 @@ def default_of(card: dict) -> str:
     rho = card["spearman_checked"] or 0
     rho_ok = rho >= (card["spearman_plain"] or 0) - 0.01 or rho >= RHO_GOAL
     best_c, best_p = card.get("best_checked"), card.get("best_plain")
-    has_best = best_c is not None and best_p is not None
-    best_ok = not has_best or best_c >= best_p - TIE * abs(best_p)
-    better = err_c < err_p or (has_best and best_c > best_p + TIE * abs(best_p))
+    best_ok, best_better = True, False
+    if best_c is not None and best_p is not None:  # (DTs without a return model: none)
+        best_ok = best_c >= best_p - TIE * abs(best_p)
+        best_better = best_c > best_p + TIE * abs(best_p)
+    better = err_c < err_p or best_better
     ok = err_c <= err_p * (1 + TIE) and rho_ok and best_ok
     return "checked" if ok and better else "unchecked"
 
