@@ -156,6 +156,7 @@ class CheckedPolicy(DTPolicy):
         return enc
 
     def _scored(self, rows: np.ndarray, t: int, enc: np.ndarray):
+        """The critic's inputs for every candidate: states and actions (B m, ...), B, m."""
         B, m, _ = enc.shape
         s = torch.from_numpy(np.repeat(self.states[rows, t], m, axis=0))
         a = torch.from_numpy(enc.reshape(B * m, -1).astype(np.float32))
@@ -179,8 +180,8 @@ class CheckedPolicy(DTPolicy):
             if self.with_actor:
                 q[~allowed, -1] = -np.inf
             pick = np.where(best, q.argmax(1), pick)
-        elif best.any():
-            pick = np.where(best, 0, pick)  # the DT's own action at its own return
+        elif best.any():  # the DT's own action: candidate 0, at the return it sampled
+            pick = np.where(best, 0, pick)  # (exactly that return when n is odd)
         return pick, g
 
     def play(
