@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import gradio as gr
 
-from dt_playground.app import card_views
+from dt_playground.app import card_views, critic_views
 from dt_playground.app.boundary import LOG, boundary, rollout_lib, session_key
 from dt_playground.app.checks import seed_of
 from dt_playground.checkpoints import layout
@@ -138,16 +138,11 @@ def _check(text, env, ckpt, schedule, owned, dropped: list[str]) -> bool:
     if value and schedule is not None:
         dropped.append("check=1 (a schedule plays unchecked)")
         return False
-    if value and not has_critic(env, ckpt, owned):
+    info = critic_views.info_of(env, ckpt, owned)  # (its folder says; nothing is loaded)
+    if value and not (info is not None and info.has_critic):
         dropped.append(f"check=1 ({ckpt} has no critic)")
         return False
     return value
-
-
-def has_critic(env, ckpt, owned) -> bool:
-    """Whether the checkpoint has a critic (its folder says so; nothing is loaded)."""
-    info = layout.peek_checkpoint(layout.locate(ckpt, env, owned))
-    return bool(info is not None and info.has_critic)
 
 
 def _target(text: str, env, ckpt, r, owned, dropped: list[str]) -> float | str:

@@ -19,7 +19,7 @@ same recipe gives the same G. The critic's ``config.json`` records the recipe as
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +51,6 @@ class RefitSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
 
 REFIT = RefitSettings()
@@ -144,15 +140,8 @@ def refit_return(
     rest data; the other nets are not touched. Returns the loss curve (every 500 steps)."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    pools = [
-        {
-            "s": torch.from_numpy(x.s),
-            "a": torch.from_numpy(x.a),
-            "t": torch.from_numpy(x.t),
-            "rtg": torch.from_numpy(x.rtg),
-        }
-        for x in (roll, data)
-    ]
+    keys = ("s", "a", "t", "rtg")
+    pools = [{k: torch.from_numpy(getattr(x, k)) for k in keys} for x in (roll, data)]
     n_roll = int(round(settings.batch_size * settings.mix))
     sizes = (n_roll, settings.batch_size - n_roll)
     params = list(model.ret.parameters())
@@ -184,7 +173,8 @@ def refit_done(config: dict, settings: RefitSettings = REFIT) -> bool:
     done = config.get("refit")
     if not isinstance(done, dict):
         return False
-    return {k: done.get(k) for k in RefitSettings.field_names()} == settings.to_dict()
+    want = settings.to_dict()
+    return {k: done.get(k) for k in want} == want  # (beside them: what the refit measured)
 
 
 def is_refit(config: dict) -> bool:
