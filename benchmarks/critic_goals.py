@@ -42,7 +42,7 @@ from dt_playground.rollout.iql_policy import IQLPolicy
 from dt_playground.rollout.metrics import spearman
 from dt_playground.rollout.policy import DTPolicy, run_grid
 from dt_playground.training.critic_refit import grid_targets, is_refit
-from dt_playground.zoo.offline_zoo import IQL_RECIPES
+from dt_playground.zoo.offline_zoo import IQL_RECIPES, SELECT_SEEDS, SNAPSHOT_EVERY
 
 
 def parse_setting(token: str) -> CheckSettings:
@@ -104,7 +104,8 @@ def tables(root: Path) -> str:
         short_of = (top - m) / max(top - lo, 1e-9)
         iql_rows.append(
             f"| {env.split('-')[0]} | {top:.0f} | {pbc:.0f} | {m:.0f} ± {sd:.0f} | "
-            f"{cfg['steps_done']}/{cfg['iql']['steps']} | {'yes' if m >= pbc else 'no'} | "
+            f"{(cfg.get('selected') or {}).get('step', cfg['steps_done'])}/{cfg['iql']['steps']}"
+            f" | {'yes' if m >= pbc else 'no'} | "
             f"{'yes' if short_of <= 0.05 else 'no'} ({100 * short_of:.1f}%) |"
         )
         c = json.loads((root / f"{short}-dt" / "critic" / "card.json").read_text())
@@ -121,11 +122,14 @@ def tables(root: Path) -> str:
         )
     return "\n".join(
         [
-            "IQL plays the data's max (it ignores targets) on 30 card seeds; %BC is its card "
-            "(30 seeds). The checked and unchecked DT play the same 10 card seeds a target, "
-            "in their own lock-step runs. Written by `benchmarks/critic_goals.py --tables`.",
+            "IQL plays the data's max (it ignores targets) on 30 card seeds; its actor is the "
+            f"snapshot of its run (every {SNAPSHOT_EVERY} steps) that played best on "
+            f"{SELECT_SEEDS} trial seeds, at the step shown. %BC is its card (30 seeds). The "
+            "checked and unchecked DT play the same 10 card seeds a target, in their own "
+            "lock-step runs. Written by "
+            "`benchmarks/critic_goals.py --tables`.",
             "",
-            "| env | data top-10% | %BC | IQL (30 seeds) | IQL steps | IQL >= %BC | "
+            "| env | data top-10% | %BC | IQL (30 seeds) | IQL snapshot/run | IQL >= %BC | "
             "IQL within 5% |",
             "|---|---:|---:|---:|---:|---|---|",
             *iql_rows,

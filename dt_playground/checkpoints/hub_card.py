@@ -201,6 +201,15 @@ def body(
         f"{ALGO_NAMES.get(algo, algo)} on **{env}**{context}, {made}{data}.",
         "",
     ]
+    sel = config.get("selected")
+    if algo == "iql" and isinstance(sel, dict):
+        lines += [
+            f"Its actor is the run's snapshot at step {sel.get('step')} of "
+            f"{config.get('steps_done')}: of the snapshots taken every {sel.get('every')} "
+            f"steps, the one that played best on {sel.get('trial_seeds')} trial seeds (never "
+            "the card's seeds).",
+            "",
+        ]
     if card:
         lines += card_result_lines(card)
     else:

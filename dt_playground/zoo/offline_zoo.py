@@ -1,9 +1,10 @@
 """The zoo's offline RL: ``pretrained/<env>-iql`` and each K=20 DT's ``critic/``.
 
-One IQL run per env, on the DT's own dataset, gives both: its actor is the IQL
-checkpoint, its Q, V and return nets are the DT's critic (the same run: the critic costs
-no second training). Same recipe and data hash: kept, not retrained (`pretrain`'s
-keep-check); ``pretrain --verify`` covers them as it covers the DTs.
+One IQL run per env, on the DT's own dataset, gives both: its actor (the snapshot of the
+run that plays best on trial seeds) is the IQL checkpoint, its Q, V and return nets at
+the run's end are the DT's critic (the same run: the critic costs no second training).
+Same recipe and data hash: kept, not retrained (`pretrain`'s keep-check);
+``pretrain --verify`` covers them as it covers the DTs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from dt_playground.training.critic_refit import (
 # More steps are not IQL's lever on Hopper: complete 10k/20k/40k runs averaged 1357,
 # 1233 and 838 on its trial seeds (bimodal: a run falls or reaches ~3300); the 40k run
 # is kept for its critic, chosen on trial seeds. CartPole's run is the 256-wide recipe.
+# Which snapshot of a run acts is IQL's lever (`SnapshotPicker`): the 40k Hopper run's
+# snapshots played 104 to 1927 on 20 trial seeds, its last 950.
 # The folders are snapshotted every SNAPSHOT_EVERY steps: a stopped run leaves a
 # checkpoint that says how far it got (``steps_done``, ``complete: false``).
 _STEPS = {
@@ -48,6 +51,9 @@ IQL_RECIPES: dict[str, IQLConfig] = {
     **{env: IQLConfig(hidden=128, steps=n, return_steps=n) for env, n in _STEPS.items()},
 }
 SNAPSHOT_EVERY = 2500  # steps between the folders' snapshots (complete: false until done)
+# The IQL checkpoint is the run's snapshot that plays best on this many trial seeds
+# (`SnapshotPicker`); the critic is the complete run's.
+SELECT_SEEDS = 50
 # The checked DT's candidates per env (n, spread and switches; docs/critic.md), chosen
 # on trial seeds (10 a target, 8 targets p10..max) with the refit G. Mean |achieved -
 # asked| up to p90, unchecked -> checked, and rho:
@@ -109,41 +115,118 @@ def ensure_iql(
         cfg = IQLConfig(**{**cfg.to_dict(), "steps": steps, "return_steps": steps})
     out = Path(out_root) / iql_name(spec.env_id)
     dt_dir = Path(out_root) / f"{spec.short_name}-dt"
-    want_critic = (dt_dir / "config.json").is_file()
-    have_critic = not want_critic or already_trained(critic_dir(dt_dir), cfg, sha256, "critic")
     refit = refit_recipe(spec.env_id, steps=steps)
-    if already_trained(out, cfg, sha256) and have_critic:
-        critic_config = (
-            json.loads((critic_dir(dt_dir) / "config.json").read_text()) if want_critic else {}
-        )
-        if not want_critic or refit_done(critic_config, refit):
-            log(f"  kept {out.name} and its critic: already trained with this recipe")
-            return out
-        if not is_refit(critic_config):  # G is still the IQL run's: refit it
-            log(f"  kept {out.name}; refitting its critic's G")
-            refit_critic(dt_dir, refit, log=log)
-            return out
+    want_critic = (dt_dir / "config.json").is_file()
+    # The critic: kept (this recipe, data and refit), kept and refit (its G still the IQL
+    # run's), or written anew by the run below (a refit cannot be undone).
+    critic_ok, critic_refit = not want_critic, False
+    if want_critic and already_trained(critic_dir(dt_dir), cfg, sha256, "critic"):
+        critic_config = json.loads((critic_dir(dt_dir) / "config.json").read_text())
+        critic_ok = refit_done(critic_config, refit)
+        critic_refit = not critic_ok and not is_refit(critic_config)
+    iql_ok = already_trained(out, cfg, sha256) and selection_done(out)
+    if iql_ok and critic_ok:
+        log(f"  kept {out.name}{' and its critic' * want_critic}: already trained with this recipe")
+        return out
+    if iql_ok and critic_refit:
+        log(f"  kept {out.name}; refitting its critic's G")
+        refit_critic(dt_dir, refit, log=log)
+        return out
+    new_critic = want_critic and not (critic_ok or critic_refit)
+    if want_critic and not new_critic:
+        log(f"  kept {dt_dir.name}'s critic; training {out.name} again to pick its snapshot")
+    elif want_critic and not critic_ok:
         log(f"  {dt_dir.name}'s critic was refit otherwise: training it anew")
-    dt_config = json.loads((dt_dir / "config.json").read_text()) if want_critic else None
+    dt_config = json.loads((dt_dir / "config.json").read_text()) if new_critic else None
+    picker = SnapshotPicker(spec.env_id)
 
     def save(res) -> None:  # the IQL folder and the DT's critic, from one run
         write_iql(out, res, spec.env_id)
         if dt_config is not None:
             base = base_config(res, spec.env_id, "critic")
             write_critic(dt_dir, res.model, dt_config, base, CHECKS[spec.env_id], support_of(res))
+        picker.offer(res)
 
     t0 = time.perf_counter()
     res = train_iql(
         dataset, spec.env_id, cfg, progress=True, snapshot_every=SNAPSHOT_EVERY, on_snapshot=save
     )
     save(res)
+    picker.write(out, res)  # the IQL folder: the run's snapshot that played best
     log(
-        f"  trained {out.name}{' and its critic' * want_critic}: {cfg.steps} steps in "
-        f"{time.perf_counter() - t0:.0f} s, final losses {res.curve[-1]}"
+        f"  trained {out.name}{' and its critic' * new_critic}: {cfg.steps} steps in "
+        f"{time.perf_counter() - t0:.0f} s, final losses {res.curve[-1]}; its actor is step "
+        f"{picker.best_step}'s ({picker.best_mean:.1f} on {SELECT_SEEDS} trial seeds)"
     )
-    if want_critic:
+    if want_critic and not critic_ok:
         refit_critic(dt_dir, refit, dataset=res.data, log=log)
     return out
+
+
+class SnapshotPicker:
+    """Which snapshot of an IQL run to ship: the one whose actor plays best on
+    ``SELECT_SEEDS`` trial seeds (never card seeds). Offline RL's policy swings from
+    snapshot to snapshot: Hopper's run played 1927 on its trial seeds at step 17 500 and
+    104 at 27 500. ``offer`` plays each snapshot as the run makes it and keeps the best's
+    actor; ``write`` ships it, with every snapshot's mean (config.json's ``selected``)."""
+
+    def __init__(self, env_id: str, n_seeds: int | None = None):
+        self.env_id, self.n_seeds = env_id, n_seeds or SELECT_SEEDS
+        self.means: list[list[float]] = []  # [step, mean] of every snapshot offered
+        self.best_step, self.best_mean, self.best_state = 0, float("-inf"), None
+
+    def score(self, res) -> float:
+        """The mean return of the run's actor as it is now, on the trial seeds."""
+        import numpy as np
+
+        from dt_playground.envs.seeds import TRIAL_SEED
+        from dt_playground.offline.store import IQLCheckpoint
+        from dt_playground.rollout.iql_policy import IQLPolicy
+        from dt_playground.rollout.policy import run_grid
+
+        ck = IQLCheckpoint(Path(), res.model, base_config(res, self.env_id, "iql"))
+        traces = run_grid(IQLPolicy(ck), [0.0], range(TRIAL_SEED, TRIAL_SEED + self.n_seeds))
+        return round(float(np.mean([t.ret for t in traces])), 3)
+
+    def offer(self, res) -> None:
+        import torch
+
+        from dt_playground.offline.iql import PARTS_OF, shipped_state
+
+        mean = self.score(res)
+        self.means.append([res.steps_done, mean])
+        if mean > self.best_mean:  # a tie keeps the earlier snapshot
+            state = shipped_state(res.model, PARTS_OF["iql"])
+            self.best_state = {k: torch.clone(v) for k, v in state.items()}
+            self.best_step, self.best_mean = res.steps_done, mean
+
+    def write(self, out: Path, res) -> Path:
+        """The IQL folder of the complete run ``res`` with the best snapshot's actor."""
+        from dt_playground.offline.iql import IQL
+        from dt_playground.offline.store import save_iql
+
+        if self.best_state is None:
+            raise RuntimeError("SnapshotPicker.write before any snapshot was offered")
+        model = IQL(res.model.cfg)
+        model.load_state_dict(self.best_state, strict=False)
+        config = base_config(res, self.env_id, "iql")
+        config["selected"] = {
+            "step": self.best_step,
+            "every": SNAPSHOT_EVERY,
+            "trial_seeds": self.n_seeds,
+            "means": self.means,
+        }
+        return save_iql(out, model, config)
+
+
+def selection_done(folder: Path | str) -> bool:
+    """The IQL folder's actor was picked among its run's snapshots as the recipe says."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+        sel = config["selected"]
+        return sel["every"] == SNAPSHOT_EVERY and sel["trial_seeds"] == SELECT_SEEDS
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def support_of(res) -> tuple[float, float]:
@@ -250,6 +333,13 @@ def iql_card(folder: Path | str, refs: dict | None = None, n_seeds: int | None =
         "returns": [round(float(t.ret), 2) for t in traces],
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
+    sel = ck.config.get("selected")
+    if isinstance(sel, dict):  # which snapshot of the run plays (`SnapshotPicker`)
+        card["snapshot"] = {
+            "step": sel.get("step"),
+            "of": ck.config.get("steps_done"),
+            "trial_seeds": sel.get("trial_seeds"),
+        }
     pbc = (refs or {}).get("pbc")
     card["bars"] = {
         "iql_ge_pbc": None if pbc is None else bool(top["mean"] >= pbc),

@@ -227,3 +227,54 @@ def test_snapshots_say_how_far_the_run_got(datasets, tmp_path):
         IQLConfig(steps=25, return_steps=25, **TINY),
         config["dataset"]["sha256"],
     )
+
+
+def _zoo_run(datasets, tmp_path, monkeypatch, score=None):
+    """`ensure_iql` on CartPole with a tiny recipe: snapshots at 40, 80 and 120 steps,
+    each played on 3 trial seeds (or scored by ``score``)."""
+    from dt_playground.zoo import offline_zoo
+
+    recipe = IQLConfig(steps=120, return_steps=120, **TINY)
+    monkeypatch.setitem(offline_zoo.IQL_RECIPES, "CartPole-v1", recipe)
+    monkeypatch.setattr(offline_zoo, "SNAPSHOT_EVERY", 40)
+    monkeypatch.setattr(offline_zoo, "SELECT_SEEDS", 3)
+    if score is not None:
+        monkeypatch.setattr(offline_zoo.SnapshotPicker, "score", score)
+    logs: list[str] = []
+    out = offline_zoo.ensure_iql(
+        "CartPole-v1", datasets["CartPole-v1"], None, tmp_path, log=logs.append
+    )
+    final = train_iql(datasets["CartPole-v1"], "CartPole-v1", recipe)  # the same run, to its end
+    return load_iql(out), final, logs
+
+
+def _same_actor(ck, final) -> bool:
+    a, b = ck.model.actor.state_dict(), final.model.actor.state_dict()
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_iql_checkpoint_is_the_snapshot_that_played_best(datasets, tmp_path, monkeypatch):
+    from dt_playground.envs.seeds import TRIAL_SEED
+    from dt_playground.zoo.offline_zoo import selection_done
+
+    ck, final, logs = _zoo_run(datasets, tmp_path, monkeypatch)
+    sel = ck.config["selected"]
+    steps, means = zip(*sel["means"])
+    assert steps == (40, 80, 120) and sel["trial_seeds"] == 3 and sel["every"] == 40
+    assert sel["step"] == steps[int(np.argmax(means))]  # the first of equals
+    # what ships plays exactly the mean its snapshot was picked for
+    traces = run_episodes(IQLPolicy(ck), [0.0] * 3, list(range(TRIAL_SEED, TRIAL_SEED + 3)))
+    assert round(float(np.mean([t.ret for t in traces])), 3) == max(means)
+    assert _same_actor(ck, final) == (sel["step"] == 120)
+    assert ck.config["complete"] and ck.config["steps_done"] == 120  # the run's, complete
+    assert any("its actor is step" in m for m in logs)
+    assert not selection_done(tmp_path / "nothing-here")
+
+
+def test_an_earlier_snapshot_that_plays_better_is_shipped(datasets, tmp_path, monkeypatch):
+    ck, final, _ = _zoo_run(
+        datasets, tmp_path, monkeypatch, score=lambda self, res: -res.steps_done
+    )
+    assert ck.config["selected"]["step"] == 40
+    assert ck.config["selected"]["means"] == [[40, -40], [80, -80], [120, -120]]
+    assert not _same_actor(ck, final)  # not the run's last actor

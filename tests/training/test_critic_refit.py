@@ -15,7 +15,7 @@ from helpers import tiny_model, tiny_norm
 from dt_playground.cli.main import main
 from dt_playground.envs.registry import get_spec
 from dt_playground.errors import CheckpointError
-from dt_playground.offline.critic import CheckSettings, load_critic
+from dt_playground.offline.critic import CheckSettings, critic_dir, load_critic
 from dt_playground.offline.iql import IQL, IQLConfig
 from dt_playground.offline.store import IQLCheckpoint
 from dt_playground.offline.transitions import Transitions
@@ -169,3 +169,22 @@ def test_every_shipped_critic_is_refit_and_checks_as_its_recipe_says(env_id):
     assert refit_done(config, refit_recipe(env_id)), config.get("refit")
     _, settings = load_critic(dt, json.loads((dt / "config.json").read_text()))
     assert settings == CHECKS[env_id]
+
+
+@pytest.mark.parametrize("env_id", sorted(CHECKS))
+def test_every_shipped_iql_is_its_recipes_run_with_its_snapshot_picked(env_id):
+    """What `pretrain` would keep is what ships: each IQL folder is a complete run of its
+    env's recipe, its actor the snapshot picked on trial seeds, and it is the same run as
+    its DT's critic."""
+    from dt_playground.offline.train_iql import already_trained
+    from dt_playground.paths import PRETRAINED_DIR
+    from dt_playground.zoo.offline_zoo import IQL_RECIPES, iql_name, selection_done
+
+    folder = PRETRAINED_DIR / iql_name(env_id)
+    config = json.loads((folder / "config.json").read_text())
+    sha = config["dataset"]["sha256"]
+    assert already_trained(folder, IQL_RECIPES[env_id], sha) and selection_done(folder)
+    sel = config["selected"]
+    assert [sel["step"], max(m for _, m in sel["means"])] in sel["means"]
+    dt = PRETRAINED_DIR / f"{get_spec(env_id).short_name}-dt"
+    assert already_trained(critic_dir(dt), IQL_RECIPES[env_id], sha, "critic")
