@@ -27,21 +27,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dt_playground.atomic import write_json_atomic, write_text_atomic
+from dt_playground.atomic import write_text_atomic
 from dt_playground.checkpoints.checkpoint import load_checkpoint
-from dt_playground.checkpoints.hub_card import write as write_hub_card
 from dt_playground.dt.return_head import BEST
 from dt_playground.envs.registry import get_spec
 from dt_playground.envs.seeds import CARD_SEED, TRIAL_SEED
-from dt_playground.offline.critic import CheckSettings, critic_dir, default_of, load_critic
+from dt_playground.offline.critic import CheckSettings, load_critic
 from dt_playground.offline.store import load_iql
 from dt_playground.paths import PRETRAINED_DIR
 from dt_playground.rollout.checked import CheckedPolicy
-from dt_playground.rollout.evaluate import summarise
 from dt_playground.rollout.iql_policy import IQLPolicy
-from dt_playground.rollout.metrics import spearman
 from dt_playground.rollout.policy import DTPolicy, run_grid
 from dt_playground.training.critic_refit import grid_targets, is_refit
+from dt_playground.zoo.critic_card import card_of, goal_metrics, write_critic_card
 from dt_playground.zoo.offline_zoo import IQL_RECIPES, SELECT_SEEDS, SNAPSHOT_EVERY
 
 
@@ -58,23 +56,6 @@ def parse_setting(token: str) -> CheckSettings:
         actor_asks="asks" in flags,
         q_for_best="noq" not in flags,
     )
-
-
-def metrics(traces, d: dict) -> dict:
-    s = summarise(traces)
-    rows = s["per_target"]
-    best = next((r for r in rows if r["target"] == BEST), None)
-    num = [r for r in rows if r["target"] != BEST]
-    inside = [r for r in num if r["target"] <= d["return_p90"] + 1e-6]
-    return {
-        "rows": [
-            {"target": r["target"], "mean": round(r["mean"], 2), "std": round(r["std"], 2)}
-            for r in rows
-        ],
-        "spearman": spearman([r["target"] for r in num], [r["mean"] for r in num]),
-        "abs_err_p10_p90": float(np.mean([abs(r["mean"] - r["target"]) for r in inside])),
-        "best": None if best is None else best["mean"],
-    }
 
 
 TABLES_START, TABLES_END = "<!-- tables:start -->", "<!-- tables:end -->"
@@ -230,7 +211,7 @@ def main(argv=None) -> int:
     kw = dict(max_steps=args.max_steps)
     if not args.no_plain:
         t0 = time.perf_counter()
-        out["plain"] = metrics(run_grid(DTPolicy.for_checkpoint(ck), targets, seeds, **kw), d)
+        out["plain"] = goal_metrics(run_grid(DTPolicy.for_checkpoint(ck), targets, seeds, **kw), d)
         out["plain"]["seconds"] = round(time.perf_counter() - t0, 1)
         print(json.dumps({"plain": out["plain"]}), flush=True)
     if not args.no_iql and (root / f"{spec.short_name}-iql").is_dir():
@@ -244,35 +225,21 @@ def main(argv=None) -> int:
     for st in settings:
         t0 = time.perf_counter()
         pol = CheckedPolicy.for_checkpoint(ck, critic=critic, settings=st)
-        m = metrics(run_grid(pol, targets, seeds, **kw), d)
+        m = goal_metrics(run_grid(pol, targets, seeds, **kw), d)
         m["settings"] = st.to_dict()
         m["seconds"] = round(time.perf_counter() - t0, 1)
         out["checked"].append(m)
         print(json.dumps({"checked": m}), flush=True)
     if args.write and not args.trial:
-        m, plain = out["checked"][0], out.get("plain")
-        card = {
-            "env_id": spec.env_id,
-            "seeds": list(seeds),
-            **m["settings"],
-            "rows": [
-                {"target": a["target"], "plain": a["mean"], "checked": b["mean"]}
-                for a, b in zip(plain["rows"], m["rows"])
-            ]
-            if plain
-            else [],
-            "spearman_plain": plain and plain["spearman"],
-            "spearman_checked": m["spearman"],
-            "abs_err_plain": plain and plain["abs_err_p10_p90"],
-            "abs_err_checked": m["abs_err_p10_p90"],
-            "best_plain": plain and plain["best"],
-            "best_checked": m["best"],
-            "iql": out.get("iql"),
-            "refit": is_refit(critic.config),
-        }
-        card["default"] = default_of(card)
-        write_json_atomic(critic_dir(dt_dir) / "card.json", card)
-        write_hub_card(dt_dir)
+        card = card_of(
+            spec.env_id,
+            seeds,
+            out["checked"][0],
+            out.get("plain"),
+            iql=out.get("iql"),
+            refit=is_refit(critic.config),
+        )
+        write_critic_card(dt_dir, card)
     json.dump(out, sys.stdout)
     print()
     return 0

@@ -26,6 +26,7 @@ from dt_playground.checkpoints import hub_card
 from dt_playground.checkpoints.layout import RETURNS_DIR
 from dt_playground.data.storage import DEFAULT_DATA_ROOT, read_collection, resolve_dataset
 from dt_playground.envs.registry import get_spec
+from dt_playground.offline.critic import critic_dir
 from dt_playground.paths import PRETRAINED_DIR
 from dt_playground.training.return_model import ReturnModelRecipe, attach, train_return_model
 from dt_playground.training.train import TrainConfig, train
@@ -38,6 +39,7 @@ from dt_playground.zoo.cards import (  # noqa: F401  (re-exported: callers impor
     update_readme,
     zoo_table,
 )
+from dt_playground.zoo.critic_card import CRITIC_CARD_SEEDS, critic_card, write_critic_card
 from dt_playground.zoo.offline_zoo import ensure_iql, iql_card
 
 
@@ -274,6 +276,16 @@ def pretrain_env(
         f"  {iql_dir.name}: mean {card['top_target_mean']:.1f} (dataset top-10% "
         f"{card['dataset_top10_mean']:.1f})"
     )
+    # The K=20 DT checked by its critic, beside it unchecked: the critic's card decides
+    # which of the two the app starts with, and the DT's Hub README shows both.
+    dt_dir = dirs.get(("dt", 20))
+    if dt_dir is not None and (critic_dir(dt_dir) / "config.json").is_file():
+        ccard = critic_card(dt_dir, n_seeds and min(n_seeds, CRITIC_CARD_SEEDS))
+        write_critic_card(dt_dir, ccard)
+        log(
+            f"  {dt_dir.name}/critic: error p10..p90 {ccard['abs_err_plain']:.1f} unchecked, "
+            f"{ccard['abs_err_checked']:.1f} checked; default {ccard['default']}"
+        )
     log(f"[{spec.env_id}] done in {time.perf_counter() - t0:.0f} s")
     return cards
 

@@ -109,6 +109,16 @@ def test_pretrain_tiny_budget(tmp_path, monkeypatch):
     assert iql["algo"] == "iql" and set(iql["references"]) == {"bc", "pbc"}
     assert (tmp_path / "zoo" / "cartpole-dt" / "critic" / "model.safetensors").is_file()
     assert "Implicit Q-Learning" in (tmp_path / "zoo" / "cartpole-iql" / "README.md").read_text()
+    # the DT's critic card: unchecked and checked on the same card seeds, and its default
+    critic_card = json.loads(
+        (tmp_path / "zoo" / "cartpole-dt" / "critic" / "card.json").read_text()
+    )
+    assert critic_card["seeds"] == [1_000_000, 1_000_001] and len(critic_card["rows"]) == 9
+    assert critic_card["default"] in ("checked", "unchecked")
+    assert (
+        "## Checked by its critic" in (tmp_path / "zoo" / "cartpole-dt" / "README.md").read_text()
+    )
+    assert any("cartpole-dt/critic: error p10..p90" in m for m in logs)
     dt = cards["cartpole-dt"]
     assert len(dt["per_target"]) == 8 and dt["seeds"] == [1_000_000, 1_000_001]
     assert set(dt["references"]) == {"bc", "pbc"} and "bars" in dt
