@@ -157,10 +157,11 @@ APP_CSS = """
   .dtp-play-controls .form > .dtp-seed:not(:has(+ .dtp-sampled)),
   .dtp-play-controls .form > .dtp-check { grid-column: 1 / -1; }
   .dtp-play-controls .form > .dtp-check { margin: 0 !important; justify-self: stretch; }
-  .dtp-play-controls [data-testid="block-info"], .dtp-play-controls .info {
-    font-size: 0.75rem !important; }
+  .dtp-play-controls [data-testid="block-info"], .dtp-play-controls .info,
+  .dtp-play-controls .info-text { font-size: 0.75rem !important; }
   .dtp-marks p { font-size: 0.8rem !important; margin: 0 !important; }
-  .dtp-check [data-testid="block-info"], .dtp-check .info { display: none !important; }
+  /* A checkbox's info line is a div.info-text (Gradio 6); the critic's is desktop-only. */
+  .dtp-check .info-text { display: none !important; }
 }
 .caption p { font-size: 0.85rem !important; opacity: 0.8; margin-top: -4px; }
 /* The dropdown's arrow sits beside the text, never over it. */

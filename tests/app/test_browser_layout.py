@@ -149,6 +149,13 @@ def test_the_phone_play_controls_leave_no_empty_cell(browser, app_url, env_id):
         _shot(page, f"phone-play-controls-{env_id.split('-')[0].lower()}.png")
         got = page.evaluate(CONTROL_LINES)
         assert len(got["lines"]) >= 3, got  # the target, then cells two to a line
+        # the critic's box keeps its label and drops its info line (desktop-only)
+        check = page.locator(".dtp-check").filter(visible=True)
+        assert check.count() == 1  # both envs' DTs have a critic
+        assert check.get_by_text("check with critic").is_visible()
+        assert not check.get_by_text("a critic picks among").is_visible()
+        page.set_viewport_size({"width": 1400, "height": 900})
+        assert check.get_by_text("a critic picks among").is_visible()
         for cells in got["lines"]:
             right = max(c[1] for c in cells)
             assert right >= got["right"] - 24, (env_id, got)
