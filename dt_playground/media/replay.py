@@ -70,12 +70,16 @@ _PYGAME_IMPORT = threading.Lock()
 
 
 def _pygame_ready() -> None:
-    """Import pygame's surfarray once, under a lock, before any render. Two threads whose
-    envs import pygame at the same moment can see the half-made module (``module
-    'pygame.surfarray' has no attribute 'pixels3d'``): the arrival example and a first play
-    did, in one process."""
+    """Load pygame's surfarray once, under a lock, before any render. pygame imports it
+    lazily (``importlib.util.LazyLoader``): ``import pygame.surfarray`` runs nothing, and
+    the first attribute read runs the module, after marking it loaded. So a second thread
+    reading ``pixels3d`` meanwhile sees a half-made module (``module 'pygame.surfarray'
+    has no attribute 'pixels3d'``): the arrival example and a first play did, in one
+    process. Reading an attribute here runs it whole while every other render waits."""
     with _PYGAME_IMPORT:
-        import pygame.surfarray  # noqa: F401
+        import pygame.surfarray
+
+        pygame.surfarray.pixels3d  # noqa: B018  (the read that runs the lazy module)
 
 
 def _fast_model(model, size: tuple[int, int]) -> None:

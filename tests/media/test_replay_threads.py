@@ -90,13 +90,34 @@ print(errors)
 """
 
 
+LAZY = """
+import sys
+from dt_playground.media.replay import _pygame_ready
+print("pygame" in sys.modules)
+_pygame_ready()  # the first import of pygame in this process
+print(type(sys.modules["pygame.surfarray"]).__name__)
+"""
+
+
+@pytest.mark.process
+def test_the_render_lock_runs_pygames_lazy_surfarray_whole():
+    """pygame imports surfarray lazily: the first ``import pygame`` leaves it unrun, and
+    the first attribute read runs it after marking it loaded, so another thread's read in
+    between found no ``pixels3d``. Under the lock, before any render, it is run whole."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY], capture_output=True, text=True, cwd=repo, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "module"], out.stdout  # not "_LazyModule"
+
+
 @pytest.mark.process
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug: media.replay's import lock made 6 of 6 tries pass here, but CI's second "
-    "pass still saw a half-imported pygame.surfarray once; the race is not closed yet",
-)
 def test_first_renders_in_two_threads_both_work(tmp_path):
     """A fresh process whose first CartPole renders start in several threads at once (the
     arrival example and a first play): each one renders (they could see a half-imported
