@@ -37,7 +37,8 @@ def _hidden_pick() -> gr.Dropdown:
     return gr.Dropdown(visible=False, allow_custom_value=True)
 
 
-def _play_tab() -> dict:
+def _play_tab(picked: list) -> dict:
+    """``picked``: the env and checkpoint pickers (the re-prompt examples are made for them)."""
     with gr.Tab("Play"):
         with gr.Row(elem_classes="dtp-play-controls"):
             target = gr.Slider(
@@ -93,7 +94,11 @@ def _play_tab() -> dict:
             gr.Markdown(texts.REPROMPT_NOTE)
             with gr.Row():
                 schedule, sched_hint = widgets.example_box(
-                    "0:3000,300:500", label="Schedule (step:target)", scale=3, min_width=200
+                    "0:3000,300:500",
+                    picked,
+                    label="Schedule (step:target)",
+                    scale=3,
+                    min_width=200,
                 )
                 schedule_btn = gr.Button("Play with re-prompt", scale=1, min_width=160)
         with gr.Accordion("Attention: what the action at a step looked at", open=False):
@@ -110,6 +115,7 @@ def _play_tab() -> dict:
             up_msg = gr.Markdown()
             up_env, up_ckpt = _hidden_pick(), _hidden_pick()
         summary_json = widgets.details("Summary")
+    del picked
     return locals()
 
 
@@ -217,7 +223,7 @@ def page(envs: list[str], default_env: str, first: list[tuple[str, str]]) -> Sim
             allow_custom_value=True,
         )
     with gr.Tabs(overflow_behavior="wrap"):  # every tab in sight on a phone
-        c = {**_play_tab(), **_grid_sweep_compare_tabs(), **_train_dataset_stitch_tabs()}
+        c = {**_play_tab([env, ckpt]), **_grid_sweep_compare_tabs(), **_train_dataset_stitch_tabs()}
     c = SimpleNamespace(env=env, ckpt=ckpt, **c)
     c.play_out = [c.video, c.rtg_plot, c.reward_plot, c.summary_md, c.summary_json]
     c.arrival_out = [

@@ -9,7 +9,7 @@ component values; every exception becomes a sentence at the `boundary`.
 
 import gradio as gr
 
-from dt_playground.app import card_views, critic_views, formatting, share
+from dt_playground.app import card_views, critic_views, formatting, share, widgets
 from dt_playground.app.background import Background
 from dt_playground.app.boundary import (
     boundary,
@@ -157,7 +157,9 @@ class Handlers(Background, Checks, share.Share, Example, critic_views.CriticView
         return (
             *card_views.sweep_view(env_id, checkpoint, owned),
             *card_views.dataset_view(env_id, checkpoint, owned),
-            card_views.schedule_example(env_id, checkpoint, owned),
+            widgets.tagged_example(
+                [env_id, checkpoint], card_views.schedule_example(env_id, checkpoint, owned)
+            ),
         )
 
     @boundary
