@@ -119,11 +119,12 @@ def ensure_iql(
     want_critic = (dt_dir / "config.json").is_file()
     # The critic: kept (this recipe, data and refit), kept and refit (its G still the IQL
     # run's), or written anew by the run below (a refit cannot be undone).
-    critic_ok, critic_refit = not want_critic, False
+    critic_ok, critic_refit, refit_otherwise = not want_critic, False, False
     if want_critic and already_trained(critic_dir(dt_dir), cfg, sha256, "critic"):
         critic_config = json.loads((critic_dir(dt_dir) / "config.json").read_text())
         critic_ok = refit_done(critic_config, refit)
         critic_refit = not critic_ok and not is_refit(critic_config)
+        refit_otherwise = not critic_ok and not critic_refit
     iql_ok = already_trained(out, cfg, sha256) and selection_done(out)
     if iql_ok and critic_ok:
         log(f"  kept {out.name}{' and its critic' * want_critic}: already trained with this recipe")
@@ -135,7 +136,7 @@ def ensure_iql(
     new_critic = want_critic and not (critic_ok or critic_refit)
     if want_critic and not new_critic:
         log(f"  kept {dt_dir.name}'s critic; training {out.name} again to pick its snapshot")
-    elif want_critic and not critic_ok:
+    elif refit_otherwise:
         log(f"  {dt_dir.name}'s critic was refit otherwise: training it anew")
     dt_config = json.loads((dt_dir / "config.json").read_text()) if new_critic else None
     picker = SnapshotPicker(spec.env_id)

@@ -149,6 +149,21 @@ def test_pretrain_tiny_budget(tmp_path, monkeypatch):
     )
     # (and cartpole-dt/returns, and cartpole-iql with the DT's critic)
     assert sum("kept cartpole-" in m for m in again) == 5
+    # An IQL folder whose snapshot was not picked is trained again; its critic is kept.
+    from dt_playground.zoo.offline_zoo import ensure_iql, selection_done
+
+    iql_config = tmp_path / "zoo" / "cartpole-iql" / "config.json"
+    unpicked = json.loads(iql_config.read_text())
+    del unpicked["selected"]
+    iql_config.write_text(json.dumps(unpicked))
+    critic = tmp_path / "zoo" / "cartpole-dt" / "critic" / "model.safetensors"
+    made = (critic.stat().st_ino, critic.stat().st_mtime_ns)  # rewritten: a new file
+    third: list[str] = []
+    data = str(tmp_path / "data" / "dtp/cartpole/mixed-v0")
+    ensure_iql("CartPole-v1", data, sha, tmp_path / "zoo", steps=10, log=third.append)
+    assert any("kept cartpole-dt's critic; training cartpole-iql again" in m for m in third)
+    assert (critic.stat().st_ino, critic.stat().st_mtime_ns) == made
+    assert selection_done(iql_config.parent)
     # ...but not one trained on other data (`pretrain`'s keep-check compares the hash)
     cfg = TrainConfig(
         **{
