@@ -29,7 +29,6 @@ import torch
 
 from dt_playground.atomic import write_text_atomic
 from dt_playground.checkpoints.checkpoint import load_checkpoint
-from dt_playground.dt.return_head import BEST
 from dt_playground.envs.registry import get_spec
 from dt_playground.envs.seeds import CARD_SEED, TRIAL_SEED
 from dt_playground.offline.critic import CheckSettings, load_critic
@@ -38,8 +37,8 @@ from dt_playground.paths import PRETRAINED_DIR
 from dt_playground.rollout.checked import CheckedPolicy
 from dt_playground.rollout.iql_policy import IQLPolicy
 from dt_playground.rollout.policy import DTPolicy, run_grid
-from dt_playground.training.critic_refit import grid_targets, is_refit
-from dt_playground.zoo.critic_card import card_of, goal_metrics, write_critic_card
+from dt_playground.training.critic_refit import is_refit
+from dt_playground.zoo.critic_card import card_of, card_targets, goal_metrics, write_critic_card
 from dt_playground.zoo.offline_zoo import IQL_RECIPES, SELECT_SEEDS, SNAPSHOT_EVERY
 
 
@@ -192,8 +191,7 @@ def main(argv=None) -> int:
     critic, own = load_critic(dt_dir, ck.config)
     first = TRIAL_SEED if args.trial else CARD_SEED
     seeds = range(first, first + args.seeds)
-    targets = grid_targets(d)
-    targets += [BEST] if ck.offers_best else []
+    targets = card_targets(ck)
     out = {
         "env_id": spec.env_id,
         "seeds": [first, first + args.seeds - 1],

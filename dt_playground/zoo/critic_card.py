@@ -46,6 +46,12 @@ def goal_metrics(traces, dataset: dict) -> dict:
     }
 
 
+def card_targets(ck) -> list:
+    """The targets a DT's critic card plays: 8 from the data's p10 to its max, and `best`
+    where the DT has a return model."""
+    return grid_targets(ck.config["dataset"]) + ([BEST] if ck.offers_best else [])
+
+
 def card_of(
     env_id: str,
     seeds,
@@ -90,7 +96,7 @@ def critic_card(
     d = ck.config["dataset"]
     critic, own = load_critic(dt_dir, ck.config)
     seeds = range(CARD_SEED, CARD_SEED + (n_seeds or CRITIC_CARD_SEEDS))
-    targets = grid_targets(d) + ([BEST] if ck.offers_best else [])
+    targets = card_targets(ck)
     t0 = time.perf_counter()
     plain = goal_metrics(run_grid(DTPolicy.for_checkpoint(ck), targets, seeds, max_steps), d)
     plain["seconds"] = round(time.perf_counter() - t0, 1)

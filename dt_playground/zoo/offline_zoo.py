@@ -182,11 +182,11 @@ class SnapshotPicker:
 
         from dt_playground.envs.seeds import TRIAL_SEED
         from dt_playground.offline.store import IQLCheckpoint
-        from dt_playground.rollout.iql_policy import IQLPolicy
-        from dt_playground.rollout.policy import run_grid
+        from dt_playground.rollout.evaluate import sweep
 
         ck = IQLCheckpoint(Path(), res.model, base_config(res, self.env_id, "iql"))
-        traces = run_grid(IQLPolicy(ck), [0.0], range(TRIAL_SEED, TRIAL_SEED + self.n_seeds))
+        top = ck.config["dataset"]["return_max"]  # as its card plays (any target plays the same)
+        traces = sweep(ck, [top], self.n_seeds, seed=TRIAL_SEED)
         return round(float(np.mean([t.ret for t in traces])), 3)
 
     def offer(self, res) -> None:
